@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * The wire contract between bpf/ and user space (src/kernel/abi.ts).
+ *
+ * Every ring-buffer record is one struct osp_event: a fixed header followed by
+ * `cap` bytes of captured payload. Plain C types only, no packing, explicit
+ * padding (zeroed) so the layout is identical for clang -target bpf and for the
+ * BTF-driven layout test in src/kernel/abi.test.ts.
+ */
+#ifndef OSPREY_ABI_EVENTS_H
+#define OSPREY_ABI_EVENTS_H
+
+#define OSP_ABI_VERSION 1
+
+/* most payload bytes a single event can carry; capture_size is clamped to it */
+#define OSP_MAX_CAPTURE 4096
+#define OSP_COMM_LEN 16
+
+enum osp_op {
+	OSP_OP_CONNECT = 1, /* connect() returned 0 or -EINPROGRESS on a TCP socket */
+	OSP_OP_ACCEPT = 2,  /* accept()/accept4() returned a TCP socket */
+	OSP_OP_SEND = 3,    /* write/writev/sendto/sendmsg/sendfile moved bytes */
+	OSP_OP_RECV = 4,    /* read/readv/recvfrom/recvmsg returned bytes */
+	OSP_OP_CLOSE = 5,   /* close() of a tracked fd, or the socket reached TCP_CLOSE */
+};
+
+enum osp_flag {
+	OSP_F_TRUNCATED = 1 << 0, /* bytes > cap: the payload prefix is shorter than the call */
+	OSP_F_IGNORED = 1 << 1,   /* first payload failed the protocol gate; nothing follows */
+	OSP_F_SENDFILE = 1 << 2,  /* bytes came from sendfile: no payload captured */
+	OSP_F_PREEXISTING = 1 << 3, /* connection opened before attach (role unknown) */
+	OSP_F_KERNEL_CLOSE = 1 << 4, /* close seen via sock:inet_sock_set_state, not close() */
+};
+
+enum osp_role {
+	OSP_ROLE_UNKNOWN = 0,
+	OSP_ROLE_CLIENT = 1, /* we called connect() */
+	OSP_ROLE_SERVER = 2, /* we got it from accept() */
+};
+
+enum osp_counter {
+	OSP_C_RB_DROPPED = 0,     /* ring buffer full: event lost */
+	OSP_C_TRUNCATED = 1,      /* payload longer than capture_size */
+	OSP_C_CONN_IGNORED = 2,   /* connections marked ignored by the protocol gate */
+	OSP_C_CONN_TRACKED = 3,   /* connections that passed the gate */
+	OSP_C_CONN_OPENED = 4,    /* TCP connections seen (connect/accept/pre-existing) */
+	OSP_C_CONN_TABLE_FULL = 5, /* conns map update failed */
+	OSP_C_INFLIGHT_FULL = 6,  /* inflight map update failed: call not captured */
+	OSP_C_READ_FAULT = 7,     /* bpf_probe_read_user of a payload failed */
+	OSP_C_PREEXISTING = 8,    /* connections picked up at first read/write */
+	OSP_C_KERNEL_CLOSE = 9,   /* tracked connections closed without close() */
+	OSP_C_EVENTS = 10,        /* events written to the ring buffer */
+	OSP_C__COUNT = 11,
+};
+
+struct osp_event {
+	unsigned char op;     /* enum osp_op */
+	unsigned char flags;  /* enum osp_flag bits */
+	unsigned short size;  /* whole record: header + cap */
+	unsigned int pid;     /* tgid */
+	unsigned int tid;
+	int fd;
+	unsigned long long ts;      /* bpf_ktime_get_ns() at syscall entry */
+	unsigned long long ts_end;  /* bpf_ktime_get_ns() at syscall exit */
+	unsigned long long conn_id; /* unique per connection while the agent runs */
+	long long bytes;            /* full length of the call (return value) */
+	unsigned int cap;           /* payload bytes following the header */
+	unsigned char family;       /* AF_INET (2) or AF_INET6 (10) */
+	unsigned char role;         /* enum osp_role */
+	unsigned short lport;       /* host order */
+	unsigned short rport;       /* host order */
+	unsigned short _pad0;
+	unsigned int _pad1;
+	unsigned char laddr[16];    /* IPv4 in the first 4 bytes */
+	unsigned char raddr[16];
+	char comm[OSP_COMM_LEN];
+	/* followed by cap bytes of payload */
+};
+
+#endif

@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * Socket capture on syscall tracepoints only (no kprobes, no fentry).
+ *
+ * sys_enter_* remembers the arguments of a call on a TCP socket we care about;
+ * sys_exit_* reads the return value and emits one struct osp_event with the
+ * full length of the call and the first capture_size bytes of its payload.
+ * accept/connect create the per-connection state, close (or the socket reaching
+ * TCP_CLOSE) removes it. Connections that predate attach are picked up at their
+ * first read/write: the fd is resolved to its socket from the task's fd table.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#include "abi/events.h"
+#include "lib/maps.h"
+#include "lib/sock.h"
+#include "lib/gate.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* tunables, set by user space between open and load */
+const volatile __u32 self_tgid = 0;
+const volatile __u32 capture_size = 256;
+const volatile __u32 wakeup_bytes = 256 * 1024;
+const volatile __u8 filter_pids = 0;
+const volatile __u8 filter_cgroups = 0;
+
+__u64 conn_seq = 0;
+
+#define EINPROGRESS 115
+#define TCP_CLOSE 7
+#define MAX_IOV 8
+
+enum call_kind {
+	CALL_ACCEPT = 1,
+	CALL_CONNECT,
+	CALL_RECV,    /* read, recvfrom: (fd, buf) */
+	CALL_SEND,    /* write, sendto: (fd, buf) */
+	CALL_RECVV,   /* readv: (fd, iov, iovcnt) */
+	CALL_SENDV,   /* writev */
+	CALL_RECVMSG, /* recvmsg: (fd, msghdr) */
+	CALL_SENDMSG,
+	CALL_SENDFILE, /* sendfile: (out_fd, in_fd): no payload to read */
+};
+
+static __always_inline int traced(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return 0;
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return 0;
+	if (filter_cgroups) {
+		__u64 cg = bpf_get_current_cgroup_id();
+		if (!bpf_map_lookup_elem(&cgroup_filter, &cg))
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline void stash(__u32 kind, int fd, __u64 buf, __u32 iovcnt)
+{
+	struct inflight in = {
+		.ts = bpf_ktime_get_ns(),
+		.buf = buf,
+		.op = kind,
+		.fd = fd,
+		.iovcnt = iovcnt,
+	};
+	__u64 id = bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight, &id, &in, BPF_ANY))
+		count(OSP_C_INFLIGHT_FULL);
+}
+
+/* create the state of a new TCP connection on fd; returns it, or NULL */
+static __always_inline struct conn *conn_new(struct fd_key *k, struct sock *sk, __u8 role,
+					     __u8 preexisting)
+{
+	struct conn c = {};
+	c.id = __sync_fetch_and_add(&conn_seq, 1) + 1;
+	c.sk = (__u64)sk;
+	c.role = role;
+	c.preexisting = preexisting;
+	c.state = CONN_UNKNOWN;
+	read_tuple(sk, &c);
+	if (bpf_map_update_elem(&conns, k, &c, BPF_ANY)) {
+		count(OSP_C_CONN_TABLE_FULL);
+		return NULL;
+	}
+	struct sk_owner o = { .key = *k, .conn_id = c.id };
+	bpf_map_update_elem(&socks, &c.sk, &o, BPF_ANY);
+	bpf_map_delete_elem(&not_tcp, k);
+	count(OSP_C_CONN_OPENED);
+	if (preexisting)
+		count(OSP_C_PREEXISTING);
+	return bpf_map_lookup_elem(&conns, k);
+}
+
+static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int fd, __u64 ts)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return NULL;
+	struct osp_event *e = &s->ev;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	e->op = op;
+	e->flags = c->preexisting ? OSP_F_PREEXISTING : 0;
+	e->size = sizeof(*e);
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->fd = fd;
+	e->ts = ts;
+	e->ts_end = bpf_ktime_get_ns();
+	e->conn_id = c->id;
+	e->bytes = 0;
+	e->cap = 0;
+	e->family = c->family;
+	e->role = c->role;
+	e->lport = c->lport;
+	e->rport = c->rport;
+	e->_pad0 = 0;
+	e->_pad1 = 0;
+	__builtin_memcpy(e->laddr, c->laddr, 16);
+	__builtin_memcpy(e->raddr, c->raddr, 16);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return s;
+}
+
+static __always_inline void event_submit(struct scratch *s)
+{
+	__u32 cap = s->ev.cap;
+	if (cap > OSP_MAX_CAPTURE)
+		cap = OSP_MAX_CAPTURE;
+	__u64 size = sizeof(struct osp_event) + cap;
+	s->ev.size = size;
+	/* batch wakeups: user space also drains on a short timer */
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, s, size, flags))
+		count(OSP_C_RB_DROPPED);
+	else
+		count(OSP_C_EVENTS);
+}
+
+static __always_inline __u32 cap_limit(void)
+{
+	__u32 lim = capture_size;
+	return lim > OSP_MAX_CAPTURE ? OSP_MAX_CAPTURE : lim;
+}
+
+/* copy up to `want` bytes from the first iovecs into s->data */
+static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov_addr, __u32 iovcnt, __u32 want)
+{
+	__u32 off = 0;
+	const struct iovec *iov = (const struct iovec *)iov_addr;
+#pragma unroll
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= iovcnt || off >= want)
+			break;
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+			break;
+		__u64 len = v.iov_len;
+		__u32 left = want - off;
+		if (len > left)
+			len = left;
+		if (len > OSP_MAX_CAPTURE)
+			len = OSP_MAX_CAPTURE;
+		__u32 o = off & (OSP_MAX_CAPTURE - 1);
+		if (len && bpf_probe_read_user(&s->data[o], len, v.iov_base)) {
+			count(OSP_C_READ_FAULT);
+			break;
+		}
+		off += len;
+	}
+	return off;
+}
+
+static __always_inline int enter_accept(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (traced(tgid))
+		stash(CALL_ACCEPT, -1, 0, 0);
+	return 0;
+}
+
+static __always_inline int enter_data(__u32 kind, int fd, __u64 buf, __u32 iovcnt)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!traced(tgid))
+		return 0;
+	struct fd_key k = { .tgid = tgid, .fd = fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (!c) {
+		if (bpf_map_lookup_elem(&not_tcp, &k))
+			return 0;
+		/* first sight of this fd: a connection from before attach, or not TCP */
+		struct sock *sk = tcp_sock_of_fd(fd);
+		if (!sk) {
+			__u8 one = 1;
+			bpf_map_update_elem(&not_tcp, &k, &one, BPF_ANY);
+			return 0;
+		}
+		c = conn_new(&k, sk, OSP_ROLE_UNKNOWN, 1);
+		if (!c)
+			return 0;
+	}
+	if (c->state == CONN_IGNORED)
+		return 0;
+	stash(kind, fd, buf, iovcnt);
+	return 0;
+}
+
+static __always_inline int exit_call(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight *p = bpf_map_lookup_elem(&inflight, &id);
+	if (!p)
+		return 0;
+	struct inflight in = *p;
+	bpf_map_delete_elem(&inflight, &id);
+
+	struct fd_key k = { .tgid = id >> 32, .fd = in.fd };
+	struct conn *c;
+	struct scratch *s;
+
+	if (in.op == CALL_ACCEPT || in.op == CALL_CONNECT) {
+		if (in.op == CALL_ACCEPT) {
+			if (ret < 0)
+				return 0;
+			k.fd = ret;
+		} else if (ret != 0 && ret != -EINPROGRESS) {
+			return 0;
+		}
+		struct sock *sk = tcp_sock_of_fd(k.fd);
+		if (!sk)
+			return 0;
+		c = conn_new(&k, sk, in.op == CALL_ACCEPT ? OSP_ROLE_SERVER : OSP_ROLE_CLIENT, 0);
+		if (!c)
+			return 0;
+		s = event_start(in.op == CALL_ACCEPT ? OSP_OP_ACCEPT : OSP_OP_CONNECT, c, k.fd, in.ts);
+		if (s)
+			event_submit(s);
+		return 0;
+	}
+
+	if (ret <= 0)
+		return 0;
+	c = bpf_map_lookup_elem(&conns, &k);
+	if (!c || c->state == CONN_IGNORED)
+		return 0;
+
+	int send = in.op == CALL_SEND || in.op == CALL_SENDV || in.op == CALL_SENDMSG ||
+		   in.op == CALL_SENDFILE;
+	s = event_start(send ? OSP_OP_SEND : OSP_OP_RECV, c, in.fd, in.ts);
+	if (!s)
+		return 0;
+	s->ev.bytes = ret;
+
+	__u32 want = cap_limit();
+	if ((__u64)ret < want)
+		want = ret;
+	__u32 got = 0;
+	if (in.op == CALL_SENDFILE) {
+		s->ev.flags |= OSP_F_SENDFILE;
+	} else if (in.op == CALL_RECV || in.op == CALL_SEND) {
+		got = want;
+		if (got > OSP_MAX_CAPTURE)
+			got = OSP_MAX_CAPTURE;
+		if (got && bpf_probe_read_user(s->data, got, (void *)in.buf)) {
+			count(OSP_C_READ_FAULT);
+			got = 0;
+		}
+	} else {
+		__u64 iov = in.buf;
+		__u32 iovcnt = in.iovcnt;
+		if (in.op == CALL_RECVMSG || in.op == CALL_SENDMSG) {
+			struct user_msghdr msg = {};
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)in.buf))
+				iovcnt = 0;
+			iov = (__u64)msg.msg_iov;
+			iovcnt = msg.msg_iovlen;
+		}
+		got = copy_iov(s, iov, iovcnt, want);
+	}
+	s->ev.cap = got;
+	if ((__u64)ret > got && !(s->ev.flags & OSP_F_SENDFILE)) {
+		s->ev.flags |= OSP_F_TRUNCATED;
+		count(OSP_C_TRUNCATED);
+	}
+
+	/* the protocol gate runs on the first payload bytes of the connection */
+	if (c->state == CONN_UNKNOWN && got) {
+		int v = gate_check(s->data, got);
+		if (v == GATE_YES) {
+			c->state = CONN_TRACKED;
+			count(OSP_C_CONN_TRACKED);
+		} else if (v == GATE_NO) {
+			c->state = CONN_IGNORED;
+			s->ev.flags |= OSP_F_IGNORED;
+			count(OSP_C_CONN_IGNORED);
+		}
+	}
+	event_submit(s);
+	return 0;
+}
+
+static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flags)
+{
+	struct fd_key k = { .tgid = tgid, .fd = fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (!c) {
+		bpf_map_delete_elem(&not_tcp, &k);
+		return 0;
+	}
+	if (conn_id && c->id != conn_id)
+		return 0;
+	if (c->state != CONN_IGNORED) {
+		struct scratch *s = event_start(OSP_OP_CLOSE, c, fd, bpf_ktime_get_ns());
+		if (s) {
+			s->ev.flags |= flags;
+			if (flags & OSP_F_KERNEL_CLOSE) {
+				/* not in the owner's context: report the owner, not current */
+				s->ev.pid = tgid;
+				s->ev.tid = 0;
+			}
+			event_submit(s);
+		}
+	}
+	bpf_map_delete_elem(&socks, &c->sk);
+	bpf_map_delete_elem(&conns, &k);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int osp_enter_accept(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_accept();
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int osp_enter_accept4(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_accept();
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int osp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (traced(tgid))
+		stash(CALL_CONNECT, ctx->args[0], 0, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int osp_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_RECV, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int osp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_RECV, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int osp_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_SEND, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int osp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_SEND, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int osp_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_RECVV, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int osp_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_SENDV, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int osp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_RECVMSG, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int osp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_SENDMSG, ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int osp_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_data(CALL_SENDFILE, ctx->args[0], 0, 0);
+}
+
+/* every sys_exit_* above lands here; the inflight entry says what it was */
+#define EXIT_PROG(name)                                              \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                   \
+	int osp_exit_##name(struct trace_event_raw_sys_exit *ctx)    \
+	{                                                            \
+		return exit_call(ctx->ret);                          \
+	}
+
+EXIT_PROG(accept)
+EXIT_PROG(accept4)
+EXIT_PROG(connect)
+EXIT_PROG(read)
+EXIT_PROG(recvfrom)
+EXIT_PROG(write)
+EXIT_PROG(sendto)
+EXIT_PROG(readv)
+EXIT_PROG(writev)
+EXIT_PROG(recvmsg)
+EXIT_PROG(sendmsg)
+EXIT_PROG(sendfile64)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int osp_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == self_tgid)
+		return 0;
+	return close_fd(tgid, ctx->args[0], 0, 0);
+}
+
+/*
+ * A socket reaching TCP_CLOSE whose fd was never closed by close(): the process
+ * exited (the kernel closes fds without a syscall) or the fd went away another
+ * way. Free the entry and report the close on behalf of the owner.
+ */
+SEC("tracepoint/sock/inet_sock_set_state")
+int osp_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->newstate != TCP_CLOSE || ctx->protocol != IPPROTO_TCP)
+		return 0;
+	__u64 sk = (__u64)ctx->skaddr;
+	struct sk_owner *o = bpf_map_lookup_elem(&socks, &sk);
+	if (!o)
+		return 0;
+	struct sk_owner own = *o;
+	bpf_map_delete_elem(&socks, &sk);
+	struct fd_key k = own.key;
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (!c || c->id != own.conn_id)
+		return 0;
+	count(OSP_C_KERNEL_CLOSE);
+	return close_fd(k.tgid, k.fd, own.conn_id, OSP_F_KERNEL_CLOSE);
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* maps shared by the capture programs; sizes are upper bounds, user space may shrink them */
+#ifndef OSPREY_LIB_MAPS_H
+#define OSPREY_LIB_MAPS_H
+
+#include "../abi/events.h"
+
+enum conn_state {
+	CONN_UNKNOWN = 0, /* no payload yet: the protocol gate has not run */
+	CONN_TRACKED = 1, /* passed the gate: every call is reported */
+	CONN_IGNORED = 2, /* failed the gate: calls cost one lookup and nothing else */
+};
+
+struct fd_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct conn {
+	__u64 id;
+	__u64 sk; /* struct sock address, for the inet_sock_set_state cleanup */
+	__u8 state;
+	__u8 role;
+	__u8 family;
+	__u8 preexisting;
+	__u16 lport;
+	__u16 rport;
+	__u8 laddr[16];
+	__u8 raddr[16];
+};
+
+/* one in-flight syscall per thread, from sys_enter to sys_exit */
+struct inflight {
+	__u64 ts;
+	__u64 buf;    /* user buffer, iovec array or msghdr */
+	__u32 op;     /* enum call_kind */
+	__s32 fd;
+	__u32 iovcnt;
+	__u32 _pad;
+};
+
+struct sk_owner {
+	struct fd_key key;
+	__u64 conn_id;
+};
+
+/* per-connection state, keyed by (tgid, fd); deleted on close */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct fd_key);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* socket -> owning fd, so a socket closed by the kernel (process exit) frees its entry */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sk_owner);
+} socks SEC(".maps");
+
+/* fds known not to be TCP sockets (files, pipes, UDP, unix): skip without walking the fd table */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct fd_key);
+	__type(value, __u8);
+} not_tcp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OSP_C__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* optional filters, consulted only when filter_pids / filter_cgroups is set */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_filter SEC(".maps");
+
+/* event scratch: header + payload is too big for the 512-byte stack */
+struct scratch {
+	struct osp_event ev;
+	__u8 data[OSP_MAX_CAPTURE * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+#endif

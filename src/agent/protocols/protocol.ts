@@ -1,0 +1,68 @@
+// One interface for every application protocol parser (HTTP/1 now; HTTP/2,
+// PostgreSQL, Redis... later). A parser owns one TCP connection's byte stream as
+// the kernel reported it: for each read/write, the full length of the call and a
+// captured prefix that may be shorter. It frames messages, pairs requests with
+// responses and reports finished exchanges; the span builder turns those into spans.
+
+/** 'in' = bytes this process read from the socket, 'out' = bytes it wrote. */
+export type Direction = 'in' | 'out';
+
+export interface Chunk {
+  dir: Direction;
+  /** CLOCK_MONOTONIC ns at syscall entry / exit (ns since the agent's epoch, see kernel/). */
+  tsStart: number;
+  tsEnd: number;
+  /** full length of the call (bytes moved) */
+  bytes: number;
+  /** the first captured bytes of the call; data.length <= bytes */
+  data: Buffer;
+  tid: number;
+}
+
+export interface Message {
+  /** first/last chunk of the message: entry/exit timestamps */
+  tsStart: number;
+  tsEnd: number;
+  /** total bytes of the message as framed (headers + body) */
+  size: number;
+  /** the thread that read or wrote the message's first bytes */
+  tid: number;
+}
+
+export interface HttpRequest extends Message {
+  method: string;
+  /** request-target as sent (path and query), at most 2 KiB */
+  target: string;
+  version: string; // "1.0" | "1.1"
+  /** selected headers, names lowercase; never authorization, cookie, set-cookie, proxy-authorization */
+  headers: Record<string, string>;
+  bodySize: number;
+}
+
+export interface HttpResponse extends Message {
+  status: number;
+  version: string;
+  headers: Record<string, string>;
+  bodySize: number;
+}
+
+export interface Exchange {
+  protocol: 'http1';
+  /** server: we read the request and wrote the response; client: the reverse */
+  role: 'server' | 'client';
+  request: HttpRequest;
+  /** absent when the connection ended before a response (status unset, error) */
+  response?: HttpResponse;
+  /** why the exchange ended without a response: 'eof' | 'reset' | ... */
+  incomplete?: string;
+}
+
+export interface ProtocolParser {
+  readonly protocol: string;
+  /** feed one read/write of the connection; returns exchanges it completed */
+  push(chunk: Chunk): Exchange[];
+  /** the connection closed at ts: completes EOF-delimited bodies, flushes in-flight requests */
+  end(ts: number): Exchange[];
+  /** set once the stream is not this protocol or is malformed; the parser then ignores input */
+  readonly error: string | undefined;
+}

@@ -1,0 +1,77 @@
+// The TS face of bpf/abi/events.h. One table of field offsets; abi.test.ts checks
+// it against the BTF of the compiled object so C and TS cannot drift.
+
+export const ABI_VERSION = 1;
+
+export const Op = {
+  connect: 1,
+  accept: 2,
+  send: 3,
+  recv: 4,
+  close: 5,
+} as const;
+export type OpName = keyof typeof Op;
+
+export const OP_NAMES: readonly (OpName | undefined)[] = [
+  undefined,
+  'connect',
+  'accept',
+  'send',
+  'recv',
+  'close',
+];
+
+export const Flag = {
+  truncated: 1 << 0,
+  ignored: 1 << 1,
+  sendfile: 1 << 2,
+  preexisting: 1 << 3,
+  kernelClose: 1 << 4,
+} as const;
+
+export const Role = { unknown: 0, client: 1, server: 2 } as const;
+
+/** enum osp_counter, in order */
+export const KERNEL_COUNTERS = [
+  'ringbuf_dropped',
+  'payload_truncated',
+  'conn_ignored',
+  'conn_tracked',
+  'conn_opened',
+  'conn_table_full',
+  'inflight_full',
+  'payload_read_fault',
+  'conn_preexisting',
+  'conn_kernel_close',
+  'events',
+] as const;
+export type KernelCounter = (typeof KERNEL_COUNTERS)[number];
+
+/** struct osp_event: field -> [offset, size] */
+export const EVENT_LAYOUT = {
+  op: [0, 1],
+  flags: [1, 1],
+  size: [2, 2],
+  pid: [4, 4],
+  tid: [8, 4],
+  fd: [12, 4],
+  ts: [16, 8],
+  ts_end: [24, 8],
+  conn_id: [32, 8],
+  bytes: [40, 8],
+  cap: [48, 4],
+  family: [52, 1],
+  role: [53, 1],
+  lport: [54, 2],
+  rport: [56, 2],
+  _pad0: [58, 2],
+  _pad1: [60, 4],
+  laddr: [64, 16],
+  raddr: [80, 16],
+  comm: [96, 16],
+} as const satisfies Record<string, readonly [number, number]>;
+
+export const EVENT_HEADER_SIZE = 112;
+export const MAX_CAPTURE = 4096;
+export const AF_INET = 2;
+export const AF_INET6 = 10;

@@ -1,0 +1,195 @@
+// Capture: the loaded kernel side. open -> set rodata -> load -> filters ->
+// attach -> poll, with one cleanup path; each failure names its stage.
+import { KERNEL_COUNTERS, MAX_CAPTURE, type KernelCounter } from './abi.js';
+import { KernelError } from './errors.js';
+import { nativeAddon, type NativeAddon, type NativeError, type NativeHandle } from './native.js';
+import { preflight, type PreflightReport } from './preflight.js';
+
+export interface CaptureOptions {
+  /** bytes of each payload to capture (default 256, at most 4096) */
+  captureSize?: number;
+  /** ring buffer size in bytes, a power of two >= 4096 (default 8 MiB) */
+  ringBytes?: number;
+  /** wake the reader once this many bytes wait (default 256 KiB); it also drains every pollMs */
+  wakeupBytes?: number;
+  pollMs?: number;
+  /** the reader hands JS at most this many bytes at once (default 1 MiB) */
+  batchBytes?: number;
+  /** trace only these processes (tgids) */
+  pids?: number[];
+  /** trace only these cgroups (ids as in bpf_get_current_cgroup_id) */
+  cgroupIds?: bigint[];
+  /** leave out this process (default: the agent's own pid) */
+  excludePid?: number;
+  /** called on the JS thread with one buffer of many records */
+  onBatch: (batch: Buffer) => void;
+}
+
+/** tracepoints without which there is nothing to capture */
+const REQUIRED = ['read', 'write', 'accept4', 'connect', 'close'];
+
+export interface ProgramState {
+  name: string;
+  tracepoint: string;
+  attached: boolean;
+  error?: string;
+}
+
+export type CaptureCounters = Record<KernelCounter, number> & {
+  handoff_dropped_bytes: number;
+  batches: number;
+};
+
+export class Capture {
+  readonly programs: ProgramState[];
+  readonly preflight: PreflightReport;
+  /** CLOCK_MONOTONIC at start; event timestamps are ns since this */
+  readonly monoBase: bigint;
+  /** CLOCK_REALTIME - CLOCK_MONOTONIC: add to (monoBase + ts) for unix ns */
+  readonly clockOffset: bigint;
+  readonly options: Readonly<Required<Omit<CaptureOptions, 'pids' | 'cgroupIds' | 'onBatch'>>>;
+  #native: NativeAddon;
+  #h: NativeHandle | undefined;
+  #closed = false;
+
+  private constructor(
+    native: NativeAddon,
+    h: NativeHandle,
+    programs: ProgramState[],
+    pf: PreflightReport,
+    options: Capture['options'],
+  ) {
+    this.#native = native;
+    this.#h = h;
+    this.programs = programs;
+    this.preflight = pf;
+    this.options = options;
+    this.monoBase = native.monotonicNow();
+    this.clockOffset = native.clockOffset();
+  }
+
+  static open(opts: CaptureOptions): Capture {
+    const pf = preflight();
+    const native = nativeAddon();
+    const options = {
+      captureSize: opts.captureSize ?? 256,
+      ringBytes: opts.ringBytes ?? 8 << 20,
+      wakeupBytes: opts.wakeupBytes ?? 256 << 10,
+      pollMs: opts.pollMs ?? 50,
+      batchBytes: opts.batchBytes ?? 1 << 20,
+      excludePid: opts.excludePid ?? process.pid,
+    };
+    if (!Number.isInteger(options.captureSize) || options.captureSize < 0 || options.captureSize > MAX_CAPTURE) {
+      throw new RangeError(`captureSize must be an integer in 0..${MAX_CAPTURE}, got ${options.captureSize}`);
+    }
+    const rb = options.ringBytes;
+    if (!Number.isInteger(rb) || rb < 4096 || (rb & (rb - 1)) !== 0) {
+      throw new RangeError(`ringBytes must be a power of two >= 4096, got ${rb}`);
+    }
+    const h = stage('open', () => native.open());
+    try {
+      native.setRodata(h, {
+        selfTgid: options.excludePid,
+        captureSize: options.captureSize,
+        wakeupBytes: Math.min(options.wakeupBytes, rb / 2),
+        filterPids: opts.pids?.length ? 1 : 0,
+        filterCgroups: opts.cgroupIds?.length ? 1 : 0,
+      });
+      native.setMapSize(h, 'events', rb);
+      stage('load', () => native.load(h));
+      for (const pid of opts.pids ?? []) {
+        const k = Buffer.alloc(4);
+        k.writeUInt32LE(pid);
+        native.mapUpdate(h, 'pid_filter', k, Buffer.from([1]));
+      }
+      for (const id of opts.cgroupIds ?? []) {
+        const k = Buffer.alloc(8);
+        k.writeBigUInt64LE(id);
+        native.mapUpdate(h, 'cgroup_filter', k, Buffer.from([1]));
+      }
+      const programs = attachAll(native, h);
+      const cap = new Capture(native, h, programs, pf, options);
+      native.start(h, opts.onBatch, options.pollMs, options.batchBytes);
+      return cap;
+    } catch (err) {
+      native.close(h);
+      throw err;
+    }
+  }
+
+  counters(): CaptureCounters {
+    if (!this.#h) throw new Error('capture is closed');
+    const c = this.#native.counters(this.#h);
+    const out = { handoff_dropped_bytes: c.handoffDroppedBytes, batches: c.batches } as CaptureCounters;
+    KERNEL_COUNTERS.forEach((name, i) => (out[name] = c.kernel[i] ?? 0));
+    return out;
+  }
+
+  /** entries in a kernel map (conns, socks, not_tcp, inflight): for leak checks and status */
+  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'inflight'): number {
+    if (!this.#h) throw new Error('capture is closed');
+    return this.#native.mapCount(this.#h, map);
+  }
+
+  /** unix-epoch ns of an event timestamp */
+  unixNano(ts: number): bigint {
+    return this.monoBase + this.clockOffset + BigInt(Math.round(ts));
+  }
+
+  /**
+   * Detaches, drains what the kernel already captured into onBatch, frees
+   * everything. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed || !this.#h) return;
+    this.#closed = true;
+    const h = this.#h;
+    this.#native.stop(h);
+    // batches queued by the reader's final drain are delivered on the next turns
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    this.#native.close(h);
+    this.#h = undefined;
+  }
+}
+
+function stage<T>(name: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    const e = err as NativeError;
+    const log = e.libbpfLog ? `\n${e.libbpfLog.trim().split('\n').slice(-20).join('\n')}` : '';
+    throw new KernelError(
+      'load-failed',
+      `loading the eBPF programs failed at ${name}: ${e.message}${log}`,
+      e.errno === 1 || e.errno === 13
+        ? 'run as root or with CAP_BPF+CAP_PERFMON+CAP_SYS_RESOURCE'
+        : 'check `dmesg` and the libbpf log above; osprey needs kernel 5.8+ with BTF',
+      { cause: err },
+    );
+  }
+}
+
+function attachAll(native: NativeAddon, h: NativeHandle): ProgramState[] {
+  const out: ProgramState[] = [];
+  for (const p of native.programs(h)) {
+    const tracepoint = p.section.replace(/^tracepoint\//, '');
+    try {
+      native.attach(h, p.name);
+      out.push({ name: p.name, tracepoint, attached: true });
+    } catch (err) {
+      out.push({ name: p.name, tracepoint, attached: false, error: (err as Error).message });
+    }
+  }
+  const missing = out.filter(
+    (p) => !p.attached && REQUIRED.some((r) => p.tracepoint.endsWith(`sys_enter_${r}`) || p.tracepoint.endsWith(`sys_exit_${r}`)),
+  );
+  if (missing.length) {
+    throw new KernelError(
+      'tracepoint-missing',
+      `required tracepoints could not be attached: ${missing.map((p) => `${p.tracepoint} (${p.error})`).join(', ')}`,
+      'osprey needs syscall tracepoints (CONFIG_FTRACE_SYSCALLS=y) and tracefs mounted at /sys/kernel/tracing',
+    );
+  }
+  return out;
+}

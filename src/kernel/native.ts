@@ -1,0 +1,55 @@
+// The only place that loads a .node file: the libbpf addon built from native/.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { KernelError } from './errors.js';
+
+declare const handleBrand: unique symbol;
+export type NativeHandle = { readonly [handleBrand]: true };
+
+export interface NativeCounters {
+  kernel: number[];
+  handoffDroppedBytes: number;
+  batches: number;
+}
+
+export interface NativeAddon {
+  open(): NativeHandle;
+  setRodata(
+    h: NativeHandle,
+    v: Partial<Record<'selfTgid' | 'captureSize' | 'wakeupBytes' | 'filterPids' | 'filterCgroups', number>>,
+  ): void;
+  setMapSize(h: NativeHandle, map: string, entries: number): void;
+  load(h: NativeHandle): void;
+  programs(h: NativeHandle): { name: string; section: string }[];
+  attach(h: NativeHandle, program: string): void;
+  start(h: NativeHandle, onBatch: (batch: Buffer) => void, pollMs: number, batchBytes: number): void;
+  stop(h: NativeHandle): void;
+  counters(h: NativeHandle): NativeCounters;
+  mapCount(h: NativeHandle, map: string): number;
+  mapUpdate(h: NativeHandle, map: string, key: Buffer, value: Buffer): void;
+  close(h: NativeHandle): void;
+  clockOffset(): bigint;
+  monotonicNow(): bigint;
+  counterCount: number;
+}
+
+/** errors thrown by the addon carry the libbpf stage, errno and log */
+export interface NativeError extends Error {
+  errno?: number;
+  stage?: string;
+  libbpfLog?: string;
+}
+
+let cached: NativeAddon | undefined;
+
+export function nativeAddon(): NativeAddon {
+  if (cached) return cached;
+  const path = fileURLToPath(new URL('../../native/build/Release/osprey_native.node', import.meta.url));
+  if (!existsSync(path)) {
+    throw new KernelError('native-missing', `the native addon is not built (${path})`, 'run `make build`');
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as NativeAddon;
+  return cached;
+}
