@@ -50,7 +50,7 @@ $(NATIVE): $(OUT)/capture.skel.h $(wildcard native/src/*) native/binding.gyp $(S
 	cd native && npx --no-install node-gyp rebuild --silent >/dev/null
 	@test -f $@
 
-$(STAMP)/ts: $(shell find src -name '*.ts') tsconfig.json $(STAMP)/npm
+$(STAMP)/ts: $(shell find src test -name "*.ts") tsconfig.json $(STAMP)/npm
 	npx --no-install tsc -p tsconfig.json
 	@touch $@
 

@@ -31,6 +31,9 @@ const volatile __u8 filter_cgroups = 0;
 
 __u64 conn_seq = 0;
 
+/* keeps the ABI enums in the object's BTF for the layout test */
+struct osp_abi_enums osp_abi_enums_btf __attribute__((unused));
+
 #define EINPROGRESS 115
 #define TCP_CLOSE 7
 #define MAX_IOV 8

@@ -77,4 +77,12 @@ struct osp_event {
 	/* followed by cap bytes of payload */
 };
 
+/* not sent: names the enums so they reach BTF for src/kernel/abi.test.ts */
+struct osp_abi_enums {
+	enum osp_op op;
+	enum osp_flag flag;
+	enum osp_role role;
+	enum osp_counter counter;
+};
+
 #endif

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "abi/events.h"
 #include "capture.skel.h"
 
 Capture::Capture() = default;
@@ -87,7 +88,12 @@ void Capture::Stop() {
 
 void Capture::Destroy() {
   Stop();
-  for (auto &l : links) bpf_link__destroy(l.second);
+  // each tracepoint detach waits for an RCU grace period (~80 ms here); detaching
+  // in parallel lets the grace periods overlap, so 26 links take ~0.1 s, not 2 s
+  std::vector<std::thread> detach;
+  detach.reserve(links.size());
+  for (auto &l : links) detach.emplace_back([link = l.second] { bpf_link__destroy(link); });
+  for (auto &t : detach) t.join();
   links.clear();
   if (skel) capture__destroy(skel);
   skel = nullptr;

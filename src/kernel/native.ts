@@ -45,7 +45,7 @@ let cached: NativeAddon | undefined;
 
 export function nativeAddon(): NativeAddon {
   if (cached) return cached;
-  const path = fileURLToPath(new URL('../../native/build/Release/osprey_native.node', import.meta.url));
+  const path = fileURLToPath(new URL('../../../native/build/Release/osprey_native.node', import.meta.url));
   if (!existsSync(path)) {
     throw new KernelError('native-missing', `the native addon is not built (${path})`, 'run `make build`');
   }

@@ -65,4 +65,11 @@ export interface ProtocolParser {
   end(ts: number): Exchange[];
   /** set once the stream is not this protocol or is malformed; the parser then ignores input */
   readonly error: string | undefined;
+  /**
+   * Optional: call periodically with the current time (same clock as Chunk.ts*). A parser
+   * whose message end could only be inferred (framing beyond the captured prefix) may
+   * complete such messages once the connection has been quiet for a while, so their spans
+   * are not held until the next request or the close. Returns exchanges it completed.
+   */
+  idle?(now: number): Exchange[];
 }

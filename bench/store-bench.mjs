@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+// Store benchmark: append N synthetic spans, then time typical queries.
+//   node bench/store-bench.mjs [--spans 1000000] [--path /tmp/osprey-bench.duckdb] [--runs 50]
+// Without --path the database is in memory. Prints a table; asserts nothing.
+
+import { existsSync, rmSync, statSync } from 'node:fs';
+
+async function load(rel) {
+  for (const base of ['../dist/', '../dist/src/']) {
+    const url = new URL(base + rel, import.meta.url);
+    if (existsSync(url)) return import(url.href);
+  }
+  throw new Error(`build first (npx tsc -p tsconfig.json): ${rel} not found under dist/`);
+}
+const { DuckStore } = await load('store/index.js');
+const { parseTraceQL } = await load('traceql/index.js');
+
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : def;
+};
+const N = Number(opt('spans', 1_000_000));
+const RUNS = Number(opt('runs', 50));
+const PATH = opt('path', undefined);
+const SERVICES = 50;
+const ROUTES = 500;
+
+// ---- deterministic synthetic data -----------------------------------------------------------
+let seed = 42;
+const rand = () => {
+  seed = (seed * 1664525 + 1013904223) >>> 0;
+  return seed / 4294967296;
+};
+const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+const hex = (n) => {
+  let s = '';
+  for (let i = 0; i < n; i++) s += '0123456789abcdef'[Math.floor(rand() * 16)];
+  return s;
+};
+
+const resources = Array.from({ length: SERVICES }, (_, i) => ({
+  'service.name': `svc-${i}`,
+  'process.pid': 1000 + i,
+  'process.executable.name': `svc-${i}`,
+  'host.name': `node-${i % 5}`,
+  'k8s.namespace.name': `ns-${i % 4}`,
+  'k8s.pod.name': `svc-${i}-7d9f8b-${hex(5)}`,
+  'k8s.deployment.name': `svc-${i}`,
+  'container.id': hex(64),
+}));
+const routes = Array.from({ length: ROUTES }, (_, i) => `/api/v1/r${i}/{id}`);
+const routeService = routes.map((_, i) => i % SERVICES);
+
+const nowNs = BigInt(Date.now()) * 1_000_000n;
+const spanWindowNs = 2n * 3600n * 1_000_000_000n; // data spread over the last 2 hours
+const traceIds = [];
+
+/** One request served by `svc` on `route`, with downstream calls; pushes spans into out. */
+function request(out, traceId, parent, svcIdx, routeIdx, startNs, durNs, depth) {
+  const path = routes[routeIdx].replace('{id}', String(Math.floor(rand() * 100000)));
+  const err = rand() < 0.01;
+  const server = {
+    traceId,
+    spanId: hex(16),
+    parentSpanId: parent,
+    name: `GET ${routes[routeIdx]}`,
+    kind: 'server',
+    startTimeUnixNano: startNs,
+    durationNano: durNs,
+    status: err ? 'error' : 'unset',
+    resource: resources[svcIdx],
+    attributes: {
+      'http.request.method': 'GET',
+      'url.path': path,
+      'http.route': routes[routeIdx],
+      'http.response.status_code': err ? 503 : 200,
+      'server.address': `svc-${svcIdx}`,
+      'server.port': 8080,
+      'client.address': `10.0.${depth}.${Math.floor(rand() * 250)}`,
+      'network.peer.address': `10.0.${depth}.${Math.floor(rand() * 250)}`,
+      'network.peer.port': 40000 + Math.floor(rand() * 20000),
+      'osprey.link': parent ? 'tuple' : 'none',
+    },
+  };
+  out.push(server);
+  if (depth >= 3) return;
+  const calls = Math.floor(rand() * 3) + (depth === 0 ? 1 : 0);
+  let t = startNs + BigInt(Math.floor(durNs * 0.05));
+  for (let c = 0; c < calls; c++) {
+    const calleeRoute = Math.floor(rand() * ROUTES);
+    const callee = routeService[calleeRoute];
+    const cDur = Math.max(50_000, Math.floor((durNs * (0.2 + rand() * 0.5)) / calls));
+    const client = {
+      traceId,
+      spanId: hex(16),
+      parentSpanId: server.spanId,
+      name: `GET ${routes[calleeRoute]}`,
+      kind: 'client',
+      startTimeUnixNano: t,
+      durationNano: cDur,
+      status: 'unset',
+      resource: resources[svcIdx],
+      attributes: {
+        'http.request.method': 'GET',
+        'url.path': routes[calleeRoute].replace('{id}', '1'),
+        'url.full': `http://svc-${callee}:8080${routes[calleeRoute].replace('{id}', '1')}`,
+        'http.route': routes[calleeRoute],
+        'http.response.status_code': 200,
+        'server.address': `svc-${callee}`,
+        'server.port': 8080,
+        'osprey.link': 'thread',
+      },
+    };
+    out.push(client);
+    request(out, traceId, client.spanId, callee, calleeRoute, t + 100_000n, Math.max(20_000, cDur - 200_000), depth + 1);
+    t += BigInt(cDur);
+  }
+}
+
+function generate(n) {
+  const spans = [];
+  while (spans.length < n) {
+    const traceId = hex(32);
+    traceIds.push(traceId);
+    // traces start evenly over the window, oldest first (the store sees them in time order)
+    const startNs = nowNs - spanWindowNs + (spanWindowNs * BigInt(spans.length)) / BigInt(n);
+    // long-tailed: log-normal around 20 ms
+    const dur = Math.min(30e9, Math.floor(20e6 * Math.exp(1.3 * gauss())));
+    const route = Math.floor(rand() * ROUTES);
+    request(spans, traceId, '', routeService[route], route, startNs, dur, 0);
+  }
+  spans.length = n;
+  return spans;
+}
+
+// ---- run ------------------------------------------------------------------------------------
+const fmt = (x, d = 1) => (typeof x === 'number' ? x.toFixed(d) : String(x));
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+if (PATH && existsSync(PATH)) rmSync(PATH);
+if (PATH && existsSync(`${PATH}.wal`)) rmSync(`${PATH}.wal`);
+
+const tGen = performance.now();
+const spans = generate(N);
+const genMs = performance.now() - tGen;
+
+const store = await DuckStore.open({ path: PATH, retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
+const BATCH = 1000;
+const t0 = performance.now();
+for (let i = 0; i < spans.length; i += BATCH) {
+  store.append(spans.slice(i, i + BATCH));
+  if (store.stats().buffered >= 5000) await store.flush();
+}
+await store.flush();
+const appendMs = performance.now() - t0;
+const st = store.stats();
+
+const hour = 3600n * 1_000_000_000n;
+const results = [];
+async function time(label, fn, runs = RUNS) {
+  await fn(0); // warm up
+  const ms = [];
+  let last;
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    last = await fn(i);
+    ms.push(performance.now() - t);
+  }
+  results.push({ label, p50: pct(ms, 50), p99: pct(ms, 99), rows: Array.isArray(last) ? last.length : '' });
+}
+
+const q1 = parseTraceQL('{ resource.service.name = "svc-7" && duration > 500ms }');
+await time('search {svc-7 && duration>500ms} 1h, top 20 by duration', () =>
+  store.search({ query: q1, startNs: nowNs - hour, endNs: nowNs, limit: 20, order: 'duration_desc' }));
+await time('trace by id', (i) => store.trace(traceIds[Math.floor((i * 7919) % traceIds.length)]));
+const qAll = parseTraceQL('{}');
+await time('search {} 1h, newest 20', () => store.search({ query: qAll, startNs: nowNs - hour, endNs: nowNs, limit: 20 }));
+const qErr = parseTraceQL('{ status = error && kind = server }');
+await time('search {status=error && kind=server} 1h, 20', () =>
+  store.search({ query: qErr, startNs: nowNs - hour, endNs: nowNs, limit: 20 }));
+const qPath = parseTraceQL('{ span.url.path =~ "/api/v1/r42/.*" }');
+await time('search {span.url.path =~ ...} 1h (JSON attr), 20', () =>
+  store.search({ query: qPath, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+const qPid = parseTraceQL('{ .process.pid = 1007 && span.http.route = "/api/v1/r7/{id}" }');
+await time('search {.process.pid=1007 && route} all time, 20', () => store.search({ query: qPid, limit: 20 }), 10);
+await time('searchTraces {status=error} 1h, 20 traces', () =>
+  store.searchTraces({ query: qErr, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+await time('services() last hour', () => store.services(nowNs - hour, nowNs), 10);
+await time('edges() last hour', () => store.edges(nowNs - hour, nowNs), 10);
+
+const rss = process.memoryUsage().rss / 1e6;
+await store.shutdown();
+const fileMb = PATH && existsSync(PATH) ? statSync(PATH).size / 1e6 : undefined;
+
+console.log(`osprey store bench — ${N.toLocaleString()} spans, ${traceIds.length.toLocaleString()} traces, ${SERVICES} services, ${ROUTES} routes, ${PATH ? `file ${PATH}` : 'in memory'}`);
+console.log(`generate: ${fmt(genMs, 0)} ms`);
+console.log(
+  `append:   ${fmt(appendMs, 0)} ms  → ${Math.round(N / (appendMs / 1000)).toLocaleString()} spans/s  (flushes ${st.flushes}, last flush ${fmt(st.lastFlushMs)} ms, dropped ${st.spansDropped}, rows ${st.rows})`,
+);
+console.log(`rss after queries: ${fmt(rss, 0)} MB${fileMb !== undefined ? `, database file ${fmt(fileMb, 0)} MB` : ''}`);
+console.log('');
+const w = Math.max(...results.map((r) => r.label.length));
+console.log(`${'query'.padEnd(w)}  ${'p50 ms'.padStart(8)}  ${'p99 ms'.padStart(8)}  ${'rows'.padStart(5)}`);
+for (const r of results) {
+  console.log(`${r.label.padEnd(w)}  ${fmt(r.p50, 2).padStart(8)}  ${fmt(r.p99, 2).padStart(8)}  ${String(r.rows).padStart(5)}`);
+}

@@ -1,0 +1,77 @@
+// C and TS never drift: the layout table in abi.ts is checked against the BTF
+// of the compiled object (sizes and offsets of every field, enum values).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { EVENT_HEADER_SIZE, EVENT_LAYOUT, KERNEL_COUNTERS, Op, Flag, Role } from './abi.js';
+
+interface BtfType {
+  id: number;
+  kind: string;
+  name?: string;
+  size?: number;
+  type_id?: number;
+  nr_elems?: number;
+  members?: { name: string; type_id: number; bits_offset: number }[];
+  values?: { name: string; val: number }[];
+}
+
+const obj = fileURLToPath(new URL('../../../bpf/.output/capture.bpf.o', import.meta.url));
+const types = (JSON.parse(execFileSync('bpftool', ['btf', 'dump', 'file', obj, 'format', 'raw', '-j'], { encoding: 'utf8' })) as {
+  types: BtfType[];
+}).types;
+const byId = new Map(types.map((t) => [t.id, t]));
+
+function sizeOf(id: number): number {
+  const t = byId.get(id);
+  assert.ok(t, `btf type ${id}`);
+  switch (t.kind) {
+    case 'INT':
+    case 'STRUCT':
+    case 'UNION':
+    case 'ENUM':
+      return t.size!;
+    case 'ARRAY':
+      return sizeOf(t.type_id!) * t.nr_elems!;
+    case 'TYPEDEF':
+    case 'CONST':
+    case 'VOLATILE':
+      return sizeOf(t.type_id!);
+    default:
+      throw new Error(`unexpected btf kind ${t.kind}`);
+  }
+}
+
+function enumValues(name: string): Map<string, number> {
+  const t = types.find((x) => x.kind === 'ENUM' && x.name === name);
+  assert.ok(t, `enum ${name} in BTF`);
+  return new Map(t.values!.map((v) => [v.name, v.val]));
+}
+
+describe('ABI layout (bpf/abi/events.h vs src/kernel/abi.ts)', () => {
+  it('struct osp_event: size and every field offset and size', () => {
+    const s = types.find((t) => t.kind === 'STRUCT' && t.name === 'osp_event');
+    assert.ok(s?.members, 'struct osp_event in BTF');
+    assert.equal(s.size, EVENT_HEADER_SIZE);
+    const fromBtf = Object.fromEntries(s.members.map((m) => [m.name, [m.bits_offset / 8, sizeOf(m.type_id)]]));
+    assert.deepEqual(fromBtf, EVENT_LAYOUT);
+  });
+
+  it('ops, flags, roles and counters match the C enums', () => {
+    const ops = enumValues('osp_op');
+    for (const [name, v] of Object.entries(Op)) assert.equal(ops.get(`OSP_OP_${name.toUpperCase()}`), v, name);
+    assert.equal(ops.size, Object.keys(Op).length);
+    const flags = enumValues('osp_flag');
+    assert.equal(flags.get('OSP_F_TRUNCATED'), Flag.truncated);
+    assert.equal(flags.get('OSP_F_IGNORED'), Flag.ignored);
+    assert.equal(flags.get('OSP_F_SENDFILE'), Flag.sendfile);
+    assert.equal(flags.get('OSP_F_PREEXISTING'), Flag.preexisting);
+    assert.equal(flags.get('OSP_F_KERNEL_CLOSE'), Flag.kernelClose);
+    const roles = enumValues('osp_role');
+    assert.equal(roles.get('OSP_ROLE_CLIENT'), Role.client);
+    assert.equal(roles.get('OSP_ROLE_SERVER'), Role.server);
+    const counters = enumValues('osp_counter');
+    assert.equal(counters.get('OSP_C__COUNT'), KERNEL_COUNTERS.length);
+  });
+});

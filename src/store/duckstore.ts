@@ -1,0 +1,1137 @@
+// The embedded span store: DuckDB (in memory or one file), written through the
+// Appender in batches, queried with SQL compiled from TraceQL IR.
+//
+// Connections: one writer (appenders, used synchronously on the JS thread), one for
+// maintenance (retention, checkpoints) and a small pool of readers. DuckDB runs
+// queries on its own threads, so reads never wait for the JS thread.
+//
+// Durability: each flush is one committed transaction (WAL for a file database), so a
+// crash (even SIGKILL) loses at most what was still buffered.
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  BIGINT,
+  DuckDBAppender,
+  DuckDBConnection,
+  DuckDBDataChunk,
+  DuckDBInstance,
+  DuckDBUUIDValue,
+  LIST,
+  UINTEGER,
+  VARCHAR,
+  listValue,
+  type DuckDBType,
+  type DuckDBValue,
+  type DuckDBVector,
+} from '@duckdb/node-api';
+import type { AttrValue, Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
+import { TraceQLError } from '../traceql/index.js';
+import { Params, ROOT_PREDICATE, compileFilter, jsonPointer, regexLiterals, windowSql } from './compile.js';
+import {
+  DDL,
+  KIND_BY_CODE,
+  KIND_CODE,
+  SCHEMA_VERSION,
+  SPAN_COLUMNS,
+  STATUS_BY_CODE,
+  STATUS_CODE,
+  UNKNOWN_SERVICE,
+} from './schema.js';
+import type {
+  EdgeStats,
+  RetentionResult,
+  SearchOptions,
+  ServiceStats,
+  SpanStore,
+  StoreStats,
+  TagOptions,
+  TagScope,
+  TagValue,
+  TimeWindow,
+  TraceSearchOptions,
+  TraceSummary,
+} from './types.js';
+
+export interface RetentionOptions {
+  /** delete spans that started longer ago than this (default 24 h; Infinity = never) */
+  maxAgeMs?: number;
+  /** keep at most this many spans, deleting the oldest (default 5,000,000; Infinity = no limit) */
+  maxSpans?: number;
+  /** how often retention runs by itself (default 30 s; 0 = only on enforceRetention()) */
+  intervalMs?: number;
+}
+
+export interface DuckStoreOptions {
+  /** database file; undefined or ':memory:' = in memory. The parent directory is created. */
+  path?: string;
+  retention?: RetentionOptions;
+  /** flush when this many spans are buffered (default 5000) */
+  flushSpans?: number;
+  /** flush buffered spans at least this often (default 1000 ms) */
+  flushIntervalMs?: number;
+  /** buffer limit; spans beyond it are dropped and counted (default 100,000) */
+  maxBuffered?: number;
+  /** DuckDB memory_limit, e.g. '1GB' (default: DuckDB's) */
+  memoryLimit?: string;
+  /** DuckDB worker threads (default: DuckDB's, one per core) */
+  threads?: number;
+  /** reader connections (default 4) */
+  readers?: number;
+}
+
+/** Largest `limit` honoured by search() and searchTraces(). */
+export const MAX_LIMIT = 1_000_000;
+
+const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
+const DEFAULT_MAX_SPANS = 5_000_000;
+const VECTOR_SIZE = 2048;
+const ROOT_NOT_RECEIVED = '<root span not yet received>';
+const TAG_SAMPLE_SPANS = 20_000;
+const HEX32 = /^[0-9a-fA-F]{32}$/;
+const HEX16 = /^[0-9a-fA-F]{16}$/;
+const INT64_MAX = 9223372036854775807n;
+
+const INTRINSIC_TAGS = [
+  'duration',
+  'kind',
+  'name',
+  'rootName',
+  'rootServiceName',
+  'span:duration',
+  'span:id',
+  'span:kind',
+  'span:name',
+  'span:parentID',
+  'span:status',
+  'span:statusMessage',
+  'status',
+  'statusMessage',
+  'trace:duration',
+  'trace:id',
+  'trace:rootName',
+  'trace:rootService',
+  'traceDuration',
+];
+
+const SPAN_SELECT = 'start_ns, duration_ns, trace_id, span_id, parent_span_id, name, kind, status, status_message, res_id, attributes';
+
+interface ResourceEntry {
+  id: number;
+  json: string;
+  attrs: Attributes;
+  service: string | null;
+  namespace: string | null;
+}
+
+interface Counters {
+  spansAppended: number;
+  spansDropped: number;
+  spansRejected: number;
+  retentionDeletedSpans: number;
+  retentionRuns: number;
+  retentionErrors: number;
+  flushes: number;
+  flushErrors: number;
+  lastFlushMs: number;
+}
+
+type Row = DuckDBValue[];
+
+export class DuckStore implements SpanStore {
+  private readonly instance: DuckDBInstance;
+  private readonly writer: DuckDBConnection;
+  private readonly maint: DuckDBConnection;
+  private readonly isFile: boolean;
+  private readonly flushSpans: number;
+  private readonly flushIntervalMs: number;
+  private readonly maxBuffered: number;
+  private readonly maxAgeMs: number;
+  private readonly maxSpans: number;
+  private readonly maxReaders: number;
+
+  private spanAppender: DuckDBAppender | undefined;
+  private resAppender: DuckDBAppender | undefined;
+  private spanTypes: DuckDBType[] = [];
+
+  private buffer: Span[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushImmediate: NodeJS.Immediate | undefined;
+  private flushChain: Promise<void> = Promise.resolve();
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private retentionRunning: Promise<RetentionResult> | undefined;
+
+  private readonly resByKey = new Map<string, ResourceEntry>();
+  private resMemo = new WeakMap<object, { entry: ResourceEntry; keys: string[]; values: unknown[] }>();
+  private readonly resById = new Map<number, ResourceEntry>();
+  /** ids deleted by the last resource GC; forgotten by the next one (queries in flight may still resolve them) */
+  private retiredResources: number[] = [];
+  private nextResId = 1;
+
+  private readonly idleReaders: DuckDBConnection[] = [];
+  private readonly readerWaiters: ((c: DuckDBConnection) => void)[] = [];
+  private readerCount = 0;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly validRegex = new Set<string>();
+
+  private rows = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly c: Counters = {
+    spansAppended: 0,
+    spansDropped: 0,
+    spansRejected: 0,
+    retentionDeletedSpans: 0,
+    retentionRuns: 0,
+    retentionErrors: 0,
+    flushes: 0,
+    flushErrors: 0,
+    lastFlushMs: 0,
+  };
+
+  private constructor(instance: DuckDBInstance, writer: DuckDBConnection, maint: DuckDBConnection, isFile: boolean, o: DuckStoreOptions) {
+    this.instance = instance;
+    this.writer = writer;
+    this.maint = maint;
+    this.isFile = isFile;
+    this.flushSpans = o.flushSpans ?? 5000;
+    this.flushIntervalMs = o.flushIntervalMs ?? 1000;
+    this.maxBuffered = o.maxBuffered ?? 100_000;
+    this.maxAgeMs = o.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    this.maxSpans = o.retention?.maxSpans ?? DEFAULT_MAX_SPANS;
+    this.maxReaders = o.readers ?? 4;
+  }
+
+  static async open(opts: DuckStoreOptions = {}): Promise<DuckStore> {
+    checkOptions(opts);
+    const path = opts.path === undefined || opts.path === '' ? ':memory:' : opts.path;
+    const isFile = path !== ':memory:';
+    if (isFile) mkdirSync(dirname(path), { recursive: true });
+    const config: Record<string, string> = {};
+    if (opts.memoryLimit !== undefined) config['memory_limit'] = opts.memoryLimit;
+    if (opts.threads !== undefined) config['threads'] = String(opts.threads);
+    const instance = await DuckDBInstance.create(path, config);
+    let writer: DuckDBConnection | undefined;
+    let maint: DuckDBConnection | undefined;
+    try {
+      writer = await instance.connect();
+      maint = await instance.connect();
+      for (const stmt of DDL) await writer.run(stmt);
+      const v = (await writer.runAndReadAll(`SELECT value FROM osprey_meta WHERE key = 'schema_version'`)).getRows();
+      const found = v[0]?.[0];
+      if (found === undefined) {
+        await writer.run(`INSERT INTO osprey_meta VALUES ('schema_version', $1)`, [SCHEMA_VERSION], [VARCHAR]);
+      } else if (found !== SCHEMA_VERSION) {
+        throw new Error(`store ${path}: schema version ${String(found)}, this build reads version ${SCHEMA_VERSION}`);
+      }
+      const store = new DuckStore(instance, writer, maint, isFile, opts);
+      await store.init();
+      const every = opts.retention?.intervalMs ?? 30_000;
+      if (every > 0) {
+        store.retentionTimer = setInterval(() => {
+          store.enforceRetention().catch(() => undefined);
+        }, every);
+        store.retentionTimer.unref();
+      }
+      return store;
+    } catch (e) {
+      try {
+        writer?.closeSync();
+        maint?.closeSync();
+        instance.closeSync();
+      } catch {
+        // already failing
+      }
+      throw e;
+    }
+  }
+
+  private async init(): Promise<void> {
+    const res = (await this.writer.runAndReadAll('SELECT id, attributes FROM resources ORDER BY id')).getRows();
+    for (const [id, json] of res) {
+      const entry = makeResource(Number(id), String(json));
+      this.resById.set(entry.id, entry);
+      this.resByKey.set(entry.json, entry);
+      if (entry.id >= this.nextResId) this.nextResId = entry.id + 1;
+    }
+    const cols = (await this.writer.runAndReadAll(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = 'spans' ORDER BY ordinal_position`,
+    )).getRows().map((r) => String(r[0]));
+    if (cols.join(',') !== SPAN_COLUMNS.join(',')) throw new Error(`spans table has unexpected columns: ${cols.join(', ')}`);
+    const n = (await this.writer.runAndReadAll('SELECT count(*) FROM spans')).getRows()[0]?.[0];
+    this.rows = Number(n ?? 0);
+    await this.openAppenders();
+  }
+
+  private async openAppenders(): Promise<void> {
+    this.spanAppender = await this.writer.createAppender('spans');
+    this.resAppender = await this.writer.createAppender('resources');
+    this.spanTypes = [];
+    for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
+  }
+
+  private dropAppenders(): void {
+    for (const a of [this.spanAppender, this.resAppender]) {
+      try {
+        a?.clear();
+        a?.closeSync();
+      } catch {
+        // a broken appender may refuse to close; it is discarded either way
+      }
+    }
+    this.spanAppender = undefined;
+    this.resAppender = undefined;
+  }
+
+  // ---- writing ------------------------------------------------------------------------
+
+  append(spans: readonly Span[]): void {
+    if (this.closed) {
+      this.c.spansDropped += spans.length;
+      return;
+    }
+    for (const s of spans) {
+      if (!isValidSpan(s)) {
+        this.c.spansRejected++;
+        continue;
+      }
+      if (this.buffer.length >= this.maxBuffered) {
+        this.c.spansDropped++;
+        continue;
+      }
+      this.buffer.push(s);
+      this.c.spansAppended++;
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.buffer.length === 0 || this.closed) return;
+    if (this.buffer.length >= this.flushSpans) {
+      this.flushImmediate ??= setImmediate(() => {
+        this.flushImmediate = undefined;
+        this.flush().catch(() => undefined);
+      });
+    } else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flush().catch(() => undefined);
+      }, this.flushIntervalMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  flush(): Promise<void> {
+    const run = this.flushChain.then(() => this.drain());
+    this.flushChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    let failure: unknown;
+    while (this.buffer.length > 0) {
+      const batch = this.buffer.length <= this.flushSpans ? this.buffer.splice(0) : this.buffer.splice(0, this.flushSpans);
+      try {
+        if (!this.spanAppender || !this.resAppender) await this.openAppenders();
+        this.writeBatch(batch);
+      } catch (e) {
+        this.c.flushErrors++;
+        this.c.spansDropped += batch.length;
+        this.dropAppenders();
+        failure ??= e;
+      }
+      // let queries and I/O run between large batches
+      if (this.buffer.length > 0) await new Promise<void>((r) => setImmediate(r));
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Converts and commits one batch, synchronously: resources first, then the spans in one transaction. */
+  private writeBatch(batch: Span[]): void {
+    const t0 = performance.now();
+    const spanApp = this.spanAppender;
+    const resApp = this.resAppender;
+    if (!spanApp || !resApp) throw new Error('appenders are not open');
+    const fresh: ResourceEntry[] = [];
+    // fill data chunks straight from the spans (no intermediate rows)
+    const chunks: DuckDBDataChunk[] = [];
+    let chunk: DuckDBDataChunk | undefined;
+    let vectors: DuckDBVector[] = [];
+    let n = 0;
+    let written = 0;
+    const seal = (): void => {
+      if (!chunk) return;
+      for (const v of vectors) v.flush();
+      chunk.rowCount = n;
+      if (n > 0) chunks.push(chunk);
+      written += n;
+      chunk = undefined;
+    };
+    for (const s of batch) {
+      if (!chunk) {
+        chunk = DuckDBDataChunk.create(this.spanTypes, VECTOR_SIZE);
+        vectors = [];
+        for (let col = 0; col < this.spanTypes.length; col++) vectors.push(chunk.getColumnVector(col));
+        n = 0;
+      }
+      try {
+        this.writeRow(vectors, n, s, fresh);
+        n++;
+      } catch {
+        this.c.spansRejected++;
+      }
+      if (n === VECTOR_SIZE) seal();
+    }
+    seal();
+    if (fresh.length > 0) {
+      try {
+        for (const r of fresh) {
+          resApp.appendUInteger(r.id);
+          appendNullable(resApp, r.service);
+          appendNullable(resApp, r.namespace);
+          resApp.appendVarchar(r.json);
+          resApp.endRow();
+        }
+        resApp.flushSync();
+      } catch (e) {
+        for (const r of fresh) {
+          this.resByKey.delete(r.json);
+          this.resById.delete(r.id);
+        }
+        throw e;
+      }
+    }
+    for (const c of chunks) spanApp.appendDataChunk(c);
+    spanApp.flushSync();
+    this.rows += written;
+    this.c.flushes++;
+    this.c.lastFlushMs = performance.now() - t0;
+  }
+
+  /**
+   * Writes one span as row `i` of the chunk's vectors, in SPAN_COLUMNS order. Everything
+   * that can throw runs before the first write, so a refused span leaves no partial row.
+   */
+  private writeRow(v: DuckDBVector[], i: number, s: Span, fresh: ResourceEntry[]): void {
+    const traceId = DuckDBUUIDValue.fromUint128(BigInt(`0x${s.traceId}`));
+    const spanId = BigInt(`0x${s.spanId}`);
+    const parent = s.parentSpanId ? BigInt(`0x${s.parentSpanId}`) : null;
+    const start = typeof s.startTimeUnixNano === 'bigint' ? s.startTimeUnixNano : BigInt(s.startTimeUnixNano);
+    const dur = BigInt(Math.max(0, Math.round(s.durationNano)));
+    const attrs = s.attributes as Record<string, unknown> | undefined;
+    const json = attrsJson(attrs);
+    const res = this.resourceOf(s.resource, fresh);
+    const isObj = typeof attrs === 'object' && attrs !== null;
+    const method = isObj ? attrs['http.request.method'] : undefined;
+    const code = isObj ? attrs['http.response.status_code'] : undefined;
+    const route = isObj ? attrs['http.route'] : undefined;
+    const set = (col: number, value: DuckDBValue): void => (v[col] as DuckDBVector).setItem(i, value);
+    set(0, start);
+    set(1, dur);
+    set(2, traceId);
+    set(3, spanId);
+    set(4, parent);
+    set(5, s.name);
+    set(6, KIND_CODE[s.kind] ?? 0);
+    set(7, STATUS_CODE[s.status] ?? 0);
+    set(8, typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null);
+    set(9, res.id);
+    set(10, res.service);
+    set(11, res.namespace);
+    set(12, typeof method === 'string' ? method : null);
+    set(13, typeof code === 'number' && Number.isFinite(code) ? code : null);
+    set(14, typeof route === 'string' ? route : null);
+    set(15, json);
+  }
+
+  /**
+   * The stored resource for a span's resource object. Agents share one object per
+   * process, so the last object seen is remembered with a snapshot of its values and
+   * reused while they are unchanged (cheaper than serialising it for every span).
+   */
+  private resourceOf(obj: Attributes, fresh: ResourceEntry[]): ResourceEntry {
+    const isObj = typeof obj === 'object' && obj !== null;
+    if (isObj) {
+      const memo = this.resMemo.get(obj);
+      if (memo && this.resByKey.get(memo.entry.json) === memo.entry && sameValues(obj, memo.keys, memo.values)) return memo.entry;
+    }
+    const json = attrsJson(obj);
+    let res = this.resByKey.get(json);
+    if (!res) {
+      res = makeResource(this.nextResId++, json);
+      this.resByKey.set(res.json, res);
+      this.resById.set(res.id, res);
+      fresh.push(res);
+    }
+    if (isObj) {
+      const keys = Object.keys(obj);
+      this.resMemo.set(obj, { entry: res, keys, values: keys.map((k) => obj[k]) });
+    }
+    return res;
+  }
+
+  // ---- reading --------------------------------------------------------------------------
+
+  async search(opts: SearchOptions): Promise<Span[]> {
+    const limit = checkLimit(opts.limit);
+    if (limit === 0) return [];
+    await this.checkRegexes(opts.query.filter);
+    const P = new Params();
+    const win = windowSql(P, opts.startNs, opts.endNs);
+    const cond = compileFilter(opts.query.filter, { params: P, startNs: opts.startNs, endNs: opts.endNs });
+    const order = opts.order === 'duration_desc' ? 'duration_ns DESC, start_ns DESC, span_id' : 'start_ns DESC, span_id';
+    const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE ${win} AND ${cond} ORDER BY ${order} LIMIT ${P.add(limit, UINTEGER)}`;
+    return this.toSpans(await this.query(sql, P));
+  }
+
+  async trace(traceId: string, window: TimeWindow = {}): Promise<Span[]> {
+    const id = normalizeTraceId(traceId);
+    if (id === undefined) return [];
+    const P = new Params();
+    const idParam = P.add(id, VARCHAR);
+    const win = windowSql(P, window.startNs, window.endNs);
+    const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE trace_id = CAST(${idParam} AS UUID) AND ${win} ORDER BY start_ns, span_id`;
+    return this.toSpans(await this.query(sql, P));
+  }
+
+  async searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]> {
+    const limit = checkLimit(opts.limit);
+    const spss = Math.max(0, Math.min(Math.floor(opts.spansPerSpanSet ?? 3), 10_000));
+    if (limit === 0) return [];
+    await this.checkRegexes(opts.query.filter);
+    const ctxFor = (P: Params): string =>
+      `${windowSql(P, opts.startNs, opts.endNs)} AND ${compileFilter(opts.query.filter, { params: P, startNs: opts.startNs, endNs: opts.endNs })}`;
+
+    // 1. the newest traces with a matching span, and how many spans match in each
+    const P1 = new Params();
+    const top = await this.query(
+      `SELECT trace_id, count(*) AS matched, max(start_ns) AS last_ns FROM spans WHERE ${ctxFor(P1)}
+       GROUP BY trace_id ORDER BY last_ns DESC, trace_id LIMIT ${P1.add(limit, UINTEGER)}`,
+      P1,
+    );
+    if (top.length === 0) return [];
+    const ids = top.map((r) => uuidHex(r[0]));
+    const idList = (P: Params): string => `(SELECT CAST(unnest(${P.add(listValue(ids), LIST(VARCHAR))}) AS UUID))`;
+
+    // 2. per trace and service: extent, span and error counts
+    const P2 = new Params();
+    const perService = await this.query(
+      `SELECT trace_id, service, count(*), count(*) FILTER (WHERE status = ${P2.add(STATUS_CODE.error, UINTEGER)}),
+              min(start_ns), max(start_ns + duration_ns)
+       FROM spans WHERE trace_id IN ${idList(P2)} GROUP BY trace_id, service`,
+      P2,
+    );
+    // 3. the root of each trace: a span without a stored parent, true roots first, then earliest
+    const P3 = new Params();
+    const roots = await this.query(
+      `SELECT s.trace_id, first(s.service ORDER BY s.parent_span_id IS NOT NULL, s.start_ns),
+              first(s.name ORDER BY s.parent_span_id IS NOT NULL, s.start_ns)
+       FROM spans s WHERE s.trace_id IN ${idList(P3)} AND ${ROOT_PREDICATE('s')} GROUP BY s.trace_id`,
+      P3,
+    );
+    // 4. up to spss matching spans per trace, earliest first
+    let matchedSpans: Row[] = [];
+    if (spss > 0) {
+      const P4 = new Params();
+      matchedSpans = await this.query(
+        `SELECT ${SPAN_SELECT} FROM spans WHERE ${ctxFor(P4)} AND trace_id IN ${idList(P4)}
+         QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns, span_id) <= ${P4.add(spss, UINTEGER)}
+         ORDER BY start_ns, span_id`,
+        P4,
+      );
+    }
+
+    const out = new Map<string, TraceSummary>();
+    const extent = new Map<string, { start: bigint; end: bigint }>();
+    for (const r of top) {
+      const id = uuidHex(r[0]);
+      out.set(id, {
+        traceID: id,
+        rootServiceName: ROOT_NOT_RECEIVED,
+        rootTraceName: '',
+        startTimeUnixNano: 0n,
+        durationNano: 0,
+        durationMs: 0,
+        spanSet: { spans: [], matched: Number(r[1]) },
+        serviceStats: {},
+      });
+    }
+    for (const [tid, svc, n, errs, start, end] of perService) {
+      const id = uuidHex(tid);
+      const t = out.get(id);
+      if (!t) continue;
+      t.serviceStats[svc === null ? UNKNOWN_SERVICE : String(svc)] = { spanCount: Number(n), errorCount: Number(errs) };
+      const e = extent.get(id);
+      const s0 = start as bigint;
+      const e0 = end as bigint;
+      if (!e) extent.set(id, { start: s0, end: e0 });
+      else {
+        if (s0 < e.start) e.start = s0;
+        if (e0 > e.end) e.end = e0;
+      }
+    }
+    for (const [id, e] of extent) {
+      const t = out.get(id);
+      if (!t) continue;
+      t.startTimeUnixNano = e.start;
+      t.durationNano = Number(e.end - e.start);
+      t.durationMs = Math.floor(t.durationNano / 1e6);
+    }
+    for (const [tid, svc, name] of roots) {
+      const t = out.get(uuidHex(tid));
+      if (!t) continue;
+      t.rootServiceName = svc === null ? UNKNOWN_SERVICE : String(svc);
+      t.rootTraceName = String(name ?? '');
+    }
+    for (const span of await this.toSpans(matchedSpans)) out.get(span.traceId)?.spanSet.spans.push(span);
+    return [...out.values()];
+  }
+
+  async services(sinceNs: bigint, untilNs?: bigint): Promise<ServiceStats[]> {
+    const until = untilNs ?? nowNs();
+    const P = new Params();
+    const win = windowSql(P, sinceNs, until);
+    const srv = P.add(KIND_CODE.server, UINTEGER);
+    const err = P.add(STATUS_CODE.error, UINTEGER);
+    const rows = await this.query(
+      `SELECT COALESCE(service, ${P.add(UNKNOWN_SERVICE, VARCHAR)}) AS svc,
+              count(*),
+              count(*) FILTER (WHERE kind = ${srv}),
+              count(*) FILTER (WHERE kind = ${srv} AND status = ${err}),
+              count(*) FILTER (WHERE status = ${err}),
+              quantile_cont(duration_ns, [0.5, 0.95, 0.99]) FILTER (WHERE kind = ${srv}),
+              quantile_cont(duration_ns, [0.5, 0.95, 0.99])
+       FROM spans WHERE ${win} GROUP BY svc ORDER BY svc`,
+      P,
+      true,
+    );
+    const seconds = Number(until - sinceNs) / 1e9;
+    return rows.map(([svc, total, srvN, srvErr, allErr, srvQ, allQ]) => {
+      const useServer = Number(srvN) > 0;
+      const n = Number(useServer ? srvN : total);
+      const errors = Number(useServer ? srvErr : allErr);
+      const q = (useServer ? srvQ : allQ) as number[] | null;
+      return {
+        service: String(svc),
+        spanCount: Number(total),
+        basis: useServer ? 'server' : 'all',
+        requestCount: n,
+        ratePerSec: seconds > 0 ? n / seconds : 0,
+        errorCount: errors,
+        errorPct: n > 0 ? (errors / n) * 100 : 0,
+        p50Ns: Number(q?.[0] ?? 0),
+        p95Ns: Number(q?.[1] ?? 0),
+        p99Ns: Number(q?.[2] ?? 0),
+      };
+    });
+  }
+
+  async edges(sinceNs: bigint, untilNs?: bigint): Promise<EdgeStats[]> {
+    const until = untilNs ?? nowNs();
+    const P = new Params();
+    const slack = 300_000_000_000n; // a server span may start a little before its client (clock skew) or after the window
+    const cWin = windowSql(P, sinceNs, until, 'c.start_ns');
+    const sWin = windowSql(P, sinceNs - slack, until + slack, 's.start_ns');
+    const unknown = P.add(UNKNOWN_SERVICE, VARCHAR);
+    const err = P.add(STATUS_CODE.error, UINTEGER);
+    const rows = await this.query(
+      `SELECT COALESCE(c.service, ${unknown}) AS caller, COALESCE(s.service, ${unknown}) AS callee, count(*),
+              count(*) FILTER (WHERE c.status = ${err} OR s.status = ${err}),
+              quantile_cont(c.duration_ns, [0.5, 0.95]), quantile_cont(s.duration_ns, [0.5, 0.95])
+       FROM spans c JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
+       WHERE c.kind = ${P.add(KIND_CODE.client, UINTEGER)} AND s.kind = ${P.add(KIND_CODE.server, UINTEGER)} AND ${cWin} AND ${sWin}
+       GROUP BY caller, callee ORDER BY caller, callee`,
+      P,
+      true,
+    );
+    return rows.map(([caller, callee, n, errs, cq, sq]) => {
+      const count = Number(n);
+      const errorCount = Number(errs);
+      const c = cq as number[] | null;
+      const s = sq as number[] | null;
+      return {
+        caller: String(caller),
+        callee: String(callee),
+        count,
+        errorCount,
+        errorPct: count > 0 ? (errorCount / count) * 100 : 0,
+        p50Ns: Number(c?.[0] ?? 0),
+        p95Ns: Number(c?.[1] ?? 0),
+        serverP50Ns: Number(s?.[0] ?? 0),
+        serverP95Ns: Number(s?.[1] ?? 0),
+      };
+    });
+  }
+
+  async tagNames(scope?: TagScope, opts: TagOptions = {}): Promise<string[]> {
+    const limit = Math.max(0, Math.min(Math.floor(opts.limit ?? 1000), 100_000));
+    const names = new Set<string>();
+    if (scope === undefined || scope === 'intrinsic') for (const n of INTRINSIC_TAGS) names.add(n);
+    if (scope === undefined || scope === 'resource') {
+      const P = new Params();
+      const rows = await this.query(
+        `SELECT DISTINCT k FROM (SELECT unnest(json_keys(attributes)) AS k FROM resources
+           WHERE id IN (SELECT DISTINCT res_id FROM spans WHERE ${windowSql(P, opts.startNs, opts.endNs)})) ORDER BY k LIMIT ${P.add(limit, UINTEGER)}`,
+        P,
+      );
+      for (const [k] of rows) names.add(String(k));
+    }
+    if (scope === undefined || scope === 'span') {
+      const P = new Params();
+      const rows = await this.query(
+        `SELECT DISTINCT k FROM (SELECT unnest(json_keys(attributes)) AS k FROM
+           (SELECT attributes FROM spans WHERE ${windowSql(P, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P.add(TAG_SAMPLE_SPANS, UINTEGER)}))
+         ORDER BY k LIMIT ${P.add(limit, UINTEGER)}`,
+        P,
+      );
+      for (const [k] of rows) names.add(String(k));
+    }
+    return [...names].sort().slice(0, limit);
+  }
+
+  async tagValues(name: string, opts: TagOptions = {}): Promise<TagValue[]> {
+    const limit = Math.max(0, Math.min(Math.floor(opts.limit ?? 1000), 100_000));
+    const tag = parseTagName(String(name));
+    if (!tag || limit === 0) return [];
+    const P = new Params();
+    const win = windowSql(P, opts.startNs, opts.endNs);
+    const lim = P.add(limit, UINTEGER);
+    if (tag.kind === 'intrinsic') {
+      switch (tag.name) {
+        case 'status':
+          return STATUS_BY_CODE.map((v) => ({ type: 'keyword' as const, value: v }));
+        case 'kind':
+          return KIND_BY_CODE.map((v) => ({ type: 'keyword' as const, value: v }));
+        case 'name':
+        case 'statusMessage':
+        case 'rootName':
+        case 'rootServiceName': {
+          const col = tag.name === 'name' ? 'name' : tag.name === 'statusMessage' ? 'status_message' : tag.name === 'rootName' ? 'name' : 'service';
+          const root = tag.name.startsWith('root') ? ' AND parent_span_id IS NULL' : '';
+          const rows = await this.query(
+            `SELECT DISTINCT ${col} AS v FROM spans WHERE ${win}${root} AND ${col} IS NOT NULL ORDER BY v LIMIT ${lim}`,
+            P,
+          );
+          return rows.map(([v]) => ({ type: 'string' as const, value: String(v) }));
+        }
+        default:
+          return [];
+      }
+    }
+    const ptr = P.add(jsonPointer(tag.name), VARCHAR);
+    const texts = new Set<string>();
+    if (tag.scope !== 'span') {
+      const rows = await this.query(
+        `SELECT DISTINCT json_extract(attributes, ${ptr})::VARCHAR AS v FROM resources
+         WHERE id IN (SELECT DISTINCT res_id FROM spans WHERE ${win}) AND v IS NOT NULL ORDER BY v LIMIT ${lim}`,
+        P,
+      );
+      for (const [v] of rows) texts.add(String(v));
+    }
+    if (tag.scope !== 'resource') {
+      const P2 = new Params();
+      const ptr2 = P2.add(jsonPointer(tag.name), VARCHAR);
+      const rows = await this.query(
+        `SELECT DISTINCT v FROM (SELECT json_extract(attributes, ${ptr2})::VARCHAR AS v FROM
+           (SELECT attributes FROM spans WHERE ${windowSql(P2, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P2.add(TAG_SAMPLE_SPANS, UINTEGER)}))
+         WHERE v IS NOT NULL ORDER BY v LIMIT ${P2.add(limit, UINTEGER)}`,
+        P2,
+      );
+      for (const [v] of rows) texts.add(String(v));
+    }
+    const out: TagValue[] = [];
+    for (const t of texts) {
+      const tv = jsonTextToTagValue(t);
+      if (tv) out.push(tv);
+    }
+    out.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+    return out.slice(0, limit);
+  }
+
+  stats(): StoreStats {
+    return {
+      ...this.c,
+      buffered: this.buffer.length,
+      rows: this.rows,
+      resources: this.resByKey.size,
+    };
+  }
+
+  // ---- retention ------------------------------------------------------------------------
+
+  enforceRetention(): Promise<RetentionResult> {
+    if (this.closed) return Promise.reject(new Error('DuckStore is shut down'));
+    this.retentionRunning ??= this.runRetention().finally(() => {
+      this.retentionRunning = undefined;
+    });
+    return this.retentionRunning;
+  }
+
+  private async runRetention(): Promise<RetentionResult> {
+    const result: RetentionResult = { deletedByAge: 0, deletedByCount: 0 };
+    try {
+      this.c.retentionRuns++;
+      if (Number.isFinite(this.maxAgeMs)) {
+        const cutoff = nowNs() - BigInt(Math.floor(this.maxAgeMs)) * 1_000_000n;
+        const r = await this.maint.run('DELETE FROM spans WHERE start_ns < $1', [cutoff], [BIGINT]);
+        result.deletedByAge = r.rowsChanged;
+      }
+      if (Number.isFinite(this.maxSpans)) {
+        const total = Number((await this.maint.runAndReadAll('SELECT count(*) FROM spans')).getRows()[0]?.[0] ?? 0);
+        const excess = total - this.maxSpans;
+        if (excess > 0) {
+          // the start time of the `excess`-th oldest span; everything up to it goes (ties may take a few more)
+          const cut = (await this.maint.runAndReadAll(
+            'SELECT max(start_ns) FROM (SELECT start_ns FROM spans ORDER BY start_ns LIMIT $1)',
+            [excess],
+            [UINTEGER],
+          )).getRows()[0]?.[0];
+          if (typeof cut === 'bigint') {
+            const r = await this.maint.run('DELETE FROM spans WHERE start_ns <= $1', [cut], [BIGINT]);
+            result.deletedByCount = r.rowsChanged;
+          }
+        }
+      }
+      const deleted = result.deletedByAge + result.deletedByCount;
+      this.rows = Math.max(0, this.rows - deleted);
+      this.c.retentionDeletedSpans += deleted;
+      if (deleted > 0) {
+        await this.collectResources();
+        // reclaims deleted row groups (file and memory alike); may fail while a write is active, retried next run
+        await this.maint.run('CHECKPOINT').catch(() => undefined);
+      }
+      return result;
+    } catch (e) {
+      this.c.retentionErrors++;
+      throw e;
+    }
+  }
+
+  /** Deletes resources no span refers to any more (see retiredResources for the in-memory side). */
+  private async collectResources(): Promise<void> {
+    for (const id of this.retiredResources) this.resById.delete(id);
+    this.retiredResources = [];
+    const rows = (await this.maint.runAndReadAll(
+      'SELECT id FROM resources WHERE id NOT IN (SELECT DISTINCT res_id FROM spans)',
+    )).getRows();
+    if (rows.length === 0) return;
+    const ids = rows.map((r) => Number(r[0]));
+    // from now on new spans with these resources get new ids, so the delete below
+    // (whose snapshot starts after this point) sees every span that still uses them
+    for (const id of ids) {
+      const e = this.resById.get(id);
+      if (e && this.resByKey.get(e.json) === e) this.resByKey.delete(e.json);
+    }
+    const r = await this.maint.runAndReadAll(
+      `DELETE FROM resources WHERE id IN (SELECT unnest($1::UINTEGER[])) AND id NOT IN (SELECT DISTINCT res_id FROM spans) RETURNING id`,
+      [listValue(ids)],
+      [LIST(UINTEGER)],
+    );
+    for (const [id] of r.getRows()) this.retiredResources.push(Number(id));
+  }
+
+  // ---- shutdown -------------------------------------------------------------------------
+
+  shutdown(): Promise<void> {
+    this.closing ??= this.doShutdown();
+    return this.closing;
+  }
+
+  private async doShutdown(): Promise<void> {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    this.flushImmediate = undefined;
+    await this.retentionRunning?.catch(() => undefined);
+    await this.flush().catch(() => undefined);
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    // late appends (after closed) are counted as dropped; anything that raced in is dropped too
+    this.c.spansDropped += this.buffer.length;
+    this.buffer = [];
+    await Promise.allSettled([...this.inflight]);
+    try {
+      this.spanAppender?.closeSync();
+      this.resAppender?.closeSync();
+    } catch {
+      this.c.flushErrors++;
+    }
+    this.spanAppender = undefined;
+    this.resAppender = undefined;
+    if (this.isFile) await this.maint.run('CHECKPOINT').catch(() => undefined);
+    for (const c of [...this.idleReaders, this.writer, this.maint]) {
+      try {
+        c.closeSync();
+      } catch {
+        // closing anyway
+      }
+    }
+    this.idleReaders.length = 0;
+    this.instance.closeSync();
+  }
+
+  // ---- helpers --------------------------------------------------------------------------
+
+  private async query(sql: string, P: Params, js = false): Promise<Row[]> {
+    if (this.closed) throw new Error('DuckStore is shut down');
+    const run = (async () => {
+      const con = await this.acquire();
+      try {
+        const reader = await con.runAndReadAll(sql, P.values, P.types);
+        return js ? (reader.getRowsJS() as Row[]) : reader.getRows();
+      } finally {
+        this.release(con);
+      }
+    })();
+    this.inflight.add(run);
+    try {
+      return await run;
+    } finally {
+      this.inflight.delete(run);
+    }
+  }
+
+  private async acquire(): Promise<DuckDBConnection> {
+    const idle = this.idleReaders.pop();
+    if (idle) return idle;
+    if (this.readerCount < this.maxReaders) {
+      this.readerCount++;
+      try {
+        return await this.instance.connect();
+      } catch (e) {
+        this.readerCount--;
+        throw e;
+      }
+    }
+    return new Promise((resolve) => this.readerWaiters.push(resolve));
+  }
+
+  private release(con: DuckDBConnection): void {
+    const waiter = this.readerWaiters.shift();
+    if (waiter) waiter(con);
+    else this.idleReaders.push(con);
+  }
+
+  /** DuckDB's regex engine is RE2 like Tempo's; refuse a bad pattern as a TraceQLError, not a SQL error. */
+  private async checkRegexes(filter: SearchOptions['query']['filter']): Promise<void> {
+    for (const { pattern, pos } of regexLiterals(filter)) {
+      if (this.validRegex.has(pattern)) continue;
+      const P = new Params();
+      try {
+        await this.query(`SELECT regexp_full_match('', ${P.add(pattern, VARCHAR)})`, P);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message.replace(/^.*Error:\s*/, '') : String(e);
+        throw new TraceQLError('invalid', `invalid regular expression ${JSON.stringify(pattern)}: ${msg}`, pos);
+      }
+      if (this.validRegex.size > 1000) this.validRegex.clear();
+      this.validRegex.add(pattern);
+    }
+  }
+
+  private async toSpans(rows: Row[]): Promise<Span[]> {
+    const missing = new Set<number>();
+    for (const r of rows) {
+      const id = Number(r[9]);
+      if (!this.resById.has(id)) missing.add(id);
+    }
+    const extra = new Map<number, ResourceEntry>();
+    if (missing.size > 0) {
+      const P = new Params();
+      const got = await this.query(
+        `SELECT id, attributes FROM resources WHERE id IN (SELECT unnest(${P.add(listValue([...missing]), LIST(UINTEGER))}))`,
+        P,
+      );
+      for (const [id, json] of got) extra.set(Number(id), makeResource(Number(id), String(json)));
+    }
+    return rows.map((r) => {
+      const [start, dur, tid, sid, pid, name, kind, status, msg, resId, attrs] = r;
+      const res = this.resById.get(Number(resId)) ?? extra.get(Number(resId));
+      const span: Span = {
+        traceId: uuidHex(tid),
+        spanId: (sid as bigint).toString(16).padStart(16, '0'),
+        parentSpanId: pid === null ? '' : (pid as bigint).toString(16).padStart(16, '0'),
+        name: String(name),
+        kind: KIND_BY_CODE[Number(kind)] ?? 'unspecified',
+        startTimeUnixNano: start as bigint,
+        durationNano: Number(dur),
+        status: STATUS_BY_CODE[Number(status)] ?? 'unset',
+        resource: res ? { ...res.attrs } : {},
+        attributes: JSON.parse(String(attrs)) as Attributes,
+      };
+      if (msg !== null && msg !== undefined) span.statusMessage = String(msg);
+      return span;
+    });
+  }
+}
+
+// ---- module helpers ---------------------------------------------------------------------
+
+function checkOptions(o: DuckStoreOptions): void {
+  const posInt = (v: number | undefined, what: string, min = 1): void => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new RangeError(`DuckStore: ${what} must be an integer >= ${min}`);
+  };
+  posInt(o.flushSpans, 'flushSpans');
+  posInt(o.flushIntervalMs, 'flushIntervalMs');
+  posInt(o.maxBuffered, 'maxBuffered');
+  posInt(o.threads, 'threads');
+  posInt(o.readers, 'readers');
+  posInt(o.retention?.intervalMs, 'retention.intervalMs', 0);
+  for (const [k, v] of [['maxAgeMs', o.retention?.maxAgeMs], ['maxSpans', o.retention?.maxSpans]] as const) {
+    if (v !== undefined && !(v === Infinity || (Number.isFinite(v) && v > 0))) {
+      throw new RangeError(`DuckStore: retention.${k} must be > 0 (Infinity = no limit)`);
+    }
+  }
+  if (o.memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(o.memoryLimit)) {
+    throw new RangeError(`DuckStore: memoryLimit must look like '512MB' or '2GB'`);
+  }
+}
+
+function checkLimit(limit: number): number {
+  if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) throw new RangeError('limit must be a number >= 0');
+  return Math.min(Math.floor(limit), MAX_LIMIT);
+}
+
+const KINDS: ReadonlySet<string> = new Set<SpanKind>(['server', 'client', 'internal', 'producer', 'consumer', 'unspecified']);
+const STATUSES: ReadonlySet<string> = new Set<SpanStatus>(['ok', 'error', 'unset']);
+
+function isValidSpan(s: unknown): s is Span {
+  if (typeof s !== 'object' || s === null) return false;
+  const x = s as Record<string, unknown>;
+  if (typeof x['traceId'] !== 'string' || !HEX32.test(x['traceId'])) return false;
+  if (typeof x['spanId'] !== 'string' || !HEX16.test(x['spanId'])) return false;
+  const p = x['parentSpanId'];
+  if (!(p === '' || p === undefined || (typeof p === 'string' && HEX16.test(p)))) return false;
+  if (typeof x['name'] !== 'string') return false;
+  const start = x['startTimeUnixNano'];
+  if (typeof start === 'bigint') {
+    if (start < 0n || start > INT64_MAX) return false;
+  } else if (!(typeof start === 'number' && Number.isSafeInteger(start) && start >= 0)) return false;
+  const d = x['durationNano'];
+  if (typeof d !== 'number' || !Number.isFinite(d)) return false;
+  if (typeof x['kind'] !== 'string' || !KINDS.has(x['kind'])) return false;
+  if (typeof x['status'] !== 'string' || !STATUSES.has(x['status'])) return false;
+  return true;
+}
+
+function isAttrValue(v: unknown): v is AttrValue {
+  return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+/** JSON text of an attribute map, keeping only string / finite number / boolean values. */
+function attrsJson(a: unknown): string {
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) return '{}';
+  const obj = a as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  let clean = true;
+  for (const k of keys) {
+    if (!isAttrValue(obj[k])) {
+      clean = false;
+      break;
+    }
+  }
+  if (clean) return JSON.stringify(obj);
+  const out: Attributes = {};
+  for (const k of keys) {
+    const v = obj[k];
+    if (isAttrValue(v)) out[k] = v;
+  }
+  return JSON.stringify(out);
+}
+
+/** true when obj has exactly `keys` (same order) with the same values */
+function sameValues(obj: Record<string, unknown>, keys: string[], values: unknown[]): boolean {
+  let n = 0;
+  for (const k in obj) {
+    if (k !== keys[n] || obj[k] !== values[n]) return false;
+    n++;
+  }
+  return n === keys.length;
+}
+
+function makeResource(id: number, json: string): ResourceEntry {
+  const attrs = JSON.parse(json) as Attributes;
+  const svc = attrs['service.name'];
+  const ns = attrs['k8s.namespace.name'];
+  return { id, json, attrs, service: typeof svc === 'string' ? svc : null, namespace: typeof ns === 'string' ? ns : null };
+}
+
+function appendNullable(a: DuckDBAppender, v: string | null): void {
+  if (v === null) a.appendNull();
+  else a.appendVarchar(v);
+}
+
+function uuidHex(v: DuckDBValue | undefined): string {
+  if (v instanceof DuckDBUUIDValue) return v.toUint128().toString(16).padStart(32, '0');
+  return String(v).replace(/-/g, '');
+}
+
+/** Lowercase 32-hex trace id, left-padded like Tempo does for short ids; undefined when not hex. */
+export function normalizeTraceId(id: string): string | undefined {
+  if (typeof id !== 'string') return undefined;
+  const h = id.trim().toLowerCase();
+  if (!/^[0-9a-f]{1,32}$/.test(h)) return undefined;
+  return h.padStart(32, '0');
+}
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+type ParsedTag =
+  | { kind: 'intrinsic'; name: 'status' | 'kind' | 'name' | 'statusMessage' | 'rootName' | 'rootServiceName' | 'other' }
+  | { kind: 'attribute'; scope: 'span' | 'resource' | 'any'; name: string };
+
+const INTRINSIC_TAG_NAMES: Readonly<Record<string, ParsedTag & { kind: 'intrinsic' }>> = {
+  name: { kind: 'intrinsic', name: 'name' },
+  'span:name': { kind: 'intrinsic', name: 'name' },
+  status: { kind: 'intrinsic', name: 'status' },
+  'span:status': { kind: 'intrinsic', name: 'status' },
+  kind: { kind: 'intrinsic', name: 'kind' },
+  'span:kind': { kind: 'intrinsic', name: 'kind' },
+  statusMessage: { kind: 'intrinsic', name: 'statusMessage' },
+  'span:statusMessage': { kind: 'intrinsic', name: 'statusMessage' },
+  rootName: { kind: 'intrinsic', name: 'rootName' },
+  'trace:rootName': { kind: 'intrinsic', name: 'rootName' },
+  rootServiceName: { kind: 'intrinsic', name: 'rootServiceName' },
+  'trace:rootService': { kind: 'intrinsic', name: 'rootServiceName' },
+};
+
+/** `resource.service.name`, `span.x`, `.x`, `span."a b"`, an intrinsic, or a bare attribute name (either scope). */
+function parseTagName(raw: string): ParsedTag | undefined {
+  const name = raw.trim();
+  if (name === '') return undefined;
+  const intrinsic = INTRINSIC_TAG_NAMES[name];
+  if (intrinsic) return intrinsic;
+  if (INTRINSIC_TAGS.includes(name)) return { kind: 'intrinsic', name: 'other' };
+  let scope: 'span' | 'resource' | 'any' = 'any';
+  let key = name;
+  if (name.startsWith('span.')) {
+    scope = 'span';
+    key = name.slice(5);
+  } else if (name.startsWith('resource.')) {
+    scope = 'resource';
+    key = name.slice(9);
+  } else if (name.startsWith('.')) {
+    key = name.slice(1);
+  }
+  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1).replace(/\\(["\\])/g, '$1');
+  if (key === '') return undefined;
+  return { kind: 'attribute', scope, name: key };
+}
+
+function jsonTextToTagValue(text: string): TagValue | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof v === 'string') return { type: 'string', value: v };
+  if (typeof v === 'boolean') return { type: 'bool', value: String(v) };
+  if (typeof v === 'number') return { type: Number.isInteger(v) && !/[.eE]/.test(text) ? 'int' : 'float', value: String(v) };
+  return undefined;
+}

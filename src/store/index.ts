@@ -1,0 +1,19 @@
+// The embedded span store. Only this directory imports DuckDB.
+
+export { DuckStore, MAX_LIMIT, normalizeTraceId } from './duckstore.js';
+export type { DuckStoreOptions, RetentionOptions } from './duckstore.js';
+export type {
+  EdgeStats,
+  RetentionResult,
+  SearchOptions,
+  SearchOrder,
+  ServiceStats,
+  SpanStore,
+  StoreStats,
+  TagOptions,
+  TagScope,
+  TagValue,
+  TimeWindow,
+  TraceSearchOptions,
+  TraceSummary,
+} from './types.js';

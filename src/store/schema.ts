@@ -1,0 +1,93 @@
+// Table layout. One wide, append-only `spans` table inserted roughly in time order, so
+// DuckDB's per-row-group min/max (zone maps) on start_ns skip everything outside a time
+// window; resources (per process: service.name, pid, pod...) are stored once in
+// `resources` and referenced by id.
+//
+// Attribute values keep their JSON type (string / number / boolean): the JSON text is
+// the source of truth for round trips; a few hot attributes are also copied into
+// typed columns for fast filters. A hot column holds the value only when it has the
+// column's type (e.g. http_route only for string routes), so a filter on the column
+// is exact: a value of another type cannot match a literal of the column's type anyway.
+
+import type { SpanKind, SpanStatus } from '../agent/span.js';
+
+export const SCHEMA_VERSION = '1';
+
+export const DDL: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS osprey_meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS resources (
+    id UINTEGER NOT NULL,
+    service VARCHAR,
+    namespace VARCHAR,
+    attributes VARCHAR NOT NULL
+  )`,
+  `CREATE TABLE IF NOT EXISTS spans (
+    start_ns BIGINT NOT NULL,
+    duration_ns BIGINT NOT NULL,
+    trace_id UUID NOT NULL,
+    span_id UBIGINT NOT NULL,
+    parent_span_id UBIGINT,
+    name VARCHAR NOT NULL,
+    kind UTINYINT NOT NULL,
+    status UTINYINT NOT NULL,
+    status_message VARCHAR,
+    res_id UINTEGER NOT NULL,
+    service VARCHAR,
+    namespace VARCHAR,
+    http_method VARCHAR,
+    http_status_code DOUBLE,
+    http_route VARCHAR,
+    attributes VARCHAR NOT NULL
+  )`,
+];
+
+/** Column order of `spans` (the appender writes in this order). */
+export const SPAN_COLUMNS = [
+  'start_ns',
+  'duration_ns',
+  'trace_id',
+  'span_id',
+  'parent_span_id',
+  'name',
+  'kind',
+  'status',
+  'status_message',
+  'res_id',
+  'service',
+  'namespace',
+  'http_method',
+  'http_status_code',
+  'http_route',
+  'attributes',
+] as const;
+
+/** OTLP SpanKind numbering. */
+export const KIND_CODE: Readonly<Record<SpanKind, number>> = {
+  unspecified: 0,
+  internal: 1,
+  server: 2,
+  client: 3,
+  producer: 4,
+  consumer: 5,
+};
+export const KIND_BY_CODE: readonly SpanKind[] = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
+
+/** OTLP StatusCode numbering. */
+export const STATUS_CODE: Readonly<Record<SpanStatus, number>> = { unset: 0, ok: 1, error: 2 };
+export const STATUS_BY_CODE: readonly SpanStatus[] = ['unset', 'ok', 'error'];
+
+/** Span attributes copied into typed columns: key → [column, JS type it must have]. */
+export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' | 'number']>> = {
+  'http.request.method': ['http_method', 'string'],
+  'http.response.status_code': ['http_status_code', 'number'],
+  'http.route': ['http_route', 'string'],
+};
+
+/** Resource attributes copied into typed columns (on both spans and resources). */
+export const HOT_RESOURCE_ATTRS: Readonly<Record<string, readonly [string, 'string']>> = {
+  'service.name': ['service', 'string'],
+  'k8s.namespace.name': ['namespace', 'string'],
+};
+
+/** Name used for spans whose resource has no string service.name. */
+export const UNKNOWN_SERVICE = 'unknown_service';

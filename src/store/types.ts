@@ -1,0 +1,153 @@
+// The store's contract. DuckStore (DuckDB, embedded) implements it; the server, the
+// CLI and the metrics code depend on this interface only.
+
+import type { Span } from '../agent/span.js';
+import type { Query } from '../traceql/index.js';
+
+/** Time window on span start time, unix nanoseconds, both ends inclusive; omitted = unbounded. */
+export interface TimeWindow {
+  startNs?: bigint;
+  endNs?: bigint;
+}
+
+export type SearchOrder = 'start_desc' | 'duration_desc';
+
+export interface SearchOptions extends TimeWindow {
+  query: Query;
+  /** maximum number of spans returned (0 → none; capped at MAX_LIMIT) */
+  limit: number;
+  /** default 'start_desc' (newest first); 'duration_desc' = slowest first */
+  order?: SearchOrder;
+}
+
+export interface TraceSearchOptions extends TimeWindow {
+  query: Query;
+  /** maximum number of traces (Tempo `limit`, default there 20) */
+  limit: number;
+  /** matching spans returned per trace (Tempo `spss`, default 3) */
+  spansPerSpanSet?: number;
+}
+
+/** One trace of a Tempo `/api/search` answer. */
+export interface TraceSummary {
+  /** 32 lowercase hex */
+  traceID: string;
+  /** service of the root span; `<root span not yet received>` when no root is stored */
+  rootServiceName: string;
+  rootTraceName: string;
+  /** earliest start over the trace's stored spans */
+  startTimeUnixNano: bigint;
+  /** max(end) - min(start) over the trace's stored spans */
+  durationNano: number;
+  /** durationNano / 1e6, rounded down (Tempo's `durationMs`) */
+  durationMs: number;
+  spanSet: {
+    /** up to `spansPerSpanSet` matching spans, earliest first */
+    spans: Span[];
+    /** number of matching spans in the trace (within the window) */
+    matched: number;
+  };
+  /** per service of the trace: its stored spans and how many are errors */
+  serviceStats: Record<string, { spanCount: number; errorCount: number }>;
+}
+
+/** RED for one service (resource `service.name`). */
+export interface ServiceStats {
+  service: string;
+  /** all spans of the service in the window */
+  spanCount: number;
+  /** which spans the figures below are computed from: its server spans, or all its spans if it has none */
+  basis: 'server' | 'all';
+  /** number of basis spans */
+  requestCount: number;
+  /** requestCount per second of the window */
+  ratePerSec: number;
+  /** basis spans with status error */
+  errorCount: number;
+  /** errorCount / requestCount × 100 (0 when no requests) */
+  errorPct: number;
+  /** duration quantiles of the basis spans, nanoseconds (linear interpolation) */
+  p50Ns: number;
+  p95Ns: number;
+  p99Ns: number;
+}
+
+/** A caller → callee edge: client spans of `caller` whose child is a server span of `callee`. */
+export interface EdgeStats {
+  caller: string;
+  callee: string;
+  count: number;
+  /** pairs where the client or the server span has status error */
+  errorCount: number;
+  errorPct: number;
+  /** client-side duration quantiles, nanoseconds */
+  p50Ns: number;
+  p95Ns: number;
+  /** server-side duration quantiles, nanoseconds */
+  serverP50Ns: number;
+  serverP95Ns: number;
+}
+
+export type TagScope = 'span' | 'resource' | 'intrinsic';
+
+export interface TagOptions extends TimeWindow {
+  /** maximum number of names/values returned (default 1000) */
+  limit?: number;
+}
+
+/** A tag value typed like Tempo's v2 tag values API. */
+export interface TagValue {
+  type: 'string' | 'int' | 'float' | 'bool' | 'keyword';
+  value: string;
+}
+
+export interface StoreStats {
+  /** spans accepted into the buffer */
+  spansAppended: number;
+  /** spans lost: buffer full (maxBuffered), failed flushes, appends after shutdown */
+  spansDropped: number;
+  /** spans refused as malformed (bad ids, timestamps...) */
+  spansRejected: number;
+  /** spans waiting in the buffer */
+  buffered: number;
+  retentionDeletedSpans: number;
+  retentionRuns: number;
+  retentionErrors: number;
+  flushes: number;
+  flushErrors: number;
+  /** duration of the last flush, milliseconds */
+  lastFlushMs: number;
+  /** spans stored (committed) */
+  rows: number;
+  /** distinct resources stored */
+  resources: number;
+}
+
+export interface RetentionResult {
+  deletedByAge: number;
+  deletedByCount: number;
+}
+
+export interface SpanStore {
+  /** Buffers spans; they are written in batches (by size or time). Never throws on bad input: bad spans are counted. */
+  append(spans: readonly Span[]): void;
+  /** Writes everything buffered so far; resolves once it is committed. */
+  flush(): Promise<void>;
+  search(opts: SearchOptions): Promise<Span[]>;
+  /** All stored spans of a trace, earliest first; [] when unknown or when the id is not hex. */
+  trace(traceId: string, window?: TimeWindow): Promise<Span[]>;
+  searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]>;
+  services(sinceNs: bigint, untilNs?: bigint): Promise<ServiceStats[]>;
+  edges(sinceNs: bigint, untilNs?: bigint): Promise<EdgeStats[]>;
+  /** Attribute names (and intrinsic names for scope 'intrinsic'); all scopes when omitted. Sorted. */
+  tagNames(scope?: TagScope, opts?: TagOptions): Promise<string[]>;
+  /**
+   * Values of a tag. `name` is a TraceQL field (`resource.service.name`, `span.http.route`,
+   * `.x`, `name`, `status`, `kind`...) or a bare attribute name (`service.name`: either scope).
+   */
+  tagValues(name: string, opts?: TagOptions): Promise<TagValue[]>;
+  stats(): StoreStats;
+  enforceRetention(): Promise<RetentionResult>;
+  /** Flushes and closes. Idempotent. */
+  shutdown(): Promise<void>;
+}

@@ -1,0 +1,57 @@
+// Small helpers over the IR, for callers that present results (the Tempo search API
+// returns the fields a query refers to as span attributes).
+
+import type { Expr, FieldRef, IntrinsicName, Query } from './ir.js';
+
+const INTRINSIC_TEXT: Readonly<Record<IntrinsicName, string>> = {
+  name: 'name',
+  status: 'status',
+  statusMessage: 'statusMessage',
+  kind: 'kind',
+  duration: 'duration',
+  traceDuration: 'traceDuration',
+  rootName: 'rootName',
+  rootServiceName: 'rootServiceName',
+  traceId: 'trace:id',
+  spanId: 'span:id',
+  parentSpanId: 'span:parentID',
+};
+
+/** TraceQL spelling of a field: `name`, `span.http.route`, `resource.service.name`, `.x`, `span."a b"`. */
+export function fieldToString(f: FieldRef): string {
+  if (f.type === 'intrinsic') return INTRINSIC_TEXT[f.name];
+  const name = /^[A-Za-z0-9_.:/-]+$/.test(f.name) && !f.name.startsWith('.') && !f.name.endsWith('.')
+    ? f.name
+    : `"${f.name.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return f.scope === 'any' ? `.${name}` : `${f.scope}.${name}`;
+}
+
+/** The distinct fields a query's conditions refer to, in order of first appearance. */
+export function referencedFields(q: Query): FieldRef[] {
+  const seen = new Set<string>();
+  const out: FieldRef[] = [];
+  const walk = (e: Expr): void => {
+    switch (e.type) {
+      case 'const':
+        return;
+      case 'compare': {
+        const key = fieldToString(e.field);
+        if (!seen.has(key)) {
+          seen.add(key);
+          out.push(e.field);
+        }
+        return;
+      }
+      case 'and':
+      case 'or':
+        walk(e.left);
+        walk(e.right);
+        return;
+      case 'not':
+        walk(e.expr);
+        return;
+    }
+  };
+  walk(q.filter);
+  return out;
+}

@@ -1,0 +1,19 @@
+// TraceQL: text → typed IR. The store (src/store) compiles the IR to SQL.
+
+export { parseTraceQL, MAX_QUERY_LENGTH } from './parse.js';
+export { TraceQLError } from './errors.js';
+export type { TraceQLErrorKind } from './errors.js';
+export { parseGoDuration } from './duration.js';
+export { fieldToString, referencedFields } from './fields.js';
+export type {
+  AttributeField,
+  AttributeScope,
+  CompareExpr,
+  ComparisonOp,
+  Expr,
+  FieldRef,
+  IntrinsicField,
+  IntrinsicName,
+  Literal,
+  Query,
+} from './ir.js';

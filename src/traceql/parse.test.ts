@@ -1,0 +1,358 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  MAX_QUERY_LENGTH,
+  TraceQLError,
+  fieldToString,
+  parseGoDuration,
+  parseTraceQL,
+  referencedFields,
+  type Expr,
+  type Query,
+} from './index.js';
+
+function filter(q: string): Expr {
+  return parseTraceQL(q).filter;
+}
+
+function fails(q: string, kind: TraceQLError['kind'], pattern: RegExp, pos?: number): TraceQLError {
+  let err: unknown;
+  try {
+    parseTraceQL(q);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof TraceQLError, `expected TraceQLError for ${JSON.stringify(q)}, got ${String(err)}`);
+  assert.equal(err.kind, kind, `${q}: ${err.message}`);
+  assert.match(err.message, pattern);
+  assert.match(err.message, / at \d+$/, 'message ends with the position');
+  if (pos !== undefined) assert.equal(err.pos, pos, `${q}: ${err.message}`);
+  return err;
+}
+
+describe('parseTraceQL: selectors', () => {
+  it('empty selector matches everything', () => {
+    assert.deepEqual(filter('{}'), { type: 'const', value: true });
+    assert.deepEqual(filter('{ }'), { type: 'const', value: true });
+    assert.deepEqual(filter('  {\n}  '), { type: 'const', value: true });
+    assert.deepEqual(filter('{ true }'), { type: 'const', value: true });
+    assert.deepEqual(filter('{ false }'), { type: 'const', value: false });
+    assert.deepEqual(filter('{ !true }'), { type: 'const', value: false });
+  });
+
+  it('keeps the source', () => {
+    const q: Query = parseTraceQL('{ name = "a" }');
+    assert.equal(q.source, '{ name = "a" }');
+  });
+
+  it('parses every comparison operator', () => {
+    for (const op of ['=', '!=', '>', '>=', '<', '<='] as const) {
+      const e = filter(`{ span.x ${op} 5 }`);
+      assert.deepEqual(e, {
+        type: 'compare',
+        field: { type: 'attribute', scope: 'span', name: 'x' },
+        op,
+        value: { type: 'number', value: 5 },
+        pos: 2,
+      });
+    }
+    for (const op of ['=~', '!~'] as const) {
+      const e = filter(`{ name ${op} "GET .*" }`);
+      assert.equal(e.type, 'compare');
+      if (e.type === 'compare') {
+        assert.equal(e.op, op);
+        assert.deepEqual(e.value, { type: 'string', value: 'GET .*' });
+      }
+    }
+  });
+
+  it('intrinsics, plain and scoped', () => {
+    const cases: [string, string][] = [
+      ['name', 'name'],
+      ['span:name', 'name'],
+      ['status', 'status'],
+      ['span:status', 'status'],
+      ['kind', 'kind'],
+      ['span:kind', 'kind'],
+      ['duration', 'duration'],
+      ['span:duration', 'duration'],
+      ['traceDuration', 'traceDuration'],
+      ['trace:duration', 'traceDuration'],
+      ['statusMessage', 'statusMessage'],
+      ['rootName', 'rootName'],
+      ['trace:rootName', 'rootName'],
+      ['rootServiceName', 'rootServiceName'],
+      ['trace:rootService', 'rootServiceName'],
+    ];
+    for (const [text, name] of cases) {
+      const value = name === 'status' ? 'error' : name === 'kind' ? 'server' : /uration/.test(name) ? '1s' : '"x"';
+      const e = filter(`{ ${text} = ${value} }`);
+      assert.equal(e.type, 'compare', text);
+      if (e.type === 'compare') assert.deepEqual(e.field, { type: 'intrinsic', name }, text);
+    }
+  });
+
+  it('status and kind keywords', () => {
+    for (const s of ['ok', 'error', 'unset']) {
+      const e = filter(`{ status = ${s} }`);
+      assert.ok(e.type === 'compare' && e.value.type === 'status' && e.value.value === s);
+    }
+    for (const k of ['server', 'client', 'internal', 'producer', 'consumer', 'unspecified']) {
+      const e = filter(`{ kind != ${k} }`);
+      assert.ok(e.type === 'compare' && e.value.type === 'kind' && e.value.value === k && e.op === '!=');
+    }
+  });
+
+  it('attribute scopes and names', () => {
+    const f = (q: string) => {
+      const e = filter(q);
+      assert.equal(e.type, 'compare');
+      return e.type === 'compare' ? e.field : undefined;
+    };
+    assert.deepEqual(f('{ span.http.route = "/a" }'), { type: 'attribute', scope: 'span', name: 'http.route' });
+    assert.deepEqual(f('{ resource.service.name = "a" }'), { type: 'attribute', scope: 'resource', name: 'service.name' });
+    assert.deepEqual(f('{ .service.name = "a" }'), { type: 'attribute', scope: 'any', name: 'service.name' });
+    assert.deepEqual(f('{ span."attr with space" = "a" }'), { type: 'attribute', scope: 'span', name: 'attr with space' });
+    assert.deepEqual(f('{ span.foo."bar baz" = 1 }'), { type: 'attribute', scope: 'span', name: 'foo.bar baz' });
+    assert.deepEqual(f('{ span."a\\"b\\\\c" = 1 }'), { type: 'attribute', scope: 'span', name: 'a"b\\c' });
+  });
+
+  it('literals: strings, numbers, booleans, nil, durations', () => {
+    const v = (q: string) => {
+      const e = filter(q);
+      assert.equal(e.type, 'compare', q);
+      return e.type === 'compare' ? e.value : undefined;
+    };
+    assert.deepEqual(v('{ .a = "x y" }'), { type: 'string', value: 'x y' });
+    assert.deepEqual(v('{ .a = "q\\"uote\\\\" }'), { type: 'string', value: 'q"uote\\' });
+    assert.deepEqual(v('{ .a = `raw\\d+` }'), { type: 'string', value: 'raw\\d+' });
+    assert.deepEqual(v('{ .a = "" }'), { type: 'string', value: '' });
+    assert.deepEqual(v('{ .a = "é ✓" }'), { type: 'string', value: 'é ✓' });
+    assert.deepEqual(v('{ .a = 42 }'), { type: 'number', value: 42 });
+    assert.deepEqual(v('{ .a = 1.25 }'), { type: 'number', value: 1.25 });
+    assert.deepEqual(v('{ .a = -7 }'), { type: 'number', value: -7 });
+    assert.deepEqual(v('{ .a = -0.5 }'), { type: 'number', value: -0.5 });
+    assert.deepEqual(v('{ .a = true }'), { type: 'boolean', value: true });
+    assert.deepEqual(v('{ .a != false }'), { type: 'boolean', value: false });
+    assert.deepEqual(v('{ .a = nil }'), { type: 'nil' });
+    assert.deepEqual(v('{ duration > 200ms }'), { type: 'duration', nanos: 200e6 });
+    assert.deepEqual(v('{ duration > 1.5s }'), { type: 'duration', nanos: 1.5e9 });
+    assert.deepEqual(v('{ duration > 30us }'), { type: 'duration', nanos: 30e3 });
+    assert.deepEqual(v('{ duration > 30µs }'), { type: 'duration', nanos: 30e3 });
+    assert.deepEqual(v('{ duration > 10ns }'), { type: 'duration', nanos: 10 });
+    assert.deepEqual(v('{ duration > 1m }'), { type: 'duration', nanos: 60e9 });
+    assert.deepEqual(v('{ duration > 1h }'), { type: 'duration', nanos: 3600e9 });
+    assert.deepEqual(v('{ duration > -5ms }'), { type: 'duration', nanos: -5e6 });
+    // a bare number compared with a duration is nanoseconds
+    assert.deepEqual(v('{ duration > 1000 }'), { type: 'duration', nanos: 1000 });
+    // a duration compared with an attribute stays a duration (the store compares nanoseconds)
+    assert.deepEqual(v('{ span.elapsed > 2s }'), { type: 'duration', nanos: 2e9 });
+  });
+
+  it('&&, ||, ! and parentheses with the usual precedence', () => {
+    const c = (name: string) => ({
+      type: 'compare',
+      field: { type: 'attribute', scope: 'any', name },
+      op: '=',
+      value: { type: 'number', value: 1 },
+    });
+    const strip = (e: Expr): unknown => JSON.parse(JSON.stringify(e, (k, v: unknown) => (k === 'pos' ? undefined : v)));
+    assert.deepEqual(strip(filter('{ .a = 1 || .b = 1 && .c = 1 }')), {
+      type: 'or',
+      left: c('a'),
+      right: { type: 'and', left: c('b'), right: c('c') },
+    });
+    assert.deepEqual(strip(filter('{ (.a = 1 || .b = 1) && .c = 1 }')), {
+      type: 'and',
+      left: { type: 'or', left: c('a'), right: c('b') },
+      right: c('c'),
+    });
+    assert.deepEqual(strip(filter('{ !(.a = 1) }')), { type: 'not', expr: c('a') });
+    assert.deepEqual(strip(filter('{ !(.a = 1 && !(.b = 1)) }')), {
+      type: 'not',
+      expr: { type: 'and', left: c('a'), right: { type: 'not', expr: c('b') } },
+    });
+    assert.deepEqual(strip(filter('{ ((.a = 1)) }')), c('a'));
+  });
+
+  it('a literal on the left is flipped', () => {
+    const e = filter('{ 200ms < duration }');
+    assert.ok(e.type === 'compare' && e.op === '>' && e.field.type === 'intrinsic' && e.field.name === 'duration');
+    const e2 = filter('{ "api" = resource.service.name }');
+    assert.ok(e2.type === 'compare' && e2.op === '=' && e2.field.type === 'attribute');
+  });
+
+  it('spanset || and pipes into another selector', () => {
+    const e = filter('{ .a = 1 } || { .b = 2 }');
+    assert.equal(e.type, 'or');
+    const p = filter('{ .a = 1 } | { .b = 2 }');
+    assert.equal(p.type, 'and');
+    const w = filter('({ .a = 1 }) || ({ .b = 2 } || { .c = 3 })');
+    assert.ok(w.type === 'or' && w.right.type === 'or');
+  });
+
+  it('ids are normalised to lowercase, padded hex', () => {
+    const e = filter('{ trace:id = "ABC" }');
+    assert.ok(e.type === 'compare' && e.value.type === 'string');
+    if (e.type === 'compare' && e.value.type === 'string') assert.equal(e.value.value, '0'.repeat(29) + 'abc');
+    const s = filter('{ span:id = "00000000000000ff" && span:parentID = nil }');
+    assert.equal(s.type, 'and');
+  });
+
+  it('ignores comments and hints', () => {
+    assert.deepEqual(filter('{ } // all spans'), { type: 'const', value: true });
+    assert.deepEqual(filter('{ /* x */ }'), { type: 'const', value: true });
+    assert.equal(filter('{ .a = 1 } with (most_recent=true)').type, 'compare');
+  });
+});
+
+describe('parseTraceQL: errors', () => {
+  it('syntax errors carry the position', () => {
+    fails('', 'syntax', /empty query/, 0);
+    fails('   ', 'syntax', /empty query/);
+    fails('{', 'syntax', /unexpected end of query/, 1);
+    fails('{ .a = ', 'syntax', /unexpected end of query/, 7);
+    fails('{ name = "a }', 'syntax', /unterminated string/, 9);
+    fails('{ .a = 1 } }', 'syntax', /unexpected "}"/, 11);
+    fails('name = "x"', 'syntax', /syntax error/, 0);
+    fails('{ .a == 1 }', 'syntax', /syntax error/);
+    fails('{ .a = 1 &&& .b = 2 }', 'syntax', /syntax error/);
+    fails('{ duration > 1h30m }', 'syntax', /unexpected "30m"/, 15);
+    fails('{ .a = 1.5e3 }', 'syntax', /syntax error/);
+    fails('{ name = "a\\tb" }', 'syntax', /escapes/);
+    fails('{ name = minInt }', 'syntax', /minInt/);
+  });
+
+  it('explains an unscoped attribute without a dot', () => {
+    fails('{a=1}', 'syntax', /need a scope: span\.x, resource\.x or \.x/, 1);
+    fails('{ http.status_code = 200 }', 'syntax', /need a scope/, 2);
+  });
+
+  it('pipelines are unsupported, with the stage and the position', () => {
+    fails('{ .a = 1 } | count() > 2', 'unsupported', /^unsupported: pipeline "\| count\(\) > 2" at 11$/, 11);
+    fails('{ } | avg(duration) > 20ms', 'unsupported', /pipeline "\| avg\(duration\) > 20ms"/, 4);
+    fails('{ } | by(resource.service.name)', 'unsupported', /pipeline "\| by\(resource\.service\.name\)"/);
+    fails('{ } | select(span.http.url)', 'unsupported', /pipeline "\| select/);
+    fails('{ } | coalesce()', 'unsupported', /pipeline "\| coalesce\(\)"/);
+    fails('{ } | rate()', 'unsupported', /pipeline "\| rate\(\)"/, 4);
+    fails('{ } | quantile_over_time(duration, 0.9) by (resource.service.name)', 'unsupported', /pipeline/);
+    fails('{ .a = 1 } | { .b = 1 } | count() > 1', 'unsupported', /pipeline "\| count\(\) > 1"/);
+  });
+
+  it('spanset and structural operators are unsupported', () => {
+    fails('{ .a = 1 } && { .b = 1 }', 'unsupported', /spanset operator "&&"/, 11);
+    fails('{ } > { }', 'unsupported', /structural operator ">"/, 4);
+    fails('{ } >> { }', 'unsupported', /structural operator ">>"/, 4);
+    fails('{ } < { }', 'unsupported', /structural operator "<"/, 4);
+    fails('{ } << { }', 'unsupported', /structural operator "<<"/, 4);
+    fails('{ } ~ { }', 'unsupported', /structural operator "~"/, 4);
+    fails('{ } &>> { }', 'unsupported', /structural operator "&>>"/, 4);
+    fails('{ } !< { }', 'unsupported', /structural operator "!<"/, 4);
+  });
+
+  it('other unsupported features', () => {
+    fails('{ duration + 1ms > 2ms }', 'unsupported', /arithmetic "\+"/);
+    fails('{ span.a = span.b }', 'unsupported', /two fields/);
+    fails('{ 1 = 1 }', 'unsupported', /two values/);
+    fails('{ span.a }', 'unsupported', /bare field "span\.a"/, 2);
+    fails('{ .a = $var }', 'unsupported', /template variable/, 7);
+    fails('{ parent.span.a = 1 }', 'unsupported', /parent scope/);
+    fails('{ event.a = 1 }', 'unsupported', /event scope/);
+    fails('{ link.a = 1 }', 'unsupported', /link scope/);
+    fails('{ instrumentation.a = 1 }', 'unsupported', /instrumentation scope/);
+    fails('{ event:name = "x" }', 'unsupported', /intrinsic "event:name"/);
+    fails('{ (.a = 1) = true }', 'unsupported', /comparing a condition/);
+  });
+
+  it('type errors', () => {
+    fails('{ status = 5 }', 'invalid', /status must be compared with one of ok, error, unset/, 11);
+    fails('{ status = "error" }', 'invalid', /status must be compared/);
+    fails('{ status > error }', 'invalid', /only be compared with = or !=/);
+    fails('{ kind = error }', 'invalid', /kind must be compared/);
+    fails('{ name = 5 }', 'invalid', /name is a string/);
+    fails('{ duration = "1s" }', 'invalid', /duration must be compared with a duration/);
+    fails('{ duration =~ "1.*" }', 'invalid', /cannot be matched/);
+    fails('{ .a =~ 5 }', 'invalid', /needs a string/);
+    fails('{ .a > true }', 'invalid', /only be compared with = or !=/);
+    fails('{ .a < nil }', 'invalid', /only be compared with = or !=/);
+    fails('{ .a = error }', 'invalid', /status keyword/);
+    fails('{ .a = server }', 'invalid', /kind keyword/);
+    fails('{ "x" =~ name }', 'invalid', /needs the field on its left/);
+    fails('{ trace:id = "xyz" }', 'invalid', /hex/);
+    fails('{ span:id > "ab" }', 'invalid', /only be compared with = or !=/);
+    fails('{ -"x" = .a }', 'invalid', /cannot negate/);
+    fails('{ 5 }', 'invalid', /expected a condition/);
+  });
+
+  it('size limits', () => {
+    fails(`{ name = "${'x'.repeat(MAX_QUERY_LENGTH)}" }`, 'invalid', /too long/);
+    const deep = `{ ${'('.repeat(300)}.a = 1${')'.repeat(300)} }`;
+    fails(deep, 'invalid', /nested too deeply/);
+    const wide = `{ ${Array.from({ length: 150 }, (_, i) => `.a${i} = ${i}`).join(' && ')} }`;
+    assert.equal(filter(wide).type, 'and');
+  });
+
+  it('never throws anything but TraceQLError on junk', () => {
+    const junk = [
+      '}', '{{}}', '{ = }', '{ . }', '{ .. = 1 }', '{ span. = 1 }', '{ "', '`', '{ `a }', '{ .a = "\\', '|', '| count()',
+      '{ } |', '{ } ||', '{ } &&', '{ } >', '()', '({)', '{ name = "a" } garbage', '\u0000', '{ \u0000 }', '{ .a = 1 } with (',
+      '{ .a = 1 } with (x=y, ', '{ !!!.a = 1 }', '{ -- }', '{ ---1 = .a }', '{ .a = 99999999999999999999999999999 }',
+      '{ .a = 1 } | { .b = 1 } > { }', '{ status = error } | count() > 1 | by(name)', 'count() > 1',
+    ];
+    for (const q of junk) {
+      try {
+        parseTraceQL(q);
+      } catch (e) {
+        assert.ok(e instanceof TraceQLError, `${JSON.stringify(q)} threw ${String(e)}`);
+        assert.ok(Number.isInteger(e.pos) && e.pos >= 0 && e.pos <= q.length, `${JSON.stringify(q)}: pos ${e.pos}`);
+      }
+    }
+    // not a string at all
+    assert.throws(() => parseTraceQL(42 as unknown as string), TraceQLError);
+  });
+});
+
+describe('parseGoDuration', () => {
+  it('parses Go durations to nanoseconds', () => {
+    assert.equal(parseGoDuration('200ms'), 200e6);
+    assert.equal(parseGoDuration('1.5s'), 1.5e9);
+    assert.equal(parseGoDuration('30us'), 30e3);
+    assert.equal(parseGoDuration('30µs'), 30e3);
+    assert.equal(parseGoDuration('30μs'), 30e3);
+    assert.equal(parseGoDuration('10ns'), 10);
+    assert.equal(parseGoDuration('1m'), 60e9);
+    assert.equal(parseGoDuration('1h'), 3600e9);
+    assert.equal(parseGoDuration('2h45m'), 2 * 3600e9 + 45 * 60e9);
+    assert.equal(parseGoDuration('1m30.5s'), 90.5e9);
+    assert.equal(parseGoDuration('-1.5h'), -1.5 * 3600e9);
+    assert.equal(parseGoDuration('+5s'), 5e9);
+    assert.equal(parseGoDuration('.5s'), 0.5e9);
+    assert.equal(parseGoDuration('0'), 0);
+  });
+
+  it('rejects what Go rejects', () => {
+    for (const bad of ['', '5', '1d', 's', '.s', '1.5', 'abc', '1s ', ' 1s', '1S', '--1s', '1ms2']) {
+      assert.equal(parseGoDuration(bad), undefined, bad);
+    }
+  });
+});
+
+describe('fields helpers', () => {
+  it('referencedFields lists each field once, in order', () => {
+    const q = parseTraceQL('{ resource.service.name = "a" && (duration > 1s || !(resource.service.name = "b")) && span."x y" = 1 && .z = nil }');
+    assert.deepEqual(referencedFields(q).map(fieldToString), ['resource.service.name', 'duration', 'span."x y"', '.z']);
+  });
+
+  it('fieldToString round-trips through the parser', () => {
+    for (const text of ['name', 'status', 'kind', 'duration', 'traceDuration', 'span.http.route', 'resource.k8s.pod.name', '.a', 'span."a b"', 'span."q\\"x"']) {
+      const value = text === 'status' ? 'ok' : text === 'kind' ? 'client' : /uration/.test(text) ? '1s' : '"v"';
+      const e = parseTraceQL(`{ ${text} = ${value} }`).filter;
+      assert.ok(e.type === 'compare');
+      if (e.type === 'compare') {
+        const again = parseTraceQL(`{ ${fieldToString(e.field)} = ${value} }`).filter;
+        assert.ok(again.type === 'compare');
+        if (again.type === 'compare') assert.deepEqual(again.field, e.field, text);
+      }
+    }
+  });
+});

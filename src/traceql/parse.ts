@@ -1,0 +1,600 @@
+// TraceQL text → IR, using Grafana's lezer grammar for the syntax and checking the
+// meaning here. Every failure is a TraceQLError with a position; nothing else escapes.
+//
+// Grammar notes (see /work/shared/reference/pipeline-compat.md §2.2): keywords and many
+// operators are anonymous tokens, so FieldOp/Static/IntrinsicField are read from the
+// source text; unary `!`/`-` and parentheses show up as a FieldExpression with a
+// single FieldExpression child; a spanset pair with no operator node between is `~`.
+
+import { parser } from '@grafana/lezer-traceql';
+import type { SpanKind, SpanStatus } from '../agent/span.js';
+import { parseGoDuration } from './duration.js';
+import { TraceQLError } from './errors.js';
+import type {
+  AttributeScope,
+  ComparisonOp,
+  Expr,
+  FieldRef,
+  IntrinsicName,
+  Literal,
+  Query,
+} from './ir.js';
+
+type Node = ReturnType<typeof parser.parse>['topNode'];
+
+/** Longest query accepted, in UTF-16 code units. */
+export const MAX_QUERY_LENGTH = 16384;
+/** Deepest nesting of parentheses / operators accepted. */
+const MAX_DEPTH = 200;
+
+const STATUS_VALUES: readonly SpanStatus[] = ['ok', 'error', 'unset'];
+const KIND_VALUES: readonly SpanKind[] = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
+
+const INTRINSICS: Readonly<Record<string, IntrinsicName>> = {
+  name: 'name',
+  'span:name': 'name',
+  status: 'status',
+  'span:status': 'status',
+  statusMessage: 'statusMessage',
+  'span:statusMessage': 'statusMessage',
+  kind: 'kind',
+  'span:kind': 'kind',
+  duration: 'duration',
+  'span:duration': 'duration',
+  traceDuration: 'traceDuration',
+  'trace:duration': 'traceDuration',
+  rootName: 'rootName',
+  'trace:rootName': 'rootName',
+  rootServiceName: 'rootServiceName',
+  'trace:rootService': 'rootServiceName',
+  'trace:id': 'traceId',
+  'span:id': 'spanId',
+  'span:parentID': 'parentSpanId',
+};
+
+const COMPARISON_OPS: ReadonlySet<string> = new Set(['=', '!=', '>', '>=', '<', '<=', '=~', '!~']);
+const ARITHMETIC_OPS: ReadonlySet<string> = new Set(['+', '-', '*', '/', '%', '^']);
+
+const FLIPPED: Readonly<Record<ComparisonOp, ComparisonOp | undefined>> = {
+  '=': '=',
+  '!=': '!=',
+  '>': '<',
+  '>=': '<=',
+  '<': '>',
+  '<=': '>=',
+  '=~': undefined,
+  '!~': undefined,
+};
+
+/** What a FieldExpression evaluates to, before it is known how it is used. */
+type Operand =
+  | { kind: 'expr'; expr: Expr; pos: number }
+  | { kind: 'field'; field: FieldRef; pos: number; text: string }
+  | { kind: 'static'; lit: Literal; pos: number; text: string };
+
+/**
+ * Parses a TraceQL query. Supported: one or more `{ ... }` selectors joined by `||`
+ * or piped into each other (`{a} | {b}` = both), with `&&`, `||`, `!`, parentheses and
+ * comparisons `= != > >= < <= =~ !~` on intrinsics and span/resource/unscoped attributes.
+ * @throws TraceQLError for anything else (syntax errors, pipelines, structural operators...).
+ */
+export function parseTraceQL(q: string): Query {
+  if (typeof q !== 'string') throw new TraceQLError('invalid', 'query must be a string', 0);
+  if (q.length > MAX_QUERY_LENGTH) {
+    throw new TraceQLError('invalid', `query too long (${q.length} characters, at most ${MAX_QUERY_LENGTH})`, MAX_QUERY_LENGTH);
+  }
+  if (q.trim() === '') throw new TraceQLError('syntax', 'syntax error: empty query', 0);
+  try {
+    return new Parser(q).parse();
+  } catch (e) {
+    if (e instanceof TraceQLError) throw e;
+    // lezer or our walk failed in an unforeseen way (e.g. stack overflow): still typed
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new TraceQLError('invalid', `could not parse query (${msg})`, 0);
+  }
+}
+
+class Parser {
+  private readonly q: string;
+  private depth = 0;
+
+  constructor(q: string) {
+    this.q = q;
+  }
+
+  parse(): Query {
+    const tree = parser.parse(this.q);
+    this.checkErrors(tree.topNode);
+    const top = tree.topNode;
+    let filter: Expr | undefined;
+    for (const c of this.children(top)) {
+      if (c.name === 'SpansetPipelineExpression') {
+        if (filter !== undefined) throw this.unsupported(`unsupported: query part "${this.snip(c)}"`, c.from);
+        filter = this.spanset(c);
+      } else if (c.name === 'WithHint') {
+        // `with (most_recent=true)` and other hints only tune Tempo's execution
+        continue;
+      } else {
+        throw this.unsupported(`unsupported: ${this.describe(c)}`, c.from);
+      }
+    }
+    if (filter === undefined) throw new TraceQLError('syntax', 'syntax error: expected a spanset selector such as { }', 0);
+    return { source: this.q, filter };
+  }
+
+  // ---- syntax errors ------------------------------------------------------------
+
+  private checkErrors(top: Node): void {
+    let bad: { from: number; to: number } | undefined;
+    top.cursor().iterate((n) => {
+      if (bad) return false;
+      if (n.type.isError) {
+        bad = { from: n.from, to: n.to };
+        return false;
+      }
+      return undefined;
+    });
+    if (!bad) return;
+    const q = this.q;
+    // skip whitespace so the position points at the offending token
+    let at = bad.from;
+    while (at < q.length && /\s/.test(q[at] ?? '')) at++;
+    if (at >= q.length) throw new TraceQLError('syntax', 'syntax error: unexpected end of query', q.length);
+    const tok = tokenAt(q, at);
+    let hint = '';
+    const rest = q.slice(at);
+    if (/^[A-Za-z_][\w.]*\s*(=~|!~|!=|>=|<=|=|<|>)/.test(rest) && !/^(true|false|nil)\b/.test(rest)) {
+      hint = ' (attribute names need a scope: span.x, resource.x or .x)';
+    } else if (/^minInt|^maxInt/.test(rest)) {
+      hint = ' (minInt/maxInt are not supported)';
+    } else if (rest.startsWith('"')) {
+      const str = /^"(?:[^"\\]|\\.)*"/.exec(rest);
+      if (!str) hint = ' (unterminated string)';
+      else if (hasBadEscape(str[0])) hint = ' (only \\" and \\\\ escapes are allowed in "…" strings; use `…` for regular expressions)';
+    }
+    throw new TraceQLError('syntax', `syntax error: unexpected ${JSON.stringify(tok)}${hint}`, at);
+  }
+
+  // ---- spansets -----------------------------------------------------------------
+
+  private spanset(node: Node): Expr {
+    this.enter(node);
+    try {
+      switch (node.name) {
+        case 'SpansetFilter':
+          return this.filter(node);
+        case 'SpansetPipelineExpression':
+        case 'SpansetPipeline':
+        case 'WrappedSpansetPipeline':
+        case 'SpansetExpression':
+          return this.sequence(node);
+        default:
+          throw this.unsupported(`unsupported: ${this.describe(node)}`, node.from);
+      }
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** children like [A], [A, op, B], [A, B] (sibling `~`), [A, |, B, |, C]... */
+  private sequence(node: Node): Expr {
+    const kids = this.children(node);
+    const first = kids[0];
+    if (!first) throw new TraceQLError('syntax', 'syntax error: empty expression', node.from);
+    let acc = this.spanset(first);
+    let prev = first;
+    let i = 1;
+    while (i < kids.length) {
+      const k = kids[i];
+      if (!k) break;
+      if (isSpansetNode(k.name)) {
+        // two operands with no operator node between them: the sibling operator `~`
+        const gap = this.q.slice(prev.to, k.from);
+        const tilde = gap.indexOf('~');
+        const pos = tilde >= 0 ? prev.to + tilde : k.from;
+        throw this.unsupported('unsupported: structural operator "~"', pos);
+      }
+      const right = kids[i + 1];
+      if (!right) throw new TraceQLError('syntax', `syntax error: missing operand after ${JSON.stringify(this.text(k))}`, k.to);
+      switch (k.name) {
+        case 'Or':
+          acc = { type: 'or', left: acc, right: this.spanset(right) };
+          break;
+        case 'Pipe':
+          acc = { type: 'and', left: acc, right: this.pipeStage(k, right) };
+          break;
+        case 'And':
+          throw this.unsupported('unsupported: spanset operator "&&" (use && inside one { })', k.from);
+        case 'Gt':
+        case 'Lt':
+        case 'Desc':
+        case 'Anc':
+        case 'ExperimentalOp':
+        case 'UnionStructuralOp':
+          throw this.unsupported(`unsupported: structural operator ${JSON.stringify(this.text(k))}`, k.from);
+        default:
+          throw this.unsupported(`unsupported: ${this.describe(k)}`, k.from);
+      }
+      prev = right;
+      i += 2;
+    }
+    return acc;
+  }
+
+  /** The stage after a `|`: only another spanset filter is supported. */
+  private pipeStage(pipe: Node, stage: Node): Expr {
+    if (this.isPlainSpanset(stage)) return this.spanset(stage);
+    const text = this.q.slice(pipe.from, stage.to).replace(/\s+/g, ' ');
+    throw this.unsupported(`unsupported: pipeline ${JSON.stringify(truncate(text, 60))}`, pipe.from);
+  }
+
+  /** true when the node is made of spanset filters and spanset operators only (no aggregates, by(), select()...) */
+  private isPlainSpanset(node: Node): boolean {
+    if (node.name === 'SpansetFilter') return true;
+    if (!isSpansetNode(node.name)) return false;
+    return this.children(node).every((c) => isSpansetNode(c.name) ? this.isPlainSpanset(c) : isSpansetOperator(c.name));
+  }
+
+  private filter(node: Node): Expr {
+    const kids = this.children(node);
+    if (kids.length === 0) return { type: 'const', value: true };
+    const only = kids[0];
+    if (kids.length > 1 || !only || only.name !== 'FieldExpression') {
+      const k = kids[1] ?? only ?? node;
+      throw this.unsupported(`unsupported: ${this.describe(k)}`, k.from);
+    }
+    const o = this.operand(only);
+    return this.asExpr(o);
+  }
+
+  // ---- field expressions ---------------------------------------------------------
+
+  private asExpr(o: Operand): Expr {
+    if (o.kind === 'expr') return o.expr;
+    if (o.kind === 'static') {
+      if (o.lit.type === 'boolean') return { type: 'const', value: o.lit.value };
+      throw new TraceQLError('invalid', `expected a condition, got the value ${JSON.stringify(o.text)}`, o.pos);
+    }
+    throw this.unsupported(
+      `unsupported: bare field ${JSON.stringify(o.text)} (compare it, e.g. ${o.text} != nil)`,
+      o.pos,
+    );
+  }
+
+  private operand(node: Node): Operand {
+    this.enter(node);
+    try {
+      return this.operandInner(node);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private operandInner(node: Node): Operand {
+    const kids = this.children(node);
+    const pos = node.from;
+    if (node.name === 'FieldExpression' && kids.length === 1) {
+      const k = kids[0] as Node;
+      switch (k.name) {
+        case 'IntrinsicField':
+          return { kind: 'field', field: this.intrinsic(k), pos: k.from, text: this.text(k) };
+        case 'AttributeField':
+          return { kind: 'field', field: this.attribute(k), pos: k.from, text: this.text(k) };
+        case 'Static':
+          return { kind: 'static', lit: this.literal(k), pos: k.from, text: this.text(k) };
+        case 'Parent':
+          throw this.unsupported('unsupported: parent scope', k.from);
+        case 'FieldExpression': {
+          const lead = this.q[pos];
+          const inner = this.operand(k);
+          if (lead === '(') return inner;
+          if (lead === '!') {
+            if (inner.kind === 'static' && inner.lit.type === 'boolean') {
+              return { kind: 'static', lit: { type: 'boolean', value: !inner.lit.value }, pos, text: this.text(node) };
+            }
+            return { kind: 'expr', expr: { type: 'not', expr: this.asExpr(inner) }, pos };
+          }
+          if (lead === '-') {
+            if (inner.kind === 'static') {
+              const lit = inner.lit;
+              if (lit.type === 'number') return { kind: 'static', lit: { type: 'number', value: -lit.value }, pos, text: this.text(node) };
+              if (lit.type === 'duration') return { kind: 'static', lit: { type: 'duration', nanos: -lit.nanos }, pos, text: this.text(node) };
+              throw new TraceQLError('invalid', `cannot negate ${JSON.stringify(inner.text)}`, pos);
+            }
+            throw this.unsupported('unsupported: arithmetic "-"', pos);
+          }
+          throw this.unsupported(`unsupported: ${this.describe(node)}`, pos);
+        }
+        default:
+          throw this.unsupported(`unsupported: ${this.describe(k)}`, k.from);
+      }
+    }
+    if (node.name === 'FieldExpression' && kids.length === 3) {
+      const [l, op, r] = kids as [Node, Node, Node];
+      if (op.name === 'And' || op.name === 'Or') {
+        const left = this.asExpr(this.operand(l));
+        const right = this.asExpr(this.operand(r));
+        return { kind: 'expr', expr: { type: op.name === 'And' ? 'and' : 'or', left, right }, pos };
+      }
+      if (op.name === 'FieldOp') {
+        const opText = this.text(op);
+        if (ARITHMETIC_OPS.has(opText)) throw this.unsupported(`unsupported: arithmetic ${JSON.stringify(opText)}`, op.from);
+        if (!COMPARISON_OPS.has(opText)) throw this.unsupported(`unsupported: operator ${JSON.stringify(opText)}`, op.from);
+        const left = this.operand(l);
+        const right = this.operand(r);
+        return { kind: 'expr', expr: this.comparison(left, opText as ComparisonOp, right, op.from), pos };
+      }
+    }
+    throw this.unsupported(`unsupported: ${this.describe(node)}`, pos);
+  }
+
+  private comparison(left: Operand, op: ComparisonOp, right: Operand, opPos: number): Expr {
+    if (left.kind === 'expr' || right.kind === 'expr') {
+      throw this.unsupported(`unsupported: comparing a condition with ${JSON.stringify(op)}`, opPos);
+    }
+    let field: { field: FieldRef; pos: number; text: string };
+    let value: { lit: Literal; pos: number; text: string };
+    let theOp = op;
+    if (left.kind === 'field' && right.kind === 'static') {
+      field = left;
+      value = right;
+    } else if (left.kind === 'static' && right.kind === 'field') {
+      const flipped = FLIPPED[op];
+      if (!flipped) throw new TraceQLError('invalid', `the regex operator ${op} needs the field on its left`, opPos);
+      field = right;
+      value = left;
+      theOp = flipped;
+    } else if (left.kind === 'field') {
+      throw this.unsupported('unsupported: comparing two fields', opPos);
+    } else {
+      throw this.unsupported('unsupported: comparing two values', opPos);
+    }
+    const lit = this.checkTypes(field.field, field.text, theOp, value.lit, value.text, opPos, value.pos);
+    return { type: 'compare', field: field.field, op: theOp, value: lit, pos: field.pos < value.pos ? field.pos : value.pos };
+  }
+
+  /** Type rules; returns the literal, normalised where needed (ids). */
+  private checkTypes(field: FieldRef, fieldText: string, op: ComparisonOp, lit: Literal, litText: string, opPos: number, litPos: number): Literal {
+    const isEq = op === '=' || op === '!=';
+    const isRegex = op === '=~' || op === '!~';
+    const bad = (why: string, at = litPos): TraceQLError => new TraceQLError('invalid', why, at);
+    if (field.type === 'attribute') {
+      if (lit.type === 'status' || lit.type === 'kind') {
+        throw bad(`${JSON.stringify(litText)} is a ${lit.type} keyword; it can only be compared with ${lit.type}`);
+      }
+      if (isRegex && lit.type !== 'string') throw bad(`${op} needs a string (regular expression), got ${JSON.stringify(litText)}`);
+      if ((lit.type === 'boolean' || lit.type === 'nil') && !isEq) {
+        throw new TraceQLError('invalid', `${litText} can only be compared with = or !=`, opPos);
+      }
+      return lit;
+    }
+    switch (field.name) {
+      case 'name':
+      case 'statusMessage':
+      case 'rootName':
+      case 'rootServiceName':
+        if (lit.type !== 'string') throw bad(`${fieldText} is a string; compare it with a quoted string, got ${JSON.stringify(litText)}`);
+        return lit;
+      case 'status':
+      case 'kind': {
+        const allowed = field.name === 'status' ? STATUS_VALUES : KIND_VALUES;
+        if (lit.type !== field.name) {
+          throw bad(`${fieldText} must be compared with one of ${allowed.join(', ')} (unquoted), got ${JSON.stringify(litText)}`);
+        }
+        if (!isEq) throw new TraceQLError('invalid', `${fieldText} can only be compared with = or !=`, opPos);
+        return lit;
+      }
+      case 'duration':
+      case 'traceDuration':
+        if (isRegex) throw new TraceQLError('invalid', `${fieldText} cannot be matched with ${op}`, opPos);
+        if (lit.type === 'duration') return lit;
+        if (lit.type === 'number') return { type: 'duration', nanos: lit.value };
+        throw bad(`${fieldText} must be compared with a duration such as 200ms, got ${JSON.stringify(litText)}`);
+      case 'traceId':
+      case 'spanId':
+      case 'parentSpanId': {
+        if (!isEq) throw new TraceQLError('invalid', `${fieldText} can only be compared with = or !=`, opPos);
+        if (lit.type === 'nil' && field.name === 'parentSpanId') return lit;
+        if (lit.type !== 'string') throw bad(`${fieldText} must be compared with a quoted hex id, got ${JSON.stringify(litText)}`);
+        const width = field.name === 'traceId' ? 32 : 16;
+        const hex = lit.value.trim().toLowerCase();
+        if (!new RegExp(`^[0-9a-f]{1,${width}}$`).test(hex)) {
+          throw bad(`${fieldText} must be compared with up to ${width} hex digits, got ${JSON.stringify(lit.value)}`);
+        }
+        return { type: 'string', value: hex.padStart(width, '0') };
+      }
+    }
+  }
+
+  private intrinsic(node: Node): FieldRef {
+    const text = this.text(node);
+    const name = INTRINSICS[text];
+    if (!name) throw this.unsupported(`unsupported: intrinsic ${JSON.stringify(text)}`, node.from);
+    return { type: 'intrinsic', name };
+  }
+
+  private attribute(node: Node): FieldRef {
+    const kids = this.children(node);
+    let scope: AttributeScope = 'any';
+    let ident: Node | undefined;
+    for (const k of kids) {
+      switch (k.name) {
+        case 'Identifier':
+          ident = k;
+          break;
+        case 'Span':
+          scope = 'span';
+          break;
+        case 'Resource':
+          scope = 'resource';
+          break;
+        case 'Parent':
+          throw this.unsupported('unsupported: parent scope', k.from);
+        case 'Event':
+        case 'Link':
+        case 'Instrumentation':
+          throw this.unsupported(`unsupported: ${this.text(k)} scope`, k.from);
+        default:
+          throw this.unsupported(`unsupported: ${this.describe(k)}`, k.from);
+      }
+    }
+    if (!ident) throw new TraceQLError('syntax', 'syntax error: missing attribute name', node.to);
+    const name = unquoteIdentifier(this.text(ident), ident.from);
+    if (name === '') throw new TraceQLError('invalid', 'empty attribute name', ident.from);
+    return { type: 'attribute', scope, name };
+  }
+
+  private literal(node: Node): Literal {
+    const text = this.text(node);
+    const kid = this.children(node)[0];
+    if (kid) {
+      switch (kid.name) {
+        case 'String':
+          return { type: 'string', value: unquoteString(this.text(kid), kid.from) };
+        case 'Integer':
+        case 'Float': {
+          const v = Number(this.text(kid));
+          if (!Number.isFinite(v)) throw new TraceQLError('invalid', `number out of range: ${this.text(kid)}`, kid.from);
+          return { type: 'number', value: v };
+        }
+        case 'Duration': {
+          const nanos = parseGoDuration(this.text(kid));
+          if (nanos === undefined) throw new TraceQLError('invalid', `invalid duration ${JSON.stringify(this.text(kid))}`, kid.from);
+          return { type: 'duration', nanos };
+        }
+        case 'TemplateVariable':
+          throw this.unsupported(`unsupported: template variable ${JSON.stringify(this.text(kid))}`, kid.from);
+        default:
+          throw this.unsupported(`unsupported: ${this.describe(kid)}`, kid.from);
+      }
+    }
+    if (text === 'true' || text === 'false') return { type: 'boolean', value: text === 'true' };
+    if (text === 'nil') return { type: 'nil' };
+    if ((STATUS_VALUES as readonly string[]).includes(text)) return { type: 'status', value: text as SpanStatus };
+    if ((KIND_VALUES as readonly string[]).includes(text)) return { type: 'kind', value: text as SpanKind };
+    throw this.unsupported(`unsupported: value ${JSON.stringify(text)}`, node.from);
+  }
+
+  // ---- helpers --------------------------------------------------------------------
+
+  private enter(node: Node): void {
+    if (++this.depth > MAX_DEPTH) {
+      this.depth = 0;
+      throw new TraceQLError('invalid', `query nested too deeply (more than ${MAX_DEPTH} levels)`, node.from);
+    }
+  }
+
+  private children(node: Node): Node[] {
+    const out: Node[] = [];
+    for (let c = node.firstChild; c; c = c.nextSibling) {
+      if (c.name === 'LineComment' || c.name === 'BlockComment') continue;
+      out.push(c);
+    }
+    return out;
+  }
+
+  private text(node: Node): string {
+    return this.q.slice(node.from, node.to);
+  }
+
+  private snip(node: Node): string {
+    return truncate(this.text(node).replace(/\s+/g, ' '), 40);
+  }
+
+  private describe(node: Node): string {
+    const what: Record<string, string> = {
+      ScalarFilter: 'aggregate filter',
+      GroupOperation: 'by()',
+      SelectOperation: 'select()',
+      CoalesceOperation: 'coalesce()',
+      MetricsOperation: 'metrics function',
+      MetricsAggregatorFunctions: 'metrics function',
+    };
+    const label = what[node.name] ?? node.name;
+    return `${label} ${JSON.stringify(this.snip(node))}`;
+  }
+
+  private unsupported(detail: string, pos: number): TraceQLError {
+    return new TraceQLError('unsupported', detail, pos);
+  }
+}
+
+function isSpansetNode(name: string): boolean {
+  return (
+    name === 'SpansetPipelineExpression' ||
+    name === 'SpansetPipeline' ||
+    name === 'WrappedSpansetPipeline' ||
+    name === 'SpansetExpression' ||
+    name === 'SpansetFilter'
+  );
+}
+
+function isSpansetOperator(name: string): boolean {
+  return name === 'Or' || name === 'Pipe';
+}
+
+function hasBadEscape(quoted: string): boolean {
+  for (let i = 1; i < quoted.length - 1; i++) {
+    if (quoted[i] !== '\\') continue;
+    const n = quoted[i + 1];
+    if (n !== '"' && n !== '\\') return true;
+    i++;
+  }
+  return false;
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+function tokenAt(q: string, at: number): string {
+  const m = /^([A-Za-z_][\w.:]*|[0-9][\w.]*|"(?:[^"\\]|\\.)*"?|\S)/.exec(q.slice(at));
+  return truncate(m ? (m[1] ?? '') : (q[at] ?? ''), 30);
+}
+
+/** A TraceQL string literal: "…" (the grammar allows only the escapes \" and \\) or `…` (raw). */
+function unquoteString(raw: string, pos: number): string {
+  if (raw.startsWith('`')) return raw.slice(1, -1);
+  const body = raw.slice(1, -1);
+  let out = '';
+  for (let i = 0; i < body.length; i++) {
+    const ch = body[i] as string;
+    const n = body[i + 1];
+    if (ch === '\\' && (n === '"' || n === '\\')) {
+      out += n;
+      i++;
+    } else if (ch === '\\' && n === undefined) {
+      throw new TraceQLError('syntax', 'syntax error: unterminated escape in string', pos + 1 + i);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+/** An attribute name: dotted parts, any of which may be "quoted" (escapes \" and \\). */
+function unquoteIdentifier(raw: string, pos: number): string {
+  let out = '';
+  for (let i = 0; i < raw.length; i++) {
+    const ch = raw[i] as string;
+    if (ch !== '"') {
+      out += ch;
+      continue;
+    }
+    let closed = false;
+    for (i++; i < raw.length; i++) {
+      const c = raw[i] as string;
+      if (c === '\\' && (raw[i + 1] === '"' || raw[i + 1] === '\\')) {
+        out += raw[i + 1];
+        i++;
+      } else if (c === '"') {
+        closed = true;
+        break;
+      } else {
+        out += c;
+      }
+    }
+    if (!closed) throw new TraceQLError('syntax', 'syntax error: unterminated quoted attribute name', pos + i);
+  }
+  return out;
+}
