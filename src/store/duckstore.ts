@@ -332,7 +332,7 @@ export class DuckStore implements SpanStore {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
     }
-    let failure: unknown;
+    let failure: Error | undefined;
     while (this.buffer.length > 0) {
       const batch = this.buffer.length <= this.flushSpans ? this.buffer.splice(0) : this.buffer.splice(0, this.flushSpans);
       try {
@@ -342,12 +342,12 @@ export class DuckStore implements SpanStore {
         this.c.flushErrors++;
         this.c.spansDropped += batch.length;
         this.dropAppenders();
-        failure ??= e;
+        failure ??= e instanceof Error ? e : new Error(`flush failed: ${JSON.stringify(e)}`);
       }
       // let queries and I/O run between large batches
       if (this.buffer.length > 0) await new Promise<void>((r) => setImmediate(r));
     }
-    if (failure !== undefined) throw failure;
+    if (failure) throw failure;
   }
 
   /** Converts and commits one batch, synchronously: resources first, then the spans in one transaction. */

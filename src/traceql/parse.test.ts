@@ -280,7 +280,7 @@ describe('parseTraceQL: errors', () => {
     fails('{ "x" =~ name }', 'invalid', /needs the field on its left/);
     fails('{ trace:id = "xyz" }', 'invalid', /hex/);
     fails('{ span:id > "ab" }', 'invalid', /only be compared with = or !=/);
-    fails('{ -"x" = .a }', 'invalid', /cannot negate/);
+    fails('{ .a = -"x" }', 'invalid', /cannot negate/);
     fails('{ 5 }', 'invalid', /expected a condition/);
   });
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Http1Parser, newHttp1Counters, type Http1Options } from './http1.js';
-import type { Chunk, Direction, Exchange } from './protocol.js';
+import type { Chunk, Direction, Exchange, HttpRequest } from './protocol.js';
 
 // --- helpers --------------------------------------------------------------------------
 
@@ -117,6 +117,21 @@ describe('http1: role, fields, timing', () => {
     assert.equal(r.tsStart, respFirst.tsEnd, 'a read message starts when the read returns');
     assert.equal(r.tsEnd, respLast.tsEnd);
     assert.equal(r.bodySize, 4);
+  });
+
+  it('onRequest sees each request when its head is parsed; the same object ends up in the exchange', () => {
+    const seen: HttpRequest[] = [];
+    const c = new Conn({ onRequest: (r) => seen.push(r) });
+    c.in('POST /a HTTP/1.1\r\nContent-Length: 4\r\n\r\nab');
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]?.target, '/a');
+    assert.equal(seen[0]?.tsEnd, 0, 'still in flight');
+    c.in('cd' + get('/b'));
+    assert.equal(seen.length, 2);
+    const [x, y] = c.out(ok('1') + ok('2'));
+    assert.equal(x?.request, seen[0]);
+    assert.equal(y?.request, seen[1]);
+    assert.equal(x?.request.bodySize, 4);
   });
 
   it('never keeps credentials, keeps only allow-listed headers, lowercases names, joins duplicates', () => {
@@ -412,6 +427,19 @@ describe('http1: chunked transfer-encoding', () => {
     assert.equal(one(c.out(ok('1'))).request.target, '/again');
   });
 
+  it('blind: a terminator at the end of a prefix that is not the whole call does not end the body', () => {
+    const c = new Conn();
+    c.in(get('/b'));
+    c.out(chunkedHead + '1000\r\n' + 'a'.repeat(100), { bytes: 1000 });
+    c.out(bytesOf(256), { bytes: 8000 }); // framing lost
+    assert.equal(c.p.counters.chunkedBlind, 1);
+    const prefix = Buffer.concat([bytesOf(249), Buffer.from('\r\n0\r\n\r\n')]);
+    assert.deepEqual(c.out(prefix, { bytes: 5000 }), [], 'the call goes on past its prefix');
+    assert.deepEqual(c.out('data ending in 10\r\n\r\n'), [], '"10\\r\\n\\r\\n" is not a last chunk');
+    const x = one(c.out('tail\r\n0\r\n\r\n'));
+    assert.equal(res(x).status, 200);
+  });
+
   it('blind chunked response (client role) ended by the next request: ends at its last read', () => {
     const c = new Conn();
     c.out(get('/a'));
@@ -538,6 +566,18 @@ describe('http1: split and truncated heads', () => {
     assert.equal(x.request.bodySize, 20000);
   });
 
+  it('idle() leaves a quiet request in TAIL alone until idleNs', () => {
+    const c = new Conn({ idleNs: 1e9 });
+    c.in(`POST /slow HTTP/1.1\r\nContent-Length: 3\r\nX-Big: ${'h'.repeat(500)}\r\n\r\n`);
+    const head = c.last;
+    assert.ok(head);
+    assert.deepEqual(c.p.idle(head.tsEnd + 1e9 - 1), []);
+    c.in('abc'); // the body, absorbed by the request
+    assert.equal(c.p.error, undefined);
+    const x = one(c.out(ok('')));
+    assert.equal(x.request.tsEnd, head.tsEnd + 10);
+  });
+
   it('a truncated head read in two calls (server) is absorbed until the response', () => {
     const c = new Conn();
     const head = `GET /h HTTP/1.1\r\nX-Big: ${'h'.repeat(3000)}\r\n\r\n`;
@@ -642,6 +682,9 @@ describe('http1: malformed input and desync', () => {
   rejects('a header block over 64 KiB (all captured)', (c) => {
     c.in('GET / HTTP/1.1\r\n');
     for (let i = 0; i < 70; i++) c.in(`X-Pad-${i}: ${'p'.repeat(1000)}\r\n`, { cap: 4096 });
+  }, 'headers too large');
+  rejects('a header block over 64 KiB in one captured call', (c) => {
+    c.in(`GET / HTTP/1.1\r\nX-Pad: ${'p'.repeat(70000)}\r\n\r\n`, { cap: 80000 });
   }, 'headers too large');
   rejects('a response with no request', (c) => {
     c.in('POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc');

@@ -122,6 +122,12 @@ export interface Http1Options {
   maxPending?: number;
   /** idle(now) ends a TAIL message after this many ns without bytes, default 1 s */
   idleNs?: number;
+  /**
+   * Called once per request as soon as its head is parsed (the request is in flight: tsEnd,
+   * size and bodySize are still 0). The same object is later the `request` of its Exchange,
+   * so it can key in-flight state. Called from inside push(); it must not throw.
+   */
+  onRequest?: (req: HttpRequest) => void;
 }
 
 /** Headers copied into HttpRequest/HttpResponse.headers (lowercase). Never credentials. */
@@ -396,6 +402,7 @@ export class Http1Parser implements ProtocolParser {
   private readonly maxHeader: number;
   private readonly maxPending: number;
   private readonly idleNs: number;
+  private readonly onRequest: ((req: HttpRequest) => void) | undefined;
 
   constructor(opts: Http1Options = {}) {
     this.counters = opts.counters ?? newHttp1Counters();
@@ -404,6 +411,7 @@ export class Http1Parser implements ProtocolParser {
     this.maxHeader = opts.maxHeaderBytes ?? 64 << 10;
     this.maxPending = opts.maxPending ?? 64;
     this.idleNs = opts.idleNs ?? 1e9;
+    this.onRequest = opts.onRequest;
   }
 
   get error(): string | undefined {
@@ -631,7 +639,8 @@ export class Http1Parser implements ProtocolParser {
     const text = buf.toString('latin1', start, end);
     const eol = text.indexOf('\r\n');
     if (eol < 0 && !truncated) return s.isReq ? 'bad request line' : 'bad status line';
-    const line = eol < 0 ? text : text.slice(0, eol);
+    // a start line cut by the capture may end in its CR
+    const line = eol >= 0 ? text.slice(0, eol) : text.endsWith('\r') ? text.slice(0, -1) : text;
     s.headers = {};
     s.cl = -1;
     s.te = false;
@@ -650,9 +659,17 @@ export class Http1Parser implements ProtocolParser {
         else return v.startsWith('HTTP/2') ? 'http2' : 'bad request line';
         target = line.slice(sp1 + 1, sp2);
       } else {
-        target = line.slice(sp1 + 1);
+        // the line's CRLF is beyond the prefix: "GET /long/pa" or "GET /p HTTP/1." or "GET /p HTTP/1.1"
+        const sp2 = line.lastIndexOf(' ');
+        const v = sp2 > sp1 ? line.slice(sp2 + 1) : '';
+        if (sp2 > sp1 + 1 && v.length > 0 && (v === 'HTTP/1.0' || 'HTTP/1.1'.startsWith(v))) {
+          target = line.slice(sp1 + 1, sp2);
+          s.version = v === 'HTTP/1.0' ? '1.0' : '1.1';
+        } else {
+          target = line.slice(sp1 + 1);
+          s.version = '1.1'; // unknown: assumed
+        }
         if (target.length === 0) return 'bad request line';
-        s.version = '1.1';
       }
       for (let k = 0; k < target.length; k++) {
         const c = target.charCodeAt(k);
@@ -738,10 +755,8 @@ export class Http1Parser implements ProtocolParser {
         bodySize: 0,
       };
       const p: Pending = { req, res: undefined, reqDone: false, resDone: false, incomplete: undefined };
-      this.queue.push(p);
-      s.p = p;
-      if (truncated) return this.toTail(s, false);
-      if (s.te) {
+      if (truncated) this.toTail(s, false);
+      else if (s.te) {
         // a request's length is only known when chunked is the final coding (RFC 9112 §6.3)
         if (!s.chunked) return this.fail('bad transfer-encoding');
         s.st = CHUNKED;
@@ -752,6 +767,9 @@ export class Http1Parser implements ProtocolParser {
       } else {
         s.done = true;
       }
+      this.queue.push(p);
+      s.p = p;
+      if (this.onRequest !== undefined) this.onRequest(req);
       return;
     }
     const p = this.queue[this.resIdx];

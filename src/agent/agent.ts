@@ -1,0 +1,267 @@
+// The agent: kernel events -> connections -> protocol parsers -> linked spans.
+// One instance per process; spans go to a sink (the store, an exporter).
+import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
+import { Flag } from '../kernel/index.js';
+import { Linker, type LinkRecord, type LinkerCounters } from './linker.js';
+import { ProcessTable } from './process/resource.js';
+import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
+import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
+import type { Span } from './span.js';
+import { httpSpanParts, type Endpoint } from './spans.js';
+
+export interface AgentOptions {
+  /** receives finished spans in batches */
+  sink: (spans: Span[]) => void;
+  capture?: Omit<CaptureOptions, 'onBatch'>;
+  /** hold finished spans this long for late parents (default 500 ms) */
+  holdMs?: number;
+  /** most connections tracked at once (default 65536) */
+  maxConnections?: number;
+  /** a connection without events this long is forgotten (default 10 min) */
+  idleConnectionMs?: number;
+}
+
+interface Conn {
+  id: number;
+  pid: number;
+  comm: string;
+  key: string;
+  local: Endpoint;
+  remote: Endpoint;
+  parser: Http1Parser;
+  /** requests started and not finished, by the parser's request object */
+  open: Map<HttpRequest, LinkRecord>;
+  last: number;
+}
+
+interface Pending {
+  ex: Exchange;
+  pid: number;
+  comm: string;
+  local: Endpoint;
+  remote: Endpoint;
+}
+
+export interface AgentCounters {
+  events: number;
+  connections: number;
+  connections_evicted: number;
+  connections_parse_failed: number;
+  spans: number;
+  sink_errors: number;
+  decode_malformed_batches: number;
+}
+
+export class Agent {
+  readonly counters: AgentCounters = {
+    events: 0,
+    connections: 0,
+    connections_evicted: 0,
+    connections_parse_failed: 0,
+    spans: 0,
+    sink_errors: 0,
+    decode_malformed_batches: 0,
+  };
+  readonly http1: Http1Counters = newHttp1Counters();
+  readonly linker: Linker;
+  readonly processes = new ProcessTable();
+  readonly decode: DecodeStats = { records: 0, malformed: 0, unknownOp: 0 };
+  capture: Capture | undefined;
+  readonly #opts: AgentOptions;
+  readonly #conns = new Map<number, Conn>();
+  readonly #maxConns: number;
+  readonly #idleNs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #sweepAt = 0;
+  readonly #onEvent = (e: KernelEvent) => this.#event(e);
+
+  constructor(opts: AgentOptions) {
+    this.#opts = opts;
+    this.linker = new Linker({ holdNs: (opts.holdMs ?? 500) * 1e6 });
+    this.#maxConns = opts.maxConnections ?? 65536;
+    this.#idleNs = (opts.idleConnectionMs ?? 600_000) * 1e6;
+  }
+
+  /** loads and attaches the probes; capture is live when this returns */
+  start(): Capture {
+    const cap = Capture.open({ ...this.#opts.capture, onBatch: (b) => this.#batch(b) });
+    this.capture = cap;
+    this.#timer = setInterval(() => this.#tick(), 100);
+    return cap;
+  }
+
+  /** monotonic ns on the capture's clock */
+  now(): number {
+    return this.capture ? Number(process.hrtime.bigint() - this.capture.monoBase) : 0;
+  }
+
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /** stops capture, drains what the kernel had, emits every finished span */
+  async shutdown(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.capture?.close();
+    this.#emit(this.linker.flush());
+  }
+
+  #batch(buf: Buffer): void {
+    const before = this.decode.malformed;
+    decodeBatch(buf, this.capture!.monoBase, this.#onEvent, this.decode);
+    if (this.decode.malformed !== before) this.counters.decode_malformed_batches++;
+  }
+
+  #event(e: KernelEvent): void {
+    this.counters.events++;
+    let c = this.#conns.get(e.connId);
+    if (e.op === 'close') {
+      if (c) this.#close(c, e.tsEnd);
+      return;
+    }
+    if (!c) {
+      if (e.flags & Flag.ignored) return;
+      c = this.#open(e);
+    }
+    c.last = e.tsEnd;
+    if (e.flags & Flag.ignored) {
+      this.#close(c, e.tsEnd);
+      return;
+    }
+    if (e.op !== 'send' && e.op !== 'recv') return;
+    const chunk: Chunk = {
+      dir: e.op === 'recv' ? 'in' : 'out',
+      tsStart: e.ts,
+      tsEnd: e.tsEnd,
+      bytes: e.bytes,
+      data: e.data,
+      tid: e.tid,
+    };
+    const done = c.parser.push(chunk);
+    if (c.parser.error !== undefined) {
+      this.counters.connections_parse_failed++;
+      this.#finishAll(c, done);
+      this.#drop(c);
+      return;
+    }
+    if (done.length) this.#finishAll(c, done);
+  }
+
+  #open(e: KernelEvent): Conn {
+    if (this.#conns.size >= this.#maxConns) {
+      const oldest = this.#conns.values().next().value;
+      if (oldest) {
+        this.#drop(oldest);
+        this.counters.connections_evicted++;
+      }
+    }
+    const local = { ip: formatIp(e.family, e.laddr), port: e.lport };
+    const remote = { ip: formatIp(e.family, e.raddr), port: e.rport };
+    const c: Conn = {
+      id: e.connId,
+      pid: e.pid,
+      comm: e.comm,
+      key: `${local.ip}:${local.port}>${remote.ip}:${remote.port}`,
+      local,
+      remote,
+      parser: undefined as unknown as Http1Parser,
+      open: new Map(),
+      last: e.tsEnd,
+    };
+    c.parser = new Http1Parser({
+      counters: this.http1,
+      midStream: (e.flags & Flag.preexisting) !== 0,
+      onRequest: (req) => this.#requestStarted(c, req),
+    });
+    this.#conns.set(e.connId, c);
+    this.counters.connections++;
+    // read /proc while the process is surely alive (short-lived clients exit fast)
+    this.processes.get(e.pid, e.comm);
+    return c;
+  }
+
+  #requestStarted(c: Conn, req: HttpRequest): void {
+    const role = c.parser.connectionRole ?? 'server';
+    const rec = this.linker.start(role, c.pid, req.tid, c.key, req.tsStart, role === 'server' ? req.headers.traceparent : undefined);
+    c.open.set(req, rec);
+  }
+
+  #finishAll(c: Conn, done: Exchange[]): void {
+    const now = this.now();
+    for (const ex of done) {
+      let rec = c.open.get(ex.request);
+      if (rec) c.open.delete(ex.request);
+      else {
+        rec = this.linker.start(ex.role, c.pid, ex.request.tid, c.key, ex.request.tsStart, ex.role === 'server' ? ex.request.headers.traceparent : undefined);
+      }
+      const end = ex.response?.tsEnd ?? ex.request.tsEnd;
+      rec.data = { ex, pid: c.pid, comm: c.comm, local: c.local, remote: c.remote } satisfies Pending;
+      this.linker.finish(rec, end, now);
+    }
+  }
+
+  #close(c: Conn, ts: number): void {
+    const done = c.parser.end(ts);
+    if (done.length) this.#finishAll(c, done);
+    this.#drop(c);
+  }
+
+  /** forget a connection; requests it never finished are dropped with it */
+  #drop(c: Conn): void {
+    this.#conns.delete(c.id);
+    c.open.clear();
+  }
+
+  #tick(): void {
+    const now = this.now();
+    this.#emit(this.linker.drain(now));
+    if (now >= this.#sweepAt) {
+      this.#sweepAt = now + 5e9;
+      this.processes.sweep();
+      for (const c of this.#conns.values()) {
+        if (now - c.last > this.#idleNs) {
+          this.#drop(c);
+          this.counters.connections_evicted++;
+        } else {
+          const idle = c.parser.idle(now);
+          if (idle.length) this.#finishAll(c, idle);
+        }
+      }
+    }
+  }
+
+  #emit(recs: LinkRecord[]): void {
+    if (!recs.length || !this.capture) return;
+    const cap = this.capture;
+    const spans: Span[] = [];
+    for (const r of recs) {
+      const p = r.data as Pending | undefined;
+      if (!p) continue;
+      const parts = httpSpanParts(p.ex, p.local, p.remote);
+      parts.attributes['osprey.link'] = r.link;
+      const start = p.ex.request.tsStart;
+      const end = r.end ?? start;
+      const span: Span = {
+        traceId: r.traceId!,
+        spanId: r.spanId,
+        parentSpanId: r.parentSpanId,
+        name: parts.name,
+        kind: p.ex.role,
+        startTimeUnixNano: cap.unixNano(start),
+        durationNano: Math.max(0, Math.round(end - start)),
+        status: parts.status,
+        resource: this.processes.get(p.pid, p.comm).resource,
+        attributes: parts.attributes,
+      };
+      if (parts.statusMessage) span.statusMessage = parts.statusMessage;
+      spans.push(span);
+    }
+    this.counters.spans += spans.length;
+    try {
+      this.#opts.sink(spans);
+    } catch {
+      this.counters.sink_errors++;
+    }
+  }
+}

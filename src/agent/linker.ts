@@ -1,0 +1,310 @@
+// Trace context without touching the services. Every request gets a span id
+// when its first bytes are seen; its parent is decided, in order of trust, by
+//   1. traceparent: a W3C header in the request it serves;
+//   2. tuple: a server request whose connection (remote -> local) is the
+//      mirror of an in-flight client request on this host is that request's
+//      child (works across processes);
+//   3. thread: a client request sent by a thread that is serving exactly one
+//      request belongs to that request;
+//   4. none: a new trace root.
+// Ambiguity (two candidates) gives `none`: a wrong parent is worse than none.
+//
+// Kernel events from different CPUs can arrive slightly out of order (on
+// loopback the receiver's read can be reported before the sender's write), so a
+// server request without a tuple parent waits for one; spans are held for
+// `holdNs` after they end before their trace id is fixed and they are emitted.
+// Trace ids are resolved by walking up to the root at emission; a record whose
+// trace id is fixed never changes parent.
+import { newSpanId, newTraceId, parseTraceparent } from './ids.js';
+import type { LinkSource } from './span.js';
+
+export interface LinkRecord {
+  readonly kind: 'server' | 'client';
+  readonly spanId: string;
+  readonly pid: number;
+  readonly tid: number;
+  /** "local>remote" of the connection */
+  readonly connKey: string;
+  readonly start: number;
+  end: number | undefined;
+  link: LinkSource;
+  parent: LinkRecord | undefined;
+  /** from traceparent, or fixed at resolution */
+  traceId: string | undefined;
+  parentSpanId: string;
+  /** payload the owner attaches (the span under construction) */
+  data: unknown;
+  emitAt: number;
+}
+
+export interface LinkerCounters {
+  requests: number;
+  linked_traceparent: number;
+  linked_tuple: number;
+  linked_thread: number;
+  linked_late: number;
+  ambiguous_tuple: number;
+  ambiguous_thread: number;
+  roots: number;
+  evicted: number;
+}
+
+export interface LinkerOptions {
+  /** hold a finished span this long for late parents before emitting (ns) */
+  holdNs?: number;
+  /** at most this many records in flight or held */
+  maxRecords?: number;
+  /** records in flight longer than this are dropped (ns) */
+  maxAgeNs?: number;
+}
+
+const mirror = (key: string): string => {
+  const i = key.indexOf('>');
+  return `${key.slice(i + 1)}>${key.slice(0, i)}`;
+};
+
+export class Linker {
+  readonly counters: LinkerCounters = {
+    requests: 0,
+    linked_traceparent: 0,
+    linked_tuple: 0,
+    linked_thread: 0,
+    linked_late: 0,
+    ambiguous_tuple: 0,
+    ambiguous_thread: 0,
+    roots: 0,
+    evicted: 0,
+  };
+  readonly #holdNs: number;
+  readonly #max: number;
+  readonly #maxAge: number;
+  /** client requests by their connection key, in flight or recently ended */
+  readonly #clients = new Map<string, LinkRecord[]>();
+  /** server requests still looking for a tuple parent, by the client's connection key */
+  readonly #waiting = new Map<string, LinkRecord[]>();
+  /** server requests in flight per thread ("pid:tid") */
+  readonly #serving = new Map<string, Set<LinkRecord>>();
+  /** every live record, in start order (Map keeps insertion order) */
+  readonly #live = new Map<string, LinkRecord>();
+  /** finished records in emission order */
+  #held: LinkRecord[] = [];
+
+  constructor(opts: LinkerOptions = {}) {
+    this.#holdNs = opts.holdNs ?? 500e6;
+    this.#max = opts.maxRecords ?? 100_000;
+    this.#maxAge = opts.maxAgeNs ?? 600e9;
+  }
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** a request's first bytes were seen */
+  start(
+    kind: 'server' | 'client',
+    pid: number,
+    tid: number,
+    connKey: string,
+    ts: number,
+    traceparent: string | undefined,
+  ): LinkRecord {
+    this.counters.requests++;
+    if (this.#live.size >= this.#max) this.#evictOldest();
+    const r: LinkRecord = {
+      kind,
+      spanId: newSpanId(),
+      pid,
+      tid,
+      connKey,
+      start: ts,
+      end: undefined,
+      link: 'none',
+      parent: undefined,
+      traceId: undefined,
+      parentSpanId: '',
+      data: undefined,
+      emitAt: 0,
+    };
+    this.#live.set(r.spanId, r);
+    if (kind === 'server') this.#startServer(r, traceparent);
+    else this.#startClient(r);
+    return r;
+  }
+
+  #startServer(r: LinkRecord, traceparent: string | undefined): void {
+    const tp = parseTraceparent(traceparent);
+    if (tp) {
+      r.traceId = tp.traceId;
+      r.parentSpanId = tp.spanId;
+      r.link = 'traceparent';
+      this.counters.linked_traceparent++;
+    } else {
+      const key = mirror(r.connKey);
+      const found = this.#clientFor(key, r.start);
+      if (found === 'ambiguous') {
+        this.counters.ambiguous_tuple++;
+      } else if (found) {
+        this.#setParent(r, found, 'tuple');
+      } else {
+        const list = this.#waiting.get(key);
+        if (list) list.push(r);
+        else this.#waiting.set(key, [r]);
+      }
+    }
+    const tk = `${r.pid}:${r.tid}`;
+    const set = this.#serving.get(tk);
+    if (set) set.add(r);
+    else this.#serving.set(tk, new Set([r]));
+  }
+
+  #startClient(r: LinkRecord): void {
+    const set = this.#serving.get(`${r.pid}:${r.tid}`);
+    if (set && set.size === 1) {
+      const [parent] = set;
+      this.#setParent(r, parent!, 'thread');
+    } else if (set && set.size > 1) {
+      this.counters.ambiguous_thread++;
+    }
+    const list = this.#clients.get(r.connKey);
+    if (list) list.push(r);
+    else this.#clients.set(r.connKey, [r]);
+    // a server request on the other end may have been reported first
+    const waiting = this.#waiting.get(r.connKey);
+    if (waiting) {
+      for (const s of waiting) {
+        if (s.parent || s.traceId || s.start < r.start) continue;
+        if (r.end !== undefined && s.start > r.end) continue;
+        this.#setParent(s, r, 'tuple');
+        this.counters.linked_late++;
+      }
+      const left = waiting.filter((s) => !s.parent && !s.traceId);
+      if (left.length) this.#waiting.set(r.connKey, left);
+      else this.#waiting.delete(r.connKey);
+    }
+  }
+
+  /** the one client request on this connection in flight at ts */
+  #clientFor(key: string, ts: number): LinkRecord | 'ambiguous' | undefined {
+    const list = this.#clients.get(key);
+    if (!list) return undefined;
+    let found: LinkRecord | undefined;
+    for (const c of list) {
+      if (c.start > ts || (c.end !== undefined && c.end < ts)) continue;
+      if (found) return 'ambiguous';
+      found = c;
+    }
+    return found;
+  }
+
+  #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread'): void {
+    r.parent = parent;
+    r.link = how;
+    if (how === 'tuple') this.counters.linked_tuple++;
+    else this.counters.linked_thread++;
+  }
+
+  /** the request's exchange finished at ts; the record is emitted after the hold */
+  finish(r: LinkRecord, ts: number, now: number): void {
+    r.end = Math.max(ts, r.start);
+    if (r.kind === 'server') {
+      const tk = `${r.pid}:${r.tid}`;
+      const set = this.#serving.get(tk);
+      if (set) {
+        set.delete(r);
+        if (!set.size) this.#serving.delete(tk);
+      }
+    }
+    r.emitAt = now + this.#holdNs;
+    this.#held.push(r);
+  }
+
+  /** records whose hold passed, with trace ids fixed; in finish order */
+  drain(now: number): LinkRecord[] {
+    let n = 0;
+    while (n < this.#held.length && this.#held[n]!.emitAt <= now) n++;
+    if (!n) {
+      this.#expire(now);
+      return [];
+    }
+    const out = this.#held.slice(0, n);
+    this.#held = this.#held.slice(n);
+    for (const r of out) {
+      this.#resolve(r);
+      this.#forget(r);
+    }
+    this.#expire(now);
+    return out;
+  }
+
+  /** everything held, now (shutdown) */
+  flush(): LinkRecord[] {
+    const out = this.#held;
+    this.#held = [];
+    for (const r of out) {
+      this.#resolve(r);
+      this.#forget(r);
+    }
+    return out;
+  }
+
+  #resolve(r: LinkRecord): void {
+    // walk up to the first record with a fixed trace id (or the root), then down
+    const chain: LinkRecord[] = [];
+    let cur: LinkRecord | undefined = r;
+    while (cur && !cur.traceId && chain.length < 64) {
+      chain.push(cur);
+      cur = cur.parent;
+    }
+    let traceId = cur?.traceId;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const x = chain[i]!;
+      if (x.parent && traceId) {
+        x.traceId = traceId;
+        x.parentSpanId = x.parent.spanId;
+      } else {
+        x.parent = undefined;
+        x.link = 'none';
+        x.traceId = traceId = newTraceId();
+        this.counters.roots++;
+      }
+    }
+  }
+
+  #forget(r: LinkRecord): void {
+    this.#live.delete(r.spanId);
+    const key = r.kind === 'client' ? r.connKey : mirror(r.connKey);
+    const map = r.kind === 'client' ? this.#clients : this.#waiting;
+    const list = map.get(key);
+    if (list) {
+      const i = list.indexOf(r);
+      if (i >= 0) list.splice(i, 1);
+      if (!list.length) map.delete(key);
+    }
+  }
+
+  /** in-flight records older than maxAge never finish: drop them */
+  #expire(now: number): void {
+    for (const r of this.#live.values()) {
+      if (r.start > now - this.#maxAge) break;
+      if (r.end !== undefined) continue;
+      this.#drop(r);
+    }
+  }
+
+  #evictOldest(): void {
+    for (const r of this.#live.values()) {
+      if (r.end === undefined) {
+        this.#drop(r);
+        return;
+      }
+    }
+  }
+
+  #drop(r: LinkRecord): void {
+    this.counters.evicted++;
+    this.#forget(r);
+    const tk = `${r.pid}:${r.tid}`;
+    this.#serving.get(tk)?.delete(r);
+    if (this.#serving.get(tk)?.size === 0) this.#serving.delete(tk);
+  }
+}

@@ -1,0 +1,157 @@
+// Who a pid is: the OpenTelemetry resource of its spans. Read once per process
+// from /proc (environ, cmdline, exe, cgroup) and cached, bounded, with cleanup of
+// processes that exited.
+import { readFileSync, readlinkSync, existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename } from 'node:path';
+import type { Attributes } from '../span.js';
+
+export interface ProcessInfo {
+  pid: number;
+  resource: Attributes;
+  serviceName: string;
+}
+
+/** interpreters whose service is the script they run, not themselves */
+const INTERPRETERS = /^(python[0-9.]*|node|nodejs|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|bun|deno|java)$/;
+const MAX_ENV_BYTES = 1 << 20;
+
+function readSafe(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES from a process environment (NUL-separated) */
+export function parseEnviron(buf: Buffer): { serviceName?: string; resourceAttrs: Attributes } {
+  const out: { serviceName?: string; resourceAttrs: Attributes } = { resourceAttrs: {} };
+  const text = buf.subarray(0, MAX_ENV_BYTES).toString('utf8');
+  for (const entry of text.split('\0')) {
+    if (entry.startsWith('OTEL_SERVICE_NAME=')) {
+      const v = entry.slice('OTEL_SERVICE_NAME='.length).trim();
+      if (v) out.serviceName = v;
+    } else if (entry.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) {
+      for (const kv of entry.slice('OTEL_RESOURCE_ATTRIBUTES='.length).split(',')) {
+        const i = kv.indexOf('=');
+        if (i <= 0) continue;
+        const k = kv.slice(0, i).trim();
+        const v = decodeURIComponentSafe(kv.slice(i + 1).trim());
+        if (k) out.resourceAttrs[k] = v;
+      }
+    }
+  }
+  return out;
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** the service an executable + argv stand for: `python3 app.py` -> `app` */
+export function serviceFromCommand(exe: string, argv: string[]): string {
+  const name = basename(exe);
+  if (!INTERPRETERS.test(name)) return name || 'unknown';
+  // first argument that is a script or module, skipping interpreter flags
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-m' && argv[i + 1]) return argv[i + 1]!.split('.')[0]!;
+    if (a === '-c' || a === '-e' || a === '--eval' || a === '-p') return name;
+    if (a === '-jar' && argv[i + 1]) return basename(argv[i + 1]!).replace(/\.jar$/, '');
+    if (a.startsWith('-')) continue;
+    const script = basename(a).replace(/\.(py|js|mjs|cjs|ts|rb|pl|php)$/, '');
+    return script || name;
+  }
+  return name;
+}
+
+/** container id from /proc/<pid>/cgroup (docker, containerd, cri-o, podman paths) */
+export function containerIdFromCgroup(text: string): string | undefined {
+  const m = /(?:[/-]|^)([0-9a-f]{64})(?:\.scope)?$/m.exec(text.split('\n').map((l) => l.split(':').pop() ?? '').join('\n'));
+  return m?.[1];
+}
+
+export class ProcessTable {
+  readonly #cache = new Map<number, ProcessInfo>();
+  readonly #host = hostname();
+  readonly #max: number;
+  evicted = 0;
+
+  constructor(max = 8192) {
+    this.#max = max;
+  }
+
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** resource of a pid; comm is the kernel's name for when /proc is gone already */
+  get(pid: number, comm: string): ProcessInfo {
+    let p = this.#cache.get(pid);
+    if (p) return p;
+    p = this.#read(pid, comm);
+    if (this.#cache.size >= this.#max) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+      this.evicted++;
+    }
+    this.#cache.set(pid, p);
+    return p;
+  }
+
+  /** drop processes that exited; call periodically */
+  sweep(): number {
+    let n = 0;
+    for (const pid of this.#cache.keys()) {
+      if (!existsSync(`/proc/${pid}`)) {
+        this.#cache.delete(pid);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  #read(pid: number, comm: string): ProcessInfo {
+    let exe = '';
+    try {
+      exe = readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      exe = comm;
+    }
+    const argv = (readSafe(`/proc/${pid}/cmdline`)?.toString('utf8') ?? '').split('\0').filter(Boolean);
+    const env = readSafe(`/proc/${pid}/environ`);
+    const fromEnv = env ? parseEnviron(env) : { resourceAttrs: {} as Attributes };
+    const cgroup = readSafe(`/proc/${pid}/cgroup`)?.toString('utf8') ?? '';
+    const containerId = containerIdFromCgroup(cgroup);
+    const serviceName =
+      fromEnv.serviceName ??
+      (typeof fromEnv.resourceAttrs['service.name'] === 'string' ? fromEnv.resourceAttrs['service.name'] : undefined) ??
+      serviceFromCommand(exe.replace(/ \(deleted\)$/, '') || comm, argv.length ? argv : [comm]);
+    const resource: Attributes = {
+      ...fromEnv.resourceAttrs,
+      'service.name': serviceName,
+      'process.pid': pid,
+      'process.executable.name': basename(exe) || comm,
+      'host.name': this.#host,
+    };
+    if (argv.length) resource['process.command_line'] = redactCommandLine(argv).join(' ').slice(0, 1024);
+    if (containerId) resource['container.id'] = containerId;
+    return { pid, resource, serviceName };
+  }
+}
+
+/** values of secret-looking flags never leave the machine */
+function redactCommandLine(argv: string[]): string[] {
+  const secret = /(password|passwd|secret|token|api[-_]?key|credential)/i;
+  return argv.map((a, i) => {
+    const eq = a.indexOf('=');
+    if (eq > 0 && secret.test(a.slice(0, eq))) return `${a.slice(0, eq + 1)}REDACTED`;
+    if (i > 0 && secret.test(argv[i - 1] ?? '') && argv[i - 1]!.startsWith('-') && !argv[i - 1]!.includes('=')) return 'REDACTED';
+    return a;
+  });
+}

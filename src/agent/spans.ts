@@ -1,0 +1,88 @@
+// An HTTP exchange becomes an OpenTelemetry span: semantic-convention
+// attributes, a low-cardinality name, status rules. Bodies, credentials and
+// secret-looking query values never reach a span.
+import type { Exchange } from './protocols/protocol.js';
+import { redactQuery, routeOf } from './protocols/route.js';
+import type { Attributes, SpanStatus } from './span.js';
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+export interface HttpSpanParts {
+  name: string;
+  status: SpanStatus;
+  statusMessage?: string;
+  attributes: Attributes;
+}
+
+const MAX_PATH = 2048;
+
+function splitTarget(target: string): { path: string; query: string } {
+  // absolute-form (proxies): http://host/path?q
+  let t = target;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(t);
+  if (scheme) t = t.slice(scheme[0].length) || '/';
+  const q = t.indexOf('?');
+  const path = (q < 0 ? t : t.slice(0, q)).slice(0, MAX_PATH);
+  const query = q < 0 ? '' : t.slice(q + 1, q + 1 + MAX_PATH);
+  return { path: path || '/', query };
+}
+
+function hostHeader(h: string | undefined): { host: string; port?: number } | undefined {
+  if (!h) return undefined;
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
+  if (!m) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : undefined };
+}
+
+export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): HttpSpanParts {
+  const req = ex.request;
+  const res = ex.response;
+  const { path, query } = splitTarget(req.target);
+  const route = routeOf(path);
+  const a: Attributes = {
+    'http.request.method': req.method,
+    'url.path': path,
+    'http.route': route,
+    'network.protocol.name': 'http',
+    'network.protocol.version': req.version,
+    'network.peer.address': remote.ip,
+    'network.peer.port': remote.port,
+  };
+  const safeQuery = query ? redactQuery(query) : '';
+  if (safeQuery) a['url.query'] = safeQuery;
+  const host = hostHeader(req.headers.host);
+  if (ex.role === 'server') {
+    a['server.address'] = host?.host ?? local.ip;
+    a['server.port'] = host?.port ?? local.port;
+    const xff = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
+    a['client.address'] = xff || remote.ip;
+    a['url.scheme'] = 'http';
+  } else {
+    a['server.address'] = host?.host ?? remote.ip;
+    a['server.port'] = host?.port ?? remote.port;
+    const authority = req.headers.host ?? (remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`);
+    a['url.full'] = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
+  }
+  const ua = req.headers['user-agent'];
+  if (ua) a['user_agent.original'] = ua.slice(0, 256);
+  if (req.bodySize > 0) a['http.request.body.size'] = req.bodySize;
+  let status: SpanStatus = 'unset';
+  let statusMessage: string | undefined;
+  if (res) {
+    a['http.response.status_code'] = res.status;
+    if (res.bodySize > 0) a['http.response.body.size'] = res.bodySize;
+    if (res.status >= 500 || (ex.role === 'client' && res.status >= 400)) {
+      status = 'error';
+      a['error.type'] = String(res.status);
+    }
+  }
+  if (ex.incomplete) {
+    status = 'error';
+    statusMessage = `no response: ${ex.incomplete}`;
+    a['error.type'] = ex.incomplete;
+  }
+  return { name: `${req.method} ${route}`, status, statusMessage, attributes: a };
+}

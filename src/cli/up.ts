@@ -1,0 +1,193 @@
+// `osprey up`: agent + store + HTTP API in one process. The listener opens only
+// once the probes are attached, so an answered query means capture is live.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { Agent } from '../agent/agent.js';
+import { KERNEL_COUNTERS } from '../kernel/index.js';
+import { exposition, type MetricFamily } from '../metrics/prometheus.js';
+import { startServer } from '../server/server.js';
+import { DuckStore } from '../store/index.js';
+import { intOption, parseDuration, untilSignal, UsageError, type Command } from './cli.js';
+import { LiveSummary } from './live.js';
+import { uiPage } from './ui-page.js';
+
+export function defaultDataDir(): string {
+  const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(base, 'osprey');
+}
+
+export function parseListen(v: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v);
+  if (!m) throw new UsageError(`--listen must be HOST:PORT, got "${v}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new UsageError(`--listen port out of range: ${port}`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+export const upCommand: Command = {
+  name: 'up',
+  summary:
+    'Run agent, store and query server in one process: every HTTP request of every process on\nthis machine becomes a span, queryable within seconds. Ctrl-C flushes and exits.',
+  usage: 'osprey up [--data DIR] [--listen HOST:PORT] [--demo] [--no-ui]',
+  help: [
+    `      --data DIR            where spans are stored (default ${defaultDataDir()})`,
+    '      --memory              keep spans in memory only',
+    '      --listen HOST:PORT    HTTP API, Tempo API and UI (default 127.0.0.1:7070)',
+    '      --demo                also start demo services (Node, Python, nginx) with traffic',
+    '      --no-ui               do not serve the web UI at /',
+    '      --retention DUR       drop spans older than this (default 24h)',
+    '      --max-spans N         keep at most N spans (default 5000000)',
+    '      --capture-size BYTES  payload bytes captured per call (default 256)',
+  ].join('\n'),
+  options: {
+    data: { type: 'string' },
+    memory: { type: 'boolean' },
+    listen: { type: 'string' },
+    demo: { type: 'boolean' },
+    'no-ui': { type: 'boolean' },
+    retention: { type: 'string' },
+    'max-spans': { type: 'string' },
+    'capture-size': { type: 'string' },
+  },
+  async run({ values }) {
+    const listen = parseListen((values.listen as string | undefined) ?? '127.0.0.1:7070');
+    const retentionMs = Number(parseDuration((values.retention as string | undefined) ?? '24h') / 1_000_000n);
+    const maxSpans = intOption(values['max-spans'], 'max-spans', 1) ?? 5_000_000;
+    const dataDir = (values.data as string | undefined) ?? defaultDataDir();
+    const memory = values.memory === true;
+    const say = (s: string) => process.stderr.write(`osprey: ${s}\n`);
+
+    let path: string | undefined;
+    if (!memory) {
+      mkdirSync(dataDir, { recursive: true });
+      path = join(dataDir, 'spans.duckdb');
+    }
+    const store = await DuckStore.open({ path, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
+      throw Object.assign(new Error(`cannot open the span store at ${path}: ${err.message}`), {
+        hint: /lock/i.test(err.message) ? 'another osprey is using this data dir: stop it or pass --data DIR' : 'check the path and permissions, or use --memory',
+      });
+    });
+    say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${values.retention ?? '24h'})`);
+
+    const agent = new Agent({
+      sink: (spans) => store.append(spans),
+      capture: { captureSize: intOption(values['capture-size'], 'capture-size') },
+    });
+    let cap;
+    try {
+      cap = agent.start();
+    } catch (err) {
+      await store.shutdown();
+      throw err;
+    }
+    const attached = cap.programs.filter((p) => p.attached).length;
+    say(`capture: ${attached}/${cap.programs.length} tracepoints attached (kernel ${cap.preflight.kernel}), every process but this one (pid ${process.pid})`);
+    for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
+
+    const started = Date.now();
+    const status = () => statusReport(agent, store, started);
+    let server;
+    try {
+      server = await startServer(
+        { store, status, metrics: () => exposition(metricFamilies(agent, store)), ui: values['no-ui'] ? undefined : uiPage },
+        listen,
+      );
+    } catch (err) {
+      await agent.shutdown();
+      await store.shutdown();
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') {
+        throw Object.assign(new Error(`${listen.host}:${listen.port} is already in use`), { hint: 'another osprey up may be running; stop it or pass --listen HOST:PORT' });
+      }
+      throw err;
+    }
+    say(`listening on ${server.url} (API, Tempo API${values['no-ui'] ? '' : ', UI'}, /metrics)`);
+
+    let demo: { stop(): Promise<void> } | undefined;
+    if (values.demo) {
+      const { startDemo } = await import('../demo/index.js');
+      const d = await startDemo({ dataDir: join(memory ? defaultDataDir() : dataDir, 'demo-run'), log: (l) => say(`demo: ${l}`) });
+      demo = d;
+      say(`demo: ${d.services.map((s) => `${s.name} ${s.url} (pid ${s.pid})`).join(', ')}`);
+      say(`demo: traffic goes to ${d.entryUrl}`);
+    }
+    say(`try: osprey query --since 5m '{ duration > 100ms }'   osprey services   osprey graph`);
+
+    const live = new LiveSummary(store, server.url, process.stdout.isTTY === true);
+    live.start();
+
+    const sig = await untilSignal();
+    live.stop();
+    say(`${sig}: stopping`);
+    await demo?.stop().catch(() => undefined);
+    await agent.shutdown();
+    await server.close();
+    await store.shutdown();
+    const c = agent.counters;
+    say(`stopped: ${c.spans} spans recorded this run, ${store.stats().rows} kept in ${path ?? 'memory'}`);
+    return 0;
+  },
+};
+
+function statusReport(agent: Agent, store: DuckStore, started: number): Record<string, unknown> {
+  const cap = agent.capture!;
+  const k = cap.counters();
+  const counters: Record<string, number> = { ...k };
+  for (const [n, v] of Object.entries(agent.counters)) counters[`agent_${n}`] = v;
+  for (const [n, v] of Object.entries(agent.http1)) counters[`http1_${n}`] = v;
+  for (const [n, v] of Object.entries(agent.linker.counters)) counters[`linker_${n}`] = v;
+  for (const [n, v] of Object.entries(store.stats())) counters[`store_${n}`] = v;
+  const up = (Date.now() - started) / 1000;
+  return {
+    agent: 'running',
+    pid: process.pid,
+    uptimeSeconds: Math.round(up),
+    kernel: cap.preflight.kernel,
+    tracefs: cap.preflight.tracefs,
+    programs: cap.programs.map((p) => ({ tracepoint: p.tracepoint, attached: p.attached, error: p.error })),
+    rates: {
+      eventsPerSec: Math.round(agent.counters.events / Math.max(1, up)),
+      spansPerSec: Math.round(agent.counters.spans / Math.max(1, up)),
+    },
+    counters,
+    maps: {
+      conns: cap.mapEntries('conns'),
+      socks: cap.mapEntries('socks'),
+      not_tcp: cap.mapEntries('not_tcp'),
+      inflight: cap.mapEntries('inflight'),
+      agent_connections: agent.connections,
+      linker_records: agent.linker.size,
+      processes: agent.processes.size,
+    },
+  };
+}
+
+function metricFamilies(agent: Agent, store: DuckStore): MetricFamily[] {
+  const k = agent.capture!.counters();
+  const fam = (name: string, help: string, value: number, type: 'counter' | 'gauge' = 'counter'): MetricFamily => ({
+    name,
+    help,
+    type,
+    samples: [{ value }],
+  });
+  const st = store.stats();
+  return [
+    {
+      name: 'osprey_kernel_total',
+      help: 'Kernel-side counters of the capture programs (drops, truncations, connections).',
+      type: 'counter',
+      samples: KERNEL_COUNTERS.map((c) => ({ labels: { counter: c }, value: k[c] })),
+    },
+    fam('osprey_events_total', 'Kernel events decoded.', agent.counters.events),
+    fam('osprey_spans_total', 'Spans produced by the agent.', agent.counters.spans),
+    fam('osprey_ringbuf_dropped_total', 'Events lost because the ring buffer was full.', k.ringbuf_dropped),
+    fam('osprey_http1_malformed_total', 'HTTP/1 connections dropped from parsing as malformed.', agent.http1.malformed),
+    fam('osprey_http1_desync_total', 'HTTP/1 connections dropped after losing message framing.', agent.http1.desync),
+    fam('osprey_connections', 'Connections the agent tracks.', agent.connections, 'gauge'),
+    fam('osprey_linker_evicted_total', 'In-flight requests dropped by the linker limits.', agent.linker.counters.evicted),
+    fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),
+    fam('osprey_store_retention_deleted_total', 'Spans deleted by retention.', st.retentionDeletedSpans),
+    fam('osprey_store_rows', 'Spans stored.', st.rows, 'gauge'),
+  ];
+}
