@@ -183,7 +183,7 @@ export class Agent {
 
   #requestStarted(c: Conn, req: HttpRequest): void {
     const role = c.parser.connectionRole ?? 'server';
-    const rec = this.linker.start(role, c.pid, req.tid, c.key, req.tsStart, role === 'server' ? req.headers.traceparent : undefined);
+    const rec = this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, role === 'server' ? req.headers.traceparent : undefined);
     c.open.set(req, rec);
   }
 
@@ -193,7 +193,8 @@ export class Agent {
       let rec = c.open.get(ex.request);
       if (rec) c.open.delete(ex.request);
       else {
-        rec = this.linker.start(ex.role, c.pid, ex.request.tid, c.key, ex.request.tsStart, ex.role === 'server' ? ex.request.headers.traceparent : undefined);
+        const req = ex.request;
+        rec = this.linker.start(ex.role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, ex.role === 'server' ? req.headers.traceparent : undefined);
       }
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
       rec.data = { ex, pid: c.pid, comm: c.comm, local: c.local, remote: c.remote } satisfies Pending;

@@ -25,7 +25,11 @@ export interface LinkRecord {
   readonly tid: number;
   /** "local>remote" of the connection */
   readonly connKey: string;
+  /** the request line ("GET /x"): identical at both ends of one connection */
+  readonly sig: string;
   readonly start: number;
+  /** a client request already taken as parent by a server request (tuple links pair 1:1) */
+  claimed: boolean;
   end: number | undefined;
   link: LinkSource;
   parent: LinkRecord | undefined;
@@ -43,7 +47,6 @@ export interface LinkerCounters {
   linked_tuple: number;
   linked_thread: number;
   linked_late: number;
-  ambiguous_tuple: number;
   ambiguous_thread: number;
   roots: number;
   evicted: number;
@@ -70,7 +73,6 @@ export class Linker {
     linked_tuple: 0,
     linked_thread: 0,
     linked_late: 0,
-    ambiguous_tuple: 0,
     ambiguous_thread: 0,
     roots: 0,
     evicted: 0,
@@ -105,6 +107,7 @@ export class Linker {
     pid: number,
     tid: number,
     connKey: string,
+    sig: string,
     ts: number,
     traceparent: string | undefined,
   ): LinkRecord {
@@ -116,6 +119,8 @@ export class Linker {
       pid,
       tid,
       connKey,
+      sig,
+      claimed: false,
       start: ts,
       end: undefined,
       link: 'none',
@@ -140,10 +145,8 @@ export class Linker {
       this.counters.linked_traceparent++;
     } else {
       const key = mirror(r.connKey);
-      const found = this.#clientFor(key, r.start);
-      if (found === 'ambiguous') {
-        this.counters.ambiguous_tuple++;
-      } else if (found) {
+      const found = this.#clientFor(key, r.sig, r.start);
+      if (found) {
         this.#setParent(r, found, 'tuple');
       } else {
         const list = this.#waiting.get(key);
@@ -172,7 +175,7 @@ export class Linker {
     const waiting = this.#waiting.get(r.connKey);
     if (waiting) {
       for (const s of waiting) {
-        if (s.parent || s.traceId || s.start < r.start) continue;
+        if (r.claimed || s.parent || s.traceId || s.start < r.start || s.sig !== r.sig) continue;
         if (r.end !== undefined && s.start > r.end) continue;
         this.#setParent(s, r, 'tuple');
         this.counters.linked_late++;
@@ -183,21 +186,24 @@ export class Linker {
     }
   }
 
-  /** the one client request on this connection in flight at ts */
-  #clientFor(key: string, ts: number): LinkRecord | 'ambiguous' | undefined {
+  /**
+   * The client request on this connection that a server request read at ts
+   * answers: in flight at ts, same request line, not yet claimed; the oldest of
+   * them, since HTTP/1 answers pipelined requests in order.
+   */
+  #clientFor(key: string, sig: string, ts: number): LinkRecord | undefined {
     const list = this.#clients.get(key);
     if (!list) return undefined;
-    let found: LinkRecord | undefined;
     for (const c of list) {
-      if (c.start > ts || (c.end !== undefined && c.end < ts)) continue;
-      if (found) return 'ambiguous';
-      found = c;
+      if (c.claimed || c.sig !== sig || c.start > ts || (c.end !== undefined && c.end < ts)) continue;
+      return c;
     }
-    return found;
+    return undefined;
   }
 
   #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread'): void {
     r.parent = parent;
+    if (how === 'tuple') parent.claimed = true;
     r.link = how;
     if (how === 'tuple') this.counters.linked_tuple++;
     else this.counters.linked_thread++;

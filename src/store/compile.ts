@@ -128,7 +128,7 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
       const col = name === 'rootName' ? 'r.name' : 'r.service';
       const c = cmp(col, op, P.add(str(lit), VARCHAR));
       const win = windowSql(P, ctx.startNs, ctx.endNs, 'r.start_ns');
-      return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${ROOT_PREDICATE('r')}))`;
+      return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${rootPredicate('r')}))`;
     }
     case 'traceId':
       return cmp('trace_id', op, `CAST(${P.add(str(lit), VARCHAR)} AS UUID)`);
@@ -144,7 +144,7 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
  * A root span: no parent, or a parent that is not stored (the caller was not traced,
  * e.g. an uninstrumented client that sent a traceparent).
  */
-export function ROOT_PREDICATE(alias: string): string {
+export function rootPredicate(alias: string): string {
   return `(${alias}.parent_span_id IS NULL OR NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = ${alias}.trace_id AND p.span_id = ${alias}.parent_span_id))`;
 }
 

@@ -15,6 +15,8 @@ export interface ProcessInfo {
 /** interpreters whose service is the script they run, not themselves */
 const INTERPRETERS = /^(python[0-9.]*|node|nodejs|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|bun|deno|java)$/;
 const MAX_ENV_BYTES = 1 << 20;
+/** interpreter flags whose value is the next argument */
+const JAVA_VALUE_FLAGS = new Set(['-cp', '-classpath', '--class-path', '-p', '--module-path', '--add-opens', '--add-exports', '-r', '--require', '--import', '--loader', '-W', '-X']);
 
 function readSafe(path: string): Buffer | undefined {
   try {
@@ -63,8 +65,15 @@ export function serviceFromCommand(exe: string, argv: string[]): string {
     if (a === '-m' && argv[i + 1]) return argv[i + 1]!.split('.')[0]!;
     if (a === '-c' || a === '-e' || a === '--eval' || a === '-p') return name;
     if (a === '-jar' && argv[i + 1]) return basename(argv[i + 1]!).replace(/\.jar$/, '');
+    if (JAVA_VALUE_FLAGS.has(a)) {
+      i++;
+      continue;
+    }
     if (a.startsWith('-')) continue;
-    const script = basename(a).replace(/\.(py|js|mjs|cjs|ts|rb|pl|php)$/, '');
+    // java's main class: org.example.Main -> Main
+    const script = basename(a)
+      .replace(/\.(py|js|mjs|cjs|ts|rb|pl|php|java)$/, '')
+      .replace(/^.*\.(?=[A-Z][\w$]*$)/, '');
     return script || name;
   }
   return name;

@@ -248,6 +248,28 @@ function looksLikeStart(d: Buffer, isReq: boolean): boolean {
   return isReq ? looksLikeRequest(d) : looksLikeResponse(d);
 }
 
+function skipCrlf(d: Buffer): Buffer {
+  let i = 0;
+  while (i < d.length && (d[i] === CR || d[i] === LF)) i++;
+  return i === 0 ? d : d.subarray(i);
+}
+
+/** Could these bytes still become a start line, with too few of them to tell? */
+function startAmbiguous(d: Buffer, isReq: boolean): boolean {
+  if (d.length === 0) return false;
+  if (!isReq) return d.length < 12 && statusPrefixOk(d, 0);
+  return d.length <= 8192 && d.indexOf(LF) < 0 && requestPrefixOk(d, 0);
+}
+
+function knownMethod(d: Buffer): boolean {
+  const sp = d.indexOf(SP);
+  return sp > 0 && sp <= 20 && KNOWN_METHODS.has(d.toString('latin1', 0, sp));
+}
+
+function copyChunk(c: Chunk, data: Buffer): Chunk {
+  return { dir: c.dir, tsStart: c.tsStart, tsEnd: c.tsEnd, bytes: c.bytes, data: Buffer.from(data), tid: c.tid };
+}
+
 /** Bytes end with a last-chunk line and an empty trailer section: "\n0\r\n\r\n" (or are exactly "0\r\n\r\n"). */
 function endsWithLastChunk(d: Buffer): boolean {
   const n = d.length;
@@ -343,6 +365,10 @@ class Stream {
   interim = false;
   switchTo: string | undefined = undefined;
   p: Pending | undefined = undefined;
+  /** the last message's end was inferred: the next call must start a message */
+  probe = false;
+  /** calls captured whole, held back until it is clear whether they start a message */
+  maybe: Chunk[] | undefined = undefined;
   // parsed head
   method = '';
   target = '';
@@ -381,6 +407,8 @@ class Stream {
     this.p = undefined;
     this.size = 0;
     this.body = 0;
+    this.probe = false;
+    this.maybe = undefined;
   }
 }
 
@@ -431,16 +459,83 @@ export class Http1Parser implements ProtocolParser {
     if (this.role === undefined && !this.detect(c.dir, data, B)) return this.take();
     const isReq = c.dir === this.reqDir;
     const s = isReq ? this.req : this.res;
-    const o = isReq ? this.res : this.req;
-    // inferred ends (TAIL): rule 1, a new start line in the same direction...
-    if (s.st === TAIL && looksLikeStart(data, isReq)) this.finish(s, s.lastEnd, true);
-    // ...rule 2, the other direction starts a message (a final response, not a 1xx: after
-    // 100 Continue the request body is still to come)
-    if (o.st === TAIL && s.st === START && looksLikeStart(data, isReq) && (isReq || data[9] !== 49)) {
-      this.finish(o, o.lastEnd, true);
-    }
+    // a message whose end is unknown (TAIL) or was inferred (probe): is this call a new start?
+    if ((s.st === TAIL || (s.probe && s.st === START)) && !this.resolve(s, c, data, B, isReq)) return this.take();
     if (this.err === undefined) this.feed(s, c, data, B);
     return this.take();
+  }
+
+  /**
+   * s is in TAIL (its end unknown) or probing (its last end was inferred, so its next call
+   * must start a message). Decide whether call c starts the next message (rule 1: the TAIL
+   * message ended with the previous call; buffered calls are replayed), continues the TAIL
+   * message, or cannot tell yet: a short call captured whole that could be the beginning of
+   * a start line ("HTTP/1.", "POS") is held back until later calls of the direction decide.
+   * A short prefix in a call that was not captured whole is taken as a start: if wrong, the
+   * head fails to parse (an error, never a misaligned pair). Probing and not a start: the
+   * inference was wrong, stop ('desync'). Returns whether c must now be fed.
+   */
+  private resolve(s: Stream, c: Chunk, data: Buffer, B: number, isReq: boolean): boolean {
+    const captured = data.length === B;
+    const held = s.maybe;
+    if (held !== undefined) {
+      const comb = Buffer.concat([...held.map((x) => x.data), data]);
+      const combStart = looksLikeStart(skipCrlf(comb), isReq);
+      const aloneStart = looksLikeStart(skipCrlf(data), isReq);
+      if (combStart && (!aloneStart || (isReq && knownMethod(skipCrlf(comb)) && !knownMethod(skipCrlf(data))))) {
+        s.maybe = undefined;
+        this.startOver(s, held);
+        return this.err === undefined;
+      }
+      if (!aloneStart && startAmbiguous(skipCrlf(comb), isReq)) {
+        if (captured) {
+          held.push(copyChunk(c, data));
+          return false;
+        }
+        s.maybe = undefined;
+        this.startOver(s, held);
+        return this.err === undefined;
+      }
+      // the held calls did not start a message
+      s.maybe = undefined;
+      if (s.st !== TAIL) {
+        this.fail('desync');
+        return false;
+      }
+      for (const x of held) {
+        this.feed(s, x, x.data, x.bytes);
+        if (this.err !== undefined) return false;
+      }
+      if (s.st !== TAIL) return true; // rule 3 ended it: c is fed as usual
+    }
+    const d = skipCrlf(data);
+    if (d.length === 0 && captured) return true; // empty lines: absorbed (TAIL) or skipped (START)
+    if (looksLikeStart(d, isReq)) {
+      this.startOver(s, undefined);
+      return this.err === undefined;
+    }
+    if (startAmbiguous(d, isReq)) {
+      if (captured) {
+        s.maybe = [copyChunk(c, data)];
+        return false;
+      }
+      this.startOver(s, undefined);
+      return this.err === undefined;
+    }
+    if (s.st === TAIL) return true;
+    this.fail('desync');
+    return false;
+  }
+
+  /** The TAIL message (if any) ended with its last absorbed call; feed held calls as a new message. */
+  private startOver(s: Stream, held: Chunk[] | undefined): void {
+    if (s.st === TAIL) this.finish(s, s.lastEnd, true);
+    s.probe = false;
+    if (held === undefined) return;
+    for (const x of held) {
+      this.feed(s, x, x.data, x.bytes);
+      if (this.err !== undefined) return;
+    }
   }
 
   end(_ts: number): Exchange[] {
@@ -466,12 +561,29 @@ export class Http1Parser implements ProtocolParser {
 
   idle(now: number): Exchange[] {
     if (this.err !== undefined || this.closed) return [];
-    if (this.req.st === TAIL && now - this.req.lastEnd >= this.idleNs) this.finish(this.req, this.req.lastEnd, true);
-    if (this.res.st === TAIL && now - this.res.lastEnd >= this.idleNs) this.finish(this.res, this.res.lastEnd, true);
+    this.idleEnd(this.req, now);
+    if (this.err === undefined) this.idleEnd(this.res, now);
     return this.take();
   }
 
   // --- internals -------------------------------------------------------------------
+
+  /** A TAIL message quiet for idleNs ends; calls held back by then were its last bytes. */
+  private idleEnd(s: Stream, now: number): void {
+    if (s.st !== TAIL) return;
+    const held = s.maybe;
+    const last = held !== undefined ? (held[held.length - 1]?.tsEnd ?? s.lastEnd) : s.lastEnd;
+    if (now - last < this.idleNs) return;
+    if (held !== undefined) {
+      s.maybe = undefined;
+      for (const x of held) {
+        this.feed(s, x, x.data, x.bytes);
+        if (this.err !== undefined) return;
+      }
+      if (s.st !== TAIL) return;
+    }
+    this.finish(s, s.lastEnd, true);
+  }
 
   private take(): Exchange[] {
     const o = this.out;
@@ -769,6 +881,9 @@ export class Http1Parser implements ProtocolParser {
       }
       this.queue.push(p);
       s.p = p;
+      // rule 2: a new request ends a response whose end is unknown
+      const r = this.res;
+      if (r.st === TAIL && r.maybe === undefined) this.finish(r, r.lastEnd, true);
       if (this.onRequest !== undefined) this.onRequest(req);
       return;
     }
@@ -785,6 +900,9 @@ export class Http1Parser implements ProtocolParser {
     }
     this.resIdx++;
     s.p = p;
+    // rule 2: a final response ends its request if that one's end is unknown
+    const q = this.req;
+    if (q.st === TAIL && q.p === p && q.maybe === undefined) this.finish(q, q.lastEnd, true);
     p.res = {
       status,
       version: s.version,
@@ -930,6 +1048,8 @@ export class Http1Parser implements ProtocolParser {
     const p = s.p;
     const bodySize = s.headTrunc && s.declared >= 0 ? s.declared : s.body;
     const switchTo = s.switchTo;
+    const wasTail = s.st === TAIL;
+    const held = s.maybe;
     if (p !== undefined) {
       if (s.isReq) {
         p.req.tsEnd = tsEnd;
@@ -944,6 +1064,9 @@ export class Http1Parser implements ProtocolParser {
       }
     }
     s.reset();
+    // an inferred end must be confirmed by a start line in the next call of this direction
+    s.probe = wasTail;
+    s.maybe = held;
     this.emit();
     if (switchTo !== undefined) this.fail(switchTo);
   }
@@ -973,9 +1096,13 @@ export class Http1Parser implements ProtocolParser {
   /** The connection closed: complete what the close completes, mark what it cuts. */
   private eof(s: Stream): void {
     switch (s.st) {
-      case TAIL:
-        this.finish(s, s.lastEnd, true);
+      case TAIL: {
+        const held = s.maybe;
+        s.maybe = undefined;
+        if (held !== undefined) for (const x of held) if (this.err === undefined) this.feed(s, x, x.data, x.bytes);
+        if (s.st === TAIL && this.err === undefined) this.finish(s, s.lastEnd, true);
         break;
+      }
       case UNTIL_EOF:
         this.finish(s, s.lastEnd, false);
         break;
