@@ -118,20 +118,27 @@ function request(out, traceId, parent, svcIdx, routeIdx, startNs, durNs, depth) 
   }
 }
 
-function generate(n) {
-  const spans = [];
-  while (spans.length < n) {
+/** Streams the synthetic spans in batches, so that only the store holds the whole data set. */
+function* generate(n, batch) {
+  let made = 0;
+  let pending = [];
+  while (made < n) {
     const traceId = hex(32);
     traceIds.push(traceId);
     // traces start evenly over the window, oldest first (the store sees them in time order)
-    const startNs = nowNs - spanWindowNs + (spanWindowNs * BigInt(spans.length)) / BigInt(n);
+    const startNs = nowNs - spanWindowNs + (spanWindowNs * BigInt(made)) / BigInt(n);
     // long-tailed: log-normal around 20 ms
     const dur = Math.min(30e9, Math.floor(20e6 * Math.exp(1.3 * gauss())));
     const route = Math.floor(rand() * ROUTES);
-    request(spans, traceId, '', routeService[route], route, startNs, dur, 0);
+    const before = pending.length;
+    request(pending, traceId, '', routeService[route], route, startNs, dur, 0);
+    made += pending.length - before;
+    if (made > n) pending.length -= made - n;
+    if (pending.length >= batch || made >= n) {
+      yield pending;
+      pending = [];
+    }
   }
-  spans.length = n;
-  return spans;
 }
 
 // ---- run ------------------------------------------------------------------------------------
@@ -144,21 +151,27 @@ const pct = (xs, p) => {
 if (PATH && existsSync(PATH)) rmSync(PATH);
 if (PATH && existsSync(`${PATH}.wal`)) rmSync(`${PATH}.wal`);
 
-const tGen = performance.now();
-const spans = generate(N);
-const genMs = performance.now() - tGen;
-
+const rssBefore = process.memoryUsage().rss / 1e6;
 const store = await DuckStore.open({ path: PATH, retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
-const BATCH = 1000;
-const t0 = performance.now();
-for (let i = 0; i < spans.length; i += BATCH) {
-  store.append(spans.slice(i, i + BATCH));
+let genMs = 0;
+let appendMs = 0;
+const gen = generate(N, 5000);
+for (;;) {
+  const tg = performance.now();
+  const next = gen.next();
+  genMs += performance.now() - tg;
+  if (next.done) break;
+  const t = performance.now();
+  for (let i = 0; i < next.value.length; i += 1000) store.append(next.value.slice(i, i + 1000));
   if (store.stats().buffered >= 5000) await store.flush();
+  appendMs += performance.now() - t;
 }
-await store.flush();
-const appendMs = performance.now() - t0;
+{
+  const t = performance.now();
+  await store.flush();
+  appendMs += performance.now() - t;
+}
 const st = store.stats();
-spans.length = 0; // only the store holds the data from here on
 globalThis.gc?.();
 
 const hour = 3600n * 1_000_000_000n;
@@ -204,7 +217,7 @@ console.log(`generate: ${fmt(genMs, 0)} ms`);
 console.log(
   `append:   ${fmt(appendMs, 0)} ms  → ${Math.round(N / (appendMs / 1000)).toLocaleString()} spans/s  (flushes ${st.flushes}, last flush ${fmt(st.lastFlushMs)} ms, dropped ${st.spansDropped}, rows ${st.rows})`,
 );
-console.log(`process rss after queries (generated spans released): ${fmt(rss, 0)} MB${fileMb !== undefined ? `, database file ${fmt(fileMb, 0)} MB` : ''}`);
+console.log(`process rss: ${fmt(rssBefore, 0)} MB before, ${fmt(rss, 0)} MB after loading and querying${fileMb !== undefined ? `, database file ${fmt(fileMb, 0)} MB` : ''}`);
 console.log('');
 const w = Math.max(...results.map((r) => r.label.length));
 console.log(`${'query'.padEnd(w)}  ${'p50 ms'.padStart(8)}  ${'p99 ms'.padStart(8)}  ${'rows'.padStart(5)}`);

@@ -157,7 +157,7 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
     live.add(child);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
     child.once('error', reject);

@@ -527,9 +527,21 @@ export class Http1Parser implements ProtocolParser {
     return false;
   }
 
-  /** The TAIL message (if any) ended with its last absorbed call; feed held calls as a new message. */
+  /**
+   * A new message starts in a direction whose message (if any) is in TAIL. Ending a TAIL
+   * message this way (rule 1) only happens when the peer pipelines: without pipelining the
+   * other direction always ends it first (rule 2). With pipelining, the bytes a TAIL message
+   * absorbed may hide whole messages, so pairing could shift: stop ('desync') instead. Only
+   * a 1xx interim response in TAIL may end so (it pairs with nothing). Then feed held calls.
+   */
   private startOver(s: Stream, held: Chunk[] | undefined): void {
-    if (s.st === TAIL) this.finish(s, s.lastEnd, true);
+    if (s.st === TAIL) {
+      if (!s.interim) {
+        this.fail('desync');
+        return;
+      }
+      this.finish(s, s.lastEnd, true);
+    }
     s.probe = false;
     if (held === undefined) return;
     for (const x of held) {
@@ -582,8 +594,27 @@ export class Http1Parser implements ProtocolParser {
       }
       if (s.st !== TAIL) return;
     }
-    this.finish(s, s.lastEnd, true);
+    if (this.inferOk(s)) this.finish(s, s.lastEnd, true);
   }
+
+  /**
+   * May the TAIL message of s end by inference now (rule 3, idle, close)? Not a response
+   * while later requests wait for theirs: with pipelining its absorbed bytes may hold their
+   * responses. A request may, but if the next request arrives before its response starts
+   * (pipelining), its absorbed bytes may have held requests: that is checked then.
+   */
+  private inferOk(s: Stream): boolean {
+    const p = s.p;
+    if (s.isReq) {
+      this.reqInferred = p;
+      return true;
+    }
+    if (s.interim || p === undefined || this.queue[this.queue.length - 1] === p) return true;
+    this.fail('desync');
+    return false;
+  }
+  /** the last request whose end was inferred, until its response starts */
+  private reqInferred: Pending | undefined = undefined;
 
   private take(): Exchange[] {
     const o = this.out;
@@ -679,6 +710,7 @@ export class Http1Parser implements ProtocolParser {
       off = n;
       s.lastEnd = c.tsEnd;
       if (s.done) {
+        if (s.st === TAIL && !this.inferOk(s)) return;
         this.finish(s, c.tsEnd, false);
         if (this.err !== undefined) return;
       }
@@ -855,6 +887,13 @@ export class Http1Parser implements ProtocolParser {
         this.fail('too many pending');
         return;
       }
+      const inf = this.reqInferred;
+      if (inf !== undefined && inf.res === undefined && this.queue.includes(inf)) {
+        // pipelining right after a request whose end was inferred: its bytes may have held requests
+        this.fail('desync');
+        return;
+      }
+      this.reqInferred = undefined;
       const req: HttpRequest = {
         method: s.method,
         target: s.target,
@@ -881,9 +920,14 @@ export class Http1Parser implements ProtocolParser {
       }
       this.queue.push(p);
       s.p = p;
-      // rule 2: a new request ends a response whose end is unknown
+      // rule 2: a new request ends a response whose end is unknown. Safe only without
+      // pipelining: the client waited for that response (it is for the request just before
+      // this one) and it was a final one (after a 1xx in TAIL the final response is hidden).
       const r = this.res;
-      if (r.st === TAIL && r.maybe === undefined) this.finish(r, r.lastEnd, true);
+      if (r.st === TAIL && r.maybe === undefined) {
+        if (r.interim || r.p === undefined || this.queue[this.queue.length - 2] !== r.p) return this.fail('desync');
+        this.finish(r, r.lastEnd, true);
+      }
       if (this.onRequest !== undefined) this.onRequest(req);
       return;
     }
@@ -1100,7 +1144,7 @@ export class Http1Parser implements ProtocolParser {
         const held = s.maybe;
         s.maybe = undefined;
         if (held !== undefined) for (const x of held) if (this.err === undefined) this.feed(s, x, x.data, x.bytes);
-        if (s.st === TAIL && this.err === undefined) this.finish(s, s.lastEnd, true);
+        if (s.st === TAIL && this.err === undefined && this.inferOk(s)) this.finish(s, s.lastEnd, true);
         break;
       }
       case UNTIL_EOF:
