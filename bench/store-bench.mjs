@@ -4,6 +4,7 @@
 // Without --path the database is in memory. Prints a table; asserts nothing.
 
 import { existsSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 
 async function load(rel) {
   for (const base of ['../dist/', '../dist/src/']) {
@@ -213,7 +214,7 @@ await store.shutdown();
 const fileMb = PATH && existsSync(PATH) ? statSync(PATH).size / 1e6 : undefined;
 
 console.log(`osprey store bench — ${N.toLocaleString()} spans, ${traceIds.length.toLocaleString()} traces, ${SERVICES} services, ${ROUTES} routes, ${PATH ? `file ${PATH}` : 'in memory'}`);
-console.log(`generate: ${fmt(genMs, 0)} ms`);
+console.log(`machine: ${availableParallelism()} cpus, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; generate: ${fmt(genMs, 0)} ms`);
 console.log(
   `append:   ${fmt(appendMs, 0)} ms  → ${Math.round(N / (appendMs / 1000)).toLocaleString()} spans/s  (flushes ${st.flushes}, last flush ${fmt(st.lastFlushMs)} ms, dropped ${st.spansDropped}, rows ${st.rows})`,
 );

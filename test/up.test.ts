@@ -21,8 +21,8 @@ interface Up {
 async function up(args: string[]): Promise<Up> {
   const child = spawn(OSPREY, ['up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout!.resume();
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout.resume();
   const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   const m = await waitFor('osprey up listening', () => /listening on (http:\/\/\S+)/.exec(err) ?? (child.exitCode !== null ? ['', 'EXIT'] : undefined), 30000);
   if (m[1] === 'EXIT') throw new Error(`osprey up exited: ${err}`);

@@ -2,7 +2,7 @@
 // One instance per process; spans go to a sink (the store, an exporter).
 import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
 import { Flag } from '../kernel/index.js';
-import { Linker, type LinkRecord, type LinkerCounters } from './linker.js';
+import { Linker, type LinkRecord } from './linker.js';
 import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
@@ -72,6 +72,9 @@ export class Agent {
   readonly #maxConns: number;
   readonly #idleNs: number;
   #timer: NodeJS.Timeout | undefined;
+  #clock: { monoBase: bigint; clockOffset: bigint } | undefined;
+  #offline = false;
+  #offlineNow: number | undefined;
   #sweepAt = 0;
   readonly #onEvent = (e: KernelEvent) => this.#event(e);
 
@@ -84,15 +87,25 @@ export class Agent {
 
   /** loads and attaches the probes; capture is live when this returns */
   start(): Capture {
-    const cap = Capture.open({ ...this.#opts.capture, onBatch: (b) => this.#batch(b) });
+    const cap = Capture.open({ ...this.#opts.capture, onBatch: (b) => this.feedBatch(b) });
     this.capture = cap;
-    this.#timer = setInterval(() => this.#tick(), 100);
+    this.#clock = { monoBase: cap.monoBase, clockOffset: cap.clockOffset };
+    this.#timer = setInterval(() => this.tick(), 100);
     return cap;
+  }
+
+  /**
+   * Runs the pipeline without the kernel: batches come from feedBatch() (a
+   * recorded stream), time from `now` passed to tick(). For replay benchmarks.
+   */
+  startOffline(clock: { monoBase: bigint; clockOffset: bigint }): void {
+    this.#clock = clock;
+    this.#offline = true;
   }
 
   /** monotonic ns on the capture's clock */
   now(): number {
-    return this.capture ? Number(process.hrtime.bigint() - this.capture.monoBase) : 0;
+    return this.#offlineNow ?? (this.#clock ? Number(process.hrtime.bigint() - this.#clock.monoBase) : 0);
   }
 
   get connections(): number {
@@ -107,9 +120,11 @@ export class Agent {
     this.#emit(this.linker.flush());
   }
 
-  #batch(buf: Buffer): void {
+  /** one ring-buffer batch (many events) */
+  feedBatch(buf: Buffer): void {
+    if (!this.#clock) throw new Error('agent not started');
     const before = this.decode.malformed;
-    decodeBatch(buf, this.capture!.monoBase, this.#onEvent, this.decode);
+    decodeBatch(buf, this.#clock.monoBase, this.#onEvent, this.decode);
     if (this.decode.malformed !== before) this.counters.decode_malformed_batches++;
   }
 
@@ -214,7 +229,9 @@ export class Agent {
     c.open.clear();
   }
 
-  #tick(): void {
+  /** emits spans whose hold passed, sweeps idle state; every 100 ms when live */
+  tick(offlineNow?: number): void {
+    if (this.#offline && offlineNow !== undefined) this.#offlineNow = offlineNow;
     const now = this.now();
     this.#emit(this.linker.drain(now));
     if (now >= this.#sweepAt) {
@@ -233,8 +250,8 @@ export class Agent {
   }
 
   #emit(recs: LinkRecord[]): void {
-    if (!recs.length || !this.capture) return;
-    const cap = this.capture;
+    if (!recs.length || !this.#clock) return;
+    const base = this.#clock.monoBase + this.#clock.clockOffset;
     const spans: Span[] = [];
     for (const r of recs) {
       const p = r.data as Pending | undefined;
@@ -249,7 +266,7 @@ export class Agent {
         parentSpanId: r.parentSpanId,
         name: parts.name,
         kind: p.ex.role,
-        startTimeUnixNano: cap.unixNano(start),
+        startTimeUnixNano: base + BigInt(Math.round(start)),
         durationNano: Math.max(0, Math.round(end - start)),
         status: parts.status,
         resource: this.processes.get(p.pid, p.comm).resource,

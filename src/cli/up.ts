@@ -68,7 +68,7 @@ export const upCommand: Command = {
         hint: /lock/i.test(err.message) ? 'another osprey is using this data dir: stop it or pass --data DIR' : 'check the path and permissions, or use --memory',
       });
     });
-    say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${values.retention ?? '24h'})`);
+    say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'})`);
 
     const agent = new Agent({
       sink: (spans) => store.append(spans),
@@ -134,10 +134,13 @@ function statusReport(agent: Agent, store: DuckStore, started: number): Record<s
   const cap = agent.capture!;
   const k = cap.counters();
   const counters: Record<string, number> = { ...k };
-  for (const [n, v] of Object.entries(agent.counters)) counters[`agent_${n}`] = v;
-  for (const [n, v] of Object.entries(agent.http1)) counters[`http1_${n}`] = v;
-  for (const [n, v] of Object.entries(agent.linker.counters)) counters[`linker_${n}`] = v;
-  for (const [n, v] of Object.entries(store.stats())) counters[`store_${n}`] = v;
+  const add = (prefix: string, o: object) => {
+    for (const [n, v] of Object.entries(o as Record<string, number>)) counters[`${prefix}_${n}`] = v;
+  };
+  add('agent', agent.counters);
+  add('http1', agent.http1);
+  add('linker', agent.linker.counters);
+  add('store', store.stats());
   const up = (Date.now() - started) / 1000;
   return {
     agent: 'running',

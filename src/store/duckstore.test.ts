@@ -712,6 +712,39 @@ describe('DuckStore (in memory)', () => {
       await assert.rejects(store.enforceRetention(), /shut down/);
     });
 
+    it('works uncompressed in memory too', async () => {
+      const store = await DuckStore.open({ compressInMemory: false });
+      try {
+        const s = mkSpan({ attributes: { a: 1 } });
+        store.append([s]);
+        await store.flush();
+        assert.deepStrictEqual(await store.search({ query: q('{ span.a = 1 }'), limit: 5 }), [s]);
+      } finally {
+        await store.shutdown();
+      }
+    });
+
+    it('queries run while a large batch is being written', async () => {
+      const store = await DuckStore.open({ flushSpans: 20_000, maxBuffered: 50_000 });
+      try {
+        store.append(Array.from({ length: 2000 }, () => mkSpan({ svc: 'first' })));
+        await store.flush();
+        store.append(Array.from({ length: 20_000 }, () => mkSpan({ svc: 'second' })));
+        const flushing = store.flush();
+        const during = await Promise.all([
+          store.search({ query: q('{ resource.service.name = "first" }'), limit: 5000 }),
+          store.services(NOW - 3600n * SEC, NOW),
+          store.enforceRetention(),
+        ]);
+        assert.equal(during[0].length, 2000);
+        await flushing;
+        assert.equal(store.stats().rows, 22_000);
+        assert.equal((await store.search({ query: q('{ resource.service.name = "second" }'), limit: 50_000 })).length, 20_000);
+      } finally {
+        await store.shutdown();
+      }
+    });
+
     it('rejects bad options', async () => {
       await assert.rejects(DuckStore.open({ flushSpans: 0 }), RangeError);
       await assert.rejects(DuckStore.open({ retention: { maxSpans: -1 } }), RangeError);

@@ -9,7 +9,7 @@
 // crash (even SIGKILL) loses at most what was still buffered.
 
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import {
   BIGINT,
   DuckDBAppender,
@@ -119,6 +119,12 @@ const INTRINSIC_TAGS = [
   'traceDuration',
 ];
 
+/**
+ * Database files open in this process. DuckDB's file lock only keeps *other* processes
+ * out, so a second open of the same file here would corrupt it; it is refused instead.
+ */
+const openFiles = new Set<string>();
+
 /** catalog of the compressed in-memory database (ATTACH ':memory:' AS … (COMPRESS)) */
 const MEM_CATALOG = 'osprey_mem';
 
@@ -150,7 +156,8 @@ export class DuckStore implements SpanStore {
   private readonly instance: DuckDBInstance;
   private readonly writer: DuckDBConnection;
   private readonly maint: DuckDBConnection;
-  private readonly isFile: boolean;
+  /** absolute path of the database file; undefined in memory */
+  private readonly file: string | undefined;
   /** set when the data lives in an attached (compressed) in-memory catalog */
   private readonly catalog: string | undefined;
   private readonly flushSpans: number;
@@ -203,7 +210,7 @@ export class DuckStore implements SpanStore {
     instance: DuckDBInstance,
     writer: DuckDBConnection,
     maint: DuckDBConnection,
-    isFile: boolean,
+    file: string | undefined,
     catalog: string | undefined,
     o: DuckStoreOptions,
   ) {
@@ -211,7 +218,7 @@ export class DuckStore implements SpanStore {
     this.catalog = catalog;
     this.writer = writer;
     this.maint = maint;
-    this.isFile = isFile;
+    this.file = file;
     this.flushSpans = o.flushSpans ?? 5000;
     this.flushIntervalMs = o.flushIntervalMs ?? 1000;
     this.maxBuffered = o.maxBuffered ?? 100_000;
@@ -224,11 +231,22 @@ export class DuckStore implements SpanStore {
     checkOptions(opts);
     const path = opts.path === undefined || opts.path === '' ? ':memory:' : opts.path;
     const isFile = path !== ':memory:';
-    if (isFile) mkdirSync(dirname(path), { recursive: true });
+    const file = isFile ? resolve(path) : undefined;
+    if (file !== undefined) {
+      if (openFiles.has(file)) throw new Error(`store ${file} is already open in this process`);
+      mkdirSync(dirname(file), { recursive: true });
+      openFiles.add(file);
+    }
     const config: Record<string, string> = {};
     if (opts.memoryLimit !== undefined) config['memory_limit'] = opts.memoryLimit;
     if (opts.threads !== undefined) config['threads'] = String(opts.threads);
-    const instance = await DuckDBInstance.create(path, config);
+    let instance: DuckDBInstance;
+    try {
+      instance = await DuckDBInstance.create(file ?? ':memory:', config);
+    } catch (e) {
+      if (file !== undefined) openFiles.delete(file);
+      throw e;
+    }
     const catalog = !isFile && opts.compressInMemory !== false ? MEM_CATALOG : undefined;
     let writer: DuckDBConnection | undefined;
     let maint: DuckDBConnection | undefined;
@@ -251,7 +269,7 @@ export class DuckStore implements SpanStore {
       } else if (found !== SCHEMA_VERSION) {
         throw new Error(`store ${path}: schema version ${String(found)}, this build reads version ${SCHEMA_VERSION}`);
       }
-      const store = new DuckStore(instance, writer, maint, isFile, catalog, opts);
+      const store = new DuckStore(instance, writer, maint, file, catalog, opts);
       await store.init();
       const every = opts.retention?.intervalMs ?? 30_000;
       if (every > 0) {
@@ -262,13 +280,14 @@ export class DuckStore implements SpanStore {
       }
       return store;
     } catch (e) {
-      try {
-        writer?.closeSync();
-        maint?.closeSync();
-        instance.closeSync();
-      } catch {
-        // already failing
+      for (const close of [() => writer?.closeSync(), () => maint?.closeSync(), () => instance.closeSync()]) {
+        try {
+          close();
+        } catch {
+          // already failing
+        }
       }
+      if (file !== undefined) openFiles.delete(file);
       throw e;
     }
   }
@@ -350,8 +369,16 @@ export class DuckStore implements SpanStore {
   }
 
   flush(): Promise<void> {
-    const run = this.flushChain.then(() => this.drain());
-    this.flushChain = run.catch(() => undefined);
+    return this.exclusive(() => this.drain());
+  }
+
+  /** Runs fn after every write queued before it, and before any queued after: writes and resource GC never overlap. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.flushChain.then(fn);
+    this.flushChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -365,7 +392,7 @@ export class DuckStore implements SpanStore {
       const batch = this.buffer.length <= this.flushSpans ? this.buffer.splice(0) : this.buffer.splice(0, this.flushSpans);
       try {
         if (!this.spanAppender || !this.resAppender) await this.openAppenders();
-        this.writeBatch(batch);
+        await this.writeBatch(batch);
       } catch (e) {
         this.c.flushErrors++;
         this.c.spansDropped += batch.length;
@@ -378,12 +405,13 @@ export class DuckStore implements SpanStore {
     if (failure) throw failure;
   }
 
-  /** Converts and commits one batch, synchronously: resources first, then the spans in one transaction. */
-  private writeBatch(batch: Span[]): void {
+  /**
+   * Converts one batch into data chunks (yielding to the event loop between chunks, so
+   * a large batch does not stall the agent), then commits it synchronously: new
+   * resources first, then all the spans in one transaction.
+   */
+  private async writeBatch(batch: Span[]): Promise<void> {
     const t0 = performance.now();
-    const spanApp = this.spanAppender;
-    const resApp = this.resAppender;
-    if (!spanApp || !resApp) throw new Error('appenders are not open');
     const fresh: ResourceEntry[] = [];
     // fill data chunks straight from the spans (no intermediate rows)
     const chunks: DuckDBDataChunk[] = [];
@@ -412,9 +440,15 @@ export class DuckStore implements SpanStore {
       } catch {
         this.c.spansRejected++;
       }
-      if (n === VECTOR_SIZE) seal();
+      if (n === VECTOR_SIZE) {
+        seal();
+        await new Promise<void>((r) => setImmediate(r));
+      }
     }
     seal();
+    const spanApp = this.spanAppender;
+    const resApp = this.resAppender;
+    if (!spanApp || !resApp) throw new Error('appenders are not open');
     if (fresh.length > 0) {
       try {
         for (const r of fresh) {
@@ -830,7 +864,7 @@ export class DuckStore implements SpanStore {
       this.rows = Math.max(0, this.rows - deleted);
       this.c.retentionDeletedSpans += deleted;
       if (deleted > 0) {
-        await this.collectResources();
+        await this.exclusive(() => this.collectResources());
         // reclaims deleted row groups (file and memory alike); may fail while a write is active, retried next run
         await this.maint.run('CHECKPOINT').catch(() => undefined);
       }
@@ -892,7 +926,7 @@ export class DuckStore implements SpanStore {
     }
     this.spanAppender = undefined;
     this.resAppender = undefined;
-    if (this.isFile) await this.maint.run('CHECKPOINT').catch(() => undefined);
+    if (this.file !== undefined) await this.maint.run('CHECKPOINT').catch(() => undefined);
     for (const c of [...this.idleReaders, this.writer, this.maint]) {
       try {
         c.closeSync();
@@ -901,7 +935,11 @@ export class DuckStore implements SpanStore {
       }
     }
     this.idleReaders.length = 0;
-    this.instance.closeSync();
+    try {
+      this.instance.closeSync();
+    } finally {
+      if (this.file !== undefined) openFiles.delete(this.file);
+    }
   }
 
   // ---- helpers --------------------------------------------------------------------------

@@ -80,6 +80,8 @@ describe('DuckStore on disk', () => {
   it('a restart keeps the data, the resources and the counters that matter', async () => {
     const db = join(dir, 'restart', 'osprey.duckdb'); // parent directory is created
     const s1 = await DuckStore.open({ path: db });
+    // a second open of the same file in this process would corrupt it
+    await assert.rejects(DuckStore.open({ path: join(dir, 'restart', '.', 'osprey.duckdb') }), /already open/);
     const spans = Array.from({ length: 50 }, (_, i) => mk(i));
     s1.append(spans);
     await s1.flush();

@@ -360,6 +360,8 @@ class Stream {
   trailer = 0;
   chunkedTail = false;
   headTrunc = false;
+  /** calls absorbed in TAIL after the one that put the message there */
+  tailCalls = 0;
   /** TAIL after a cut head: the body size to report (-1: count the bytes absorbed) */
   declared = -1;
   interim = false;
@@ -401,6 +403,7 @@ class Stream {
     this.trailer = 0;
     this.chunkedTail = false;
     this.headTrunc = false;
+    this.tailCalls = 0;
     this.declared = -1;
     this.interim = false;
     this.switchTo = undefined;
@@ -536,7 +539,8 @@ export class Http1Parser implements ProtocolParser {
    */
   private startOver(s: Stream, held: Chunk[] | undefined): void {
     if (s.st === TAIL) {
-      if (!s.interim) {
+      // a 1xx in TAIL that absorbed later calls may have hidden the final response
+      if (!s.interim || s.tailCalls > 0) {
         this.fail('desync');
         return;
       }
@@ -613,6 +617,8 @@ export class Http1Parser implements ProtocolParser {
     this.fail('desync');
     return false;
   }
+  /** a request was seen before the previous exchange completed */
+  private pipelined = false;
   /** the last request whose end was inferred, until its response starts */
   private reqInferred: Pending | undefined = undefined;
 
@@ -698,6 +704,7 @@ export class Http1Parser implements ProtocolParser {
         default: // TAIL
           n = B;
           s.body += B - off;
+          s.tailCalls++;
           // rule 3: a call captured whole that ends with the last chunk ends the body
           if (s.chunkedTail && V === B && endsWithLastChunk(data)) {
             s.done = true;
@@ -750,8 +757,13 @@ export class Http1Parser implements ProtocolParser {
       return off + (end - base - prev);
     }
     if (V < B) {
-      // The block runs past the captured prefix: assume it ends inside this call.
+      // The block runs past the captured prefix: assume it ends inside this call. That
+      // inference assumes the peer does not pipeline (see TAIL): once it has, stop instead.
       this.counters.headersTruncated++;
+      if (this.pipelined) {
+        this.fail('desync');
+        return B;
+      }
       s.hdr = undefined;
       const e = this.parseHead(s, buf, base, buf.length, true);
       if (e !== undefined) {
@@ -928,6 +940,8 @@ export class Http1Parser implements ProtocolParser {
         if (r.interim || r.p === undefined || this.queue[this.queue.length - 2] !== r.p) return this.fail('desync');
         this.finish(r, r.lastEnd, true);
       }
+      // a request before the previous exchange completed: the peer pipelines
+      if (this.queue.length > 1) this.pipelined = true;
       if (this.onRequest !== undefined) this.onRequest(req);
       return;
     }
