@@ -135,10 +135,8 @@ function* generate(n, batch) {
     request(pending, traceId, '', routeService[route], route, startNs, dur, 0);
     made += pending.length - before;
     if (made > n) pending.length -= made - n;
-    if (pending.length >= batch || made >= n) {
-      yield pending;
-      pending = [];
-    }
+    while (pending.length >= batch) yield pending.splice(0, batch);
+    if (made >= n && pending.length > 0) yield pending.splice(0);
   }
 }
 

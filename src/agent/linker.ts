@@ -5,7 +5,8 @@
 //      mirror of an in-flight client request on this host is that request's
 //      child (works across processes);
 //   3. thread: a client request sent by a thread that is serving exactly one
-//      request belongs to that request;
+//      request belongs to that request; when the thread serves several (an event
+//      loop), the one with the identical request line, if exactly one (proxies);
 //   4. none: a new trace root.
 // Ambiguity (two candidates) gives `none`: a wrong parent is worse than none.
 //
@@ -47,6 +48,8 @@ export interface LinkerCounters {
   linked_tuple: number;
   linked_thread: number;
   linked_late: number;
+  /** thread links chosen among several in-flight requests by an identical request line */
+  linked_thread_by_request_line: number;
   ambiguous_thread: number;
   roots: number;
   evicted: number;
@@ -73,6 +76,7 @@ export class Linker {
     linked_tuple: 0,
     linked_thread: 0,
     linked_late: 0,
+    linked_thread_by_request_line: 0,
     ambiguous_thread: 0,
     roots: 0,
     evicted: 0,
@@ -166,7 +170,20 @@ export class Linker {
       const [parent] = set;
       this.#setParent(r, parent!, 'thread');
     } else if (set && set.size > 1) {
-      this.counters.ambiguous_thread++;
+      // an event loop serving many requests: a proxy forwards the request line it
+      // received, so exactly one in-flight request with the same line is the parent
+      let match: LinkRecord | undefined;
+      let n = 0;
+      for (const s of set) {
+        if (s.sig === r.sig) {
+          match = s;
+          n++;
+        }
+      }
+      if (n === 1) {
+        this.#setParent(r, match!, 'thread');
+        this.counters.linked_thread_by_request_line++;
+      } else this.counters.ambiguous_thread++;
     }
     const list = this.#clients.get(r.connKey);
     if (list) list.push(r);

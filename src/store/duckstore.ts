@@ -602,9 +602,12 @@ export class DuckStore implements SpanStore {
     let matchedSpans: Row[] = [];
     if (spss > 0) {
       const P4 = new Params();
+      // pick the rows on narrow columns first, then read whole rows for those only
+      // (matches are spread over most vectors; reading `attributes` for all of them is slow)
       matchedSpans = await this.query(
-        `SELECT ${SPAN_SELECT} FROM spans WHERE ${ctxFor(P4)} AND trace_id IN ${idList(P4)}
-         QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns, span_id) <= ${P4.add(spss, UINTEGER)}
+        `SELECT ${SPAN_SELECT} FROM spans WHERE rowid IN (
+           SELECT rowid FROM spans WHERE ${ctxFor(P4)} AND trace_id IN ${idList(P4)}
+           QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns, span_id) <= ${P4.add(spss, UINTEGER)})
          ORDER BY start_ns, span_id`,
         P4,
       );

@@ -11,7 +11,7 @@
 //   25%..75% upper case (camelCase words have few capitals, random tokens about half)
 // - percent-encoded segments (user data: names, search terms) and any segment over 48 characters
 // - version-like segments (v1, v2beta1, v1alpha1) always stay
-// A trailing file extension is kept: /files/123.json -> /files/{id}.json.
+// A file extension (one dot, 1-5 letters) is kept: /files/123.json -> /files/{id}.json.
 // Empty segments and a trailing slash are kept as they are; '/' stays '/'.
 
 export const ID = '{id}';
@@ -110,10 +110,9 @@ export function isIdSegment(seg: string): boolean {
 }
 
 function routeSegment(seg: string): string {
-  if (isIdSegment(seg)) return ID;
   // keep a short alphabetic extension: 123.json -> {id}.json
   const dot = seg.lastIndexOf('.');
-  if (dot > 0 && seg.length - dot - 1 >= 1 && seg.length - dot - 1 <= 5) {
+  if (dot > 0 && seg.length - dot - 1 >= 1 && seg.length - dot - 1 <= 5 && seg.indexOf('.') === dot) {
     const ext = seg.slice(dot + 1);
     let alpha = true;
     for (let i = 0; i < ext.length; i++) {
@@ -122,7 +121,7 @@ function routeSegment(seg: string): string {
     }
     if (alpha && isIdSegment(seg.slice(0, dot))) return `${ID}.${ext}`;
   }
-  return seg;
+  return isIdSegment(seg) ? ID : seg;
 }
 
 /** URL path (a query or fragment, if present, is dropped) to a low-cardinality route. */

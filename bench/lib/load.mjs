@@ -1,0 +1,250 @@
+// Load-test building blocks: the servers under load (nginx static file, Node http),
+// wrk runs and their parsed output, and the three tracing modes (none, the minimal
+// bpftrace reference probe, osprey up).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, log, procCpuSec, procMem, sleep, spawnTracked, stopChild, waitForLine } from './proc.mjs';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const NGINX = '/usr/sbin/nginx';
+/** ~800 bytes: a small static asset / JSON answer */
+const BODY = `${'{"ok":true,"items":['.padEnd(780, 'x')}]}\n`;
+
+// ---- servers under load -------------------------------------------------------------------
+
+/** nginx serving one small static file; private prefix dir, no access log, 1 worker */
+export async function startNginxStatic(dir) {
+  const port = await freePort();
+  const prefix = join(dir, `nginx-${port}`);
+  mkdirSync(join(prefix, 'www'), { recursive: true });
+  mkdirSync(join(prefix, 'tmp'), { recursive: true });
+  writeFileSync(join(prefix, 'www', 'index.html'), BODY);
+  const root = process.getuid?.() === 0;
+  writeFileSync(
+    join(prefix, 'nginx.conf'),
+    `daemon off;
+master_process on;
+worker_processes 1;
+${root ? 'user root;\n' : ''}pid ${prefix}/nginx.pid;
+lock_file ${prefix}/nginx.lock;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/tmp/client_body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  default_type text/html;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_timeout 65s;
+  server_tokens off;
+  server {
+    listen 127.0.0.1:${port};
+    root ${prefix}/www;
+    location / { }
+  }
+}
+`,
+  );
+  const child = spawnTracked(NGINX, ['-p', `${prefix}/`, '-c', `${prefix}/nginx.conf`, '-e', 'stderr']);
+  await waitListening(port, child, 'nginx');
+  return { name: 'nginx', service: 'nginx', port, url: `http://127.0.0.1:${port}/index.html`, child, stop: () => stopChild(child, { signal: 'SIGQUIT', timeoutMs: 3000 }) };
+}
+
+/** a Node http server answering every request with the same small body */
+export async function startNodeServer(service = 'bench-node') {
+  const port = await freePort();
+  const src = `const b=Buffer.from(${JSON.stringify(BODY)});require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'application/json','content-length':b.length});s.end(b)}).listen(${port},'127.0.0.1',()=>console.log('ready'))`;
+  const child = spawnTracked(process.execPath, ['-e', src], { env: { ...process.env, OTEL_SERVICE_NAME: service } });
+  await waitForLine(child, 'stdout', /ready/, 10_000, 'node server');
+  return { name: 'node', service, port, url: `http://127.0.0.1:${port}/api/items/42`, child, stop: () => stopChild(child, { timeoutMs: 3000 }) };
+}
+
+async function waitListening(port, child, what) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited: ${child.errText.trim().slice(-800)}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+      await r.arrayBuffer();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${what} not listening on ${port}: ${child.errText.trim().slice(-800)}`);
+      await sleep(50);
+    }
+  }
+}
+
+// ---- wrk ---------------------------------------------------------------------------------
+
+/**
+ * One wrk run. rate: total requests/s to pace to (Lua delay() per request; undefined =
+ * unpaced). close: "Connection: close" (a new connection per request).
+ */
+export async function runWrk({ url, seconds, threads = 2, connections = 50, rate, close = false, dir }) {
+  const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
+  if (rate) {
+    // delay() runs before each request on its connection: per-connection period = connections / rate;
+    // uniform jitter (mean unchanged) so connections do not march in lockstep
+    const ms = (connections / rate) * 1000;
+    const script = join(dir, `pace-${rate}-${connections}.lua`);
+    if (!existsSync(script)) writeFileSync(script, `local d = ${ms.toFixed(4)}\nfunction delay() return d * (0.5 + math.random()) end\n`);
+    args.push('-s', script);
+  }
+  if (close) args.push('-H', 'Connection: close');
+  args.push(url);
+  const child = spawnTracked('wrk', args);
+  const killer = setTimeout(() => stopChild(child, { signal: 'SIGKILL' }), (seconds + 15) * 1000);
+  const res = await child.exited;
+  clearTimeout(killer);
+  if (res.error) throw new Error(`wrk: ${res.error.message} (install wrk)`);
+  if (res.code !== 0) throw new Error(`wrk exited ${res.code ?? res.signal}: ${child.errText.trim().slice(-500)}`);
+  const r = parseWrk(child.outText);
+  if (!Number.isFinite(r.requests)) log(`warning: could not parse wrk output: ${child.outText.trim().slice(-400)} ${child.errText.trim().slice(-200)}`);
+  return r;
+}
+
+const UNIT_MS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3 };
+export function parseWrk(out) {
+  const num = (re) => {
+    const m = re.exec(out);
+    return m ? Number(m[1]) : NaN;
+  };
+  const lat = (p) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
+    return m ? Number(m[1]) * UNIT_MS[m[2]] : NaN;
+  };
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const inM = /(\d+) requests in ([\d.]+)(us|ms|s|m),/.exec(out);
+  return {
+    requests: inM ? Number(inM[1]) : NaN,
+    durationSec: inM ? (Number(inM[2]) * UNIT_MS[inM[3]]) / 1000 : NaN,
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50ms: lat(50),
+    p99ms: lat(99),
+    socketErrors: se ? se.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/) || 0,
+  };
+}
+
+// ---- tracing modes -----------------------------------------------------------------------
+
+/** the tracepoints osprey attaches, read from bpf/capture.bpf.c (fallback: the known set) */
+export function ospreyTracepoints() {
+  const fallback = [
+    ...['accept', 'accept4', 'connect', 'read', 'recvfrom', 'write', 'sendto', 'readv', 'writev', 'recvmsg', 'sendmsg', 'sendfile64'].flatMap((s) => [
+      `syscalls:sys_enter_${s}`,
+      `syscalls:sys_exit_${s}`,
+    ]),
+    'syscalls:sys_enter_close',
+    'sock:inet_sock_set_state',
+  ];
+  try {
+    const src = readFileSync(join(ROOT, 'bpf/capture.bpf.c'), 'utf8');
+    const set = new Set();
+    for (const m of src.matchAll(/SEC\("tracepoint\/([a-z_0-9]+)\/([a-z_0-9]+)"\)/g)) set.add(`${m[1]}:${m[2]}`);
+    for (const m of src.matchAll(/^EXIT_PROG\((\w+)\)/gm)) set.add(`syscalls:sys_exit_${m[1]}`);
+    return set.size >= 10 ? [...set].sort() : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+export function ensureTracefs() {
+  if (existsSync('/sys/kernel/tracing/events')) return;
+  try {
+    mkdirSync('/sys/kernel/tracing', { recursive: true });
+  } catch {
+    /* exists */
+  }
+  const r = spawnSyncSafe('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing']);
+  if (!existsSync('/sys/kernel/tracing/events')) throw new Error(`tracefs is not mounted at /sys/kernel/tracing and mounting failed: ${r}`);
+}
+
+function spawnSyncSafe(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    return e.message;
+  }
+}
+
+/** mode 1: nothing attached */
+export const noneMode = {
+  name: 'none',
+  async start() {
+    return { pid: undefined, async sample() { return {}; }, async stop() { return {}; } };
+  },
+};
+
+/** mode 2: bpftrace counting enter+exit of the same tracepoints (nothing else) */
+export function probeMode(dir) {
+  return {
+    name: 'probe',
+    async start() {
+      ensureTracefs();
+      const tps = ospreyTracepoints();
+      const script = join(dir, 'reference-probe.bt');
+      writeFileSync(script, `${tps.map((t) => `tracepoint:${t}`).join(',\n')}\n{ @events = count(); }\nEND { print(@events); clear(@events); }\n`);
+      const child = spawnTracked('bpftrace', [script], { stopSignal: 'SIGINT' });
+      await waitForLine(child, 'stdout', /Attaching \d+ probes/, 60_000, 'bpftrace');
+      await sleep(1000);
+      return {
+        pid: child.pid,
+        tracepoints: tps.length,
+        async sample() {
+          return {};
+        },
+        async stop() {
+          await stopChild(child, { timeoutMs: 10_000 });
+          const m = /@events:\s*(\d+)/.exec(child.outText);
+          return { events: m ? Number(m[1]) : undefined };
+        },
+      };
+    },
+  };
+}
+
+/** mode 3: `osprey up --memory --no-ui` on a private port (optionally under --cpu-prof) */
+export function ospreyMode({ profDir } = {}) {
+  return {
+    name: 'osprey',
+    async start() {
+      const port = await freePort();
+      const main = join(ROOT, 'dist/src/cli/main.js');
+      const upArgs = ['up', '--memory', '--listen', `127.0.0.1:${port}`, '--no-ui'];
+      const child = profDir
+        ? spawnTracked(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, main, ...upArgs], { stopSignal: 'SIGINT' })
+        : spawnTracked(join(ROOT, 'bin/osprey'), upArgs, { stopSignal: 'SIGINT' });
+      await waitForLine(child, 'stderr', /listening on/, 60_000, 'osprey up');
+      const base = `http://127.0.0.1:${port}`;
+      const api = async (path) => {
+        const r = await fetch(base + path, { signal: AbortSignal.timeout(30_000) });
+        if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);
+        return r.json();
+      };
+      return {
+        pid: child.pid,
+        base,
+        api,
+        /** counters now (status API) */
+        async sample() {
+          const s = await api('/api/osprey/status');
+          return s.counters ?? {};
+        },
+        async stop() {
+          const mem = procMem(child.pid);
+          const cpu = procCpuSec(child.pid);
+          const res = await stopChild(child, { timeoutMs: 30_000 });
+          if (res?.code !== 0) log(`warning: osprey exited ${res?.code ?? res?.signal}: ${child.errText.trim().slice(-300)}`);
+          return { hwmMb: mem.hwmMb, cpuSec: cpu };
+        },
+      };
+    },
+  };
+}

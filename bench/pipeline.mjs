@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+// Pipeline benchmark: record a real kernel event stream once (wrk -> nginx proxy -> Node,
+// keep-alive and short connections), then replay it through the agent with no kernel in
+// the loop: decoded events/s and spans/s per CPU-second, agent alone and agent + DuckStore.
+//   node bench/pipeline.mjs [--seconds 5] [--rate 3000] [--cpu 5]
+// Needs root (it loads the capture programs while recording). Prints numbers; asserts nothing.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT, runWrk, startNodeServer, ensureTracefs, NGINX } from './lib/load.mjs';
+import { freePort, installCleanup, log, sleep, spawnTracked, stopChild } from './lib/proc.mjs';
+
+const dist = (rel) => import(pathToFileURL(join(ROOT, 'dist/src', rel)).href);
+
+/** records the machine's event stream while wrk drives nginx -> node; returns batches + clock */
+export async function recordStream({ seconds = 5, rate = 3000, dir }) {
+  const { Capture } = await dist('kernel/index.js');
+  const { writeNginxConfig } = await dist('demo/nginx.js');
+  ensureTracefs();
+  const backend = await startNodeServer('bench-backend');
+  const port = await freePort();
+  const nginx = writeNginxConfig({ listenPort: port, upstreamPort: backend.port, prefix: join(dir, 'proxy') });
+  const proxy = spawnTracked(nginx.cmd ?? NGINX, nginx.args);
+  const servers = [backend, { stop: () => stopChild(proxy, { signal: 'SIGQUIT', timeoutMs: 3000 }) }];
+  try {
+    // wait for the proxy
+    for (let i = 0; ; i++) {
+      try {
+        await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) })).arrayBuffer();
+        break;
+      } catch (e) {
+        if (i > 100 || proxy.exitCode !== null) throw new Error(`nginx proxy did not start: ${proxy.errText || e.message}`);
+        await sleep(50);
+      }
+    }
+    const batches = [];
+    let bytes = 0;
+    const cap = Capture.open({
+      onBatch(buf) {
+        const at = Number(process.hrtime.bigint() - cap.monoBase);
+        batches.push({ buf: Buffer.from(buf), at });
+        bytes += buf.length;
+      },
+    });
+    const clock = { monoBase: cap.monoBase, clockOffset: cap.clockOffset };
+    let wrk;
+    try {
+      await sleep(300);
+      const url = `http://127.0.0.1:${port}/orders/1234?x=1`;
+      wrk = await Promise.all([
+        runWrk({ url, seconds, rate: Math.round(rate * 0.7), connections: 20, threads: 1, dir }),
+        runWrk({ url, seconds, rate: Math.round(rate * 0.3), connections: 10, threads: 1, close: true, dir }),
+      ]);
+      await sleep(500);
+    } finally {
+      await cap.close();
+    }
+    const kernel = { batches: batches.length, bytes };
+    return { batches, clock, requests: wrk.reduce((a, w) => a + w.requests, 0), kernel, servers };
+  } catch (e) {
+    for (const s of servers) await s.stop();
+    throw e;
+  }
+}
+
+/** one pass over the recorded stream; returns counts and CPU seconds */
+async function replayOnce(rec, withStore) {
+  const { Agent } = await dist('agent/agent.js');
+  let store;
+  if (withStore) {
+    const { DuckStore } = await dist('store/index.js');
+    store = await DuckStore.open({ retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
+  }
+  let spans = 0;
+  const agent = new Agent({
+    holdMs: 0,
+    sink: (s) => {
+      spans += s.length;
+      store?.append(s);
+    },
+  });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  agent.startOffline(rec.clock);
+  let last = 0;
+  for (const { buf, at } of rec.batches) {
+    agent.feedBatch(buf);
+    agent.tick(at);
+    last = at;
+    if (store && store.stats().buffered >= 5000) await store.flush();
+  }
+  agent.tick(last + 60e9); // past every hold and idle timeout
+  if (store) await store.flush();
+  const cpu = process.cpuUsage(cpu0);
+  const wallSec = (performance.now() - t0) / 1000;
+  const rows = store?.stats().rows;
+  const dropped = store?.stats().spansDropped;
+  await store?.shutdown();
+  return { events: agent.counters.events, spans, cpuSec: (cpu.user + cpu.system) / 1e6, wallSec, rows, dropped };
+}
+
+/** replays until cpuTarget CPU-seconds are spent (at least 2 passes); sums the passes */
+export async function replay(rec, { withStore, cpuTarget = 3 }) {
+  await replayOnce(rec, withStore); // warm-up pass (JIT), not counted
+  const tot = { passes: 0, events: 0, spans: 0, cpuSec: 0, wallSec: 0, rows: 0, dropped: 0 };
+  while (tot.passes < 2 || (tot.cpuSec < cpuTarget && tot.passes < 200)) {
+    const r = await replayOnce(rec, withStore);
+    tot.passes++;
+    tot.events += r.events;
+    tot.spans += r.spans;
+    tot.cpuSec += r.cpuSec;
+    tot.wallSec += r.wallSec;
+    tot.rows += r.rows ?? 0;
+    tot.dropped += r.dropped ?? 0;
+  }
+  return {
+    ...tot,
+    eventsPerCpuSec: tot.events / tot.cpuSec,
+    spansPerCpuSec: tot.spans / tot.cpuSec,
+    spansPerWallSec: tot.spans / tot.wallSec,
+  };
+}
+
+export async function runPipeline({ seconds = 5, rate = 3000, cpuTarget = 3, dir }) {
+  log(`pipeline: recording ${seconds} s of kernel events (wrk -> nginx proxy -> node, ~${rate} req/s, keep-alive + close)`);
+  const rec = await recordStream({ seconds, rate, dir });
+  try {
+    const perPass = { events: 0, spans: 0 };
+    log(`pipeline: recorded ${rec.batches.length} batches, ${(rec.kernel.bytes / 1e6).toFixed(1)} MB, ${rec.requests} requests; replaying (agent only)`);
+    const agentOnly = await replay(rec, { withStore: false, cpuTarget });
+    perPass.events = agentOnly.events / agentOnly.passes;
+    perPass.spans = agentOnly.spans / agentOnly.passes;
+    log(`pipeline: replaying (agent + in-memory DuckStore)`);
+    const withStore = await replay(rec, { withStore: true, cpuTarget });
+    return { recorded: { seconds, requests: rec.requests, batches: rec.batches.length, bytes: rec.kernel.bytes, ...perPass }, agentOnly, withStore };
+  } finally {
+    for (const s of rec.servers) await s.stop();
+  }
+}
+
+// standalone
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  installCleanup();
+  const args = process.argv.slice(2);
+  const opt = (n, d) => {
+    const i = args.indexOf(`--${n}`);
+    return i >= 0 ? Number(args[i + 1]) : d;
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'osprey-pipeline-'));
+  try {
+    const r = await runPipeline({ seconds: opt('seconds', 5), rate: opt('rate', 3000), cpuTarget: opt('cpu', 5), dir });
+    const f = (x) => Math.round(x).toLocaleString('en-US');
+    console.log(`recorded: ${r.recorded.requests} requests, ${f(r.recorded.events)} events, ${f(r.recorded.spans)} spans per pass`);
+    console.log(`agent only:    ${f(r.agentOnly.eventsPerCpuSec)} events/s per core, ${f(r.agentOnly.spansPerCpuSec)} spans/s per core (${r.agentOnly.passes} passes)`);
+    console.log(`agent + store: ${f(r.withStore.eventsPerCpuSec)} events/s per core, ${f(r.withStore.spansPerCpuSec)} spans/s per core (${r.withStore.passes} passes)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

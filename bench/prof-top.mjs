@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// Summarises a V8 .cpuprofile (node --cpu-prof): self time per function, top N.
+//   node bench/prof-top.mjs FILE.cpuprofile [--top 25] [--by file]
+import { readFileSync } from 'node:fs';
+
+const args = process.argv.slice(2);
+const file = args.find((a) => !a.startsWith('--'));
+if (!file) {
+  console.error('usage: node bench/prof-top.mjs FILE.cpuprofile [--top N] [--by file]');
+  process.exit(2);
+}
+const topI = args.indexOf('--top');
+const TOP = topI >= 0 ? Number(args[topI + 1]) : 25;
+const byFile = args.includes('--by') && args[args.indexOf('--by') + 1] === 'file';
+
+export function summarize(profile, { byFile = false } = {}) {
+  const { nodes, samples, timeDeltas } = profile;
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  let total = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const dt = timeDeltas[i] ?? 0;
+    const n = byId.get(samples[i]);
+    if (!n) continue;
+    total += dt;
+    const cf = n.callFrame;
+    const url = (cf.url || '').replace(/^file:\/\/.*?\/(dist|node_modules|bench)\//, '$1/');
+    const key = byFile ? url || `(${cf.functionName || 'native'})` : `${cf.functionName || '(anonymous)'}  ${url}${url ? `:${cf.lineNumber + 1}` : ''}`;
+    self.set(key, (self.get(key) ?? 0) + dt);
+  }
+  return { total, rows: [...self.entries()].sort((a, b) => b[1] - a[1]) };
+}
+
+const { total, rows } = summarize(JSON.parse(readFileSync(file, 'utf8')), { byFile });
+console.log(`${(total / 1e6).toFixed(2)} s sampled; self time, top ${TOP}`);
+for (const [k, us] of rows.slice(0, TOP)) console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / 1e3).toFixed(0).padStart(7)} ms  ${k}`);
