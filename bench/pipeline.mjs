@@ -36,13 +36,23 @@ export async function recordStream({ seconds = 5, rate = 3000, dir }) {
     }
     const batches = [];
     let bytes = 0;
-    const cap = Capture.open({
-      onBatch(buf) {
-        const at = Number(process.hrtime.bigint() - cap.monoBase);
-        batches.push({ buf: Buffer.from(buf), at });
-        bytes += buf.length;
-      },
-    });
+    const onBatch = (buf) => {
+      const at = Number(process.hrtime.bigint() - cap.monoBase);
+      batches.push({ buf: Buffer.from(buf), at });
+      bytes += buf.length;
+    };
+    let cap;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        cap = Capture.open({ onBatch });
+        break;
+      } catch (err) {
+        // a BPF load elsewhere on the machine can make ours fail transiently (EAGAIN)
+        if (attempt >= 3) throw err;
+        log(`pipeline: loading the capture failed (${String(err.message).split('\n')[0]}), retrying`);
+        await sleep(2000);
+      }
+    }
     const clock = { monoBase: cap.monoBase, clockOffset: cap.clockOffset };
     let wrk;
     try {

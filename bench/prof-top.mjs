@@ -16,6 +16,9 @@ const byFile = args.includes('--by') && args[args.indexOf('--by') + 1] === 'file
 export function summarize(profile, { byFile = false } = {}) {
   const { nodes, samples, timeDeltas } = profile;
   const byId = new Map(nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of nodes) for (const c of n.children ?? []) parent.set(c, n);
+  const short = (u) => (u || '').replace(/^file:\/\/.*?\/(dist|node_modules|bench)\//, '$1/');
   const self = new Map();
   let total = 0;
   for (let i = 0; i < samples.length; i++) {
@@ -23,9 +26,17 @@ export function summarize(profile, { byFile = false } = {}) {
     const n = byId.get(samples[i]);
     if (!n) continue;
     total += dt;
-    const cf = n.callFrame;
-    const url = (cf.url || '').replace(/^file:\/\/.*?\/(dist|node_modules|bench)\//, '$1/');
-    const key = byFile ? url || `(${cf.functionName || 'native'})` : `${cf.functionName || '(anonymous)'}  ${url}${url ? `:${cf.lineNumber + 1}` : ''}`;
+    let cf = n.callFrame;
+    let native = '';
+    if (!cf.url && !cf.functionName && parent.get(n.id)) {
+      // native code (a C++ binding): charge it to the JS function that called it
+      cf = parent.get(n.id).callFrame;
+      native = '(native) ← ';
+    }
+    const url = short(cf.url);
+    const key = byFile
+      ? `${native}${url || `(${cf.functionName || 'native'})`}`
+      : `${native}${cf.functionName || '(anonymous)'}  ${url}${url ? `:${cf.lineNumber + 1}` : ''}`;
     self.set(key, (self.get(key) ?? 0) + dt);
   }
   return { total, rows: [...self.entries()].sort((a, b) => b[1] - a[1]) };

@@ -166,6 +166,8 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
       live.delete(child);
       resolve({ code, pid: child.pid!, stdout, stderr });
     });
+    // a program that exits without reading stdin makes this EPIPE: not an error here
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, log, procCpuSec, procMem, sleep, spawnTracked, stopChild, waitForLine } from './proc.mjs';
+import { childrenCpuSec, freePort, log, procCpuSec, procMem, sleep, spawnTracked, stopChild, waitForLine } from './proc.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const NGINX = '/usr/sbin/nginx';
@@ -98,13 +98,17 @@ export async function runWrk({ url, seconds, threads = 2, connections = 50, rate
   }
   if (close) args.push('-H', 'Connection: close');
   args.push(url);
-  const child = spawnTracked('wrk', args);
+  // through sh, so that wrk's own CPU time can be read afterwards (the shell's cutime/cstime)
+  const child = spawnTracked('sh', ['-c', 'wrk "$@"; rc=$?; echo "wrk-stat: $(cat /proc/$$/stat)" >&2; exit $rc', 'wrk', ...args]);
   const killer = setTimeout(() => stopChild(child, { signal: 'SIGKILL' }), (seconds + 15) * 1000);
   const res = await child.exited;
   clearTimeout(killer);
-  if (res.error) throw new Error(`wrk: ${res.error.message} (install wrk)`);
+  if (res.error) throw new Error(`wrk: ${res.error.message}`);
+  if (res.code === 127) throw new Error('wrk not found (make build installs it)');
   if (res.code !== 0) throw new Error(`wrk exited ${res.code ?? res.signal}: ${child.errText.trim().slice(-500)}`);
   const r = parseWrk(child.outText);
+  const stat = /^wrk-stat: (.*)$/m.exec(child.errText);
+  r.wrkCpuSec = stat ? childrenCpuSec(stat[1]) : NaN;
   if (!Number.isFinite(r.requests)) log(`warning: could not parse wrk output: ${child.outText.trim().slice(-400)} ${child.errText.trim().slice(-200)}`);
   return r;
 }
@@ -218,10 +222,27 @@ export function ospreyMode({ profDir } = {}) {
       const port = await freePort();
       const main = join(ROOT, 'dist/src/cli/main.js');
       const upArgs = ['up', '--memory', '--listen', `127.0.0.1:${port}`, '--no-ui'];
-      const child = profDir
-        ? spawnTracked(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, main, ...upArgs], { stopSignal: 'SIGINT' })
-        : spawnTracked(join(ROOT, 'bin/osprey'), upArgs, { stopSignal: 'SIGINT' });
-      await waitForLine(child, 'stderr', /listening on/, 60_000, 'osprey up');
+      const launch = () =>
+        profDir
+          ? // profiler starts once the probes are loaded (see lib/prof-wrap.mjs)
+            spawnTracked(
+              process.execPath,
+              [join(ROOT, 'bench/lib/prof-wrap.mjs'), join(profDir, `osprey-${Date.now()}.cpuprofile`), 'listening on', main, ...upArgs],
+              { stopSignal: 'SIGINT' },
+            )
+          : spawnTracked(join(ROOT, 'bin/osprey'), upArgs, { stopSignal: 'SIGINT' });
+      let child = launch();
+      try {
+        await waitForLine(child, 'stderr', /listening on/, 60_000, 'osprey up');
+      } catch (err) {
+        // a concurrent BPF load elsewhere can make ours fail transiently (EAGAIN): once more
+        log(`osprey up failed to start, retrying once: ${String(err.message).split('\n')[0]}`);
+        await stopChild(child, { timeoutMs: 5000 });
+        await sleep(2000);
+        child = launch();
+        await waitForLine(child, 'stderr', /listening on/, 60_000, 'osprey up');
+      }
+      const startMem = procMem(child.pid);
       const base = `http://127.0.0.1:${port}`;
       const api = async (path) => {
         const r = await fetch(base + path, { signal: AbortSignal.timeout(30_000) });
@@ -232,6 +253,7 @@ export function ospreyMode({ profDir } = {}) {
         pid: child.pid,
         base,
         api,
+        startRssMb: startMem.rssMb,
         /** counters now (status API) */
         async sample() {
           const s = await api('/api/osprey/status');

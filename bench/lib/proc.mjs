@@ -1,7 +1,7 @@
 // Process bookkeeping for the benchmarks: every child is tracked and killed on exit,
 // error or Ctrl-C; /proc readers for node-wide and per-process CPU and memory.
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 const t0 = Date.now();
@@ -185,6 +185,28 @@ export function procCpuSec(pid) {
   } catch {
     return NaN;
   }
+}
+
+/** utime+stime summed over every process of a process group (a server and its workers), seconds */
+export function groupCpuSec(pgid) {
+  let sum = 0;
+  for (const d of readdirSync('/proc')) {
+    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pgid) sum += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return sum / CLK_TCK;
+}
+
+/** cutime+cstime (CPU of waited-for children) from a saved /proc/<pid>/stat line, seconds */
+export function childrenCpuSec(statLine) {
+  const f = statLine.slice(statLine.lastIndexOf(')') + 2).trim().split(' ');
+  return (Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
 
 /** VmHWM / VmRSS of a process in MB */

@@ -46,7 +46,7 @@ export interface AgentCounters {
   events: number;
   connections: number;
   connections_evicted: number;
-  connections_parse_failed: number;
+  connections_parse_stopped: number;
   spans: number;
   sink_errors: number;
   decode_malformed_batches: number;
@@ -57,7 +57,7 @@ export class Agent {
     events: 0,
     connections: 0,
     connections_evicted: 0,
-    connections_parse_failed: 0,
+    connections_parse_stopped: 0,
     spans: 0,
     sink_errors: 0,
     decode_malformed_batches: 0,
@@ -155,7 +155,7 @@ export class Agent {
     };
     const done = c.parser.push(chunk);
     if (c.parser.error !== undefined) {
-      this.counters.connections_parse_failed++;
+      this.counters.connections_parse_stopped++;
       this.#finishAll(c, done);
       this.#drop(c);
       return;

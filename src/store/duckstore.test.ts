@@ -143,6 +143,22 @@ describe('DuckStore (in memory)', () => {
       assert.equal((await store.trace('BEEF')).length, 1);
     });
 
+    it('trace(): a trace written over several flushes, out of order', async () => {
+      const tid = 'f00d'.repeat(8);
+      const parts = [
+        mkSpan({ traceId: tid, name: 'late', startTimeUnixNano: NOW - 1n * SEC }),
+        mkSpan({ traceId: tid, name: 'early', startTimeUnixNano: NOW - 50n * SEC }),
+        mkSpan({ traceId: tid, name: 'middle', startTimeUnixNano: NOW - 20n * SEC }),
+      ];
+      for (const p of parts) {
+        store.append([p, mkSpan()]);
+        await store.flush();
+      }
+      assert.deepEqual((await store.trace(tid)).map((s) => s.name), ['early', 'middle', 'late']);
+      assert.deepEqual((await store.trace(tid, { endNs: NOW - 10n * SEC })).map((s) => s.name), ['early', 'middle']);
+      assert.deepEqual(await store.trace(tid, { startNs: NOW }), []);
+    });
+
     it('trace(): a time window narrows it', async () => {
       const tid = 'cafe'.repeat(8);
       const a = mkSpan({ traceId: tid, startTimeUnixNano: NOW - 10n * SEC });

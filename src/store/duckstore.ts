@@ -138,6 +138,12 @@ interface ResourceEntry {
   namespace: string | null;
 }
 
+interface TraceExtent {
+  id: DuckDBUUIDValue;
+  min: bigint;
+  max: bigint;
+}
+
 interface Counters {
   spansAppended: number;
   spansDropped: number;
@@ -169,6 +175,7 @@ export class DuckStore implements SpanStore {
 
   private spanAppender: DuckDBAppender | undefined;
   private resAppender: DuckDBAppender | undefined;
+  private traceAppender: DuckDBAppender | undefined;
   private spanTypes: DuckDBType[] = [];
 
   private buffer: Span[] = [];
@@ -313,12 +320,13 @@ export class DuckStore implements SpanStore {
   private async openAppenders(): Promise<void> {
     this.spanAppender = await this.writer.createAppender('spans', 'main', this.catalog ?? null);
     this.resAppender = await this.writer.createAppender('resources', 'main', this.catalog ?? null);
+    this.traceAppender = await this.writer.createAppender('trace_index', 'main', this.catalog ?? null);
     this.spanTypes = [];
     for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
   }
 
   private dropAppenders(): void {
-    for (const a of [this.spanAppender, this.resAppender]) {
+    for (const a of [this.spanAppender, this.resAppender, this.traceAppender]) {
       try {
         a?.clear();
         a?.closeSync();
@@ -328,6 +336,7 @@ export class DuckStore implements SpanStore {
     }
     this.spanAppender = undefined;
     this.resAppender = undefined;
+    this.traceAppender = undefined;
   }
 
   // ---- writing ------------------------------------------------------------------------
@@ -391,7 +400,7 @@ export class DuckStore implements SpanStore {
     while (this.buffer.length > 0) {
       const batch = this.buffer.length <= this.flushSpans ? this.buffer.splice(0) : this.buffer.splice(0, this.flushSpans);
       try {
-        if (!this.spanAppender || !this.resAppender) await this.openAppenders();
+        if (!this.spanAppender || !this.resAppender || !this.traceAppender) await this.openAppenders();
         await this.writeBatch(batch);
       } catch (e) {
         this.c.flushErrors++;
@@ -408,11 +417,14 @@ export class DuckStore implements SpanStore {
   /**
    * Converts one batch into data chunks (yielding to the event loop between chunks, so
    * a large batch does not stall the agent), then commits it synchronously: new
-   * resources first, then all the spans in one transaction.
+   * resources first, then the trace index, then all the spans in one transaction. (If
+   * the process dies in between, the earlier parts only describe spans that never
+   * arrived, which is harmless.)
    */
   private async writeBatch(batch: Span[]): Promise<void> {
     const t0 = performance.now();
     const fresh: ResourceEntry[] = [];
+    const traces = new Map<string, TraceExtent>();
     // fill data chunks straight from the spans (no intermediate rows)
     const chunks: DuckDBDataChunk[] = [];
     let chunk: DuckDBDataChunk | undefined;
@@ -435,7 +447,7 @@ export class DuckStore implements SpanStore {
         n = 0;
       }
       try {
-        this.writeRow(vectors, n, s, fresh);
+        this.writeRow(vectors, n, s, fresh, traces);
         n++;
       } catch {
         this.c.spansRejected++;
@@ -448,7 +460,8 @@ export class DuckStore implements SpanStore {
     seal();
     const spanApp = this.spanAppender;
     const resApp = this.resAppender;
-    if (!spanApp || !resApp) throw new Error('appenders are not open');
+    const traceApp = this.traceAppender;
+    if (!spanApp || !resApp || !traceApp) throw new Error('appenders are not open');
     if (fresh.length > 0) {
       try {
         for (const r of fresh) {
@@ -467,6 +480,13 @@ export class DuckStore implements SpanStore {
         throw e;
       }
     }
+    for (const t of traces.values()) {
+      traceApp.appendUUID(t.id);
+      traceApp.appendBigInt(t.min);
+      traceApp.appendBigInt(t.max);
+      traceApp.endRow();
+    }
+    traceApp.flushSync();
     for (const c of chunks) spanApp.appendDataChunk(c);
     spanApp.flushSync();
     this.rows += written;
@@ -478,7 +498,7 @@ export class DuckStore implements SpanStore {
    * Writes one span as row `i` of the chunk's vectors, in SPAN_COLUMNS order. Everything
    * that can throw runs before the first write, so a refused span leaves no partial row.
    */
-  private writeRow(v: DuckDBVector[], i: number, s: Span, fresh: ResourceEntry[]): void {
+  private writeRow(v: DuckDBVector[], i: number, s: Span, fresh: ResourceEntry[], traces: Map<string, TraceExtent>): void {
     const traceId = DuckDBUUIDValue.fromUint128(BigInt(`0x${s.traceId}`));
     const spanId = BigInt(`0x${s.spanId}`);
     const parent = s.parentSpanId ? BigInt(`0x${s.parentSpanId}`) : null;
@@ -508,6 +528,12 @@ export class DuckStore implements SpanStore {
     set(13, typeof code === 'number' && Number.isFinite(code) ? code : null);
     set(14, typeof route === 'string' ? route : null);
     set(15, json);
+    const ext = traces.get(s.traceId);
+    if (!ext) traces.set(s.traceId, { id: traceId, min: start, max: start });
+    else {
+      if (start < ext.min) ext.min = start;
+      if (start > ext.max) ext.max = start;
+    }
   }
 
   /**
@@ -553,9 +579,21 @@ export class DuckStore implements SpanStore {
   async trace(traceId: string, window: TimeWindow = {}): Promise<Span[]> {
     const id = normalizeTraceId(traceId);
     if (id === undefined) return [];
+    // where the trace's spans are in time (trace_index), so the spans scan skips the rest
+    const P0 = new Params();
+    const range = (await this.query(
+      `SELECT min(min_ns), max(max_ns) FROM trace_index WHERE trace_id = CAST(${P0.add(id, VARCHAR)} AS UUID)`,
+      P0,
+    ))[0];
+    const lo = range?.[0];
+    const hi = range?.[1];
+    if (typeof lo !== 'bigint' || typeof hi !== 'bigint') return [];
+    const startNs = window.startNs !== undefined && window.startNs > lo ? window.startNs : lo;
+    const endNs = window.endNs !== undefined && window.endNs < hi ? window.endNs : hi;
+    if (startNs > endNs) return [];
     const P = new Params();
     const idParam = P.add(id, VARCHAR);
-    const win = windowSql(P, window.startNs, window.endNs);
+    const win = windowSql(P, startNs, endNs);
     const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE trace_id = CAST(${idParam} AS UUID) AND ${win} ORDER BY start_ns, span_id`;
     return this.toSpans(await this.query(sql, P));
   }
@@ -578,13 +616,19 @@ export class DuckStore implements SpanStore {
     if (top.length === 0) return [];
     const ids = top.map((r) => uuidHex(r[0]));
     const idList = (P: Params): string => `(SELECT CAST(unnest(${P.add(listValue(ids), LIST(VARCHAR))}) AS UUID))`;
+    // the time range these traces occupy, to skip the rest of the table below
+    const P0 = new Params();
+    const range = (await this.query(`SELECT min(min_ns), max(max_ns) FROM trace_index WHERE trace_id IN ${idList(P0)}`, P0))[0];
+    const lo = typeof range?.[0] === 'bigint' ? range[0] : undefined;
+    const hi = typeof range?.[1] === 'bigint' ? range[1] : undefined;
 
     // 2. per trace and service: extent, span and error counts, plus the trace's root: a
     //    span without a stored parent, true roots (no parent at all) first, then the earliest
     const P2 = new Params();
     const perService = await this.query(
       `WITH t AS MATERIALIZED (
-         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM spans WHERE trace_id IN ${idList(P2)}),
+         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM spans
+         WHERE trace_id IN ${idList(P2)} AND ${windowSql(P2, lo, hi)}),
        roots AS (
          SELECT s.trace_id, first(s.service ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_service,
                 first(s.name ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_name
@@ -846,6 +890,7 @@ export class DuckStore implements SpanStore {
         const cutoff = nowNs() - BigInt(Math.floor(this.maxAgeMs)) * 1_000_000n;
         const r = await this.maint.run('DELETE FROM spans WHERE start_ns < $1', [cutoff], [BIGINT]);
         result.deletedByAge = r.rowsChanged;
+        await this.maint.run('DELETE FROM trace_index WHERE max_ns < $1', [cutoff], [BIGINT]);
       }
       if (Number.isFinite(this.maxSpans)) {
         const total = Number((await this.maint.runAndReadAll('SELECT count(*) FROM spans')).getRows()[0]?.[0] ?? 0);
@@ -860,6 +905,7 @@ export class DuckStore implements SpanStore {
           if (typeof cut === 'bigint') {
             const r = await this.maint.run('DELETE FROM spans WHERE start_ns <= $1', [cut], [BIGINT]);
             result.deletedByCount = r.rowsChanged;
+            await this.maint.run('DELETE FROM trace_index WHERE max_ns <= $1', [cut], [BIGINT]);
           }
         }
       }
@@ -924,11 +970,13 @@ export class DuckStore implements SpanStore {
     try {
       this.spanAppender?.closeSync();
       this.resAppender?.closeSync();
+      this.traceAppender?.closeSync();
     } catch {
       this.c.flushErrors++;
     }
     this.spanAppender = undefined;
     this.resAppender = undefined;
+    this.traceAppender = undefined;
     if (this.file !== undefined) await this.maint.run('CHECKPOINT').catch(() => undefined);
     for (const c of [...this.idleReaders, this.writer, this.maint]) {
       try {

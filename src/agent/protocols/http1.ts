@@ -32,17 +32,31 @@
 //   prefix the body goes to TAIL (counter `chunkedBlind`).
 // - TAIL: the message absorbs whole calls of its direction until its end can be inferred
 //   (counter `inferredEnds`); its end is then the end of the last call it absorbed:
-//     1. a later call of the same direction starts with a valid start line of its kind
-//        (the previous message ended at the previous call);
-//     2. the other direction starts a message: a response ends a request in TAIL (the
-//        server answered, so it had the request), a new request ends a response in TAIL
-//        (clients wait for a response before the next request; with pipelining this can
-//        end a response early — a documented limitation);
-//     3. chunked only: a call captured whole whose bytes end with the last chunk and an
-//        empty trailer section (`0\r\n\r\n`) ends the message at that call;
-//     4. end() (the close), or idle(now) after `idleNs` without bytes in that direction.
+//     1. the other direction starts a message: a final (non-1xx) response head ends its
+//        request (the server answered, so it had read the request), a new request head ends
+//        the response before it (a client that does not pipeline waits for the response);
+//     2. chunked only: a call captured whole that ends with the last chunk and an empty
+//        trailer section (`\n0\r\n\r\n`) ends the body at that call;
+//     3. end() (the close), or idle(now) once the direction was quiet for `idleNs`.
+//   After an inferred end the next call of that direction must start a message (probe);
+//   anything else means the inference was wrong: 'desync'. A short call captured whole
+//   that could still be the beginning of a start line ("HTTP/1.", "POS") is held back until
+//   later calls decide (a known method wins ties: "P"+"OST /" is POST).
 //   bodySize of such a message is the declared Content-Length when one was visible,
 //   otherwise the bytes seen after the header call (chunked: wire bytes, framing included).
+//
+// Pipelining vs. inference. Every rule above assumes the peer does not pipeline: with
+// pipelining, whole messages can hide in the unseen bytes a TAIL message absorbs, and FIFO
+// pairing would shift. So the parser stops ('desync') instead of inferring when pipelining
+// shows: a same-direction start line while a message is in TAIL (without pipelining the
+// other direction always ends it first; only a 1xx in TAIL that absorbed nothing more may
+// end that way), a new request while more than the TAIL response's request is waiting, an
+// inferred response end while later requests wait, a request right after an inferred
+// request end before its response starts, or any head longer than the capture once a
+// request was seen before the previous exchange completed. Pipelined traffic whose heads
+// fit in the capture is framed exactly. Limitation: pipelined requests hidden entirely in
+// the unseen part of an earlier request's over-long head are undetectable; the responses
+// after them can then be paired with the wrong requests.
 //
 // Pairing. The first request line seen decides the role: a request read ('in') means we
 // are the server, a request written ('out') the client. Requests queue in order; each final
@@ -80,11 +94,12 @@ export interface Http1Counters {
   headersTruncated: number;
   /** chunked bodies whose chunk framing ran past a captured prefix (end inferred) */
   chunkedBlind: number;
-  /** messages whose end was inferred (next start line, other direction, idle, close) */
+  /** messages whose end was inferred (other direction, chunk terminator, idle, close, a 1xx ended by the next start line) */
   inferredEnds: number;
   /** 1xx interim responses skipped */
   interim: number;
-  /** parsers stopped because a message started beyond the captured prefix */
+  /** parsers stopped because framing could not go on safely: a message started beyond the
+   *  captured prefix, an inferred end was contradicted, or pipelining made inference unsafe */
   desync: number;
   /** parsers stopped on malformed input (any other error except upgrade/tunnel) */
   malformed: number;
@@ -169,9 +184,27 @@ const C_DATA = 1;
 const C_CRLF = 2;
 const C_TRAILER = 3;
 
-// header name lengths worth lower-casing (all kept headers)
-const NAME_LEN = new Uint8Array(32);
-for (const n of KEPT_HEADERS) NAME_LEN[n.length] = 1;
+// kept header names by length, to match a raw name case-insensitively without building a
+// lower-case copy; the match yields the constant (interned) name
+const BY_LEN: (readonly string[] | undefined)[] = [];
+for (const n of KEPT_HEADERS) BY_LEN[n.length] = [...(BY_LEN[n.length] ?? []), n];
+
+/** the kept header name text[pos, pos+len) spells (any case), or undefined */
+function keptName(text: string, pos: number, len: number): string | undefined {
+  const cands = BY_LEN[len];
+  if (cands === undefined) return undefined;
+  for (const cand of cands) {
+    let i = 0;
+    for (; i < len; i++) {
+      const c = text.charCodeAt(pos + i);
+      const l = cand.charCodeAt(i);
+      // letters compare case-insensitively; '-' needs c === l (c | 0x20 would also let CR through)
+      if (c !== l && (l < 97 || (c | 0x20) !== l)) break;
+    }
+    if (i === len) return cand;
+  }
+  return undefined;
+}
 
 const KNOWN_METHODS = new Set([
   'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE',
@@ -470,9 +503,9 @@ export class Http1Parser implements ProtocolParser {
 
   /**
    * s is in TAIL (its end unknown) or probing (its last end was inferred, so its next call
-   * must start a message). Decide whether call c starts the next message (rule 1: the TAIL
-   * message ended with the previous call; buffered calls are replayed), continues the TAIL
-   * message, or cannot tell yet: a short call captured whole that could be the beginning of
+   * must start a message). Decide whether call c starts the next message (held calls are
+   * then replayed first; see startOver for a TAIL message), continues the TAIL message, or
+   * cannot tell yet: a short call captured whole that could be the beginning of
    * a start line ("HTTP/1.", "POS") is held back until later calls of the direction decide.
    * A short prefix in a call that was not captured whole is taken as a start: if wrong, the
    * head fails to parse (an error, never a misaligned pair). Probing and not a start: the
@@ -509,7 +542,8 @@ export class Http1Parser implements ProtocolParser {
         this.feed(s, x, x.data, x.bytes);
         if (this.err !== undefined) return false;
       }
-      if (s.st !== TAIL) return true; // rule 3 ended it: c is fed as usual
+      // a chunk terminator in them ended the message: c must now start the next one
+      if (s.st !== TAIL) return s.probe ? this.resolve(s, c, data, B, isReq) : true;
     }
     const d = skipCrlf(data);
     if (d.length === 0 && captured) return true; // empty lines: absorbed (TAIL) or skipped (START)
@@ -532,8 +566,8 @@ export class Http1Parser implements ProtocolParser {
 
   /**
    * A new message starts in a direction whose message (if any) is in TAIL. Ending a TAIL
-   * message this way (rule 1) only happens when the peer pipelines: without pipelining the
-   * other direction always ends it first (rule 2). With pipelining, the bytes a TAIL message
+   * message this way only happens when the peer pipelines: without pipelining the other
+   * direction always ends it first. With pipelining, the bytes a TAIL message
    * absorbed may hide whole messages, so pairing could shift: stop ('desync') instead. Only
    * a 1xx interim response in TAIL may end so (it pairs with nothing). Then feed held calls.
    */
@@ -602,7 +636,7 @@ export class Http1Parser implements ProtocolParser {
   }
 
   /**
-   * May the TAIL message of s end by inference now (rule 3, idle, close)? Not a response
+   * May the TAIL message of s end by inference now (chunk terminator, idle, close)? Not a response
    * while later requests wait for theirs: with pipelining its absorbed bytes may hold their
    * responses. A request may, but if the next request arrives before its response starts
    * (pipelining), its absorbed bytes may have held requests: that is checked then.
@@ -705,7 +739,7 @@ export class Http1Parser implements ProtocolParser {
           n = B;
           s.body += B - off;
           s.tailCalls++;
-          // rule 3: a call captured whole that ends with the last chunk ends the body
+          // inferred end (chunk terminator): a call captured whole ending with the last chunk
           if (s.chunkedTail && V === B && endsWithLastChunk(data)) {
             s.done = true;
             this.counters.inferredEnds++;
@@ -827,9 +861,12 @@ export class Http1Parser implements ProtocolParser {
         }
         if (target.length === 0) return 'bad request line';
       }
-      for (let k = 0; k < target.length; k++) {
-        const c = target.charCodeAt(k);
-        if (c <= SP || c === 127) return 'bad request line';
+      // a complete line is vouched for by its version; a cut one is checked byte by byte
+      if (eol < 0) {
+        for (let k = 0; k < target.length; k++) {
+          const c = target.charCodeAt(k);
+          if (c <= SP || c === 127) return 'bad request line';
+        }
       }
       s.method = line.slice(0, sp1);
       s.target = target.length > MAX_TARGET ? target.slice(0, MAX_TARGET) : target;
@@ -866,9 +903,9 @@ export class Http1Parser implements ProtocolParser {
       }
       const nlen = colon - pos;
       if (nlen === 0) return 'bad header';
-      if (nlen < 32 && NAME_LEN[nlen] === 1) {
-        const name = text.slice(pos, colon).toLowerCase();
-        if (KEPT_HEADERS.has(name)) {
+      {
+        const name = keptName(text, pos, nlen);
+        if (name !== undefined) {
           let a = colon + 1;
           let b = e;
           while (a < b && (text.charCodeAt(a) === SP || text.charCodeAt(a) === HT)) a++;
@@ -932,7 +969,7 @@ export class Http1Parser implements ProtocolParser {
       }
       this.queue.push(p);
       s.p = p;
-      // rule 2: a new request ends a response whose end is unknown. Safe only without
+      // inferred end (other direction): a new request ends a TAIL response. Safe only without
       // pipelining: the client waited for that response (it is for the request just before
       // this one) and it was a final one (after a 1xx in TAIL the final response is hidden).
       const r = this.res;
@@ -958,7 +995,7 @@ export class Http1Parser implements ProtocolParser {
     }
     this.resIdx++;
     s.p = p;
-    // rule 2: a final response ends its request if that one's end is unknown
+    // inferred end (other direction): a final response ends its request if that is in TAIL
     const q = this.req;
     if (q.st === TAIL && q.p === p && q.maybe === undefined) this.finish(q, q.lastEnd, true);
     p.res = {

@@ -64,7 +64,6 @@ export function isIdSegment(seg: string): boolean {
   let letters = 0;
   let upper = 0;
   let hex = 0;
-  let seps = 0; // - _ . : ~ , +
   let other = 0;
   let run = 0;
   let maxRun = 0;
@@ -88,11 +87,9 @@ export function isIdSegment(seg: string): boolean {
     } else if (c === 37 /* % */) {
       return true;
     } else if (c === 45 || c === 95 || c === 61) {
-      seps++;
-      b64++;
-    } else if (c === 46 || c === 58 || c === 126 || c === 44 || c === 43) {
-      seps++;
-    } else {
+      b64++; // - _ =
+    } else if (c !== 46 && c !== 58 && c !== 126 && c !== 44 && c !== 43) {
+      // anything but the separators . : ~ , +
       other++;
     }
   }

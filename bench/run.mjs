@@ -1,0 +1,594 @@
+#!/usr/bin/env node
+// Osprey benchmark: ratios measured in one run on this machine, against two baselines
+// (no probe; a minimal bpftrace probe on the same tracepoints). Modes alternate round by
+// round; numbers are medians. Targets are printed next to the numbers, never asserted.
+//
+//   node bench/run.mjs [--quick] [--rounds N] [--paced SEC] [--sat SEC] [--rate REQ_PER_S]
+//                      [--only load,pipeline,query] [--query-sizes 1000000,10000000]
+//                      [--cpu-prof DIR] [--out FILE]
+//
+// Progress goes to stderr, the result table to stdout, everything to bench/out/latest.json.
+// Needs root (bpftrace, osprey), wrk, nginx, bpftrace. See docs/benchmarks.md.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { noneMode, ospreyMode, probeMode, ROOT, runWrk, startNginxStatic, startNodeServer } from './lib/load.mjs';
+import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, runTracked, sleep, stopAll } from './lib/proc.mjs';
+import { runPipeline } from './pipeline.mjs';
+
+// ---- options ----------------------------------------------------------------------------
+
+const args = process.argv.slice(2);
+const has = (n) => args.includes(`--${n}`);
+const opt = (n, d) => {
+  const i = args.indexOf(`--${n}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : d;
+};
+if (has('help') || has('h')) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 11).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.exit(0);
+}
+const QUICK = has('quick');
+const cfg = {
+  variant: QUICK ? 'quick' : 'full',
+  rounds: Number(opt('rounds', QUICK ? 1 : 5)),
+  warmSec: Number(opt('warm', QUICK ? 1 : 2)),
+  pacedSec: Number(opt('paced', QUICK ? 4 : 12)),
+  satSec: Number(opt('sat', QUICK ? 3 : 8)),
+  rate: Number(opt('rate', 4500)),
+  threads: 2,
+  connections: 50,
+  pipelineSec: QUICK ? 3 : 5,
+  pipelineCpuSec: QUICK ? 1.5 : 6,
+  querySizes: String(opt('query-sizes', QUICK ? '200000' : '1000000,10000000')).split(',').map(Number),
+  queryRuns: QUICK ? 10 : 30,
+  only: new Set(String(opt('only', 'load,pipeline,query')).split(',')),
+  cpuProfDir: opt('cpu-prof', undefined),
+  out: opt('out', join(ROOT, 'bench/out/latest.json')),
+};
+for (const k of ['rounds', 'warmSec', 'pacedSec', 'satSec', 'rate']) {
+  if (!(cfg[k] > 0)) throw new Error(`--${k} must be a positive number`);
+}
+
+const TARGETS = {
+  completeness: 0.999,
+  agentCoresPer10k: 0.15,
+  addedCpuVsProbe: 3,
+  p99DeltaPct: 10,
+  rssMb: 150,
+  satVsProbe: 0.9,
+  pipelineSpansPerCore: 100_000,
+  searchP99Ms: 300,
+  traceP99Ms: 50,
+};
+
+const SCENARIOS = [
+  { id: 'nginx-ka', label: 'nginx keep-alive', target: 'nginx', close: false, paced: true },
+  { id: 'nginx-close', label: 'nginx Connection: close', target: 'nginx', close: true, paced: true },
+  { id: 'node-ka', label: 'node keep-alive', target: 'node', close: false, paced: true },
+  // a single Node thread tops out near 4k new connections/s here: pace it at half the rate so the
+  // run measures tracing cost, not queueing in an overloaded server
+  { id: 'node-close', label: 'node Connection: close', target: 'node', close: true, paced: true, rateFactor: 0.5 },
+  { id: 'nginx-sat', label: 'nginx keep-alive, unpaced', target: 'nginx', close: false, paced: false },
+  { id: 'node-sat', label: 'node keep-alive, unpaced', target: 'node', close: false, paced: false },
+];
+
+// ---- helpers ----------------------------------------------------------------------------
+
+const median = (xs) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const max = (xs) => xs.filter(Number.isFinite).reduce((a, b) => Math.max(a, b), -Infinity);
+const nowNs = () => BigInt(Date.now()) * 1_000_000n;
+const fx = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+const fint = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
+const fpct = (x, d = 2) => (Number.isFinite(x) ? `${(x * 100).toFixed(d)}%` : '–');
+const fsign = (x, d = 1) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(d)}` : '–');
+
+function machine() {
+  let os = '';
+  try {
+    os = /PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '';
+  } catch {
+    /* none */
+  }
+  return {
+    host: hostname(),
+    os,
+    kernel: release(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+  };
+}
+
+/** other tracers attached now (they would skew every mode) and the load average */
+function noise() {
+  let bpfTracepoints;
+  try {
+    const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    bpfTracepoints = progs.filter((p) => p.type === 'tracepoint' || p.type === 'raw_tracepoint').length;
+  } catch {
+    bpfTracepoints = undefined;
+  }
+  return { loadavg: loadavg().map((x) => Math.round(x * 100) / 100), bpfTracepoints };
+}
+
+function checkTools() {
+  const missing = [];
+  for (const [tool, probe] of [
+    ['wrk', ['wrk', ['--version']]],
+    ['bpftrace', ['bpftrace', ['--version']]],
+    ['nginx', ['/usr/sbin/nginx', ['-v']]],
+  ]) {
+    try {
+      execFileSync(probe[0], probe[1], { stdio: 'ignore' });
+    } catch (e) {
+      // wrk --version exits 1 but runs
+      if (e.code === 'ENOENT') missing.push(tool);
+    }
+  }
+  if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (run make build, which installs them)`);
+  if (!existsSync(join(ROOT, 'dist/src/cli/main.js'))) throw new Error('osprey is not built: run make build');
+  if (process.getuid?.() !== 0) log('warning: not root: bpftrace and osprey need root (or CAP_BPF+CAP_PERFMON)');
+}
+
+// ---- load rounds ------------------------------------------------------------------------
+
+async function startTarget(sc, tag, dir) {
+  return sc.target === 'nginx' ? startNginxStatic(dir) : startNodeServer(`bench-node-${tag}`);
+}
+
+/** one mode session: start the mode, run every scenario, collect, stop */
+async function session(mode, round, dir) {
+  log(`round ${round + 1}/${cfg.rounds}: mode ${mode.name}: starting`);
+  const ctl = await mode.start();
+  const results = [];
+  const noiseStart = noise();
+  try {
+    for (const sc of SCENARIOS) {
+      const server = await startTarget(sc, `r${round}-${sc.id}`, dir);
+      try {
+        const wrkOpts = {
+          url: server.url,
+          threads: cfg.threads,
+          connections: cfg.connections,
+          rate: sc.paced ? Math.round(cfg.rate * (sc.rateFactor ?? 1)) : undefined,
+          close: sc.close,
+          dir,
+        };
+        const secs = sc.paced ? cfg.pacedSec : cfg.satSec;
+        log(`round ${round + 1}/${cfg.rounds}: mode ${mode.name}: ${sc.label}: warm-up ${cfg.warmSec} s, then ${secs} s${sc.paced ? ` at ~${wrkOpts.rate} req/s` : ''}`);
+        await runWrk({ ...wrkOpts, seconds: cfg.warmSec });
+        await sleep(300);
+        const c0 = await ctl.sample();
+        const g0 = groupCpuSec(server.child.pid);
+        const a0 = ctl.pid ? procCpuSec(ctl.pid) : NaN;
+        const s0 = nodeCpu();
+        const t0 = performance.now();
+        const startNs = nowNs();
+        const w = await runWrk({ ...wrkOpts, seconds: secs });
+        const endNs = nowNs();
+        const wall = (performance.now() - t0) / 1000;
+        const s1 = nodeCpu();
+        const a1 = ctl.pid ? procCpuSec(ctl.pid) : NaN;
+        const g1 = groupCpuSec(server.child.pid);
+        const c1 = await ctl.sample();
+        const busySec = (s1.busy - s0.busy) / CLK_TCK;
+        const agentCpuSec = a1 - a0;
+        const serverCpuSec = g1 - g0;
+        // CPU of the processes in the test only (wrk + server + tracer): immune to other load on the machine
+        const procsCpuSec = w.wrkCpuSec + serverCpuSec + (ctl.pid ? agentCpuSec : 0);
+        const counters = {};
+        for (const k of Object.keys(c1)) if (typeof c1[k] === 'number' && c1[k] !== c0[k]) counters[k] = c1[k] - (c0[k] ?? 0);
+        results.push({
+          scenario: sc.id,
+          mode: mode.name,
+          round,
+          service: server.service,
+          window: { startNs: String(startNs), endNs: String(endNs) },
+          wallSec: wall,
+          ...w,
+          nodeBusySec: busySec,
+          nodeCores: busySec / wall,
+          cpuPerReqUs: (busySec * 1e6) / w.requests,
+          serverCpuSec,
+          procsCpuSec,
+          procsPerReqUs: (procsCpuSec * 1e6) / w.requests,
+          agentCpuSec,
+          agentCoresPer10k: mode.name === 'osprey' ? agentCpuSec / wall / (w.rps / 10_000) : undefined,
+          ringbufDropped: mode.name === 'osprey' ? (counters.ringbuf_dropped ?? 0) : undefined,
+          counters: mode.name === 'osprey' ? counters : undefined,
+        });
+        log(
+          `  ${w.requests} requests, ${fx(w.rps, 0)} req/s, p99 ${fx(w.p99ms, 2)} ms, node ${fx((busySec * 1e6) / w.requests, 1)} µs/req, procs ${fx((procsCpuSec * 1e6) / w.requests, 1)} µs/req` +
+            (mode.name === 'osprey' ? `, agent ${fx(agentCpuSec / wall, 3)} cores, ringbuf drops ${counters.ringbuf_dropped ?? 0}` : '') +
+            (w.socketErrors || w.non2xx ? `, wrk errors ${w.socketErrors}, non-2xx ${w.non2xx}` : ''),
+        );
+      } finally {
+        await server.stop();
+      }
+    }
+    if (mode.name === 'osprey') await completeness(ctl, results);
+  } finally {
+    const stopped = await ctl.stop();
+    for (const r of results) {
+      if (stopped.hwmMb !== undefined) r.agentHwmMb = stopped.hwmMb;
+      if (ctl.startRssMb !== undefined) r.agentStartRssMb = ctl.startRssMb;
+      if (stopped.events !== undefined) r.probeEventsSession = stopped.events;
+    }
+  }
+  return { results, noise: noiseStart };
+}
+
+/** spans stored ÷ requests completed, per scenario, from the services API over each run's window */
+async function completeness(ctl, results) {
+  await sleep(3000); // spans are queryable ~2 s after the request
+  const count = async (r) => {
+    const { services } = await ctl.api(`/api/osprey/services?start=${r.window.startNs}&end=${r.window.endNs}`);
+    const srv = services.find((s) => s.service === r.service);
+    const cli = services.find((s) => s.service === 'wrk');
+    return { server: srv?.basis === 'server' ? srv.requestCount : 0, client: cli?.spanCount ?? 0 };
+  };
+  // poll until the counts stop moving (a backlog after saturation still drains), at most ~10 s
+  let prev;
+  for (let i = 0; i < 10; i++) {
+    const cur = await Promise.all(results.map(count));
+    const same = prev && cur.every((c, j) => c.server === prev[j].server && c.client === prev[j].client);
+    prev = cur;
+    if (same) break;
+    await sleep(1000);
+  }
+  results.forEach((r, j) => {
+    r.serverSpans = prev[j].server;
+    r.clientSpans = prev[j].client;
+    r.completeness = prev[j].server / r.requests;
+    r.clientCompleteness = prev[j].client / r.requests;
+  });
+  log(`  completeness: ${results.map((r) => `${r.scenario} ${fpct(r.completeness, 2)}`).join(', ')}`);
+}
+
+async function loadRounds(dir) {
+  const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir })];
+  const all = [];
+  const sessions = [];
+  for (let round = 0; round < cfg.rounds; round++) {
+    // alternate: each round starts with a different mode
+    const order = modes.map((_, i) => modes[(i + round) % modes.length]);
+    for (const mode of order) {
+      const s = await session(mode, round, dir);
+      all.push(...s.results);
+      sessions.push({ round, mode: mode.name, noise: s.noise });
+    }
+  }
+  return { runs: all, sessions };
+}
+
+function summarizeLoad(runs) {
+  const by = (sc, mode) => runs.filter((r) => r.scenario === sc && r.mode === mode);
+  const rounds = [...new Set(runs.map((r) => r.round))];
+  const perRound = (sc, fn) =>
+    rounds.map((rd) => {
+      const g = (m) => runs.find((r) => r.scenario === sc && r.mode === m && r.round === rd);
+      const n = g('none');
+      const p = g('probe');
+      const o = g('osprey');
+      return n && p && o ? fn(n, p, o) : NaN;
+    });
+  const out = {};
+  for (const sc of SCENARIOS) {
+    const modes = {};
+    for (const m of ['none', 'probe', 'osprey']) {
+      const rs = by(sc.id, m);
+      modes[m] = {
+        rounds: rs.length,
+        requests: median(rs.map((r) => r.requests)),
+        rps: median(rs.map((r) => r.rps)),
+        cpuPerReqUs: median(rs.map((r) => r.cpuPerReqUs)),
+        procsPerReqUs: median(rs.map((r) => r.procsPerReqUs)),
+        nodeCores: median(rs.map((r) => r.nodeCores)),
+        p50ms: median(rs.map((r) => r.p50ms)),
+        p99ms: median(rs.map((r) => r.p99ms)),
+        errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
+      };
+      if (m === 'osprey') {
+        Object.assign(modes[m], {
+          agentCoresPer10k: median(rs.map((r) => r.agentCoresPer10k)),
+          agentCores: median(rs.map((r) => r.agentCpuSec / r.wallSec)),
+          agentHwmMb: max(rs.map((r) => r.agentHwmMb)),
+          agentStartRssMb: median(rs.map((r) => r.agentStartRssMb)),
+          ringbufDropped: rs.reduce((a, r) => a + (r.ringbufDropped ?? 0), 0),
+          completeness: median(rs.map((r) => r.completeness)),
+          completenessMin: rs.reduce((a, r) => Math.min(a, r.completeness ?? NaN), Infinity),
+          clientCompleteness: median(rs.map((r) => r.clientCompleteness)),
+        });
+      }
+    }
+    const addedOsprey = median(perRound(sc.id, (n, _p, o) => o.cpuPerReqUs - n.cpuPerReqUs));
+    const addedProbe = median(perRound(sc.id, (n, p) => p.cpuPerReqUs - n.cpuPerReqUs));
+    const addedProcsOsprey = median(perRound(sc.id, (n, _p, o) => o.procsPerReqUs - n.procsPerReqUs));
+    const addedProcsProbe = median(perRound(sc.id, (n, p) => p.procsPerReqUs - n.procsPerReqUs));
+    out[sc.id] = {
+      label: sc.label,
+      paced: sc.paced,
+      modes,
+      addedCpuUsOsprey: addedOsprey,
+      addedCpuUsProbe: addedProbe,
+      addedCpuRatio: addedProbe > 0 ? addedOsprey / addedProbe : NaN,
+      addedProcsUsOsprey: addedProcsOsprey,
+      addedProcsUsProbe: addedProcsProbe,
+      addedProcsRatio: addedProcsProbe > 0 ? addedProcsOsprey / addedProcsProbe : NaN,
+      p99DeltaPctOsprey: (100 * (modes.osprey.p99ms - modes.none.p99ms)) / modes.none.p99ms,
+      p99DeltaPctProbe: (100 * (modes.probe.p99ms - modes.none.p99ms)) / modes.none.p99ms,
+      satRatioOsprey: median(perRound(sc.id, (n, _p, o) => o.rps / n.rps)),
+      satRatioProbe: median(perRound(sc.id, (n, p) => p.rps / n.rps)),
+    };
+    out[sc.id].satOspreyVsProbe = out[sc.id].satRatioOsprey / out[sc.id].satRatioProbe;
+  }
+  return out;
+}
+
+// ---- query ------------------------------------------------------------------------------
+
+async function queryBench() {
+  const script = join(ROOT, 'bench/store-bench.mjs');
+  if (!existsSync(script)) {
+    log('query: bench/store-bench.mjs is missing: skipped');
+    return [];
+  }
+  const out = [];
+  for (const n of cfg.querySizes) {
+    log(`query: store-bench with ${n.toLocaleString('en-US')} generated spans (50 services, 500 routes, 1% errors, log-normal durations), ${cfg.queryRuns} runs per query`);
+    const timeoutMs = Math.max(300_000, (n / 10_000) * 1000 * 6);
+    const r = await runTracked(process.execPath, ['--expose-gc', script, '--spans', String(n), '--runs', String(cfg.queryRuns)], timeoutMs);
+    if (r.code !== 0) {
+      log(`query: store-bench exited ${r.code ?? r.signal}: ${r.err.trim().slice(-500)}`);
+      out.push({ spans: n, error: `exit ${r.code ?? r.signal}`, queries: [] });
+      continue;
+    }
+    const queries = [];
+    let inTable = false;
+    for (const line of r.out.split('\n')) {
+      if (/^query\s+p50 ms/.test(line)) {
+        inTable = true;
+        continue;
+      }
+      const m = inTable && /^(.*?)\s{2,}([\d.]+)\s+([\d.]+)\s*(\d*)\s*$/.exec(line);
+      if (m) queries.push({ label: m[1].trim(), p50ms: Number(m[2]), p99ms: Number(m[3]), rows: m[4] === '' ? undefined : Number(m[4]) });
+    }
+    const append = /append:.*?→\s*([\d,]+) spans\/s/.exec(r.out);
+    const rss = /after loading and querying/.test(r.out) ? Number(/([\d.]+) MB after loading/.exec(r.out)?.[1]) : undefined;
+    out.push({ spans: n, appendSpansPerSec: append ? Number(append[1].replace(/,/g, '')) : undefined, rssMb: rss, queries });
+    for (const q of queries) log(`  ${q.label}: p50 ${q.p50ms} ms, p99 ${q.p99ms} ms`);
+  }
+  return out;
+}
+
+// ---- report -----------------------------------------------------------------------------
+
+function targets(load, pipeline, query) {
+  const t = [];
+  const mark = (ok) => (ok === undefined ? 'n/a' : ok ? 'MET' : 'MISSED');
+  const add = (name, goal, value, ok, where) => t.push({ name, goal, value, status: mark(ok), where });
+  if (load) {
+    const paced = Object.entries(load).filter(([, s]) => s.paced);
+    const sat = Object.entries(load).filter(([, s]) => !s.paced);
+    const worst = (list, f, lowIsBad) => {
+      let best;
+      for (const [id, s] of list) {
+        const v = f(s);
+        if (!Number.isFinite(v)) continue;
+        if (!best || (lowIsBad ? v < best.v : v > best.v)) best = { id, v };
+      }
+      return best;
+    };
+    const c = worst(paced, (s) => s.modes.osprey.completeness, true);
+    add('paced completeness (server spans ÷ wrk requests)', `>= ${TARGETS.completeness * 100}%`, c && fpct(c.v, 2), c && c.v >= TARGETS.completeness, c?.id);
+    const a = worst(paced, (s) => s.modes.osprey.agentCoresPer10k, false);
+    add('agent CPU, cores per 10k req/s', `<= ${TARGETS.agentCoresPer10k}`, a && fx(a.v, 3), a && a.v <= TARGETS.agentCoresPer10k, a?.id);
+    const undefinedRatio = paced.filter(([, s]) => !Number.isFinite(s.addedCpuRatio)).map(([id]) => id);
+    const r = worst(paced, (s) => s.addedCpuRatio, false);
+    add(
+      'added node CPU per request, osprey ÷ probe (/proc/stat)',
+      `<= ${TARGETS.addedCpuVsProbe}x`,
+      r ? `${fx(r.v, 2)}x${undefinedRatio.length ? ` (n/a for ${undefinedRatio.join(', ')}: probe cost within noise)` : ''}` : 'n/a',
+      r ? r.v <= TARGETS.addedCpuVsProbe : undefined,
+      r?.id,
+    );
+    const rp = worst(paced, (s) => s.addedProcsRatio, false);
+    add('  same, CPU of the test processes only (wrk + server + tracer)', `<= ${TARGETS.addedCpuVsProbe}x`, rp ? `${fx(rp.v, 2)}x` : 'n/a', rp ? rp.v <= TARGETS.addedCpuVsProbe : undefined, rp?.id);
+    const p = worst(paced, (s) => s.p99DeltaPctOsprey, false);
+    add('p99 latency delta vs no probe', `<= +${TARGETS.p99DeltaPct}%`, p && `${fsign(p.v)}%`, p && p.v <= TARGETS.p99DeltaPct, p?.id);
+    const m = worst(Object.entries(load), (s) => s.modes.osprey.agentHwmMb, false);
+    const startRss = median(Object.values(load).map((s) => s.modes.osprey.agentStartRssMb));
+    add('agent peak RSS (VmHWM, in-memory store)', `<= ${TARGETS.rssMb} MB`, m && `${fx(m.v, 0)} MB (${fx(startRss, 0)} MB at start)`, m && m.v <= TARGETS.rssMb, m?.id);
+    const s = worst(sat, (x) => x.satOspreyVsProbe, true);
+    add('saturation throughput: osprey ratio ÷ probe ratio', `>= ${TARGETS.satVsProbe}`, s && fx(s.v, 2), s && s.v >= TARGETS.satVsProbe, s?.id);
+  }
+  if (pipeline) {
+    const g = TARGETS.pipelineSpansPerCore;
+    add('pipeline spans/s per core (agent alone)', `>= ${fint(g)}`, fint(pipeline.agentOnly.spansPerCpuSec), pipeline.agentOnly.spansPerCpuSec >= g);
+    add('pipeline spans/s per core (agent + DuckStore)', `>= ${fint(g)}`, fint(pipeline.withStore.spansPerCpuSec), pipeline.withStore.spansPerCpuSec >= g);
+  }
+  if (query?.length) {
+    const big = [...query].filter((q) => q.queries.length).sort((a, b) => b.spans - a.spans)[0];
+    if (big) {
+      const note = big.spans < 10_000_000 ? ` (measured at ${fint(big.spans)} spans, not 10M)` : '';
+      const searches = big.queries.filter((q) => /^search/.test(q.label));
+      const ws = searches.reduce((a, q) => (!a || q.p99ms > a.p99ms ? q : a), undefined);
+      add(`search p99, worst search query${note}`, `< ${TARGETS.searchP99Ms} ms`, ws && `${fx(ws.p99ms, 1)} ms`, ws && ws.p99ms < TARGETS.searchP99Ms, ws?.label);
+      const tr = big.queries.find((q) => /trace by id/.test(q.label));
+      add(`trace by id p99${note}`, `< ${TARGETS.traceP99Ms} ms`, tr && `${fx(tr.p99ms, 1)} ms`, tr && tr.p99ms < TARGETS.traceP99Ms);
+    }
+  }
+  return t;
+}
+
+function table(rows, align) {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  return rows
+    .map((r, ri) =>
+      r
+        .map((c, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'l' ? String(c).padEnd(w[i]) : String(c).padStart(w[i])))
+        .join('  ')
+        .trimEnd() + (ri === 0 ? `\n${w.map((x) => '-'.repeat(x)).join('  ')}` : ''),
+    )
+    .join('\n');
+}
+
+function report(res) {
+  const L = [];
+  const m = res.machine;
+  L.push(`Osprey benchmark (${res.config.variant}) — ${res.date}`);
+  L.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.memGb} GB; ${m.os}; kernel ${m.kernel}; node ${m.node}`);
+  L.push(`noise at start: load average ${res.noise.loadavg.join(' ')}; other BPF tracepoint programs attached: ${res.noise.bpfTracepoints ?? 'unknown'}`);
+  const load = res.load?.summary;
+  if (load) {
+    const c = res.config;
+    L.push('');
+    L.push(
+      `Paced load: wrk -t${c.threads} -c${c.connections}, paced to ~${c.rate} req/s with Lua delay() (node Connection: close at half that), ${c.pacedSec} s runs after ${c.warmSec} s warm-up; medians of ${c.rounds} round(s), modes alternating.`,
+    );
+    L.push('node µs/req: busy CPU of the whole machine (/proc/stat) per completed request (wrk, server, tracer, kernel, and anything else running);');
+    L.push('procs µs/req: CPU of wrk + server + tracer process only (immune to other load). added: minus mode none, paired per round.');
+    const rows = [['scenario', 'mode', 'req/s', 'node µs/req', 'added', 'procs µs/req', 'added', 'p50 ms', 'p99 ms', 'p99 Δ', 'agent cores/10k rps', 'spans/req', 'rb drops']];
+    for (const [, s] of Object.entries(load).filter(([, s]) => s.paced)) {
+      for (const mode of ['none', 'probe', 'osprey']) {
+        const x = s.modes[mode];
+        rows.push([
+          mode === 'none' ? s.label : '',
+          mode,
+          fint(x.rps),
+          fx(x.cpuPerReqUs, 1),
+          mode === 'none' ? '' : fsign(mode === 'probe' ? s.addedCpuUsProbe : s.addedCpuUsOsprey, 1),
+          fx(x.procsPerReqUs, 1),
+          mode === 'none' ? '' : fsign(mode === 'probe' ? s.addedProcsUsProbe : s.addedProcsUsOsprey, 1),
+          fx(x.p50ms, 3),
+          fx(x.p99ms, 2),
+          mode === 'none' ? '' : `${fsign(mode === 'probe' ? s.p99DeltaPctProbe : s.p99DeltaPctOsprey, 0)}%`,
+          mode === 'osprey' ? fx(x.agentCoresPer10k, 3) : '',
+          mode === 'osprey' ? fpct(x.completeness, 2) : '',
+          mode === 'osprey' ? fint(x.ringbufDropped) : '',
+        ]);
+      }
+    }
+    L.push(table(rows));
+    L.push('');
+    const r2 = [['scenario', 'added CPU osprey ÷ probe (node)', '(procs)', 'osprey p99 Δ', 'probe p99 Δ', 'agent RSS start → peak', 'client spans/req']];
+    for (const [, s] of Object.entries(load).filter(([, s]) => s.paced)) {
+      r2.push([
+        s.label,
+        Number.isFinite(s.addedCpuRatio) ? `${fx(s.addedCpuRatio, 2)}x` : 'n/a (probe ≤ 0)',
+        Number.isFinite(s.addedProcsRatio) ? `${fx(s.addedProcsRatio, 2)}x` : 'n/a (probe ≤ 0)',
+        `${fsign(s.p99DeltaPctOsprey, 1)}%`,
+        `${fsign(s.p99DeltaPctProbe, 1)}%`,
+        `${fx(s.modes.osprey.agentStartRssMb, 0)} → ${fx(s.modes.osprey.agentHwmMb, 0)} MB`,
+        fpct(s.modes.osprey.clientCompleteness, 2),
+      ]);
+    }
+    L.push(table(r2));
+    L.push('');
+    L.push(`Saturation: unpaced wrk -t${c.threads} -c${c.connections} keep-alive, ${c.satSec} s runs; ratios are per round (paired), then the median.`);
+    const r3 = [['scenario', 'none req/s', 'probe req/s', 'osprey req/s', 'probe/none', 'osprey/none', 'osprey ÷ probe', 'agent cores', 'spans/req', 'rb drops']];
+    for (const [, s] of Object.entries(load).filter(([, s]) => !s.paced)) {
+      r3.push([
+        s.label,
+        fint(s.modes.none.rps),
+        fint(s.modes.probe.rps),
+        fint(s.modes.osprey.rps),
+        fx(s.satRatioProbe, 3),
+        fx(s.satRatioOsprey, 3),
+        fx(s.satOspreyVsProbe, 3),
+        fx(s.modes.osprey.agentCores, 2),
+        fpct(s.modes.osprey.completeness, 2),
+        fint(s.modes.osprey.ringbufDropped),
+      ]);
+    }
+    L.push(table(r3));
+  }
+  const p = res.pipeline;
+  if (p) {
+    L.push('');
+    L.push(
+      `Pipeline (recorded ${p.recorded.seconds} s of real events: ${fint(p.recorded.requests)} requests wrk -> nginx -> node, ${fint(p.recorded.events)} events, ${fint(p.recorded.spans)} spans; replayed without the kernel):`,
+    );
+    L.push(
+      table([
+        ['sink', 'events/s per core', 'spans/s per core', 'spans/s wall', 'passes'],
+        ['agent alone', fint(p.agentOnly.eventsPerCpuSec), fint(p.agentOnly.spansPerCpuSec), fint(p.agentOnly.spansPerWallSec), p.agentOnly.passes],
+        ['agent + DuckStore (in memory)', fint(p.withStore.eventsPerCpuSec), fint(p.withStore.spansPerCpuSec), fint(p.withStore.spansPerWallSec), p.withStore.passes],
+      ]),
+    );
+  }
+  if (res.query?.length) {
+    L.push('');
+    L.push(`Query (bench/store-bench.mjs, in-memory DuckStore, generated spans; p50/p99 over ${res.config.queryRuns} runs, fewer for the heavy ones):`);
+    const labels = [...new Set(res.query.flatMap((q) => q.queries.map((x) => x.label)))];
+    const head = ['query', ...res.query.flatMap((q) => [`${fint(q.spans)} p50 ms`, `p99 ms`])];
+    const rows = [head];
+    for (const l of labels) {
+      rows.push([l, ...res.query.flatMap((q) => {
+        const x = q.queries.find((y) => y.label === l);
+        return [fx(x?.p50ms, 1), fx(x?.p99ms, 1)];
+      })]);
+    }
+    L.push(table(rows));
+    L.push(`append rate: ${res.query.map((q) => `${fint(q.spans)} spans: ${fint(q.appendSpansPerSec)} spans/s`).join('; ')}`);
+  }
+  L.push('');
+  L.push('Targets (goals, reported not asserted):');
+  const tr = [['status', 'target', 'goal', 'measured', 'worst case']];
+  for (const t of res.targets) tr.push([t.status, t.name, t.goal, t.value ?? '–', t.where ?? '']);
+  L.push(table(tr, ['l', 'l', 'l', 'l', 'l']));
+  return L.join('\n');
+}
+
+// ---- main -------------------------------------------------------------------------------
+
+installCleanup();
+checkTools();
+const dir = mkdtempSync(join(tmpdir(), 'osprey-bench-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+if (cfg.cpuProfDir) mkdirSync(cfg.cpuProfDir, { recursive: true });
+
+const res = {
+  date: new Date().toISOString(),
+  machine: machine(),
+  config: { ...cfg, only: [...cfg.only], clkTck: CLK_TCK },
+  noise: noise(),
+  targetsGoal: TARGETS,
+};
+log(`osprey bench (${cfg.variant}): ${res.machine.cpu}, ${res.machine.cores} cores, kernel ${res.machine.kernel}; load average ${res.noise.loadavg.join(' ')}`);
+if (res.noise.bpfTracepoints) log(`warning: ${res.noise.bpfTracepoints} BPF tracepoint program(s) already attached: every mode pays for them`);
+if (res.noise.loadavg[0] > 0.5) log('warning: the machine is not idle (load average > 0.5): expect noisy numbers');
+
+let exitCode = 0;
+try {
+  if (cfg.only.has('load')) {
+    const l = await loadRounds(dir);
+    res.load = { ...l, summary: summarizeLoad(l.runs) };
+  }
+  if (cfg.only.has('pipeline')) {
+    res.pipeline = await runPipeline({ seconds: cfg.pipelineSec, rate: 3000, cpuTarget: cfg.pipelineCpuSec, dir });
+  }
+  if (cfg.only.has('query')) res.query = await queryBench();
+} catch (err) {
+  log(`error: ${err.stack ?? err}`);
+  res.error = String(err.message ?? err);
+  exitCode = 1;
+} finally {
+  await stopAll();
+}
+res.noiseEnd = noise();
+res.targets = targets(res.load?.summary, res.pipeline, res.query);
+mkdirSync(join(cfg.out, '..'), { recursive: true });
+writeFileSync(cfg.out, JSON.stringify(res, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
+process.stdout.write(`${report(res)}\n`);
+log(`results: ${cfg.out}`);
+process.exitCode = exitCode;
