@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--paced SEC] [--sat SEC] [--rate REQ_PER_S]
 //                      [--only load,pipeline,query] [--query-sizes 1000000,10000000]
-//                      [--cpu-prof DIR] [--out FILE]
+//                      [--wait-idle SEC] [--cpu-prof DIR] [--out FILE]
 //
 // Progress goes to stderr, the result table to stdout, everything to bench/out/latest.json.
 // Needs root (bpftrace, osprey), wrk, nginx, bpftrace. See docs/benchmarks.md.
@@ -15,7 +15,7 @@ import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noneMode, ospreyMode, probeMode, ROOT, runWrk, startNginxStatic, startNodeServer } from './lib/load.mjs';
-import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, runTracked, sleep, stopAll } from './lib/proc.mjs';
+import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, procCpuSplit, runTracked, sleep, stopAll } from './lib/proc.mjs';
 import { runPipeline } from './pipeline.mjs';
 
 // ---- options ----------------------------------------------------------------------------
@@ -45,6 +45,8 @@ const cfg = {
   querySizes: String(opt('query-sizes', QUICK ? '200000' : '1000000,10000000')).split(',').map(Number),
   queryRuns: QUICK ? 10 : 30,
   only: new Set(String(opt('only', 'load,pipeline,query')).split(',')),
+  // before each mode session, wait up to this long for an idle machine (no other tracer, <10% busy)
+  waitIdleSec: Number(opt('wait-idle', 0)),
   cpuProfDir: opt('cpu-prof', undefined),
   out: opt('out', join(ROOT, 'bench/out/latest.json')),
 };
@@ -108,6 +110,14 @@ function machine() {
   };
 }
 
+/** busy fraction of the machine over the next `ms` (we are idle meanwhile) */
+async function busyNow(ms = 1000) {
+  const a = nodeCpu();
+  await sleep(ms);
+  const b = nodeCpu();
+  return (b.busy - a.busy) / Math.max(1, b.total - a.total);
+}
+
 /** other tracers attached now (they would skew every mode) and the load average */
 function noise() {
   let bpfTracepoints;
@@ -147,10 +157,20 @@ async function startTarget(sc, tag, dir) {
 
 /** one mode session: start the mode, run every scenario, collect, stop */
 async function session(mode, round, dir) {
+  // is anything else running? (sampled before our own tracer attaches)
+  let noiseStart = { ...noise(), busy: await busyNow() };
+  const waitUntil = Date.now() + cfg.waitIdleSec * 1000;
+  while ((noiseStart.busy > 0.1 || noiseStart.bpfTracepoints) && Date.now() < waitUntil) {
+    log(`waiting for a quiet machine: ${Math.round(noiseStart.busy * 100)}% busy, ${noiseStart.bpfTracepoints ?? 0} other BPF tracepoint programs`);
+    await sleep(4000);
+    noiseStart = { ...noise(), busy: await busyNow() };
+  }
+  if (noiseStart.busy > 0.1 || noiseStart.bpfTracepoints) {
+    log(`warning: machine not quiet before this session: ${Math.round(noiseStart.busy * 100)}% busy, ${noiseStart.bpfTracepoints ?? 0} other BPF tracepoint programs attached`);
+  }
   log(`round ${round + 1}/${cfg.rounds}: mode ${mode.name}: starting`);
   const ctl = await mode.start();
   const results = [];
-  const noiseStart = noise();
   try {
     for (const sc of SCENARIOS) {
       const server = await startTarget(sc, `r${round}-${sc.id}`, dir);
@@ -170,6 +190,7 @@ async function session(mode, round, dir) {
         const c0 = await ctl.sample();
         const g0 = groupCpuSec(server.child.pid);
         const a0 = ctl.pid ? procCpuSec(ctl.pid) : NaN;
+        const split0 = ctl.pid ? procCpuSplit(ctl.pid) : undefined;
         const s0 = nodeCpu();
         const t0 = performance.now();
         const startNs = nowNs();
@@ -178,6 +199,7 @@ async function session(mode, round, dir) {
         const wall = (performance.now() - t0) / 1000;
         const s1 = nodeCpu();
         const a1 = ctl.pid ? procCpuSec(ctl.pid) : NaN;
+        const split1 = ctl.pid ? procCpuSplit(ctl.pid) : undefined;
         const g1 = groupCpuSec(server.child.pid);
         const c1 = await ctl.sample();
         const busySec = (s1.busy - s0.busy) / CLK_TCK;
@@ -202,6 +224,8 @@ async function session(mode, round, dir) {
           procsCpuSec,
           procsPerReqUs: (procsCpuSec * 1e6) / w.requests,
           agentCpuSec,
+          agentUserSec: split1 ? split1.user - split0.user : undefined,
+          agentSysSec: split1 ? split1.sys - split0.sys : undefined,
           agentCoresPer10k: mode.name === 'osprey' ? agentCpuSec / wall / (w.rps / 10_000) : undefined,
           ringbufDropped: mode.name === 'osprey' ? (counters.ringbuf_dropped ?? 0) : undefined,
           counters: mode.name === 'osprey' ? counters : undefined,
@@ -301,6 +325,7 @@ function summarizeLoad(runs) {
         Object.assign(modes[m], {
           agentCoresPer10k: median(rs.map((r) => r.agentCoresPer10k)),
           agentCores: median(rs.map((r) => r.agentCpuSec / r.wallSec)),
+          agentSysShare: median(rs.map((r) => r.agentSysSec / (r.agentUserSec + r.agentSysSec))),
           agentHwmMb: max(rs.map((r) => r.agentHwmMb)),
           agentStartRssMb: median(rs.map((r) => r.agentStartRssMb)),
           ringbufDropped: rs.reduce((a, r) => a + (r.ringbufDropped ?? 0), 0),
@@ -448,6 +473,14 @@ function report(res) {
   L.push(`Osprey benchmark (${res.config.variant}) — ${res.date}`);
   L.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.memGb} GB; ${m.os}; kernel ${m.kernel}; node ${m.node}`);
   L.push(`noise at start: load average ${res.noise.loadavg.join(' ')}; other BPF tracepoint programs attached: ${res.noise.bpfTracepoints ?? 'unknown'}`);
+  if (res.load?.sessions?.length) {
+    const ss = res.load.sessions;
+    const noisy = ss.filter((x) => x.noise.busy > 0.1 || x.noise.bpfTracepoints);
+    L.push(
+      `noise before each session (machine busy over 1 s while idle): median ${fx(100 * median(ss.map((x) => x.noise.busy)), 0)}%, max ${fx(100 * max(ss.map((x) => x.noise.busy)), 0)}%; ` +
+        `${noisy.length} of ${ss.length} sessions started on a busy machine or with another tracer attached`,
+    );
+  }
   const load = res.load?.summary;
   if (load) {
     const c = res.config;
@@ -480,7 +513,7 @@ function report(res) {
     }
     L.push(table(rows));
     L.push('');
-    const r2 = [['scenario', 'added CPU osprey ÷ probe (node)', '(procs)', 'osprey p99 Δ', 'probe p99 Δ', 'agent RSS start → peak', 'client spans/req']];
+    const r2 = [['scenario', 'added CPU osprey ÷ probe (node)', '(procs)', 'osprey p99 Δ', 'probe p99 Δ', 'agent RSS start → peak', 'agent CPU in kernel', 'client spans/req']];
     for (const [, s] of Object.entries(load).filter(([, s]) => s.paced)) {
       r2.push([
         s.label,
@@ -489,6 +522,7 @@ function report(res) {
         `${fsign(s.p99DeltaPctOsprey, 1)}%`,
         `${fsign(s.p99DeltaPctProbe, 1)}%`,
         `${fx(s.modes.osprey.agentStartRssMb, 0)} → ${fx(s.modes.osprey.agentHwmMb, 0)} MB`,
+        fpct(s.modes.osprey.agentSysShare, 0),
         fpct(s.modes.osprey.clientCompleteness, 2),
       ]);
     }

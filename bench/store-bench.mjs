@@ -197,8 +197,11 @@ const qErr = parseTraceQL('{ status = error && kind = server }');
 await time('search {status=error && kind=server} 1h, 20', () =>
   store.search({ query: qErr, startNs: nowNs - hour, endNs: nowNs, limit: 20 }));
 const qPath = parseTraceQL('{ span.url.path =~ "/api/v1/r42/.*" }');
-await time('search {span.url.path =~ ...} 1h (JSON attr), 20', () =>
+await time('search {span.url.path =~ regex} 1h, 20', () =>
   store.search({ query: qPath, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+const qAddr = parseTraceQL('{ span.client.address = "10.0.1.7" && kind = server }');
+await time('search {span.client.address = ...} 1h (JSON attr), 20', () =>
+  store.search({ query: qAddr, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
 const qPid = parseTraceQL('{ .process.pid = 1007 && span.http.route = "/api/v1/r7/{id}" }');
 await time('search {.process.pid=1007 && route} all time, 20', () => store.search({ query: qPid, limit: 20 }), 10);
 await time('searchTraces {status=error} 1h, 20 traces', () =>

@@ -187,6 +187,17 @@ export function procCpuSec(pid) {
   }
 }
 
+/** utime and stime of a process separately, seconds ({NaN, NaN} when it is gone) */
+export function procCpuSplit(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK };
+  } catch {
+    return { user: NaN, sys: NaN };
+  }
+}
+
 /** utime+stime summed over every process of a process group (a server and its workers), seconds */
 export function groupCpuSec(pgid) {
   let sum = 0;

@@ -226,6 +226,7 @@ export class Agent {
   /** forget a connection; requests it never finished are dropped with it */
   #drop(c: Conn): void {
     this.#conns.delete(c.id);
+    for (const rec of c.open.values()) this.linker.abandon(rec);
     c.open.clear();
   }
 

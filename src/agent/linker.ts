@@ -53,6 +53,10 @@ export interface LinkerCounters {
   ambiguous_thread: number;
   roots: number;
   evicted: number;
+  /** finished records emitted before their hold because the table was full */
+  emitted_early: number;
+  /** requests whose connection went away before they finished */
+  abandoned: number;
 }
 
 export interface LinkerOptions {
@@ -80,6 +84,8 @@ export class Linker {
     ambiguous_thread: 0,
     roots: 0,
     evicted: 0,
+    emitted_early: 0,
+    abandoned: 0,
   };
   readonly #holdNs: number;
   readonly #max: number;
@@ -94,6 +100,8 @@ export class Linker {
   readonly #live = new Map<string, LinkRecord>();
   /** finished records in emission order */
   #held: LinkRecord[] = [];
+  /** records pushed out early by the table limit, emitted with the next drain */
+  #early: LinkRecord[] = [];
 
   constructor(opts: LinkerOptions = {}) {
     this.#holdNs = opts.holdNs ?? 500e6;
@@ -229,14 +237,7 @@ export class Linker {
   /** the request's exchange finished at ts; the record is emitted after the hold */
   finish(r: LinkRecord, ts: number, now: number): void {
     r.end = Math.max(ts, r.start);
-    if (r.kind === 'server') {
-      const tk = `${r.pid}:${r.tid}`;
-      const set = this.#serving.get(tk);
-      if (set) {
-        set.delete(r);
-        if (!set.size) this.#serving.delete(tk);
-      }
-    }
+    this.#unserve(r);
     r.emitAt = now + this.#holdNs;
     this.#held.push(r);
   }
@@ -245,9 +246,11 @@ export class Linker {
   drain(now: number): LinkRecord[] {
     let n = 0;
     while (n < this.#held.length && this.#held[n]!.emitAt <= now) n++;
+    const early = this.#early;
+    this.#early = [];
     if (!n) {
       this.#expire(now);
-      return [];
+      return early;
     }
     const out = this.#held.slice(0, n);
     this.#held = this.#held.slice(n);
@@ -256,13 +259,14 @@ export class Linker {
       this.#forget(r);
     }
     this.#expire(now);
-    return out;
+    return early.length ? early.concat(out) : out;
   }
 
   /** everything held, now (shutdown) */
   flush(): LinkRecord[] {
-    const out = this.#held;
+    const out = this.#early.concat(this.#held);
     this.#held = [];
+    this.#early = [];
     for (const r of out) {
       this.#resolve(r);
       this.#forget(r);
@@ -314,20 +318,42 @@ export class Linker {
     }
   }
 
+  /** the table is full: the oldest record goes, emitted early if finished, else dropped (O(1)) */
   #evictOldest(): void {
-    for (const r of this.#live.values()) {
-      if (r.end === undefined) {
-        this.#drop(r);
-        return;
-      }
+    const oldest = this.#live.values().next().value;
+    if (!oldest) return;
+    if (oldest.end === undefined) {
+      this.#drop(oldest);
+      return;
     }
+    const i = this.#held.indexOf(oldest);
+    if (i >= 0) this.#held.splice(i, 1);
+    this.#resolve(oldest);
+    this.#forget(oldest);
+    this.#early.push(oldest);
+    this.counters.emitted_early++;
+  }
+
+  /** a request that will never finish (its connection went away unparsed) */
+  abandon(r: LinkRecord): void {
+    if (r.end !== undefined || !this.#live.has(r.spanId)) return;
+    this.counters.abandoned++;
+    this.#forget(r);
+    this.#unserve(r);
   }
 
   #drop(r: LinkRecord): void {
     this.counters.evicted++;
     this.#forget(r);
+    this.#unserve(r);
+  }
+
+  #unserve(r: LinkRecord): void {
+    if (r.kind !== 'server') return;
     const tk = `${r.pid}:${r.tid}`;
-    this.#serving.get(tk)?.delete(r);
-    if (this.#serving.get(tk)?.size === 0) this.#serving.delete(tk);
+    const set = this.#serving.get(tk);
+    if (!set) return;
+    set.delete(r);
+    if (!set.size) this.#serving.delete(tk);
   }
 }

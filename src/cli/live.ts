@@ -15,6 +15,7 @@ export class LiveSummary {
     private readonly store: DuckStore,
     private readonly url: string,
     private readonly tty: boolean,
+    private readonly startedMs: number,
   ) {}
 
   start(): void {
@@ -32,6 +33,8 @@ export class LiveSummary {
     try {
       const now = BigInt(Date.now()) * 1_000_000n;
       const services = (await this.store.services(now - WINDOW_NS)).filter((s) => s.requestCount > 0);
+      const seconds = Math.min(Number(WINDOW_NS) / 1e9, (Date.now() - this.startedMs) / 1000);
+      for (const s of services) s.ratePerSec = seconds > 0 ? s.requestCount / seconds : 0;
       if (!this.tty) {
         const total = services.reduce((a, s) => a + s.ratePerSec, 0);
         process.stderr.write(`osprey: last 60s: ${services.length} services, ${total.toFixed(1)} req/s, ${this.store.stats().rows} spans stored\n`);

@@ -90,7 +90,13 @@ export const upCommand: Command = {
     let server;
     try {
       server = await startServer(
-        { store, status, metrics: () => exposition(metricFamilies(agent, store)), ui: values['no-ui'] ? undefined : uiPage },
+        {
+          store,
+          status,
+          metrics: () => exposition(metricFamilies(agent, store)),
+          ui: values['no-ui'] ? undefined : uiPage,
+          observingSinceNs: BigInt(started) * 1_000_000n,
+        },
         listen,
       );
     } catch (err) {
@@ -114,7 +120,7 @@ export const upCommand: Command = {
     }
     say(`try: osprey query --since 5m '{ duration > 100ms }'   osprey services   osprey graph`);
 
-    const live = new LiveSummary(store, server.url, process.stdout.isTTY === true);
+    const live = new LiveSummary(store, server.url, process.stdout.isTTY === true, started);
     live.start();
 
     const sig = await untilSignal();

@@ -16,6 +16,8 @@ export interface ServerDeps {
   metrics(): string;
   /** HTML of the UI at / (undefined: --no-ui) */
   ui?: () => string;
+  /** unix ns since when the agent has been capturing: rates are per second observed */
+  observingSinceNs?: bigint;
 }
 
 export interface RunningServer {
@@ -110,7 +112,14 @@ export function routes(deps: ServerDeps): [string, RegExp, Handler][] {
       /^\/api\/osprey\/services$/,
       async (_r, url) => {
         const w = since(url);
-        return json({ services: await store.services(w.startNs ?? BigInt(Date.now() - 3600_000) * 1_000_000n, w.endNs) });
+        const from = w.startNs ?? BigInt(Date.now() - 3600_000) * 1_000_000n;
+        const to = w.endNs ?? BigInt(Date.now()) * 1_000_000n;
+        const services = await store.services(from, to);
+        // a window reaching back before capture started would dilute rates
+        const observed = deps.observingSinceNs && deps.observingSinceNs > from ? deps.observingSinceNs : from;
+        const seconds = Number(to - observed) / 1e9;
+        for (const s of services) s.ratePerSec = seconds > 0 ? s.requestCount / seconds : 0;
+        return json({ services });
       },
     ],
     [

@@ -10,13 +10,16 @@ import {
   BIGINT,
   BOOLEAN,
   DOUBLE,
+  LIST,
   UBIGINT,
+  UINTEGER,
   UTINYINT,
   VARCHAR,
+  listValue,
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import type { AttributeScope, ComparisonOp, Expr, IntrinsicName, Literal } from '../traceql/index.js';
+import type { AttributeField, CompareExpr, ComparisonOp, Expr, IntrinsicName, Literal } from '../traceql/index.js';
 import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_CODE, STATUS_CODE } from './schema.js';
 
 const INT64_MAX = 9223372036854775807n;
@@ -39,6 +42,17 @@ export interface CompileContext {
   /** the search window, applied to trace-level subqueries too */
   startNs?: bigint;
   endNs?: bigint;
+  /**
+   * false when no stored span has this attribute key (so span-side conditions on it are
+   * decided without reading attributes); undefined = unknown, always check
+   */
+  spanKeyMayExist?: (key: string) => boolean;
+  /**
+   * resources matching each comparison's resource side (see resourcePredicate), looked
+   * up beforehand: a constant id list keeps the main query free of joins, so DuckDB can
+   * pick the top rows before reading wide columns
+   */
+  resourceIds?: Map<CompareExpr, number[]>;
 }
 
 /** `col >= $a AND col <= $b` for the window (TRUE when unbounded). */
@@ -64,7 +78,7 @@ export function compileFilter(e: Expr, ctx: CompileContext): string {
     case 'compare':
       return e.field.type === 'intrinsic'
         ? intrinsic(e.field.name, e.op, e.value, ctx)
-        : attribute(e.field.scope, e.field.name, e.op, e.value, ctx);
+        : attribute(e as CompareExpr & { field: AttributeField }, ctx);
   }
 }
 
@@ -169,52 +183,139 @@ function durationCmp(x: string, op: ComparisonOp, d: number, P: Params): string 
   }
 }
 
-function attribute(scope: AttributeScope, key: string, op: ComparisonOp, lit: Literal, ctx: CompileContext): string {
+/** The typed view of a literal compared with an attribute; undefined for status/kind keywords (never equal). */
+function attrLiteral(lit: Literal): { t: 'string' | 'number' | 'boolean'; value: DuckDBValue; type: DuckDBType } | undefined {
+  switch (lit.type) {
+    case 'string':
+      return { t: 'string', value: lit.value, type: VARCHAR };
+    case 'number':
+      return { t: 'number', value: lit.value, type: DOUBLE };
+    case 'duration':
+      return { t: 'number', value: lit.nanos, type: DOUBLE };
+    case 'boolean':
+      return { t: 'boolean', value: lit.value, type: BOOLEAN };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The predicate on `r.attributes` (table `resources r`) for the resource side of an
+ * attribute comparison: for `= nil` / `!= nil` it selects resources *without* the key.
+ * Undefined when the resource side needs no lookup (a typed hot column, or a keyword).
+ */
+export function resourcePredicate(c: CompareExpr, P: Params): string | undefined {
+  if (c.field.type !== 'attribute' || c.field.scope === 'span') return undefined;
+  const key = c.field.name;
+  if (c.value.type === 'nil') return `(json_extract(r.attributes, ${P.add(jsonPointer(key), VARCHAR)}) IS NULL)`;
+  const a = attrLiteral(c.value);
+  if (!a) return undefined;
+  const hot = HOT_RESOURCE_ATTRS[key];
+  if (hot && hot[1] === a.t) return undefined;
+  const ptr = P.add(jsonPointer(key), VARCHAR);
+  return cmp(typedJson('r.attributes', ptr, a.t), c.op, P.add(a.value, a.type));
+}
+
+/** The comparisons whose resource side resourcePredicate() describes, in order. */
+export function resourceComparisons(e: Expr): CompareExpr[] {
+  switch (e.type) {
+    case 'const':
+      return [];
+    case 'and':
+    case 'or':
+      return [...resourceComparisons(e.left), ...resourceComparisons(e.right)];
+    case 'not':
+      return resourceComparisons(e.expr);
+    case 'compare':
+      return resourcePredicate(e, new Params()) === undefined ? [] : [e];
+  }
+}
+
+function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileContext): string {
   const P = ctx.params;
+  const { scope, name: key } = c.field;
+  const { op, value: lit } = c;
   // added on first use only: DuckDB refuses parameters the statement does not reference
   let ptrParam: string | undefined;
   const ptr = (): string => (ptrParam ??= P.add(jsonPointer(key), VARCHAR));
+  const spanMayHave = ctx.spanKeyMayExist ? ctx.spanKeyMayExist(key) : true;
+  /** spans whose resource satisfies resourcePredicate(c): from the ids looked up beforehand, or a subquery */
+  const resourceMatch = (): string => {
+    const ids = ctx.resourceIds?.get(c);
+    if (ids) return ids.length === 0 ? 'FALSE' : `list_contains(${P.add(listValue(ids), LIST(UINTEGER))}, res_id)`;
+    return `(res_id IN (SELECT r.id FROM resources r WHERE ${resourcePredicate(c, P) ?? 'FALSE'}))`;
+  };
   if (lit.type === 'nil') {
-    const spanAbsent = (): string => `(json_extract(attributes, ${ptr()}) IS NULL)`;
-    const resAbsent = (): string => `(res_id IN (SELECT r.id FROM resources r WHERE json_extract(r.attributes, ${ptr()}) IS NULL))`;
-    const absent = scope === 'span' ? spanAbsent() : scope === 'resource' ? resAbsent() : `(${spanAbsent()} AND ${resAbsent()})`;
+    const spanAbsent = (): string => (spanMayHave ? `(json_extract(attributes, ${ptr()}) IS NULL)` : 'TRUE');
+    const absent = scope === 'span' ? spanAbsent() : scope === 'resource' ? resourceMatch() : `(${spanAbsent()} AND ${resourceMatch()})`;
     return op === '=' ? absent : `(NOT ${absent})`;
   }
-  let t: 'string' | 'number' | 'boolean';
-  let v: string;
-  switch (lit.type) {
-    case 'string':
-      t = 'string';
-      v = P.add(lit.value, VARCHAR);
-      break;
-    case 'number':
-      t = 'number';
-      v = P.add(lit.value, DOUBLE);
-      break;
-    case 'duration':
-      t = 'number';
-      v = P.add(lit.nanos, DOUBLE);
-      break;
-    case 'boolean':
-      t = 'boolean';
-      v = P.add(lit.value, BOOLEAN);
-      break;
-    default:
-      return 'FALSE'; // status/kind keywords never equal an attribute value
-  }
+  const a = attrLiteral(lit);
+  if (!a) return 'FALSE'; // status/kind keywords never equal an attribute value
+  // the value parameter too is added only if some branch below uses it
+  let vParam: string | undefined;
+  const v = (): string => (vParam ??= P.add(a.value, a.type));
   const onSpan = (): string => {
     const hot = HOT_SPAN_ATTRS[key];
-    if (hot && hot[1] === t) return cmp(hot[0], op, v);
-    return cmp(typedJson('attributes', ptr(), t), op, v);
+    if (hot && hot[1] === a.t) return cmp(hot[0], op, v());
+    if (!spanMayHave) return 'FALSE';
+    const exact = cmp(typedJson('attributes', ptr(), a.t), op, v());
+    // a substring the JSON text must contain is much cheaper to test than parsing it
+    const needle = lit.type === 'string' ? jsonNeedle(op, lit.value) : undefined;
+    return needle ? `(contains(attributes, ${P.add(needle, VARCHAR)}) AND ${exact})` : exact;
   };
   const onResource = (): string => {
     const hot = HOT_RESOURCE_ATTRS[key];
-    if (hot && hot[1] === t) return cmp(hot[0], op, v);
-    return `(res_id IN (SELECT r.id FROM resources r WHERE ${cmp(typedJson('r.attributes', ptr(), t), op, v)}))`;
+    if (hot && hot[1] === a.t) return cmp(hot[0], op, v());
+    return resourceMatch();
   };
   if (scope === 'span') return onSpan();
   if (scope === 'resource') return onResource();
-  return `(${onSpan()} OR ${onResource()})`;
+  const span = onSpan();
+  return span === 'FALSE' ? onResource() : `(${span} OR ${onResource()})`;
+}
+
+/**
+ * Text that the attributes JSON (written by JSON.stringify) must contain when a string
+ * attribute satisfies `op value`: the encoded value for `=`, `"` + the regex's literal
+ * prefix for `=~`. Undefined when there is no useful necessary substring.
+ */
+export function jsonNeedle(op: ComparisonOp, value: string): string | undefined {
+  if (op === '=') return JSON.stringify(value);
+  if (op === '=~') {
+    const prefix = regexLiteralPrefix(value);
+    return prefix.length >= 3 ? `"${prefix}` : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The literal text every match of a fully anchored RE2 regex starts with, conservatively:
+ * plain characters (ones JSON.stringify leaves as they are) and escaped punctuation, up to
+ * the first operator; a trailing character made optional by `*`, `?` or `{` is dropped;
+ * any `|` in the pattern means no prefix.
+ */
+export function regexLiteralPrefix(re: string): string {
+  if (re.includes('|')) return '';
+  let out = '';
+  for (let i = 0; i < re.length; i++) {
+    const c = re[i] as string;
+    if (/[A-Za-z0-9 _\-/:,;=@#%&'<>!~`]/.test(c)) {
+      out += c;
+      continue;
+    }
+    const next = re[i + 1];
+    if (c === '\\' && next !== undefined && /[.\-+*?()[\]{}^$/]/.test(next)) {
+      const after = re[i + 2];
+      if (after === '*' || after === '?' || after === '{') break;
+      out += next;
+      i++;
+      continue;
+    }
+    if (c === '*' || c === '?' || c === '{') out = out.slice(0, -1);
+    break;
+  }
+  return out;
 }
 
 /** The attribute's value as SQL of type `t`, or NULL when absent or of another JSON type. */

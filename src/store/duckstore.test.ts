@@ -221,7 +221,7 @@ describe('DuckStore (in memory)', () => {
         status: 'ok',
         durationNano: 1_000_000,
         res: { 'service.name': 'db', 'process.pid': 3, shared: 'res-value', 'weird key "x"': 'w' },
-        attributes: { 'db.system': 'postgresql', shared: 'span-value', 'a/b~c': 'ptr' },
+        attributes: { 'db.system': 'postgresql', shared: 'span-value', 'a/b~c': 'ptr', quoted: 'say "hi"', uni: 'héllo ✓', other: 'x /orders' },
       });
       store.append([a1, a2, a3]);
       await store.flush();
@@ -337,6 +337,22 @@ describe('DuckStore (in memory)', () => {
       ['{ rootName = "GET /users/{id}" && kind = internal }', ['SELECT']],
       ['{ rootServiceName = "api" }', ['GET /users/{id}', 'POST /orders', 'SELECT']],
       ['{ rootServiceName = "web" }', []],
+      // values that need JSON escaping, through the substring prefilter
+      ['{ span.quoted = "say \\"hi\\"" }', ['SELECT']],
+      ['{ span.quoted =~ "say .*" }', ['SELECT']],
+      ['{ span.quoted =~ "say" }', []],
+      ['{ span.uni = "héllo ✓" }', ['SELECT']],
+      ['{ span.uni =~ "h.llo.*" }', ['SELECT']],
+      // the needle "/orders" also occurs in another key's value: the exact check decides
+      ['{ span.other = "/orders" }', []],
+      // keys no span has: decided without reading attributes, same answers
+      ['{ span.never.seen = "x" }', []],
+      ['{ span.never.seen != "x" }', []],
+      ['{ span.never.seen = nil }', ['GET /users/{id}', 'POST /orders', 'SELECT']],
+      ['{ .process.pid = 3 }', ['SELECT']],
+      ['{ .process.pid != 3 }', ['GET /users/{id}', 'POST /orders']],
+      ['{ .never.seen = nil }', ['GET /users/{id}', 'POST /orders', 'SELECT']],
+      ['{ !(.process.pid = 3) }', ['GET /users/{id}', 'POST /orders']],
       // hostile values are data, never SQL
       [`{ name = "x' OR 1=1 --" }`, []],
       [`{ span."a'); DROP TABLE spans; --" = "x" }`, []],
@@ -359,6 +375,62 @@ describe('DuckStore (in memory)', () => {
         assert.match(e.message, /invalid regular expression "\("/);
         return true;
       });
+    });
+  });
+
+  describe('span attribute keys', () => {
+    it('a key appears as soon as a span with it is stored', async () => {
+      const store = await DuckStore.open();
+      try {
+        store.append([mkSpan({ name: 'a', attributes: { a: 1 } })]);
+        await store.flush();
+        assert.deepEqual(await names(store, '{ span.b = 1 }'), []);
+        assert.deepEqual(await names(store, '{ .b = 1 }'), []);
+        store.append([mkSpan({ name: 'b', attributes: { b: 1 } })]);
+        await store.flush();
+        assert.deepEqual(await names(store, '{ span.b = 1 }'), ['b']);
+        assert.deepEqual(await names(store, '{ .b = 1 }'), ['b']);
+        assert.deepEqual(await names(store, '{ span.b = nil }'), ['a']);
+      } finally {
+        await store.shutdown();
+      }
+    });
+
+    it('too many distinct keys: every key is checked', async () => {
+      const store = await DuckStore.open();
+      try {
+        const many: Attributes = {};
+        for (let i = 0; i <= 10_000; i++) many[`k${i}`] = i;
+        store.append([mkSpan({ name: 'many', attributes: many })]);
+        store.append([mkSpan({ name: 'late', attributes: { zz: 1 } })]);
+        await store.flush();
+        assert.deepEqual(await names(store, '{ span.zz = 1 }'), ['late']);
+        assert.deepEqual(await names(store, '{ span.k10000 = 10000 }'), ['many']);
+        assert.deepEqual(await names(store, '{ span.k5 = 5 && span.k6 = 6 }'), ['many']);
+      } finally {
+        await store.shutdown();
+      }
+    });
+  });
+
+  describe('many resources', () => {
+    it('resource conditions matching few or many resources', async () => {
+      const store = await DuckStore.open();
+      try {
+        store.append(Array.from({ length: 300 }, (_, i) => mkSpan({ name: `r${i}`, res: { 'service.name': `s${i}`, idx: i, odd: i % 2 === 1 } })));
+        await store.flush();
+        assert.equal(store.stats().resources, 300);
+        assert.deepEqual(await names(store, '{ resource.idx = 5 }'), ['r5']);
+        assert.equal((await names(store, '{ resource.idx >= 0 }')).length, 300); // too many ids to inline: a join
+        assert.equal((await names(store, '{ resource.odd = true && resource.idx < 10 }')).length, 5);
+        assert.equal((await names(store, '{ .idx != nil }')).length, 300);
+        assert.equal((await names(store, '{ resource.idx = nil }')).length, 0);
+        assert.equal((await names(store, '{ !(resource.idx > 2) }')).length, 3);
+        const traces = await store.searchTraces({ query: q('{ resource.idx < 3 }'), limit: 10 });
+        assert.equal(traces.length, 3);
+      } finally {
+        await store.shutdown();
+      }
     });
   });
 

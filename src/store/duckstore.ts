@@ -26,12 +26,22 @@ import {
   type DuckDBVector,
 } from '@duckdb/node-api';
 import type { AttrValue, Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
-import { TraceQLError } from '../traceql/index.js';
-import { Params, compileFilter, jsonPointer, regexLiterals, windowSql } from './compile.js';
+import { TraceQLError, type CompareExpr, type Expr } from '../traceql/index.js';
+import {
+  Params,
+  compileFilter,
+  jsonPointer,
+  regexLiterals,
+  resourceComparisons,
+  resourcePredicate,
+  windowSql,
+  type CompileContext,
+} from './compile.js';
 import {
   DDL,
   KIND_BY_CODE,
   KIND_CODE,
+  MAX_SPAN_KEYS,
   SCHEMA_VERSION,
   SPAN_COLUMNS,
   STATUS_BY_CODE,
@@ -93,6 +103,7 @@ const DEFAULT_MAX_SPANS = 5_000_000;
 const VECTOR_SIZE = 2048;
 const ROOT_NOT_RECEIVED = '<root span not yet received>';
 const TAG_SAMPLE_SPANS = 20_000;
+const MAX_INLINE_RESOURCES = 256;
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 const HEX16 = /^[0-9a-fA-F]{16}$/;
 const INT64_MAX = 9223372036854775807n;
@@ -176,6 +187,7 @@ export class DuckStore implements SpanStore {
   private spanAppender: DuckDBAppender | undefined;
   private resAppender: DuckDBAppender | undefined;
   private traceAppender: DuckDBAppender | undefined;
+  private keyAppender: DuckDBAppender | undefined;
   private spanTypes: DuckDBType[] = [];
 
   private buffer: Span[] = [];
@@ -197,6 +209,9 @@ export class DuckStore implements SpanStore {
   private readerCount = 0;
   private readonly inflight = new Set<Promise<unknown>>();
   private readonly validRegex = new Set<string>();
+  /** every span attribute key stored so far, unless there were too many */
+  private readonly spanKeys = new Set<string>();
+  private spanKeysOverflow = false;
 
   private rows = 0;
   private closed = false;
@@ -307,6 +322,11 @@ export class DuckStore implements SpanStore {
       this.resByKey.set(entry.json, entry);
       if (entry.id >= this.nextResId) this.nextResId = entry.id + 1;
     }
+    for (const [k] of (await this.writer.runAndReadAll('SELECT DISTINCT key FROM span_keys')).getRows()) {
+      if (k === null) this.spanKeysOverflow = true;
+      else this.spanKeys.add(String(k));
+    }
+    if (this.spanKeysOverflow) this.spanKeys.clear();
     const cols = (await this.writer.runAndReadAll(
       `SELECT column_name FROM information_schema.columns
        WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = 'spans' ORDER BY ordinal_position`,
@@ -321,12 +341,13 @@ export class DuckStore implements SpanStore {
     this.spanAppender = await this.writer.createAppender('spans', 'main', this.catalog ?? null);
     this.resAppender = await this.writer.createAppender('resources', 'main', this.catalog ?? null);
     this.traceAppender = await this.writer.createAppender('trace_index', 'main', this.catalog ?? null);
+    this.keyAppender = await this.writer.createAppender('span_keys', 'main', this.catalog ?? null);
     this.spanTypes = [];
     for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
   }
 
   private dropAppenders(): void {
-    for (const a of [this.spanAppender, this.resAppender, this.traceAppender]) {
+    for (const a of [this.spanAppender, this.resAppender, this.traceAppender, this.keyAppender]) {
       try {
         a?.clear();
         a?.closeSync();
@@ -337,6 +358,7 @@ export class DuckStore implements SpanStore {
     this.spanAppender = undefined;
     this.resAppender = undefined;
     this.traceAppender = undefined;
+    this.keyAppender = undefined;
   }
 
   // ---- writing ------------------------------------------------------------------------
@@ -400,7 +422,7 @@ export class DuckStore implements SpanStore {
     while (this.buffer.length > 0) {
       const batch = this.buffer.length <= this.flushSpans ? this.buffer.splice(0) : this.buffer.splice(0, this.flushSpans);
       try {
-        if (!this.spanAppender || !this.resAppender || !this.traceAppender) await this.openAppenders();
+        if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender) await this.openAppenders();
         await this.writeBatch(batch);
       } catch (e) {
         this.c.flushErrors++;
@@ -425,6 +447,8 @@ export class DuckStore implements SpanStore {
     const t0 = performance.now();
     const fresh: ResourceEntry[] = [];
     const traces = new Map<string, TraceExtent>();
+    // new span attribute keys: committed before the spans, so the set stays a superset
+    const freshKeys: (string | null)[] = [];
     // fill data chunks straight from the spans (no intermediate rows)
     const chunks: DuckDBDataChunk[] = [];
     let chunk: DuckDBDataChunk | undefined;
@@ -447,7 +471,7 @@ export class DuckStore implements SpanStore {
         n = 0;
       }
       try {
-        this.writeRow(vectors, n, s, fresh, traces);
+        this.writeRow(vectors, n, s, fresh, traces, freshKeys);
         n++;
       } catch {
         this.c.spansRejected++;
@@ -461,7 +485,15 @@ export class DuckStore implements SpanStore {
     const spanApp = this.spanAppender;
     const resApp = this.resAppender;
     const traceApp = this.traceAppender;
-    if (!spanApp || !resApp || !traceApp) throw new Error('appenders are not open');
+    const keyApp = this.keyAppender;
+    if (!spanApp || !resApp || !traceApp || !keyApp) throw new Error('appenders are not open');
+    if (freshKeys.length > 0) {
+      for (const k of freshKeys) {
+        appendNullable(keyApp, k);
+        keyApp.endRow();
+      }
+      keyApp.flushSync();
+    }
     if (fresh.length > 0) {
       try {
         for (const r of fresh) {
@@ -498,7 +530,14 @@ export class DuckStore implements SpanStore {
    * Writes one span as row `i` of the chunk's vectors, in SPAN_COLUMNS order. Everything
    * that can throw runs before the first write, so a refused span leaves no partial row.
    */
-  private writeRow(v: DuckDBVector[], i: number, s: Span, fresh: ResourceEntry[], traces: Map<string, TraceExtent>): void {
+  private writeRow(
+    v: DuckDBVector[],
+    i: number,
+    s: Span,
+    fresh: ResourceEntry[],
+    traces: Map<string, TraceExtent>,
+    freshKeys: (string | null)[],
+  ): void {
     const traceId = DuckDBUUIDValue.fromUint128(BigInt(`0x${s.traceId}`));
     const spanId = BigInt(`0x${s.spanId}`);
     const parent = s.parentSpanId ? BigInt(`0x${s.parentSpanId}`) : null;
@@ -511,6 +550,20 @@ export class DuckStore implements SpanStore {
     const method = isObj ? attrs['http.request.method'] : undefined;
     const code = isObj ? attrs['http.response.status_code'] : undefined;
     const route = isObj ? attrs['http.route'] : undefined;
+    const path = isObj ? attrs['url.path'] : undefined;
+    if (isObj && !this.spanKeysOverflow) {
+      for (const k in attrs) {
+        if (this.spanKeys.has(k)) continue;
+        if (this.spanKeys.size >= MAX_SPAN_KEYS) {
+          this.spanKeysOverflow = true;
+          this.spanKeys.clear();
+          freshKeys.push(null);
+          break;
+        }
+        this.spanKeys.add(k);
+        freshKeys.push(k);
+      }
+    }
     const set = (col: number, value: DuckDBValue): void => (v[col] as DuckDBVector).setItem(i, value);
     set(0, start);
     set(1, dur);
@@ -527,7 +580,8 @@ export class DuckStore implements SpanStore {
     set(12, typeof method === 'string' ? method : null);
     set(13, typeof code === 'number' && Number.isFinite(code) ? code : null);
     set(14, typeof route === 'string' ? route : null);
-    set(15, json);
+    set(15, typeof path === 'string' ? path : null);
+    set(16, json);
     const ext = traces.get(s.traceId);
     if (!ext) traces.set(s.traceId, { id: traceId, min: start, max: start });
     else {
@@ -568,9 +622,10 @@ export class DuckStore implements SpanStore {
     const limit = checkLimit(opts.limit);
     if (limit === 0) return [];
     await this.checkRegexes(opts.query.filter);
+    const resIds = await this.lookupResources(opts.query.filter);
     const P = new Params();
     const win = windowSql(P, opts.startNs, opts.endNs);
-    const cond = compileFilter(opts.query.filter, { params: P, startNs: opts.startNs, endNs: opts.endNs });
+    const cond = compileFilter(opts.query.filter, this.compileContext(P, opts, resIds));
     const order = opts.order === 'duration_desc' ? 'duration_ns DESC, start_ns DESC, span_id' : 'start_ns DESC, span_id';
     const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE ${win} AND ${cond} ORDER BY ${order} LIMIT ${P.add(limit, UINTEGER)}`;
     return this.toSpans(await this.query(sql, P));
@@ -603,8 +658,9 @@ export class DuckStore implements SpanStore {
     const spss = Math.max(0, Math.min(Math.floor(opts.spansPerSpanSet ?? 3), 10_000));
     if (limit === 0) return [];
     await this.checkRegexes(opts.query.filter);
+    const resIds = await this.lookupResources(opts.query.filter);
     const ctxFor = (P: Params): string =>
-      `${windowSql(P, opts.startNs, opts.endNs)} AND ${compileFilter(opts.query.filter, { params: P, startNs: opts.startNs, endNs: opts.endNs })}`;
+      `${windowSql(P, opts.startNs, opts.endNs)} AND ${compileFilter(opts.query.filter, this.compileContext(P, opts, resIds))}`;
 
     // 1. the newest traces with a matching span, and how many spans match in each
     const P1 = new Params();
@@ -843,7 +899,7 @@ export class DuckStore implements SpanStore {
       );
       for (const [v] of rows) texts.add(String(v));
     }
-    if (tag.scope !== 'resource') {
+    if (tag.scope !== 'resource' && (this.spanKeysOverflow || this.spanKeys.has(tag.name))) {
       const P2 = new Params();
       const ptr2 = P2.add(jsonPointer(tag.name), VARCHAR);
       const rows = await this.query(
@@ -875,7 +931,7 @@ export class DuckStore implements SpanStore {
   // ---- retention ------------------------------------------------------------------------
 
   enforceRetention(): Promise<RetentionResult> {
-    if (this.closed) return Promise.reject(new Error('DuckStore is shut down'));
+    if (this.closed || this.closing) return Promise.reject(new Error('DuckStore is shut down'));
     this.retentionRunning ??= this.runRetention().finally(() => {
       this.retentionRunning = undefined;
     });
@@ -884,12 +940,18 @@ export class DuckStore implements SpanStore {
 
   private async runRetention(): Promise<RetentionResult> {
     const result: RetentionResult = { deletedByAge: 0, deletedByCount: 0 };
+    // counted as soon as each delete commits, even if a later step fails
+    const deletedNow = (n: number): void => {
+      this.rows = Math.max(0, this.rows - n);
+      this.c.retentionDeletedSpans += n;
+    };
     try {
       this.c.retentionRuns++;
       if (Number.isFinite(this.maxAgeMs)) {
         const cutoff = nowNs() - BigInt(Math.floor(this.maxAgeMs)) * 1_000_000n;
         const r = await this.maint.run('DELETE FROM spans WHERE start_ns < $1', [cutoff], [BIGINT]);
         result.deletedByAge = r.rowsChanged;
+        deletedNow(r.rowsChanged);
         await this.maint.run('DELETE FROM trace_index WHERE max_ns < $1', [cutoff], [BIGINT]);
       }
       if (Number.isFinite(this.maxSpans)) {
@@ -899,20 +961,18 @@ export class DuckStore implements SpanStore {
           // the start time of the `excess`-th oldest span; everything up to it goes (ties may take a few more)
           const cut = (await this.maint.runAndReadAll(
             'SELECT max(start_ns) FROM (SELECT start_ns FROM spans ORDER BY start_ns LIMIT $1)',
-            [excess],
-            [UINTEGER],
+            [BigInt(excess)],
+            [BIGINT],
           )).getRows()[0]?.[0];
           if (typeof cut === 'bigint') {
             const r = await this.maint.run('DELETE FROM spans WHERE start_ns <= $1', [cut], [BIGINT]);
             result.deletedByCount = r.rowsChanged;
+            deletedNow(r.rowsChanged);
             await this.maint.run('DELETE FROM trace_index WHERE max_ns <= $1', [cut], [BIGINT]);
           }
         }
       }
-      const deleted = result.deletedByAge + result.deletedByCount;
-      this.rows = Math.max(0, this.rows - deleted);
-      this.c.retentionDeletedSpans += deleted;
-      if (deleted > 0) {
+      if (result.deletedByAge + result.deletedByCount > 0) {
         await this.exclusive(() => this.collectResources());
         // reclaims deleted row groups (file and memory alike); may fail while a write is active, retried next run
         await this.maint.run('CHECKPOINT').catch(() => undefined);
@@ -971,12 +1031,14 @@ export class DuckStore implements SpanStore {
       this.spanAppender?.closeSync();
       this.resAppender?.closeSync();
       this.traceAppender?.closeSync();
+      this.keyAppender?.closeSync();
     } catch {
       this.c.flushErrors++;
     }
     this.spanAppender = undefined;
     this.resAppender = undefined;
     this.traceAppender = undefined;
+    this.keyAppender = undefined;
     if (this.file !== undefined) await this.maint.run('CHECKPOINT').catch(() => undefined);
     for (const c of [...this.idleReaders, this.writer, this.maint]) {
       try {
@@ -1033,6 +1095,36 @@ export class DuckStore implements SpanStore {
     const waiter = this.readerWaiters.shift();
     if (waiter) waiter(con);
     else this.idleReaders.push(con);
+  }
+
+  private compileContext(params: Params, w: TimeWindow, resourceIds?: Map<CompareExpr, number[]>): CompileContext {
+    const keys = this.spanKeys;
+    return {
+      params,
+      startNs: w.startNs,
+      endNs: w.endNs,
+      spanKeyMayExist: this.spanKeysOverflow ? undefined : (k) => keys.has(k),
+      resourceIds,
+    };
+  }
+
+  /**
+   * Looks up, in one small query, which resources satisfy each resource-side condition,
+   * so the span query gets constant id lists instead of joins. Lists longer than
+   * MAX_INLINE_RESOURCES are left to a join.
+   */
+  private async lookupResources(filter: Expr): Promise<Map<CompareExpr, number[]> | undefined> {
+    const comps = resourceComparisons(filter);
+    if (comps.length === 0) return undefined;
+    const P = new Params();
+    const cols = comps.map((c) => `list(r.id ORDER BY r.id) FILTER (WHERE ${resourcePredicate(c, P) ?? 'FALSE'})`);
+    const row = (await this.query(`SELECT ${cols.join(', ')} FROM resources r`, P, true))[0];
+    const out = new Map<CompareExpr, number[]>();
+    comps.forEach((c, i) => {
+      const ids = (row?.[i] as unknown[] | null | undefined)?.map(Number) ?? [];
+      if (ids.length <= MAX_INLINE_RESOURCES) out.set(c, ids);
+    });
+    return out;
   }
 
   /** DuckDB's regex engine is RE2 like Tempo's; refuse a bad pattern as a TraceQLError, not a SQL error. */

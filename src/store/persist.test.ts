@@ -96,6 +96,9 @@ describe('DuckStore on disk', () => {
       assert.deepStrictEqual(before, [spans[7]]);
       const found = await s2.search({ query: parseTraceQL('{ resource.process.pid = 101 && status = error }'), limit: 100 });
       assert.deepEqual(found.map((s) => s.attributes['n']).sort((a, b) => Number(a) - Number(b)), [10, 40]);
+      // the span attribute keys seen before the restart are still known
+      assert.deepEqual((await s2.search({ query: parseTraceQL('{ span.n = 7 }'), limit: 10 })).map((s) => s.name), ['GET /r/7']);
+      assert.equal((await s2.search({ query: parseTraceQL('{ .n >= 0 }'), limit: 100 })).length, 50);
       // known resources are reused after a restart, not duplicated
       s2.append([mk(1000)]);
       await s2.flush();

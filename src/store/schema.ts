@@ -37,11 +37,16 @@ export const DDL: readonly string[] = [
     http_method VARCHAR,
     http_status_code DOUBLE,
     http_route VARCHAR,
+    url_path VARCHAR,
     attributes VARCHAR NOT NULL
   )`,
   // where each trace's spans lie in time: one row per trace per flush (min/max start of
   // its spans in that flush). trace() reads the trace's time range here (a scan of ~1/6th
   // of the rows, numbers only) and then only the row groups of `spans` in that range.
+  // every span attribute key ever stored (NULL row = more than MAX_SPAN_KEYS, i.e. unknown):
+  // a condition on a key no span has is false without reading any attributes, which
+  // makes unscoped resource conditions (.service.name, .process.pid) cheap
+  `CREATE TABLE IF NOT EXISTS span_keys (key VARCHAR)`,
   `CREATE TABLE IF NOT EXISTS trace_index (
     trace_id UUID NOT NULL,
     min_ns BIGINT NOT NULL,
@@ -66,6 +71,7 @@ export const SPAN_COLUMNS = [
   'http_method',
   'http_status_code',
   'http_route',
+  'url_path',
   'attributes',
 ] as const;
 
@@ -89,6 +95,7 @@ export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' 
   'http.request.method': ['http_method', 'string'],
   'http.response.status_code': ['http_status_code', 'number'],
   'http.route': ['http_route', 'string'],
+  'url.path': ['url_path', 'string'],
 };
 
 /** Resource attributes copied into typed columns (on both spans and resources). */
@@ -96,6 +103,9 @@ export const HOT_RESOURCE_ATTRS: Readonly<Record<string, readonly [string, 'stri
   'service.name': ['service', 'string'],
   'k8s.namespace.name': ['namespace', 'string'],
 };
+
+/** Distinct span attribute keys remembered; beyond this any key may exist. */
+export const MAX_SPAN_KEYS = 10_000;
 
 /** Name used for spans whose resource has no string service.name. */
 export const UNKNOWN_SERVICE = 'unknown_service';

@@ -1,0 +1,97 @@
+// Linker rules in isolation: trust order, ambiguity gives none, late parents,
+// pipelining, abandoned and evicted records.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Linker } from './linker.js';
+
+const A = '10.0.0.1:5000>10.0.0.2:80'; // client side of a connection
+const B = '10.0.0.2:80>10.0.0.1:5000'; // the same connection seen by the server
+
+describe('Linker', () => {
+  it('tuple then thread: server <- client on the mirrored connection, client <- the one request its thread serves', () => {
+    const l = new Linker({ holdNs: 0 });
+    const c0 = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+    const s1 = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
+    const c1 = l.start('client', 2, 7, 'x:1>y:2', 'GET /b', 120, undefined);
+    for (const r of [c1, s1, c0]) l.finish(r, 200, 0);
+    l.drain(1);
+    assert.equal(s1.link, 'tuple');
+    assert.equal(s1.parentSpanId, c0.spanId);
+    assert.equal(c1.link, 'thread');
+    assert.equal(c1.parentSpanId, s1.spanId);
+    assert.equal(c0.link, 'none');
+    assert.equal(new Set([c0.traceId, s1.traceId, c1.traceId]).size, 1);
+  });
+
+  it('traceparent wins over the tuple', () => {
+    const l = new Linker({ holdNs: 0 });
+    l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+    const s = l.start('server', 2, 7, B, 'GET /a', 110, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+    l.finish(s, 200, 0);
+    l.drain(1);
+    assert.equal(s.link, 'traceparent');
+    assert.equal(s.traceId, '0af7651916cd43dd8448eb211c80319c');
+    assert.equal(s.parentSpanId, 'b7ad6b7169203331');
+  });
+
+  it('a different request line on the connection is never a parent', () => {
+    const l = new Linker({ holdNs: 0 });
+    l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+    const s = l.start('server', 2, 7, B, 'GET /other', 110, undefined);
+    l.finish(s, 200, 0);
+    l.drain(1);
+    assert.equal(s.link, 'none');
+  });
+
+  it('a thread serving two requests with different lines links nothing (no guess)', () => {
+    const l = new Linker({ holdNs: 0 });
+    l.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
+    l.start('server', 2, 7, 'a:1>b:2', 'GET /two', 101, undefined);
+    const c = l.start('client', 2, 7, 'c:1>d:1', 'GET /three', 102, undefined);
+    assert.equal(c.parent, undefined);
+    assert.equal(l.counters.ambiguous_thread, 1);
+    // ...but the one with the same request line (a proxy) is taken
+    const p = l.start('client', 2, 7, 'c:1>d:2', 'GET /two', 103, undefined);
+    assert.equal(p.link, 'thread');
+  });
+
+  it('a server request reported before its client request still links (CPU reordering)', () => {
+    const l = new Linker({ holdNs: 1000 });
+    const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
+    const c = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+    assert.equal(s.parent, c);
+    assert.equal(l.counters.linked_late, 1);
+  });
+
+  it('pipelining: server requests pair with client requests in order', () => {
+    const l = new Linker({ holdNs: 0 });
+    const cs = [0, 1, 2].map((i) => l.start('client', 1, 1, A, 'GET /p', 100 + i, undefined));
+    const ss = [0, 1, 2].map((i) => l.start('server', 2, 7, B, 'GET /p', 110 + i, undefined));
+    ss.forEach((s, i) => assert.equal(s.parent, cs[i]));
+  });
+
+  it('an abandoned request stops counting as served on its thread', () => {
+    const l = new Linker({ holdNs: 0 });
+    const stale = l.start('server', 2, 7, 'a:1>b:1', 'GET /gone', 100, undefined);
+    l.abandon(stale);
+    const live = l.start('server', 2, 7, 'a:1>b:2', 'GET /live', 200, undefined);
+    const c = l.start('client', 2, 7, 'c:1>d:1', 'GET /call', 210, undefined);
+    assert.equal(c.parent, live);
+    assert.equal(l.counters.abandoned, 1);
+    assert.equal(l.size, 2);
+  });
+
+  it('a full table evicts the oldest record in O(1): finished ones are emitted early, open ones dropped', () => {
+    const l = new Linker({ holdNs: 1e12, maxRecords: 3 });
+    const a = l.start('server', 1, 1, 'a:1>b:1', 'GET /a', 1, undefined);
+    l.finish(a, 2, 0);
+    l.start('server', 1, 2, 'a:1>b:2', 'GET /b', 3, undefined);
+    l.start('server', 1, 3, 'a:1>b:3', 'GET /c', 4, undefined);
+    l.start('server', 1, 4, 'a:1>b:4', 'GET /d', 5, undefined); // evicts a (finished)
+    l.start('server', 1, 5, 'a:1>b:5', 'GET /e', 6, undefined); // evicts /b (open)
+    assert.equal(l.counters.emitted_early, 1);
+    assert.equal(l.counters.evicted, 1);
+    assert.deepEqual(l.drain(10), [a]);
+    assert.equal(l.size, 3);
+  });
+});
