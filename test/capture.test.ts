@@ -264,6 +264,24 @@ process.stdin.once('data', () => {
   });
 });
 
+describe('capture filters', { timeout: 60_000 }, () => {
+  it('a pid filter set from user space keeps one process in the kernel', async () => {
+    const port = await freePort();
+    const srv = await startServer('node', ['-e', NODE_SERVER, String(port), '127.0.0.1'], port);
+    const rec = Recorder.open({ pids: [srv.pid] });
+    try {
+      const c = await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${port}/only-server`]);
+      assert.equal(c.code, 0);
+      await waitFor('server events', () => rec.of(srv.pid).some((e) => e.op === 'close'));
+      assert.equal(rec.of(c.pid).length, 0, 'the client is filtered out in the kernel');
+      assert.ok(rec.events.every((e) => e.pid === srv.pid), 'only the server pid');
+    } finally {
+      await rec.close();
+      await srv.stop();
+    }
+  });
+});
+
 describe('capture limits', { timeout: 180_000 }, () => {
   it('20k short connections: per-connection map entries return to baseline', async () => {
     const port = await freePort();

@@ -66,7 +66,7 @@ import type {
 export interface RetentionOptions {
   /** delete spans that started longer ago than this (default 24 h; Infinity = never) */
   maxAgeMs?: number;
-  /** keep at most this many spans, deleting the oldest (default 5,000,000; Infinity = no limit) */
+  /** keep at most this many spans, deleting the oldest (default 2,000,000 in memory, 10,000,000 in a file; Infinity = no limit) */
   maxSpans?: number;
   /** how often retention runs by itself (default 30 s; 0 = only on enforceRetention()) */
   intervalMs?: number;
@@ -82,7 +82,10 @@ export interface DuckStoreOptions {
   flushIntervalMs?: number;
   /** buffer limit; spans beyond it are dropped and counted (default 100,000) */
   maxBuffered?: number;
-  /** DuckDB memory_limit, e.g. '1GB' (default: DuckDB's) */
+  /**
+   * DuckDB memory_limit, e.g. '1GB'. Default: '1GB' for a file (the rest stays on disk);
+   * DuckDB's own (80% of RAM) in memory, where the data itself must fit.
+   */
   memoryLimit?: string;
   /** DuckDB worker threads (default: DuckDB's, one per core) */
   threads?: number;
@@ -99,7 +102,9 @@ export interface DuckStoreOptions {
 export const MAX_LIMIT = 1_000_000;
 
 const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
-const DEFAULT_MAX_SPANS = 5_000_000;
+const DEFAULT_MAX_SPANS_MEMORY = 2_000_000;
+const DEFAULT_MAX_SPANS_FILE = 10_000_000;
+const DEFAULT_FILE_MEMORY_LIMIT = '1GB';
 const VECTOR_SIZE = 2048;
 const ROOT_NOT_RECEIVED = '<root span not yet received>';
 const TAG_SAMPLE_SPANS = 20_000;
@@ -245,7 +250,7 @@ export class DuckStore implements SpanStore {
     this.flushIntervalMs = o.flushIntervalMs ?? 1000;
     this.maxBuffered = o.maxBuffered ?? 100_000;
     this.maxAgeMs = o.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
-    this.maxSpans = o.retention?.maxSpans ?? DEFAULT_MAX_SPANS;
+    this.maxSpans = o.retention?.maxSpans ?? (file === undefined ? DEFAULT_MAX_SPANS_MEMORY : DEFAULT_MAX_SPANS_FILE);
     this.maxReaders = o.readers ?? 4;
   }
 
@@ -260,7 +265,8 @@ export class DuckStore implements SpanStore {
       openFiles.add(file);
     }
     const config: Record<string, string> = {};
-    if (opts.memoryLimit !== undefined) config['memory_limit'] = opts.memoryLimit;
+    const memoryLimit = opts.memoryLimit ?? (file !== undefined ? DEFAULT_FILE_MEMORY_LIMIT : undefined);
+    if (memoryLimit !== undefined) config['memory_limit'] = memoryLimit;
     if (opts.threads !== undefined) config['threads'] = String(opts.threads);
     let instance: DuckDBInstance;
     try {
