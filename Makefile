@@ -62,7 +62,7 @@ typecheck: deps
 lint: deps
 	npx --no-install eslint .
 
-test: build
+test: build $(OUT)/capture.bpf.o
 	npx --no-install tsc -p tsconfig.json --noEmit
 	npx --no-install eslint .
 	node --test --test-concurrency=1 --test-reporter=spec dist/
