@@ -87,7 +87,7 @@ async function openDataDir(dir: string): Promise<SpanSource> {
   const path = join(dir, 'spans.duckdb');
   if (!existsSync(path)) throw new UsageError(`no osprey data in ${dir} (expected ${path})`);
   const { DuckStore } = await import('../store/index.js');
-  const store = await DuckStore.open({ path, retention: { maxAgeMs: Number.MAX_SAFE_INTEGER } }).catch((err: Error) => {
+  const store = await DuckStore.open({ path, retention: { maxAgeMs: Number.MAX_SAFE_INTEGER, intervalMs: 0 } }).catch((err: Error) => {
     throw Object.assign(new Error(`cannot open ${path}: ${err.message}`), {
       hint: /lock/i.test(err.message) ? 'an agent is running on this data dir: ask it with --server instead' : 'check the path',
     });
