@@ -12,7 +12,7 @@ STAMP := .make
 # build tools, and the real servers/clients the tests and the demo drive
 APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ \
 	nginx-light wrk curl python3 golang-go openjdk-17-jdk-headless bpftrace hyperfine \
-	iproute2 procps psmisc
+	iproute2 procps psmisc prometheus
 
 .PHONY: build deps test demo bench lint typecheck clean
 # keep the .bpf.o: the ABI layout test reads its BTF

@@ -5,14 +5,16 @@ const pool = Buffer.alloc(4096);
 let pos = pool.length;
 
 function hex(bytes: number): string {
-  if (pos + bytes > pool.length) {
-    randomFillSync(pool);
-    pos = 0;
+  for (;;) {
+    if (pos + bytes > pool.length) {
+      randomFillSync(pool);
+      pos = 0;
+    }
+    const start = pos;
+    pos += bytes;
+    // all-zero ids are invalid in W3C trace context (one in 2^64: just draw again)
+    for (let i = start; i < pos; i++) if (pool[i] !== 0) return pool.toString('hex', start, pos);
   }
-  const s = pool.toString('hex', pos, pos + bytes);
-  pos += bytes;
-  // all-zero ids are invalid in W3C trace context
-  return /^0+$/.test(s) ? hex(bytes) : s;
 }
 
 export const newTraceId = (): string => hex(16);

@@ -228,7 +228,11 @@ export class Linker {
 
   #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread'): void {
     r.parent = parent;
-    if (how === 'tuple') parent.claimed = true;
+    if (how === 'tuple') {
+      // a client request answers one server request: no longer a candidate
+      parent.claimed = true;
+      this.#unlistClient(parent);
+    }
     r.link = how;
     if (how === 'tuple') this.counters.linked_tuple++;
     else this.counters.linked_thread++;
@@ -238,6 +242,9 @@ export class Linker {
   finish(r: LinkRecord, ts: number, now: number): void {
     r.end = Math.max(ts, r.start);
     this.#unserve(r);
+    // the server side reads a request before the client can read its response,
+    // so a finished client request has met (or missed) its server already
+    if (r.kind === 'client') this.#unlistClient(r);
     r.emitAt = now + this.#holdNs;
     this.#held.push(r);
   }
@@ -295,6 +302,15 @@ export class Linker {
         this.counters.roots++;
       }
     }
+  }
+
+  #unlistClient(r: LinkRecord): void {
+    const list = this.#clients.get(r.connKey);
+    if (!list) return;
+    const i = list.indexOf(r);
+    if (i < 0) return;
+    list.splice(i, 1);
+    if (!list.length) this.#clients.delete(r.connKey);
   }
 
   #forget(r: LinkRecord): void {

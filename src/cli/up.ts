@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { Agent } from '../agent/agent.js';
 import { KERNEL_COUNTERS } from '../kernel/index.js';
+import { MetricsGenerator } from '../metrics/generator.js';
 import { exposition, type MetricFamily } from '../metrics/prometheus.js';
 import { startServer } from '../server/server.js';
 import { DuckStore } from '../store/index.js';
@@ -70,8 +71,12 @@ export const upCommand: Command = {
     });
     say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'})`);
 
+    const red = new MetricsGenerator().start();
     const agent = new Agent({
-      sink: (spans) => store.append(spans),
+      sink: (spans) => {
+        store.append(spans);
+        red.consume(spans);
+      },
       capture: { captureSize: intOption(values['capture-size'], 'capture-size') },
     });
     let cap;
@@ -93,7 +98,7 @@ export const upCommand: Command = {
         {
           store,
           status,
-          metrics: () => exposition(metricFamilies(agent, store)),
+          metrics: () => exposition(metricFamilies(agent, store, red)),
           ui: values['no-ui'] ? undefined : uiPage,
           observingSinceNs: BigInt(started) * 1_000_000n,
         },
@@ -128,6 +133,7 @@ export const upCommand: Command = {
     say(`${sig}: stopping`);
     await demo?.stop().catch(() => undefined);
     await agent.shutdown();
+    red.stop();
     await server.close();
     await store.shutdown();
     const c = agent.counters;
@@ -172,7 +178,7 @@ function statusReport(agent: Agent, store: DuckStore, started: number): Record<s
   };
 }
 
-function metricFamilies(agent: Agent, store: DuckStore): MetricFamily[] {
+function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): MetricFamily[] {
   const k = agent.capture!.counters();
   const fam = (name: string, help: string, value: number, type: 'counter' | 'gauge' = 'counter'): MetricFamily => ({
     name,
@@ -198,5 +204,6 @@ function metricFamilies(agent: Agent, store: DuckStore): MetricFamily[] {
     fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),
     fam('osprey_store_retention_deleted_total', 'Spans deleted by retention.', st.retentionDeletedSpans),
     fam('osprey_store_rows', 'Spans stored.', st.rows, 'gauge'),
+    ...red.families(),
   ];
 }

@@ -19,8 +19,8 @@ export interface KernelEvent {
   lport: number;
   rport: number;
   /** raw 16-byte address fields (views into the batch); format with formatAddr() */
-  laddr: Buffer;
-  raddr: Buffer;
+  readonly laddr: Buffer;
+  readonly raddr: Buffer;
   comm: string;
   /** captured payload prefix (a view into the batch: copy it to keep it past the callback) */
   data: Buffer;
@@ -49,8 +49,42 @@ function readComm(buf: Buffer, off: number): string {
 }
 
 /**
+ * One decoded event. The decoder reuses a single instance for a whole batch
+ * (no allocation per event beyond the payload view): read what you need inside
+ * the callback, copy what you keep. Addresses are views made on demand.
+ */
+class BatchEvent implements KernelEvent {
+  op: OpName = 'connect';
+  flags = 0;
+  pid = 0;
+  tid = 0;
+  fd = 0;
+  ts = 0;
+  tsEnd = 0;
+  connId = 0;
+  bytes = 0;
+  family = 0;
+  role = 0;
+  lport = 0;
+  rport = 0;
+  comm = '';
+  data: Buffer = EMPTY;
+  buf: Buffer = EMPTY;
+  off = 0;
+  get laddr(): Buffer {
+    return this.buf.subarray(this.off + L.laddr[0], this.off + L.laddr[0] + 16);
+  }
+  get raddr(): Buffer {
+    return this.buf.subarray(this.off + L.raddr[0], this.off + L.raddr[0] + 16);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
  * Calls `emit` for every event in a batch. `monoBase` is subtracted from the
- * kernel's ns timestamps so they fit a double exactly for ~104 days.
+ * kernel's ns timestamps so they fit a double exactly for ~104 days. The event
+ * object is reused between calls (see BatchEvent).
  */
 export function decodeBatch(
   buf: Buffer,
@@ -59,6 +93,11 @@ export function decodeBatch(
   stats: DecodeStats,
 ): void {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  // timestamps: split into high and low 32 bits to stay in doubles (no BigInt per event)
+  const baseHi = Number(monoBase >> 32n);
+  const baseLo = Number(monoBase & 0xffffffffn);
+  const e = new BatchEvent();
+  e.buf = buf;
   let off = 0;
   while (off + EVENT_HEADER_SIZE <= buf.length) {
     const size = dv.getUint16(off + L.size[0], true);
@@ -67,37 +106,39 @@ export function decodeBatch(
       stats.malformed++;
       return;
     }
-    const opCode = buf[off + L.op[0]]!;
-    const op = OP_NAMES[opCode];
+    const op = OP_NAMES[buf[off + L.op[0]]!];
     stats.records++;
     if (op === undefined) {
       stats.unknownOp++;
     } else {
-      // ts values are < 2^63; the difference to the capture's base fits 2^53 for months
-      const ts = Number(dv.getBigUint64(off + L.ts[0], true) - monoBase) || 0;
-      const tsEnd = Number(dv.getBigUint64(off + L.ts_end[0], true) - monoBase) || 0;
-      emit({
-        op,
-        flags: buf[off + L.flags[0]]!,
-        pid: dv.getUint32(off + L.pid[0], true),
-        tid: dv.getUint32(off + L.tid[0], true),
-        fd: dv.getInt32(off + L.fd[0], true),
-        ts,
-        tsEnd,
-        connId: Number(dv.getBigUint64(off + L.conn_id[0], true)),
-        bytes: Number(dv.getBigInt64(off + L.bytes[0], true)),
-        family: buf[off + L.family[0]]!,
-        role: buf[off + L.role[0]]!,
-        lport: dv.getUint16(off + L.lport[0], true),
-        rport: dv.getUint16(off + L.rport[0], true),
-        laddr: buf.subarray(off + L.laddr[0], off + L.laddr[0] + 16),
-        raddr: buf.subarray(off + L.raddr[0], off + L.raddr[0] + 16),
-        comm: readComm(buf, off + L.comm[0]),
-        data: buf.subarray(off + EVENT_HEADER_SIZE, off + EVENT_HEADER_SIZE + cap),
-      });
+      e.op = op;
+      e.off = off;
+      e.flags = buf[off + L.flags[0]]!;
+      e.pid = dv.getUint32(off + L.pid[0], true);
+      e.tid = dv.getUint32(off + L.tid[0], true);
+      e.fd = dv.getInt32(off + L.fd[0], true);
+      e.ts = rel(dv, off + L.ts[0], baseHi, baseLo);
+      e.tsEnd = rel(dv, off + L.ts_end[0], baseHi, baseLo);
+      e.connId = dv.getUint32(off + L.conn_id[0], true) + dv.getUint32(off + L.conn_id[0] + 4, true) * 4294967296;
+      e.bytes = dv.getUint32(off + L.bytes[0], true) + dv.getInt32(off + L.bytes[0] + 4, true) * 4294967296;
+      e.family = buf[off + L.family[0]]!;
+      e.role = buf[off + L.role[0]]!;
+      e.lport = dv.getUint16(off + L.lport[0], true);
+      e.rport = dv.getUint16(off + L.rport[0], true);
+      e.comm = readComm(buf, off + L.comm[0]);
+      e.data = buf.subarray(off + EVENT_HEADER_SIZE, off + EVENT_HEADER_SIZE + cap);
+      emit(e);
     }
     off += (size + 7) & ~7;
   }
+}
+
+/** a u64 ns timestamp minus the base, as a double (exact below 2^53 ns of difference) */
+function rel(dv: DataView, at: number, baseHi: number, baseLo: number): number {
+  const hi = dv.getUint32(at + 4, true);
+  const lo = dv.getUint32(at, true);
+  if (hi === 0 && lo === 0) return 0;
+  return (hi - baseHi) * 4294967296 + (lo - baseLo);
 }
 
 const V4_MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);

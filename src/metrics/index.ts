@@ -1,0 +1,7 @@
+// RED metrics and the service graph from spans (Tempo metrics-generator names), and the
+// Prometheus text exposition.
+export { MetricsGenerator, type MetricsGeneratorOptions } from './generator.js';
+export { SpanMetrics, type SpanMetricsOptions } from './spanmetrics.js';
+export { ServiceGraph, type ServiceGraphCounters, type ServiceGraphOptions } from './servicegraph.js';
+export { SERVICE_GRAPH_BUCKETS, SPAN_METRICS_BUCKETS, exponentialBuckets } from './series.js';
+export { exposition, formatValue, labelText, type HistogramSample, type MetricFamily, type Sample } from './prometheus.js';

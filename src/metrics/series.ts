@@ -1,0 +1,96 @@
+// Pieces shared by the span-metrics and service-graph processors: Tempo's default buckets,
+// a classic histogram kept in integer nanoseconds, attribute lookups as Tempo does them.
+import type { AttrValue, Attributes, SpanKind, SpanStatus } from '../agent/span.js';
+
+/** prometheus.ExponentialBuckets(start, factor, count) */
+export function exponentialBuckets(start: number, factor: number, count: number): number[] {
+  const out: number[] = [];
+  let b = start;
+  for (let i = 0; i < count; i++, b *= factor) out.push(b);
+  return out;
+}
+
+/** Tempo span metrics: 0.002 … 16.384 s (14 buckets, + Inf) */
+export const SPAN_METRICS_BUCKETS: readonly number[] = Object.freeze(exponentialBuckets(0.002, 2, 14));
+/** Tempo service graphs: 0.1 … 12.8 s (8 buckets, + Inf) */
+export const SERVICE_GRAPH_BUCKETS: readonly number[] = Object.freeze(exponentialBuckets(0.1, 2, 8));
+
+/** Tempo's registry.max_label_value_length: longer values are cut (before they key a series) */
+export const MAX_LABEL_VALUE_LENGTH = 2048;
+
+/** a classic histogram whose observations are integer nanoseconds; exposed in seconds */
+export class NsHistogram {
+  /** per bucket, not cumulative; the last slot is +Inf */
+  readonly counts: Float64Array;
+  sumNs = 0;
+  count = 0;
+
+  constructor(boundsNs: Float64Array) {
+    this.counts = new Float64Array(boundsNs.length + 1);
+  }
+
+  /** ns: a non-negative duration; boundsNs: the same array the histogram was made with */
+  observe(ns: number, boundsNs: Float64Array): void {
+    // a linear scan: most spans are short and land in the first few buckets
+    let i = 0;
+    const n = boundsNs.length;
+    while (i < n && ns > boundsNs[i]!) i++;
+    this.counts[i]!++;
+    this.sumNs += ns;
+    this.count++;
+  }
+}
+
+/** bucket bounds in seconds -> integer nanoseconds (exact for Tempo's defaults) */
+export function boundsToNs(bounds: readonly number[]): Float64Array {
+  return Float64Array.from(bounds, (b) => Math.round(b * 1e9));
+}
+
+/** Tempo's span_kind label values */
+export function kindIndex(k: SpanKind): number {
+  switch (k) {
+    case 'unspecified':
+      return 0;
+    case 'internal':
+      return 1;
+    case 'server':
+      return 2;
+    case 'client':
+      return 3;
+    case 'producer':
+      return 4;
+    case 'consumer':
+      return 5;
+    default:
+      return 0;
+  }
+}
+export const KIND_LABELS = ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER', 'SPAN_KIND_CONSUMER'] as const;
+
+export function statusIndex(s: SpanStatus): number {
+  return s === 'error' ? 2 : s === 'ok' ? 1 : 0;
+}
+export const STATUS_LABELS = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'] as const;
+
+/** an attribute value as a label value (Tempo's StringifyAnyValue for scalars); '' when absent */
+export function attrString(v: AttrValue | undefined): string {
+  if (v === undefined) return '';
+  const s = typeof v === 'string' ? v : String(v);
+  return s.length > MAX_LABEL_VALUE_LENGTH ? s.slice(0, MAX_LABEL_VALUE_LENGTH) : s;
+}
+
+/** Tempo's FindAttributeValue(key, first, second): the first non-empty value wins */
+export function findAttr(key: string, first: Attributes, second?: Attributes): string {
+  const a = first[key];
+  if (a !== undefined && a !== '') return attrString(a);
+  if (second) {
+    const b = second[key];
+    if (b !== undefined && b !== '') return attrString(b);
+  }
+  return '';
+}
+
+/** a label value used as a series key: cut to Tempo's maximum length */
+export function labelValue(s: string): string {
+  return s.length > MAX_LABEL_VALUE_LENGTH ? s.slice(0, MAX_LABEL_VALUE_LENGTH) : s;
+}

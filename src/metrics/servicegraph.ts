@@ -1,0 +1,374 @@
+// Tempo's service-graphs processor: pairs a CLIENT (or PRODUCER) span, keyed by
+// (traceId, spanId), with the SERVER (or CONSUMER) span keyed by (traceId, parentSpanId), and
+// counts requests, failures and both latencies per (client, server, connection_type).
+//
+// Pending edges live in a Map keyed by span id whose entries chain the (rare) edges of other
+// traces with the same span id, plus a Map keyed by trace id for root server spans (empty
+// parent id). No key string is built per span. An intrusive FIFO list orders edges by expiry,
+// so expiring and completing are O(1) and the pending set is bounded by maxItems.
+import type { Attributes, Span } from '../agent/span.js';
+import type { MetricFamily } from './prometheus.js';
+import { boundsToNs, findAttr, labelValue, NsHistogram, SERVICE_GRAPH_BUCKETS } from './series.js';
+
+/** connection_type values; index 0 (plain client/server) leaves the label out */
+export const CONNECTION_TYPES = ['', 'messaging_system', 'database', 'virtual_node'] as const;
+const Conn = { Unknown: 0, MessagingSystem: 1, Database: 2, VirtualNode: 3 } as const;
+
+/** Tempo defaults (reference §1.2) */
+export const PEER_ATTRIBUTES = ['peer.service', 'db.name', 'db.system', 'db.system.name'] as const;
+export const DATABASE_NAME_ATTRIBUTES = ['db.namespace', 'db.name', 'db.system', 'db.system.name'] as const;
+
+class Edge {
+  /** key = (traceId, id): id is the client's span id or the server's parent span id */
+  traceId: string;
+  id: string;
+  clientService = '';
+  serverService = '';
+  clientNs = 0;
+  serverNs = 0;
+  failed = false;
+  peerNode = '';
+  conn: number = Conn.Unknown;
+  expireAt: number;
+  prev: Edge | undefined;
+  next: Edge | undefined;
+  /** the next pending edge with the same span id (another trace) */
+  same: Edge | undefined;
+  constructor(traceId: string, id: string, expireAt: number) {
+    this.traceId = traceId;
+    this.id = id;
+    this.expireAt = expireAt;
+  }
+}
+
+interface GraphSeries {
+  readonly labels: Readonly<Record<string, string>>;
+  total: number;
+  failed: number;
+  readonly server: NsHistogram;
+  readonly client: NsHistogram;
+  last: number;
+}
+
+export interface ServiceGraphOptions {
+  /** how long an edge waits for its other half, ms (default 10 s) */
+  waitMs?: number;
+  /** most pending edges (default 10000); a span that needs a new edge beyond it is dropped */
+  maxItems?: number;
+  /** most (client, server, connection_type) series (default 10000) */
+  maxSeries?: number;
+  /** latency buckets in seconds (default Tempo's 0.1·2^k, k < 8) */
+  buckets?: readonly number[];
+}
+
+export interface ServiceGraphCounters {
+  /** edges created (Tempo's ..._service_graphs_edges) */
+  edges: number;
+  /** edges paired (or completed at once: database calls) */
+  completed: number;
+  /** edges that expired without a pair and made no series (Tempo's expired_edges minus the virtual nodes) */
+  expired: number;
+  /** edges that expired and were emitted with a virtual node (user, or the peer) */
+  virtualNodes: number;
+  /** spans dropped because maxItems edges were pending */
+  droppedSpans: number;
+  /** completed edges not counted because their series would exceed maxSeries */
+  seriesDropped: number;
+}
+
+export class ServiceGraph {
+  readonly bounds: readonly number[];
+  readonly counters: ServiceGraphCounters = { edges: 0, completed: 0, expired: 0, virtualNodes: 0, droppedSpans: 0, seriesDropped: 0 };
+  readonly #boundsNs: Float64Array;
+  readonly #waitMs: number;
+  readonly #maxItems: number;
+  readonly #maxSeries: number;
+  /** pending edges by span id (chained by `same` across traces) */
+  readonly #byId = new Map<string, Edge>();
+  /** pending root-server edges (empty parent span id) by trace id */
+  readonly #roots = new Map<string, Edge>();
+  #head: Edge | undefined;
+  #tail: Edge | undefined;
+  #pending = 0;
+  /** client -> server -> connection type slot */
+  readonly #series = new Map<string, Map<string, (GraphSeries | undefined)[]>>();
+  #seriesCount = 0;
+
+  constructor(opts: ServiceGraphOptions = {}) {
+    this.bounds = opts.buckets ?? SERVICE_GRAPH_BUCKETS;
+    this.#boundsNs = boundsToNs(this.bounds);
+    this.#waitMs = opts.waitMs ?? 10_000;
+    this.#maxItems = opts.maxItems ?? 10_000;
+    this.#maxSeries = opts.maxSeries ?? 10_000;
+  }
+
+  get pending(): number {
+    return this.#pending;
+  }
+
+  get seriesCount(): number {
+    return this.#seriesCount;
+  }
+
+  /** service: resource service.name, non-empty (the caller skips spans without one) */
+  observe(service: string, span: Span, now: number): void {
+    switch (span.kind) {
+      case 'client':
+      case 'producer':
+        this.#client(service, span, now);
+        return;
+      case 'server':
+      case 'consumer':
+        this.#server(service, span, now);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #client(service: string, span: Span, now: number): void {
+    const found = this.#find(span.traceId, span.spanId);
+    const e = found ?? new Edge(span.traceId, span.spanId, now + this.#waitMs);
+    e.conn = span.kind === 'producer' ? Conn.MessagingSystem : Conn.Unknown;
+    e.clientService = service;
+    e.clientNs = span.durationNano > 0 ? span.durationNano : 0;
+    if (span.status === 'error') e.failed = true;
+    peerNode(e, span.attributes);
+    databaseRequest(e, span.resource, span.attributes, span.durationNano);
+    this.#upserted(e, found !== undefined, now);
+  }
+
+  #server(service: string, span: Span, now: number): void {
+    const found = this.#find(span.traceId, span.parentSpanId);
+    const e = found ?? new Edge(span.traceId, span.parentSpanId, now + this.#waitMs);
+    e.conn = span.kind === 'consumer' ? Conn.MessagingSystem : Conn.Unknown;
+    e.serverService = service;
+    e.serverNs = span.durationNano > 0 ? span.durationNano : 0;
+    if (span.status === 'error') e.failed = true;
+    peerNode(e, span.attributes);
+    this.#upserted(e, found !== undefined, now);
+  }
+
+  /** Tempo's store.UpsertEdge after the update callback ran */
+  #upserted(e: Edge, stored: boolean, now: number): void {
+    const complete = e.clientService !== '' && e.serverService !== '';
+    if (stored) {
+      if (complete) {
+        this.#remove(e);
+        this.#complete(e, now);
+      }
+      return;
+    }
+    if (complete) {
+      this.counters.edges++;
+      this.#complete(e, now);
+      return;
+    }
+    if (this.#pending >= this.#maxItems) {
+      this.counters.droppedSpans++;
+      return;
+    }
+    this.counters.edges++;
+    this.#insert(e);
+  }
+
+  #find(traceId: string, id: string): Edge | undefined {
+    if (id === '') return this.#roots.get(traceId);
+    for (let e = this.#byId.get(id); e !== undefined; e = e.same) if (e.traceId === traceId) return e;
+    return undefined;
+  }
+
+  #insert(e: Edge): void {
+    if (e.id === '') this.#roots.set(e.traceId, e);
+    else {
+      const head = this.#byId.get(e.id);
+      if (head === undefined) this.#byId.set(e.id, e);
+      else {
+        e.same = head.same;
+        head.same = e;
+      }
+    }
+    e.prev = this.#tail;
+    if (this.#tail) this.#tail.next = e;
+    else this.#head = e;
+    this.#tail = e;
+    this.#pending++;
+  }
+
+  #remove(e: Edge): void {
+    if (e.id === '') this.#roots.delete(e.traceId);
+    else {
+      const head = this.#byId.get(e.id);
+      if (head === e) {
+        if (e.same) this.#byId.set(e.id, e.same);
+        else this.#byId.delete(e.id);
+      } else {
+        for (let p = head; p !== undefined; p = p.same) {
+          if (p.same === e) {
+            p.same = e.same;
+            break;
+          }
+        }
+      }
+    }
+    if (e.prev) e.prev.next = e.next;
+    else this.#head = e.next;
+    if (e.next) e.next.prev = e.prev;
+    else this.#tail = e.prev;
+    e.prev = e.next = e.same = undefined;
+    this.#pending--;
+  }
+
+  /** Tempo's store.Expire + onExpire: evicts every edge whose wait is over */
+  expire(now: number): void {
+    for (let e = this.#head; e !== undefined && now >= e.expireAt; e = this.#head) {
+      this.#remove(e);
+      e.conn = Conn.VirtualNode;
+      if (e.clientService === '') {
+        // no client: a root server span was called by something untraced (a user, a browser)
+        if (e.id === '') {
+          e.clientService = e.peerNode || 'user';
+          this.counters.virtualNodes++;
+          this.#complete(e, now);
+        } else this.counters.expired++;
+      } else if (e.serverService === '' && e.peerNode !== '') {
+        // a call to something we get no server span from, named by its peer attribute
+        e.serverService = e.peerNode;
+        this.counters.virtualNodes++;
+        this.#complete(e, now);
+      } else this.counters.expired++;
+    }
+  }
+
+  /** Tempo's onComplete */
+  #complete(e: Edge, now: number): void {
+    this.counters.completed++;
+    const client = labelValue(e.clientService);
+    const server = labelValue(e.serverService);
+    let byServer = this.#series.get(client);
+    if (byServer === undefined) {
+      byServer = new Map();
+      this.#series.set(client, byServer);
+    }
+    let slots = byServer.get(server);
+    if (slots === undefined) {
+      slots = new Array<GraphSeries | undefined>(CONNECTION_TYPES.length).fill(undefined);
+      byServer.set(server, slots);
+    }
+    let s = slots[e.conn];
+    if (s === undefined) {
+      if (this.#seriesCount >= this.#maxSeries) {
+        this.counters.seriesDropped++;
+        return;
+      }
+      // new counter series start at 0 (see the note in spanmetrics.ts on Tempo's first-sample rule)
+      const labels: Record<string, string> = { client, server };
+      if (e.conn !== Conn.Unknown) labels.connection_type = CONNECTION_TYPES[e.conn] ?? '';
+      s = {
+        labels: Object.freeze(labels),
+        total: 0,
+        failed: 0,
+        server: new NsHistogram(this.#boundsNs),
+        client: new NsHistogram(this.#boundsNs),
+        last: now,
+      };
+      slots[e.conn] = s;
+      this.#seriesCount++;
+    }
+    s.last = now;
+    s.total++;
+    if (e.failed) s.failed++;
+    s.server.observe(e.serverNs, this.#boundsNs);
+    s.client.observe(e.clientNs, this.#boundsNs);
+  }
+
+  /** forgets series not updated since `before` (ms) */
+  sweep(before: number): number {
+    let removed = 0;
+    for (const [client, byServer] of this.#series) {
+      for (const [server, slots] of byServer) {
+        let left = 0;
+        for (let i = 0; i < slots.length; i++) {
+          const s = slots[i];
+          if (s === undefined) continue;
+          if (s.last < before) {
+            slots[i] = undefined;
+            removed++;
+          } else left++;
+        }
+        if (left === 0) byServer.delete(server);
+      }
+      if (byServer.size === 0) this.#series.delete(client);
+    }
+    this.#seriesCount -= removed;
+    return removed;
+  }
+
+  families(): MetricFamily[] {
+    const all: GraphSeries[] = [];
+    for (const byServer of this.#series.values()) for (const slots of byServer.values()) for (const s of slots) if (s) all.push(s);
+    const hist = (name: string, help: string, pick: (s: GraphSeries) => NsHistogram): MetricFamily => ({
+      name,
+      help,
+      type: 'histogram',
+      bounds: this.bounds,
+      samples: all.map((s) => {
+        const h = pick(s);
+        return { labels: s.labels, counts: h.counts, sum: h.sumNs / 1e9, count: h.count };
+      }),
+    });
+    return [
+      {
+        name: 'traces_service_graph_request_total',
+        help: 'Requests between two services (Tempo service graph).',
+        type: 'counter',
+        samples: all.map((s) => ({ labels: s.labels, value: s.total })),
+      },
+      {
+        name: 'traces_service_graph_request_failed_total',
+        help: 'Failed requests between two services (Tempo service graph).',
+        type: 'counter',
+        samples: all.map((s) => ({ labels: s.labels, value: s.failed })),
+      },
+      hist('traces_service_graph_request_server_seconds', 'Request duration seen by the server, seconds (Tempo service graph).', (s) => s.server),
+      hist('traces_service_graph_request_client_seconds', 'Request duration seen by the client, seconds (Tempo service graph).', (s) => s.client),
+    ];
+  }
+}
+
+/** Tempo's upsertPeerNode: the first peer attribute among the span's own attributes */
+function peerNode(e: Edge, attrs: Attributes): void {
+  for (const k of PEER_ATTRIBUTES) {
+    const v = findAttr(k, attrs);
+    if (v !== '') {
+      e.peerNode = v;
+      return;
+    }
+  }
+}
+
+/** Tempo's upsertDatabaseRequest (client side only): a call with a database attribute is a
+ *  complete edge at once, its server named by peer.service, server.address,
+ *  network.peer.address[:port], then the database name */
+function databaseRequest(e: Edge, resource: Attributes, attrs: Attributes, durationNano: number): void {
+  let dbName = '';
+  for (const k of DATABASE_NAME_ATTRIBUTES) {
+    dbName = findAttr(k, resource, attrs);
+    if (dbName !== '') break;
+  }
+  if (dbName === '') return;
+  e.conn = Conn.Database;
+  e.serverNs = durationNano > 0 ? durationNano : 0;
+  const peer = findAttr('peer.service', resource, attrs) || findAttr('server.address', resource, attrs);
+  if (peer !== '') {
+    e.serverService = peer;
+    return;
+  }
+  const host = findAttr('network.peer.address', resource, attrs);
+  if (host !== '') {
+    const port = findAttr('network.peer.port', resource, attrs);
+    e.serverService = port !== '' ? `${host}:${port}` : host;
+    return;
+  }
+  e.serverService = dbName;
+}

@@ -1,0 +1,135 @@
+// Tempo's span-metrics processor: per (service, span_name, span_kind, status_code) a call
+// counter and a latency histogram (seconds). Series are found through nested Maps
+// (service -> span name -> 18 kind×status slots): no per-span string building or allocation once
+// a series exists.
+import type { Span } from '../agent/span.js';
+import type { MetricFamily } from './prometheus.js';
+import { boundsToNs, KIND_LABELS, kindIndex, labelValue, NsHistogram, SPAN_METRICS_BUCKETS, STATUS_LABELS, statusIndex } from './series.js';
+
+interface SpanSeries {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly hist: NsHistogram;
+  /** ms of the last update, for staleness */
+  last: number;
+}
+
+const SLOTS = KIND_LABELS.length * STATUS_LABELS.length;
+
+export interface SpanMetricsOptions {
+  /** most series (label sets) kept; a span that needs one more is not counted (default 10000) */
+  maxSeries?: number;
+  /** latency buckets in seconds (default Tempo's 0.002·2^k, k < 14) */
+  buckets?: readonly number[];
+}
+
+export class SpanMetrics {
+  readonly bounds: readonly number[];
+  /** spans not counted because their series would exceed maxSeries */
+  seriesDropped = 0;
+  readonly #boundsNs: Float64Array;
+  readonly #maxSeries: number;
+  readonly #byService = new Map<string, Map<string, (SpanSeries | undefined)[]>>();
+  #series = 0;
+
+  constructor(opts: SpanMetricsOptions = {}) {
+    this.bounds = opts.buckets ?? SPAN_METRICS_BUCKETS;
+    this.#boundsNs = boundsToNs(this.bounds);
+    this.#maxSeries = opts.maxSeries ?? 10_000;
+  }
+
+  get seriesCount(): number {
+    return this.#series;
+  }
+
+  /** service: resource service.name ('' when absent: the label is then left out) */
+  observe(service: string, span: Span, now: number): void {
+    let byName = this.#byService.get(service);
+    if (byName === undefined) {
+      byName = new Map();
+      this.#byService.set(service, byName);
+    }
+    let name = span.name;
+    let slots = byName.get(name);
+    if (slots === undefined) {
+      name = labelValue(name);
+      slots = byName.get(name);
+      if (slots === undefined) {
+        slots = new Array<SpanSeries | undefined>(SLOTS).fill(undefined);
+        byName.set(name, slots);
+      }
+    }
+    const k = kindIndex(span.kind);
+    const st = statusIndex(span.status);
+    const slot = k * STATUS_LABELS.length + st;
+    let s = slots[slot];
+    if (s === undefined) {
+      if (this.#series >= this.#maxSeries) {
+        this.seriesDropped++;
+        return;
+      }
+      // Tempo's rule "write a 0 sample at the end of the previous minute before the first real
+      // value of a new counter series" exists because remote write pushes timestamped samples and
+      // rate()/increase() would lose the first increment. A pull exposition cannot write a sample
+      // in the past: a new series simply starts at 0 here and the scraper sees its cumulative value
+      // from its first scrape on, as with every Prometheus client library.
+      s = {
+        labels: Object.freeze({ service, span_name: name, span_kind: KIND_LABELS[k]!, status_code: STATUS_LABELS[st]! }),
+        hist: new NsHistogram(this.#boundsNs),
+        last: now,
+      };
+      slots[slot] = s;
+      this.#series++;
+    }
+    s.last = now;
+    // a negative duration counts as 0
+    const ns = span.durationNano > 0 ? span.durationNano : 0;
+    s.hist.observe(ns, this.#boundsNs);
+  }
+
+  /** forgets series not updated since `before` (ms), as Tempo's registry stale_duration does */
+  sweep(before: number): number {
+    let removed = 0;
+    for (const [service, byName] of this.#byService) {
+      for (const [name, slots] of byName) {
+        let left = 0;
+        for (let i = 0; i < slots.length; i++) {
+          const s = slots[i];
+          if (s === undefined) continue;
+          if (s.last < before) {
+            slots[i] = undefined;
+            removed++;
+          } else left++;
+        }
+        if (left === 0) byName.delete(name);
+      }
+      if (byName.size === 0) this.#byService.delete(service);
+    }
+    this.#series -= removed;
+    return removed;
+  }
+
+  #all(): SpanSeries[] {
+    const out: SpanSeries[] = [];
+    for (const byName of this.#byService.values()) for (const slots of byName.values()) for (const s of slots) if (s) out.push(s);
+    return out;
+  }
+
+  families(): MetricFamily[] {
+    const all = this.#all();
+    return [
+      {
+        name: 'traces_spanmetrics_calls_total',
+        help: 'Spans by service, span name, kind and status (Tempo span metrics).',
+        type: 'counter',
+        samples: all.map((s) => ({ labels: s.labels, value: s.hist.count })),
+      },
+      {
+        name: 'traces_spanmetrics_latency',
+        help: 'Span duration in seconds (Tempo span metrics).',
+        type: 'histogram',
+        bounds: this.bounds,
+        samples: all.map((s) => ({ labels: s.labels, counts: s.hist.counts, sum: s.hist.sumNs / 1e9, count: s.hist.count })),
+      },
+    ];
+  }
+}
