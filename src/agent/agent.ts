@@ -19,6 +19,8 @@ export interface AgentOptions {
   maxConnections?: number;
   /** a connection without events this long is forgotten (default 10 min) */
   idleConnectionMs?: number;
+  /** kernel batches waiting for the JS thread, at most (default 64 MiB) */
+  maxQueuedMiB?: number;
 }
 
 interface Conn {
@@ -50,6 +52,9 @@ export interface AgentCounters {
   spans: number;
   sink_errors: number;
   decode_malformed_batches: number;
+  /** batches dropped because the JS thread fell behind by more than maxQueuedMiB */
+  batches_dropped: number;
+  batch_bytes_dropped: number;
 }
 
 export class Agent {
@@ -61,6 +66,8 @@ export class Agent {
     spans: 0,
     sink_errors: 0,
     decode_malformed_batches: 0,
+    batches_dropped: 0,
+    batch_bytes_dropped: 0,
   };
   readonly http1: Http1Counters = newHttp1Counters();
   readonly linker: Linker;
@@ -75,6 +82,10 @@ export class Agent {
   #clock: { monoBase: bigint; clockOffset: bigint } | undefined;
   #offline = false;
   #offlineNow: number | undefined;
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #draining = false;
+  readonly #maxQueuedBytes: number;
   #sweepAt = 0;
   readonly #onEvent = (e: KernelEvent) => this.#event(e);
 
@@ -83,11 +94,12 @@ export class Agent {
     this.linker = new Linker({ holdNs: (opts.holdMs ?? 500) * 1e6 });
     this.#maxConns = opts.maxConnections ?? 65536;
     this.#idleNs = (opts.idleConnectionMs ?? 600_000) * 1e6;
+    this.#maxQueuedBytes = (opts.maxQueuedMiB ?? 64) << 20;
   }
 
   /** loads and attaches the probes; capture is live when this returns */
   start(): Capture {
-    const cap = Capture.open({ ...this.#opts.capture, onBatch: (b) => this.feedBatch(b) });
+    const cap = Capture.open({ ...this.#opts.capture, onBatch: (b) => this.#enqueue(b) });
     this.capture = cap;
     this.#clock = { monoBase: cap.monoBase, clockOffset: cap.clockOffset };
     this.#timer = setInterval(() => this.tick(), 100);
@@ -117,8 +129,39 @@ export class Agent {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.capture?.close();
+    // what the kernel already delivered is processed, not lost
+    while (this.#queue.length) this.#drainQueue();
     this.#emit(this.linker.flush());
   }
+
+  /**
+   * Live batches wait in a bounded queue and are decoded one per event-loop turn,
+   * so the HTTP API and timers stay responsive under a flood; past the bound,
+   * batches are dropped and counted (like the kernel's ring buffer does).
+   */
+  #enqueue(buf: Buffer): void {
+    if (this.#queuedBytes + buf.length > this.#maxQueuedBytes) {
+      this.counters.batches_dropped++;
+      this.counters.batch_bytes_dropped += buf.length;
+      return;
+    }
+    this.#queue.push(buf);
+    this.#queuedBytes += buf.length;
+    if (!this.#draining) {
+      this.#draining = true;
+      setImmediate(this.#drainQueue);
+    }
+  }
+
+  readonly #drainQueue = (): void => {
+    const buf = this.#queue.shift();
+    if (buf) {
+      this.#queuedBytes -= buf.length;
+      this.feedBatch(buf);
+    }
+    if (this.#queue.length) setImmediate(this.#drainQueue);
+    else this.#draining = false;
+  };
 
   /** one ring-buffer batch (many events) */
   feedBatch(buf: Buffer): void {

@@ -37,11 +37,30 @@ function hostHeader(h: string | undefined): { host: string; port?: number } | un
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : undefined };
 }
 
+interface TargetParts {
+  path: string;
+  route: string;
+  safeQuery: string;
+}
+
+// request targets repeat endlessly (same endpoints, same ids): parse each once
+const targetCache = new Map<string, TargetParts>();
+const TARGET_CACHE_MAX = 20_000;
+
+function targetParts(target: string): TargetParts {
+  let t = targetCache.get(target);
+  if (t) return t;
+  const { path, query } = splitTarget(target);
+  t = { path, route: routeOf(path), safeQuery: query ? redactQuery(query) : '' };
+  if (targetCache.size >= TARGET_CACHE_MAX) targetCache.clear();
+  targetCache.set(target, t);
+  return t;
+}
+
 export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): HttpSpanParts {
   const req = ex.request;
   const res = ex.response;
-  const { path, query } = splitTarget(req.target);
-  const route = routeOf(path);
+  const { path, route, safeQuery } = targetParts(req.target);
   const a: Attributes = {
     'http.request.method': req.method,
     'url.path': path,
@@ -51,7 +70,6 @@ export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): 
     'network.peer.address': remote.ip,
     'network.peer.port': remote.port,
   };
-  const safeQuery = query ? redactQuery(query) : '';
   if (safeQuery) a['url.query'] = safeQuery;
   const host = hostHeader(req.headers.host);
   if (ex.role === 'server') {

@@ -197,6 +197,7 @@ function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): 
     fam('osprey_events_total', 'Kernel events decoded.', agent.counters.events),
     fam('osprey_spans_total', 'Spans produced by the agent.', agent.counters.spans),
     fam('osprey_ringbuf_dropped_total', 'Events lost because the ring buffer was full.', k.ringbuf_dropped),
+    fam('osprey_agent_batches_dropped_total', 'Event batches dropped because the agent fell behind the kernel.', agent.counters.batches_dropped),
     fam('osprey_http1_malformed_total', 'HTTP/1 connections dropped from parsing as malformed.', agent.http1.malformed),
     fam('osprey_http1_desync_total', 'HTTP/1 connections dropped after losing message framing.', agent.http1.desync),
     fam('osprey_connections', 'Connections the agent tracks.', agent.connections, 'gauge'),
