@@ -118,10 +118,10 @@ export const upCommand: Command = {
     let demo: { stop(): Promise<void> } | undefined;
     if (values.demo) {
       const { startDemo } = await import('../demo/index.js');
-      const d = await startDemo({ dataDir: join(memory ? defaultDataDir() : dataDir, 'demo-run'), log: (l) => say(`demo: ${l}`) });
+      // the demo's own progress lines, not its services' chatter
+      const d = await startDemo({ dataDir: join(memory ? defaultDataDir() : dataDir, 'demo-run'), log: (l) => l.startsWith('demo:') && say(l) });
       demo = d;
-      say(`demo: ${d.services.map((s) => `${s.name} ${s.url} (pid ${s.pid})`).join(', ')}`);
-      say(`demo: traffic goes to ${d.entryUrl}`);
+      say(`demo: open ${d.entryUrl} or watch: osprey services`);
     }
     say(`try: osprey query --since 5m '{ duration > 100ms }'   osprey services   osprey graph`);
 
