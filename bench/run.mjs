@@ -5,9 +5,10 @@
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--paced SEC] [--sat SEC] [--rate REQ_PER_S]
 //                      [--only load,pipeline,query] [--query-sizes 1000000,10000000]
-//                      [--wait-idle SEC] [--cpu-prof DIR] [--out FILE]
+//                      [--wait-idle SEC] [--cpu-prof DIR] [--out FILE] | --report FILE.json
 //
-// Progress goes to stderr, the result table to stdout, everything to bench/out/latest.json.
+// Progress goes to stderr, the result table to stdout and bench/out/latest.txt, everything to
+// bench/out/latest.json.
 // Needs root (bpftrace, osprey), wrk, nginx, bpftrace. See docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noneMode, ospreyMode, probeMode, ROOT, runWrk, startNginxStatic, startNodeServer } from './lib/load.mjs';
-import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, procCpuSplit, runTracked, sleep, stopAll } from './lib/proc.mjs';
+import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, procCpuSplit, procMem, runTracked, sleep, stopAll } from './lib/proc.mjs';
 import { runPipeline } from './pipeline.mjs';
 
 // ---- options ----------------------------------------------------------------------------
@@ -27,7 +28,7 @@ const opt = (n, d) => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : d;
 };
 if (has('help') || has('h')) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 11).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const QUICK = has('quick');
@@ -35,8 +36,8 @@ const cfg = {
   variant: QUICK ? 'quick' : 'full',
   rounds: Number(opt('rounds', QUICK ? 1 : 5)),
   warmSec: Number(opt('warm', QUICK ? 1 : 2)),
-  pacedSec: Number(opt('paced', QUICK ? 4 : 12)),
-  satSec: Number(opt('sat', QUICK ? 3 : 8)),
+  pacedSec: Number(opt('paced', QUICK ? 4 : 10)),
+  satSec: Number(opt('sat', QUICK ? 3 : 6)),
   rate: Number(opt('rate', 4500)),
   threads: 2,
   connections: 50,
@@ -152,7 +153,7 @@ function checkTools() {
 // ---- load rounds ------------------------------------------------------------------------
 
 async function startTarget(sc, tag, dir) {
-  return sc.target === 'nginx' ? startNginxStatic(dir) : startNodeServer(`bench-node-${tag}`);
+  return sc.target === 'nginx' ? startNginxStatic(dir, `bench-nginx-${tag}`) : startNodeServer(`bench-node-${tag}`);
 }
 
 /** one mode session: start the mode, run every scenario, collect, stop */
@@ -171,9 +172,21 @@ async function session(mode, round, dir) {
   log(`round ${round + 1}/${cfg.rounds}: mode ${mode.name}: starting`);
   const ctl = await mode.start();
   const results = [];
+  // under osprey, servers stay up until their spans are counted: osprey resolves a span's
+  // service when it emits the span, and a process that is gone by then gets a fallback name
+  const keep = [];
+  const stopKept = async () => {
+    for (const s of keep.splice(0)) await s.stop();
+  };
   try {
     for (const sc of SCENARIOS) {
+      // paced runs are counted before the saturation runs start (those leave a backlog behind)
+      if (mode.name === 'osprey' && !sc.paced && results.length && results.every((r) => r.paced)) {
+        await completeness(ctl, results, 20);
+        await stopKept();
+      }
       const server = await startTarget(sc, `r${round}-${sc.id}`, dir);
+      let kept = false;
       try {
         const wrkOpts = {
           url: server.url,
@@ -182,6 +195,7 @@ async function session(mode, round, dir) {
           rate: sc.paced ? Math.round(cfg.rate * (sc.rateFactor ?? 1)) : undefined,
           close: sc.close,
           dir,
+          service: `bench-wrk-r${round}-${sc.id}`,
         };
         const secs = sc.paced ? cfg.pacedSec : cfg.satSec;
         log(`round ${round + 1}/${cfg.rounds}: mode ${mode.name}: ${sc.label}: warm-up ${cfg.warmSec} s, then ${secs} s${sc.paced ? ` at ~${wrkOpts.rate} req/s` : ''}`);
@@ -211,9 +225,11 @@ async function session(mode, round, dir) {
         for (const k of Object.keys(c1)) if (typeof c1[k] === 'number' && c1[k] !== c0[k]) counters[k] = c1[k] - (c0[k] ?? 0);
         results.push({
           scenario: sc.id,
+          paced: sc.paced,
           mode: mode.name,
           round,
           service: server.service,
+          clientService: wrkOpts.service,
           window: { startNs: String(startNs), endNs: String(endNs) },
           wallSec: wall,
           ...w,
@@ -228,19 +244,26 @@ async function session(mode, round, dir) {
           agentSysSec: split1 ? split1.sys - split0.sys : undefined,
           agentCoresPer10k: mode.name === 'osprey' ? agentCpuSec / wall / (w.rps / 10_000) : undefined,
           ringbufDropped: mode.name === 'osprey' ? (counters.ringbuf_dropped ?? 0) : undefined,
+          storeDropped: mode.name === 'osprey' ? (counters.store_spansDropped ?? 0) : undefined,
+          agentRssMb: ctl.pid ? procMem(ctl.pid).rssMb : undefined,
           counters: mode.name === 'osprey' ? counters : undefined,
         });
         log(
           `  ${w.requests} requests, ${fx(w.rps, 0)} req/s, p99 ${fx(w.p99ms, 2)} ms, node ${fx((busySec * 1e6) / w.requests, 1)} µs/req, procs ${fx((procsCpuSec * 1e6) / w.requests, 1)} µs/req` +
-            (mode.name === 'osprey' ? `, agent ${fx(agentCpuSec / wall, 3)} cores, ringbuf drops ${counters.ringbuf_dropped ?? 0}` : '') +
+            (mode.name === 'osprey' ? `, agent ${fx(agentCpuSec / wall, 3)} cores, ringbuf drops ${counters.ringbuf_dropped ?? 0}, store drops ${counters.store_spansDropped ?? 0}` : '') +
             (w.socketErrors || w.non2xx ? `, wrk errors ${w.socketErrors}, non-2xx ${w.non2xx}` : ''),
         );
+        if (mode.name === 'osprey') {
+          keep.push(server);
+          kept = true;
+        }
       } finally {
-        await server.stop();
+        if (!kept) await server.stop();
       }
     }
-    if (mode.name === 'osprey') await completeness(ctl, results);
+    if (mode.name === 'osprey') await completeness(ctl, results.filter((r) => !r.paced), QUICK ? 15 : 60);
   } finally {
+    await stopKept();
     const stopped = await ctl.stop();
     for (const r of results) {
       if (stopped.hwmMb !== undefined) r.agentHwmMb = stopped.hwmMb;
@@ -252,36 +275,58 @@ async function session(mode, round, dir) {
 }
 
 /** spans stored ÷ requests completed, per scenario, from the services API over each run's window */
-async function completeness(ctl, results) {
+async function completeness(ctl, results, capSec) {
   await sleep(3000); // spans are queryable ~2 s after the request
+  // then wait for the agent to settle: nothing buffered in the store, (almost) no new events
+  // (after saturation a backlog may still drain); at most capSec
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    const c = await ctl.sample();
+    // (our own status requests are traced too: a few events and spans per poll)
+    const settled = last && (c.store_buffered ?? 0) < 100 && Math.abs((c.agent_events ?? 0) - (last.agent_events ?? 0)) < 100;
+    last = c;
+    if (settled || Date.now() - t0 > capSec * 1000) break;
+    await sleep(1000);
+  }
+  const settleSec = (Date.now() - t0) / 1000 + 3;
+  const settled = Date.now() - t0 <= capSec * 1000;
   const count = async (r) => {
     const { services } = await ctl.api(`/api/osprey/services?start=${r.window.startNs}&end=${r.window.endNs}`);
     const srv = services.find((s) => s.service === r.service);
-    const cli = services.find((s) => s.service === 'wrk');
+    const cli = services.find((s) => s.service === r.clientService);
     return { server: srv?.basis === 'server' ? srv.requestCount : 0, client: cli?.spanCount ?? 0 };
   };
-  // poll until the counts stop moving (a backlog after saturation still drains), at most ~10 s
-  let prev;
-  for (let i = 0; i < 10; i++) {
-    const cur = await Promise.all(results.map(count));
-    const same = prev && cur.every((c, j) => c.server === prev[j].server && c.client === prev[j].client);
-    prev = cur;
-    if (same) break;
-    await sleep(1000);
-  }
+  const counts = await Promise.all(results.map(count));
   results.forEach((r, j) => {
-    r.serverSpans = prev[j].server;
-    r.clientSpans = prev[j].client;
-    r.completeness = prev[j].server / r.requests;
-    r.clientCompleteness = prev[j].client / r.requests;
+    r.serverSpans = counts[j].server;
+    r.clientSpans = counts[j].client;
+    r.completeness = counts[j].server / r.requests;
+    r.clientCompleteness = counts[j].client / r.requests;
+    r.settleSec = settleSec;
+    r.settled = settled;
   });
-  log(`  completeness: ${results.map((r) => `${r.scenario} ${fpct(r.completeness, 2)}`).join(', ')}`);
+  log(`  completeness (after ${fx(settleSec, 0)} s${settled ? '' : ', agent still busy'}): ${results.map((r) => `${r.scenario} ${fpct(r.completeness, 2)}`).join(', ')}`);
+}
+
+/** one unmeasured run against each server kind, so that the first measured session is not the coldest */
+async function machineWarmup(dir) {
+  log(`machine warm-up: ${cfg.warmSec * 2} s against nginx and node, not measured`);
+  for (const target of ['nginx', 'node']) {
+    const server = target === 'nginx' ? await startNginxStatic(dir, 'bench-warmup-nginx') : await startNodeServer('bench-warmup-node');
+    try {
+      await runWrk({ url: server.url, seconds: cfg.warmSec * 2, threads: cfg.threads, connections: cfg.connections, rate: cfg.rate, dir });
+    } finally {
+      await server.stop();
+    }
+  }
 }
 
 async function loadRounds(dir) {
   const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir })];
   const all = [];
   const sessions = [];
+  await machineWarmup(dir);
   for (let round = 0; round < cfg.rounds; round++) {
     // alternate: each round starts with a different mode
     const order = modes.map((_, i) => modes[(i + round) % modes.length]);
@@ -329,7 +374,11 @@ function summarizeLoad(runs) {
           agentHwmMb: max(rs.map((r) => r.agentHwmMb)),
           agentStartRssMb: median(rs.map((r) => r.agentStartRssMb)),
           ringbufDropped: rs.reduce((a, r) => a + (r.ringbufDropped ?? 0), 0),
+          storeDropped: rs.reduce((a, r) => a + (r.storeDropped ?? 0), 0),
+          agentRssAfterMb: median(rs.map((r) => r.agentRssMb)),
           completeness: median(rs.map((r) => r.completeness)),
+          settleSec: median(rs.map((r) => r.settleSec)),
+          unsettled: rs.filter((r) => r.settled === false).length,
           completenessMin: rs.reduce((a, r) => Math.min(a, r.completeness ?? NaN), Infinity),
           clientCompleteness: median(rs.map((r) => r.clientCompleteness)),
         });
@@ -339,6 +388,10 @@ function summarizeLoad(runs) {
     const addedProbe = median(perRound(sc.id, (n, p) => p.cpuPerReqUs - n.cpuPerReqUs));
     const addedProcsOsprey = median(perRound(sc.id, (n, _p, o) => o.procsPerReqUs - n.procsPerReqUs));
     const addedProcsProbe = median(perRound(sc.id, (n, p) => p.procsPerReqUs - n.procsPerReqUs));
+    // what tracing adds to wrk + server themselves (in-kernel probe work in their syscalls), tracer process excluded
+    const appsUs = (r) => ((r.procsCpuSec - (Number.isFinite(r.agentCpuSec) ? r.agentCpuSec : 0)) * 1e6) / r.requests;
+    const addedAppsOsprey = median(perRound(sc.id, (n, _p, o) => appsUs(o) - appsUs(n)));
+    const addedAppsProbe = median(perRound(sc.id, (n, p) => appsUs(p) - appsUs(n)));
     out[sc.id] = {
       label: sc.label,
       paced: sc.paced,
@@ -349,6 +402,9 @@ function summarizeLoad(runs) {
       addedProcsUsOsprey: addedProcsOsprey,
       addedProcsUsProbe: addedProcsProbe,
       addedProcsRatio: addedProcsProbe > 0 ? addedProcsOsprey / addedProcsProbe : NaN,
+      addedAppsUsOsprey: addedAppsOsprey,
+      addedAppsUsProbe: addedAppsProbe,
+      agentUsPerReq: median(by(sc.id, 'osprey').map((r) => (r.agentCpuSec * 1e6) / r.requests)),
       p99DeltaPctOsprey: (100 * (modes.osprey.p99ms - modes.none.p99ms)) / modes.none.p99ms,
       p99DeltaPctProbe: (100 * (modes.probe.p99ms - modes.none.p99ms)) / modes.none.p99ms,
       satRatioOsprey: median(perRound(sc.id, (n, _p, o) => o.rps / n.rps)),
@@ -432,7 +488,14 @@ function targets(load, pipeline, query) {
     add('p99 latency delta vs no probe', `<= +${TARGETS.p99DeltaPct}%`, p && `${fsign(p.v)}%`, p && p.v <= TARGETS.p99DeltaPct, p?.id);
     const m = worst(Object.entries(load), (s) => s.modes.osprey.agentHwmMb, false);
     const startRss = median(Object.values(load).map((s) => s.modes.osprey.agentStartRssMb));
-    add('agent peak RSS (VmHWM, in-memory store)', `<= ${TARGETS.rssMb} MB`, m && `${fx(m.v, 0)} MB (${fx(startRss, 0)} MB at start)`, m && m.v <= TARGETS.rssMb, m?.id);
+    const afterPaced = max(paced.map(([, s]) => s.modes.osprey.agentRssAfterMb));
+    add(
+      'agent peak RSS (VmHWM, in-memory store)',
+      `<= ${TARGETS.rssMb} MB`,
+      m && `${fx(m.v, 0)} MB (${fx(startRss, 0)} MB at start, ${fx(afterPaced, 0)} MB after the paced runs)`,
+      m && m.v <= TARGETS.rssMb,
+      m?.id,
+    );
     const s = worst(sat, (x) => x.satOspreyVsProbe, true);
     add('saturation throughput: osprey ratio ÷ probe ratio', `>= ${TARGETS.satVsProbe}`, s && fx(s.v, 2), s && s.v >= TARGETS.satVsProbe, s?.id);
   }
@@ -490,7 +553,8 @@ function report(res) {
     );
     L.push('node µs/req: busy CPU of the whole machine (/proc/stat) per completed request (wrk, server, tracer, kernel, and anything else running);');
     L.push('procs µs/req: CPU of wrk + server + tracer process only (immune to other load). added: minus mode none, paired per round.');
-    const rows = [['scenario', 'mode', 'req/s', 'node µs/req', 'added', 'procs µs/req', 'added', 'p50 ms', 'p99 ms', 'p99 Δ', 'agent cores/10k rps', 'spans/req', 'rb drops']];
+    L.push('spans/req: server spans stored ÷ requests wrk completed (completeness). rb drops / store drops: sums over all rounds.');
+    const rows = [['scenario', 'mode', 'req/s', 'node µs/req', 'added', 'procs µs/req', 'added', 'p50 ms', 'p99 ms', 'p99 Δ', 'agent cores/10k rps', 'spans/req', 'rb drops', 'store drops']];
     for (const [, s] of Object.entries(load).filter(([, s]) => s.paced)) {
       for (const mode of ['none', 'probe', 'osprey']) {
         const x = s.modes[mode];
@@ -508,20 +572,24 @@ function report(res) {
           mode === 'osprey' ? fx(x.agentCoresPer10k, 3) : '',
           mode === 'osprey' ? fpct(x.completeness, 2) : '',
           mode === 'osprey' ? fint(x.ringbufDropped) : '',
+          mode === 'osprey' ? fint(x.storeDropped) : '',
         ]);
       }
     }
     L.push(table(rows));
     L.push('');
-    const r2 = [['scenario', 'added CPU osprey ÷ probe (node)', '(procs)', 'osprey p99 Δ', 'probe p99 Δ', 'agent RSS start → peak', 'agent CPU in kernel', 'client spans/req']];
+    const r2 = [['scenario', 'added CPU osprey ÷ probe (node)', '(procs)', 'agent µs/req', 'added to wrk+server µs/req: osprey', 'probe', 'osprey p99 Δ', 'probe p99 Δ', 'agent RSS start / after / peak', 'agent CPU in kernel', 'client spans/req']];
     for (const [, s] of Object.entries(load).filter(([, s]) => s.paced)) {
       r2.push([
         s.label,
         Number.isFinite(s.addedCpuRatio) ? `${fx(s.addedCpuRatio, 2)}x` : 'n/a (probe ≤ 0)',
         Number.isFinite(s.addedProcsRatio) ? `${fx(s.addedProcsRatio, 2)}x` : 'n/a (probe ≤ 0)',
+        fx(s.agentUsPerReq, 1),
+        fsign(s.addedAppsUsOsprey, 1),
+        fsign(s.addedAppsUsProbe, 1),
         `${fsign(s.p99DeltaPctOsprey, 1)}%`,
         `${fsign(s.p99DeltaPctProbe, 1)}%`,
-        `${fx(s.modes.osprey.agentStartRssMb, 0)} → ${fx(s.modes.osprey.agentHwmMb, 0)} MB`,
+        `${fx(s.modes.osprey.agentStartRssMb, 0)} / ${fx(s.modes.osprey.agentRssAfterMb, 0)} / ${fx(s.modes.osprey.agentHwmMb, 0)} MB`,
         fpct(s.modes.osprey.agentSysShare, 0),
         fpct(s.modes.osprey.clientCompleteness, 2),
       ]);
@@ -529,7 +597,8 @@ function report(res) {
     L.push(table(r2));
     L.push('');
     L.push(`Saturation: unpaced wrk -t${c.threads} -c${c.connections} keep-alive, ${c.satSec} s runs; ratios are per round (paired), then the median.`);
-    const r3 = [['scenario', 'none req/s', 'probe req/s', 'osprey req/s', 'probe/none', 'osprey/none', 'osprey ÷ probe', 'agent cores', 'spans/req', 'rb drops']];
+    L.push('drain s: seconds after the last run until the agent had stored its backlog (spans/req counted then).');
+    const r3 = [['scenario', 'none req/s', 'probe req/s', 'osprey req/s', 'probe/none', 'osprey/none', 'osprey ÷ probe', 'agent cores', 'spans/req', 'drain s', 'rb drops', 'store drops']];
     for (const [, s] of Object.entries(load).filter(([, s]) => !s.paced)) {
       r3.push([
         s.label,
@@ -541,7 +610,9 @@ function report(res) {
         fx(s.satOspreyVsProbe, 3),
         fx(s.modes.osprey.agentCores, 2),
         fpct(s.modes.osprey.completeness, 2),
+        `${fx(s.modes.osprey.settleSec, 0)}${s.modes.osprey.unsettled ? ` (${s.modes.osprey.unsettled} still busy)` : ''}`,
         fint(s.modes.osprey.ringbufDropped),
+        fint(s.modes.osprey.storeDropped),
       ]);
     }
     L.push(table(r3));
@@ -585,6 +656,18 @@ function report(res) {
 
 // ---- main -------------------------------------------------------------------------------
 
+if (opt('report', undefined)) {
+  // re-render a saved run (e.g. after changing the report), nothing is measured
+  const file = opt('report');
+  const saved = JSON.parse(readFileSync(file, 'utf8'));
+  if (saved.load?.runs) saved.load.summary = summarizeLoad(saved.load.runs);
+  saved.targets = targets(saved.load?.summary, saved.pipeline, saved.query);
+  const text = report(saved);
+  writeFileSync(file.replace(/\.json$/, '') + '.txt', `${text}\n`);
+  process.stdout.write(`${text}\n`);
+  process.exit(0);
+}
+
 installCleanup();
 checkTools();
 const dir = mkdtempSync(join(tmpdir(), 'osprey-bench-'));
@@ -623,6 +706,8 @@ res.noiseEnd = noise();
 res.targets = targets(res.load?.summary, res.pipeline, res.query);
 mkdirSync(join(cfg.out, '..'), { recursive: true });
 writeFileSync(cfg.out, JSON.stringify(res, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
-process.stdout.write(`${report(res)}\n`);
-log(`results: ${cfg.out}`);
+const text = report(res);
+writeFileSync(cfg.out.replace(/\.json$/, '') + '.txt', `${text}\n`);
+process.stdout.write(`${text}\n`);
+log(`results: ${cfg.out} (and the table as .txt)`);
 process.exitCode = exitCode;

@@ -14,20 +14,23 @@ const BODY = `${'{"ok":true,"items":['.padEnd(780, 'x')}]}\n`;
 
 // ---- servers under load -------------------------------------------------------------------
 
-/** nginx serving one small static file; private prefix dir, no access log, 1 worker */
-export async function startNginxStatic(dir) {
+/**
+ * nginx serving one small static file; private prefix dir, no access log, one process
+ * (master_process off: a master would overwrite its environment with the process title,
+ * and OTEL_SERVICE_NAME is what keeps its spans apart from any other nginx on the machine).
+ */
+export async function startNginxStatic(dir, service = 'bench-nginx') {
   const port = await freePort();
   const prefix = join(dir, `nginx-${port}`);
   mkdirSync(join(prefix, 'www'), { recursive: true });
   mkdirSync(join(prefix, 'tmp'), { recursive: true });
   writeFileSync(join(prefix, 'www', 'index.html'), BODY);
-  const root = process.getuid?.() === 0;
   writeFileSync(
     join(prefix, 'nginx.conf'),
     `daemon off;
-master_process on;
+master_process off;
 worker_processes 1;
-${root ? 'user root;\n' : ''}pid ${prefix}/nginx.pid;
+pid ${prefix}/nginx.pid;
 lock_file ${prefix}/nginx.lock;
 error_log ${prefix}/error.log warn;
 events { worker_connections 4096; }
@@ -51,9 +54,11 @@ http {
 }
 `,
   );
-  const child = spawnTracked(NGINX, ['-p', `${prefix}/`, '-c', `${prefix}/nginx.conf`, '-e', 'stderr']);
+  const child = spawnTracked(NGINX, ['-p', `${prefix}/`, '-c', `${prefix}/nginx.conf`, '-e', 'stderr'], {
+    env: { ...process.env, OTEL_SERVICE_NAME: service },
+  });
   await waitListening(port, child, 'nginx');
-  return { name: 'nginx', service: 'nginx', port, url: `http://127.0.0.1:${port}/index.html`, child, stop: () => stopChild(child, { signal: 'SIGQUIT', timeoutMs: 3000 }) };
+  return { name: 'nginx', service, port, url: `http://127.0.0.1:${port}/index.html`, child, stop: () => stopChild(child, { signal: 'SIGQUIT', timeoutMs: 3000 }) };
 }
 
 /** a Node http server answering every request with the same small body */
@@ -86,7 +91,7 @@ async function waitListening(port, child, what) {
  * One wrk run. rate: total requests/s to pace to (Lua delay() per request; undefined =
  * unpaced). close: "Connection: close" (a new connection per request).
  */
-export async function runWrk({ url, seconds, threads = 2, connections = 50, rate, close = false, dir }) {
+export async function runWrk({ url, seconds, threads = 2, connections = 50, rate, close = false, dir, service = 'bench-wrk' }) {
   const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s'];
   if (rate) {
     // delay() runs before each request on its connection: per-connection period = connections / rate;
@@ -99,7 +104,9 @@ export async function runWrk({ url, seconds, threads = 2, connections = 50, rate
   if (close) args.push('-H', 'Connection: close');
   args.push(url);
   // through sh, so that wrk's own CPU time can be read afterwards (the shell's cutime/cstime)
-  const child = spawnTracked('sh', ['-c', 'wrk "$@"; rc=$?; echo "wrk-stat: $(cat /proc/$$/stat)" >&2; exit $rc', 'wrk', ...args]);
+  const child = spawnTracked('sh', ['-c', 'wrk "$@"; rc=$?; echo "wrk-stat: $(cat /proc/$$/stat)" >&2; exit $rc', 'wrk', ...args], {
+    env: { ...process.env, OTEL_SERVICE_NAME: service },
+  });
   const killer = setTimeout(() => stopChild(child, { signal: 'SIGKILL' }), (seconds + 15) * 1000);
   const res = await child.exited;
   clearTimeout(killer);

@@ -34,9 +34,15 @@ export function spawnTracked(cmd, args, { stopSignal = 'SIGTERM', env, cwd } = {
   child.stdout.on('data', (d) => (child.outText = (child.outText + d).slice(-65536)));
   child.stderr.on('data', (d) => (child.errText = (child.errText + d).slice(-65536)));
   child.exited = new Promise((resolve) => {
+    // 'close' comes after the output is fully read ('exit' may come before the last chunk);
+    // if a leftover grandchild keeps the pipes open, give up waiting after 2 s
     child.on('exit', (code, signal) => {
       live.delete(child.pid);
-      resolve({ code, signal });
+      const t = setTimeout(() => resolve({ code, signal }), 2000);
+      child.on('close', () => {
+        clearTimeout(t);
+        resolve({ code, signal });
+      });
     });
     child.on('error', (err) => {
       live.delete(child.pid);
