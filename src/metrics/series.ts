@@ -94,3 +94,27 @@ export function findAttr(key: string, first: Attributes, second?: Attributes): s
 export function labelValue(s: string): string {
   return s.length > MAX_LABEL_VALUE_LENGTH ? s.slice(0, MAX_LABEL_VALUE_LENGTH) : s;
 }
+
+/** series slots keyed by two labels (service -> span name, client -> server) */
+export type NestedSlots<T> = Map<string, Map<string, (T | undefined)[]>>;
+
+/** forgets slots not updated since `before` (ms) and empty maps; returns how many went */
+export function sweepNested<T extends { last: number }>(series: NestedSlots<T>, before: number): number {
+  let removed = 0;
+  for (const [outer, inner] of series) {
+    for (const [key, slots] of inner) {
+      let left = 0;
+      for (let i = 0; i < slots.length; i++) {
+        const s = slots[i];
+        if (s === undefined) continue;
+        if (s.last < before) {
+          slots[i] = undefined;
+          removed++;
+        } else left++;
+      }
+      if (left === 0) inner.delete(key);
+    }
+    if (inner.size === 0) series.delete(outer);
+  }
+  return removed;
+}

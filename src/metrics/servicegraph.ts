@@ -8,7 +8,7 @@
 // so expiring and completing are O(1) and the pending set is bounded by maxItems.
 import type { Attributes, Span } from '../agent/span.js';
 import type { MetricFamily } from './prometheus.js';
-import { boundsToNs, findAttr, labelValue, NsHistogram, SERVICE_GRAPH_BUCKETS } from './series.js';
+import { boundsToNs, findAttr, labelValue, NsHistogram, SERVICE_GRAPH_BUCKETS, sweepNested } from './series.js';
 
 /** connection_type values; index 0 (plain client/server) leaves the label out */
 export const CONNECTION_TYPES = ['', 'messaging_system', 'database', 'virtual_node'] as const;
@@ -284,22 +284,7 @@ export class ServiceGraph {
 
   /** forgets series not updated since `before` (ms) */
   sweep(before: number): number {
-    let removed = 0;
-    for (const [client, byServer] of this.#series) {
-      for (const [server, slots] of byServer) {
-        let left = 0;
-        for (let i = 0; i < slots.length; i++) {
-          const s = slots[i];
-          if (s === undefined) continue;
-          if (s.last < before) {
-            slots[i] = undefined;
-            removed++;
-          } else left++;
-        }
-        if (left === 0) byServer.delete(server);
-      }
-      if (byServer.size === 0) this.#series.delete(client);
-    }
+    const removed = sweepNested(this.#series, before);
     this.#seriesCount -= removed;
     return removed;
   }

@@ -4,7 +4,7 @@
 // a series exists.
 import type { Span } from '../agent/span.js';
 import type { MetricFamily } from './prometheus.js';
-import { boundsToNs, KIND_LABELS, kindIndex, labelValue, NsHistogram, SPAN_METRICS_BUCKETS, STATUS_LABELS, statusIndex } from './series.js';
+import { boundsToNs, KIND_LABELS, kindIndex, labelValue, NsHistogram, SPAN_METRICS_BUCKETS, STATUS_LABELS, statusIndex, sweepNested } from './series.js';
 
 interface SpanSeries {
   readonly labels: Readonly<Record<string, string>>;
@@ -88,22 +88,7 @@ export class SpanMetrics {
 
   /** forgets series not updated since `before` (ms), as Tempo's registry stale_duration does */
   sweep(before: number): number {
-    let removed = 0;
-    for (const [service, byName] of this.#byService) {
-      for (const [name, slots] of byName) {
-        let left = 0;
-        for (let i = 0; i < slots.length; i++) {
-          const s = slots[i];
-          if (s === undefined) continue;
-          if (s.last < before) {
-            slots[i] = undefined;
-            removed++;
-          } else left++;
-        }
-        if (left === 0) byName.delete(name);
-      }
-      if (byName.size === 0) this.#byService.delete(service);
-    }
+    const removed = sweepNested(this.#byService, before);
     this.#series -= removed;
     return removed;
   }
