@@ -6,7 +6,7 @@ import { Linker, type LinkRecord } from './linker.js';
 import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
-import type { Span } from './span.js';
+import type { Attributes, Span } from './span.js';
 import { httpSpanParts, type Endpoint } from './spans.js';
 
 export interface AgentOptions {
@@ -34,12 +34,13 @@ interface Conn {
   /** requests started and not finished, by the parser's request object */
   open: Map<HttpRequest, LinkRecord>;
   last: number;
+  /** read from /proc when the connection was first seen, while the process surely lived */
+  resource: Attributes;
 }
 
 interface Pending {
   ex: Exchange;
-  pid: number;
-  comm: string;
+  resource: Attributes;
   local: Endpoint;
   remote: Endpoint;
 }
@@ -226,6 +227,7 @@ export class Agent {
       parser: undefined as unknown as Http1Parser,
       open: new Map(),
       last: e.tsEnd,
+      resource: this.processes.get(e.pid, e.comm).resource,
     };
     c.parser = new Http1Parser({
       counters: this.http1,
@@ -234,8 +236,6 @@ export class Agent {
     });
     this.#conns.set(e.connId, c);
     this.counters.connections++;
-    // read /proc while the process is surely alive (short-lived clients exit fast)
-    this.processes.get(e.pid, e.comm);
     return c;
   }
 
@@ -255,7 +255,7 @@ export class Agent {
         rec = this.linker.start(ex.role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, ex.role === 'server' ? req.headers.traceparent : undefined);
       }
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
-      rec.data = { ex, pid: c.pid, comm: c.comm, local: c.local, remote: c.remote } satisfies Pending;
+      rec.data = { ex, resource: c.resource, local: c.local, remote: c.remote } satisfies Pending;
       this.linker.finish(rec, end, now);
     }
   }
@@ -313,7 +313,7 @@ export class Agent {
         startTimeUnixNano: base + BigInt(Math.round(start)),
         durationNano: Math.max(0, Math.round(end - start)),
         status: parts.status,
-        resource: this.processes.get(p.pid, p.comm).resource,
+        resource: p.resource,
         attributes: parts.attributes,
       };
       if (parts.statusMessage) span.statusMessage = parts.statusMessage;
