@@ -26,7 +26,6 @@ export interface AgentOptions {
 interface Conn {
   id: number;
   pid: number;
-  comm: string;
   key: string;
   local: Endpoint;
   remote: Endpoint;
@@ -220,7 +219,6 @@ export class Agent {
     const c: Conn = {
       id: e.connId,
       pid: e.pid,
-      comm: e.comm,
       key: `${local.ip}:${local.port}>${remote.ip}:${remote.port}`,
       local,
       remote,
@@ -241,8 +239,13 @@ export class Agent {
 
   #requestStarted(c: Conn, req: HttpRequest): void {
     const role = c.parser.connectionRole ?? 'server';
-    const rec = this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, role === 'server' ? req.headers.traceparent : undefined);
-    c.open.set(req, rec);
+    c.open.set(req, this.#link(c, role, req));
+  }
+
+  /** a linker record for a request (the request line is the tuple link's check) */
+  #link(c: Conn, role: 'server' | 'client', req: HttpRequest): LinkRecord {
+    const traceparent = role === 'server' ? req.headers.traceparent : undefined;
+    return this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, traceparent);
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {
@@ -251,8 +254,7 @@ export class Agent {
       let rec = c.open.get(ex.request);
       if (rec) c.open.delete(ex.request);
       else {
-        const req = ex.request;
-        rec = this.linker.start(ex.role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, ex.role === 'server' ? req.headers.traceparent : undefined);
+        rec = this.#link(c, ex.role, ex.request);
       }
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
       rec.data = { ex, resource: c.resource, local: c.local, remote: c.remote } satisfies Pending;

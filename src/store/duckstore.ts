@@ -160,17 +160,8 @@ interface TraceExtent {
   max: bigint;
 }
 
-interface Counters {
-  spansAppended: number;
-  spansDropped: number;
-  spansRejected: number;
-  retentionDeletedSpans: number;
-  retentionRuns: number;
-  retentionErrors: number;
-  flushes: number;
-  flushErrors: number;
-  lastFlushMs: number;
-}
+/** the counters stats() reports as they are; the rest of StoreStats is read live */
+type Counters = Omit<StoreStats, 'buffered' | 'rows' | 'resources'>;
 
 type Row = DuckDBValue[];
 
