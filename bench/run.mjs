@@ -46,6 +46,9 @@ const cfg = {
   querySizes: String(opt('query-sizes', QUICK ? '200000' : '1000000,10000000')).split(',').map(Number),
   queryRuns: QUICK ? 10 : 30,
   only: new Set(String(opt('only', 'load,pipeline,query')).split(',')),
+  // subsets for a quick loop while optimising (the summary needs all three modes for ratios)
+  modes: new Set(String(opt('modes', 'none,probe,osprey')).split(',')),
+  scenarios: opt('scenarios', undefined)?.split(','),
   // before each mode session, wait up to this long for an idle machine (no other tracer, <10% busy)
   waitIdleSec: Number(opt('wait-idle', 0)),
   cpuProfDir: opt('cpu-prof', undefined),
@@ -67,7 +70,7 @@ const TARGETS = {
   traceP99Ms: 50,
 };
 
-const SCENARIOS = [
+const ALL_SCENARIOS = [
   { id: 'nginx-ka', label: 'nginx keep-alive', target: 'nginx', close: false, paced: true },
   { id: 'nginx-close', label: 'nginx Connection: close', target: 'nginx', close: true, paced: true },
   { id: 'node-ka', label: 'node keep-alive', target: 'node', close: false, paced: true },
@@ -77,6 +80,7 @@ const SCENARIOS = [
   { id: 'nginx-sat', label: 'nginx keep-alive, unpaced', target: 'nginx', close: false, paced: false },
   { id: 'node-sat', label: 'node keep-alive, unpaced', target: 'node', close: false, paced: false },
 ];
+const SCENARIOS = cfg.scenarios ? ALL_SCENARIOS.filter((s) => cfg.scenarios.includes(s.id)) : ALL_SCENARIOS;
 
 // ---- helpers ----------------------------------------------------------------------------
 
@@ -323,7 +327,7 @@ async function machineWarmup(dir) {
 }
 
 async function loadRounds(dir) {
-  const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir })];
+  const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir })].filter((m) => cfg.modes.has(m.name));
   const all = [];
   const sessions = [];
   await machineWarmup(dir);

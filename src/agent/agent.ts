@@ -2,7 +2,7 @@
 // One instance per process; spans go to a sink (the store, an exporter).
 import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
 import { Flag } from '../kernel/index.js';
-import { Linker, type LinkRecord } from './linker.js';
+import { Linker, mirror, type LinkRecord } from './linker.js';
 import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
@@ -27,11 +27,14 @@ interface Conn {
   id: number;
   pid: number;
   key: string;
+  /** key seen from the other end */
+  peerKey: string;
   local: Endpoint;
   remote: Endpoint;
   parser: Http1Parser;
-  /** requests started and not finished, by the parser's request object */
-  open: Map<HttpRequest, LinkRecord>;
+  /** requests started and not finished (parser's request objects) and their records, in step; usually 0 or 1 */
+  openReqs: HttpRequest[];
+  openRecs: LinkRecord[];
   last: number;
   /** read from /proc when the connection was first seen, while the process surely lived */
   resource: Attributes;
@@ -88,6 +91,8 @@ export class Agent {
   readonly #maxQueuedBytes: number;
   #sweepAt = 0;
   readonly #onEvent = (e: KernelEvent) => this.#event(e);
+  /** one chunk object for every event: the parser copies what it keeps */
+  readonly #chunk: Chunk = { dir: 'in', tsStart: 0, tsEnd: 0, bytes: 0, data: Buffer.alloc(0), tid: 0 };
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
@@ -113,6 +118,7 @@ export class Agent {
   startOffline(clock: { monoBase: bigint; clockOffset: bigint }): void {
     this.#clock = clock;
     this.#offline = true;
+    this.#offlineNow = 0; // until the first tick(): never the machine's clock
   }
 
   /** monotonic ns on the capture's clock */
@@ -188,14 +194,13 @@ export class Agent {
       return;
     }
     if (e.op !== 'send' && e.op !== 'recv') return;
-    const chunk: Chunk = {
-      dir: e.op === 'recv' ? 'in' : 'out',
-      tsStart: e.ts,
-      tsEnd: e.tsEnd,
-      bytes: e.bytes,
-      data: e.data,
-      tid: e.tid,
-    };
+    const chunk = this.#chunk;
+    chunk.dir = e.op === 'recv' ? 'in' : 'out';
+    chunk.tsStart = e.ts;
+    chunk.tsEnd = e.tsEnd;
+    chunk.bytes = e.bytes;
+    chunk.data = e.data;
+    chunk.tid = e.tid;
     const done = c.parser.push(chunk);
     if (c.parser.error !== undefined) {
       this.counters.connections_parse_stopped++;
@@ -216,14 +221,17 @@ export class Agent {
     }
     const local = { ip: formatIp(e.family, e.laddr), port: e.lport };
     const remote = { ip: formatIp(e.family, e.raddr), port: e.rport };
+    const key = `${local.ip}:${local.port}>${remote.ip}:${remote.port}`;
     const c: Conn = {
       id: e.connId,
       pid: e.pid,
-      key: `${local.ip}:${local.port}>${remote.ip}:${remote.port}`,
+      key,
+      peerKey: mirror(key),
       local,
       remote,
       parser: undefined as unknown as Http1Parser,
-      open: new Map(),
+      openReqs: [],
+      openRecs: [],
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
@@ -239,23 +247,31 @@ export class Agent {
 
   #requestStarted(c: Conn, req: HttpRequest): void {
     const role = c.parser.connectionRole ?? 'server';
-    c.open.set(req, this.#link(c, role, req));
+    c.openReqs.push(req);
+    c.openRecs.push(this.#link(c, role, req));
   }
 
   /** a linker record for a request (the request line is the tuple link's check) */
   #link(c: Conn, role: 'server' | 'client', req: HttpRequest): LinkRecord {
     const traceparent = role === 'server' ? req.headers.traceparent : undefined;
-    return this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, traceparent);
+    return this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, traceparent, c.peerKey);
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {
     const now = this.now();
     for (const ex of done) {
-      let rec = c.open.get(ex.request);
-      if (rec) c.open.delete(ex.request);
-      else {
-        rec = this.#link(c, ex.role, ex.request);
-      }
+      const i = c.openReqs.indexOf(ex.request);
+      let rec: LinkRecord;
+      if (i >= 0) {
+        rec = c.openRecs[i]!;
+        if (i === 0 && c.openReqs.length === 1) {
+          c.openReqs.length = 0;
+          c.openRecs.length = 0;
+        } else {
+          c.openReqs.splice(i, 1);
+          c.openRecs.splice(i, 1);
+        }
+      } else rec = this.#link(c, ex.role, ex.request);
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
       rec.data = { ex, resource: c.resource, local: c.local, remote: c.remote } satisfies Pending;
       this.linker.finish(rec, end, now);
@@ -271,8 +287,9 @@ export class Agent {
   /** forget a connection; requests it never finished are dropped with it */
   #drop(c: Conn): void {
     this.#conns.delete(c.id);
-    for (const rec of c.open.values()) this.linker.abandon(rec);
-    c.open.clear();
+    for (const rec of c.openRecs) this.linker.abandon(rec);
+    c.openReqs.length = 0;
+    c.openRecs.length = 0;
   }
 
   /** emits spans whose hold passed, sweeps idle state; every 100 ms when live */

@@ -26,6 +26,8 @@ export interface LinkRecord {
   readonly tid: number;
   /** "local>remote" of the connection */
   readonly connKey: string;
+  /** the same connection seen from the other end: "remote>local" */
+  readonly peerKey: string;
   /** the request line ("GET /x"): identical at both ends of one connection */
   readonly sig: string;
   readonly start: number;
@@ -68,10 +70,14 @@ export interface LinkerOptions {
   maxAgeNs?: number;
 }
 
-const mirror = (key: string): string => {
+/** "remote>local" for "local>remote" */
+export const mirror = (key: string): string => {
   const i = key.indexOf('>');
   return `${key.slice(i + 1)}>${key.slice(0, i)}`;
 };
+
+/** one number per thread: pid_max is at most 2^22 on Linux, so pid * 2^22 + tid is exact */
+const threadKey = (pid: number, tid: number): number => pid * 4194304 + tid;
 
 export class Linker {
   readonly counters: LinkerCounters = {
@@ -94,12 +100,13 @@ export class Linker {
   readonly #clients = new Map<string, LinkRecord[]>();
   /** server requests still looking for a tuple parent, by the client's connection key */
   readonly #waiting = new Map<string, LinkRecord[]>();
-  /** server requests in flight per thread ("pid:tid") */
-  readonly #serving = new Map<string, Set<LinkRecord>>();
+  /** server requests in flight per thread (threadKey) */
+  readonly #serving = new Map<number, LinkRecord[]>();
   /** every live record, in start order (Map keeps insertion order) */
   readonly #live = new Map<string, LinkRecord>();
-  /** finished records in emission order */
+  /** finished records in emission order; #held[0, #heldHead) are already emitted */
   #held: LinkRecord[] = [];
+  #heldHead = 0;
   /** records pushed out early by the table limit, emitted with the next drain */
   #early: LinkRecord[] = [];
 
@@ -122,6 +129,7 @@ export class Linker {
     sig: string,
     ts: number,
     traceparent: string | undefined,
+    peerKey: string = mirror(connKey),
   ): LinkRecord {
     this.counters.requests++;
     if (this.#live.size >= this.#max) this.#evictOldest();
@@ -131,6 +139,7 @@ export class Linker {
       pid,
       tid,
       connKey,
+      peerKey,
       sig,
       claimed: false,
       start: ts,
@@ -156,7 +165,7 @@ export class Linker {
       r.link = 'traceparent';
       this.counters.linked_traceparent++;
     } else {
-      const key = mirror(r.connKey);
+      const key = r.peerKey;
       const found = this.#clientFor(key, r.sig, r.start);
       if (found) {
         this.#setParent(r, found, 'tuple');
@@ -166,18 +175,17 @@ export class Linker {
         else this.#waiting.set(key, [r]);
       }
     }
-    const tk = `${r.pid}:${r.tid}`;
-    const set = this.#serving.get(tk);
-    if (set) set.add(r);
-    else this.#serving.set(tk, new Set([r]));
+    const tk = threadKey(r.pid, r.tid);
+    const list = this.#serving.get(tk);
+    if (list) list.push(r);
+    else this.#serving.set(tk, [r]);
   }
 
   #startClient(r: LinkRecord): void {
-    const set = this.#serving.get(`${r.pid}:${r.tid}`);
-    if (set && set.size === 1) {
-      const [parent] = set;
-      this.#setParent(r, parent!, 'thread');
-    } else if (set && set.size > 1) {
+    const set = this.#serving.get(threadKey(r.pid, r.tid));
+    if (set && set.length === 1) {
+      this.#setParent(r, set[0]!, 'thread');
+    } else if (set && set.length > 1) {
       // an event loop serving many requests: a proxy forwards the request line it
       // received, so exactly one in-flight request with the same line is the parent
       let match: LinkRecord | undefined;
@@ -251,16 +259,25 @@ export class Linker {
 
   /** records whose hold passed, with trace ids fixed; in finish order */
   drain(now: number): LinkRecord[] {
-    let n = 0;
-    while (n < this.#held.length && this.#held[n]!.emitAt <= now) n++;
+    const held = this.#held;
+    let n = this.#heldHead;
+    while (n < held.length && held[n]!.emitAt <= now) n++;
     const early = this.#early;
-    this.#early = [];
-    if (!n) {
+    if (early.length) this.#early = [];
+    if (n === this.#heldHead) {
       this.#expire(now);
       return early;
     }
-    const out = this.#held.slice(0, n);
-    this.#held = this.#held.slice(n);
+    const out = held.slice(this.#heldHead, n);
+    // drop the emitted front now and then, not on every drain (a slice per drain copies
+    // everything still held)
+    if (n === held.length) {
+      held.length = 0;
+      this.#heldHead = 0;
+    } else if (n > 4096 && n * 2 > held.length) {
+      held.splice(0, n);
+      this.#heldHead = 0;
+    } else this.#heldHead = n;
     for (const r of out) {
       this.#resolve(r);
       this.#forget(r);
@@ -271,8 +288,9 @@ export class Linker {
 
   /** everything held, now (shutdown) */
   flush(): LinkRecord[] {
-    const out = this.#early.concat(this.#held);
+    const out = this.#early.concat(this.#held.slice(this.#heldHead));
     this.#held = [];
+    this.#heldHead = 0;
     this.#early = [];
     for (const r of out) {
       this.#resolve(r);
@@ -315,7 +333,7 @@ export class Linker {
 
   #forget(r: LinkRecord): void {
     this.#live.delete(r.spanId);
-    const key = r.kind === 'client' ? r.connKey : mirror(r.connKey);
+    const key = r.kind === 'client' ? r.connKey : r.peerKey;
     const map = r.kind === 'client' ? this.#clients : this.#waiting;
     const list = map.get(key);
     if (list) {
@@ -342,7 +360,7 @@ export class Linker {
       this.#drop(oldest);
       return;
     }
-    const i = this.#held.indexOf(oldest);
+    const i = this.#held.indexOf(oldest, this.#heldHead);
     if (i >= 0) this.#held.splice(i, 1);
     this.#resolve(oldest);
     this.#forget(oldest);
@@ -366,10 +384,12 @@ export class Linker {
 
   #unserve(r: LinkRecord): void {
     if (r.kind !== 'server') return;
-    const tk = `${r.pid}:${r.tid}`;
-    const set = this.#serving.get(tk);
-    if (!set) return;
-    set.delete(r);
-    if (!set.size) this.#serving.delete(tk);
+    const tk = threadKey(r.pid, r.tid);
+    const list = this.#serving.get(tk);
+    if (!list) return;
+    const i = list.indexOf(r);
+    if (i < 0) return;
+    if (list.length === 1) this.#serving.delete(tk);
+    else list.splice(i, 1);
   }
 }

@@ -18,6 +18,7 @@ export interface HttpSpanParts {
 }
 
 const MAX_PATH = 2048;
+const TARGET_CACHE_MAX = 20_000;
 
 function splitTarget(target: string): { path: string; query: string } {
   // absolute-form (proxies): http://host/path?q
@@ -30,11 +31,24 @@ function splitTarget(target: string): { path: string; query: string } {
   return { path: path || '/', query };
 }
 
-function hostHeader(h: string | undefined): { host: string; port?: number } | undefined {
+interface HostPort {
+  host: string;
+  port?: number;
+}
+
+// Host headers repeat as much as targets do: parse each once
+const hostCache = new Map<string, HostPort | null>();
+
+function hostHeader(h: string | undefined): HostPort | undefined {
   if (!h) return undefined;
-  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
-  if (!m) return undefined;
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : undefined };
+  let hp = hostCache.get(h);
+  if (hp === undefined) {
+    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
+    hp = m ? { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : undefined } : null;
+    if (hostCache.size >= TARGET_CACHE_MAX) hostCache.clear();
+    hostCache.set(h, hp);
+  }
+  return hp ?? undefined;
 }
 
 interface TargetParts {
@@ -45,7 +59,6 @@ interface TargetParts {
 
 // request targets repeat endlessly (same endpoints, same ids): parse each once
 const targetCache = new Map<string, TargetParts>();
-const TARGET_CACHE_MAX = 20_000;
 
 function targetParts(target: string): TargetParts {
   let t = targetCache.get(target);

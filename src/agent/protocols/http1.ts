@@ -145,7 +145,7 @@ export interface Http1Options {
   onRequest?: (req: HttpRequest) => void;
 }
 
-/** Headers copied into HttpRequest/HttpResponse.headers (lowercase). Never credentials. */
+/** Headers copied into HttpRequest.headers (lowercase). Never credentials. Responses keep none. */
 export const KEPT_HEADERS: ReadonlySet<string> = new Set([
   'host',
   'traceparent',
@@ -166,7 +166,25 @@ const CR = 13;
 const LF = 10;
 const SP = 32;
 const HT = 9;
+const COLON = 58;
+/** responses carry no headers (see parseHead); shared and frozen */
+const NO_HEADERS: Record<string, string> = Object.freeze({});
 const HDR_END = Buffer.from('\r\n\r\n', 'latin1');
+
+/** index of the first CR LF in buf[from, end), or -1 (a plain loop: no native call for a short scan) */
+function indexOfCrlf(buf: Buffer, from: number, end: number): number {
+  for (let i = from + 1; i < end; i++) if (buf[i] === LF && buf[i - 1] === CR) return i - 1;
+  return -1;
+}
+
+// Buffer#latin1Slice is what buf.toString('latin1', a, b) ends in, minus the argument
+// checks and encoding lookup; it has been on Buffer.prototype since Node 0.x but is not in
+// the typings.
+type Latin1Slicer = { latin1Slice?: (start: number, end: number) => string };
+const hasLatin1Slice = typeof (Buffer.prototype as unknown as Latin1Slicer).latin1Slice === 'function';
+function latin1(buf: Buffer, start: number, end: number): string {
+  return hasLatin1Slice ? (buf as unknown as Required<Latin1Slicer>).latin1Slice(start, end) : buf.toString('latin1', start, end);
+}
 const MAX_TARGET = 2048;
 const MAX_HEADER_VALUE = 1024;
 const MAX_CHUNK_LINE = 4096;
@@ -189,14 +207,14 @@ const C_TRAILER = 3;
 const BY_LEN: (readonly string[] | undefined)[] = [];
 for (const n of KEPT_HEADERS) BY_LEN[n.length] = [...(BY_LEN[n.length] ?? []), n];
 
-/** the kept header name text[pos, pos+len) spells (any case), or undefined */
-function keptName(text: string, pos: number, len: number): string | undefined {
+/** the kept header name buf[pos, pos+len) spells (any case), or undefined */
+function keptName(buf: Buffer, pos: number, len: number): string | undefined {
   const cands = BY_LEN[len];
   if (cands === undefined) return undefined;
   for (const cand of cands) {
     let i = 0;
     for (; i < len; i++) {
-      const c = text.charCodeAt(pos + i);
+      const c = buf[pos + i]!;
       const l = cand.charCodeAt(i);
       // letters compare case-insensitively; '-' needs c === l (c | 0x20 would also let CR through)
       if (c !== l && (l < 97 || (c | 0x20) !== l)) break;
@@ -826,16 +844,18 @@ export class Http1Parser implements ProtocolParser {
    * itself be cut: then the target is its visible prefix and the version assumed 1.1).
    */
   private parseHead(s: Stream, buf: Buffer, start: number, end: number, truncated: boolean): string | undefined {
-    const text = buf.toString('latin1', start, end);
-    const eol = text.indexOf('\r\n');
+    // Works on the bytes: only the start line and the values of kept headers become
+    // strings (a head is ~100-500 bytes and this runs for every message).
+    const eol = indexOfCrlf(buf, start, end);
     if (eol < 0 && !truncated) return s.isReq ? 'bad request line' : 'bad status line';
     // a start line cut by the capture may end in its CR
-    const line = eol >= 0 ? text.slice(0, eol) : text.endsWith('\r') ? text.slice(0, -1) : text;
-    s.headers = {};
+    const lineEnd = eol >= 0 ? eol : end > start && buf[end - 1] === CR ? end - 1 : end;
+    s.headers = s.isReq ? {} : NO_HEADERS;
     s.cl = -1;
     s.te = false;
     s.chunked = false;
     if (s.isReq) {
+      const line = latin1(buf, start, lineEnd);
       const sp1 = line.indexOf(' ');
       if (sp1 <= 0 || sp1 > 20) return 'bad request line';
       for (let k = 0; k < sp1; k++) if (!isMethodChar(line.charCodeAt(k))) return 'bad request line';
@@ -871,30 +891,32 @@ export class Http1Parser implements ProtocolParser {
       s.method = line.slice(0, sp1);
       s.target = target.length > MAX_TARGET ? target.slice(0, MAX_TARGET) : target;
     } else {
-      if (line.length < 12 || !line.startsWith('HTTP/1.')) return 'bad status line';
-      const minor = line.charCodeAt(7);
-      if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== SP) return 'bad status line';
+      // "HTTP/1.x NNN[ reason]", read from the bytes
+      if (lineEnd - start < 12) return 'bad status line';
+      for (let k = 0; k < 7; k++) if (buf[start + k] !== HTTP1_PREFIX[k]) return 'bad status line';
+      const minor = buf[start + 7];
+      if ((minor !== 48 && minor !== 49) || buf[start + 8] !== SP) return 'bad status line';
       let status = 0;
-      for (let k = 9; k < 12; k++) {
-        const d = line.charCodeAt(k) - 48;
+      for (let k = start + 9; k < start + 12; k++) {
+        const d = buf[k]! - 48;
         if (d < 0 || d > 9) return 'bad status line';
         status = status * 10 + d;
       }
       if (status < 100) return 'bad status line';
-      if (line.length > 12 && line.charCodeAt(12) !== SP) return 'bad status line';
+      if (lineEnd - start > 12 && buf[start + 12] !== SP) return 'bad status line';
       s.status = status;
       s.version = minor === 48 ? '1.0' : '1.1';
     }
     if (eol < 0) return undefined;
     let pos = eol + 2;
-    const len = text.length;
-    while (pos < len) {
-      const e = text.indexOf('\r\n', pos);
+    while (pos < end) {
+      const e = indexOfCrlf(buf, pos, end);
       if (e < 0) break; // a line cut by the capture
       if (e === pos) break;
-      const colon = text.indexOf(':', pos);
-      if (colon < 0 || colon > e) {
-        const c0 = text.charCodeAt(pos);
+      let colon = pos;
+      while (colon < e && buf[colon] !== COLON) colon++;
+      if (colon === e) {
+        const c0 = buf[pos];
         if (c0 === SP || c0 === HT) {
           pos = e + 2; // obsolete line folding: ignored
           continue;
@@ -903,22 +925,23 @@ export class Http1Parser implements ProtocolParser {
       }
       const nlen = colon - pos;
       if (nlen === 0) return 'bad header';
-      {
-        const name = keptName(text, pos, nlen);
-        if (name !== undefined) {
-          let a = colon + 1;
-          let b = e;
-          while (a < b && (text.charCodeAt(a) === SP || text.charCodeAt(a) === HT)) a++;
-          while (b > a && (text.charCodeAt(b - 1) === SP || text.charCodeAt(b - 1) === HT)) b--;
-          const value = text.slice(a, b);
-          if (name === 'content-length') {
-            const n = parseContentLength(value);
-            if (n < 0 || (s.cl >= 0 && s.cl !== n)) return 'bad content-length';
-            s.cl = n;
-          } else if (name === 'transfer-encoding') {
-            s.te = true;
-            s.chunked = lastCodingChunked(value);
-          }
+      const name = keptName(buf, pos, nlen);
+      // a response's headers only frame its body: nothing else of them is kept
+      if (name !== undefined && (s.isReq || name === 'content-length' || name === 'transfer-encoding')) {
+        let a = colon + 1;
+        let b = e;
+        while (a < b && (buf[a] === SP || buf[a] === HT)) a++;
+        while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--;
+        const value = latin1(buf, a, b);
+        if (name === 'content-length') {
+          const n = parseContentLength(value);
+          if (n < 0 || (s.cl >= 0 && s.cl !== n)) return 'bad content-length';
+          s.cl = n;
+        } else if (name === 'transfer-encoding') {
+          s.te = true;
+          s.chunked = lastCodingChunked(value);
+        }
+        if (s.isReq) {
           const old = s.headers[name];
           const v = old === undefined ? value : `${old}, ${value}`;
           s.headers[name] = v.length > MAX_HEADER_VALUE ? v.slice(0, MAX_HEADER_VALUE) : v;

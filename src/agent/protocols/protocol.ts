@@ -42,6 +42,7 @@ export interface HttpRequest extends Message {
 export interface HttpResponse extends Message {
   status: number;
   version: string;
+  /** empty: a response's headers only frame its body (content-length, transfer-encoding), none is kept */
   headers: Record<string, string>;
   bodySize: number;
 }
