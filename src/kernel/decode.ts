@@ -21,7 +21,7 @@ export interface KernelEvent {
   /** raw 16-byte address fields (views into the batch); format with formatAddr() */
   readonly laddr: Buffer;
   readonly raddr: Buffer;
-  comm: string;
+  readonly comm: string;
   /** captured payload prefix (a view into the batch: copy it to keep it past the callback) */
   data: Buffer;
 }
@@ -67,7 +67,6 @@ class BatchEvent implements KernelEvent {
   role = 0;
   lport = 0;
   rport = 0;
-  comm = '';
   data: Buffer = EMPTY;
   buf: Buffer = EMPTY;
   off = 0;
@@ -76,6 +75,10 @@ class BatchEvent implements KernelEvent {
   }
   get raddr(): Buffer {
     return this.buf.subarray(this.off + L.raddr[0], this.off + L.raddr[0] + 16);
+  }
+  /** read on demand: most consumers need it once per connection, not per event */
+  get comm(): string {
+    return readComm(this.buf, this.off + L.comm[0]);
   }
 }
 
@@ -125,8 +128,7 @@ export function decodeBatch(
       e.role = buf[off + L.role[0]]!;
       e.lport = dv.getUint16(off + L.lport[0], true);
       e.rport = dv.getUint16(off + L.rport[0], true);
-      e.comm = readComm(buf, off + L.comm[0]);
-      e.data = buf.subarray(off + EVENT_HEADER_SIZE, off + EVENT_HEADER_SIZE + cap);
+      e.data = cap === 0 ? EMPTY : buf.subarray(off + EVENT_HEADER_SIZE, off + EVENT_HEADER_SIZE + cap);
       emit(e);
     }
     off += (size + 7) & ~7;
