@@ -32,9 +32,13 @@ interface Conn {
   local: Endpoint;
   remote: Endpoint;
   parser: Http1Parser;
-  /** requests started and not finished (parser's request objects) and their records, in step; usually 0 or 1 */
-  openReqs: HttpRequest[];
-  openRecs: LinkRecord[];
+  /**
+   * Records of requests started and not finished; until it finishes a record's `data` is
+   * the parser's request object. Usually one at a time: a slot, and a list only for
+   * pipelined requests (no array churn per request).
+   */
+  open1: LinkRecord | undefined;
+  openMore: LinkRecord[] | undefined;
   last: number;
   /** read from /proc when the connection was first seen, while the process surely lived */
   resource: Attributes;
@@ -230,8 +234,8 @@ export class Agent {
       local,
       remote,
       parser: undefined as unknown as Http1Parser,
-      openReqs: [],
-      openRecs: [],
+      open1: undefined,
+      openMore: undefined,
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
@@ -247,8 +251,10 @@ export class Agent {
 
   #requestStarted(c: Conn, req: HttpRequest): void {
     const role = c.parser.connectionRole ?? 'server';
-    c.openReqs.push(req);
-    c.openRecs.push(this.#link(c, role, req));
+    const rec = this.#link(c, role, req);
+    rec.data = req;
+    if (c.open1 === undefined) c.open1 = rec;
+    else (c.openMore ??= []).push(rec);
   }
 
   /** a linker record for a request (the request line is the tuple link's check) */
@@ -260,22 +266,28 @@ export class Agent {
   #finishAll(c: Conn, done: Exchange[]): void {
     const now = this.now();
     for (const ex of done) {
-      const i = c.openReqs.indexOf(ex.request);
-      let rec: LinkRecord;
-      if (i >= 0) {
-        rec = c.openRecs[i]!;
-        if (i === 0 && c.openReqs.length === 1) {
-          c.openReqs.length = 0;
-          c.openRecs.length = 0;
-        } else {
-          c.openReqs.splice(i, 1);
-          c.openRecs.splice(i, 1);
-        }
-      } else rec = this.#link(c, ex.role, ex.request);
+      const rec = this.#takeOpen(c, ex.request) ?? this.#link(c, ex.role, ex.request);
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
       rec.data = { ex, resource: c.resource, local: c.local, remote: c.remote } satisfies Pending;
       this.linker.finish(rec, end, now);
     }
+  }
+
+  /** the open record of a request, removed from the connection's open list */
+  #takeOpen(c: Conn, req: HttpRequest): LinkRecord | undefined {
+    const first = c.open1;
+    if (first === undefined) return undefined;
+    const more = c.openMore;
+    if (first.data === req) {
+      c.open1 = more?.shift();
+      if (more?.length === 0) c.openMore = undefined;
+      return first;
+    }
+    const i = more?.findIndex((r) => r.data === req) ?? -1;
+    if (i < 0) return undefined;
+    const [rec] = more!.splice(i, 1);
+    if (more!.length === 0) c.openMore = undefined;
+    return rec;
   }
 
   #close(c: Conn, ts: number): void {
@@ -287,9 +299,10 @@ export class Agent {
   /** forget a connection; requests it never finished are dropped with it */
   #drop(c: Conn): void {
     this.#conns.delete(c.id);
-    for (const rec of c.openRecs) this.linker.abandon(rec);
-    c.openReqs.length = 0;
-    c.openRecs.length = 0;
+    if (c.open1) this.linker.abandon(c.open1);
+    for (const rec of c.openMore ?? []) this.linker.abandon(rec);
+    c.open1 = undefined;
+    c.openMore = undefined;
   }
 
   /** emits spans whose hold passed, sweeps idle state; every 100 ms when live */
