@@ -49,6 +49,8 @@ const cfg = {
   // subsets for a quick loop while optimising (the summary needs all three modes for ratios)
   modes: new Set(String(opt('modes', 'none,probe,osprey')).split(',')),
   scenarios: opt('scenarios', undefined)?.split(','),
+  // osprey's store: a file in the run's temp dir, as `osprey up` runs by default; or in memory
+  memoryStore: has('memory-store'),
   // before each mode session, wait up to this long for an idle machine (no other tracer, <10% busy)
   waitIdleSec: Number(opt('wait-idle', 0)),
   cpuProfDir: opt('cpu-prof', undefined),
@@ -327,7 +329,7 @@ async function machineWarmup(dir) {
 }
 
 async function loadRounds(dir) {
-  const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir })].filter((m) => cfg.modes.has(m.name));
+  const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir, dir, memory: cfg.memoryStore })].filter((m) => cfg.modes.has(m.name));
   const all = [];
   const sessions = [];
   await machineWarmup(dir);
@@ -457,7 +459,7 @@ async function queryBench() {
 
 // ---- report -----------------------------------------------------------------------------
 
-function targets(load, pipeline, query) {
+function targets(load, pipeline, query, config = {}) {
   const t = [];
   const mark = (ok) => (ok === undefined ? 'n/a' : ok ? 'MET' : 'MISSED');
   const add = (name, goal, value, ok, where) => t.push({ name, goal, value, status: mark(ok), where });
@@ -494,7 +496,7 @@ function targets(load, pipeline, query) {
     const startRss = median(Object.values(load).map((s) => s.modes.osprey.agentStartRssMb));
     const afterPaced = max(paced.map(([, s]) => s.modes.osprey.agentRssAfterMb));
     add(
-      'agent peak RSS (VmHWM, in-memory store)',
+      `agent peak RSS (VmHWM, ${config.memoryStore ? 'in-memory' : 'file-backed'} store)`,
       `<= ${TARGETS.rssMb} MB`,
       m && `${fx(m.v, 0)} MB (${fx(startRss, 0)} MB at start, ${fx(afterPaced, 0)} MB after the paced runs)`,
       m && m.v <= TARGETS.rssMb,
@@ -665,7 +667,7 @@ if (opt('report', undefined)) {
   const file = opt('report');
   const saved = JSON.parse(readFileSync(file, 'utf8'));
   if (saved.load?.runs) saved.load.summary = summarizeLoad(saved.load.runs);
-  saved.targets = targets(saved.load?.summary, saved.pipeline, saved.query);
+  saved.targets = targets(saved.load?.summary, saved.pipeline, saved.query, saved.config);
   const text = report(saved);
   writeFileSync(file.replace(/\.json$/, '') + '.txt', `${text}\n`);
   process.stdout.write(`${text}\n`);
@@ -681,7 +683,7 @@ if (cfg.cpuProfDir) mkdirSync(cfg.cpuProfDir, { recursive: true });
 const res = {
   date: new Date().toISOString(),
   machine: machine(),
-  config: { ...cfg, only: [...cfg.only], clkTck: CLK_TCK },
+  config: { ...cfg, only: [...cfg.only], modes: [...cfg.modes], clkTck: CLK_TCK },
   noise: noise(),
   targetsGoal: TARGETS,
 };
@@ -707,7 +709,7 @@ try {
   await stopAll();
 }
 res.noiseEnd = noise();
-res.targets = targets(res.load?.summary, res.pipeline, res.query);
+res.targets = targets(res.load?.summary, res.pipeline, res.query, res.config);
 mkdirSync(join(cfg.out, '..'), { recursive: true });
 writeFileSync(cfg.out, JSON.stringify(res, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2));
 const text = report(res);

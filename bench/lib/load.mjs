@@ -221,14 +221,20 @@ export function probeMode(dir) {
   };
 }
 
-/** mode 3: `osprey up --memory --no-ui` on a private port (optionally under --cpu-prof) */
-export function ospreyMode({ profDir } = {}) {
+/**
+ * mode 3: `osprey up --no-ui` on a private port (optionally under --cpu-prof), as a user runs
+ * it: the store in a file (a fresh data directory under `dir` per session), or in memory with
+ * `memory` (then every span stays in the process, and RSS grows with them).
+ */
+export function ospreyMode({ profDir, dir, memory = false } = {}) {
+  let sessions = 0;
   return {
     name: 'osprey',
     async start() {
       const port = await freePort();
       const main = join(ROOT, 'dist/src/cli/main.js');
-      const upArgs = ['up', '--memory', '--listen', `127.0.0.1:${port}`, '--no-ui'];
+      const store = memory || !dir ? ['--memory'] : ['--data', join(dir, `osprey-data-${++sessions}`)];
+      const upArgs = ['up', ...store, '--listen', `127.0.0.1:${port}`, '--no-ui'];
       const launch = () =>
         profDir
           ? // profiler starts once the probes are loaded (see lib/prof-wrap.mjs)
