@@ -86,7 +86,7 @@ async function replayOnce(rec, withStore) {
   }
   let spans = 0;
   const agent = new Agent({
-    holdMs: 0,
+    holdMs: Number(process.env.HOLD_MS ?? 0),
     sink: (s) => {
       spans += s.length;
       store?.append(s);

@@ -13,7 +13,11 @@ export interface AgentOptions {
   /** receives finished spans in batches */
   sink: (spans: Span[]) => void;
   capture?: Omit<CaptureOptions, 'onBatch'>;
-  /** hold finished spans this long for late parents (default 500 ms) */
+  /**
+   * hold finished spans this long for late parents (default 200 ms: a parent reported late
+   * comes in the same ring-buffer batch or the next, 50 ms later; holding longer only keeps
+   * more objects alive through garbage collections)
+   */
   holdMs?: number;
   /** most connections tracked at once (default 65536) */
   maxConnections?: number;
@@ -100,7 +104,7 @@ export class Agent {
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
-    this.linker = new Linker({ holdNs: (opts.holdMs ?? 500) * 1e6 });
+    this.linker = new Linker({ holdNs: (opts.holdMs ?? 200) * 1e6 });
     this.#maxConns = opts.maxConnections ?? 65536;
     this.#idleNs = (opts.idleConnectionMs ?? 600_000) * 1e6;
     this.#maxQueuedBytes = (opts.maxQueuedMiB ?? 64) << 20;
