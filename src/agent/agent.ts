@@ -48,13 +48,6 @@ interface Conn {
   resource: Attributes;
 }
 
-interface Pending {
-  ex: Exchange;
-  resource: Attributes;
-  local: Endpoint;
-  remote: Endpoint;
-}
-
 export interface AgentCounters {
   events: number;
   connections: number;
@@ -272,7 +265,9 @@ export class Agent {
     for (const ex of done) {
       const rec = this.#takeOpen(c, ex.request) ?? this.#link(c, ex.role, ex.request);
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
-      rec.data = { ex, resource: c.resource, local: c.local, remote: c.remote } satisfies Pending;
+      // the span is built now and held instead of the exchange: the parser's objects die
+      // young, and only the span lives through the hold (GC cost grows with what survives)
+      rec.data = this.#span(c, ex, end);
       this.linker.finish(rec, end, now);
     }
   }
@@ -329,30 +324,37 @@ export class Agent {
     }
   }
 
+  /** the span of a finished exchange, without its trace ids (fixed at emission) */
+  #span(c: Conn, ex: Exchange, end: number): Span {
+    const parts = httpSpanParts(ex, c.local, c.remote);
+    const start = ex.request.tsStart;
+    const base = this.#clock!.monoBase + this.#clock!.clockOffset;
+    const span: Span = {
+      traceId: '',
+      spanId: '',
+      parentSpanId: '',
+      name: parts.name,
+      kind: ex.role,
+      startTimeUnixNano: base + BigInt(Math.round(start)),
+      durationNano: Math.max(0, Math.round(end - start)),
+      status: parts.status,
+      resource: c.resource,
+      attributes: parts.attributes,
+    };
+    if (parts.statusMessage) span.statusMessage = parts.statusMessage;
+    return span;
+  }
+
   #emit(recs: LinkRecord[]): void {
-    if (!recs.length || !this.#clock) return;
-    const base = this.#clock.monoBase + this.#clock.clockOffset;
+    if (!recs.length) return;
     const spans: Span[] = [];
     for (const r of recs) {
-      const p = r.data as Pending | undefined;
-      if (!p) continue;
-      const parts = httpSpanParts(p.ex, p.local, p.remote);
-      parts.attributes['osprey.link'] = r.link;
-      const start = p.ex.request.tsStart;
-      const end = r.end ?? start;
-      const span: Span = {
-        traceId: r.traceId!,
-        spanId: r.spanId,
-        parentSpanId: r.parentSpanId,
-        name: parts.name,
-        kind: p.ex.role,
-        startTimeUnixNano: base + BigInt(Math.round(start)),
-        durationNano: Math.max(0, Math.round(end - start)),
-        status: parts.status,
-        resource: p.resource,
-        attributes: parts.attributes,
-      };
-      if (parts.statusMessage) span.statusMessage = parts.statusMessage;
+      const span = r.data as Span | undefined;
+      if (!span) continue;
+      span.traceId = r.traceId!;
+      span.spanId = r.spanId;
+      span.parentSpanId = r.parentSpanId;
+      span.attributes['osprey.link'] = r.link;
       spans.push(span);
     }
     this.counters.spans += spans.length;

@@ -63,6 +63,24 @@ describe('Linker', () => {
     assert.equal(l.counters.linked_late, 1);
   });
 
+  it('only records whose trace may still change wait for the hold', () => {
+    const l = new Linker({ holdNs: 1000 });
+    // a client request without a parent never gets one: its chain is final at once
+    const c = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+    const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined); // tuple child of c
+    const c2 = l.start('client', 2, 7, 'x:1>y:2', 'GET /b', 120, undefined); // thread child of s
+    // a server request without a parent may still get one (reported late): it waits
+    const lone = l.start('server', 3, 9, 'p:1>q:2', 'GET /late', 130, undefined);
+    const child = l.start('client', 3, 9, 'r:1>s:2', 'GET /down', 140, undefined);
+    for (const r of [c2, s, c, child, lone]) l.finish(r, 200, 0);
+    assert.deepEqual(new Set(l.drain(1)), new Set([c2, s, c]));
+    assert.equal(new Set([c.traceId, s.traceId, c2.traceId]).size, 1);
+    assert.deepEqual(l.drain(999), []);
+    const held = l.drain(1000);
+    assert.deepEqual(new Set(held), new Set([child, lone]));
+    assert.equal(child.traceId, lone.traceId);
+  });
+
   it('pipelining: server requests pair with client requests in order', () => {
     const l = new Linker({ holdNs: 0 });
     const cs = [0, 1, 2].map((i) => l.start('client', 1, 1, A, 'GET /p', 100 + i, undefined));

@@ -12,8 +12,10 @@
 //
 // Kernel events from different CPUs can arrive slightly out of order (on
 // loopback the receiver's read can be reported before the sender's write), so a
-// server request without a tuple parent waits for one; spans are held for
-// `holdNs` after they end before their trace id is fixed and they are emitted.
+// server request without a tuple parent waits for one; a span whose chain ends
+// in such a request is held for `holdNs` after it ends before its trace id is
+// fixed and it is emitted. A span whose chain is already final (it ends in a
+// traceparent or in a client request without a parent) goes out at once.
 // Trace ids are resolved by walking up to the root at emission; a record whose
 // trace id is fixed never changes parent.
 import { newSpanId, newTraceId, parseTraceparent } from './ids.js';
@@ -109,6 +111,8 @@ export class Linker {
   #heldHead = 0;
   /** records pushed out early by the table limit, emitted with the next drain */
   #early: LinkRecord[] = [];
+  /** finished records whose trace is settled: emitted with the next drain, without a hold */
+  #ready: LinkRecord[] = [];
 
   constructor(opts: LinkerOptions = {}) {
     this.#holdNs = opts.holdNs ?? 500e6;
@@ -253,8 +257,26 @@ export class Linker {
     // the server side reads a request before the client can read its response,
     // so a finished client request has met (or missed) its server already
     if (r.kind === 'client') this.#unlistClient(r);
+    // no later parent can change its trace: out with the next drain, no hold
+    if (this.#settled(r)) {
+      r.emitAt = now;
+      this.#ready.push(r);
+      return;
+    }
     r.emitAt = now + this.#holdNs;
     this.#held.push(r);
+  }
+
+  /**
+   * Whether a record's trace is final: its chain leads to a trace id already fixed, or to a
+   * client request without a parent (a client only gets a parent when it starts). A chain
+   * that ends in a server request without a parent may still get one late (tuple link), so
+   * that record waits for the hold.
+   */
+  #settled(r: LinkRecord): boolean {
+    let cur = r;
+    for (let n = 0; !cur.traceId && cur.parent && n < 64; n++) cur = cur.parent;
+    return cur.traceId !== undefined || (cur.kind === 'client' && cur.parent === undefined);
   }
 
   /** records whose hold passed, with trace ids fixed; in finish order */
@@ -262,8 +284,17 @@ export class Linker {
     const held = this.#held;
     let n = this.#heldHead;
     while (n < held.length && held[n]!.emitAt <= now) n++;
-    const early = this.#early;
+    let early = this.#early;
     if (early.length) this.#early = [];
+    if (this.#ready.length) {
+      const ready = this.#ready;
+      this.#ready = [];
+      for (const r of ready) {
+        this.#resolve(r);
+        this.#forget(r);
+      }
+      early = early.length ? early.concat(ready) : ready;
+    }
     if (n === this.#heldHead) {
       this.#expire(now);
       return early;
@@ -288,10 +319,11 @@ export class Linker {
 
   /** everything held, now (shutdown) */
   flush(): LinkRecord[] {
-    const out = this.#early.concat(this.#held.slice(this.#heldHead));
+    const out = this.#early.concat(this.#ready, this.#held.slice(this.#heldHead));
     this.#held = [];
     this.#heldHead = 0;
     this.#early = [];
+    this.#ready = [];
     for (const r of out) {
       this.#resolve(r);
       this.#forget(r);
@@ -362,6 +394,10 @@ export class Linker {
     }
     const i = this.#held.indexOf(oldest, this.#heldHead);
     if (i >= 0) this.#held.splice(i, 1);
+    else {
+      const j = this.#ready.indexOf(oldest);
+      if (j >= 0) this.#ready.splice(j, 1);
+    }
     this.#resolve(oldest);
     this.#forget(oldest);
     this.#early.push(oldest);
