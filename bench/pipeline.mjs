@@ -86,7 +86,8 @@ async function replayOnce(rec, withStore) {
   }
   let spans = 0;
   const agent = new Agent({
-    holdMs: Number(process.env.HOLD_MS ?? 0),
+    // the agent's default hold, as live (HOLD_MS=0 emits at each batch: fewer objects live through GCs)
+    holdMs: process.env.HOLD_MS ? Number(process.env.HOLD_MS) : undefined,
     sink: (s) => {
       spans += s.length;
       store?.append(s);
