@@ -16,7 +16,7 @@ import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noneMode, ospreyMode, probeMode, ROOT, runWrk, startNginxStatic, startNodeServer } from './lib/load.mjs';
-import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, procCpuSplit, procMem, runTracked, sleep, stopAll } from './lib/proc.mjs';
+import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, procCpuSplit, procMem, runTracked, sleep, stopAll, threadCpuSec } from './lib/proc.mjs';
 import { runPipeline } from './pipeline.mjs';
 
 // ---- options ----------------------------------------------------------------------------
@@ -210,6 +210,7 @@ async function session(mode, round, dir) {
         const c0 = await ctl.sample();
         const g0 = groupCpuSec(server.child.pid);
         const a0 = ctl.pid ? procCpuSec(ctl.pid) : NaN;
+        const m0 = ctl.pid ? threadCpuSec(ctl.pid) : NaN;
         const split0 = ctl.pid ? procCpuSplit(ctl.pid) : undefined;
         const s0 = nodeCpu();
         const t0 = performance.now();
@@ -219,6 +220,7 @@ async function session(mode, round, dir) {
         const wall = (performance.now() - t0) / 1000;
         const s1 = nodeCpu();
         const a1 = ctl.pid ? procCpuSec(ctl.pid) : NaN;
+        const m1 = ctl.pid ? threadCpuSec(ctl.pid) : NaN;
         const split1 = ctl.pid ? procCpuSplit(ctl.pid) : undefined;
         const g1 = groupCpuSec(server.child.pid);
         const c1 = await ctl.sample();
@@ -246,6 +248,8 @@ async function session(mode, round, dir) {
           procsCpuSec,
           procsPerReqUs: (procsCpuSec * 1e6) / w.requests,
           agentCpuSec,
+          // the JS thread (decode, parse, link, store appends); the rest is GC helpers, DuckDB, the ring-buffer reader
+          agentMainCpuSec: m1 - m0,
           agentUserSec: split1 ? split1.user - split0.user : undefined,
           agentSysSec: split1 ? split1.sys - split0.sys : undefined,
           agentCoresPer10k: mode.name === 'osprey' ? agentCpuSec / wall / (w.rps / 10_000) : undefined,
@@ -411,6 +415,7 @@ function summarizeLoad(runs) {
       addedAppsUsOsprey: addedAppsOsprey,
       addedAppsUsProbe: addedAppsProbe,
       agentUsPerReq: median(by(sc.id, 'osprey').map((r) => (r.agentCpuSec * 1e6) / r.requests)),
+      agentMainUsPerReq: median(by(sc.id, 'osprey').map((r) => (r.agentMainCpuSec * 1e6) / r.requests)),
       p99DeltaPctOsprey: (100 * (modes.osprey.p99ms - modes.none.p99ms)) / modes.none.p99ms,
       p99DeltaPctProbe: (100 * (modes.probe.p99ms - modes.none.p99ms)) / modes.none.p99ms,
       satRatioOsprey: median(perRound(sc.id, (n, _p, o) => o.rps / n.rps)),
@@ -584,13 +589,14 @@ function report(res) {
     }
     L.push(table(rows));
     L.push('');
-    const r2 = [['scenario', 'added CPU osprey ÷ probe (node)', '(procs)', 'agent µs/req', 'added to wrk+server µs/req: osprey', 'probe', 'osprey p99 Δ', 'probe p99 Δ', 'agent RSS start / after / peak', 'agent CPU in kernel', 'client spans/req']];
+    const r2 = [['scenario', 'added CPU osprey ÷ probe (node)', '(procs)', 'agent µs/req', 'of it JS thread', 'added to wrk+server µs/req: osprey', 'probe', 'osprey p99 Δ', 'probe p99 Δ', 'agent RSS start / after / peak', 'agent CPU in kernel', 'client spans/req']];
     for (const [, s] of Object.entries(load).filter(([, s]) => s.paced)) {
       r2.push([
         s.label,
         Number.isFinite(s.addedCpuRatio) ? `${fx(s.addedCpuRatio, 2)}x` : 'n/a (probe ≤ 0)',
         Number.isFinite(s.addedProcsRatio) ? `${fx(s.addedProcsRatio, 2)}x` : 'n/a (probe ≤ 0)',
         fx(s.agentUsPerReq, 1),
+        fx(s.agentMainUsPerReq, 1),
         fsign(s.addedAppsUsOsprey, 1),
         fsign(s.addedAppsUsProbe, 1),
         `${fsign(s.p99DeltaPctOsprey, 1)}%`,

@@ -193,6 +193,11 @@ export function procCpuSec(pid) {
   }
 }
 
+/** utime+stime of one thread of a process, seconds (tid = pid: the main thread, for Node the JS thread) */
+export function threadCpuSec(pid, tid = pid) {
+  return procCpuSec(`${pid}/task/${tid}`);
+}
+
 /** utime and stime of a process separately, seconds ({NaN, NaN} when it is gone) */
 export function procCpuSplit(pid) {
   try {
