@@ -154,6 +154,11 @@ const rssBefore = process.memoryUsage().rss / 1e6;
 const store = await DuckStore.open({ path: PATH, retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
 let genMs = 0;
 let appendMs = 0;
+let appendCpuUs = 0; // process CPU (all threads) spent in append() and flush()
+const cpuUs = () => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
 const gen = generate(N, 5000);
 for (;;) {
   const tg = performance.now();
@@ -161,13 +166,17 @@ for (;;) {
   genMs += performance.now() - tg;
   if (next.done) break;
   const t = performance.now();
+  const c = cpuUs();
   for (let i = 0; i < next.value.length; i += 1000) store.append(next.value.slice(i, i + 1000));
   if (store.stats().buffered >= 5000) await store.flush();
+  appendCpuUs += cpuUs() - c;
   appendMs += performance.now() - t;
 }
 {
   const t = performance.now();
+  const c = cpuUs();
   await store.flush();
+  appendCpuUs += cpuUs() - c;
   appendMs += performance.now() - t;
 }
 const st = store.stats();
@@ -217,7 +226,7 @@ const fileMb = PATH && existsSync(PATH) ? statSync(PATH).size / 1e6 : undefined;
 console.log(`osprey store bench — ${N.toLocaleString()} spans, ${traceIds.length.toLocaleString()} traces, ${SERVICES} services, ${ROUTES} routes, ${PATH ? `file ${PATH}` : 'in memory'}`);
 console.log(`machine: ${availableParallelism()} cpus, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; generate: ${fmt(genMs, 0)} ms`);
 console.log(
-  `append:   ${fmt(appendMs, 0)} ms  → ${Math.round(N / (appendMs / 1000)).toLocaleString()} spans/s  (flushes ${st.flushes}, last flush ${fmt(st.lastFlushMs)} ms, dropped ${st.spansDropped}, rows ${st.rows})`,
+  `append:   ${fmt(appendMs, 0)} ms  → ${Math.round(N / (appendMs / 1000)).toLocaleString()} spans/s, ${fmt(appendCpuUs / N, 2)} µs CPU per span  (flushes ${st.flushes}, last flush ${fmt(st.lastFlushMs)} ms, dropped ${st.spansDropped}, rows ${st.rows})`,
 );
 console.log(`process rss: ${fmt(rssBefore, 0)} MB before, ${fmt(rss, 0)} MB after loading and querying${fileMb !== undefined ? `, database file ${fmt(fileMb, 0)} MB` : ''}`);
 console.log('');

@@ -8,7 +8,7 @@ import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
 import { exposition, type MetricFamily } from '../metrics/prometheus.js';
 import { startServer } from '../server/server.js';
-import { DuckStore } from '../store/index.js';
+import { DuckStore, parseMemoryLimit } from '../store/index.js';
 import { intOption, parseDuration, untilSignal, UsageError, type Command } from './cli.js';
 import { LiveSummary } from './live.js';
 import { uiPage } from './ui-page.js';
@@ -34,6 +34,9 @@ export const upCommand: Command = {
   help: [
     `      --data DIR            where spans are stored (default ${defaultDataDir()})`,
     '      --memory              keep spans in memory only',
+    '      --store-memory SIZE   memory the store may use, e.g. 256MB or 1GB (default 128MB with a',
+    '                            data dir, where the rest stays on disk; with --memory, DuckDB\'s',
+    '                            default of 80% of RAM, and the spans themselves must fit)',
     '      --listen HOST:PORT    HTTP API, Tempo API and UI (default 127.0.0.1:7070)',
     '      --demo                also start demo services (Node, Python, nginx) with traffic',
     '      --no-ui               do not serve the web UI at /',
@@ -44,6 +47,7 @@ export const upCommand: Command = {
   options: {
     data: { type: 'string' },
     memory: { type: 'boolean' },
+    'store-memory': { type: 'string' },
     listen: { type: 'string' },
     demo: { type: 'boolean' },
     'no-ui': { type: 'boolean' },
@@ -57,6 +61,10 @@ export const upCommand: Command = {
     const maxSpans = intOption(values['max-spans'], 'max-spans', 1) ?? 5_000_000;
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
     const memory = values.memory === true;
+    const storeMemory = values['store-memory'] as string | undefined;
+    if (storeMemory !== undefined && parseMemoryLimit(storeMemory) === undefined) {
+      throw new UsageError(`--store-memory must be a size like 256MB or 1GB, got "${storeMemory}"`);
+    }
     const say = (s: string) => process.stderr.write(`osprey: ${s}\n`);
 
     let path: string | undefined;
@@ -64,7 +72,7 @@ export const upCommand: Command = {
       mkdirSync(dataDir, { recursive: true });
       path = join(dataDir, 'spans.duckdb');
     }
-    const store = await DuckStore.open({ path, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
+    const store = await DuckStore.open({ path, memoryLimit: storeMemory, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
       throw Object.assign(new Error(`cannot open the span store at ${path}: ${err.message}`), {
         hint: /lock/i.test(err.message) ? 'another osprey is using this data dir: stop it or pass --data DIR' : 'check the path and permissions, or use --memory',
       });

@@ -13,10 +13,17 @@ import { dirname, resolve } from 'node:path';
 import {
   BIGINT,
   DuckDBAppender,
+  DuckDBBigIntVector,
   DuckDBConnection,
   DuckDBDataChunk,
+  DuckDBDoubleVector,
   DuckDBInstance,
+  DuckDBUBigIntVector,
+  DuckDBUIntegerVector,
+  DuckDBUTinyIntVector,
   DuckDBUUIDValue,
+  DuckDBUUIDVector,
+  DuckDBVarCharVector,
   LIST,
   UINTEGER,
   VARCHAR,
@@ -25,7 +32,7 @@ import {
   type DuckDBValue,
   type DuckDBVector,
 } from '@duckdb/node-api';
-import type { AttrValue, Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
+import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
 import { TraceQLError, type CompareExpr, type Expr } from '../traceql/index.js';
 import {
   Params,
@@ -37,6 +44,7 @@ import {
   windowSql,
   type CompileContext,
 } from './compile.js';
+import { AttrEncoder, HOT_KEYS, attrsJson } from './attrs.js';
 import {
   DDL,
   KIND_BY_CODE,
@@ -83,8 +91,9 @@ export interface DuckStoreOptions {
   /** buffer limit; spans beyond it are dropped and counted (default 100,000) */
   maxBuffered?: number;
   /**
-   * DuckDB memory_limit, e.g. '1GB'. Default: '1GB' for a file (the rest stays on disk);
-   * DuckDB's own (80% of RAM) in memory, where the data itself must fit.
+   * DuckDB memory_limit, e.g. '512MB'. Default: '128MB' for a file (the rest stays on disk;
+   * bench/store-ingest.mjs measures ingest under it); DuckDB's own (80% of RAM) in memory,
+   * where the data itself must fit.
    */
   memoryLimit?: string;
   /** DuckDB worker threads (default: DuckDB's, one per core) */
@@ -104,8 +113,18 @@ export const MAX_LIMIT = 1_000_000;
 const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
 const DEFAULT_MAX_SPANS_MEMORY = 2_000_000;
 const DEFAULT_MAX_SPANS_FILE = 10_000_000;
-const DEFAULT_FILE_MEMORY_LIMIT = '1GB';
+const DEFAULT_FILE_MEMORY_LIMIT = '128MB';
 const VECTOR_SIZE = 2048;
+/** rows per DuckDB row group (its default): the store checkpoints about this often, see maybeCheckpoint() */
+const CHECKPOINT_ROWS = 122_880;
+/** ... or after about this much span data (at most half the memory limit), whichever comes first */
+const CHECKPOINT_BYTES = 64 * 1024 * 1024;
+/** size of a row beyond its attributes and name, for CHECKPOINT_BYTES (approximate) */
+const ROW_OVERHEAD_BYTES = 96;
+const HOT_METHOD = HOT_KEYS.indexOf('http.request.method');
+const HOT_STATUS_CODE = HOT_KEYS.indexOf('http.response.status_code');
+const HOT_ROUTE = HOT_KEYS.indexOf('http.route');
+const HOT_PATH = HOT_KEYS.indexOf('url.path');
 const ROOT_NOT_RECEIVED = '<root span not yet received>';
 const TAG_SAMPLE_SPANS = 20_000;
 const MAX_INLINE_RESOURCES = 256;
@@ -185,8 +204,20 @@ export class DuckStore implements SpanStore {
   private traceAppender: DuckDBAppender | undefined;
   private keyAppender: DuckDBAppender | undefined;
   private spanTypes: DuckDBType[] = [];
+  private traceTypes: DuckDBType[] = [];
+  private readonly attrEncoder = new AttrEncoder();
+  /** the batch a span is being converted into (noteKey adds to its keys) */
+  private keyBatch: Batch | undefined;
+  /** keys and resources of batches that failed to commit: the next batch stores them */
+  private unstoredKeys: (string | null)[] = [];
+  private unstoredResources: ResourceEntry[] = [];
+  private readonly sinceCheckpoint = { rows: 0, bytes: 0 };
+  private readonly checkpointBytes: number;
 
-  private buffer: Span[] = [];
+  /** converted spans waiting for a flush, oldest first; appends go to the last one */
+  private batches: Batch[] = [];
+  /** rows in `batches` */
+  private buffered = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushImmediate: NodeJS.Immediate | undefined;
   private flushChain: Promise<void> = Promise.resolve();
@@ -243,6 +274,7 @@ export class DuckStore implements SpanStore {
     this.maxAgeMs = o.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.maxSpans = o.retention?.maxSpans ?? (file === undefined ? DEFAULT_MAX_SPANS_MEMORY : DEFAULT_MAX_SPANS_FILE);
     this.maxReaders = o.readers ?? 4;
+    this.checkpointBytes = checkpointBytes(o.memoryLimit ?? (file !== undefined ? DEFAULT_FILE_MEMORY_LIMIT : undefined));
   }
 
   static async open(opts: DuckStoreOptions = {}): Promise<DuckStore> {
@@ -258,6 +290,9 @@ export class DuckStore implements SpanStore {
     const config: Record<string, string> = {};
     const memoryLimit = opts.memoryLimit ?? (file !== undefined ? DEFAULT_FILE_MEMORY_LIMIT : undefined);
     if (memoryLimit !== undefined) config['memory_limit'] = memoryLimit;
+    // the store checkpoints by itself (see maybeCheckpoint); DuckDB's own threshold, on
+    // the size of the WAL, is only a backstop
+    config['checkpoint_threshold'] = `${Math.ceil((4 * checkpointBytes(memoryLimit)) / 2 ** 20)}MiB`;
     if (opts.threads !== undefined) config['threads'] = String(opts.threads);
     let instance: DuckDBInstance;
     try {
@@ -319,11 +354,7 @@ export class DuckStore implements SpanStore {
       this.resByKey.set(entry.json, entry);
       if (entry.id >= this.nextResId) this.nextResId = entry.id + 1;
     }
-    for (const [k] of (await this.writer.runAndReadAll('SELECT DISTINCT key FROM span_keys')).getRows()) {
-      if (k === null) this.spanKeysOverflow = true;
-      else this.spanKeys.add(String(k));
-    }
-    if (this.spanKeysOverflow) this.spanKeys.clear();
+    await this.loadKeys();
     const cols = (await this.writer.runAndReadAll(
       `SELECT column_name FROM information_schema.columns
        WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = 'spans' ORDER BY ordinal_position`,
@@ -334,6 +365,16 @@ export class DuckStore implements SpanStore {
     await this.openAppenders();
   }
 
+  /** reads the stored span attribute keys into spanKeys */
+  private async loadKeys(): Promise<void> {
+    const rows = (await this.writer.runAndReadAll('SELECT DISTINCT key FROM span_keys')).getRows();
+    for (const [k] of rows) {
+      if (k === null) this.spanKeysOverflow = true;
+      else this.spanKeys.add(String(k));
+    }
+    if (this.spanKeysOverflow) this.spanKeys.clear();
+  }
+
   private async openAppenders(): Promise<void> {
     this.spanAppender = await this.writer.createAppender('spans', 'main', this.catalog ?? null);
     this.resAppender = await this.writer.createAppender('resources', 'main', this.catalog ?? null);
@@ -341,6 +382,8 @@ export class DuckStore implements SpanStore {
     this.keyAppender = await this.writer.createAppender('span_keys', 'main', this.catalog ?? null);
     this.spanTypes = [];
     for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
+    this.traceTypes = [];
+    for (let i = 0; i < this.traceAppender.columnCount; i++) this.traceTypes.push(this.traceAppender.columnType(i));
   }
 
   private dropAppenders(): void {
@@ -360,6 +403,13 @@ export class DuckStore implements SpanStore {
 
   // ---- writing ------------------------------------------------------------------------
 
+  /**
+   * Validates the spans and converts them into rows of DuckDB data chunks right away; the
+   * next flush commits them. Converting on arrival rather than at flush time lets the Span
+   * objects die young: holding 5000 of them until a flush made the garbage collector copy
+   * and promote them, which cost ~2.7 µs per span (bench/store-ingest.mjs measures the
+   * store the way bench/pipeline.mjs does, collector included).
+   */
   append(spans: readonly Span[]): void {
     if (this.closed) {
       this.c.spansDropped += spans.length;
@@ -370,19 +420,30 @@ export class DuckStore implements SpanStore {
         this.c.spansRejected++;
         continue;
       }
-      if (this.buffer.length >= this.maxBuffered) {
+      if (this.buffered >= this.maxBuffered) {
         this.c.spansDropped++;
         continue;
       }
-      this.buffer.push(s);
+      let b = this.batches[this.batches.length - 1];
+      if (!b || b.rows >= this.flushSpans) {
+        b = newBatch();
+        this.batches.push(b);
+      }
+      try {
+        this.writeRow(b, s);
+      } catch {
+        this.c.spansRejected++;
+        continue;
+      }
+      this.buffered++;
       this.c.spansAppended++;
     }
     this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
-    if (this.buffer.length === 0 || this.closed) return;
-    if (this.buffer.length >= this.flushSpans) {
+    if (this.buffered === 0 || this.closed) return;
+    if (this.buffered >= this.flushSpans) {
       this.flushImmediate ??= setImmediate(() => {
         this.flushImmediate = undefined;
         this.flush().catch(() => undefined);
@@ -416,83 +477,78 @@ export class DuckStore implements SpanStore {
       this.flushTimer = undefined;
     }
     let failure: Error | undefined;
-    while (this.buffer.length > 0) {
-      const batch = this.buffer.length <= this.flushSpans ? this.buffer.splice(0) : this.buffer.splice(0, this.flushSpans);
+    for (let b = this.batches.shift(); b; b = this.batches.shift()) {
+      // appends from now on start a new batch
+      b.cur?.seal(b.chunks);
+      b.cur = undefined;
+      this.buffered -= b.rows;
       try {
         if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender) await this.openAppenders();
-        await this.writeBatch(batch);
+        await this.writeBatch(b);
       } catch (e) {
         this.c.flushErrors++;
-        this.c.spansDropped += batch.length;
+        this.c.spansDropped += b.rows;
         this.dropAppenders();
         failure ??= e instanceof Error ? e : new Error(`flush failed: ${JSON.stringify(e)}`);
       }
       // let queries and I/O run between large batches
-      if (this.buffer.length > 0) await new Promise<void>((r) => setImmediate(r));
+      if (this.batches.length > 0) await new Promise<void>((r) => setImmediate(r));
     }
     if (failure) throw failure;
   }
 
   /**
-   * Converts one batch into data chunks (yielding to the event loop between chunks, so
-   * a large batch does not stall the agent), then commits it synchronously: new
-   * resources first, then the trace index, then all the spans in one transaction. (If
-   * the process dies in between, the earlier parts only describe spans that never
-   * arrived, which is harmless.)
+   * Commits one batch synchronously: new span attribute keys first, then new resources,
+   * then the trace index, then all the spans in one transaction. (If the process dies in
+   * between, the earlier parts only describe spans that never arrived, which is
+   * harmless.) Keys and resources of a batch that failed are written with the next one:
+   * later batches may already refer to them.
+   *
+   * How spans get into DuckDB, measured (CPU of all threads per span stored, agent-shaped
+   * spans with 15-17 attributes, 2-core VM shared with other work, so +-20%):
+   * - Before: Span objects buffered, converted at flush time through one shared setter
+   *   for all columns (a megamorphic call site), DuckDB checkpointing every 16 MB of WAL:
+   *   ~27 µs in memory, ~33 µs in a file (bench/store-ingest.mjs, 2M spans).
+   * - Now: converted on append() (see there) with typed setters, the trace id parsed once
+   *   per trace, the trace index as data chunks too, one pass over each attribute map
+   *   (attrs.ts), checkpoints once per row group (maybeCheckpoint): ~20 µs in memory,
+   *   ~21 µs in a file. bench/pipeline.mjs moves less (~19-21 -> ~15-16 µs in replays
+   *   alternating the two stores): its passes are too short for checkpoints to matter.
+   * - Rejected: writing each batch as CSV to /dev/shm and loading it with read_csv. JS
+   *   only formats one line per span (no native call per string), but DuckDB then spends
+   *   4 µs (threads=1) to 5-7 µs (default threads: the calling thread spins while a
+   *   worker scans) parsing and inserting against ~2.1 µs appending ready chunks; in the
+   *   pipeline replay it cost ~26 µs per span against ~21 for data chunks (same run).
+   * - What remains (pipeline replay, by removing one part at a time): building the
+   *   attribute JSON ~3.6 µs, handing it to DuckDB and appending it ~5.6 µs (a ~410-byte
+   *   string copied to UTF-8, into the chunk, the appender and the table, with string
+   *   statistics on the way), the other string columns ~2-3 µs (one native call per
+   *   value), ids and numbers ~1.5 µs, compression at checkpoints ~2-3 µs amortised.
+   *   The 17 columns and the attribute JSON text are the schema; cutting much further
+   *   means storing less per span or leaving JS for the conversion.
    */
-  private async writeBatch(batch: Span[]): Promise<void> {
+  private async writeBatch(b: Batch): Promise<void> {
     const t0 = performance.now();
-    const fresh: ResourceEntry[] = [];
-    const traces = new Map<string, TraceExtent>();
-    // new span attribute keys: committed before the spans, so the set stays a superset
-    const freshKeys: (string | null)[] = [];
-    // fill data chunks straight from the spans (no intermediate rows)
-    const chunks: DuckDBDataChunk[] = [];
-    let chunk: DuckDBDataChunk | undefined;
-    let vectors: DuckDBVector[] = [];
-    let n = 0;
-    let written = 0;
-    const seal = (): void => {
-      if (!chunk) return;
-      for (const v of vectors) v.flush();
-      chunk.rowCount = n;
-      if (n > 0) chunks.push(chunk);
-      written += n;
-      chunk = undefined;
-    };
-    for (const s of batch) {
-      if (!chunk) {
-        chunk = DuckDBDataChunk.create(this.spanTypes, VECTOR_SIZE);
-        vectors = [];
-        for (let col = 0; col < this.spanTypes.length; col++) vectors.push(chunk.getColumnVector(col));
-        n = 0;
-      }
-      try {
-        this.writeRow(vectors, n, s, fresh, traces, freshKeys);
-        n++;
-      } catch {
-        this.c.spansRejected++;
-      }
-      if (n === VECTOR_SIZE) {
-        seal();
-        await new Promise<void>((r) => setImmediate(r));
-      }
-    }
-    seal();
     const spanApp = this.spanAppender;
     const resApp = this.resAppender;
     const traceApp = this.traceAppender;
     const keyApp = this.keyAppender;
     if (!spanApp || !resApp || !traceApp || !keyApp) throw new Error('appenders are not open');
-    if (freshKeys.length > 0) {
-      for (const k of freshKeys) {
-        appendNullable(keyApp, k);
-        keyApp.endRow();
+    const keys = this.unstoredKeys.length > 0 ? [...this.unstoredKeys, ...b.keys] : b.keys;
+    const fresh = this.unstoredResources.length > 0 ? [...this.unstoredResources, ...b.fresh] : b.fresh;
+    let keysStored = false;
+    let resourcesStored = false;
+    try {
+      if (keys.length > 0) {
+        for (const k of keys) {
+          appendNullable(keyApp, k);
+          keyApp.endRow();
+        }
+        keyApp.flushSync();
       }
-      keyApp.flushSync();
-    }
-    if (fresh.length > 0) {
-      try {
+      keysStored = true;
+      this.unstoredKeys = [];
+      if (fresh.length > 0) {
         for (const r of fresh) {
           resApp.appendUInteger(r.id);
           appendNullable(resApp, r.service);
@@ -501,91 +557,119 @@ export class DuckStore implements SpanStore {
           resApp.endRow();
         }
         resApp.flushSync();
-      } catch (e) {
-        for (const r of fresh) {
-          this.resByKey.delete(r.json);
-          this.resById.delete(r.id);
-        }
-        throw e;
       }
+      resourcesStored = true;
+      this.unstoredResources = [];
+      if (b.traces.size > 0) {
+        for (const c of traceIndexChunks(this.traceTypes, b.traces)) traceApp.appendDataChunk(c);
+        traceApp.flushSync();
+      }
+      if (b.chunks.length > 0) {
+        for (const c of b.chunks) spanApp.appendDataChunk(c);
+        spanApp.flushSync();
+      }
+    } catch (e) {
+      if (!keysStored) this.unstoredKeys = keys;
+      if (!resourcesStored) this.unstoredResources = fresh;
+      throw e;
     }
-    for (const t of traces.values()) {
-      traceApp.appendUUID(t.id);
-      traceApp.appendBigInt(t.min);
-      traceApp.appendBigInt(t.max);
-      traceApp.endRow();
-    }
-    traceApp.flushSync();
-    for (const c of chunks) spanApp.appendDataChunk(c);
-    spanApp.flushSync();
-    this.rows += written;
+    this.rows += b.rows;
     this.c.flushes++;
     this.c.lastFlushMs = performance.now() - t0;
+    this.sinceCheckpoint.rows += b.rows;
+    this.sinceCheckpoint.bytes += b.bytes;
+    await this.maybeCheckpoint();
   }
 
   /**
-   * Writes one span as row `i` of the chunk's vectors, in SPAN_COLUMNS order. Everything
-   * that can throw runs before the first write, so a refused span leaves no partial row.
+   * Checkpoints (compresses and, in a file, writes the data) once about a row group's
+   * worth of spans, or CHECKPOINT_BYTES of them, has been committed since the last one.
+   * A checkpoint rewrites the whole row group being filled, so DuckDB's default of a
+   * checkpoint every 16 MB of WAL (~20k spans) compressed every row ~3.5 times, and a
+   * file store paid for writing it as often. DuckDB's own checkpoint_threshold is set far
+   * above this (see open()) and only acts as a backstop. Runs on DuckDB's threads; a
+   * failed checkpoint is retried after the next flush.
    */
-  private writeRow(
-    v: DuckDBVector[],
-    i: number,
-    s: Span,
-    fresh: ResourceEntry[],
-    traces: Map<string, TraceExtent>,
-    freshKeys: (string | null)[],
-  ): void {
-    const traceId = DuckDBUUIDValue.fromUint128(BigInt(`0x${s.traceId}`));
+  private async maybeCheckpoint(): Promise<void> {
+    const since = this.sinceCheckpoint;
+    if (since.rows < CHECKPOINT_ROWS && since.bytes < this.checkpointBytes) return;
+    try {
+      await this.writer.run('CHECKPOINT');
+      since.rows = 0;
+      since.bytes = 0;
+    } catch {
+      // e.g. a concurrent checkpoint (retention); the next flush tries again
+    }
+  }
+
+  /**
+   * Writes one span as the next row of the batch. Everything that can throw runs before
+   * the first write, so a refused span leaves no partial row.
+   */
+  private writeRow(b: Batch, s: Span): void {
+    const ext = b.traces.get(s.traceId);
+    const traceId = ext ? ext.id : DuckDBUUIDValue.fromUint128(BigInt(`0x${s.traceId}`));
     const spanId = BigInt(`0x${s.spanId}`);
     const parent = s.parentSpanId ? BigInt(`0x${s.parentSpanId}`) : null;
     const start = typeof s.startTimeUnixNano === 'bigint' ? s.startTimeUnixNano : BigInt(s.startTimeUnixNano);
     const dur = BigInt(Math.max(0, Math.round(s.durationNano)));
-    const attrs = s.attributes as Record<string, unknown> | undefined;
-    const json = attrsJson(attrs);
-    const res = this.resourceOf(s.resource, fresh);
-    const isObj = typeof attrs === 'object' && attrs !== null;
-    const method = isObj ? attrs['http.request.method'] : undefined;
-    const code = isObj ? attrs['http.response.status_code'] : undefined;
-    const route = isObj ? attrs['http.route'] : undefined;
-    const path = isObj ? attrs['url.path'] : undefined;
-    if (isObj && !this.spanKeysOverflow) {
-      for (const k in attrs) {
-        if (this.spanKeys.has(k)) continue;
-        if (this.spanKeys.size >= MAX_SPAN_KEYS) {
-          this.spanKeysOverflow = true;
-          this.spanKeys.clear();
-          freshKeys.push(null);
-          break;
-        }
-        this.spanKeys.add(k);
-        freshKeys.push(k);
-      }
+    const enc = this.attrEncoder;
+    this.keyBatch = b;
+    const json = enc.encode(s.attributes, this.noteKey);
+    const method = enc.hot[HOT_METHOD];
+    const code = enc.hot[HOT_STATUS_CODE];
+    const route = enc.hot[HOT_ROUTE];
+    const path = enc.hot[HOT_PATH];
+    const res = this.resourceOf(s.resource, b.fresh);
+    const msg = typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null;
+    const c = (b.cur ??= new SpanChunk(this.spanTypes));
+    const i = c.n;
+    c.start.setItem(i, start);
+    c.duration.setItem(i, dur);
+    c.traceId.setItem(i, traceId);
+    c.spanId.setItem(i, spanId);
+    c.parentSpanId.setItem(i, parent);
+    c.name.setItem(i, s.name);
+    c.kind.setItem(i, KIND_CODE[s.kind] ?? 0);
+    c.status.setItem(i, STATUS_CODE[s.status] ?? 0);
+    c.statusMessage.setItem(i, msg);
+    c.resId.setItem(i, res.id);
+    c.service.setItem(i, res.service);
+    c.namespace.setItem(i, res.namespace);
+    c.method.setItem(i, typeof method === 'string' ? method : null);
+    c.statusCode.setItem(i, typeof code === 'number' && Number.isFinite(code) ? code : null);
+    c.route.setItem(i, typeof route === 'string' ? route : null);
+    c.path.setItem(i, typeof path === 'string' ? path : null);
+    c.attributes.setItem(i, json);
+    if (++c.n === VECTOR_SIZE) {
+      c.seal(b.chunks);
+      b.cur = undefined;
     }
-    const set = (col: number, value: DuckDBValue): void => (v[col] as DuckDBVector).setItem(i, value);
-    set(0, start);
-    set(1, dur);
-    set(2, traceId);
-    set(3, spanId);
-    set(4, parent);
-    set(5, s.name);
-    set(6, KIND_CODE[s.kind] ?? 0);
-    set(7, STATUS_CODE[s.status] ?? 0);
-    set(8, typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null);
-    set(9, res.id);
-    set(10, res.service);
-    set(11, res.namespace);
-    set(12, typeof method === 'string' ? method : null);
-    set(13, typeof code === 'number' && Number.isFinite(code) ? code : null);
-    set(14, typeof route === 'string' ? route : null);
-    set(15, typeof path === 'string' ? path : null);
-    set(16, json);
-    const ext = traces.get(s.traceId);
-    if (!ext) traces.set(s.traceId, { id: traceId, min: start, max: start });
-    else {
-      if (start < ext.min) ext.min = start;
-      if (start > ext.max) ext.max = start;
+    b.rows++;
+    b.bytes += json.length + s.name.length + ROW_OVERHEAD_BYTES;
+    if (res.id !== b.lastResId) {
+      b.resIds.add(res.id);
+      b.lastResId = res.id;
     }
+    if (!ext) b.traces.set(s.traceId, { id: traceId, min: start, max: start });
+    else if (start < ext.min) ext.min = start;
+    else if (start > ext.max) ext.max = start;
   }
+
+  /** records a span attribute key met for the first time (see spanKeys); AttrEncoder calls it */
+  private readonly noteKey = (k: string): void => {
+    if (this.spanKeysOverflow || this.spanKeys.has(k)) return;
+    const fresh = this.keyBatch?.keys;
+    if (!fresh) return;
+    if (this.spanKeys.size >= MAX_SPAN_KEYS) {
+      this.spanKeysOverflow = true;
+      this.spanKeys.clear();
+      fresh.push(null);
+      return;
+    }
+    this.spanKeys.add(k);
+    fresh.push(k);
+  };
 
   /**
    * The stored resource for a span's resource object. Agents share one object per
@@ -919,7 +1003,7 @@ export class DuckStore implements SpanStore {
   stats(): StoreStats {
     return {
       ...this.c,
-      buffered: this.buffer.length,
+      buffered: this.buffered,
       rows: this.rows,
       resources: this.resByKey.size,
     };
@@ -971,8 +1055,9 @@ export class DuckStore implements SpanStore {
       }
       if (result.deletedByAge + result.deletedByCount > 0) {
         await this.exclusive(() => this.collectResources());
-        // reclaims deleted row groups (file and memory alike); may fail while a write is active, retried next run
-        await this.maint.run('CHECKPOINT').catch(() => undefined);
+        // reclaims deleted row groups (file and memory alike); between writes, so that a
+        // commit never waits for it on the JS thread; a failure is retried next run
+        await this.exclusive(() => this.maint.run('CHECKPOINT')).catch(() => undefined);
       }
       return result;
     } catch (e) {
@@ -988,8 +1073,11 @@ export class DuckStore implements SpanStore {
     const rows = (await this.maint.runAndReadAll(
       'SELECT id FROM resources WHERE id NOT IN (SELECT DISTINCT res_id FROM spans)',
     )).getRows();
-    if (rows.length === 0) return;
-    const ids = rows.map((r) => Number(r[0]));
+    // spans appended but not flushed yet may use them too
+    const pending = new Set<number>();
+    for (const b of this.batches) for (const id of b.resIds) pending.add(id);
+    const ids = rows.map((r) => Number(r[0])).filter((id) => !pending.has(id));
+    if (ids.length === 0) return;
     // from now on new spans with these resources get new ids, so the delete below
     // (whose snapshot starts after this point) sees every span that still uses them
     for (const id of ids) {
@@ -1021,8 +1109,9 @@ export class DuckStore implements SpanStore {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     // late appends (after closed) are counted as dropped; anything that raced in is dropped too
-    this.c.spansDropped += this.buffer.length;
-    this.buffer = [];
+    this.c.spansDropped += this.buffered;
+    this.batches = [];
+    this.buffered = 0;
     await Promise.allSettled([...this.inflight]);
     try {
       this.spanAppender?.closeSync();
@@ -1207,9 +1296,35 @@ function checkOptions(o: DuckStoreOptions): void {
       throw new RangeError(`DuckStore: retention.${k} must be > 0 (Infinity = no limit)`);
     }
   }
-  if (o.memoryLimit !== undefined && !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(o.memoryLimit)) {
+  if (o.memoryLimit !== undefined && parseMemoryLimit(o.memoryLimit) === undefined) {
     throw new RangeError(`DuckStore: memoryLimit must look like '512MB' or '2GB'`);
   }
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** Bytes of a DuckDB memory size like '128MB' or '1.5GiB' (units as DuckDB reads them); undefined if malformed. */
+export function parseMemoryLimit(s: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.exec(typeof s === 'string' ? s.trim() : '');
+  if (!m) return undefined;
+  const bytes = Number(m[1]) * (SIZE_UNITS[(m[2] as string).toLowerCase()] ?? NaN);
+  return Number.isFinite(bytes) && bytes > 0 ? bytes : undefined;
+}
+
+/** span data committed between two checkpoints (see maybeCheckpoint): at most half the memory limit */
+function checkpointBytes(memoryLimit: string | undefined): number {
+  const limit = memoryLimit === undefined ? undefined : parseMemoryLimit(memoryLimit);
+  return Math.max(1 << 20, Math.min(CHECKPOINT_BYTES, limit === undefined ? Infinity : limit / 2));
 }
 
 function checkLimit(limit: number): number {
@@ -1239,31 +1354,6 @@ function isValidSpan(s: unknown): s is Span {
   return true;
 }
 
-function isAttrValue(v: unknown): v is AttrValue {
-  return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
-}
-
-/** JSON text of an attribute map, keeping only string / finite number / boolean values. */
-function attrsJson(a: unknown): string {
-  if (typeof a !== 'object' || a === null || Array.isArray(a)) return '{}';
-  const obj = a as Record<string, unknown>;
-  const keys = Object.keys(obj);
-  let clean = true;
-  for (const k of keys) {
-    if (!isAttrValue(obj[k])) {
-      clean = false;
-      break;
-    }
-  }
-  if (clean) return JSON.stringify(obj);
-  const out: Attributes = {};
-  for (const k of keys) {
-    const v = obj[k];
-    if (isAttrValue(v)) out[k] = v;
-  }
-  return JSON.stringify(out);
-}
-
 /** true when obj has exactly `keys` (same order) with the same values */
 function sameValues(obj: Record<string, unknown>, keys: string[], values: unknown[]): boolean {
   let n = 0;
@@ -1279,6 +1369,127 @@ function makeResource(id: number, json: string): ResourceEntry {
   const svc = attrs['service.name'];
   const ns = attrs['k8s.namespace.name'];
   return { id, json, attrs, service: typeof svc === 'string' ? svc : null, namespace: typeof ns === 'string' ? ns : null };
+}
+
+/** A vector of the type a column must have (the schema is checked when the store opens). */
+function typed<T extends DuckDBVector>(v: DuckDBVector, cls: abstract new (...args: never[]) => T): T {
+  if (!(v instanceof cls)) throw new Error(`unexpected vector type ${v.type.toString()}`);
+  return v;
+}
+
+/** Spans converted by append(), committed together by the next flush. */
+interface Batch {
+  /** full chunks */
+  readonly chunks: DuckDBDataChunk[];
+  /** the chunk being filled */
+  cur: SpanChunk | undefined;
+  rows: number;
+  /** approximate size of the rows */
+  bytes: number;
+  readonly traces: Map<string, TraceExtent>;
+  /** resources first used by this batch */
+  readonly fresh: ResourceEntry[];
+  /** span attribute keys first met in this batch (null: too many keys from here on) */
+  readonly keys: (string | null)[];
+  /** resources its rows refer to (resource GC keeps them) */
+  readonly resIds: Set<number>;
+  lastResId: number;
+}
+
+function newBatch(): Batch {
+  return { chunks: [], cur: undefined, rows: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
+}
+
+/** A data chunk of `spans` being filled row by row, its vectors typed per column (SPAN_COLUMNS order). */
+class SpanChunk {
+  readonly chunk: DuckDBDataChunk;
+  /** rows written so far */
+  n = 0;
+  readonly start: DuckDBBigIntVector;
+  readonly duration: DuckDBBigIntVector;
+  readonly traceId: DuckDBUUIDVector;
+  readonly spanId: DuckDBUBigIntVector;
+  readonly parentSpanId: DuckDBUBigIntVector;
+  readonly name: DuckDBVarCharVector;
+  readonly kind: DuckDBUTinyIntVector;
+  readonly status: DuckDBUTinyIntVector;
+  readonly statusMessage: DuckDBVarCharVector;
+  readonly resId: DuckDBUIntegerVector;
+  readonly service: DuckDBVarCharVector;
+  readonly namespace: DuckDBVarCharVector;
+  readonly method: DuckDBVarCharVector;
+  readonly statusCode: DuckDBDoubleVector;
+  readonly route: DuckDBVarCharVector;
+  readonly path: DuckDBVarCharVector;
+  readonly attributes: DuckDBVarCharVector;
+  private readonly vectors: DuckDBVector[];
+
+  constructor(types: readonly DuckDBType[]) {
+    this.chunk = DuckDBDataChunk.create(types, VECTOR_SIZE);
+    const v: DuckDBVector[] = [];
+    for (let i = 0; i < types.length; i++) v.push(this.chunk.getColumnVector(i));
+    this.vectors = v;
+    const col = (name: (typeof SPAN_COLUMNS)[number]): DuckDBVector => v[SPAN_COLUMNS.indexOf(name)] as DuckDBVector;
+    this.start = typed(col('start_ns'), DuckDBBigIntVector);
+    this.duration = typed(col('duration_ns'), DuckDBBigIntVector);
+    this.traceId = typed(col('trace_id'), DuckDBUUIDVector);
+    this.spanId = typed(col('span_id'), DuckDBUBigIntVector);
+    this.parentSpanId = typed(col('parent_span_id'), DuckDBUBigIntVector);
+    this.name = typed(col('name'), DuckDBVarCharVector);
+    this.kind = typed(col('kind'), DuckDBUTinyIntVector);
+    this.status = typed(col('status'), DuckDBUTinyIntVector);
+    this.statusMessage = typed(col('status_message'), DuckDBVarCharVector);
+    this.resId = typed(col('res_id'), DuckDBUIntegerVector);
+    this.service = typed(col('service'), DuckDBVarCharVector);
+    this.namespace = typed(col('namespace'), DuckDBVarCharVector);
+    this.method = typed(col('http_method'), DuckDBVarCharVector);
+    this.statusCode = typed(col('http_status_code'), DuckDBDoubleVector);
+    this.route = typed(col('http_route'), DuckDBVarCharVector);
+    this.path = typed(col('url_path'), DuckDBVarCharVector);
+    this.attributes = typed(col('attributes'), DuckDBVarCharVector);
+  }
+
+  /** hands the vectors' contents to DuckDB and adds the chunk, `n` rows long, to `out` */
+  seal(out: DuckDBDataChunk[]): void {
+    if (this.n === 0) return;
+    for (const v of this.vectors) v.flush();
+    this.chunk.rowCount = this.n;
+    out.push(this.chunk);
+  }
+}
+
+/** trace_index rows (trace id, earliest and latest span start) as data chunks */
+function traceIndexChunks(types: readonly DuckDBType[], traces: Map<string, TraceExtent>): DuckDBDataChunk[] {
+  const out: DuckDBDataChunk[] = [];
+  let chunk: DuckDBDataChunk | undefined;
+  let id: DuckDBUUIDVector | undefined;
+  let min: DuckDBBigIntVector | undefined;
+  let max: DuckDBBigIntVector | undefined;
+  let n = 0;
+  const seal = (): void => {
+    if (!chunk || !id || !min || !max) return;
+    id.flush();
+    min.flush();
+    max.flush();
+    chunk.rowCount = n;
+    out.push(chunk);
+    chunk = undefined;
+  };
+  for (const t of traces.values()) {
+    if (!chunk || !id || !min || !max) {
+      chunk = DuckDBDataChunk.create(types, VECTOR_SIZE);
+      id = typed(chunk.getColumnVector(0), DuckDBUUIDVector);
+      min = typed(chunk.getColumnVector(1), DuckDBBigIntVector);
+      max = typed(chunk.getColumnVector(2), DuckDBBigIntVector);
+      n = 0;
+    }
+    id.setItem(n, t.id);
+    min.setItem(n, t.min);
+    max.setItem(n, t.max);
+    if (++n === VECTOR_SIZE) seal();
+  }
+  seal();
+  return out;
 }
 
 function appendNullable(a: DuckDBAppender, v: string | null): void {

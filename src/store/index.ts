@@ -1,6 +1,6 @@
 // The embedded span store. Only this directory imports DuckDB.
 
-export { DuckStore, MAX_LIMIT, normalizeTraceId } from './duckstore.js';
+export { DuckStore, MAX_LIMIT, normalizeTraceId, parseMemoryLimit } from './duckstore.js';
 export { UNKNOWN_SERVICE } from './schema.js';
 export type { DuckStoreOptions, RetentionOptions } from './duckstore.js';
 export type {
