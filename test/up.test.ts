@@ -109,6 +109,11 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.equal(status.agent, 'running');
     assert.ok(status.programs.length >= 20 && status.programs.every((p) => p.attached));
     for (const k of ['ringbuf_dropped', 'payload_truncated', 'http1_malformed', 'linker_evicted', 'store_spansDropped']) assert.ok(k in status.counters, k);
+    // what the agent itself costs
+    const self = (status as unknown as { self: { cpuSeconds: number; rssBytes: number; heapUsedBytes: number } }).self;
+    assert.ok(self.cpuSeconds > 0 && self.rssBytes > 20 * 2 ** 20 && self.heapUsedBytes > 0, JSON.stringify(self));
+    const text = await run(OSPREY, ['status', '--server', agent.url]);
+    assert.match(text.stdout, /cost: +[\d.]+ cores on average \([\d.]+ s of CPU\), RSS \d+ MB/);
 
     const search = (await (await fetch(`${agent.url}/api/search?q=${encodeURIComponent(`{ span.url.path = "${path}" }`)}`)).json()) as {
       traces: { traceID: string; rootServiceName: string }[];
@@ -120,6 +125,8 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.equal((await fetch(`${agent.url}/api/traces/${'0'.repeat(31)}1`)).status, 404);
     const metrics = await (await fetch(`${agent.url}/metrics`)).text();
     assert.match(metrics, /osprey_ringbuf_dropped_total 0/);
+    assert.match(metrics, /^process_resident_memory_bytes \d+/m);
+    assert.match(metrics, /^process_cpu_seconds_total [\d.]+/m);
   });
 
   it('bad input: a wrong TraceQL query is a clear error, the agent keeps running', async () => {

@@ -69,6 +69,11 @@ function selfCheck(): StatusReport {
 
 export function formatStatus(s: StatusReport): string {
   const lines = [`agent:    ${s.agent}`, `kernel:   ${s.kernel}`, `tracefs:  ${s.tracefs}`];
+  const self = s.self as Record<string, number> | undefined;
+  if (self) {
+    const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
+    lines.push(`cost:     ${self.cpuCoresAverage} cores on average (${self.cpuSeconds} s of CPU), RSS ${mb(self.rssBytes)} (JS heap ${mb(self.heapUsedBytes)})`);
+  }
   const ok = s.programs.filter((p) => p.attached).length;
   lines.push(`programs: ${ok}/${s.programs.length} attached`);
   for (const p of s.programs) lines.push(`  ${p.attached ? 'ok  ' : 'FAIL'} ${p.tracepoint}${p.error ? `  (${p.error})` : ''}`);

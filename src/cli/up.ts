@@ -166,6 +166,7 @@ function statusReport(agent: Agent, store: DuckStore, started: number): Record<s
     agent: 'running',
     pid: process.pid,
     uptimeSeconds: Math.round(up),
+    self: selfUsage(up),
     kernel: cap.preflight.kernel,
     tracefs: cap.preflight.tracefs,
     programs: cap.programs.map((p) => ({ tracepoint: p.tracepoint, attached: p.attached, error: p.error })),
@@ -186,6 +187,20 @@ function statusReport(agent: Agent, store: DuckStore, started: number): Record<s
   };
 }
 
+/** what this process costs: CPU (all threads, so the store's DuckDB work too) and memory */
+function selfUsage(upSeconds: number): Record<string, number> {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return {
+    cpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
+    cpuCoresAverage: Math.round((cpuSeconds / Math.max(1, upSeconds)) * 1000) / 1000,
+    rssBytes: mem.rss,
+    heapUsedBytes: mem.heapUsed,
+    externalBytes: mem.external,
+  };
+}
+
 function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): MetricFamily[] {
   const k = agent.capture!.counters();
   const fam = (name: string, help: string, value: number, type: 'counter' | 'gauge' = 'counter'): MetricFamily => ({
@@ -195,6 +210,7 @@ function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): 
     samples: [{ value }],
   });
   const st = store.stats();
+  const cpu = process.cpuUsage();
   return [
     {
       name: 'osprey_kernel_total',
@@ -213,6 +229,9 @@ function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): 
     fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),
     fam('osprey_store_retention_deleted_total', 'Spans deleted by retention.', st.retentionDeletedSpans),
     fam('osprey_store_rows', 'Spans stored.', st.rows, 'gauge'),
+    // the usual names of Prometheus client libraries' process collectors
+    fam('process_cpu_seconds_total', 'User and system CPU time of the osprey process (all threads), seconds.', (cpu.user + cpu.system) / 1e6),
+    fam('process_resident_memory_bytes', 'Resident memory of the osprey process, bytes.', process.memoryUsage.rss(), 'gauge'),
     ...red.families(),
   ];
 }
