@@ -143,8 +143,24 @@ Napi::Value Attach(const Napi::CallbackInfo &info) {
 
 Napi::Value Start(const Napi::CallbackInfo &info) {
   Capture *c = Unwrap(info);
+  std::vector<Napi::Buffer<uint8_t>> slots;
+  if (info.Length() > 4 && info[4].IsArray()) {
+    auto arr = info[4].As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr[i];
+      if (!v.IsBuffer()) throw Napi::TypeError::New(info.Env(), "capture slots must be Buffers");
+      slots.push_back(v.As<Napi::Buffer<uint8_t>>());
+    }
+  }
   c->Start(info.Env(), info[1].As<Napi::Function>(), info[2].As<Napi::Number>().Int32Value(),
-           info[3].As<Napi::Number>().Uint32Value());
+           info[3].As<Napi::Number>().Uint32Value(), std::move(slots));
+  return info.Env().Undefined();
+}
+
+// the JS side has read a slot's batch: the reader may fill it again
+Napi::Value Release(const Napi::CallbackInfo &info) {
+  Capture *c = Unwrap(info);
+  c->Release(info[1].As<Napi::Number>().Uint32Value());
   return info.Env().Undefined();
 }
 
@@ -237,6 +253,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("programs", Napi::Function::New(env, Programs));
   exports.Set("attach", Napi::Function::New(env, Attach));
   exports.Set("start", Napi::Function::New(env, Start));
+  exports.Set("release", Napi::Function::New(env, Release));
   exports.Set("stop", Napi::Function::New(env, Stop));
   exports.Set("counters", Napi::Function::New(env, Counters));
   exports.Set("mapCount", Napi::Function::New(env, MapCount));

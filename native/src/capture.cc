@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 
 #include <chrono>
+#include <cstring>
 
 #include "abi/events.h"
 #include "capture.skel.h"
@@ -12,23 +13,48 @@ Capture::Capture() = default;
 
 Capture::~Capture() { Destroy(); }
 
+// Room a slot must still have before the next record: more than the largest one
+// (header + the largest payload capture + padding).
+static constexpr size_t kRecordRoom = 16384;
+
 int Capture::OnRecord(void *ctx, void *data, size_t size) {
   auto *self = static_cast<Capture *>(ctx);
   auto *p = static_cast<const uint8_t *>(data);
-  self->batch_->insert(self->batch_->end(), p, p + size);
   // keep records 8-byte aligned in the batch so JS can read 64-bit fields in place
   size_t pad = (8 - (size & 7)) & 7;
+  if (self->cur_ >= 0) {
+    Slot &slot = self->slots_[self->cur_];
+    if (size + pad > slot.cap - self->used_) {  // cannot happen while records are < kRecordRoom
+      self->handoff_dropped += size;
+      return -1;
+    }
+    memcpy(slot.data + self->used_, p, size);
+    memset(slot.data + self->used_ + size, 0, pad);
+    self->used_ += size + pad;
+    // a negative value ends libbpf's consume loop (this record is consumed already):
+    // the batch is full, or the next record might not fit
+    return self->used_ >= self->batch_bytes_ || slot.cap - self->used_ < kRecordRoom ? -1 : 0;
+  }
+  self->batch_->insert(self->batch_->end(), p, p + size);
   self->batch_->insert(self->batch_->end(), pad, 0);
-  // stop this consume round when the batch is full; the rest waits for the next
-  return self->batch_->size() >= self->batch_bytes_ ? 1 : 0;
+  return 0;
 }
 
-void Capture::Start(Napi::Env env, Napi::Function on_batch, int poll_ms, size_t batch_bytes) {
+void Capture::Start(Napi::Env env, Napi::Function on_batch, int poll_ms, size_t batch_bytes,
+                    std::vector<Napi::Buffer<uint8_t>> slots) {
   if (running_) throw Napi::Error::New(env, "capture already started");
   poll_ms_ = poll_ms;
   batch_bytes_ = batch_bytes;
+  nslots_ = slots.size();
+  slots_ = std::make_unique<Slot[]>(nslots_);
+  for (size_t i = 0; i < nslots_; i++) {
+    if (slots[i].Length() < batch_bytes_ + kRecordRoom) throw Napi::Error::New(env, "capture slot buffer too small");
+    slots_[i].data = slots[i].Data();
+    slots_[i].cap = slots[i].Length();
+    slots_[i].ref = Napi::Persistent(slots[i]);
+  }
+  cur_ = -1;
   batch_ = std::make_unique<std::vector<uint8_t>>();
-  batch_->reserve(batch_bytes_ + 8192);
   rb_ = ring_buffer__new(bpf_map__fd(skel->maps.events), OnRecord, this, nullptr);
   if (!rb_) throw Napi::Error::New(env, "ring_buffer__new failed");
   tsfn_ = Napi::ThreadSafeFunction::New(env, on_batch, "osprey-ringbuf", 64, 1);
@@ -37,39 +63,78 @@ void Capture::Start(Napi::Env env, Napi::Function on_batch, int poll_ms, size_t 
   thread_ = std::thread([this] { Run(); });
 }
 
+void Capture::Release(uint32_t slot) {
+  if (slot < nslots_) slots_[slot].busy.store(false);
+}
+
+namespace {
+struct SlotBatch {
+  uint32_t slot;
+  size_t len;
+};
+}  // namespace
+
 void Capture::Run() {
-  auto deliver = [](Napi::Env env, Napi::Function fn, std::vector<uint8_t> *v) {
+  auto deliver_vec = [](Napi::Env env, Napi::Function fn, std::vector<uint8_t> *v) {
     // hand the bytes to JS without a copy; the finalizer frees them
     auto buf = Napi::Buffer<uint8_t>::New(env, v->data(), v->size(),
                                           [](Napi::Env, uint8_t *, std::vector<uint8_t> *h) { delete h; }, v);
     fn.Call({buf});
   };
+  auto deliver_slot = [](Napi::Env env, Napi::Function fn, SlotBatch *b) {
+    uint32_t slot = b->slot;
+    size_t len = b->len;
+    delete b;
+    fn.Call({Napi::Number::New(env, slot), Napi::Number::New(env, static_cast<double>(len))});
+  };
+  size_t next = 0;
   while (!stop_.load()) {
+    if (cur_ < 0) {
+      // the next free slot, round robin; none free: JS is behind, records wait in the
+      // ring buffer (the kernel counts what it cannot keep)
+      for (size_t k = 0; k < nslots_ && cur_ < 0; k++) {
+        size_t i = (next + k) % nslots_;
+        bool expected = false;
+        if (slots_[i].busy.compare_exchange_strong(expected, true)) {
+          cur_ = static_cast<int>(i);
+          next = i + 1;
+        }
+      }
+      if (cur_ < 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      used_ = 0;
+    }
     // wakeups are batched in the kernel, so poll with a short timeout and drain
-    // whatever is there either way
-    ring_buffer__poll(rb_, poll_ms_);
-    ring_buffer__consume(rb_);
-    if (batch_->empty()) continue;
-    auto *out = batch_.release();
-    batch_ = std::make_unique<std::vector<uint8_t>>();
-    batch_->reserve(batch_bytes_ + 8192);
+    // whatever is there either way (both stop early once the slot is full)
+    if (ring_buffer__poll(rb_, poll_ms_) >= 0) ring_buffer__consume(rb_);
+    if (used_ == 0) continue;  // keep the slot for the next round
+    auto *b = new SlotBatch{static_cast<uint32_t>(cur_), used_};
+    cur_ = -1;
     batches++;
     for (;;) {
-      napi_status st = tsfn_.NonBlockingCall(out, deliver);
+      napi_status st = tsfn_.NonBlockingCall(b, deliver_slot);
       if (st == napi_ok) break;
       if (st != napi_queue_full || stop_.load()) {
-        handoff_dropped += out->size();
-        delete out;
+        handoff_dropped += b->len;
+        slots_[b->slot].busy.store(false);
+        delete b;
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
-  // drain what is left so a clean stop loses nothing that was already captured
+  if (cur_ >= 0) {
+    slots_[cur_].busy.store(false);
+    cur_ = -1;
+  }
+  // drain what is left so a clean stop loses nothing that was already captured; JS may
+  // not release a slot any more, so this goes through an owned buffer
   ring_buffer__consume(rb_);
   if (!batch_->empty()) {
     auto *out = batch_.release();
-    if (tsfn_.NonBlockingCall(out, deliver) != napi_ok) {
+    if (tsfn_.NonBlockingCall(out, deliver_vec) != napi_ok) {
       handoff_dropped += out->size();
       delete out;
     }
@@ -84,6 +149,8 @@ void Capture::Stop() {
   running_ = false;
   ring_buffer__free(rb_);
   rb_ = nullptr;
+  // JS keeps its own references to the slot buffers for the batches still queued
+  for (size_t i = 0; i < nslots_; i++) slots_[i].ref.Reset();
 }
 
 void Capture::Destroy() {

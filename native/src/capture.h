@@ -28,7 +28,11 @@ class Capture {
   // threadsafe-function queue is full it retries until told to stop, so Stop()
   // from the JS thread cannot deadlock against a full queue. Records it could not
   // deliver are counted in handoff_dropped.
-  void Start(Napi::Env env, Napi::Function on_batch, int poll_ms, size_t batch_bytes);
+  // slots: JS-owned buffers the reader fills in turn (JS releases each one with Release()
+  // once it has read it); reusing them spares V8 a new external ArrayBuffer per batch,
+  // whose memory pressure made it run a full GC about every second.
+  void Start(Napi::Env env, Napi::Function on_batch, int poll_ms, size_t batch_bytes, std::vector<Napi::Buffer<uint8_t>> slots);
+  void Release(uint32_t slot);
   void Stop();
   void Destroy();
 
@@ -44,6 +48,19 @@ class Capture {
   std::atomic<bool> stop_{false};
   bool running_ = false;
   Napi::ThreadSafeFunction tsfn_;
+  struct Slot {
+    uint8_t *data = nullptr;
+    size_t cap = 0;
+    std::atomic<bool> busy{false};
+    Napi::Reference<Napi::Buffer<uint8_t>> ref;  // keeps the JS buffer alive
+  };
+  std::unique_ptr<Slot[]> slots_;
+  size_t nslots_ = 0;
+  // the slot being filled (-1: none), and how much of it
+  int cur_ = -1;
+  size_t used_ = 0;
+  // at stop, or when no slot is free, records go to an owned vector handed over as an
+  // external Buffer (the former path)
   std::unique_ptr<std::vector<uint8_t>> batch_;
   int poll_ms_ = 50;
   size_t batch_bytes_ = 1 << 20;

@@ -21,9 +21,16 @@ export interface CaptureOptions {
   cgroupIds?: bigint[];
   /** leave out this process (default: the agent's own pid) */
   excludePid?: number;
-  /** called on the JS thread with one buffer of many records */
+  /**
+   * called on the JS thread with one buffer of many records. The buffer is only valid
+   * during the call (its memory is reused for a later batch): copy what you keep.
+   */
   onBatch: (batch: Buffer) => void;
 }
+
+/** batch buffers the reader fills in turn, and the room beyond batchBytes each keeps for the last record */
+const SLOTS = 4;
+const SLOT_ROOM = 32 * 1024;
 
 /** tracepoints without which there is nothing to capture */
 const REQUIRED = ['read', 'write', 'accept4', 'connect', 'close'];
@@ -109,7 +116,25 @@ export class Capture {
       }
       const programs = attachAll(native, h);
       const cap = new Capture(native, h, programs, pf, options);
-      native.start(h, opts.onBatch, options.pollMs, options.batchBytes);
+      // a few reusable batch buffers: a fresh (external) buffer per batch made V8 run a
+      // full GC about every second under load
+      const slots = Array.from({ length: SLOTS }, () => Buffer.allocUnsafeSlow(options.batchBytes + SLOT_ROOM));
+      const onBatch = opts.onBatch;
+      native.start(
+        h,
+        (slotOrBatch, length) => {
+          if (typeof slotOrBatch !== 'number') return onBatch(slotOrBatch);
+          try {
+            onBatch(slots[slotOrBatch]!.subarray(0, length));
+          } finally {
+            // after close the reader is gone and the handle with it
+            if (cap.#h) native.release(h, slotOrBatch);
+          }
+        },
+        options.pollMs,
+        options.batchBytes,
+        slots,
+      );
       return cap;
     } catch (err) {
       native.close(h);

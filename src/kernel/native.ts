@@ -23,7 +23,18 @@ export interface NativeAddon {
   load(h: NativeHandle): void;
   programs(h: NativeHandle): { name: string; section: string }[];
   attach(h: NativeHandle, program: string): void;
-  start(h: NativeHandle, onBatch: (batch: Buffer) => void, pollMs: number, batchBytes: number): void;
+  /**
+   * The reader fills the slot buffers in turn and calls onBatch(slotIndex, length); JS
+   * gives each slot back with release(). Its final drain at stop comes as onBatch(buffer).
+   */
+  start(
+    h: NativeHandle,
+    onBatch: (slotOrBatch: number | Buffer, length?: number) => void,
+    pollMs: number,
+    batchBytes: number,
+    slots: Buffer[],
+  ): void;
+  release(h: NativeHandle, slot: number): void;
   stop(h: NativeHandle): void;
   counters(h: NativeHandle): NativeCounters;
   mapCount(h: NativeHandle, map: string): number;
