@@ -5,25 +5,14 @@
 
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
+import { cpuUs, loadDist, option } from './lib/script.mjs';
 
-async function load(rel) {
-  for (const base of ['../dist/', '../dist/src/']) {
-    const url = new URL(base + rel, import.meta.url);
-    if (existsSync(url)) return import(url.href);
-  }
-  throw new Error(`build first (npx tsc -p tsconfig.json): ${rel} not found under dist/`);
-}
-const { DuckStore } = await load('store/index.js');
-const { parseTraceQL } = await load('traceql/index.js');
+const { DuckStore } = await loadDist('store/index.js');
+const { parseTraceQL } = await loadDist('traceql/index.js');
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : def;
-};
-const N = Number(opt('spans', 1_000_000));
-const RUNS = Number(opt('runs', 50));
-const PATH = opt('path', undefined);
+const N = Number(option('spans', 1_000_000));
+const RUNS = Number(option('runs', 50));
+const PATH = option('path', undefined);
 const SERVICES = 50;
 const ROUTES = 500;
 
@@ -155,10 +144,6 @@ const store = await DuckStore.open({ path: PATH, retention: { maxSpans: Infinity
 let genMs = 0;
 let appendMs = 0;
 let appendCpuUs = 0; // process CPU (all threads) spent in append() and flush()
-const cpuUs = () => {
-  const c = process.cpuUsage();
-  return c.user + c.system;
-};
 const gen = generate(N, 5000);
 for (;;) {
   const tg = performance.now();

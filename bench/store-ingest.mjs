@@ -8,37 +8,21 @@
 // strings, a client and a server span per request). Prints one JSON line; asserts nothing.
 // Peak RSS is the process's VmHWM (/proc/self/status).
 
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
+import { procMem } from './lib/proc.mjs';
+import { cpuUs, loadDist, option } from './lib/script.mjs';
 
-async function load(rel) {
-  for (const base of ['../dist/', '../dist/src/']) {
-    const url = new URL(base + rel, import.meta.url);
-    if (existsSync(url)) return import(url.href);
-  }
-  throw new Error(`build first (npx tsc -p tsconfig.json): ${rel} not found under dist/`);
-}
-const { DuckStore } = await load('store/index.js');
+const { DuckStore } = await loadDist('store/index.js');
 
 const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : def;
-};
-const N = Number(opt('spans', 2_000_000));
-const FLUSH_EVERY = Number(opt('flush-every', 5000));
-const PATH = opt('path', undefined);
-const MEMORY_LIMIT = opt('memory-limit', undefined);
+const N = Number(option('spans', 2_000_000));
+const FLUSH_EVERY = Number(option('flush-every', 5000));
+const PATH = option('path', undefined);
+const MEMORY_LIMIT = option('memory-limit', undefined);
 const UNCOMPRESSED = args.includes('--uncompressed');
 
-const status = () => {
-  const kb = (k) => Number(/(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(k)) ?? '')?.[1] ?? 0);
-  return { rssMb: kb('VmRSS:') / 1024, hwmMb: kb('VmHWM:') / 1024 };
-};
-const cpuUs = () => {
-  const c = process.cpuUsage();
-  return c.user + c.system;
-};
+const status = () => procMem(process.pid);
 
 // ---- agent-shaped spans ---------------------------------------------------------------------
 let seed = 7;
@@ -146,7 +130,7 @@ function request(out) {
 // process CPU (all threads) of generating and storing them, minus that of generating the
 // same number and dropping them (measured first): like bench/pipeline.mjs, this charges
 // the store for everything it causes, e.g. the garbage collector moving spans it holds.
-const TICK = Number(opt('tick', 200));
+const TICK = Number(option('tick', 200));
 function generate(n, sink) {
   let made = 0;
   while (made < n) {

@@ -84,6 +84,8 @@ export class Agent {
   readonly #idleNs: number;
   #timer: NodeJS.Timeout | undefined;
   #clock: { monoBase: bigint; clockOffset: bigint } | undefined;
+  /** wall-clock ns of the capture clock's zero (monoBase + clockOffset) */
+  #epochNs = 0n;
   #offline = false;
   #offlineNow: number | undefined;
   #queue: Buffer[] = [];
@@ -107,7 +109,7 @@ export class Agent {
   start(): Capture {
     const cap = Capture.open({ ...this.#opts.capture, onBatch: (b) => this.#enqueue(b) });
     this.capture = cap;
-    this.#clock = { monoBase: cap.monoBase, clockOffset: cap.clockOffset };
+    this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });
     this.#timer = setInterval(() => this.tick(), 100);
     return cap;
   }
@@ -117,9 +119,14 @@ export class Agent {
    * recorded stream), time from `now` passed to tick(). For replay benchmarks.
    */
   startOffline(clock: { monoBase: bigint; clockOffset: bigint }): void {
-    this.#clock = clock;
+    this.#setClock(clock);
     this.#offline = true;
     this.#offlineNow = 0; // until the first tick(): never the machine's clock
+  }
+
+  #setClock(clock: { monoBase: bigint; clockOffset: bigint }): void {
+    this.#clock = clock;
+    this.#epochNs = clock.monoBase + clock.clockOffset;
   }
 
   /** monotonic ns on the capture's clock */
@@ -341,14 +348,13 @@ export class Agent {
   #span(c: Conn, ex: Exchange, end: number): Span {
     const parts = httpSpanParts(ex, c.local, c.remote);
     const start = ex.request.tsStart;
-    const base = this.#clock!.monoBase + this.#clock!.clockOffset;
     const span: Span = {
       traceId: '',
       spanId: '',
       parentSpanId: '',
       name: parts.name,
       kind: ex.role,
-      startTimeUnixNano: base + BigInt(Math.round(start)),
+      startTimeUnixNano: this.#epochNs + BigInt(Math.round(start)),
       durationNano: Math.max(0, Math.round(end - start)),
       status: parts.status,
       resource: c.resource,

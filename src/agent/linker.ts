@@ -78,6 +78,15 @@ export const mirror = (key: string): string => {
   return `${key.slice(i + 1)}>${key.slice(0, i)}`;
 };
 
+/** removes r from the list under key, and the list once empty */
+function unlist(map: Map<string, LinkRecord[]>, key: string, r: LinkRecord): void {
+  const list = map.get(key);
+  if (!list) return;
+  const i = list.indexOf(r);
+  if (i >= 0) list.splice(i, 1);
+  if (!list.length) map.delete(key);
+}
+
 /** one number per thread: pid_max is at most 2^22 on Linux, so pid * 2^22 + tid is exact */
 const threadKey = (pid: number, tid: number): number => pid * 4194304 + tid;
 
@@ -109,9 +118,7 @@ export class Linker {
   /** finished records in emission order; #held[0, #heldHead) are already emitted */
   #held: LinkRecord[] = [];
   #heldHead = 0;
-  /** records pushed out early by the table limit, emitted with the next drain */
-  #early: LinkRecord[] = [];
-  /** finished records whose trace is settled: emitted with the next drain, without a hold */
+  /** finished records emitted with the next drain without (more of) a hold: their trace is settled, or the table limit pushed them out */
   #ready: LinkRecord[] = [];
 
   constructor(opts: LinkerOptions = {}) {
@@ -279,50 +286,39 @@ export class Linker {
     return cur.traceId !== undefined || (cur.kind === 'client' && cur.parent === undefined);
   }
 
-  /** records whose hold passed, with trace ids fixed; in finish order */
+  /** records whose hold passed (and the settled ones), with trace ids fixed */
   drain(now: number): LinkRecord[] {
     const held = this.#held;
     let n = this.#heldHead;
     while (n < held.length && held[n]!.emitAt <= now) n++;
-    let early = this.#early;
-    if (early.length) this.#early = [];
-    if (this.#ready.length) {
-      const ready = this.#ready;
-      this.#ready = [];
-      for (const r of ready) {
-        this.#resolve(r);
-        this.#forget(r);
-      }
-      early = early.length ? early.concat(ready) : ready;
-    }
-    if (n === this.#heldHead) {
-      this.#expire(now);
-      return early;
-    }
-    const out = held.slice(this.#heldHead, n);
-    // drop the emitted front now and then, not on every drain (a slice per drain copies
-    // everything still held)
-    if (n === held.length) {
-      held.length = 0;
-      this.#heldHead = 0;
-    } else if (n > 4096 && n * 2 > held.length) {
-      held.splice(0, n);
-      this.#heldHead = 0;
-    } else this.#heldHead = n;
+    let out = this.#ready;
+    if (out.length) this.#ready = [];
+    if (n > this.#heldHead) {
+      const due = held.slice(this.#heldHead, n);
+      out = out.length ? out.concat(due) : due;
+      // drop the emitted front now and then, not on every drain (a slice per drain copies
+      // everything still held)
+      if (n === held.length) {
+        held.length = 0;
+        this.#heldHead = 0;
+      } else if (n > 4096 && n * 2 > held.length) {
+        held.splice(0, n);
+        this.#heldHead = 0;
+      } else this.#heldHead = n;
+    } else if (!out.length) out = [];
     for (const r of out) {
       this.#resolve(r);
       this.#forget(r);
     }
     this.#expire(now);
-    return early.length ? early.concat(out) : out;
+    return out;
   }
 
   /** everything held, now (shutdown) */
   flush(): LinkRecord[] {
-    const out = this.#early.concat(this.#ready, this.#held.slice(this.#heldHead));
+    const out = this.#ready.concat(this.#held.slice(this.#heldHead));
     this.#held = [];
     this.#heldHead = 0;
-    this.#early = [];
     this.#ready = [];
     for (const r of out) {
       this.#resolve(r);
@@ -355,24 +351,13 @@ export class Linker {
   }
 
   #unlistClient(r: LinkRecord): void {
-    const list = this.#clients.get(r.connKey);
-    if (!list) return;
-    const i = list.indexOf(r);
-    if (i < 0) return;
-    list.splice(i, 1);
-    if (!list.length) this.#clients.delete(r.connKey);
+    unlist(this.#clients, r.connKey, r);
   }
 
   #forget(r: LinkRecord): void {
     this.#live.delete(r.spanId);
-    const key = r.kind === 'client' ? r.connKey : r.peerKey;
-    const map = r.kind === 'client' ? this.#clients : this.#waiting;
-    const list = map.get(key);
-    if (list) {
-      const i = list.indexOf(r);
-      if (i >= 0) list.splice(i, 1);
-      if (!list.length) map.delete(key);
-    }
+    if (r.kind === 'client') unlist(this.#clients, r.connKey, r);
+    else unlist(this.#waiting, r.peerKey, r);
   }
 
   /** in-flight records older than maxAge never finish: drop them */
@@ -392,15 +377,13 @@ export class Linker {
       this.#drop(oldest);
       return;
     }
+    // finished: out with the next drain (a settled one is in #ready already)
     const i = this.#held.indexOf(oldest, this.#heldHead);
-    if (i >= 0) this.#held.splice(i, 1);
-    else {
-      const j = this.#ready.indexOf(oldest);
-      if (j >= 0) this.#ready.splice(j, 1);
+    if (i >= 0) {
+      this.#held.splice(i, 1);
+      this.#ready.push(oldest);
     }
-    this.#resolve(oldest);
     this.#forget(oldest);
-    this.#early.push(oldest);
     this.counters.emitted_early++;
   }
 

@@ -18,7 +18,7 @@ export interface HttpSpanParts {
 }
 
 const MAX_PATH = 2048;
-const TARGET_CACHE_MAX = 20_000;
+const CACHE_MAX = 20_000;
 
 function splitTarget(target: string): { path: string; query: string } {
   // absolute-form (proxies): http://host/path?q
@@ -31,24 +31,35 @@ function splitTarget(target: string): { path: string; query: string } {
   return { path: path || '/', query };
 }
 
+/**
+ * fn with its results remembered: request targets and host headers repeat endlessly (same
+ * endpoints, same ids), so each is parsed once; the memory is emptied at CACHE_MAX entries
+ */
+function memo<T>(fn: (key: string) => T): (key: string) => T {
+  const cache = new Map<string, T>();
+  return (key) => {
+    let v = cache.get(key);
+    if (v === undefined) {
+      v = fn(key);
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(key, v);
+    }
+    return v;
+  };
+}
+
 interface HostPort {
   host: string;
   port?: number;
 }
 
-// Host headers repeat as much as targets do: parse each once
-const hostCache = new Map<string, HostPort | null>();
+const parseHost = memo((h: string): HostPort | null => {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
+  return m ? { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : undefined } : null;
+});
 
 function hostHeader(h: string | undefined): HostPort | undefined {
-  if (!h) return undefined;
-  let hp = hostCache.get(h);
-  if (hp === undefined) {
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
-    hp = m ? { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : undefined } : null;
-    if (hostCache.size >= TARGET_CACHE_MAX) hostCache.clear();
-    hostCache.set(h, hp);
-  }
-  return hp ?? undefined;
+  return h ? (parseHost(h) ?? undefined) : undefined;
 }
 
 interface TargetParts {
@@ -57,18 +68,10 @@ interface TargetParts {
   safeQuery: string;
 }
 
-// request targets repeat endlessly (same endpoints, same ids): parse each once
-const targetCache = new Map<string, TargetParts>();
-
-function targetParts(target: string): TargetParts {
-  let t = targetCache.get(target);
-  if (t) return t;
+const targetParts = memo((target: string): TargetParts => {
   const { path, query } = splitTarget(target);
-  t = { path, route: routeOf(path), safeQuery: query ? redactQuery(query) : '' };
-  if (targetCache.size >= TARGET_CACHE_MAX) targetCache.clear();
-  targetCache.set(target, t);
-  return t;
-}
+  return { path, route: routeOf(path), safeQuery: query ? redactQuery(query) : '' };
+});
 
 export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): HttpSpanParts {
   const req = ex.request;

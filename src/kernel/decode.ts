@@ -32,20 +32,11 @@ export interface DecodeStats {
   unknownOp: number;
 }
 
-const commCache = new Map<string, string>();
-
 function readComm(buf: Buffer, off: number): string {
   let end = off;
   const stop = off + L.comm[1];
   while (end < stop && buf[end] !== 0) end++;
-  // comm strings repeat endlessly: intern them so decoding does not allocate per event
-  const key = buf.toString('latin1', off, end);
-  let v = commCache.get(key);
-  if (v === undefined) {
-    v = key;
-    if (commCache.size < 4096) commCache.set(key, v);
-  }
-  return v;
+  return buf.toString('latin1', off, end);
 }
 
 /**

@@ -177,14 +177,6 @@ function indexOfCrlf(buf: Buffer, from: number, end: number): number {
   return -1;
 }
 
-// Buffer#latin1Slice is what buf.toString('latin1', a, b) ends in, minus the argument
-// checks and encoding lookup; it has been on Buffer.prototype since Node 0.x but is not in
-// the typings.
-type Latin1Slicer = { latin1Slice?: (start: number, end: number) => string };
-const hasLatin1Slice = typeof (Buffer.prototype as unknown as Latin1Slicer).latin1Slice === 'function';
-function latin1(buf: Buffer, start: number, end: number): string {
-  return hasLatin1Slice ? (buf as unknown as Required<Latin1Slicer>).latin1Slice(start, end) : buf.toString('latin1', start, end);
-}
 const MAX_TARGET = 2048;
 const MAX_HEADER_VALUE = 1024;
 const MAX_CHUNK_LINE = 4096;
@@ -855,7 +847,7 @@ export class Http1Parser implements ProtocolParser {
     s.te = false;
     s.chunked = false;
     if (s.isReq) {
-      const line = latin1(buf, start, lineEnd);
+      const line = buf.toString('latin1', start, lineEnd);
       const sp1 = line.indexOf(' ');
       if (sp1 <= 0 || sp1 > 20) return 'bad request line';
       for (let k = 0; k < sp1; k++) if (!isMethodChar(line.charCodeAt(k))) return 'bad request line';
@@ -932,7 +924,7 @@ export class Http1Parser implements ProtocolParser {
         let b = e;
         while (a < b && (buf[a] === SP || buf[a] === HT)) a++;
         while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--;
-        const value = latin1(buf, a, b);
+        const value = buf.toString('latin1', a, b);
         if (name === 'content-length') {
           const n = parseContentLength(value);
           if (n < 0 || (s.cl >= 0 && s.cl !== n)) return 'bad content-length';
