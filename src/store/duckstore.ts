@@ -13,24 +13,16 @@ import { dirname, resolve } from 'node:path';
 import {
   BIGINT,
   DuckDBAppender,
-  DuckDBBigIntVector,
   DuckDBConnection,
   DuckDBDataChunk,
-  DuckDBDoubleVector,
   DuckDBInstance,
-  DuckDBUBigIntVector,
-  DuckDBUIntegerVector,
-  DuckDBUTinyIntVector,
   DuckDBUUIDValue,
-  DuckDBUUIDVector,
-  DuckDBVarCharVector,
   LIST,
   UINTEGER,
   VARCHAR,
   listValue,
   type DuckDBType,
   type DuckDBValue,
-  type DuckDBVector,
 } from '@duckdb/node-api';
 import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
 import { TraceQLError, type CompareExpr, type Expr } from '../traceql/index.js';
@@ -45,6 +37,7 @@ import {
   type CompileContext,
 } from './compile.js';
 import { AttrEncoder, HOT_KEYS, attrsJson } from './attrs.js';
+import { CHUNK_ROWS, F64Column, I64Column, U32Column, U64HexColumn, U8Column, UuidHexColumn, VarcharColumn, toDataChunk, type Column } from './chunks.js';
 import {
   DDL,
   KIND_BY_CODE,
@@ -114,7 +107,6 @@ const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
 const DEFAULT_MAX_SPANS_MEMORY = 2_000_000;
 const DEFAULT_MAX_SPANS_FILE = 10_000_000;
 const DEFAULT_FILE_MEMORY_LIMIT = '128MB';
-const VECTOR_SIZE = 2048;
 /** rows per DuckDB row group (its default): the store checkpoints about this often, see maybeCheckpoint() */
 const CHECKPOINT_ROWS = 122_880;
 /** ... or after about this much span data (at most half the memory limit), whichever comes first */
@@ -131,6 +123,8 @@ const MAX_INLINE_RESOURCES = 256;
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 const HEX16 = /^[0-9a-fA-F]{16}$/;
 const INT64_MAX = 9223372036854775807n;
+/** 2^63 as a number: a duration (ns) this large does not fit BIGINT */
+const INT64_MAX_NUMBER = Number(INT64_MAX);
 
 const INTRINSIC_TAGS = [
   'duration',
@@ -174,7 +168,6 @@ interface ResourceEntry {
 }
 
 interface TraceExtent {
-  id: DuckDBUUIDValue;
   min: bigint;
   max: bigint;
 }
@@ -608,11 +601,9 @@ export class DuckStore implements SpanStore {
    */
   private writeRow(b: Batch, s: Span): void {
     const ext = b.traces.get(s.traceId);
-    const traceId = ext ? ext.id : DuckDBUUIDValue.fromUint128(BigInt(`0x${s.traceId}`));
-    const spanId = BigInt(`0x${s.spanId}`);
-    const parent = s.parentSpanId ? BigInt(`0x${s.parentSpanId}`) : null;
     const start = typeof s.startTimeUnixNano === 'bigint' ? s.startTimeUnixNano : BigInt(s.startTimeUnixNano);
-    const dur = BigInt(Math.max(0, Math.round(s.durationNano)));
+    const dur = Math.max(0, Math.round(s.durationNano));
+    if (dur >= INT64_MAX_NUMBER) throw new RangeError('duration out of range');
     const enc = this.attrEncoder;
     this.keyBatch = b;
     const json = enc.encode(s.attributes, this.noteKey);
@@ -624,34 +615,40 @@ export class DuckStore implements SpanStore {
     const msg = typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null;
     const c = (b.cur ??= new SpanChunk(this.spanTypes));
     const i = c.n;
-    c.start.setItem(i, start);
-    c.duration.setItem(i, dur);
-    c.traceId.setItem(i, traceId);
-    c.spanId.setItem(i, spanId);
-    c.parentSpanId.setItem(i, parent);
-    c.name.setItem(i, s.name);
-    c.kind.setItem(i, KIND_CODE[s.kind] ?? 0);
-    c.status.setItem(i, STATUS_CODE[s.status] ?? 0);
-    c.statusMessage.setItem(i, msg);
-    c.resId.setItem(i, res.id);
-    c.service.setItem(i, res.service);
-    c.namespace.setItem(i, res.namespace);
-    c.method.setItem(i, typeof method === 'string' ? method : null);
-    c.statusCode.setItem(i, typeof code === 'number' && Number.isFinite(code) ? code : null);
-    c.route.setItem(i, typeof route === 'string' ? route : null);
-    c.path.setItem(i, typeof path === 'string' ? path : null);
-    c.attributes.setItem(i, json);
-    if (++c.n === VECTOR_SIZE) {
-      c.seal(b.chunks);
-      b.cur = undefined;
-    }
+    c.start.setBig(i, start);
+    if (dur <= Number.MAX_SAFE_INTEGER) c.duration.setCount(i, dur);
+    else c.duration.setBig(i, BigInt(dur));
+    c.traceId.set(i, s.traceId);
+    c.spanId.set(i, s.spanId);
+    if (s.parentSpanId) c.parentSpanId.set(i, s.parentSpanId);
+    else c.parentSpanId.setNull(i);
+    c.name.set(i, s.name);
+    c.kind.set(i, KIND_CODE[s.kind] ?? 0);
+    c.status.set(i, STATUS_CODE[s.status] ?? 0);
+    if (msg === null) c.statusMessage.setNull(i);
+    else c.statusMessage.set(i, msg);
+    c.resId.set(i, res.id);
+    if (res.service === null) c.service.setNull(i);
+    else c.service.set(i, res.service);
+    if (res.namespace === null) c.namespace.setNull(i);
+    else c.namespace.set(i, res.namespace);
+    if (typeof method === 'string') c.method.set(i, method);
+    else c.method.setNull(i);
+    if (typeof code === 'number' && Number.isFinite(code)) c.statusCode.set(i, code);
+    else c.statusCode.setNull(i);
+    if (typeof route === 'string') c.route.set(i, route);
+    else c.route.setNull(i);
+    if (typeof path === 'string') c.path.set(i, path);
+    else c.path.setNull(i);
+    c.attributes.set(i, json);
+    if (++c.n === CHUNK_ROWS) c.seal(b.chunks);
     b.rows++;
     b.bytes += json.length + s.name.length + ROW_OVERHEAD_BYTES;
     if (res.id !== b.lastResId) {
       b.resIds.add(res.id);
       b.lastResId = res.id;
     }
-    if (!ext) b.traces.set(s.traceId, { id: traceId, min: start, max: start });
+    if (!ext) b.traces.set(s.traceId, { min: start, max: start });
     else if (start < ext.min) ext.min = start;
     else if (start > ext.max) ext.max = start;
   }
@@ -1371,12 +1368,6 @@ function makeResource(id: number, json: string): ResourceEntry {
   return { id, json, attrs, service: typeof svc === 'string' ? svc : null, namespace: typeof ns === 'string' ? ns : null };
 }
 
-/** A vector of the type a column must have (the schema is checked when the store opens). */
-function typed<T extends DuckDBVector>(v: DuckDBVector, cls: abstract new (...args: never[]) => T): T {
-  if (!(v instanceof cls)) throw new Error(`unexpected vector type ${v.type.toString()}`);
-  return v;
-}
-
 /** Spans converted by append(), committed together by the next flush. */
 interface Batch {
   /** full chunks */
@@ -1400,95 +1391,77 @@ function newBatch(): Batch {
   return { chunks: [], cur: undefined, rows: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
 }
 
-/** A data chunk of `spans` being filled row by row, its vectors typed per column (SPAN_COLUMNS order). */
+/** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
 class SpanChunk {
-  readonly chunk: DuckDBDataChunk;
   /** rows written so far */
   n = 0;
-  readonly start: DuckDBBigIntVector;
-  readonly duration: DuckDBBigIntVector;
-  readonly traceId: DuckDBUUIDVector;
-  readonly spanId: DuckDBUBigIntVector;
-  readonly parentSpanId: DuckDBUBigIntVector;
-  readonly name: DuckDBVarCharVector;
-  readonly kind: DuckDBUTinyIntVector;
-  readonly status: DuckDBUTinyIntVector;
-  readonly statusMessage: DuckDBVarCharVector;
-  readonly resId: DuckDBUIntegerVector;
-  readonly service: DuckDBVarCharVector;
-  readonly namespace: DuckDBVarCharVector;
-  readonly method: DuckDBVarCharVector;
-  readonly statusCode: DuckDBDoubleVector;
-  readonly route: DuckDBVarCharVector;
-  readonly path: DuckDBVarCharVector;
-  readonly attributes: DuckDBVarCharVector;
-  private readonly vectors: DuckDBVector[];
+  readonly start = new I64Column();
+  readonly duration = new I64Column();
+  readonly traceId = new UuidHexColumn();
+  readonly spanId = new U64HexColumn();
+  readonly parentSpanId = new U64HexColumn();
+  readonly name = new VarcharColumn();
+  readonly kind = new U8Column();
+  readonly status = new U8Column();
+  readonly statusMessage = new VarcharColumn();
+  readonly resId = new U32Column();
+  readonly service = new VarcharColumn();
+  readonly namespace = new VarcharColumn();
+  readonly method = new VarcharColumn();
+  readonly statusCode = new F64Column();
+  readonly route = new VarcharColumn();
+  readonly path = new VarcharColumn();
+  readonly attributes = new VarcharColumn();
+  private readonly columns: readonly Column[] = [
+    this.start,
+    this.duration,
+    this.traceId,
+    this.spanId,
+    this.parentSpanId,
+    this.name,
+    this.kind,
+    this.status,
+    this.statusMessage,
+    this.resId,
+    this.service,
+    this.namespace,
+    this.method,
+    this.statusCode,
+    this.route,
+    this.path,
+    this.attributes,
+  ];
 
-  constructor(types: readonly DuckDBType[]) {
-    this.chunk = DuckDBDataChunk.create(types, VECTOR_SIZE);
-    const v: DuckDBVector[] = [];
-    for (let i = 0; i < types.length; i++) v.push(this.chunk.getColumnVector(i));
-    this.vectors = v;
-    const col = (name: (typeof SPAN_COLUMNS)[number]): DuckDBVector => v[SPAN_COLUMNS.indexOf(name)] as DuckDBVector;
-    this.start = typed(col('start_ns'), DuckDBBigIntVector);
-    this.duration = typed(col('duration_ns'), DuckDBBigIntVector);
-    this.traceId = typed(col('trace_id'), DuckDBUUIDVector);
-    this.spanId = typed(col('span_id'), DuckDBUBigIntVector);
-    this.parentSpanId = typed(col('parent_span_id'), DuckDBUBigIntVector);
-    this.name = typed(col('name'), DuckDBVarCharVector);
-    this.kind = typed(col('kind'), DuckDBUTinyIntVector);
-    this.status = typed(col('status'), DuckDBUTinyIntVector);
-    this.statusMessage = typed(col('status_message'), DuckDBVarCharVector);
-    this.resId = typed(col('res_id'), DuckDBUIntegerVector);
-    this.service = typed(col('service'), DuckDBVarCharVector);
-    this.namespace = typed(col('namespace'), DuckDBVarCharVector);
-    this.method = typed(col('http_method'), DuckDBVarCharVector);
-    this.statusCode = typed(col('http_status_code'), DuckDBDoubleVector);
-    this.route = typed(col('http_route'), DuckDBVarCharVector);
-    this.path = typed(col('url_path'), DuckDBVarCharVector);
-    this.attributes = typed(col('attributes'), DuckDBVarCharVector);
+  constructor(private readonly types: readonly DuckDBType[]) {
+    if (types.length !== this.columns.length) throw new Error(`spans has ${types.length} columns, the writer ${this.columns.length}`);
   }
 
-  /** hands the vectors' contents to DuckDB and adds the chunk, `n` rows long, to `out` */
+  /** adds the rows written so far to `out` as a data chunk; the buffers are then empty */
   seal(out: DuckDBDataChunk[]): void {
     if (this.n === 0) return;
-    for (const v of this.vectors) v.flush();
-    this.chunk.rowCount = this.n;
-    out.push(this.chunk);
+    out.push(toDataChunk(this.types, this.columns, this.n));
+    this.n = 0;
   }
 }
 
 /** trace_index rows (trace id, earliest and latest span start) as data chunks */
 function traceIndexChunks(types: readonly DuckDBType[], traces: Map<string, TraceExtent>): DuckDBDataChunk[] {
   const out: DuckDBDataChunk[] = [];
-  let chunk: DuckDBDataChunk | undefined;
-  let id: DuckDBUUIDVector | undefined;
-  let min: DuckDBBigIntVector | undefined;
-  let max: DuckDBBigIntVector | undefined;
+  const id = new UuidHexColumn();
+  const min = new I64Column();
+  const max = new I64Column();
+  const columns = [id, min, max];
   let n = 0;
-  const seal = (): void => {
-    if (!chunk || !id || !min || !max) return;
-    id.flush();
-    min.flush();
-    max.flush();
-    chunk.rowCount = n;
-    out.push(chunk);
-    chunk = undefined;
-  };
-  for (const t of traces.values()) {
-    if (!chunk || !id || !min || !max) {
-      chunk = DuckDBDataChunk.create(types, VECTOR_SIZE);
-      id = typed(chunk.getColumnVector(0), DuckDBUUIDVector);
-      min = typed(chunk.getColumnVector(1), DuckDBBigIntVector);
-      max = typed(chunk.getColumnVector(2), DuckDBBigIntVector);
+  for (const [traceId, t] of traces) {
+    id.set(n, traceId);
+    min.setBig(n, t.min);
+    max.setBig(n, t.max);
+    if (++n === CHUNK_ROWS) {
+      out.push(toDataChunk(types, columns, n));
       n = 0;
     }
-    id.setItem(n, t.id);
-    min.setItem(n, t.min);
-    max.setItem(n, t.max);
-    if (++n === VECTOR_SIZE) seal();
   }
-  seal();
+  if (n > 0) out.push(toDataChunk(types, columns, n));
   return out;
 }
 

@@ -1,0 +1,233 @@
+// Column buffers that fill DuckDB data chunks with few native calls.
+//
+// @duckdb/node-api's typed vectors are general: a VARCHAR vector keeps every value in a
+// JS array and hands each one to DuckDB with its own native call when flushed, validity
+// is a BigUint64Array updated with BigInt arithmetic, and UUID / UBIGINT values arrive as
+// BigInts the caller has to make first. The store writes ~17 columns per span, so that
+// generality was most of what storing a span cost in JS. These buffers are written
+// directly (numbers into typed arrays, ids parsed from hex without BigInt, strings of at
+// most 12 ASCII characters laid out inline the way DuckDB stores them) and copied into
+// the chunk's vectors with one call per column; only longer strings need a native call
+// each. They use @duckdb/node-bindings, the C API underneath node-api, which node-api
+// itself uses for the same copies.
+//
+// DuckDB layouts relied on (C API, little-endian): BIGINT / UBIGINT 8 bytes; UUID a
+// hugeint (lower u64, then upper i64) whose top bit is flipped; VARCHAR a 16-byte
+// duckdb_string_t, inline when at most 12 bytes (u32 length + the bytes, zero padded);
+// validity one bit per row, 1 = valid. The round-trip tests of the store read every
+// column back through DuckDB.
+
+import bindings from '@duckdb/node-bindings';
+import { DuckDBDataChunk, type DuckDBType } from '@duckdb/node-api';
+
+/** rows per chunk (DuckDB's standard vector size) */
+export const CHUNK_ROWS = 2048;
+
+const TWO32 = 2 ** 32;
+
+/** value of a lowercase or uppercase hex digit by char code, -1 otherwise */
+const HEX = new Int8Array(128).fill(-1);
+for (let i = 0; i < 10; i++) HEX[48 + i] = i;
+for (let i = 0; i < 6; i++) {
+  HEX[97 + i] = 10 + i;
+  HEX[65 + i] = 10 + i;
+}
+
+/** the 8 hex digits of s at from, as an unsigned 32-bit number (caller validated s) */
+function hex32(s: string, from: number): number {
+  let v = 0;
+  for (let i = from; i < from + 8; i++) v = v * 16 + (HEX[s.charCodeAt(i)] as number);
+  return v;
+}
+
+type Vector = ReturnType<typeof bindings.data_chunk_get_vector>;
+
+abstract class Column {
+  /** one bit per row, 1 = valid; only copied when some row is null */
+  protected readonly validity = new Uint8Array(CHUNK_ROWS / 8).fill(0xff);
+  protected nulls = false;
+
+  setNull(i: number): void {
+    (this.validity[i >> 3] as number) &= ~(1 << (i & 7));
+    this.nulls = true;
+    this.clear(i);
+  }
+
+  /** copies rows [0, n) into v, then makes the buffer ready for the next chunk */
+  copyTo(v: Vector, n: number): void {
+    this.copyData(v, n);
+    if (this.nulls) {
+      bindings.vector_ensure_validity_writable(v);
+      bindings.copy_data_to_vector_validity(v, 0, this.validity.buffer, 0, Math.ceil(n / 8));
+      this.validity.fill(0xff);
+      this.nulls = false;
+    }
+  }
+
+  protected abstract copyData(v: Vector, n: number): void;
+  /** a null row's data (left as zeros, so stale values never reach DuckDB) */
+  protected abstract clear(i: number): void;
+}
+
+/** fixed-width values in one ArrayBuffer */
+abstract class FixedColumn extends Column {
+  protected readonly buf: ArrayBuffer;
+  constructor(protected readonly width: number) {
+    super();
+    this.buf = new ArrayBuffer(CHUNK_ROWS * width);
+  }
+  protected copyData(v: Vector, n: number): void {
+    bindings.copy_data_to_vector(v, 0, this.buf, 0, n * this.width);
+  }
+}
+
+export class U8Column extends FixedColumn {
+  private readonly a = new Uint8Array(this.buf);
+  constructor() {
+    super(1);
+  }
+  set(i: number, v: number): void {
+    this.a[i] = v;
+  }
+  protected clear(i: number): void {
+    this.a[i] = 0;
+  }
+}
+
+export class U32Column extends FixedColumn {
+  private readonly a = new Uint32Array(this.buf);
+  constructor() {
+    super(4);
+  }
+  set(i: number, v: number): void {
+    this.a[i] = v;
+  }
+  protected clear(i: number): void {
+    this.a[i] = 0;
+  }
+}
+
+export class F64Column extends FixedColumn {
+  private readonly a = new Float64Array(this.buf);
+  constructor() {
+    super(8);
+  }
+  set(i: number, v: number): void {
+    this.a[i] = v;
+  }
+  protected clear(i: number): void {
+    this.a[i] = 0;
+  }
+}
+
+/** BIGINT from a bigint, or from a non-negative safe integer without making one */
+export class I64Column extends FixedColumn {
+  private readonly big = new BigInt64Array(this.buf);
+  private readonly u32 = new Uint32Array(this.buf);
+  constructor() {
+    super(8);
+  }
+  setBig(i: number, v: bigint): void {
+    this.big[i] = v;
+  }
+  /** v: a safe integer >= 0 */
+  setCount(i: number, v: number): void {
+    const hi = Math.floor(v / TWO32);
+    this.u32[2 * i] = v - hi * TWO32;
+    this.u32[2 * i + 1] = hi;
+  }
+  protected clear(i: number): void {
+    this.big[i] = 0n;
+  }
+}
+
+/** UBIGINT from 16 hex digits (a span id) */
+export class U64HexColumn extends FixedColumn {
+  private readonly u32 = new Uint32Array(this.buf);
+  constructor() {
+    super(8);
+  }
+  set(i: number, hex: string): void {
+    this.u32[2 * i] = hex32(hex, 8);
+    this.u32[2 * i + 1] = hex32(hex, 0);
+  }
+  protected clear(i: number): void {
+    this.u32[2 * i] = 0;
+    this.u32[2 * i + 1] = 0;
+  }
+}
+
+/** UUID from 32 hex digits (a trace id) */
+export class UuidHexColumn extends FixedColumn {
+  private readonly u32 = new Uint32Array(this.buf);
+  constructor() {
+    super(16);
+  }
+  set(i: number, hex: string): void {
+    const o = 4 * i;
+    this.u32[o] = hex32(hex, 24);
+    this.u32[o + 1] = hex32(hex, 16);
+    this.u32[o + 2] = hex32(hex, 8);
+    // DuckDB flips the top bit so that UUIDs order like their text
+    this.u32[o + 3] = (hex32(hex, 0) ^ 0x80000000) >>> 0;
+  }
+  protected clear(i: number): void {
+    this.u32.fill(0, 4 * i, 4 * i + 4);
+  }
+}
+
+/** VARCHAR: short ASCII strings inline in the buffer, longer ones assigned one by one */
+export class VarcharColumn extends Column {
+  private readonly buf = new ArrayBuffer(CHUNK_ROWS * 16);
+  private readonly u8 = new Uint8Array(this.buf);
+  private readonly u32 = new Uint32Array(this.buf);
+  private longRows: number[] = [];
+  private longValues: string[] = [];
+
+  set(i: number, s: string): void {
+    const len = s.length;
+    const o = 16 * i;
+    if (len <= 12) {
+      const u8 = this.u8;
+      let k = 0;
+      for (; k < len; k++) {
+        const c = s.charCodeAt(k);
+        if (c > 0x7f) break;
+        u8[o + 4 + k] = c;
+      }
+      if (k === len) {
+        this.u32[4 * i] = len;
+        for (k += 4; k < 16; k++) u8[o + k] = 0;
+        return;
+      }
+    }
+    // a zero-length placeholder that the assignment below overwrites
+    this.clear(i);
+    this.longRows.push(i);
+    this.longValues.push(s);
+  }
+
+  protected clear(i: number): void {
+    this.u8.fill(0, 16 * i, 16 * i + 16);
+  }
+
+  protected copyData(v: Vector, n: number): void {
+    bindings.copy_data_to_vector(v, 0, this.buf, 0, n * 16);
+    const rows = this.longRows;
+    const values = this.longValues;
+    for (let k = 0; k < rows.length; k++) bindings.vector_assign_string_element(v, rows[k] as number, values[k] as string);
+    if (rows.length) {
+      this.longRows = [];
+      this.longValues = [];
+    }
+  }
+}
+
+/** hands filled column buffers to a new DuckDB data chunk of n rows */
+export function toDataChunk(types: readonly DuckDBType[], columns: readonly Column[], n: number): DuckDBDataChunk {
+  const chunk = DuckDBDataChunk.create(types, n);
+  for (let c = 0; c < columns.length; c++) (columns[c] as Column).copyTo(bindings.data_chunk_get_vector(chunk.chunk, c), n);
+  return chunk;
+}
+
+export type { Column };
