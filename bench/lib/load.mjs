@@ -193,7 +193,10 @@ export const noneMode = {
   },
 };
 
-/** mode 2: bpftrace counting enter+exit of the same tracepoints (nothing else) */
+/**
+ * mode 2: bpftrace counting enter+exit of the same tracepoints (nothing else). It prints its
+ * count every 100 ms, so sample() can tell how many tracepoint hits a run caused.
+ */
 export function probeMode(dir) {
   return {
     name: 'probe',
@@ -201,24 +204,70 @@ export function probeMode(dir) {
       ensureTracefs();
       const tps = ospreyTracepoints();
       const script = join(dir, 'reference-probe.bt');
-      writeFileSync(script, `${tps.map((t) => `tracepoint:${t}`).join(',\n')}\n{ @events = count(); }\nEND { print(@events); clear(@events); }\n`);
+      writeFileSync(
+        script,
+        `${tps.map((t) => `tracepoint:${t}`).join(',\n')}\n{ @events = count(); }\ninterval:ms:100 { print(@events); }\nEND { print(@events); clear(@events); }\n`,
+      );
       const child = spawnTracked('bpftrace', [script], { stopSignal: 'SIGINT' });
       await waitForLine(child, 'stdout', /Attaching \d+ probes/, 60_000, 'bpftrace');
       await sleep(1000);
+      /** the latest count the probe printed (at most 100 ms old) */
+      const hits = () => {
+        const i = child.outText.lastIndexOf('@events:');
+        const m = i < 0 ? null : /^@events:\s*(\d+)/.exec(child.outText.slice(i));
+        return m ? Number(m[1]) : undefined;
+      };
       return {
-        pid: child.pid,
-        tracepoints: tps.length,
+        pid: undefined,
         async sample() {
-          return {};
+          await sleep(150); // let the probe print a count that covers everything before this call
+          const h = hits();
+          return h === undefined ? {} : { probe_hits: h };
         },
         async stop() {
           await stopChild(child, { timeoutMs: 10_000 });
-          const m = /@events:\s*(\d+)/.exec(child.outText);
-          return { events: m ? Number(m[1]) : undefined };
+          return { events: hits() };
         },
       };
     },
   };
+}
+
+/**
+ * What one tracepoint hit of the reference probe costs on this machine: CPU of `dd` copying
+ * `count` single bytes (a read and a write each, so four hits per byte) with and without the
+ * probe attached, the least of `runs` each (noise only ever adds CPU). Per-request floors multiply it by the hits per request the
+ * probe counted; that is steadier than the probe's node-wide "added" CPU, which is a few µs
+ * per request and within the noise of /proc/stat.
+ */
+export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) {
+  const dd = async () => {
+    const child = spawnTracked('sh', ['-c', `dd if=/dev/zero of=/dev/null bs=1 count=${count} 2>/dev/null; echo "dd-stat: $(cat /proc/$$/stat)"`]);
+    const res = await child.exited;
+    const m = /^dd-stat: (.*)$/m.exec(child.outText);
+    if (res.code !== 0 || !m) throw new Error(`dd failed: ${child.errText.trim().slice(-300)}`);
+    return childrenCpuSec(m[1]);
+  };
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const off = [];
+  for (let i = 0; i < runs; i++) off.push(await dd());
+  const ctl = await probeMode(dir).start();
+  const on = [];
+  const hits = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const h0 = (await ctl.sample()).probe_hits;
+      on.push(await dd());
+      const h1 = (await ctl.sample()).probe_hits;
+      hits.push(h1 !== undefined && h0 !== undefined ? h1 - h0 : NaN);
+    }
+  } finally {
+    await ctl.stop();
+  }
+  const offSec = Math.min(...off);
+  const onSec = Math.min(...on);
+  const hitsPerRun = med(hits);
+  return { count, offSec, onSec, hitsPerRun, nsPerHit: ((onSec - offSec) * 1e9) / hitsPerRun };
 }
 
 /**
