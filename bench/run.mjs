@@ -341,7 +341,7 @@ async function loadRounds(dir) {
   let calibration;
   if (cfg.modes.has('probe')) {
     calibration = await calibrateProbe(dir, { count: QUICK ? 300_000 : 1_000_000 });
-    log(`probe calibration: ${fx(calibration.nsPerHit, 0)} ns per tracepoint hit (dd: ${fx(calibration.offSec, 2)} s -> ${fx(calibration.onSec, 2)} s CPU for ${fint(calibration.hitsPerRun)} hits)`);
+    log(`probe calibration: ${fx(calibration.nsPerHit, 0)} ns per tracepoint hit (dd: ${fx(calibration.offSec, 2)} s -> ${fx(calibration.onSec, 2)} s CPU for ${fint(calibration.ddHits)} hits; the probe counted ${fint(calibration.hitsPerRun)})`);
   }
   for (let round = 0; round < cfg.rounds; round++) {
     // alternate: each round starts with a different mode

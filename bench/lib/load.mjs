@@ -213,12 +213,15 @@ export function probeMode(dir) {
       await sleep(1000);
       /** the latest count the probe printed (at most 100 ms old) */
       const hits = () => {
-        const i = child.outText.lastIndexOf('@events:');
-        const m = i < 0 ? null : /^@events:\s*(\d+)/.exec(child.outText.slice(i));
+        // the last complete line (a line may still be arriving)
+        const text = child.outText.slice(0, child.outText.lastIndexOf('\n') + 1);
+        const i = text.lastIndexOf('@events:');
+        const m = i < 0 ? null : /^@events:\s*(\d+)\n/.exec(text.slice(i));
         return m ? Number(m[1]) : undefined;
       };
       return {
-        pid: undefined,
+        pid: child.pid,
+        tracepoints: tps.length,
         async sample() {
           await sleep(150); // let the probe print a count that covers everything before this call
           const h = hits();
@@ -248,7 +251,6 @@ export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) 
     if (res.code !== 0 || !m) throw new Error(`dd failed: ${child.errText.trim().slice(-300)}`);
     return childrenCpuSec(m[1]);
   };
-  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const off = [];
   for (let i = 0; i < runs; i++) off.push(await dd());
   const ctl = await probeMode(dir).start();
@@ -266,8 +268,11 @@ export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) 
   }
   const offSec = Math.min(...off);
   const onSec = Math.min(...on);
-  const hitsPerRun = med(hits);
-  return { count, offSec, onSec, hitsPerRun, nsPerHit: ((onSec - offSec) * 1e9) / hitsPerRun };
+  // dd alone causes 4 hits per byte (enter and exit of a read and a write); more is other
+  // processes' syscalls during the run, which would understate the cost of a hit
+  const hitsPerRun = Math.min(...hits.filter(Number.isFinite));
+  if (!(hitsPerRun >= 4 * count)) throw new Error(`probe calibration: the probe counted ${hitsPerRun} hits for ${4 * count} dd syscall tracepoints`);
+  return { count, offSec, onSec, hitsPerRun, ddHits: 4 * count, nsPerHit: ((onSec - offSec) * 1e9) / (4 * count) };
 }
 
 /**

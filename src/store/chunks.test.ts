@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { CHUNK_ROWS, F64Column, I64Column, U32Column, U64HexColumn, U8Column, UuidHexColumn, VarcharColumn, toDataChunk } from './chunks.js';
+import { CHUNK_ROWS, F64Column, I64Column, U32Column, U64HexColumn, U8Column, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk } from './chunks.js';
 
 // Each column writer against DuckDB itself: rows written through the buffers are read back
 // with SQL and compared with what DuckDB makes of the same values as literals.
@@ -117,5 +117,29 @@ describe('column buffers into DuckDB data chunks', () => {
       const c = (await con.runAndReadAll(`SELECT count(*)::INTEGER FROM t WHERE v = $1`, [s])).getRows();
       assert.equal(c[0]![0], counts.get(s), s);
     }
+  });
+
+  it('refuses buffers whose layout does not match the table, and an abandoned chunk leaves nothing behind', async () => {
+    await con.run('CREATE TABLE u (v VARCHAR, k UTINYINT)');
+    const app = await con.createAppender('u');
+    const types = Array.from({ length: app.columnCount }, (_, i) => app.columnType(i));
+    assert.throws(() => checkColumns(types, [new U8Column(), new VarcharColumn()]), /do not match the table \(VARCHAR, UTINYINT\)/);
+    assert.throws(() => checkColumns(types, [new VarcharColumn()]), /do not match/);
+    const v = new VarcharColumn();
+    const k = new U8Column();
+    checkColumns(types, [v, k]);
+    // rows written, then abandoned (a chunk that could not be made): a null and a long string
+    v.setNull(0);
+    v.set(1, 'a long string that needs its own call');
+    k.setNull(1);
+    assert.throws(() => toDataChunk(types, [v, k], CHUNK_ROWS + 1), RangeError);
+    v.reset();
+    k.reset();
+    v.set(0, 'x');
+    k.set(0, 7);
+    app.appendDataChunk(toDataChunk(types, [v, k], 1));
+    app.flushSync();
+    app.closeSync();
+    assert.deepEqual((await con.runAndReadAll('SELECT v, k FROM u')).getRows(), [['x', 7]]);
   });
 });

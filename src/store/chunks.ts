@@ -17,8 +17,14 @@
 // validity one bit per row, 1 = valid. The round-trip tests of the store read every
 // column back through DuckDB.
 
-import bindings from '@duckdb/node-bindings';
-import { DuckDBDataChunk, type DuckDBType } from '@duckdb/node-api';
+import { createRequire } from 'node:module';
+import { DuckDBDataChunk, DuckDBTypeId, type DuckDBType } from '@duckdb/node-api';
+
+// the very bindings module node-api runs on (resolved from node-api's own location), so the
+// chunk handles node-api makes always go back to the library that made them, even if npm
+// ever installed a second copy of the bindings
+const require = createRequire(import.meta.url);
+const bindings = createRequire(require.resolve('@duckdb/node-api'))('@duckdb/node-bindings') as typeof import('@duckdb/node-bindings');
 
 /** rows per chunk (DuckDB's standard vector size) */
 export const CHUNK_ROWS = 2048;
@@ -42,7 +48,13 @@ function hex32(s: string, from: number): number {
 
 type Vector = ReturnType<typeof bindings.data_chunk_get_vector>;
 
+/**
+ * One column of a chunk being filled. Each row is written once per chunk (set or setNull),
+ * rows 0..n-1 in any order, then copyTo() hands them over and empties the buffer.
+ */
 abstract class Column {
+  /** the DuckDB type the buffer's layout is for */
+  abstract readonly typeId: DuckDBTypeId;
   /** one bit per row, 1 = valid; only copied when some row is null */
   protected readonly validity = new Uint8Array(CHUNK_ROWS / 8).fill(0xff);
   protected nulls = false;
@@ -59,6 +71,13 @@ abstract class Column {
     if (this.nulls) {
       bindings.vector_ensure_validity_writable(v);
       bindings.copy_data_to_vector_validity(v, 0, this.validity.buffer, 0, Math.ceil(n / 8));
+    }
+    this.reset();
+  }
+
+  /** forgets every row written (after a copy, or when a chunk is abandoned) */
+  reset(): void {
+    if (this.nulls) {
       this.validity.fill(0xff);
       this.nulls = false;
     }
@@ -82,6 +101,7 @@ abstract class FixedColumn extends Column {
 }
 
 export class U8Column extends FixedColumn {
+  readonly typeId = DuckDBTypeId.UTINYINT;
   private readonly a = new Uint8Array(this.buf);
   constructor() {
     super(1);
@@ -95,6 +115,7 @@ export class U8Column extends FixedColumn {
 }
 
 export class U32Column extends FixedColumn {
+  readonly typeId = DuckDBTypeId.UINTEGER;
   private readonly a = new Uint32Array(this.buf);
   constructor() {
     super(4);
@@ -108,6 +129,7 @@ export class U32Column extends FixedColumn {
 }
 
 export class F64Column extends FixedColumn {
+  readonly typeId = DuckDBTypeId.DOUBLE;
   private readonly a = new Float64Array(this.buf);
   constructor() {
     super(8);
@@ -122,6 +144,7 @@ export class F64Column extends FixedColumn {
 
 /** BIGINT from a bigint, or from a non-negative safe integer without making one */
 export class I64Column extends FixedColumn {
+  readonly typeId = DuckDBTypeId.BIGINT;
   private readonly big = new BigInt64Array(this.buf);
   private readonly u32 = new Uint32Array(this.buf);
   constructor() {
@@ -143,6 +166,7 @@ export class I64Column extends FixedColumn {
 
 /** UBIGINT from 16 hex digits (a span id) */
 export class U64HexColumn extends FixedColumn {
+  readonly typeId = DuckDBTypeId.UBIGINT;
   private readonly u32 = new Uint32Array(this.buf);
   constructor() {
     super(8);
@@ -159,6 +183,7 @@ export class U64HexColumn extends FixedColumn {
 
 /** UUID from 32 hex digits (a trace id) */
 export class UuidHexColumn extends FixedColumn {
+  readonly typeId = DuckDBTypeId.UUID;
   private readonly u32 = new Uint32Array(this.buf);
   constructor() {
     super(16);
@@ -178,6 +203,7 @@ export class UuidHexColumn extends FixedColumn {
 
 /** VARCHAR: short ASCII strings inline in the buffer, longer ones assigned one by one */
 export class VarcharColumn extends Column {
+  readonly typeId = DuckDBTypeId.VARCHAR;
   private readonly buf = new ArrayBuffer(CHUNK_ROWS * 16);
   private readonly u8 = new Uint8Array(this.buf);
   private readonly u32 = new Uint32Array(this.buf);
@@ -216,18 +242,42 @@ export class VarcharColumn extends Column {
     const rows = this.longRows;
     const values = this.longValues;
     for (let k = 0; k < rows.length; k++) bindings.vector_assign_string_element(v, rows[k] as number, values[k] as string);
-    if (rows.length) {
+  }
+
+  override reset(): void {
+    super.reset();
+    if (this.longRows.length) {
       this.longRows = [];
       this.longValues = [];
     }
   }
 }
 
-/** hands filled column buffers to a new DuckDB data chunk of n rows */
+/**
+ * Throws unless `columns` are buffers for exactly `types` (a table's columns, in order): the
+ * copies are raw memory copies, so a layout that does not match must never reach them.
+ */
+export function checkColumns(types: readonly DuckDBType[], columns: readonly Column[]): void {
+  const got = types.map((t) => t.typeId);
+  const want = columns.map((c) => c.typeId);
+  if (got.length !== want.length || got.some((t, i) => t !== want[i])) {
+    throw new Error(`column buffers (${want.map((t) => DuckDBTypeId[t]).join(', ')}) do not match the table (${got.map((t) => DuckDBTypeId[t]).join(', ')})`);
+  }
+}
+
+/**
+ * Hands filled column buffers (checked with checkColumns) to a new DuckDB data chunk of n
+ * rows. The buffers are empty afterwards, also when this throws (the rows are then lost).
+ */
 export function toDataChunk(types: readonly DuckDBType[], columns: readonly Column[], n: number): DuckDBDataChunk {
-  const chunk = DuckDBDataChunk.create(types, n);
-  for (let c = 0; c < columns.length; c++) (columns[c] as Column).copyTo(bindings.data_chunk_get_vector(chunk.chunk, c), n);
-  return chunk;
+  if (n < 0 || n > CHUNK_ROWS) throw new RangeError(`a chunk holds 0..${CHUNK_ROWS} rows, not ${n}`);
+  try {
+    const chunk = DuckDBDataChunk.create(types, n);
+    for (let c = 0; c < columns.length; c++) (columns[c] as Column).copyTo(bindings.data_chunk_get_vector(chunk.chunk, c), n);
+    return chunk;
+  } finally {
+    for (const c of columns) c.reset();
+  }
 }
 
 export type { Column };

@@ -37,7 +37,7 @@ import {
   type CompileContext,
 } from './compile.js';
 import { AttrEncoder, HOT_KEYS, attrsJson } from './attrs.js';
-import { CHUNK_ROWS, F64Column, I64Column, U32Column, U64HexColumn, U8Column, UuidHexColumn, VarcharColumn, toDataChunk, type Column } from './chunks.js';
+import { CHUNK_ROWS, F64Column, I64Column, U32Column, U64HexColumn, U8Column, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
 import {
   DDL,
   KIND_BY_CODE,
@@ -472,15 +472,16 @@ export class DuckStore implements SpanStore {
     let failure: Error | undefined;
     for (let b = this.batches.shift(); b; b = this.batches.shift()) {
       // appends from now on start a new batch
-      b.cur?.seal(b.chunks);
+      const cur = b.cur;
       b.cur = undefined;
       this.buffered -= b.rows;
       try {
+        cur?.seal(b.chunks);
         if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender) await this.openAppenders();
         await this.writeBatch(b);
       } catch (e) {
         this.c.flushErrors++;
-        this.c.spansDropped += b.rows;
+        this.c.spansDropped += b.rows - b.lost;
         this.dropAppenders();
         failure ??= e instanceof Error ? e : new Error(`flush failed: ${JSON.stringify(e)}`);
       }
@@ -566,7 +567,7 @@ export class DuckStore implements SpanStore {
       if (!resourcesStored) this.unstoredResources = fresh;
       throw e;
     }
-    this.rows += b.rows;
+    this.rows += b.rows - b.lost;
     this.c.flushes++;
     this.c.lastFlushMs = performance.now() - t0;
     this.sinceCheckpoint.rows += b.rows;
@@ -641,7 +642,16 @@ export class DuckStore implements SpanStore {
     if (typeof path === 'string') c.path.set(i, path);
     else c.path.setNull(i);
     c.attributes.set(i, json);
-    if (++c.n === CHUNK_ROWS) c.seal(b.chunks);
+    if (++c.n === CHUNK_ROWS) {
+      try {
+        c.seal(b.chunks);
+      } catch (e) {
+        // the chunk's other rows are gone with it (this one is refused by the caller)
+        b.lost += CHUNK_ROWS - 1;
+        this.c.spansDropped += CHUNK_ROWS - 1;
+        throw e;
+      }
+    }
     b.rows++;
     b.bytes += json.length + s.name.length + ROW_OVERHEAD_BYTES;
     if (res.id !== b.lastResId) {
@@ -1375,6 +1385,8 @@ interface Batch {
   /** the chunk being filled */
   cur: SpanChunk | undefined;
   rows: number;
+  /** rows counted in `rows` but lost with a chunk that could not be made (also in spansDropped) */
+  lost: number;
   /** approximate size of the rows */
   bytes: number;
   readonly traces: Map<string, TraceExtent>;
@@ -1388,7 +1400,7 @@ interface Batch {
 }
 
 function newBatch(): Batch {
-  return { chunks: [], cur: undefined, rows: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
+  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
@@ -1433,14 +1445,17 @@ class SpanChunk {
   ];
 
   constructor(private readonly types: readonly DuckDBType[]) {
-    if (types.length !== this.columns.length) throw new Error(`spans has ${types.length} columns, the writer ${this.columns.length}`);
+    checkColumns(types, this.columns);
   }
 
-  /** adds the rows written so far to `out` as a data chunk; the buffers are then empty */
+  /** adds the rows written so far to `out` as a data chunk; the buffers are then empty (also when this throws) */
   seal(out: DuckDBDataChunk[]): void {
     if (this.n === 0) return;
-    out.push(toDataChunk(this.types, this.columns, this.n));
-    this.n = 0;
+    try {
+      out.push(toDataChunk(this.types, this.columns, this.n));
+    } finally {
+      this.n = 0;
+    }
   }
 }
 
@@ -1451,6 +1466,7 @@ function traceIndexChunks(types: readonly DuckDBType[], traces: Map<string, Trac
   const min = new I64Column();
   const max = new I64Column();
   const columns = [id, min, max];
+  checkColumns(types, columns);
   let n = 0;
   for (const [traceId, t] of traces) {
     id.set(n, traceId);
