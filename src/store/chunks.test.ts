@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { CHUNK_ROWS, F64Column, I64Column, U32Column, U64HexColumn, U8Column, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk } from './chunks.js';
+import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection } from '@duckdb/node-api';
+import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk } from './chunks.js';
 
 // Each column writer against DuckDB itself: rows written through the buffers are read back
 // with SQL and compared with what DuckDB makes of the same values as literals.
@@ -38,14 +38,14 @@ describe('column buffers into DuckDB data chunks', () => {
     const app = await con.createAppender('t');
     const types = Array.from({ length: app.columnCount }, (_, i) => app.columnType(i));
     const cols = {
-      i: new U32Column(),
+      i: new NumberColumn(DuckDBTypeId.UINTEGER),
       v: new VarcharColumn(),
       u: new UuidHexColumn(),
       s: new U64HexColumn(),
       b: new I64Column(),
-      k: new U8Column(),
-      r: new U32Column(),
-      d: new F64Column(),
+      k: new NumberColumn(DuckDBTypeId.UTINYINT),
+      r: new NumberColumn(DuckDBTypeId.UINTEGER),
+      d: new NumberColumn(DuckDBTypeId.DOUBLE),
     };
     const list = [cols.i, cols.v, cols.u, cols.s, cols.b, cols.k, cols.r, cols.d];
     const ids = ['00000000000000000000000000000001', 'ffffffffffffffffffffffffffffffff', '80000000000000000000000000000000', '7fffffffffffffffffffffffffffffff', '0123456789ABCDEFfedcba9876543210'];
@@ -123,10 +123,10 @@ describe('column buffers into DuckDB data chunks', () => {
     await con.run('CREATE TABLE u (v VARCHAR, k UTINYINT)');
     const app = await con.createAppender('u');
     const types = Array.from({ length: app.columnCount }, (_, i) => app.columnType(i));
-    assert.throws(() => checkColumns(types, [new U8Column(), new VarcharColumn()]), /do not match the table \(VARCHAR, UTINYINT\)/);
+    assert.throws(() => checkColumns(types, [new NumberColumn(DuckDBTypeId.UTINYINT), new VarcharColumn()]), /do not match the table \(VARCHAR, UTINYINT\)/);
     assert.throws(() => checkColumns(types, [new VarcharColumn()]), /do not match/);
     const v = new VarcharColumn();
-    const k = new U8Column();
+    const k = new NumberColumn(DuckDBTypeId.UTINYINT);
     checkColumns(types, [v, k]);
     // rows written, then abandoned (a chunk that could not be made): a null and a long string
     v.setNull(0);

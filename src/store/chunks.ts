@@ -100,39 +100,19 @@ abstract class FixedColumn extends Column {
   }
 }
 
-export class U8Column extends FixedColumn {
-  readonly typeId = DuckDBTypeId.UTINYINT;
-  private readonly a = new Uint8Array(this.buf);
-  constructor() {
-    super(1);
-  }
-  set(i: number, v: number): void {
-    this.a[i] = v;
-  }
-  protected clear(i: number): void {
-    this.a[i] = 0;
-  }
-}
+const NUMBER_ARRAYS = {
+  [DuckDBTypeId.UTINYINT]: Uint8Array,
+  [DuckDBTypeId.UINTEGER]: Uint32Array,
+  [DuckDBTypeId.DOUBLE]: Float64Array,
+} as const;
 
-export class U32Column extends FixedColumn {
-  readonly typeId = DuckDBTypeId.UINTEGER;
-  private readonly a = new Uint32Array(this.buf);
-  constructor() {
-    super(4);
-  }
-  set(i: number, v: number): void {
-    this.a[i] = v;
-  }
-  protected clear(i: number): void {
-    this.a[i] = 0;
-  }
-}
-
-export class F64Column extends FixedColumn {
-  readonly typeId = DuckDBTypeId.DOUBLE;
-  private readonly a = new Float64Array(this.buf);
-  constructor() {
-    super(8);
+/** UTINYINT, UINTEGER or DOUBLE from a number */
+export class NumberColumn extends FixedColumn {
+  private readonly a: Uint8Array | Uint32Array | Float64Array;
+  constructor(readonly typeId: keyof typeof NUMBER_ARRAYS) {
+    const A = NUMBER_ARRAYS[typeId];
+    super(A.BYTES_PER_ELEMENT);
+    this.a = new A(this.buf);
   }
   set(i: number, v: number): void {
     this.a[i] = v;

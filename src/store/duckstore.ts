@@ -16,6 +16,7 @@ import {
   DuckDBConnection,
   DuckDBDataChunk,
   DuckDBInstance,
+  DuckDBTypeId,
   DuckDBUUIDValue,
   LIST,
   UINTEGER,
@@ -37,7 +38,7 @@ import {
   type CompileContext,
 } from './compile.js';
 import { AttrEncoder, HOT_KEYS, attrsJson } from './attrs.js';
-import { CHUNK_ROWS, F64Column, I64Column, U32Column, U64HexColumn, U8Column, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
+import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
 import {
   DDL,
   KIND_BY_CODE,
@@ -1413,14 +1414,14 @@ class SpanChunk {
   readonly spanId = new U64HexColumn();
   readonly parentSpanId = new U64HexColumn();
   readonly name = new VarcharColumn();
-  readonly kind = new U8Column();
-  readonly status = new U8Column();
+  readonly kind = new NumberColumn(DuckDBTypeId.UTINYINT);
+  readonly status = new NumberColumn(DuckDBTypeId.UTINYINT);
   readonly statusMessage = new VarcharColumn();
-  readonly resId = new U32Column();
+  readonly resId = new NumberColumn(DuckDBTypeId.UINTEGER);
   readonly service = new VarcharColumn();
   readonly namespace = new VarcharColumn();
   readonly method = new VarcharColumn();
-  readonly statusCode = new F64Column();
+  readonly statusCode = new NumberColumn(DuckDBTypeId.DOUBLE);
   readonly route = new VarcharColumn();
   readonly path = new VarcharColumn();
   readonly attributes = new VarcharColumn();
