@@ -59,8 +59,8 @@ class Capture {
   // the slot being filled (-1: none), and how much of it
   int cur_ = -1;
   size_t used_ = 0;
-  // at stop, or when no slot is free, records go to an owned vector handed over as an
-  // external Buffer (the former path)
+  // the final drain at stop (no slot is taken then) goes to an owned vector handed over
+  // as an external Buffer
   std::unique_ptr<std::vector<uint8_t>> batch_;
   int poll_ms_ = 50;
   size_t batch_bytes_ = 1 << 20;

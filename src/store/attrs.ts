@@ -87,7 +87,7 @@ export class AttrEncoder {
       }
       node = next;
       const v = obj[k];
-      if (!(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
+      if (!isAttrValue(v)) {
         return this.general(a, newKey);
       }
       if (node.hot >= 0) hot[node.hot] = v;

@@ -114,7 +114,8 @@ export class NumberColumn extends FixedColumn {
     super(A.BYTES_PER_ELEMENT);
     this.a = new A(this.buf);
   }
-  set(i: number, v: number): void {
+  set(i: number, v: number | null): void {
+    if (v === null) return this.setNull(i);
     this.a[i] = v;
   }
   protected clear(i: number): void {
@@ -122,7 +123,7 @@ export class NumberColumn extends FixedColumn {
   }
 }
 
-/** BIGINT from a bigint, or from a non-negative safe integer without making one */
+/** BIGINT from a bigint, or from a non-negative integer number */
 export class I64Column extends FixedColumn {
   readonly typeId = DuckDBTypeId.BIGINT;
   private readonly big = new BigInt64Array(this.buf);
@@ -133,8 +134,12 @@ export class I64Column extends FixedColumn {
   setBig(i: number, v: bigint): void {
     this.big[i] = v;
   }
-  /** v: a safe integer >= 0 */
+  /** v: an integer in [0, 2^63); a safe one without making a bigint */
   setCount(i: number, v: number): void {
+    if (v > Number.MAX_SAFE_INTEGER) {
+      this.big[i] = BigInt(v);
+      return;
+    }
     const hi = Math.floor(v / TWO32);
     this.u32[2 * i] = v - hi * TWO32;
     this.u32[2 * i + 1] = hi;
@@ -151,7 +156,8 @@ export class U64HexColumn extends FixedColumn {
   constructor() {
     super(8);
   }
-  set(i: number, hex: string): void {
+  set(i: number, hex: string | null): void {
+    if (hex === null) return this.setNull(i);
     this.u32[2 * i] = hex32(hex, 8);
     this.u32[2 * i + 1] = hex32(hex, 0);
   }
@@ -190,7 +196,8 @@ export class VarcharColumn extends Column {
   private longRows: number[] = [];
   private longValues: string[] = [];
 
-  set(i: number, s: string): void {
+  set(i: number, s: string | null): void {
+    if (s === null) return this.setNull(i);
     const len = s.length;
     const o = 16 * i;
     if (len <= 12) {

@@ -504,11 +504,14 @@ export class DuckStore implements SpanStore {
    * - Before: Span objects buffered, converted at flush time through one shared setter
    *   for all columns (a megamorphic call site), DuckDB checkpointing every 16 MB of WAL:
    *   ~27 µs in memory, ~33 µs in a file (bench/store-ingest.mjs, 2M spans).
-   * - Now: converted on append() (see there) with typed setters, the trace id parsed once
-   *   per trace, the trace index as data chunks too, one pass over each attribute map
-   *   (attrs.ts), checkpoints once per row group (maybeCheckpoint): ~20 µs in memory,
-   *   ~21 µs in a file. bench/pipeline.mjs moves less (~19-21 -> ~15-16 µs in replays
-   *   alternating the two stores): its passes are too short for checkpoints to matter.
+   * - Then: converted on append() (see there) with node-api's typed vectors, the trace
+   *   index as data chunks too, one pass over each attribute map (attrs.ts), checkpoints
+   *   once per row group (maybeCheckpoint): ~20 µs in memory, ~21 µs in a file.
+   *   bench/pipeline.mjs moves less (~19-21 -> ~15-16 µs in replays alternating the two
+   *   stores): its passes are too short for checkpoints to matter.
+   * - Now: rows written into plain column buffers (chunks.ts: ids from hex without
+   *   BigInt, short strings inline, one native call per column and per long string):
+   *   16-22 µs in a file; pipeline replay with the store 36-37k -> 39-41k spans/s.
    * - Rejected: writing each batch as CSV to /dev/shm and loading it with read_csv. JS
    *   only formats one line per span (no native call per string), but DuckDB then spends
    *   4 µs (threads=1) to 5-7 µs (default threads: the calling thread spins while a
@@ -517,8 +520,9 @@ export class DuckStore implements SpanStore {
    * - What remains (pipeline replay, by removing one part at a time): building the
    *   attribute JSON ~3.6 µs, handing it to DuckDB and appending it ~5.6 µs (a ~410-byte
    *   string copied to UTF-8, into the chunk, the appender and the table, with string
-   *   statistics on the way), the other string columns ~2-3 µs (one native call per
-   *   value), ids and numbers ~1.5 µs, compression at checkpoints ~2-3 µs amortised.
+   *   statistics on the way), the other string columns ~2-3 µs (before chunks.ts: one native
+   *   call per value), ids and numbers ~1.5 µs, compression at checkpoints ~2-3 µs
+   *   amortised; DuckDB's own append of a ready chunk is ~3 µs in a file.
    *   The 17 columns and the attribute JSON text are the schema; cutting much further
    *   means storing less per span or leaving JS for the conversion.
    */
@@ -618,30 +622,21 @@ export class DuckStore implements SpanStore {
     const c = (b.cur ??= new SpanChunk(this.spanTypes));
     const i = c.n;
     c.start.setBig(i, start);
-    if (dur <= Number.MAX_SAFE_INTEGER) c.duration.setCount(i, dur);
-    else c.duration.setBig(i, BigInt(dur));
+    c.duration.setCount(i, dur);
     c.traceId.set(i, s.traceId);
     c.spanId.set(i, s.spanId);
-    if (s.parentSpanId) c.parentSpanId.set(i, s.parentSpanId);
-    else c.parentSpanId.setNull(i);
+    c.parentSpanId.set(i, s.parentSpanId || null);
     c.name.set(i, s.name);
     c.kind.set(i, KIND_CODE[s.kind] ?? 0);
     c.status.set(i, STATUS_CODE[s.status] ?? 0);
-    if (msg === null) c.statusMessage.setNull(i);
-    else c.statusMessage.set(i, msg);
+    c.statusMessage.set(i, msg);
     c.resId.set(i, res.id);
-    if (res.service === null) c.service.setNull(i);
-    else c.service.set(i, res.service);
-    if (res.namespace === null) c.namespace.setNull(i);
-    else c.namespace.set(i, res.namespace);
-    if (typeof method === 'string') c.method.set(i, method);
-    else c.method.setNull(i);
-    if (typeof code === 'number' && Number.isFinite(code)) c.statusCode.set(i, code);
-    else c.statusCode.setNull(i);
-    if (typeof route === 'string') c.route.set(i, route);
-    else c.route.setNull(i);
-    if (typeof path === 'string') c.path.set(i, path);
-    else c.path.setNull(i);
+    c.service.set(i, res.service);
+    c.namespace.set(i, res.namespace);
+    c.method.set(i, typeof method === 'string' ? method : null);
+    c.statusCode.set(i, typeof code === 'number' && Number.isFinite(code) ? code : null);
+    c.route.set(i, typeof route === 'string' ? route : null);
+    c.path.set(i, typeof path === 'string' ? path : null);
     c.attributes.set(i, json);
     if (++c.n === CHUNK_ROWS) {
       try {
