@@ -126,7 +126,7 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	e->lport = c->lport;
 	e->rport = c->rport;
 	e->_pad0 = 0;
-	e->_pad1 = 0;
+	e->netns = c->netns;
 	__builtin_memcpy(e->laddr, c->laddr, 16);
 	__builtin_memcpy(e->raddr, c->raddr, 16);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));

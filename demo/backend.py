@@ -14,6 +14,7 @@ Routes (every response has a Content-Length; connections are kept alive):
   GET  /error             500
   POST /orders            201 order JSON (reads the JSON body)
   ANY  /chain/<anything>  200 echoing the path; ?sleep=N sleeps N ms first
+  ANY  /api/item/<x>      the same (the linking tests' forwarders call it)
 """
 
 import json
@@ -88,7 +89,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_body()
         method = self.command
 
-        if path.startswith("/chain/"):
+        if path.startswith("/chain/") or path.startswith("/api/item/"):
             ms = sleep_ms_param(query, "sleep", 0)
             if ms:
                 time.sleep(ms / 1000.0)

@@ -158,5 +158,8 @@ end
     );
     assert.equal(wrong, 0, 'no wrong parent');
     assert.ok(completeness >= 0.999, `completeness ${completeness}`);
+    // a linker that links nothing has no wrong parent either: the chain forwards the request
+    // line at every hop, so sound rules link (nearly) every request end to end
+    assert.ok(endToEnd >= 0.9 * completed, `linked end to end: ${endToEnd} of ${completed}`);
   });
 });

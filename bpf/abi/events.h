@@ -70,7 +70,7 @@ struct osp_event {
 	unsigned short lport;       /* host order */
 	unsigned short rport;       /* host order */
 	unsigned short _pad0;
-	unsigned int _pad1;
+	unsigned int netns;         /* network namespace inode number of the socket */
 	unsigned char laddr[16];    /* IPv4 in the first 4 bytes */
 	unsigned char raddr[16];
 	char comm[OSP_COMM_LEN];

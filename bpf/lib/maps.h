@@ -27,6 +27,8 @@ struct conn {
 	__u16 rport;
 	__u8 laddr[16];
 	__u8 raddr[16];
+	__u32 netns; /* network namespace inode: loopback tuples repeat across namespaces */
+	__u32 _pad;
 };
 
 /* one in-flight syscall per thread, from sys_enter to sys_exit */

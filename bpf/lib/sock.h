@@ -49,6 +49,7 @@ static __always_inline void read_tuple(struct sock *sk, struct conn *c)
 	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (c->family == AF_INET) {
 		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);

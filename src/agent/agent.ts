@@ -9,6 +9,9 @@ import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import type { Attributes, Span } from './span.js';
 import { httpSpanParts, type Endpoint } from './spans.js';
 
+/** 127.0.0.0/8 and ::1, as formatIp prints them */
+const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
+
 export interface AgentOptions {
   /** receives finished spans in batches */
   sink: (spans: Span[]) => void;
@@ -99,7 +102,7 @@ export class Agent {
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
-    this.linker = new Linker({ holdNs: (opts.holdMs ?? 200) * 1e6 });
+    this.linker = new Linker({ holdNs: (opts.holdMs ?? 200) * 1e6, threadModel: (pid) => this.processes.model(pid) });
     this.#maxConns = opts.maxConnections ?? 65536;
     this.#idleNs = (opts.idleConnectionMs ?? 600_000) * 1e6;
     this.#maxQueuedBytes = (opts.maxQueuedMiB ?? 64) << 20;
@@ -242,7 +245,11 @@ export class Agent {
     }
     const local = { ip: formatIp(e.family, e.laddr), port: e.lport };
     const remote = { ip: formatIp(e.family, e.raddr), port: e.rport };
-    const key = `${local.ip}:${local.port}>${remote.ip}:${remote.port}`;
+    // a loopback connection never leaves its network namespace, and every namespace (pod) has
+    // its own 127.0.0.1 and port space: the same 4-tuple can be two connections at once, so
+    // the namespace is part of their key (the tuple rule must not pair them)
+    const ns = isLoopback(local.ip) ? `%${e.netns}` : '';
+    const key = `${local.ip}${ns}:${local.port}>${remote.ip}${ns}:${remote.port}`;
     const c: Conn = {
       id: e.connId,
       pid: e.pid,
@@ -260,6 +267,7 @@ export class Agent {
       counters: this.http1,
       midStream: (e.flags & Flag.preexisting) !== 0,
       onRequest: (req) => this.#requestStarted(c, req),
+      onResponse: (req, res) => this.#responseStarted(c, req, res.tid),
     });
     this.#conns.set(e.connId, c);
     this.counters.connections++;
@@ -272,6 +280,12 @@ export class Agent {
     rec.data = req;
     if (c.open1 === undefined) c.open1 = rec;
     else (c.openMore ??= []).push(rec);
+  }
+
+  /** a server request is being answered: its thread is free of it for the thread rule */
+  #responseStarted(c: Conn, req: HttpRequest, tid: number): void {
+    const rec = c.open1?.data === req ? c.open1 : c.openMore?.find((r) => r.data === req);
+    if (rec) this.linker.responded(rec, tid);
   }
 
   /** a linker record for a request (the request line is the tuple link's check) */
@@ -331,7 +345,7 @@ export class Agent {
     this.#emit(this.linker.drain(now));
     if (now >= this.#sweepAt) {
       this.#sweepAt = now + 5e9;
-      this.processes.sweep();
+      this.processes.sweep((pid) => this.linker.forgetProcess(pid));
       for (const c of this.#conns.values()) {
         if (now - c.last > this.#idleNs) {
           this.#drop(c);

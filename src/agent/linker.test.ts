@@ -112,4 +112,79 @@ describe('Linker', () => {
     assert.deepEqual(l.drain(10), [a]);
     assert.equal(l.size, 3);
   });
+
+  describe('the thread rule only where a thread carries one request at a time', () => {
+    it('never for a process that multiplexes requests over threads (Go, tokio, virtual threads)', () => {
+      const l = new Linker({ holdNs: 0, threadModel: (pid) => (pid === 2 ? 'multiplexed' : 'per-request') });
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /front/1', 100, undefined);
+      const c = l.start('client', 2, 7, 'c:1>d:1', 'GET /api/item/2', 101, undefined);
+      assert.equal(c.parent, undefined);
+      // even the request-line match of a proxy: the goroutine may belong to another request
+      l.start('server', 2, 8, 'a:1>b:2', 'GET /x', 102, undefined);
+      const p = l.start('client', 2, 8, 'c:1>d:2', 'GET /x', 103, undefined);
+      assert.equal(p.parent, undefined);
+      assert.equal(l.counters.thread_rule_off_multiplexed, 2);
+    });
+
+    it('a request answered by another thread than the one that read it: the process is multiplexed from then on', () => {
+      const l = new Linker({ holdNs: 0 });
+      const s1 = l.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
+      const c1 = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 101, undefined);
+      assert.equal(c1.parent, s1, 'thread-per-request until shown otherwise');
+      l.responded(s1, 9);
+      assert.equal(l.counters.learned_multiplexed, 1);
+      assert.equal(l.modelOf(2), 'multiplexed');
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /two', 110, undefined);
+      const c2 = l.start('client', 2, 7, 'c:1>d:1', 'GET /y', 111, undefined);
+      assert.equal(c2.parent, undefined);
+      l.forgetProcess(2);
+      assert.equal(l.modelOf(2), 'per-request', 'a reused pid starts afresh');
+    });
+
+    it('a request whose response has started no longer adopts calls of its thread (streaming answers)', () => {
+      const l = new Linker({ holdNs: 0 });
+      const sse = l.start('server', 2, 7, 'a:1>b:1', 'GET /events', 100, undefined);
+      l.responded(sse, 7);
+      const c = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 200, undefined);
+      assert.equal(c.parent, undefined);
+      assert.equal(l.modelOf(2), 'per-request');
+    });
+
+    it('a thread reading a second connection before answering the first is an event loop', () => {
+      const l = new Linker({ holdNs: 0 });
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
+      l.start('server', 2, 7, 'a:1>b:2', 'GET /two', 101, undefined);
+      assert.equal(l.modelOf(2), 'event-loop');
+      assert.equal(l.counters.learned_event_loop, 1);
+    });
+
+    it('an event-loop thread that calls outside any request loses the rule (timers, work after a response)', () => {
+      const l = new Linker({ holdNs: 0, threadModel: () => 'event-loop' });
+      const s1 = l.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
+      const c1 = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 101, undefined);
+      assert.equal(c1.parent, s1);
+      l.responded(s1, 7);
+      // a background call: nothing in flight on the loop
+      const bg = l.start('client', 2, 7, 'c:1>d:2', 'POST /metrics', 110, undefined);
+      assert.equal(bg.parent, undefined);
+      // from now on a lone in-flight request is no proof: the call may be background work again
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /two', 120, undefined);
+      const c2 = l.start('client', 2, 7, 'c:1>d:1', 'GET /y', 121, undefined);
+      assert.equal(c2.parent, undefined);
+      assert.equal(l.counters.thread_rule_off_background, 1);
+      // other threads of the process keep it
+      const s3 = l.start('server', 2, 8, 'a:1>b:3', 'GET /three', 130, undefined);
+      const c3 = l.start('client', 2, 8, 'c:1>d:3', 'GET /z', 131, undefined);
+      assert.equal(c3.parent, s3);
+    });
+
+    it('a thread-per-request thread calling outside requests keeps the rule for its requests', () => {
+      const l = new Linker({ holdNs: 0 });
+      const bg = l.start('client', 2, 7, 'c:1>d:2', 'GET /warmup', 90, undefined);
+      assert.equal(bg.parent, undefined);
+      const s1 = l.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
+      const c1 = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 101, undefined);
+      assert.equal(c1.parent, s1);
+    });
+  });
 });

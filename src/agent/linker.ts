@@ -4,11 +4,25 @@
 //   2. tuple: a server request whose connection (remote -> local) is the
 //      mirror of an in-flight client request on this host is that request's
 //      child (works across processes);
-//   3. thread: a client request sent by a thread that is serving exactly one
-//      request belongs to that request; when the thread serves several (an event
+//   3. thread: a client request sent by a thread that is working on exactly one
+//      request belongs to that request; when the thread works on several (an event
 //      loop), the one with the identical request line, if exactly one (proxies);
 //   4. none: a new trace root.
 // Ambiguity (two candidates) gives `none`: a wrong parent is worse than none.
+//
+// The thread rule is sound only where a request stays on the thread that read it and
+// that thread does nothing else meanwhile (see process/runtime.ts):
+// - a request is "being worked on" from its first bytes until its response starts: a
+//   handler makes its calls before it answers, and a request that streams a long answer
+//   (server-sent events, a download) must not adopt every later call of its thread;
+// - never for runtimes that multiplex requests over threads (Go, tokio, virtual threads...),
+//   detected from the executable, or learned: a request answered by another thread than
+//   the one that read it proves that the process moves work between threads;
+// - a process taken for thread-per-request whose thread reads a second request (another
+//   connection) before answering the first is an event loop from then on;
+// - an event-loop thread that makes a call while working on no request runs work of no
+//   request (timers, work after a response), which may also happen while one request is in
+//   flight: that thread loses the rule.
 //
 // Kernel events from different CPUs can arrive slightly out of order (on
 // loopback the receiver's read can be reported before the sender's write), so a
@@ -19,6 +33,7 @@
 // Trace ids are resolved by walking up to the root at emission; a record whose
 // trace id is fixed never changes parent.
 import { newSpanId, newTraceId, parseTraceparent } from './ids.js';
+import type { ThreadModel } from './process/runtime.js';
 import type { LinkSource } from './span.js';
 
 export interface LinkRecord {
@@ -61,6 +76,14 @@ export interface LinkerCounters {
   emitted_early: number;
   /** requests whose connection went away before they finished */
   abandoned: number;
+  /** client calls left unlinked because their process multiplexes requests over threads */
+  thread_rule_off_multiplexed: number;
+  /** client calls left unlinked because their event-loop thread also calls outside requests */
+  thread_rule_off_background: number;
+  /** processes found multiplexing (a request answered by another thread than the one that read it) */
+  learned_multiplexed: number;
+  /** processes found to interleave requests on one thread */
+  learned_event_loop: number;
 }
 
 export interface LinkerOptions {
@@ -70,7 +93,11 @@ export interface LinkerOptions {
   maxRecords?: number;
   /** records in flight longer than this are dropped (ns) */
   maxAgeNs?: number;
+  /** how a process maps requests onto threads (default: one request per thread) */
+  threadModel?: (pid: number) => ThreadModel;
 }
+
+const MODEL_RANK: Record<ThreadModel, number> = { 'per-request': 0, 'event-loop': 1, multiplexed: 2 };
 
 /** "remote>local" for "local>remote" */
 export const mirror = (key: string): string => {
@@ -103,6 +130,10 @@ export class Linker {
     evicted: 0,
     emitted_early: 0,
     abandoned: 0,
+    thread_rule_off_multiplexed: 0,
+    thread_rule_off_background: 0,
+    learned_multiplexed: 0,
+    learned_event_loop: 0,
   };
   readonly #holdNs: number;
   readonly #max: number;
@@ -111,8 +142,13 @@ export class Linker {
   readonly #clients = new Map<string, LinkRecord[]>();
   /** server requests still looking for a tuple parent, by the client's connection key */
   readonly #waiting = new Map<string, LinkRecord[]>();
-  /** server requests in flight per thread (threadKey) */
+  /** server requests being worked on (read, not yet answered) per thread (threadKey) */
   readonly #serving = new Map<number, LinkRecord[]>();
+  readonly #threadModel: (pid: number) => ThreadModel;
+  /** models learned from behaviour, per pid; they only ever move towards multiplexed */
+  readonly #learned = new Map<number, ThreadModel>();
+  /** event-loop threads seen calling outside any request, per pid */
+  readonly #background = new Map<number, Set<number>>();
   /** every live record, in start order (Map keeps insertion order) */
   readonly #live = new Map<string, LinkRecord>();
   /** finished records in emission order; #held[0, #heldHead) are already emitted */
@@ -125,6 +161,27 @@ export class Linker {
     this.#holdNs = opts.holdNs ?? 500e6;
     this.#max = opts.maxRecords ?? 100_000;
     this.#maxAge = opts.maxAgeNs ?? 600e9;
+    this.#threadModel = opts.threadModel ?? (() => 'per-request');
+  }
+
+  /** the model the thread rule follows for a process: detected, or learned if that says more */
+  modelOf(pid: number): ThreadModel {
+    const detected = this.#threadModel(pid);
+    const learned = this.#learned.get(pid);
+    return learned !== undefined && MODEL_RANK[learned] > MODEL_RANK[detected] ? learned : detected;
+  }
+
+  #learn(pid: number, model: ThreadModel): void {
+    if (MODEL_RANK[this.modelOf(pid)] >= MODEL_RANK[model]) return;
+    this.#learned.set(pid, model);
+    if (model === 'multiplexed') this.counters.learned_multiplexed++;
+    else this.counters.learned_event_loop++;
+  }
+
+  /** a process exited: what was learned about it goes (its pid may be reused) */
+  forgetProcess(pid: number): void {
+    this.#learned.delete(pid);
+    this.#background.delete(pid);
   }
 
   get size(): number {
@@ -188,13 +245,37 @@ export class Linker {
     }
     const tk = threadKey(r.pid, r.tid);
     const list = this.#serving.get(tk);
-    if (list) list.push(r);
-    else this.#serving.set(tk, [r]);
+    if (list) {
+      // a second connection's request read before the first is answered: an event loop
+      if (list.some((x) => x.connKey !== r.connKey)) this.#learn(r.pid, 'event-loop');
+      list.push(r);
+    } else this.#serving.set(tk, [r]);
+  }
+
+  /**
+   * A server request's response started (written by thread `tid`): its handler's work is
+   * done, and calls of its thread from now on are not its own.
+   */
+  responded(r: LinkRecord, tid: number): void {
+    if (r.kind !== 'server') return;
+    this.#unserve(r);
+    if (tid !== r.tid) this.#learn(r.pid, 'multiplexed');
   }
 
   #startClient(r: LinkRecord): void {
-    const set = this.#serving.get(threadKey(r.pid, r.tid));
-    if (set && set.length === 1) {
+    const model = this.modelOf(r.pid);
+    const set = model === 'multiplexed' ? undefined : this.#serving.get(threadKey(r.pid, r.tid));
+    if (model === 'multiplexed') {
+      this.counters.thread_rule_off_multiplexed++;
+    } else if (model === 'event-loop' && this.#background.get(r.pid)?.has(r.tid)) {
+      this.counters.thread_rule_off_background++;
+    } else if (!set) {
+      if (model === 'event-loop') {
+        const bg = this.#background.get(r.pid);
+        if (bg) bg.add(r.tid);
+        else this.#background.set(r.pid, new Set([r.tid]));
+      }
+    } else if (set.length === 1) {
       this.#setParent(r, set[0]!, 'thread');
     } else if (set && set.length > 1) {
       // an event loop serving many requests: a proxy forwards the request line it

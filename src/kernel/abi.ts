@@ -65,7 +65,7 @@ export const EVENT_LAYOUT = {
   lport: [54, 2],
   rport: [56, 2],
   _pad0: [58, 2],
-  _pad1: [60, 4],
+  netns: [60, 4],
   laddr: [64, 16],
   raddr: [80, 16],
   comm: [96, 16],

@@ -18,6 +18,8 @@ export interface KernelEvent {
   role: number;
   lport: number;
   rport: number;
+  /** network namespace (inode number) of the socket: loopback 4-tuples repeat across namespaces */
+  netns: number;
   /** raw 16-byte address fields (views into the batch); format with formatAddr() */
   readonly laddr: Buffer;
   readonly raddr: Buffer;
@@ -58,6 +60,7 @@ class BatchEvent implements KernelEvent {
   role = 0;
   lport = 0;
   rport = 0;
+  netns = 0;
   data: Buffer = EMPTY;
   buf: Buffer = EMPTY;
   off = 0;
@@ -119,6 +122,7 @@ export function decodeBatch(
       e.role = buf[off + L.role[0]]!;
       e.lport = dv.getUint16(off + L.lport[0], true);
       e.rport = dv.getUint16(off + L.rport[0], true);
+      e.netns = dv.getUint32(off + L.netns[0], true);
       e.data = cap === 0 ? EMPTY : buf.subarray(off + EVENT_HEADER_SIZE, off + EVENT_HEADER_SIZE + cap);
       emit(e);
     }

@@ -5,11 +5,14 @@ import { readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import type { Attributes } from '../span.js';
+import { detectRuntime, type RuntimeInfo } from './runtime.js';
 
 export interface ProcessInfo {
   pid: number;
   resource: Attributes;
   serviceName: string;
+  /** how the process maps requests onto threads (decides the linker's thread rule) */
+  runtime: RuntimeInfo;
 }
 
 /** interpreters whose service is the script they run, not themselves */
@@ -113,13 +116,25 @@ export class ProcessTable {
     return p;
   }
 
-  /** drop processes that exited; call periodically */
-  sweep(): number {
+  /** the thread model of a pid (read from /proc when the pid is not known yet) */
+  model(pid: number): RuntimeInfo['model'] {
+    return (this.#cache.get(pid) ?? this.get(pid, '')).runtime.model;
+  }
+
+  /**
+   * Drops processes that exited (each reported to `gone`) and looks again at the runtimes
+   * that may still change model (a JVM starting virtual threads, Python importing asyncio);
+   * call periodically.
+   */
+  sweep(gone?: (pid: number) => void): number {
     let n = 0;
-    for (const pid of this.#cache.keys()) {
+    for (const [pid, p] of this.#cache) {
       if (!existsSync(`/proc/${pid}`)) {
         this.#cache.delete(pid);
+        gone?.(pid);
         n++;
+      } else if (p.runtime.recheck) {
+        p.runtime = detectRuntime(pid, String(p.resource['process.executable.name'] ?? ''), '');
       }
     }
     return n;
@@ -150,7 +165,7 @@ export class ProcessTable {
     };
     if (argv.length) resource['process.command_line'] = redactCommandLine(argv).join(' ').slice(0, 1024);
     if (containerId) resource['container.id'] = containerId;
-    return { pid, resource, serviceName };
+    return { pid, resource, serviceName, runtime: detectRuntime(pid, exe, comm) };
   }
 }
 

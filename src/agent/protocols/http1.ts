@@ -143,6 +143,12 @@ export interface Http1Options {
    * so it can key in-flight state. Called from inside push(); it must not throw.
    */
   onRequest?: (req: HttpRequest) => void;
+  /**
+   * Called once per exchange when the head of its final response is parsed (interim 1xx
+   * responses don't count): for a server, the request's work is done from then on. Called
+   * from inside push(); it must not throw.
+   */
+  onResponse?: (req: HttpRequest, res: HttpResponse) => void;
 }
 
 /** Headers copied into HttpRequest.headers (lowercase). Never credentials. Responses keep none. */
@@ -477,6 +483,7 @@ export class Http1Parser implements ProtocolParser {
   private readonly maxPending: number;
   private readonly idleNs: number;
   private readonly onRequest: ((req: HttpRequest) => void) | undefined;
+  private readonly onResponse: ((req: HttpRequest, res: HttpResponse) => void) | undefined;
 
   constructor(opts: Http1Options = {}) {
     this.counters = opts.counters ?? newHttp1Counters();
@@ -486,6 +493,7 @@ export class Http1Parser implements ProtocolParser {
     this.maxPending = opts.maxPending ?? 64;
     this.idleNs = opts.idleNs ?? 1e9;
     this.onRequest = opts.onRequest;
+    this.onResponse = opts.onResponse;
   }
 
   get error(): string | undefined {
@@ -1023,6 +1031,7 @@ export class Http1Parser implements ProtocolParser {
       tid: s.tid,
       bodySize: 0,
     };
+    if (this.onResponse !== undefined) this.onResponse(p.req, p.res);
     const method = p.req.method;
     if (status === 101) {
       s.switchTo = 'upgrade';
