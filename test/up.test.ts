@@ -2,43 +2,13 @@
 // real curl, the CLI's public JSON, SIGINT, restart on the same data.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, run, sleep, startServer, waitFor, type Proc } from './helpers.js';
-
-const OSPREY = fileURLToPath(new URL('../../bin/osprey', import.meta.url));
-
-interface Up {
-  child: ChildProcess;
-  url: string;
-  err: () => string;
-  stop(): Promise<number | null>;
-}
-
-async function up(args: string[]): Promise<Up> {
-  const child = spawn(OSPREY, ['up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout.resume();
-  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-  const m = await waitFor('osprey up listening', () => /listening on (http:\/\/\S+)/.exec(err) ?? (child.exitCode !== null ? ['', 'EXIT'] : undefined), 30000);
-  if (m[1] === 'EXIT') throw new Error(`osprey up exited: ${err}`);
-  return {
-    child,
-    url: m[1]!,
-    err: () => err,
-    stop: async () => {
-      child.kill('SIGINT');
-      return exited;
-    },
-  };
-}
+import { freePort, OSPREY, ospreyUp as up, run, sleep, startServer, type OspreyUp, type Proc } from './helpers.js';
 
 describe('osprey up', { timeout: 180_000 }, () => {
-  let agent: Up;
+  let agent: OspreyUp;
   let py: Proc;
   let pyPort: number;
   const data = mkdtempSync(join(tmpdir(), 'osprey-data-'));
@@ -53,7 +23,7 @@ describe('osprey up', { timeout: 180_000 }, () => {
   });
   after(async () => {
     await py?.stop();
-    if (agent?.child.exitCode === null) await agent.stop();
+    if (agent && !agent.child.exited) await agent.stop();
   });
 
   it('a finished request is queryable within 5 s as span JSON', async () => {
