@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, runWrk, startNodeServer, ensureTracefs, NGINX } from './lib/load.mjs';
-import { freePort, installCleanup, log, sleep, spawnTracked, stopChild } from './lib/proc.mjs';
+import { freePort, installCleanup, log, sleep, startProcess } from './lib/proc.mjs';
 
 const dist = (rel) => import(pathToFileURL(join(ROOT, 'dist/src', rel)).href);
 
@@ -23,19 +23,11 @@ export async function recordStream({ seconds = 5, rate = 3000, dir }) {
   const backend = await startNodeServer('bench-backend');
   const port = await freePort();
   const nginx = writeNginxConfig({ listenPort: port, upstreamPort: backend.port, prefix: join(dir, 'proxy') });
-  const proxy = spawnTracked(nginx.cmd ?? NGINX, nginx.args);
-  const servers = [backend, { stop: () => stopChild(proxy, { signal: 'SIGQUIT', timeoutMs: 3000 }) }];
+  const servers = [backend];
   try {
-    // wait for the proxy
-    for (let i = 0; ; i++) {
-      try {
-        await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) })).arrayBuffer();
-        break;
-      } catch (e) {
-        if (i > 100 || proxy.exitCode !== null) throw new Error(`nginx proxy did not start: ${proxy.errText || e.message}`);
-        await sleep(50);
-      }
-    }
+    // ready once a request through the proxy is answered (that also opens its upstream connection)
+    const proxy = await startProcess({ name: 'nginx proxy', cmd: nginx.cmd ?? NGINX, args: nginx.args, port, readyPath: '/', stopSignal: 'SIGQUIT', stopGraceMs: 3000 });
+    servers.push(proxy);
     const batches = [];
     let bytes = 0;
     const onBatch = (buf) => {

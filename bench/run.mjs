@@ -16,7 +16,7 @@ import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calibrateProbe, noneMode, ospreyMode, probeMode, ROOT, runWrk, startNginxStatic, startNodeServer } from './lib/load.mjs';
-import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, procCpuSplit, procMem, runTracked, sleep, stopAll, threadCpuSec } from './lib/proc.mjs';
+import { CLK_TCK, groupCpuSec, installCleanup, log, nodeCpu, procCpuSec, procCpuSplit, procMem, run, sleep, stopAll, threadCpuSec } from './lib/proc.mjs';
 import { runPipeline } from './pipeline.mjs';
 
 // ---- options ----------------------------------------------------------------------------
@@ -451,15 +451,15 @@ async function queryBench() {
   for (const n of cfg.querySizes) {
     log(`query: store-bench with ${n.toLocaleString('en-US')} generated spans (50 services, 500 routes, 1% errors, log-normal durations), ${cfg.queryRuns} runs per query`);
     const timeoutMs = Math.max(300_000, (n / 10_000) * 1000 * 6);
-    const r = await runTracked(process.execPath, ['--expose-gc', script, '--spans', String(n), '--runs', String(cfg.queryRuns)], timeoutMs);
+    const r = await run(process.execPath, ['--expose-gc', script, '--spans', String(n), '--runs', String(cfg.queryRuns)], { timeoutMs });
     if (r.code !== 0) {
-      log(`query: store-bench exited ${r.code ?? r.signal}: ${r.err.trim().slice(-500)}`);
+      log(`query: store-bench exited ${r.code ?? r.signal}: ${r.stderr.trim().slice(-500)}`);
       out.push({ spans: n, error: `exit ${r.code ?? r.signal}`, queries: [] });
       continue;
     }
     const queries = [];
     let inTable = false;
-    for (const line of r.out.split('\n')) {
+    for (const line of r.stdout.split('\n')) {
       if (/^query\s+p50 ms/.test(line)) {
         inTable = true;
         continue;
@@ -467,8 +467,8 @@ async function queryBench() {
       const m = inTable && /^(.*?)\s{2,}([\d.]+)\s+([\d.]+)\s*(\d*)\s*$/.exec(line);
       if (m) queries.push({ label: m[1].trim(), p50ms: Number(m[2]), p99ms: Number(m[3]), rows: m[4] === '' ? undefined : Number(m[4]) });
     }
-    const append = /append:.*?→\s*([\d,]+) spans\/s/.exec(r.out);
-    const rss = /after loading and querying/.test(r.out) ? Number(/([\d.]+) MB after loading/.exec(r.out)?.[1]) : undefined;
+    const append = /append:.*?→\s*([\d,]+) spans\/s/.exec(r.stdout);
+    const rss = /after loading and querying/.test(r.stdout) ? Number(/([\d.]+) MB after loading/.exec(r.stdout)?.[1]) : undefined;
     out.push({ spans: n, appendSpansPerSec: append ? Number(append[1].replace(/,/g, '')) : undefined, rssMb: rss, queries });
     for (const q of queries) log(`  ${q.label}: p50 ${q.p50ms} ms, p99 ${q.p99ms} ms`);
   }

@@ -1,7 +1,7 @@
-// Shared fixtures for end-to-end tests: a running capture that keeps decoded
-// events, real server processes, free ports and polling with deadlines.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+// Shared fixtures for end-to-end tests: a running capture that keeps decoded events, and
+// (from src/proc) real server processes, free ports and polling with deadlines.
+import { fileURLToPath } from 'node:url';
+import { spawnChild, type Child } from '../src/proc/index.js';
 import { Capture, decodeBatch, formatAddr, type CaptureOptions, type DecodeStats, type KernelEvent } from '../src/kernel/index.js';
 
 export interface SeenEvent {
@@ -65,109 +65,36 @@ export class Recorder {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+// Starting and stopping processes, ports and waiting live in src/proc (the demo and the
+// benchmarks use them too); the tests keep importing them from here.
+export { freePort, portOpen, run, sleep, startServer, waitFor, type RunResult, type StartedProcess as Proc } from '../src/proc/index.js';
 
-/** polls until fn returns a truthy value or the deadline passes (then throws with what) */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+/** bin/osprey, as a user runs it */
+export const OSPREY = fileURLToPath(new URL('../../bin/osprey', import.meta.url));
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-export async function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect({ port, host });
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
-
-export interface Proc {
-  child: ChildProcess;
+export interface OspreyUp {
+  child: Child;
   pid: number;
-  stderr: () => string;
-  stop(): Promise<void>;
+  /** http://host:port it listens on */
+  url: string;
+  /** what it wrote to stderr (its progress lines) */
+  err(): string;
+  /** SIGINT (flush and exit), SIGKILL after 10 s; resolves with the exit code */
+  stop(): Promise<number | null>;
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-/** starts a real process and waits until it accepts TCP on port */
-export async function startServer(cmd: string, args: string[], port: number, host = '127.0.0.1', env?: NodeJS.ProcessEnv): Promise<Proc> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
-  live.add(child);
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    err = (err + d.toString()).slice(-4000);
-  });
+/** starts `osprey up ARGS` and waits until it listens (the probes are attached by then) */
+export async function ospreyUp(args: string[]): Promise<OspreyUp> {
+  const child = await spawnChild(OSPREY, ['up', ...args], { stopSignal: 'SIGINT', stopGraceMs: 10_000 });
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const done = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 2000);
-    await done;
-    clearTimeout(t);
-    live.delete(child);
+    await child.stop();
+    return (await child.exit).code;
   };
-  const deadline = Date.now() + 10000;
-  while (!(await portOpen(port, host))) {
-    if (child.exitCode !== null) throw new Error(`${cmd} exited early (${child.exitCode}): ${err}`);
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`${cmd} did not listen on ${host}:${port}: ${err}`);
-    }
-    await sleep(30);
+  try {
+    const m = await child.waitForOutput('stderr', /listening on (http:\/\/\S+)/, 30_000);
+    return { child, pid: child.pid, url: m[1]!, err: () => child.stderr(), stop };
+  } catch (e) {
+    await stop();
+    throw e;
   }
-  return { child, pid: child.pid!, stderr: () => err, stop };
-}
-
-export interface RunResult {
-  code: number | null;
-  pid: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** runs a real client process to completion */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    live.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(t);
-      live.delete(child);
-      resolve({ code, pid: child.pid!, stdout, stderr });
-    });
-    // a program that exits without reading stdin makes this EPIPE: not an error here
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
-  });
 }

@@ -3,16 +3,13 @@
 // `osprey up` while curl calls a real python3 http.server.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Attributes, Span, SpanKind, SpanStatus } from '../src/agent/span.js';
 import { exposition, MetricsGenerator, SERVICE_GRAPH_BUCKETS, SPAN_METRICS_BUCKETS } from '../src/metrics/index.js';
-import { freePort, run, sleep, startServer, waitFor, type Proc } from './helpers.js';
+import { freePort, ospreyUp, run, sleep, startServer, type Proc } from './helpers.js';
 
-const OSPREY = fileURLToPath(new URL('../../bin/osprey', import.meta.url));
 const T0 = 1_700_000_000_000; // ms
 
 const resources = new Map<string, Attributes>();
@@ -365,41 +362,6 @@ describe('metrics generator (Tempo span metrics + service graph)', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------------
-
-interface Running {
-  child: ChildProcess;
-  url: string;
-  err: () => string;
-  stop(): Promise<void>;
-}
-
-async function ospreyUp(args: string[]): Promise<Running> {
-  const child = spawn(OSPREY, ['up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout.resume();
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    process.removeListener('exit', kill);
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGINT');
-    const t = setTimeout(kill, 10_000);
-    await exited;
-    clearTimeout(t);
-  };
-  try {
-    const m = await waitFor('osprey up listening', () => /listening on (http:\/\/\S+)/.exec(err) ?? (child.exitCode !== null ? ['', 'EXIT'] : undefined), 30_000);
-    if (m[1] === 'EXIT') throw new Error(`osprey up exited: ${err}`);
-    return { child, url: m[1]!, err: () => err, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
-
 interface PromVector {
   status: string;
   data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
@@ -412,7 +374,7 @@ describe('a real Prometheus scrapes osprey up', { timeout: 120_000 }, () => {
     try {
       const upPort = await freePort();
       const osprey = await ospreyUp(['--memory', '--listen', `127.0.0.1:${upPort}`, '--no-ui']);
-      cleanup.push(() => osprey.stop());
+      cleanup.push(async () => void (await osprey.stop()));
 
       const pyPort = await freePort();
       writeFileSync(join(dir, 'ok.txt'), 'ok\n');

@@ -2,43 +2,13 @@
 // real curl, the CLI's public JSON, SIGINT, restart on the same data.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, run, sleep, startServer, waitFor, type Proc } from './helpers.js';
-
-const OSPREY = fileURLToPath(new URL('../../bin/osprey', import.meta.url));
-
-interface Up {
-  child: ChildProcess;
-  url: string;
-  err: () => string;
-  stop(): Promise<number | null>;
-}
-
-async function up(args: string[]): Promise<Up> {
-  const child = spawn(OSPREY, ['up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout.resume();
-  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-  const m = await waitFor('osprey up listening', () => /listening on (http:\/\/\S+)/.exec(err) ?? (child.exitCode !== null ? ['', 'EXIT'] : undefined), 30000);
-  if (m[1] === 'EXIT') throw new Error(`osprey up exited: ${err}`);
-  return {
-    child,
-    url: m[1]!,
-    err: () => err,
-    stop: async () => {
-      child.kill('SIGINT');
-      return exited;
-    },
-  };
-}
+import { freePort, OSPREY, ospreyUp as up, run, sleep, startServer, waitFor, type OspreyUp, type Proc } from './helpers.js';
 
 describe('osprey up', { timeout: 180_000 }, () => {
-  let agent: Up;
+  let agent: OspreyUp;
   let py: Proc;
   let pyPort: number;
   const data = mkdtempSync(join(tmpdir(), 'osprey-data-'));
@@ -53,7 +23,7 @@ describe('osprey up', { timeout: 180_000 }, () => {
   });
   after(async () => {
     await py?.stop();
-    if (agent?.child.exitCode === null) await agent.stop();
+    if (agent && !agent.child.exited) await agent.stop();
   });
 
   it('a finished request is queryable within 5 s as span JSON', async () => {
@@ -159,5 +129,109 @@ describe('osprey up', { timeout: 180_000 }, () => {
     const t = await run(OSPREY, ['trace', '--server', agent.url, '--json', traceId]);
     assert.equal(t.code, 0, t.stderr);
     assert.equal(t.stdout.trim().split('\n').length, 2);
+  });
+});
+
+/** ids of the BPF programs, links and maps a process holds open, from /proc/<pid>/fdinfo */
+function bpfObjectsOf(pid: number): { progs: Set<number>; links: Set<number>; maps: Set<number> } {
+  const held = { progs: new Set<number>(), links: new Set<number>(), maps: new Set<number>() };
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    let info: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue; // closed meanwhile
+    }
+    const id = (key: string) => Number(new RegExp(`^${key}:\\s*(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
+    if (target === 'anon_inode:bpf-prog') held.progs.add(id('prog_id'));
+    else if (target === 'anon_inode:bpf_link') held.links.add(id('link_id'));
+    else if (target === 'anon_inode:bpf-map') held.maps.add(id('map_id'));
+  }
+  return held;
+}
+
+/** ids of every BPF program, link and map the kernel has loaded (bpftool -j) */
+async function loadedBpf(): Promise<{ progs: Set<number>; links: Set<number>; maps: Set<number> }> {
+  const ids = async (what: string) => {
+    const r = await run('bpftool', ['-j', what, 'show']);
+    assert.equal(r.code, 0, r.stderr);
+    return new Set((JSON.parse(r.stdout || '[]') as { id: number }[]).map((o) => o.id));
+  };
+  return { progs: await ids('prog'), links: await ids('link'), maps: await ids('map') };
+}
+
+describe('osprey up killed with SIGKILL', { timeout: 180_000 }, () => {
+  const data = mkdtempSync(join(tmpdir(), 'osprey-kill9-'));
+  const paths = [1, 2, 3].map((i) => `/kill9/${Date.now()}-${i}`);
+  let py: Proc | undefined;
+  let agent: OspreyUp | undefined;
+
+  after(async () => {
+    await py?.stop();
+    if (agent && !agent.child.exited) await agent.stop();
+  });
+
+  it('leaves no BPF program, link or map behind; a restart on the same data has every span stored before', async () => {
+    agent = await up(['--data', data, '--listen', `127.0.0.1:${await freePort()}`, '--no-ui']);
+    const pyPort = await freePort();
+    py = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1'], pyPort);
+
+    // what this agent holds, seen by the kernel too (so that "gone" below means something)
+    const ours = bpfObjectsOf(agent.pid);
+    assert.ok(ours.progs.size >= 20 && ours.links.size >= 20 && ours.maps.size >= 1, `held: ${ours.progs.size} programs, ${ours.links.size} links, ${ours.maps.size} maps`);
+    const loaded = await loadedBpf();
+    for (const kind of ['progs', 'links', 'maps'] as const) {
+      for (const id of ours[kind]) assert.ok(loaded[kind].has(id), `${kind} ${id} held by osprey but not listed by bpftool`);
+    }
+
+    for (const p of paths) assert.equal((await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${pyPort}${p}`])).code, 0);
+    // stored and queryable: both spans of every request
+    const query = async (source: string[]) => {
+      const q = await run(OSPREY, ['query', ...source, '--json', '--since', '10m', '{ span.url.path =~ "/kill9/.*" }']);
+      assert.equal(q.code, 0, q.stderr);
+      return q.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { traceId: string; spanId: string; kind: string; attributes: Record<string, unknown> })
+        .filter((s) => paths.includes(s.attributes['url.path'] as string));
+    };
+    const url = agent.url;
+    const before = await waitFor('both spans of the 3 requests queryable', async () => {
+      const spans = await query(['--server', url]);
+      return spans.length >= 6 ? spans : undefined;
+    }, 15_000, 200);
+    assert.equal(before.length, 6, JSON.stringify(before));
+
+    process.kill(agent.pid, 'SIGKILL');
+    const st = await agent.child.exit;
+    assert.equal(st.signal, 'SIGKILL');
+
+    // the kernel frees what only the dead process held; freeing programs is deferred work
+    const remaining = async () => {
+      const now = await loadedBpf();
+      return {
+        progs: [...ours.progs].filter((id) => now.progs.has(id)),
+        links: [...ours.links].filter((id) => now.links.has(id)),
+        maps: [...ours.maps].filter((id) => now.maps.has(id)),
+      };
+    };
+    const none = { progs: [], links: [], maps: [] };
+    await waitFor("the killed agent's BPF objects to be freed", async () => JSON.stringify(await remaining()) === JSON.stringify(none), 20_000, 200).catch(() => undefined);
+    assert.deepEqual(await remaining(), none, 'BPF objects of the killed agent still loaded');
+
+    // the store opens where the killed agent left it, with every span it had stored
+    const offline = await query(['--data', data]);
+    assert.deepEqual(offline.map((s) => s.spanId).sort(), before.map((s) => s.spanId).sort(), 'read offline after kill -9');
+    agent = await up(['--data', data, '--listen', `127.0.0.1:${await freePort()}`, '--no-ui']);
+    assert.match(agent.err(), /\((\d+) spans kept/);
+    const kept = Number(/\((\d+) spans kept/.exec(agent.err())![1]);
+    assert.ok(kept >= 6, `spans kept: ${kept}`);
+    const after = await query(['--server', agent.url]);
+    assert.deepEqual(after.map((s) => s.spanId).sort(), before.map((s) => s.spanId).sort());
+    assert.deepEqual(new Set(after.map((s) => s.traceId)).size, 3);
+    assert.equal(await agent.stop(), 0, agent.err());
   });
 });

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childrenCpuSec, freePort, log, procCpuSec, procMem, sleep, spawnTracked, stopChild, waitForLine } from './proc.mjs';
+import { childrenCpuSec, freePort, log, procCpuSec, procMem, run, sleep, spawnChild, startProcess } from './proc.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const NGINX = '/usr/sbin/nginx';
@@ -54,35 +54,24 @@ http {
 }
 `,
   );
-  const child = spawnTracked(NGINX, ['-p', `${prefix}/`, '-c', `${prefix}/nginx.conf`, '-e', 'stderr'], {
-    env: { ...process.env, OTEL_SERVICE_NAME: service },
+  const child = await startProcess({
+    name: 'nginx',
+    cmd: NGINX,
+    args: ['-p', `${prefix}/`, '-c', `${prefix}/nginx.conf`, '-e', 'stderr'],
+    env: { OTEL_SERVICE_NAME: service },
+    port,
+    stopSignal: 'SIGQUIT',
+    stopGraceMs: 3000,
   });
-  await waitListening(port, child, 'nginx');
-  return { name: 'nginx', service, port, url: `http://127.0.0.1:${port}/index.html`, child, stop: () => stopChild(child, { signal: 'SIGQUIT', timeoutMs: 3000 }) };
+  return { name: 'nginx', service, port, url: `http://127.0.0.1:${port}/index.html`, child, stop: () => child.stop() };
 }
 
 /** a Node http server answering every request with the same small body */
 export async function startNodeServer(service = 'bench-node') {
   const port = await freePort();
-  const src = `const b=Buffer.from(${JSON.stringify(BODY)});require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'application/json','content-length':b.length});s.end(b)}).listen(${port},'127.0.0.1',()=>console.log('ready'))`;
-  const child = spawnTracked(process.execPath, ['-e', src], { env: { ...process.env, OTEL_SERVICE_NAME: service } });
-  await waitForLine(child, 'stdout', /ready/, 10_000, 'node server');
-  return { name: 'node', service, port, url: `http://127.0.0.1:${port}/api/items/42`, child, stop: () => stopChild(child, { timeoutMs: 3000 }) };
-}
-
-async function waitListening(port, child, what) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited: ${child.errText.trim().slice(-800)}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
-      await r.arrayBuffer();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${what} not listening on ${port}: ${child.errText.trim().slice(-800)}`);
-      await sleep(50);
-    }
-  }
+  const src = `const b=Buffer.from(${JSON.stringify(BODY)});require('http').createServer((q,s)=>{s.writeHead(200,{'content-type':'application/json','content-length':b.length});s.end(b)}).listen(${port},'127.0.0.1')`;
+  const child = await startProcess({ name: 'node server', cmd: process.execPath, args: ['-e', src], env: { OTEL_SERVICE_NAME: service }, port, stopGraceMs: 3000 });
+  return { name: 'node', service, port, url: `http://127.0.0.1:${port}/api/items/42`, child, stop: () => child.stop() };
 }
 
 // ---- wrk ---------------------------------------------------------------------------------
@@ -104,19 +93,16 @@ export async function runWrk({ url, seconds, threads = 2, connections = 50, rate
   if (close) args.push('-H', 'Connection: close');
   args.push(url);
   // through sh, so that wrk's own CPU time can be read afterwards (the shell's cutime/cstime)
-  const child = spawnTracked('sh', ['-c', 'wrk "$@"; rc=$?; echo "wrk-stat: $(cat /proc/$$/stat)" >&2; exit $rc', 'wrk', ...args], {
-    env: { ...process.env, OTEL_SERVICE_NAME: service },
+  const res = await run('sh', ['-c', 'wrk "$@"; rc=$?; echo "wrk-stat: $(cat /proc/$$/stat)" >&2; exit $rc', 'wrk', ...args], {
+    env: { OTEL_SERVICE_NAME: service },
+    timeoutMs: (seconds + 15) * 1000,
   });
-  const killer = setTimeout(() => stopChild(child, { signal: 'SIGKILL' }), (seconds + 15) * 1000);
-  const res = await child.exited;
-  clearTimeout(killer);
-  if (res.error) throw new Error(`wrk: ${res.error.message}`);
   if (res.code === 127) throw new Error('wrk not found (make build installs it)');
-  if (res.code !== 0) throw new Error(`wrk exited ${res.code ?? res.signal}: ${child.errText.trim().slice(-500)}`);
-  const r = parseWrk(child.outText);
-  const stat = /^wrk-stat: (.*)$/m.exec(child.errText);
+  if (res.code !== 0) throw new Error(`wrk exited ${res.code ?? res.signal}: ${res.stderr.trim().slice(-500)}`);
+  const r = parseWrk(res.stdout);
+  const stat = /^wrk-stat: (.*)$/m.exec(res.stderr);
   r.wrkCpuSec = stat ? childrenCpuSec(stat[1]) : NaN;
-  if (!Number.isFinite(r.requests)) log(`warning: could not parse wrk output: ${child.outText.trim().slice(-400)} ${child.errText.trim().slice(-200)}`);
+  if (!Number.isFinite(r.requests)) log(`warning: could not parse wrk output: ${res.stdout.trim().slice(-400)} ${res.stderr.trim().slice(-200)}`);
   return r;
 }
 
@@ -208,13 +194,14 @@ export function probeMode(dir) {
         script,
         `${tps.map((t) => `tracepoint:${t}`).join(',\n')}\n{ @events = count(); }\ninterval:ms:100 { print(@events); }\nEND { print(@events); clear(@events); }\n`,
       );
-      const child = spawnTracked('bpftrace', [script], { stopSignal: 'SIGINT' });
-      await waitForLine(child, 'stdout', /Attaching \d+ probes/, 60_000, 'bpftrace');
+      const child = await spawnChild('bpftrace', [script], { stopSignal: 'SIGINT', stopGraceMs: 10_000 });
+      await child.waitForOutput('stdout', /Attaching \d+ probes/, 60_000);
       await sleep(1000);
       /** the latest count the probe printed (at most 100 ms old) */
       const hits = () => {
         // the last complete line (a line may still be arriving)
-        const text = child.outText.slice(0, child.outText.lastIndexOf('\n') + 1);
+        const out = child.stdout();
+        const text = out.slice(0, out.lastIndexOf('\n') + 1);
         const i = text.lastIndexOf('@events:');
         const m = i < 0 ? null : /^@events:\s*(\d+)\n/.exec(text.slice(i));
         return m ? Number(m[1]) : undefined;
@@ -228,7 +215,7 @@ export function probeMode(dir) {
           return h === undefined ? {} : { probe_hits: h };
         },
         async stop() {
-          await stopChild(child, { timeoutMs: 10_000 });
+          await child.stop();
           return { events: hits() };
         },
       };
@@ -245,10 +232,9 @@ export function probeMode(dir) {
  */
 export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) {
   const dd = async () => {
-    const child = spawnTracked('sh', ['-c', `dd if=/dev/zero of=/dev/null bs=1 count=${count} 2>/dev/null; echo "dd-stat: $(cat /proc/$$/stat)"`]);
-    const res = await child.exited;
-    const m = /^dd-stat: (.*)$/m.exec(child.outText);
-    if (res.code !== 0 || !m) throw new Error(`dd failed: ${child.errText.trim().slice(-300)}`);
+    const res = await run('sh', ['-c', `dd if=/dev/zero of=/dev/null bs=1 count=${count} 2>/dev/null; echo "dd-stat: $(cat /proc/$$/stat)"`], { timeoutMs: 300_000 });
+    const m = /^dd-stat: (.*)$/m.exec(res.stdout);
+    if (res.code !== 0 || !m) throw new Error(`dd failed: ${res.stderr.trim().slice(-300)}`);
     return childrenCpuSec(m[1]);
   };
   const off = [];
@@ -292,22 +278,22 @@ export function ospreyMode({ profDir, dir, memory = false } = {}) {
       const launch = () =>
         profDir
           ? // profiler starts once the probes are loaded (see lib/prof-wrap.mjs)
-            spawnTracked(
+            spawnChild(
               process.execPath,
               [join(ROOT, 'bench/lib/prof-wrap.mjs'), join(profDir, `osprey-${Date.now()}.cpuprofile`), 'listening on', main, ...upArgs],
-              { stopSignal: 'SIGINT' },
+              { name: 'osprey up', stopSignal: 'SIGINT', stopGraceMs: 30_000 },
             )
-          : spawnTracked(join(ROOT, 'bin/osprey'), upArgs, { stopSignal: 'SIGINT' });
-      let child = launch();
+          : spawnChild(join(ROOT, 'bin/osprey'), upArgs, { name: 'osprey up', stopSignal: 'SIGINT', stopGraceMs: 30_000 });
+      let child = await launch();
       try {
-        await waitForLine(child, 'stderr', /listening on/, 60_000, 'osprey up');
+        await child.waitForOutput('stderr', /listening on/, 60_000);
       } catch (err) {
         // a concurrent BPF load elsewhere can make ours fail transiently (EAGAIN): once more
         log(`osprey up failed to start, retrying once: ${String(err.message).split('\n')[0]}`);
-        await stopChild(child, { timeoutMs: 5000 });
+        await child.stop({ graceMs: 5000 });
         await sleep(2000);
-        child = launch();
-        await waitForLine(child, 'stderr', /listening on/, 60_000, 'osprey up');
+        child = await launch();
+        await child.waitForOutput('stderr', /listening on/, 60_000);
       }
       const startMem = procMem(child.pid);
       const base = `http://127.0.0.1:${port}`;
@@ -329,8 +315,9 @@ export function ospreyMode({ profDir, dir, memory = false } = {}) {
         async stop() {
           const mem = procMem(child.pid);
           const cpu = procCpuSec(child.pid);
-          const res = await stopChild(child, { timeoutMs: 30_000 });
-          if (res?.code !== 0) log(`warning: osprey exited ${res?.code ?? res?.signal}: ${child.errText.trim().slice(-300)}`);
+          await child.stop();
+          const res = await child.exit;
+          if (res.code !== 0) log(`warning: osprey exited ${res.code ?? res.signal}: ${child.stderr().trim().slice(-300)}`);
           return { hwmMb: mem.hwmMb, cpuSec: cpu };
         },
       };

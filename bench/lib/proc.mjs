@@ -1,8 +1,10 @@
-// Process bookkeeping for the benchmarks: every child is tracked and killed on exit,
-// error or Ctrl-C; /proc readers for node-wide and per-process CPU and memory.
-import { spawn, execFileSync } from 'node:child_process';
+// Process bookkeeping for the benchmarks: starting and stopping children, ports and waiting
+// come from the build (src/proc, shared with the demo and the tests); here are only what the
+// benchmarks add: progress lines, Ctrl-C handling, /proc readers for node-wide and
+// per-process CPU and memory.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { loadDist } from './script.mjs';
 
 const t0 = Date.now();
 /** progress line on stderr, prefixed with the elapsed time */
@@ -13,152 +15,27 @@ export function log(msg) {
   process.stderr.write(`[bench ${mm}:${ss}] ${msg}\n`);
 }
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// ---- children (src/proc/index.ts) --------------------------------------------------------
 
-// ---- children ---------------------------------------------------------------------------
-
-/** live children: pid -> { child, stopSignal } */
-const live = new Map();
-
-/**
- * Spawns a tracked child in its own process group (so nginx workers and the like die with
- * it). `stopSignal` is what a graceful stop sends first (SIGINT for osprey and bpftrace).
- * Keeps the last 64 KiB of stdout and stderr in child.outText / child.errText.
- */
-export function spawnTracked(cmd, args, { stopSignal = 'SIGTERM', env, cwd } = {}) {
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env, cwd });
-  child.outText = '';
-  child.errText = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stdout.on('data', (d) => (child.outText = (child.outText + d).slice(-65536)));
-  child.stderr.on('data', (d) => (child.errText = (child.errText + d).slice(-65536)));
-  child.exited = new Promise((resolve) => {
-    // 'close' comes after the output is fully read ('exit' may come before the last chunk);
-    // if a leftover grandchild keeps the pipes open, give up waiting after 2 s
-    child.on('exit', (code, signal) => {
-      live.delete(child.pid);
-      const t = setTimeout(() => resolve({ code, signal }), 2000);
-      child.on('close', () => {
-        clearTimeout(t);
-        resolve({ code, signal });
-      });
-    });
-    child.on('error', (err) => {
-      live.delete(child.pid);
-      child.spawnError = err;
-      resolve({ code: -1, signal: null, error: err });
-    });
-  });
-  if (child.pid) live.set(child.pid, { child, stopSignal });
-  return child;
-}
-
-function signalGroup(pid, sig) {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      /* gone */
-    }
-  }
-}
-
-/** graceful stop: stopSignal to the leader, then SIGKILL to the group after timeoutMs */
-export async function stopChild(child, { signal, timeoutMs = 10_000 } = {}) {
-  if (!child || child.exitCode !== null || child.signalCode !== null || !live.has(child.pid)) return child?.exited;
-  const sig = signal ?? live.get(child.pid)?.stopSignal ?? 'SIGTERM';
-  try {
-    process.kill(child.pid, sig);
-  } catch {
-    /* gone */
-  }
-  const t = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), timeoutMs);
-  const res = await child.exited;
-  clearTimeout(t);
-  // leftovers of the group (nginx workers) go too
-  signalGroup(child.pid, 'SIGKILL');
-  return res;
-}
-
-/** stops every live child gracefully (in parallel), SIGKILL after timeoutMs */
-export async function stopAll(timeoutMs = 8000) {
-  await Promise.all([...live.values()].map(({ child }) => stopChild(child, { timeoutMs })));
-}
+export const { freePort, killAll, run, sleep, spawnChild, startProcess, stopAll } = await loadDist('proc/index.js');
 
 let installed = false;
-/** On Ctrl-C/SIGTERM: stop children gracefully, exit 130. On any exit: SIGKILL what is left. */
+/** On Ctrl-C/SIGTERM: stop children gracefully, exit 130 (a second signal: SIGKILL them at once). */
 export function installCleanup() {
   if (installed) return;
   installed = true;
   let stopping = false;
   const onSignal = (sig) => {
     if (stopping) {
-      for (const pid of live.keys()) signalGroup(pid, 'SIGKILL');
+      killAll();
       process.exit(130);
     }
     stopping = true;
-    log(`${sig}: stopping ${live.size} child process(es)`);
-    stopAll(5000).finally(() => process.exit(130));
+    log(`${sig}: stopping child processes`);
+    stopAll().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  process.on('exit', () => {
-    for (const pid of live.keys()) signalGroup(pid, 'SIGKILL');
-  });
-}
-
-/** resolves with the first line of the child's stream matching re; rejects on exit or timeout */
-export function waitForLine(child, stream, re, timeoutMs, what) {
-  return new Promise((resolve, reject) => {
-    const src = stream === 'stdout' ? child.stdout : child.stderr;
-    let buf = '';
-    const done = (err, v) => {
-      clearTimeout(timer);
-      src.off('data', onData);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve(v);
-    };
-    const onData = (d) => {
-      buf += d;
-      const m = re.exec(buf);
-      if (m) done(undefined, m);
-    };
-    const onExit = (code, sig) =>
-      done(new Error(`${what} exited (${code ?? sig}) before ready: ${(child.errText || child.outText).trim().slice(-800)}`));
-    const timer = setTimeout(
-      () => done(new Error(`${what} not ready after ${timeoutMs} ms: ${(child.errText || child.outText).trim().slice(-800)}`)),
-      timeoutMs,
-    );
-    src.on('data', onData);
-    child.on('exit', onExit);
-    if (child.spawnError) onExit(-1, child.spawnError.message);
-  });
-}
-
-/** runs a command to completion (tracked, killed after timeoutMs); resolves { code, out, err } */
-export async function runTracked(cmd, args, timeoutMs, opts = {}) {
-  const child = spawnTracked(cmd, args, opts);
-  const timer = setTimeout(() => stopChild(child, { signal: 'SIGTERM', timeoutMs: 2000 }), timeoutMs);
-  const res = await child.exited;
-  clearTimeout(timer);
-  if (res.error) throw res.error;
-  return { code: res.code, signal: res.signal, out: child.outText, err: child.errText };
-}
-
-/** a TCP port free on 127.0.0.1 right now */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 // ---- /proc ------------------------------------------------------------------------------

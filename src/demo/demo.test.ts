@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { startChain, type Chain } from './chain.js';
 import { nginxConfig } from './nginx.js';
-import { freePort, isAlive, startProcess } from './processes.js';
+import { isAlive } from '../proc/index.js';
 
 const run = promisify(execFile);
 
@@ -110,27 +110,6 @@ void describe('demo chain (nginx -> node -> python)', { timeout: 30_000 }, () =>
     await chain.stop(); // idempotent
     for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} still alive`);
     await assert.rejects(curl(url('/chain/after-stop')));
-  });
-});
-
-void describe('startProcess', { timeout: 15_000 }, () => {
-  void it('reports the last output of a process that dies before listening', async () => {
-    const port = await freePort();
-    await assert.rejects(
-      startProcess({ name: 'dies', cmd: 'sh', args: ['-c', 'echo no-such-config >&2; exit 3'], port }),
-      (err: Error) => /exited with 3/.test(err.message) && /no-such-config/.test(err.message),
-    );
-  });
-
-  void it('times out and kills a process that never listens', async () => {
-    const port = await freePort();
-    let pid = 0;
-    await assert.rejects(
-      startProcess({ name: 'sleeper', cmd: 'sh', args: ['-c', 'echo $$; exec sleep 30'], port, timeoutMs: 500, log: (l) => (pid = Number(l.split(' ')[1])) }),
-      /not accepting connections/,
-    );
-    assert.ok(pid > 0);
-    assert.equal(isAlive(pid), false);
   });
 });
 

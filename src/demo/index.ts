@@ -2,12 +2,12 @@
 //   loadgen (node demo/loadgen.mjs) -> nginx :proxy -> frontend (node demo/frontend.mjs) -> backend (python3 demo/backend.py)
 // The services know nothing about tracing; they only carry OTEL_SERVICE_NAME in their environment.
 import { join, resolve } from 'node:path';
-import { startProcess, type StartedProcess } from './processes.js';
+import { startProcess, type StartedProcess } from '../proc/index.js';
 import { demoFile, startStack } from './stack.js';
 
 export { startChain, type Chain, type ChainOptions } from './chain.js';
 export { nginxConfig, type NginxOptions } from './nginx.js';
-export { freePort, isAlive, startProcess, type StartedProcess, type StartProcessOptions } from './processes.js';
+export { freePort, isAlive, startProcess, type StartedProcess, type StartProcessOptions } from '../proc/index.js';
 
 export interface DemoOptions {
   /** Receives progress lines and the services' stdout/stderr lines. */

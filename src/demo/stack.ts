@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeNginxConfig } from './nginx.js';
-import { childPids, freePort, startProcess, stopAll, type StartedProcess } from './processes.js';
+import { childPids, freePort, startProcess, stopAll, waitFor, type StartedProcess } from '../proc/index.js';
 
 /**
  * The package root: the nearest ancestor holding demo/backend.py and package.json. The compiled
@@ -71,16 +71,6 @@ function writeStaticRoot(dir: string): void {
   writeFileSync(join(dir, 'big.txt'), big);
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() >= deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const ports: StackPorts =
     opts.basePort !== undefined
@@ -118,7 +108,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     started.push(nginx);
 
     // With daemon off the process we spawned is the master; it writes the pid file, then forks workers.
-    const nginxPids = await waitFor('nginx pid file and worker', 5000, () => {
+    const nginxPids = await waitFor('nginx pid file and worker', () => {
       let pidInFile = 0;
       try {
         pidInFile = Number(readFileSync(conf.pid, 'utf8').trim());
@@ -128,7 +118,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       if (pidInFile !== nginx.pid) return undefined;
       const workers = childPids(nginx.pid);
       return workers.length >= 1 ? [nginx.pid, ...workers.sort((a, b) => a - b)] : undefined;
-    });
+    }, 5000, 25);
 
     const stop = async (): Promise<void> => {
       // Front to back, so no tier sees its callee vanish under an in-flight request.
