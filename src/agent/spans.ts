@@ -1,8 +1,10 @@
 // An HTTP exchange becomes an OpenTelemetry span: semantic-convention
-// attributes, a low-cardinality name, status rules. Bodies, credentials and
-// secret-looking query values never reach a span.
+// attributes, a low-cardinality name, status rules. Bodies and credentials never
+// reach a span: every text taken from the request (path, query, Host, User-Agent)
+// goes through ./redact.ts first.
 import type { Exchange } from './protocols/protocol.js';
-import { redactQuery, routeOf } from './protocols/route.js';
+import { routeOf } from './protocols/route.js';
+import { redactPathParams, redactQuery, redactText, stripUserinfo } from './redact.js';
 import type { Attributes, SpanStatus } from './span.js';
 
 export interface Endpoint {
@@ -54,7 +56,7 @@ interface HostPort {
 }
 
 const parseHost = memo((h: string): HostPort | null => {
-  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h.trim());
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(stripUserinfo(h.trim()));
   return m ? { host: m[1]!.replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : undefined } : null;
 });
 
@@ -69,9 +71,13 @@ interface TargetParts {
 }
 
 const targetParts = memo((target: string): TargetParts => {
-  const { path, query } = splitTarget(target);
-  return { path, route: routeOf(path), safeQuery: query ? redactQuery(query) : '' };
+  const split = splitTarget(target);
+  const path = redactPathParams(split.path);
+  return { path, route: routeOf(path), safeQuery: split.query ? redactQuery(split.query) : '' };
 });
+
+/** a User-Agent as stored: secrets redacted, then cut (cutting first could keep a secret's head) */
+const safeUserAgent = memo((ua: string): string => redactText(ua).slice(0, 256));
 
 export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): HttpSpanParts {
   const req = ex.request;
@@ -97,11 +103,12 @@ export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): 
   } else {
     a['server.address'] = host?.host ?? remote.ip;
     a['server.port'] = host?.port ?? remote.port;
-    const authority = req.headers.host ?? (remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`);
+    const h = req.headers.host;
+    const authority = h !== undefined ? stripUserinfo(h) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
     a['url.full'] = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
   }
   const ua = req.headers['user-agent'];
-  if (ua) a['user_agent.original'] = ua.slice(0, 256);
+  if (ua) a['user_agent.original'] = safeUserAgent(ua);
   if (req.bodySize > 0) a['http.request.body.size'] = req.bodySize;
   let status: SpanStatus = 'unset';
   let statusMessage: string | undefined;

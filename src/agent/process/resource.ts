@@ -4,6 +4,7 @@
 import { readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
+import { redactArgv } from '../redact.js';
 import type { Attributes } from '../span.js';
 import { detectRuntime, type RuntimeInfo } from './runtime.js';
 
@@ -163,19 +164,9 @@ export class ProcessTable {
       'process.executable.name': basename(exe) || comm,
       'host.name': this.#host,
     };
-    if (argv.length) resource['process.command_line'] = redactCommandLine(argv).join(' ').slice(0, 1024);
+    if (argv.length) resource['process.command_line'] = redactArgv(argv).join(' ').slice(0, 1024);
     if (containerId) resource['container.id'] = containerId;
     return { pid, resource, serviceName, runtime: detectRuntime(pid, exe, comm) };
   }
 }
 
-/** values of secret-looking flags never leave the machine */
-function redactCommandLine(argv: string[]): string[] {
-  const secret = /(password|passwd|secret|token|api[-_]?key|credential)/i;
-  return argv.map((a, i) => {
-    const eq = a.indexOf('=');
-    if (eq > 0 && secret.test(a.slice(0, eq))) return `${a.slice(0, eq + 1)}REDACTED`;
-    if (i > 0 && secret.test(argv[i - 1] ?? '') && argv[i - 1]!.startsWith('-') && !argv[i - 1]!.includes('=')) return 'REDACTED';
-    return a;
-  });
-}

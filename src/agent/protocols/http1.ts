@@ -81,6 +81,8 @@
 //
 // Privacy: only an allow-list of headers is ever copied out; authorization, cookie,
 // set-cookie and proxy-authorization are not on it.
+// The target and the kept values (Host, User-Agent) are raw request text: ../spans.ts
+// redacts them with ../redact.ts before they become attributes.
 
 import type { Chunk, Direction, Exchange, HttpRequest, HttpResponse, ProtocolParser } from './protocol.js';
 

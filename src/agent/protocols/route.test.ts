@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { isIdSegment, redactQuery, routeOf } from './route.js';
+import { isIdSegment, routeOf } from './route.js';
 
 describe('routeOf', () => {
   const cases: [string, string][] = [
@@ -88,47 +88,5 @@ describe('routeOf', () => {
     assert.equal(isIdSegment('V2'), false);
     assert.equal(isIdSegment('health'), false);
     assert.equal(isIdSegment(''), false);
-  });
-});
-
-describe('redactQuery', () => {
-  const cases: [string, string][] = [
-    ['a=1&api_key=xyz', 'a=1&api_key=REDACTED'],
-    ['?access_token=abc.def&page=2', '?access_token=REDACTED&page=2'],
-    ['password=hunter2&user=bob', 'password=REDACTED&user=bob'],
-    ['passwd=1&pwd=2&PassWord=3', 'passwd=REDACTED&pwd=REDACTED&PassWord=REDACTED'],
-    ['client_secret=s&sessionid=9&X-Amz-Signature=ff&X-Amz-Credential=AK/2024', 'client_secret=REDACTED&sessionid=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED'],
-    ['sig=abc&auth=basic', 'sig=REDACTED&auth=REDACTED'],
-    ['Authorization=Bearer%20x', 'Authorization=REDACTED'],
-    // names are matched decoded
-    ['access%5Ftoken=abc', 'access%5Ftoken=REDACTED'],
-    ['my+secret=abc', 'my+secret=REDACTED'],
-    // a value containing '=' is wholly replaced
-    ['token=a=b=c&x=1', 'token=REDACTED&x=1'],
-    // nothing secret: unchanged, same string
-    ['q=shoes&size=42', 'q=shoes&size=42'],
-    ['', ''],
-    ['?', '?'],
-    // no value to hide: kept as is
-    ['token&debug', 'token&debug'],
-    ['token=&x=1', 'token=&x=1'],
-    // separators and empty parts kept
-    ['a=1&&key=2&', 'a=1&&key=REDACTED&'],
-    // a broken escape in a name does not throw
-    ['%E0%A4%A=1&apikey=2', '%E0%A4%A=1&apikey=REDACTED'],
-  ];
-  for (const [q, want] of cases) {
-    it(`${q || '(empty)'} -> ${want || '(empty)'}`, () => {
-      assert.equal(redactQuery(q), want);
-    });
-  }
-
-  it('never leaves a secret value behind', () => {
-    const secret = 'S3CR3T-VALUE';
-    for (const name of ['token', 'api_key', 'apiKey', 'SECRET', 'password', 'passwd', 'pwd', 'sig', 'signature', 'auth', 'session', 'credentials']) {
-      const out = redactQuery(`x=1&${name}=${secret}&y=2`);
-      assert.ok(!out.includes(secret), `${name}: ${out}`);
-      assert.ok(out.startsWith('x=1&') && out.endsWith('&y=2'), out);
-    }
   });
 });

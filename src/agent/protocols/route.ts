@@ -1,4 +1,4 @@
-// Low-cardinality routes and privacy-safe query strings for HTTP spans.
+// Low-cardinality routes for HTTP spans (secrets in paths and queries: ../redact.ts).
 //
 // routeOf('/users/123/orders/9f8a7c6e5d4b') === '/users/{id}/orders/{id}'
 // A path segment becomes {id} when it looks like data rather than a name:
@@ -148,48 +148,4 @@ export function routeOf(path: string): string {
   }
   const r = segs.join('/');
   return r.length > MAX_ROUTE ? r.slice(0, MAX_ROUTE) : r;
-}
-
-/** Parameter names whose values are never kept. */
-export const SECRET_PARAM = /token|key|secret|password|passwd|pwd|sig|signature|auth|session|credential/i;
-
-export const REDACTED = 'REDACTED';
-
-function decodeName(s: string): string {
-  if (s.indexOf('%') < 0 && s.indexOf('+') < 0) return s;
-  try {
-    return decodeURIComponent(s.replace(/\+/g, ' '));
-  } catch {
-    return s;
-  }
-}
-
-/**
- * Replace the values of secret-looking query parameters with REDACTED:
- * 'a=1&api_key=xyz' -> 'a=1&api_key=REDACTED'. Accepts the query with or without its
- * leading '?', keeps the order, the separators and parameters without a value; names are
- * matched percent-decoded (access%5Ftoken is access_token).
- */
-export function redactQuery(query: string): string {
-  if (query.length === 0) return query;
-  let lead = '';
-  let q = query;
-  if (q.charCodeAt(0) === 63 /* ? */) {
-    lead = '?';
-    q = q.slice(1);
-  }
-  const parts = q.split('&');
-  let changed = false;
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i];
-    if (part === undefined) continue;
-    const eq = part.indexOf('=');
-    if (eq < 0 || eq === part.length - 1) continue; // no value to hide
-    const name = part.slice(0, eq);
-    if (SECRET_PARAM.test(decodeName(name))) {
-      parts[i] = `${name}=${REDACTED}`;
-      changed = true;
-    }
-  }
-  return changed ? lead + parts.join('&') : query;
 }
