@@ -7,7 +7,7 @@ import { getJson, serverUrl } from './client.js';
 export const statusCommand: Command = {
   name: 'status',
   summary:
-    'Show what is attached, event and span rates and every drop counter of the running agent\n(osprey up). Without a running agent, checks that this machine can run one.',
+    'Show what is attached, event and span rates and every drop counter of the running agent\n(osprey up). Without a running agent: says so, checks that this machine can run one, exits 1.',
   usage: 'osprey status [--server URL] [--json]',
   help: [
     '      --server URL          agent to ask (default http://127.0.0.1:7070)',

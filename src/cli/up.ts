@@ -3,8 +3,8 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { Agent } from '../agent/agent.js';
 import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
@@ -39,7 +39,17 @@ export function prepareDataDir(dir: string): void {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    fail(e.code === 'ENOTDIR' || e.code === 'EEXIST' ? 'a part of the path is a file, not a directory' : errnoWords(e));
+    if (e.code === 'EEXIST') fail('it is a file, not a directory');
+    if (e.code === 'ENOTDIR') fail('a part of the path is a file, not a directory');
+    // a recursive mkdir on a read-only file system says ENOENT: ask the deepest existing parent
+    let parent = resolve(dir);
+    while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    try {
+      accessSync(parent, constants.W_OK);
+    } catch (err2) {
+      fail(`${errnoWords(err2 as NodeJS.ErrnoException)} (${parent})`);
+    }
+    fail(errnoWords(e));
   }
   if (!statSync(dir).isDirectory()) fail('it is a file, not a directory');
   try {
