@@ -4,9 +4,12 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { KernelError } from '../kernel/index.js';
 
 export class UsageError extends Error {
-  constructor(message: string) {
+  /** the command whose --help to point at */
+  command: string | undefined;
+  constructor(message: string, command?: string) {
     super(message);
     this.name = 'UsageError';
+    this.command = command;
   }
 }
 
@@ -17,16 +20,52 @@ export interface Command {
   /** option help lines, already formatted */
   help: string;
   options: NonNullable<ParseArgsConfig['options']>;
+  /** how many positional arguments the command takes (default 0) */
+  positionals?: number;
   run(args: { values: Record<string, unknown>; positionals: string[] }): Promise<number>;
 }
 
 export function parse(cmd: Command, argv: string[]): { values: Record<string, unknown>; positionals: string[] } {
+  const options: NonNullable<ParseArgsConfig['options']> = { ...cmd.options, help: { type: 'boolean', short: 'h' } };
+  // `--limit -1`: a negative number is the option's value (then checked), not an unknown flag
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const opt = a.startsWith('--') && !a.includes('=') ? options[a.slice(2)] : undefined;
+    if (opt?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else {
+      args.push(a);
+    }
+  }
   try {
-    const r = parseArgs({ args: argv, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const r = parseArgs({ args, options, allowPositionals: true, strict: true });
+    const extra = r.positionals[cmd.positionals ?? 0];
+    if (extra !== undefined && !r.values.help) throw new UsageError(`unexpected argument ${JSON.stringify(extra)}`, cmd.name);
     return { values: r.values, positionals: r.positionals };
   } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\. To specify.*$/s, ''));
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(argsMessage(err as Error & { code?: string }, argv), cmd.name);
   }
+}
+
+/** node:util parseArgs' messages, in one line and in osprey's words */
+function argsMessage(err: Error & { code?: string }, argv: string[]): string {
+  const quoted = /'(-[^' ]+)/.exec(err.message)?.[1];
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${quoted ?? err.message}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/argument missing/.test(err.message)) return `${quoted ?? 'an option'} needs a value`;
+      if (/ambiguous/.test(err.message)) return `${quoted ?? 'an option'} needs a value; to give one that starts with "-", write ${quoted ?? '--option'}=-VALUE`;
+      if (/does not take an argument/.test(err.message)) return `${quoted ?? 'a flag'} takes no value`;
+      break;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument ${JSON.stringify(argv.find((a) => !a.startsWith('-')) ?? '')}`;
+  }
+  return err.message.split('\n')[0]!.replace(/\. To specify.*$/, '');
 }
 
 export function commandHelp(cmd: Command): string {
@@ -48,17 +87,21 @@ export function parseDuration(s: string): bigint {
   return BigInt(Math.round(total));
 }
 
-export function intOption(v: unknown, name: string, min = 0): number | undefined {
+/** a decimal integer option (digits only: not 1e3, 0x10 or 1.0) */
+export function intOption(v: unknown, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${typeof v === "string" ? v : JSON.stringify(v)}"`);
+  const s = typeof v === 'string' ? v.trim() : JSON.stringify(v);
+  const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, got "${s}"`);
+  }
   return n;
 }
 
 /** the one place errors become what a user reads: a line of what, a line of how to fix */
 export function reportError(err: unknown): number {
   if (err instanceof UsageError) {
-    process.stderr.write(`osprey: ${err.message}\nRun 'osprey --help' for usage.\n`);
+    process.stderr.write(`osprey: ${err.message}\nRun 'osprey ${err.command ? `${err.command} ` : ''}--help' for usage.\n`);
     return 2;
   }
   if (err instanceof KernelError) {

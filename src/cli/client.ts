@@ -1,7 +1,9 @@
 // How read commands reach spans: the running agent over HTTP (default), or a
 // stopped agent's data directory opened directly.
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { SpanJson } from '../agent/span.js';
 import { spanToJson } from '../agent/span.js';
 import type { EdgeStats, ServiceStats } from '../store/index.js';
@@ -34,35 +36,87 @@ export async function openSource(values: Record<string, unknown>): Promise<SpanS
     if (values.server !== undefined) throw new UsageError('use either --server or --data, not both');
     return openDataDir(dir);
   }
-  return new HttpSource((values.server as string | undefined) ?? DEFAULT_SERVER);
+  return new HttpSource(serverUrl(values.server));
+}
+
+/** --server as a URL osprey can ask: http(s), a host, nothing after the path */
+export function serverUrl(v: unknown): URL {
+  const s = (v as string | undefined) ?? DEFAULT_SERVER;
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new UsageError(`--server must be a URL such as ${DEFAULT_SERVER}, got "${s}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--server must be an http:// or https:// URL, got "${s}"`);
+  if (u.search || u.hash) throw new UsageError(`--server must be the agent's base URL without ?query or #fragment, got "${s}"`);
+  return u;
+}
+
+export interface HttpAnswer {
+  status: number;
+  type: string;
+  body: unknown;
+}
+
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host not found',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  EPROTO: 'TLS handshake failed',
+};
+
+/**
+ * GET base+path as JSON with node:http (fetch refuses ports such as 6000 or 10080 that an
+ * agent may well listen on). A connection failure is an error saying no agent answers.
+ */
+export function getJson(base: URL, path: string, params: Record<string, string>, timeoutMs: number): Promise<HttpAnswer> {
+  const url = new URL(base.href.replace(/\/+$/, '') + path);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  const get = url.protocol === 'https:' ? httpsGet : httpGet;
+  const unreachable = (why: string) =>
+    Object.assign(new Error(`no osprey answers at ${base.origin} (${why})`), {
+      hint: 'start one with `osprey up`, pass --server URL of a running one, or read a stopped agent with --data DIR',
+    });
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers: { accept: 'application/json' }, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(REASONS[err.code ?? ''] ?? err.message)));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const type = String(res.headers['content-type'] ?? '');
+        let body: unknown;
+        try {
+          body = JSON.parse(text) as unknown;
+        } catch {
+          body = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, type, body });
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(unreachable(REASONS[err.code ?? ''] ?? err.message)));
+  });
 }
 
 class HttpSource implements SpanSource {
-  constructor(private readonly base: string) {
-    try {
-      new URL(base);
-    } catch {
-      throw new UsageError(`--server must be a URL, got "${base}"`);
-    }
-  }
+  constructor(private readonly base: URL) {}
 
   async #get<T>(path: string, params: Record<string, string>): Promise<T | undefined> {
-    const url = new URL(path, this.base);
-    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-    let r: Response;
-    try {
-      r = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-    } catch (err) {
-      throw Object.assign(new Error(`no osprey answers at ${this.base} (${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message})`), {
-        hint: 'start one with `osprey up`, or read a stopped agent with --data DIR',
+    const r = await getJson(this.base, path, params, 30_000);
+    const body = r.body as { error?: string; hint?: string } | undefined;
+    if (r.status === 404 && path.includes('/traces/') && body?.error?.includes('not found')) return undefined;
+    if (r.status === 400) throw new UsageError(body?.error ?? 'the agent refused the request (HTTP 400)');
+    if (r.status < 200 || r.status > 299 || typeof body !== 'object' || body === null) {
+      const what = body?.error ?? (r.status >= 200 && r.status <= 299 ? `answered ${r.type || 'a body'} that is not osprey's JSON` : `HTTP ${r.status}`);
+      throw Object.assign(new Error(`${this.base.href.replace(/\/+$/, '')}${path}: ${what}`), {
+        hint: body?.hint ?? `is ${this.base.href} an osprey agent? its API is at /api/osprey/ (osprey up prints its URL)`,
       });
-    }
-    if (r.status === 404 && path.includes('/traces/')) return undefined;
-    const body = (await r.json().catch(() => ({}))) as { error?: string; hint?: string };
-    if (!r.ok) {
-      const err = new Error(body.error ?? `HTTP ${r.status}`);
-      if (r.status === 400) throw new UsageError(body.error ?? 'bad request');
-      throw Object.assign(err, { hint: body.hint });
     }
     return body as T;
   }
@@ -85,6 +139,8 @@ class HttpSource implements SpanSource {
 
 async function openDataDir(dir: string): Promise<SpanSource> {
   const path = join(dir, 'spans.duckdb');
+  if (!existsSync(dir)) throw new UsageError(`--data ${dir}: no such directory`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`--data ${dir}: not a directory`);
   if (!existsSync(path)) throw new UsageError(`no osprey data in ${dir} (expected ${path})`);
   const { DuckStore } = await import('../store/index.js');
   const store = await DuckStore.open({ path, retention: { maxAgeMs: Number.MAX_SAFE_INTEGER, intervalMs: 0 } }).catch((err: Error) => {
@@ -102,7 +158,10 @@ async function openDataDir(dir: string): Promise<SpanSource> {
         if (err instanceof TraceQLError) throw new UsageError(`invalid TraceQL: ${err.message}`);
         throw err;
       }
-      const spans = await store.search({ query, startNs: nowNs() - sinceNs, limit, order: order === 'duration' ? 'duration_desc' : 'start_desc' });
+      const spans = await store.search({ query, startNs: nowNs() - sinceNs, limit, order: order === 'duration' ? 'duration_desc' : 'start_desc' }).catch((err: unknown) => {
+        // a regular expression the store cannot compile is found only when the query runs
+        throw err instanceof TraceQLError ? new UsageError(`invalid TraceQL: ${err.message}`) : err;
+      });
       return spans.map(spanToJson);
     },
     async trace(id) {

@@ -39,7 +39,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(commandHelp(cmd));
     return 0;
   }
-  return cmd.run(args);
+  try {
+    return await cmd.run(args);
+  } catch (err) {
+    if (err instanceof UsageError) err.command ??= cmd.name;
+    throw err;
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -32,6 +32,7 @@ export const queryCommand: Command = {
     "  osprey query --since 5m --slowest '{ kind = server && status = error }'",
   ].join('\n'),
   options: { ...sourceOptions, since: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, slowest: { type: 'boolean' } },
+  positionals: Infinity,
   async run({ values, positionals }) {
     if (positionals.length > 1) throw new UsageError('give the TraceQL query as one argument (quote it)');
     const q = positionals[0] ?? '{}';
@@ -56,10 +57,11 @@ export const traceCommand: Command = {
   usage: 'osprey trace [--server URL | --data DIR] [--json] <trace-id>',
   help: [sourceHelp, '      --json                the trace\'s spans as JSON, one a line'].join('\n'),
   options: { ...sourceOptions, json: { type: 'boolean' } },
+  positionals: Infinity,
   async run({ values, positionals }) {
     const id = positionals[0];
     if (!id || positionals.length > 1) throw new UsageError('give one trace id');
-    if (!/^[0-9a-fA-F]{1,32}$/.test(id)) throw new UsageError(`invalid trace id "${id}": expected up to 32 hex characters`);
+    if (!/^[0-9a-fA-F]{1,32}$/.test(id)) throw new UsageError(`invalid trace id "${id.length > 80 ? `${id.slice(0, 80)}…` : id}": a trace id is up to 32 hex characters (0-9, a-f)`);
     const spans = await withSource(values, (s) => s.trace(id));
     if (!spans) {
       process.stderr.write(`osprey: trace ${id} not found\n`);

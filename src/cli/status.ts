@@ -1,12 +1,13 @@
 // `osprey status`: what is attached and every counter. Asks the running agent
 // (osprey up) first; without one, loads the probes briefly to check the machine.
 import { Capture, preflight } from '../kernel/index.js';
-import { type Command } from './cli.js';
+import { flushStdout, type Command } from './cli.js';
+import { getJson, serverUrl } from './client.js';
 
 export const statusCommand: Command = {
   name: 'status',
   summary:
-    'Show what is attached, event and span rates and every drop counter of the running agent\n(osprey up). Without a running agent, checks that this machine can run one.',
+    'Show what is attached, event and span rates and every drop counter of the running agent\n(osprey up). Without a running agent: says so, checks that this machine can run one, exits 1.',
   usage: 'osprey status [--server URL] [--json]',
   help: [
     '      --server URL          agent to ask (default http://127.0.0.1:7070)',
@@ -14,19 +15,22 @@ export const statusCommand: Command = {
   ].join('\n'),
   options: { server: { type: 'string' }, json: { type: 'boolean' } },
   async run({ values }) {
-    const server = (values.server as string | undefined) ?? 'http://127.0.0.1:7070';
-    const remote = await fetchStatus(server);
-    if (remote) {
-      process.stdout.write(values.json ? `${JSON.stringify(remote)}\n` : formatStatus(remote));
-      return 0;
+    const server = serverUrl(values.server);
+    let remote: StatusReport;
+    try {
+      remote = await fetchStatus(server);
+    } catch (err) {
+      if (!(err instanceof NoAgent)) throw err;
+      // no agent: say so (exit 1), then what this machine could run
+      const e = err.cause as Error & { hint?: string };
+      process.stderr.write(`osprey: ${e.message}\n  fix: start the agent with \`osprey up\`, or pass --server URL of a running one\n`);
+      const local = selfCheck();
+      process.stdout.write(values.json ? `${JSON.stringify(local)}\n` : `checking this machine instead:\n${formatStatus(local)}`);
+      await flushStdout();
+      return 1;
     }
-    const local = selfCheck();
-    if (values.json) {
-      process.stdout.write(`${JSON.stringify(local)}\n`);
-    } else {
-      process.stdout.write(`no agent answers at ${server}; checking this machine instead\n`);
-      process.stdout.write(formatStatus(local));
-    }
+    process.stdout.write(values.json ? `${JSON.stringify(remote)}\n` : formatStatus(remote));
+    await flushStdout();
     return 0;
   },
 };
@@ -41,14 +45,22 @@ export interface StatusReport {
   [k: string]: unknown;
 }
 
-async function fetchStatus(server: string): Promise<StatusReport | undefined> {
+class NoAgent extends Error {}
+
+async function fetchStatus(server: URL): Promise<StatusReport> {
+  let r;
   try {
-    const r = await fetch(new URL('/api/osprey/status', server), { signal: AbortSignal.timeout(1500) });
-    if (!r.ok) return undefined;
-    return (await r.json()) as StatusReport;
-  } catch {
-    return undefined;
+    r = await getJson(server, '/api/osprey/status', {}, 5000);
+  } catch (err) {
+    throw new NoAgent('no agent', { cause: err });
   }
+  const body = r.body as (StatusReport & { error?: string }) | undefined;
+  if (r.status !== 200 || typeof body !== 'object' || body === null || !Array.isArray(body.programs)) {
+    throw Object.assign(new Error(`${server.origin} is not an osprey agent (GET /api/osprey/status: ${body?.error ?? `HTTP ${r.status} ${r.type}`})`), {
+      hint: 'pass --server URL of a running `osprey up` (it prints its URL)',
+    });
+  }
+  return body;
 }
 
 function selfCheck(): StatusReport {

@@ -1,8 +1,10 @@
 // `osprey up`: agent + store + HTTP API in one process. The listener opens only
 // once the probes are attached, so an answered query means capture is live.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { Agent } from '../agent/agent.js';
 import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
@@ -20,10 +22,57 @@ export function defaultDataDir(): string {
 
 export function parseListen(v: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v);
-  if (!m) throw new UsageError(`--listen must be HOST:PORT, got "${v}"`);
+  if (!m) throw new UsageError(`--listen must be HOST:PORT such as 127.0.0.1:7070, got "${v}"`);
   const port = Number(m[3]);
-  if (port > 65535) throw new UsageError(`--listen port out of range: ${port}`);
+  if (port > 65535) throw new UsageError(`--listen port must be 0-65535, got ${port}`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** --data DIR: created if missing, and writable, or a message naming the cause and a fix */
+export function prepareDataDir(dir: string): void {
+  const fail = (why: string): never => {
+    throw Object.assign(new Error(`cannot use --data ${dir}: ${why}`), {
+      hint: 'pass --data with a writable directory, or keep spans in memory with --memory',
+    });
+  };
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EEXIST') fail('it is a file, not a directory');
+    if (e.code === 'ENOTDIR') fail('a part of the path is a file, not a directory');
+    // a recursive mkdir on a read-only file system says ENOENT: ask the deepest existing parent
+    let parent = resolve(dir);
+    while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    try {
+      accessSync(parent, constants.W_OK);
+    } catch (err2) {
+      fail(`${errnoWords(err2 as NodeJS.ErrnoException)} (${parent})`);
+    }
+    fail(errnoWords(e));
+  }
+  if (!statSync(dir).isDirectory()) fail('it is a file, not a directory');
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    fail(errnoWords(err as NodeJS.ErrnoException));
+  }
+}
+
+function errnoWords(e: NodeJS.ErrnoException): string {
+  switch (e.code) {
+    case 'EROFS':
+      return 'read-only file system';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'ENOENT':
+      return 'no such file or directory';
+    default:
+      return e.message;
+  }
 }
 
 export const upCommand: Command = {
@@ -56,11 +105,21 @@ export const upCommand: Command = {
     'capture-size': { type: 'string' },
   },
   async run({ values }) {
+    // every flag is checked before anything is created, opened or attached
     const listen = parseListen((values.listen as string | undefined) ?? '127.0.0.1:7070');
+    if (isIP(listen.host) === 0) {
+      await lookup(listen.host).catch(() => {
+        throw new UsageError(`--listen host "${listen.host}" does not resolve; give an IP address or a known host name, e.g. 127.0.0.1:7070`);
+      });
+    }
     const retentionMs = Number(parseDuration((values.retention as string | undefined) ?? '24h') / 1_000_000n);
+    if (retentionMs < 1000) throw new UsageError(`--retention must be at least 1s, got "${String(values.retention)}"`);
     const maxSpans = intOption(values['max-spans'], 'max-spans', 1) ?? 5_000_000;
-    const dataDir = (values.data as string | undefined) ?? defaultDataDir();
+    const captureSize = intOption(values['capture-size'], 'capture-size', 0, 4096);
     const memory = values.memory === true;
+    if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
+    const dataDir = (values.data as string | undefined) ?? defaultDataDir();
+    if (dataDir === '') throw new UsageError('--data needs a directory');
     const storeMemory = values['store-memory'] as string | undefined;
     if (storeMemory !== undefined && parseMemoryLimit(storeMemory) === undefined) {
       throw new UsageError(`--store-memory must be a size like 256MB or 1GB, got "${storeMemory}"`);
@@ -69,7 +128,7 @@ export const upCommand: Command = {
 
     let path: string | undefined;
     if (!memory) {
-      mkdirSync(dataDir, { recursive: true });
+      prepareDataDir(dataDir);
       path = join(dataDir, 'spans.duckdb');
     }
     const store = await DuckStore.open({ path, memoryLimit: storeMemory, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
@@ -85,7 +144,7 @@ export const upCommand: Command = {
         store.append(spans);
         red.consume(spans);
       },
-      capture: { captureSize: intOption(values['capture-size'], 'capture-size') },
+      capture: { captureSize },
     });
     let cap;
     try {

@@ -1,12 +1,20 @@
 // The HTTP listener: osprey's own API (span JSON), Tempo's query API as Grafana
 // calls it, Prometheus exposition. Binds 127.0.0.1 unless told otherwise.
+// Bad input is answered, never thrown: unknown path 404, wrong method 405 with Allow,
+// a parameter that does not parse 400, a designed endpoint not built yet 501; each body
+// is JSON {"error","hint"?} and each refusal is counted (osprey_http_bad_requests_total).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { spanToJson } from '../agent/span.js';
 import { toResourceSpans } from '../export/otlp-json.js';
-import { MAX_LIMIT, type SpanStore, type TagScope } from '../store/index.js';
-import { parseTraceQL, parseGoDuration, TraceQLError, type Query } from '../traceql/index.js';
-import { HttpError } from './errors.js';
+import { exposition } from '../metrics/prometheus.js';
+import { MAX_LIMIT, type SpanStore } from '../store/index.js';
+import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
+import { BAD_REQUEST_REASONS, HttpError, type BadRequestReason } from './errors.js';
+import { choiceOf, clip, countOf, legacySearch, scopeOf, storeScope, TEMPO_SCOPES, windowOf, withLegacy } from './params.js';
+
+export { parseTime } from './params.js';
 
 export interface ServerDeps {
   store: SpanStore;
@@ -23,15 +31,24 @@ export interface ServerDeps {
 export interface RunningServer {
   url: string;
   server: Server;
+  /** requests refused, by reason, and requests that failed inside osprey */
+  counters: ServerCounters;
   close(): Promise<void>;
+}
+
+export interface ServerCounters {
+  badRequests: Record<BadRequestReason, number>;
+  internalErrors: number;
 }
 
 type Handler = (req: IncomingMessage, url: URL, params: string[]) => Promise<Reply>;
 interface Reply {
   status?: number;
   type?: string;
+  headers?: Record<string, string>;
   body: unknown;
 }
+type Route = [method: string, path: RegExp, handler: Handler];
 
 export const TEMPO_COMPAT_VERSION = '2.7.0';
 
@@ -39,53 +56,53 @@ function json(body: unknown, status = 200): Reply {
   return { status, type: 'application/json', body };
 }
 
-/** unix seconds, unix ns or RFC3339 -> unix ns */
-export function parseTime(v: string | null, name: string): bigint | undefined {
-  if (v === null || v === '') return undefined;
-  if (/^\d+$/.test(v)) {
-    const n = BigInt(v);
-    return n > 100_000_000_000_000n ? n : n * 1_000_000_000n;
-  }
-  const ms = Date.parse(v);
-  if (Number.isNaN(ms)) throw new HttpError(400, `invalid ${name} "${v}"`, 'use unix seconds, unix nanoseconds or RFC3339');
-  return BigInt(ms) * 1_000_000n;
-}
-
 function query(q: string | null): Query {
   try {
     return parseTraceQL(q && q.trim() ? q : '{}');
   } catch (err) {
-    if (err instanceof TraceQLError) throw new HttpError(400, `invalid TraceQL: ${err.message}`, undefined, { cause: err });
+    if (err instanceof TraceQLError) throw traceQLError(err);
     throw err;
   }
 }
 
-function limitOf(v: string | null, def: number): number {
-  if (v === null || v === '') return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new HttpError(400, `invalid limit "${v}"`, 'a non-negative integer');
-  return Math.min(n, MAX_LIMIT);
+function traceQLError(err: TraceQLError): HttpError {
+  return new HttpError(400, `invalid TraceQL: ${err.message}`, 'see https://grafana.com/docs/tempo/latest/traceql/', { cause: err });
 }
 
-function since(url: URL): { startNs: bigint | undefined; endNs: bigint | undefined } {
-  const endNs = parseTime(url.searchParams.get('end'), 'end');
-  let startNs = parseTime(url.searchParams.get('start'), 'start');
-  const s = url.searchParams.get('since');
-  if (s && startNs === undefined) {
-    const d = parseGoDuration(s);
-    if (d === undefined || d < 0) throw new HttpError(400, `invalid since "${s}"`, 'a Go duration such as 30s, 5m, 1h');
-    startNs = (endNs ?? BigInt(Date.now()) * 1_000_000n) - BigInt(Math.round(d));
+const TRACE_ID = /^[0-9a-fA-F]{1,32}$/;
+const TRACE_ID_HINT = 'a trace id is up to 32 hex characters (0-9, a-f)';
+
+/** a path segment, %-decoded; a bad escape is a 400 */
+function segment(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, `malformed URL encoding in the ${what} "${clip(raw)}"`, 'escape bytes as %XX of UTF-8', { reason: 'bad_encoding' });
   }
-  return { startNs, endNs };
 }
 
-export function routes(deps: ServerDeps): [string, RegExp, Handler][] {
+function notBuilt(what: string): Handler {
+  return async () => {
+    throw new HttpError(501, `${what} is not built yet in this osprey`, 'it is part of the design (ARCHITECTURE.md, Public interfaces) and will come in a later release');
+  };
+}
+
+export function routes(deps: ServerDeps, counters: ServerCounters = newCounters()): Route[] {
   const { store } = deps;
-  const traceById = async (id: string) => {
-    if (!/^[0-9a-fA-F]{1,32}$/.test(id)) throw new HttpError(400, `invalid trace id "${id}"`, '32 hex characters');
+  const traceById = async (raw: string, url: URL) => {
+    const id = segment(raw, 'trace id');
+    if (!TRACE_ID.test(id)) {
+      throw new HttpError(400, `invalid trace id "${clip(id)}"${id.length > 32 && /^[0-9a-fA-F]+$/.test(id) ? ` (${id.length} hex characters, at most 32)` : ''}`, TRACE_ID_HINT);
+    }
+    windowOf(url.searchParams); // Grafana sends start/end: checked, the id alone finds the trace
     const spans = await store.trace(id.toLowerCase().padStart(32, '0'));
     if (!spans.length) throw new HttpError(404, `trace ${id} not found`);
     return spans;
+  };
+  const tagValues = async (url: URL, raw: string) => {
+    const name = segment(raw, 'tag name');
+    const p = url.searchParams;
+    return store.tagValues(name, { ...windowOf(p), limit: countOf(p, 'limit', 1000, 100_000) });
   };
   return [
     ['GET', /^\/api\/echo$/, async () => ({ type: 'text/plain', body: 'echo' })],
@@ -96,24 +113,35 @@ export function routes(deps: ServerDeps): [string, RegExp, Handler][] {
       async () =>
         json({ version: TEMPO_COMPAT_VERSION, revision: 'osprey-0.1.0', branch: 'main', buildDate: '', buildUser: 'osprey', goVersion: 'none' }),
     ],
-    ['GET', /^\/api\/osprey\/status$/, async () => json(deps.status())],
+    [
+      'GET',
+      /^\/api\/osprey\/status$/,
+      async () => {
+        const s = deps.status();
+        const c = (s.counters ?? {}) as Record<string, number>;
+        return json({ ...s, counters: { ...c, ...statusCounters(counters) } });
+      },
+    ],
     [
       'GET',
       /^\/api\/osprey\/spans$/,
       async (_req, url) => {
-        const order = url.searchParams.get('order') === 'duration' ? 'duration_desc' : 'start_desc';
-        const spans = await store.search({ query: query(url.searchParams.get('q')), ...since(url), limit: limitOf(url.searchParams.get('limit'), 100), order });
+        const p = url.searchParams;
+        const order = choiceOf(p, 'order', ['start', 'duration'], 'start') === 'duration' ? 'duration_desc' : 'start_desc';
+        const q = query(p.get('q'));
+        const spans = await store.search({ query: q, ...windowOf(p), limit: countOf(p, 'limit', 100, MAX_LIMIT), order });
         return json({ spans: spans.map(spanToJson) });
       },
     ],
-    ['GET', /^\/api\/osprey\/traces\/([^/]+)$/, async (_r, _u, [id]) => json({ spans: (await traceById(id!)).map(spanToJson) })],
+    ['GET', /^\/api\/osprey\/traces\/([^/]+)$/, async (_r, url, [id]) => json({ spans: (await traceById(id!, url)).map(spanToJson) })],
     [
       'GET',
       /^\/api\/osprey\/services$/,
       async (_r, url) => {
-        const w = since(url);
+        const w = windowOf(url.searchParams);
         const from = w.startNs ?? BigInt(Date.now() - 3600_000) * 1_000_000n;
         const to = w.endNs ?? BigInt(Date.now()) * 1_000_000n;
+        if (from > to) throw new HttpError(400, 'start is after end', 'give start <= end (end defaults to now)');
         const services = await store.services(from, to);
         // a window reaching back before capture started would dilute rates
         const observed = deps.observingSinceNs && deps.observingSinceNs > from ? deps.observingSinceNs : from;
@@ -126,7 +154,7 @@ export function routes(deps: ServerDeps): [string, RegExp, Handler][] {
       'GET',
       /^\/api\/osprey\/graph$/,
       async (_r, url) => {
-        const w = since(url);
+        const w = windowOf(url.searchParams);
         return json({ edges: await store.edges(w.startNs ?? BigInt(Date.now() - 3600_000) * 1_000_000n, w.endNs) });
       },
     ],
@@ -135,11 +163,12 @@ export function routes(deps: ServerDeps): [string, RegExp, Handler][] {
       /^\/api\/search$/,
       async (_r, url) => {
         const p = url.searchParams;
+        const legacy = legacySearch(p);
         const traces = await store.searchTraces({
-          query: query(p.get('q')),
-          ...since(url),
-          limit: limitOf(p.get('limit'), 20),
-          spansPerSpanSet: limitOf(p.get('spss'), 3),
+          query: withLegacy(query(p.get('q')), legacy),
+          ...windowOf(p),
+          limit: countOf(p, 'limit', 20, MAX_LIMIT),
+          spansPerSpanSet: countOf(p, 'spss', 3, MAX_LIMIT),
         });
         return json({
           traces: traces.map((t) => {
@@ -167,14 +196,16 @@ export function routes(deps: ServerDeps): [string, RegExp, Handler][] {
         });
       },
     ],
-    ['GET', /^\/api\/traces\/([^/]+)$/, async (_r, _u, [id]) => json({ batches: toResourceSpans(await traceById(id!)) })],
-    ['GET', /^\/api\/v2\/traces\/([^/]+)$/, async (_r, _u, [id]) => json({ trace: { resourceSpans: toResourceSpans(await traceById(id!)) } })],
+    ['GET', /^\/api\/traces\/([^/]+)$/, async (_r, url, [id]) => json({ batches: toResourceSpans(await traceById(id!, url)) })],
+    ['GET', /^\/api\/v2\/traces\/([^/]+)$/, async (_r, url, [id]) => json({ trace: { resourceSpans: toResourceSpans(await traceById(id!, url)) } })],
     [
       'GET',
       /^\/api\/search\/tags$/,
       async (_r, url) => {
-        const scope = url.searchParams.get('scope');
-        const names = await store.tagNames(scope ? scopeOf(scope) : undefined, since(url));
+        const p = url.searchParams;
+        const scope = scopeOf(p);
+        const opts = { ...windowOf(p), limit: countOf(p, 'limit', 1000, 100_000) };
+        const names = scope === undefined ? await store.tagNames(undefined, opts) : storeScope(scope) ? await store.tagNames(storeScope(scope), opts) : [];
         return json({ tagNames: names, metrics: {} });
       },
     ],
@@ -182,49 +213,99 @@ export function routes(deps: ServerDeps): [string, RegExp, Handler][] {
       'GET',
       /^\/api\/v2\/search\/tags$/,
       async (_r, url) => {
-        const scope = url.searchParams.get('scope');
-        const scopes: TagScope[] = scope && scope !== 'all' ? [scopeOf(scope)] : ['resource', 'span', 'intrinsic'];
-        const w = since(url);
-        return json({ scopes: await Promise.all(scopes.map(async (s) => ({ name: s, tags: await store.tagNames(s, w) }))), metrics: {} });
+        const p = url.searchParams;
+        const scope = scopeOf(p);
+        const opts = { ...windowOf(p), limit: countOf(p, 'limit', 1000, 100_000) };
+        const scopes = scope ? [scope] : TEMPO_SCOPES.filter((s) => storeScope(s));
+        return json({
+          scopes: await Promise.all(scopes.map(async (s) => ({ name: s, tags: storeScope(s) ? await store.tagNames(storeScope(s), opts) : [] }))),
+          metrics: {},
+        });
       },
     ],
+    ['GET', /^\/api\/search\/tag\/([^/]+)\/values$/, async (_r, url, [name]) => json({ tagValues: (await tagValues(url, name!)).map((v) => v.value), metrics: {} })],
+    // Tempo: the v2 `q` filter may be an incomplete query; it narrows nothing here
+    ['GET', /^\/api\/v2\/search\/tag\/([^/]+)\/values$/, async (_r, url, [name]) => json({ tagValues: await tagValues(url, name!), metrics: {} })],
     [
       'GET',
-      /^\/api\/search\/tag\/([^/]+)\/values$/,
-      async (_r, url, [name]) => json({ tagValues: (await store.tagValues(decodeURIComponent(name!), since(url))).map((v) => v.value), metrics: {} }),
+      /^\/metrics$/,
+      async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: deps.metrics() + exposition(serverFamilies(counters)) }),
     ],
-    [
-      'GET',
-      /^\/api\/v2\/search\/tag\/([^/]+)\/values$/,
-      async (_r, url, [name]) => json({ tagValues: await store.tagValues(decodeURIComponent(name!), since(url)), metrics: {} }),
-    ],
-    ['GET', /^\/metrics$/, async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: deps.metrics() })],
     [
       'GET',
       /^\/$/,
       async () => {
-        if (!deps.ui) throw new HttpError(404, 'the web UI is disabled (--no-ui)');
+        if (!deps.ui) throw new HttpError(404, 'the web UI is disabled (--no-ui)', 'restart osprey up without --no-ui');
         return { type: 'text/html; charset=utf-8', body: deps.ui() };
       },
     ],
+    // designed (ARCHITECTURE.md) but not built: a clear 501, not a bare 404
+    ['POST', /^\/v1\/traces$/, notBuilt('the OTLP/HTTP receiver (/v1/traces)')],
+    ['POST', /^\/v1\/metrics$/, notBuilt('the OTLP/HTTP receiver (/v1/metrics)')],
+    ['POST', /^\/v1\/logs$/, notBuilt('the OTLP/HTTP receiver (/v1/logs)')],
+    ['GET', /^\/api\/metrics\/query_range$/, notBuilt('TraceQL metrics (/api/metrics/query_range)')],
+    ['GET', /^\/api\/metrics\/query$/, notBuilt('TraceQL metrics (/api/metrics/query)')],
   ];
 }
 
-function scopeOf(s: string): TagScope {
-  if (s === 'span' || s === 'resource' || s === 'intrinsic') return s;
-  throw new HttpError(400, `unknown scope "${s}"`, 'one of span, resource, intrinsic');
+export function newCounters(): ServerCounters {
+  return { badRequests: Object.fromEntries(BAD_REQUEST_REASONS.map((r) => [r, 0])) as Record<BadRequestReason, number>, internalErrors: 0 };
+}
+
+function statusCounters(c: ServerCounters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of BAD_REQUEST_REASONS) out[`http_bad_requests_${r}`] = c.badRequests[r];
+  out.http_internal_errors = c.internalErrors;
+  return out;
+}
+
+function serverFamilies(c: ServerCounters) {
+  return [
+    {
+      name: 'osprey_http_bad_requests_total',
+      help: 'HTTP requests refused: unknown path, wrong method, bad parameter or encoding, not built yet, too large, malformed.',
+      type: 'counter' as const,
+      samples: BAD_REQUEST_REASONS.map((reason) => ({ labels: { reason }, value: c.badRequests[reason] })),
+    },
+    { name: 'osprey_http_internal_errors_total', help: 'HTTP requests that failed inside osprey (500).', type: 'counter' as const, samples: [{ value: c.internalErrors }] },
+  ];
 }
 
 export async function startServer(deps: ServerDeps, listen: { host: string; port: number }): Promise<RunningServer> {
-  const table = routes(deps);
+  const counters = newCounters();
+  const table = routes(deps, counters);
   const server = createServer((req, res) => {
-    void handle(table, req, res);
+    void handle(table, counters, req, res);
   });
   server.keepAliveTimeout = 5000;
+  // what node's HTTP parser refuses before any handler runs: a head over its size limit, bytes
+  // that are not HTTP. Answered like every other error, and counted.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.end('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const reason: BadRequestReason = tooLarge ? 'too_large' : 'malformed_http';
+    counters.badRequests[reason]++;
+    const body = JSON.stringify(
+      tooLarge
+        ? { error: 'request line and headers too large (at most 16 KB)', hint: 'shorten the query string' }
+        : { error: `malformed HTTP request (${err.code ?? err.message})` },
+    );
+    socket.end(
+      `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onListenError = (err: NodeJS.ErrnoException) => reject(listenError(err, listen));
+    server.once('error', onListenError);
     server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
+      server.off('error', onListenError);
       resolve();
     });
   });
@@ -233,6 +314,7 @@ export async function startServer(deps: ServerDeps, listen: { host: string; port
   return {
     url: `http://${host}:${a.port}`,
     server,
+    counters,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -241,36 +323,90 @@ export async function startServer(deps: ServerDeps, listen: { host: string; port
   };
 }
 
-async function handle(table: [string, RegExp, Handler][], req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** why the listener could not open, in words, with the errno code kept for callers */
+function listenError(err: NodeJS.ErrnoException, listen: { host: string; port: number }): Error {
+  const where = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  const say = (message: string, hint: string) => Object.assign(new Error(message, { cause: err }), { code: err.code, hint });
+  switch (err.code) {
+    case 'EADDRNOTAVAIL':
+      return say(`cannot listen on ${where}: ${listen.host} is not an address of this machine`, 'use a local address, e.g. --listen 127.0.0.1:7070 or --listen 0.0.0.0:7070');
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+      return say(`cannot listen on ${where}: host "${listen.host}" does not resolve`, 'give an IP address or a resolvable host name, e.g. --listen 127.0.0.1:7070');
+    case 'EACCES':
+      return say(`cannot listen on ${where}: permission denied`, 'ports below 1024 need root or CAP_NET_BIND_SERVICE; pick a higher port');
+    default:
+      return err;
+  }
+}
+
+async function handle(table: Route[], counters: ServerCounters, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let reply: Reply;
   try {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
-    let matched: Handler | undefined;
-    let params: string[] = [];
-    let pathKnown = false;
-    for (const [method, re, h] of table) {
-      const m = re.exec(path);
-      if (!m) continue;
-      pathKnown = true;
-      if (method !== req.method && !(method === 'GET' && req.method === 'HEAD')) continue;
-      matched = h;
-      params = m.slice(1);
-      break;
+    const { path, url } = target(req.url ?? '/');
+    const candidates = table.filter(([, re]) => re.test(path));
+    if (!candidates.length) throw new HttpError(404, `no such endpoint: ${clip(path)}`, 'see README.md, "Using it", for the API', { reason: 'unknown_path' });
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const hit = candidates.find(([m]) => m === method);
+    if (!hit) {
+      const allowed = [...new Set(candidates.flatMap(([m]) => (m === 'GET' ? ['GET', 'HEAD'] : [m])))];
+      reply = onError(new HttpError(405, `${req.method} not allowed on ${path}`, `use ${allowed.join(' or ')}`), counters);
+      reply.headers = { allow: allowed.join(', ') };
+    } else {
+      reply = await hit[2](req, url, hit[1].exec(path)!.slice(1));
     }
-    if (!matched) throw pathKnown ? new HttpError(405, `${req.method} not allowed on ${path}`) : new HttpError(404, `no such endpoint: ${path}`);
-    reply = await matched(req, url, params);
   } catch (err) {
-    reply = onError(err);
+    reply = onError(err, counters);
   }
   const body = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
-  res.writeHead(reply.status ?? 200, { 'content-type': reply.type ?? 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(reply.status ?? 200, { ...reply.headers, 'content-type': reply.type ?? 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
+/**
+ * The request target: its path (still %-encoded, with trailing slashes dropped) and the
+ * query string, whose %-escapes must decode. `//x` stays a path, never a host.
+ */
+function target(raw: string): { path: string; url: URL } {
+  let pathPart: string;
+  let search: string;
+  if (raw.startsWith('/')) {
+    const q = raw.search(/[?#]/);
+    pathPart = q < 0 ? raw : raw.slice(0, q);
+    search = q < 0 || raw[q] === '#' ? '' : raw.slice(q + 1).split('#')[0]!;
+  } else {
+    // absolute-form (GET http://host/path), as a proxy would send it
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new HttpError(400, `malformed request target "${clip(raw)}"`, 'a path starting with /', { reason: 'malformed_http' });
+    }
+    pathPart = u.pathname;
+    search = u.search.slice(1);
+  }
+  for (const part of search.split('&')) {
+    try {
+      decodeURIComponent(part.replace(/\+/g, ' '));
+    } catch {
+      throw new HttpError(400, `malformed URL encoding in the query string: "${clip(part)}"`, 'escape bytes as %XX of UTF-8 (encodeURIComponent)', { reason: 'bad_encoding' });
+    }
+  }
+  const path = pathPart.length > 1 ? pathPart.replace(/\/+$/, '') || '/' : pathPart;
+  const url = new URL('http://localhost/');
+  url.search = search;
+  return { path, url };
+}
+
 /** the one place errors become responses: a message and a hint, never a stack */
-function onError(err: unknown): Reply {
-  if (err instanceof HttpError) return json({ error: err.message, ...(err.hint ? { hint: err.hint } : {}) }, err.status);
+function onError(err: unknown, counters: ServerCounters): Reply {
+  if (err instanceof TraceQLError) err = traceQLError(err); // e.g. a regular expression the store cannot compile
+  if (err instanceof HttpError) {
+    if (err.reason) counters.badRequests[err.reason]++;
+    return json({ error: err.message, ...(err.hint ? { hint: err.hint } : {}) }, err.status);
+  }
+  counters.internalErrors++;
   const message = err instanceof Error ? err.message : String(err);
   return json({ error: `internal error: ${message}` }, 500);
 }
