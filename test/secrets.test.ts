@@ -4,15 +4,13 @@
 // same command lines and requests must be there, so the test cannot pass by storing nothing.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, run, sleep, startServer, waitFor, type Proc } from './helpers.js';
+import { freePort, OSPREY, ospreyUp, run, sleep, startServer, type OspreyUp, type Proc } from './helpers.js';
 
-const OSPREY = fileURLToPath(new URL('../../bin/osprey', import.meta.url));
 // Debian's python, not a version-manager shim: a shim re-execs and would reset argv[0]
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
@@ -48,32 +46,6 @@ while s.recv(65536):
     pass
 `;
 
-interface Up {
-  child: ChildProcess;
-  url: string;
-  err: () => string;
-  stop(): Promise<number | null>;
-}
-
-async function up(args: string[]): Promise<Up> {
-  const child = spawn(OSPREY, ['up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout.resume();
-  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-  const m = await waitFor('osprey up listening', () => /listening on (http:\/\/\S+)/.exec(err) ?? (child.exitCode !== null ? ['', 'EXIT'] : undefined), 30000);
-  if (m[1] === 'EXIT') throw new Error(`osprey up exited: ${err}`);
-  return {
-    child,
-    url: m[1]!,
-    err: () => err,
-    stop: async () => {
-      child.kill('SIGINT');
-      return exited;
-    },
-  };
-}
-
 /** a client run to its end with its own argv[0] and environment */
 function client(cmd: string, args: string[], opts: { argv0?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -107,20 +79,20 @@ describe('no secret is stored', { timeout: 240_000 }, () => {
   };
   const run0 = randomBytes(4).toString('hex');
   const P = `/secret-test-${run0}`;
-  let agent: Up;
+  let agent: OspreyUp;
   let srv: Proc;
   let port = 0;
   /** the spans of this test's requests, once all are there */
   let traced: Json[] = [];
 
   before(async () => {
-    agent = await up(['--data', data, '--listen', `127.0.0.1:${await freePort()}`]);
+    agent = await ospreyUp(['--data', data, '--listen', `127.0.0.1:${await freePort()}`]);
     port = await freePort();
     srv = await startServer(PYTHON, [serverPy, String(port), '--db-password', secret('server --db-password')], port);
   });
   after(async () => {
     await srv?.stop();
-    if (agent?.child.exitCode === null) await agent.stop();
+    await agent?.stop();
   });
 
   it('clients carrying secrets in argv, headers and URLs are traced', async () => {

@@ -82,8 +82,15 @@ describe('osprey up', { timeout: 180_000 }, () => {
     // what the agent itself costs
     const self = (status as unknown as { self: { cpuSeconds: number; rssBytes: number; heapUsedBytes: number } }).self;
     assert.ok(self.cpuSeconds > 0 && self.rssBytes > 20 * 2 ** 20 && self.heapUsedBytes > 0, JSON.stringify(self));
+    // each traced process with its thread model: the python server of the first test is one
+    const procs = (status as unknown as { processes: { pid: number; runtime: string; threadModel: string }[] }).processes;
+    const pyProc = procs.find((p) => p.pid === py.pid);
+    assert.ok(pyProc, JSON.stringify(procs));
+    assert.equal(pyProc.runtime, 'python');
+    assert.equal(pyProc.threadModel, 'per-request');
     const text = await run(OSPREY, ['status', '--server', agent.url]);
     assert.match(text.stdout, /cost: +[\d.]+ cores on average \([\d.]+ s of CPU\), RSS \d+ MB/);
+    assert.match(text.stdout, new RegExp(`\\n  ${py.pid} +\\S+ +python +per-request `));
 
     const search = (await (await fetch(`${agent.url}/api/search?q=${encodeURIComponent(`{ span.url.path = "${path}" }`)}`)).json()) as {
       traces: { traceID: string; rootServiceName: string }[];

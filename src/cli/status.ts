@@ -91,6 +91,11 @@ export function formatStatus(s: StatusReport): string {
   for (const p of s.programs) lines.push(`  ${p.attached ? 'ok  ' : 'FAIL'} ${p.tracepoint}${p.error ? `  (${p.error})` : ''}`);
   lines.push('counters:');
   for (const [k, v] of Object.entries(s.counters)) lines.push(`  ${k.padEnd(28)} ${v}`);
+  const procs = s.processes as { pid: number; service: string; runtime: string; threadModel: string; evidence: string }[] | undefined;
+  if (procs?.length) {
+    lines.push('processes (thread model decides thread links):');
+    for (const p of procs) lines.push(`  ${String(p.pid).padEnd(8)} ${p.service.padEnd(20)} ${p.runtime.padEnd(10)} ${p.threadModel.padEnd(12)} ${p.evidence}`);
+  }
   if (s.maps) {
     lines.push('kernel maps (entries):');
     for (const [k, v] of Object.entries(s.maps)) lines.push(`  ${k.padEnd(28)} ${v}`);

@@ -234,6 +234,14 @@ function statusReport(agent: Agent, store: DuckStore, started: number): Record<s
       spansPerSec: Math.round(agent.counters.spans / Math.max(1, up)),
     },
     counters,
+    // how each traced process maps requests onto threads: why its calls are (not) thread-linked
+    processes: [...agent.processes.list()].slice(-200).map((p) => ({
+      pid: p.pid,
+      service: p.serviceName,
+      runtime: p.runtime.runtime,
+      threadModel: agent.linker.modelOf(p.pid),
+      evidence: agent.linker.modelOf(p.pid) === p.runtime.model ? p.runtime.evidence : 'learned from how it answers requests',
+    })),
     maps: {
       conns: cap.mapEntries('conns'),
       socks: cap.mapEntries('socks'),

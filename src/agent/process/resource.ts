@@ -117,6 +117,11 @@ export class ProcessTable {
     return p;
   }
 
+  /** the processes seen (most recent last) */
+  list(): IterableIterator<ProcessInfo> {
+    return this.#cache.values();
+  }
+
   /** the thread model of a pid (read from /proc when the pid is not known yet) */
   model(pid: number): RuntimeInfo['model'] {
     return (this.#cache.get(pid) ?? this.get(pid, '')).runtime.model;
