@@ -28,11 +28,16 @@ const volatile __u32 capture_size = 256;
 const volatile __u32 wakeup_bytes = 256 * 1024;
 const volatile __u8 filter_pids = 0;
 const volatile __u8 filter_cgroups = 0;
+/* enum hx_mode: summarise HTTP/1 exchanges in the kernel (lib/http1x.h) */
+const volatile __u8 summarize = 0;
 
 __u64 conn_seq = 0;
 
+#include "lib/http1x.h"
+
 /* keeps the ABI enums in the object's BTF for the layout test */
 struct osp_abi_enums osp_abi_enums_btf __attribute__((unused));
+enum hx_mode osp_hx_mode_btf __attribute__((unused));
 
 #define EINPROGRESS 115
 #define TCP_CLOSE 7
@@ -309,6 +314,13 @@ static __always_inline int exit_call(long ret)
 			count(OSP_C_CONN_IGNORED);
 		}
 	}
+	if (c->state == CONN_TRACKED) {
+		if (!hx_step(c, s, send, ret, got))
+			return 0;
+	} else if (c->hx == HX_NEW) {
+		/* raw bytes went out before the gate decided: summarising would start mid-stream */
+		c->hx = HX_RAW;
+	}
 	event_submit(s);
 	return 0;
 }
@@ -324,6 +336,7 @@ static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flag
 	if (conn_id && c->id != conn_id)
 		return 0;
 	if (c->state != CONN_IGNORED) {
+		hx_close(c);
 		struct scratch *s = event_start(OSP_OP_CLOSE, c, fd, bpf_ktime_get_ns());
 		if (s) {
 			s->ev.flags |= flags;

@@ -22,6 +22,13 @@ enum osp_op {
 	OSP_OP_SEND = 3,    /* write/writev/sendto/sendmsg/sendfile moved bytes */
 	OSP_OP_RECV = 4,    /* read/readv/recvfrom/recvmsg returned bytes */
 	OSP_OP_CLOSE = 5,   /* close() of a tracked fd, or the socket reached TCP_CLOSE */
+	/*
+	 * One whole HTTP/1 exchange summarised by the kernel (summarize mode): the header is
+	 * the request's (ts = request start, ts_end = response end, bytes = request size,
+	 * tid = the thread that read/wrote the request's first bytes); the payload is a
+	 * struct osp_exchange followed by the request head's first bytes.
+	 */
+	OSP_OP_EXCHANGE = 6,
 };
 
 enum osp_flag {
@@ -30,6 +37,38 @@ enum osp_flag {
 	OSP_F_SENDFILE = 1 << 2,  /* bytes came from sendfile: no payload captured */
 	OSP_F_PREEXISTING = 1 << 3, /* connection opened before attach (role unknown) */
 	OSP_F_KERNEL_CLOSE = 1 << 4, /* close seen via sock:inet_sock_set_state, not close() */
+	/* summarize mode */
+	OSP_F_ELIDED = 1 << 5,  /* stands for calls the kernel summarised: bytes and times, no payload */
+	OSP_F_SHADOW = 1 << 6,  /* shadow mode: a call the kernel summarised, sent anyway for comparison */
+	OSP_F_REPLAY = 1 << 7,  /* a summarised call sent again because summarising stopped (fallback) */
+};
+
+/* the `summarize` setting: what the kernel does with HTTP/1 (bpf/lib/http1x.h) */
+enum hx_mode {
+	HX_MODE_OFF = 0,    /* every call as a raw event */
+	HX_MODE_ON = 1,     /* one record per simple exchange, raw events for the rest */
+	HX_MODE_SHADOW = 2, /* both, flagged: the equivalence test */
+};
+
+/* osp_exchange.xflags */
+enum osp_xflag {
+	OSP_X_EOF = 1 << 0,        /* the response ran until the connection closed */
+	OSP_X_INCOMPLETE = 1 << 1, /* the connection closed before the response ended */
+};
+
+/* the payload of an OSP_OP_EXCHANGE record, before the request head bytes */
+struct osp_exchange {
+	unsigned long long req_end;    /* request's last call, exit */
+	unsigned long long resp_ts;    /* response start (entry of the first write / exit of the first read) */
+	unsigned long long resp_bytes; /* response size, head included */
+	unsigned long long req_call_ts;     /* the request's first call: entry and exit, as a raw event has them */
+	unsigned long long req_call_ts_end;
+	unsigned int resp_tid;         /* thread of the response's first bytes */
+	unsigned int req_head_len;     /* request head length (request line to CRLFCRLF) */
+	unsigned int resp_head_len;
+	unsigned short status;
+	unsigned char resp_minor;      /* HTTP/1.<minor> of the status line */
+	unsigned char xflags;          /* enum osp_xflag */
 };
 
 enum osp_role {
@@ -50,7 +89,11 @@ enum osp_counter {
 	OSP_C_PREEXISTING = 8,    /* connections picked up at first read/write */
 	OSP_C_KERNEL_CLOSE = 9,   /* tracked connections closed without close() */
 	OSP_C_EVENTS = 10,        /* events written to the ring buffer */
-	OSP_C__COUNT = 11,
+	OSP_C_EXCHANGES = 11,     /* exchanges summarised by the kernel */
+	OSP_C_ELIDED = 12,        /* calls folded into an exchange record (not sent) */
+	OSP_C_FALLBACK = 13,      /* connections the kernel stopped summarising (raw events from then on) */
+	OSP_C_PENDING_FULL = 14,  /* no room to keep a request head: raw events instead */
+	OSP_C__COUNT = 15,
 };
 
 struct osp_event {
@@ -83,6 +126,8 @@ struct osp_abi_enums {
 	enum osp_flag flag;
 	enum osp_role role;
 	enum osp_counter counter;
+	enum osp_xflag xflag;
+	struct osp_exchange exchange;
 };
 
 #endif

@@ -28,7 +28,27 @@ struct conn {
 	__u8 laddr[16];
 	__u8 raddr[16];
 	__u32 netns; /* network namespace inode: loopback tuples repeat across namespaces */
-	__u32 _pad;
+	/* HTTP/1 exchange being summarised (summarize mode, lib/http1x.h) */
+	__u8 hx;       /* enum hx_state */
+	__u8 hx_head;  /* the request is HEAD: its response has no body */
+	__u16 status;
+	__u8 resp_minor;
+	__u8 _pad1[3];
+	__u32 req_tid;
+	__u32 resp_tid;
+	__u32 req_head_len;
+	__u32 resp_head_len;
+	__u64 req_ts;    /* request start by the parser's rule (write entry / read exit) */
+	__u64 req_end;
+	__u64 resp_ts;
+	__u64 resp_end;
+	__u64 req_bytes;
+	__u64 resp_bytes;
+	__s64 left;      /* body bytes still to come of the current message; -1: until EOF */
+	__u64 el_ts;     /* request body calls folded in so far: first entry, last exit, bytes */
+	__u64 el_end;
+	__u64 el_bytes;
+	__u64 rel_ts;    /* the response body's first folded call: entry */
 };
 
 /* one in-flight syscall per thread, from sys_enter to sys_exit */
@@ -103,6 +123,35 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } cgroup_filter SEC(".maps");
+
+/* the request head's raw event, kept while its exchange is summarised: sent as it was if
+ * summarising has to stop (lib/http1x.h) */
+#define HX_HEAD 256
+struct hx_pend {
+	struct osp_event ev;
+	__u8 data[HX_HEAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* conn id */
+	__type(value, struct hx_pend);
+} hx_pending SEC(".maps");
+
+/* exchange records and re-sent events are built here (the event scratch holds the current call) */
+struct hx_out {
+	struct osp_event ev;
+	struct osp_exchange x;
+	__u8 data[HX_HEAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2); /* 0: records and bytes-only events, 1: a kept event taken out of hx_pending */
+	__type(key, __u32);
+	__type(value, struct hx_out);
+} hx_scratch SEC(".maps");
 
 /* event scratch: header + payload is too big for the 512-byte stack */
 struct scratch {

@@ -76,7 +76,7 @@ Napi::Value Open(const Napi::CallbackInfo &info) {
   return ext;
 }
 
-// setRodata(h, {selfTgid, captureSize, wakeupBytes, filterPids, filterCgroups})
+// setRodata(h, {selfTgid, captureSize, wakeupBytes, filterPids, filterCgroups, summarize})
 Napi::Value SetRodata(const Napi::CallbackInfo &info) {
   Capture *c = Unwrap(info);
   auto o = info[1].As<Napi::Object>();
@@ -89,6 +89,7 @@ Napi::Value SetRodata(const Napi::CallbackInfo &info) {
   u32("wakeupBytes", ro->wakeup_bytes);
   u32("filterPids", ro->filter_pids);
   u32("filterCgroups", ro->filter_cgroups);
+  u32("summarize", ro->summarize);
   return info.Env().Undefined();
 }
 

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { EVENT_HEADER_SIZE, EVENT_LAYOUT, KERNEL_COUNTERS, Op, Flag, Role } from './abi.js';
+import { EVENT_HEADER_SIZE, EVENT_LAYOUT, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, Op, Flag, Role, SummarizeMode } from './abi.js';
 
 interface BtfType {
   id: number;
@@ -58,6 +58,14 @@ describe('ABI layout (bpf/abi/events.h vs src/kernel/abi.ts)', () => {
     assert.deepEqual(fromBtf, EVENT_LAYOUT);
   });
 
+  it('struct osp_exchange (an exchange record\'s payload): size and every field', () => {
+    const s = types.find((t) => t.kind === 'STRUCT' && t.name === 'osp_exchange');
+    assert.ok(s?.members, 'struct osp_exchange in BTF');
+    assert.equal(s.size, EXCHANGE_SIZE);
+    const fromBtf = Object.fromEntries(s.members.map((m) => [m.name, [m.bits_offset / 8, sizeOf(m.type_id)]]));
+    assert.deepEqual(fromBtf, EXCHANGE_LAYOUT);
+  });
+
   it('ops, flags, roles and counters match the C enums', () => {
     const ops = enumValues('osp_op');
     for (const [name, v] of Object.entries(Op)) assert.equal(ops.get(`OSP_OP_${name.toUpperCase()}`), v, name);
@@ -68,6 +76,11 @@ describe('ABI layout (bpf/abi/events.h vs src/kernel/abi.ts)', () => {
     assert.equal(flags.get('OSP_F_SENDFILE'), Flag.sendfile);
     assert.equal(flags.get('OSP_F_PREEXISTING'), Flag.preexisting);
     assert.equal(flags.get('OSP_F_KERNEL_CLOSE'), Flag.kernelClose);
+    assert.equal(flags.get('OSP_F_ELIDED'), Flag.elided);
+    assert.equal(flags.get('OSP_F_SHADOW'), Flag.shadow);
+    assert.equal(flags.get('OSP_F_REPLAY'), Flag.replay);
+    const modes = enumValues('hx_mode');
+    assert.deepEqual([modes.get('HX_MODE_OFF'), modes.get('HX_MODE_ON'), modes.get('HX_MODE_SHADOW')], [SummarizeMode.off, SummarizeMode.on, SummarizeMode.shadow]);
     const roles = enumValues('osp_role');
     assert.equal(roles.get('OSP_ROLE_CLIENT'), Role.client);
     assert.equal(roles.get('OSP_ROLE_SERVER'), Role.server);

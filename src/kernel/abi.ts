@@ -9,6 +9,7 @@ export const Op = {
   send: 3,
   recv: 4,
   close: 5,
+  exchange: 6,
 } as const;
 export type OpName = keyof typeof Op;
 
@@ -19,6 +20,7 @@ export const OP_NAMES: readonly (OpName | undefined)[] = [
   'send',
   'recv',
   'close',
+  'exchange',
 ];
 
 export const Flag = {
@@ -27,7 +29,32 @@ export const Flag = {
   sendfile: 1 << 2,
   preexisting: 1 << 3,
   kernelClose: 1 << 4,
+  /** stands for calls the kernel folded into an exchange: bytes and times, no payload */
+  elided: 1 << 5,
+  /** shadow mode: a call the kernel summarised, sent anyway for comparison */
+  shadow: 1 << 6,
+  /** a summarised call sent again because the kernel stopped summarising the connection */
+  replay: 1 << 7,
 } as const;
+
+/** struct osp_exchange, the start of an exchange record's payload: field -> [offset, size] */
+export const EXCHANGE_LAYOUT = {
+  req_end: [0, 8],
+  resp_ts: [8, 8],
+  resp_bytes: [16, 8],
+  req_call_ts: [24, 8],
+  req_call_ts_end: [32, 8],
+  resp_tid: [40, 4],
+  req_head_len: [44, 4],
+  resp_head_len: [48, 4],
+  status: [52, 2],
+  resp_minor: [54, 1],
+  xflags: [55, 1],
+} as const satisfies Record<string, readonly [number, number]>;
+export const EXCHANGE_SIZE = 56;
+
+/** how the kernel handles HTTP/1 (enum hx_mode): raw events, exchange records, or both (tests) */
+export const SummarizeMode = { off: 0, on: 1, shadow: 2 } as const;
 
 export const Role = { unknown: 0, client: 1, server: 2 } as const;
 
@@ -44,6 +71,10 @@ export const KERNEL_COUNTERS = [
   'conn_preexisting',
   'conn_kernel_close',
   'events',
+  'exchanges',
+  'calls_folded',
+  'summary_fallbacks',
+  'summary_pending_full',
 ] as const;
 export type KernelCounter = (typeof KERNEL_COUNTERS)[number];
 

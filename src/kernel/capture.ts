@@ -1,6 +1,6 @@
 // Capture: the loaded kernel side. open -> set rodata -> load -> filters ->
 // attach -> poll, with one cleanup path; each failure names its stage.
-import { KERNEL_COUNTERS, MAX_CAPTURE, type KernelCounter } from './abi.js';
+import { KERNEL_COUNTERS, MAX_CAPTURE, SummarizeMode, type KernelCounter } from './abi.js';
 import { KernelError } from './errors.js';
 import { nativeAddon, type NativeAddon, type NativeError, type NativeHandle } from './native.js';
 import { preflight, type PreflightReport } from './preflight.js';
@@ -19,6 +19,11 @@ export interface CaptureOptions {
   pids?: number[];
   /** trace only these cgroups (ids as in bpf_get_current_cgroup_id) */
   cgroupIds?: bigint[];
+  /**
+   * HTTP/1 in the kernel: 'off' sends every call (default), 'on' one record per simple
+   * exchange (bpf/lib/http1x.h), 'shadow' both, flagged, for the equivalence test
+   */
+  summarize?: keyof typeof SummarizeMode;
   /** leave out this process (default: the agent's own pid) */
   excludePid?: number;
   /**
@@ -85,6 +90,7 @@ export class Capture {
       pollMs: opts.pollMs ?? 50,
       batchBytes: opts.batchBytes ?? 1 << 20,
       excludePid: opts.excludePid ?? process.pid,
+      summarize: opts.summarize ?? 'off',
     };
     if (!Number.isInteger(options.captureSize) || options.captureSize < 0 || options.captureSize > MAX_CAPTURE) {
       throw new RangeError(`captureSize must be an integer in 0..${MAX_CAPTURE}, got ${options.captureSize}`);
@@ -101,6 +107,7 @@ export class Capture {
         wakeupBytes: Math.min(options.wakeupBytes, rb / 2),
         filterPids: opts.pids?.length ? 1 : 0,
         filterCgroups: opts.cgroupIds?.length ? 1 : 0,
+        summarize: SummarizeMode[options.summarize],
       });
       native.setMapSize(h, 'events', rb);
       stage('load', () => native.load(h));

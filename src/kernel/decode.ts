@@ -1,6 +1,6 @@
 // Decoding of ring-buffer batches: one Buffer holds many records, each an
 // osp_event header plus its payload prefix, 8-byte aligned (native/src/capture.cc).
-import { AF_INET, EVENT_HEADER_SIZE, EVENT_LAYOUT as L, OP_NAMES, type OpName } from './abi.js';
+import { AF_INET, EVENT_HEADER_SIZE, EVENT_LAYOUT as L, EXCHANGE_LAYOUT as X, EXCHANGE_SIZE, OP_NAMES, type OpName } from './abi.js';
 
 export interface KernelEvent {
   op: OpName;
@@ -26,6 +26,27 @@ export interface KernelEvent {
   readonly comm: string;
   /** captured payload prefix (a view into the batch: copy it to keep it past the callback) */
   data: Buffer;
+  /**
+   * op 'exchange' only: the rest of a kernel-summarised HTTP/1 exchange (the header's ts is
+   * the request's start, tsEnd the response's end, bytes the request's size, tid the
+   * request's thread; `data` is the request head's first bytes). Reused like the event.
+   */
+  readonly exchange: ExchangeFields;
+}
+
+/** struct osp_exchange, times relative to the capture's epoch like ts */
+export interface ExchangeFields {
+  reqEnd: number;
+  respTs: number;
+  respBytes: number;
+  reqCallTs: number;
+  reqCallTsEnd: number;
+  respTid: number;
+  reqHeadLen: number;
+  respHeadLen: number;
+  status: number;
+  respMinor: number;
+  xflags: number;
 }
 
 export interface DecodeStats {
@@ -62,6 +83,19 @@ class BatchEvent implements KernelEvent {
   rport = 0;
   netns = 0;
   data: Buffer = EMPTY;
+  readonly exchange: ExchangeFields = {
+    reqEnd: 0,
+    respTs: 0,
+    respBytes: 0,
+    reqCallTs: 0,
+    reqCallTsEnd: 0,
+    respTid: 0,
+    reqHeadLen: 0,
+    respHeadLen: 0,
+    status: 0,
+    respMinor: 0,
+    xflags: 0,
+  };
   buf: Buffer = EMPTY;
   off = 0;
   get laddr(): Buffer {
@@ -124,6 +158,27 @@ export function decodeBatch(
       e.rport = dv.getUint16(off + L.rport[0], true);
       e.netns = dv.getUint32(off + L.netns[0], true);
       e.data = cap === 0 ? EMPTY : buf.subarray(off + EVENT_HEADER_SIZE, off + EVENT_HEADER_SIZE + cap);
+      if (op === 'exchange') {
+        if (cap < EXCHANGE_SIZE) {
+          stats.malformed++;
+          off += (size + 7) & ~7;
+          continue;
+        }
+        const x = off + EVENT_HEADER_SIZE;
+        const ex = e.exchange;
+        ex.reqEnd = rel(dv, x + X.req_end[0], baseHi, baseLo);
+        ex.respTs = rel(dv, x + X.resp_ts[0], baseHi, baseLo);
+        ex.respBytes = dv.getUint32(x + X.resp_bytes[0], true) + dv.getUint32(x + X.resp_bytes[0] + 4, true) * 4294967296;
+        ex.reqCallTs = rel(dv, x + X.req_call_ts[0], baseHi, baseLo);
+        ex.reqCallTsEnd = rel(dv, x + X.req_call_ts_end[0], baseHi, baseLo);
+        ex.respTid = dv.getUint32(x + X.resp_tid[0], true);
+        ex.reqHeadLen = dv.getUint32(x + X.req_head_len[0], true);
+        ex.respHeadLen = dv.getUint32(x + X.resp_head_len[0], true);
+        ex.status = dv.getUint16(x + X.status[0], true);
+        ex.respMinor = buf[x + X.resp_minor[0]]!;
+        ex.xflags = buf[x + X.xflags[0]]!;
+        e.data = buf.subarray(x + EXCHANGE_SIZE, off + EVENT_HEADER_SIZE + cap);
+      }
       emit(e);
     }
     off += (size + 7) & ~7;

@@ -17,7 +17,7 @@ export interface NativeAddon {
   open(): NativeHandle;
   setRodata(
     h: NativeHandle,
-    v: Partial<Record<'selfTgid' | 'captureSize' | 'wakeupBytes' | 'filterPids' | 'filterCgroups', number>>,
+    v: Partial<Record<'selfTgid' | 'captureSize' | 'wakeupBytes' | 'filterPids' | 'filterCgroups' | 'summarize', number>>,
   ): void;
   setMapSize(h: NativeHandle, map: string, entries: number): void;
   load(h: NativeHandle): void;

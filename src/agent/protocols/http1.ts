@@ -393,6 +393,8 @@ interface Pending {
   incomplete: string | undefined;
 }
 
+let HEAD_PARSER: Http1Parser | undefined;
+
 /** One direction's framing state. */
 class Stream {
   st = START;
@@ -486,6 +488,19 @@ export class Http1Parser implements ProtocolParser {
   private readonly idleNs: number;
   private readonly onRequest: ((req: HttpRequest) => void) | undefined;
   private readonly onResponse: ((req: HttpRequest, res: HttpResponse) => void) | undefined;
+
+  /**
+   * The request head of an exchange the kernel summarised (bpf/lib/http1x.h): buf holds the
+   * head's first bytes, headLen its length up to and including CRLFCRLF. The same parse as a
+   * live request's head, so both paths give the same method, target, version and headers.
+   */
+  static requestHead(buf: Buffer, headLen: number): Pick<HttpRequest, 'method' | 'target' | 'version' | 'headers'> | undefined {
+    if (headLen < 4 || headLen > buf.length) return undefined;
+    const s = new Stream(true, false);
+    // parseHead reads nothing of the parser itself: any instance will do
+    if ((HEAD_PARSER ??= new Http1Parser()).parseHead(s, buf, 0, headLen - 2, false) !== undefined) return undefined;
+    return { method: s.method, target: s.target, version: s.version, headers: s.headers };
+  }
 
   constructor(opts: Http1Options = {}) {
     this.counters = opts.counters ?? newHttp1Counters();

@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * HTTP/1 exchanges summarised in the kernel (summarize mode).
+ *
+ * Per connection, the kernel follows the simple, common shape of an exchange: a request head
+ * that fits in the first HX_HEAD bytes of its first call, a body framed by Content-Length (or
+ * none), then a response head in one call with Content-Length (or no body: HEAD, 204, 304).
+ * While it does, no call of the exchange reaches user space; when the response's last byte
+ * has gone, ONE record (OSP_OP_EXCHANGE) carries what user space needs: times, threads, sizes,
+ * the status and the request head's first bytes. The calls' timing follows the user-space
+ * parser's rules (a written message starts at the entry of its first write, a read one at
+ * the exit of its first read; every message ends at the exit of its last call), so a span
+ * built from the record is the span the parser would have built.
+ *
+ * Anything else - chunked or EOF-framed bodies, heads longer than HX_HEAD, 1xx, upgrades,
+ * pipelining, more bytes than framed, a close in the middle - makes the connection fall back
+ * to raw events for good: the calls held back so far are sent first, exactly as they would
+ * have been (the request head's event as it was, the folded body calls as one event with
+ * their byte count and no payload), so the user-space parser sees an unbroken stream.
+ *
+ * Shadow mode (for the equivalence test): the folded calls are sent anyway, flagged
+ * OSP_F_SHADOW, and the re-sent ones are flagged OSP_F_REPLAY, so one capture carries both
+ * the raw stream and the summarised one, with the very same timestamps.
+ */
+#ifndef OSPREY_LIB_HTTP1X_H
+#define OSPREY_LIB_HTTP1X_H
+
+enum hx_state {
+	HX_NEW = 0,  /* no payload yet */
+	HX_IDLE = 1, /* between exchanges */
+	HX_REQ = 2,  /* request head seen, response not yet */
+	HX_RESP = 3, /* response head seen, body under way */
+	HX_RAW = 4,  /* summarising stopped: raw events */
+};
+
+struct head_info {
+	__u32 end;  /* offset just past CRLFCRLF, 0 when not within the bytes */
+	__u32 cl_at; /* offset of the Content-Length value, 0 when none */
+	__u8 te;    /* a Transfer-Encoding header is present */
+};
+
+#define LOWER(c) ((c) | 0x20)
+
+/* "content-length:" / "transfer-encoding:" at p[h], case-insensitively */
+static __always_inline int hdr_is(const __u8 *p, __u32 h, const char *name, __u32 len)
+{
+#pragma unroll
+	for (__u32 k = 0; k < 18; k++) {
+		if (k >= len)
+			break;
+		__u8 want = name[k];
+		__u8 got = p[(h + k) & (2 * HX_HEAD - 1)];
+		if (want == ':' || want == '-' ? got != want : LOWER(got) != want)
+			return 0;
+	}
+	return 1;
+}
+
+struct scan_ctx {
+	__u32 n;
+	struct head_info hi;
+};
+
+/*
+ * One byte of the head scan, run by bpf_loop: the verifier checks the callback once instead
+ * of every iteration of an open-coded loop (which made the programs too complex to load).
+ * The bytes are the current call's payload in the per-CPU event scratch.
+ */
+static long scan_one(__u32 i, struct scan_ctx *x)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 1;
+	const __u8 *p = s->data;
+	i &= HX_HEAD - 1;
+	if (i + 3 >= x->n)
+		return 1;
+	if (p[i] != '\r' || p[i + 1] != '\n')
+		return 0;
+	if (p[i + 2] == '\r' && p[i + 3] == '\n') {
+		x->hi.end = i + 4;
+		return 1;
+	}
+	__u32 h = i + 2;
+	__u8 c0 = LOWER(p[h]);
+	if (c0 == 'c' && h + 15 < x->n && hdr_is(p, h, "content-length:", 15))
+		x->hi.cl_at = h + 15;
+	else if (c0 == 't' && h + 18 < x->n && hdr_is(p, h, "transfer-encoding:", 18))
+		x->hi.te = 1;
+	return 0;
+}
+
+/* the end of the head in the current call's first n bytes, and where its framing headers are */
+static __always_inline void scan_head(__u32 n, struct head_info *hi)
+{
+	struct scan_ctx x = { .n = n > HX_HEAD ? HX_HEAD : n };
+	bpf_loop(HX_HEAD - 3, scan_one, &x, 0);
+	*hi = x.hi;
+}
+
+/* the Content-Length value at p[at] (optional blanks, then digits), or -1 */
+static __always_inline __s64 parse_cl(const __u8 *p, __u32 at, __u32 n)
+{
+	__s64 v = -1;
+#pragma unroll
+	for (__u32 k = 0; k < 20; k++) {
+		__u32 j = at + k;
+		if (j >= n || j >= HX_HEAD)
+			break;
+		__u8 c = p[j & (2 * HX_HEAD - 1)];
+		if ((c == ' ' || c == '\t') && v < 0)
+			continue;
+		if (c < '0' || c > '9')
+			break;
+		v = (v < 0 ? 0 : v * 10) + (c - '0');
+	}
+	return v;
+}
+
+static __always_inline int starts(const __u8 *p, const char *s, __u32 len)
+{
+#pragma unroll
+	for (__u32 k = 0; k < 8; k++) {
+		if (k >= len)
+			break;
+		if (p[k] != (__u8)s[k])
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline void rb_out(void *rec, __u64 size)
+{
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										      : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, rec, size, flags))
+		count(OSP_C_RB_DROPPED);
+	else
+		count(OSP_C_EVENTS);
+}
+
+/* the current call is folded into the exchange: not sent (or sent flagged, in shadow mode) */
+static __always_inline int hx_fold(struct scratch *s)
+{
+	count(OSP_C_ELIDED);
+	if (summarize == HX_MODE_SHADOW)
+		s->ev.flags |= OSP_F_SHADOW;
+	return summarize == HX_MODE_SHADOW;
+}
+
+/*
+ * Take a kept head event out of hx_pending into this CPU's scratch slot 1. Two paths can race
+ * for it (close() on one CPU, the socket's TCP_CLOSE in softirq on another): the one whose
+ * delete succeeds owns the copy; the other gets NULL and sends nothing.
+ */
+static __always_inline struct hx_pend *hx_take(__u64 key)
+{
+	__u32 one = 1;
+	struct hx_pend *p = bpf_map_lookup_elem(&hx_pending, &key);
+	struct hx_pend *copy = bpf_map_lookup_elem(&hx_scratch, &one);
+	if (!p || !copy)
+		return NULL;
+	__builtin_memcpy(copy, p, sizeof(*copy));
+	if (bpf_map_delete_elem(&hx_pending, &key))
+		return NULL;
+	return copy;
+}
+
+/* re-send a kept head event and the calls folded after it as one bytes-only event */
+static __always_inline void hx_resend(struct hx_pend *p, __u64 el_ts, __u64 el_end, __u64 el_bytes, __u32 tid)
+{
+	__u8 replay = summarize == HX_MODE_SHADOW ? OSP_F_REPLAY : 0;
+	__u32 cap = p->ev.cap;
+	if (cap > HX_HEAD)
+		cap = HX_HEAD;
+	p->ev.flags = (p->ev.flags & ~OSP_F_SHADOW) | replay;
+	p->ev.size = sizeof(struct osp_event) + cap; /* kept before event_submit sized it */
+	p->ev.cap = cap;
+	rb_out(p, sizeof(struct osp_event) + cap);
+	if (!el_bytes)
+		return;
+	__u32 zero = 0;
+	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
+	if (!o)
+		return;
+	o->ev = p->ev;
+	o->ev.flags = OSP_F_ELIDED | OSP_F_TRUNCATED | replay;
+	o->ev.size = sizeof(struct osp_event);
+	o->ev.ts = el_ts;
+	o->ev.ts_end = el_end;
+	o->ev.bytes = el_bytes;
+	o->ev.tid = tid;
+	o->ev.cap = 0;
+	rb_out(o, sizeof(struct osp_event));
+}
+
+/*
+ * Stop summarising: what was held back goes out first, as it would have been (the request
+ * head and its folded body; the response head and its folded body), then raw events.
+ */
+static __noinline void hx_fallback(struct conn *c)
+{
+	__u64 id = c->id;
+	__u8 st = c->hx;
+	c->hx = HX_RAW;
+	count(OSP_C_FALLBACK);
+	if (st != HX_REQ && st != HX_RESP)
+		return;
+	struct hx_pend *p = hx_take(id);
+	if (p)
+		hx_resend(p, c->el_ts, c->el_end, c->el_bytes, c->req_tid);
+	if (st != HX_RESP)
+		return;
+	struct hx_pend *r = hx_take(id | (1ULL << 63));
+	/* the response's folded body: from its second call on */
+	if (r)
+		hx_resend(r, c->rel_ts, c->resp_end, c->resp_bytes - r->ev.bytes, c->resp_tid);
+}
+
+/* the exchange is whole: one record out, the connection waits for its next request */
+static __noinline void hx_emit(struct conn *c)
+{
+	__u64 id = c->id;
+	__u64 rid = id | (1ULL << 63);
+	struct hx_pend *p = hx_take(id);
+	__u32 zero = 0;
+	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
+	if (p && o) {
+		__u32 cap = p->ev.cap;
+		if (cap > HX_HEAD)
+			cap = HX_HEAD;
+		o->ev = p->ev;
+		o->ev.op = OSP_OP_EXCHANGE;
+		o->ev.flags = 0;
+		o->ev.ts = c->req_ts;
+		o->ev.ts_end = c->resp_end;
+		o->ev.bytes = c->req_bytes;
+		o->ev.tid = c->req_tid;
+		o->ev.cap = sizeof(struct osp_exchange) + cap;
+		o->ev.size = sizeof(struct osp_event) + o->ev.cap;
+		o->x.req_end = c->req_end;
+		o->x.resp_ts = c->resp_ts;
+		o->x.resp_bytes = c->resp_bytes;
+		o->x.req_call_ts = p->ev.ts;
+		o->x.req_call_ts_end = p->ev.ts_end;
+		o->x.resp_tid = c->resp_tid;
+		o->x.req_head_len = c->req_head_len;
+		o->x.resp_head_len = c->resp_head_len;
+		o->x.status = c->status;
+		o->x.resp_minor = c->resp_minor;
+		o->x.xflags = 0;
+		bpf_probe_read_kernel(o->data, cap, p->data);
+		rb_out(o, sizeof(struct osp_event) + sizeof(struct osp_exchange) + cap);
+		count(OSP_C_EXCHANGES);
+	}
+	bpf_map_delete_elem(&hx_pending, &rid);
+	c->hx = HX_IDLE;
+}
+
+/* keep the current call's event (a head) for a possible fallback */
+static __always_inline int hx_keep(__u64 key, struct scratch *s)
+{
+	/* struct scratch starts like struct hx_pend: the event, then its payload */
+	if (bpf_map_update_elem(&hx_pending, &key, s, BPF_ANY)) {
+		count(OSP_C_PENDING_FULL);
+		return 0;
+	}
+	return 1;
+}
+
+enum hx_act {
+	HX_SEND = 0,     /* send the call's raw event */
+	HX_FOLD = 1,     /* the call is folded into the exchange */
+	HX_EMIT = 2,     /* folded, and the exchange is whole: its record goes out */
+	HX_FALLBACK = 3, /* stop summarising, then send the call's raw event */
+};
+
+/* the state machine of one data call (no output: the caller acts once, which keeps the
+ * verifier's work small) */
+static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, long ret, __u32 got)
+{
+	if (c->hx == HX_NEW) {
+		/* a connection from before attach starts mid-stream: the parser copes, not us */
+		if (c->preexisting || c->role == OSP_ROLE_UNKNOWN)
+			return HX_FALLBACK;
+		c->hx = HX_IDLE;
+	}
+	int req_dir = c->role == OSP_ROLE_SERVER ? !send : send;
+	__u8 *p = s->data;
+	__u64 ts_first = send ? s->ev.ts : s->ev.ts_end; /* the parser's start of a message */
+	struct head_info hi;
+
+	if (c->hx == HX_IDLE) {
+		if (!req_dir || got < 16 || starts(p, "HTTP/", 5) || starts(p, "CONNECT ", 8))
+			return HX_FALLBACK;
+		scan_head(got, &hi);
+		if (!hi.end || hi.te)
+			return HX_FALLBACK;
+		__s64 cl = hi.cl_at ? parse_cl(p, hi.cl_at, got) : 0;
+		__s64 body = ret - hi.end;
+		if (cl < 0 || body > cl || !hx_keep(c->id, s))
+			return HX_FALLBACK;
+		c->hx_head = starts(p, "HEAD ", 5);
+		c->req_ts = ts_first;
+		c->req_end = s->ev.ts_end;
+		c->req_tid = s->ev.tid;
+		c->req_bytes = ret;
+		c->req_head_len = hi.end;
+		c->left = cl - body;
+		c->el_bytes = 0;
+		c->resp_bytes = 0;
+		c->hx = HX_REQ;
+		return HX_FOLD;
+	}
+
+	if (c->hx == HX_REQ) {
+		if (req_dir) {
+			if (ret > c->left)
+				return HX_FALLBACK;
+			c->left -= ret;
+			c->req_bytes += ret;
+			c->req_end = s->ev.ts_end;
+			if (!c->el_bytes)
+				c->el_ts = s->ev.ts;
+			c->el_end = s->ev.ts_end;
+			c->el_bytes += ret;
+			return HX_FOLD;
+		}
+		/* the response head: "HTTP/1.x NNN", whole in this call, framed by Content-Length */
+		if (c->left != 0 || got < 16 || !starts(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
+			return HX_FALLBACK;
+		__u32 status = 0;
+#pragma unroll
+		for (int k = 9; k < 12; k++) {
+			if (p[k] < '0' || p[k] > '9')
+				return HX_FALLBACK;
+			status = status * 10 + (p[k] - '0');
+		}
+		/* 1xx (interim, upgrades) are the parser's job */
+		if (status < 200)
+			return HX_FALLBACK;
+		scan_head(got, &hi);
+		__s64 body = ret - hi.end;
+		__s64 left = -1;
+		if (c->hx_head || status == 204 || status == 304)
+			left = 0;
+		else if (hi.cl_at)
+			left = parse_cl(p, hi.cl_at, got);
+		/* chunked, until EOF, a long head: the parser frames those */
+		if (!hi.end || hi.te || left < 0 || body > left || !hx_keep(c->id | (1ULL << 63), s))
+			return HX_FALLBACK;
+		c->status = status;
+		c->resp_minor = p[7] - '0';
+		c->resp_ts = ts_first;
+		c->resp_end = s->ev.ts_end;
+		c->resp_tid = s->ev.tid;
+		c->resp_bytes = ret;
+		c->resp_head_len = hi.end;
+		c->left = left - body;
+		c->rel_ts = 0;
+		c->hx = HX_RESP;
+		return c->left == 0 ? HX_EMIT : HX_FOLD;
+	}
+
+	/* HX_RESP: the response body; a request before it ended (pipelining) or more bytes
+	 * than framed go to the parser */
+	if (req_dir || ret > c->left)
+		return HX_FALLBACK;
+	c->left -= ret;
+	c->resp_bytes += ret;
+	if (!c->rel_ts)
+		c->rel_ts = s->ev.ts;
+	c->resp_end = s->ev.ts_end;
+	return c->left == 0 ? HX_EMIT : HX_FOLD;
+}
+
+/*
+ * One data call of a tracked connection: returns 1 when the raw event must be sent (as
+ * today), 0 when it was folded into the exchange.
+ */
+/*
+ * A global function: the verifier checks it once, on its own, instead of once per path into
+ * it (inlined into every sys_exit program it made them too complex to load).
+ */
+__noinline int hx_step(struct conn *c, struct scratch *s, int send, long ret, __u32 got)
+{
+	if (!c || !s || summarize == HX_MODE_OFF || c->hx == HX_RAW)
+		return 1;
+	int act = hx_next(c, s, send, ret, got);
+	if (act == HX_FALLBACK) {
+		hx_fallback(c);
+		return 1;
+	}
+	if (act == HX_EMIT)
+		hx_emit(c);
+	return hx_fold(s);
+}
+
+/* the connection closes: an exchange under way goes out as raw events for the parser */
+static __always_inline void hx_close(struct conn *c)
+{
+	if (summarize != HX_MODE_OFF && (c->hx == HX_REQ || c->hx == HX_RESP))
+		hx_fallback(c);
+}
+
+#endif

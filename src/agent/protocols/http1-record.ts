@@ -1,0 +1,36 @@
+// Exchanges the kernel summarised (bpf/lib/http1x.h, op 'exchange'): one record carries what
+// the HTTP/1 parser would have derived from the exchange's calls, so the record becomes the
+// very Exchange the parser would have returned - same times, sizes, threads, status and
+// request head - without a call of it reaching user space.
+import { Role, type KernelEvent } from '../../kernel/index.js';
+import { Http1Parser } from './http1.js';
+import type { Exchange } from './protocol.js';
+
+/** the Exchange of an exchange record, or undefined when its request head does not parse */
+export function exchangeFromRecord(e: KernelEvent): Exchange | undefined {
+  const x = e.exchange;
+  const head = Http1Parser.requestHead(e.data, x.reqHeadLen);
+  if (!head) return undefined;
+  return {
+    protocol: 'http1',
+    role: e.role === Role.server ? 'server' : 'client',
+    request: {
+      ...head,
+      tsStart: e.ts,
+      tsEnd: x.reqEnd,
+      size: e.bytes,
+      tid: e.tid,
+      bodySize: e.bytes - x.reqHeadLen,
+    },
+    response: {
+      status: x.status,
+      version: x.respMinor === 0 ? '1.0' : '1.1',
+      headers: {},
+      tsStart: x.respTs,
+      tsEnd: e.tsEnd,
+      size: x.respBytes,
+      tid: x.respTid,
+      bodySize: x.respBytes - x.respHeadLen,
+    },
+  };
+}
