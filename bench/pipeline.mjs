@@ -38,7 +38,8 @@ export async function recordStream({ seconds = 5, rate = 3000, dir }) {
     let cap;
     for (let attempt = 1; ; attempt++) {
       try {
-        cap = Capture.open({ onBatch });
+        // OSPREY_SUMMARIZE=on records what the kernel sends when it summarises HTTP/1 exchanges
+        cap = Capture.open({ onBatch, summarize: process.env.OSPREY_SUMMARIZE === 'on' ? 'on' : 'off' });
         break;
       } catch (err) {
         // a BPF load elsewhere on the machine can make ours fail transiently (EAGAIN)

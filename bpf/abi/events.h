@@ -29,6 +29,15 @@ enum osp_op {
 	 * struct osp_exchange followed by the request head's first bytes.
 	 */
 	OSP_OP_EXCHANGE = 6,
+	/*
+	 * Linking hints of an exchange the kernel summarises (summarize mode): the request began
+	 * (HEAD: the head's first bytes as payload, ts = request start, tid = the thread that read
+	 * or wrote it) and, for a server, the response started (RESPONDED: ts = response start,
+	 * tid = the writing thread; sent only when the response does not end in the same call).
+	 * The linker needs them in time order; the exchange record comes when the response ended.
+	 */
+	OSP_OP_HEAD = 7,
+	OSP_OP_RESPONDED = 8,
 };
 
 enum osp_flag {

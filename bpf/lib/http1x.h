@@ -218,6 +218,30 @@ static __noinline void hx_fallback(struct conn *c)
 		hx_resend(r, c->rel_ts, c->resp_end, c->resp_bytes - r->ev.bytes, c->resp_tid);
 }
 
+/* a linking hint of a server exchange (OSP_OP_HEAD / OSP_OP_RESPONDED): the call's own event,
+ * re-labelled, with the head's bytes for HEAD and none for RESPONDED */
+static __noinline void hx_hint(struct scratch *s, __u8 op, __u64 ts, __u32 head_len)
+{
+	__u32 zero = 0;
+	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
+	if (!s || !o)
+		return;
+	__u32 cap = op == OSP_OP_HEAD ? head_len : 0;
+	if (cap > HX_HEAD)
+		cap = HX_HEAD;
+	if (cap > s->ev.cap)
+		cap = s->ev.cap;
+	o->ev = s->ev;
+	o->ev.op = op;
+	o->ev.flags = 0;
+	o->ev.ts = ts;
+	o->ev.cap = cap;
+	o->ev.size = sizeof(struct osp_event) + cap;
+	/* the head bytes follow the header directly (no struct osp_exchange in a hint) */
+	bpf_probe_read_kernel(&o->x, cap, s->data);
+	rb_out(o, sizeof(struct osp_event) + cap);
+}
+
 /* the exchange is whole: one record out, the connection waits for its next request */
 static __noinline void hx_emit(struct conn *c)
 {
@@ -311,6 +335,12 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		c->el_bytes = 0;
 		c->resp_bytes = 0;
 		c->hx = HX_REQ;
+		/*
+		 * Every request start goes out in time, both roles: the linker pairs a call with the
+		 * requests its thread is working on when it starts, and a server request whose
+		 * client is seen first is linked at once instead of waiting for a late parent.
+		 */
+		hx_hint(s, OSP_OP_HEAD, ts_first, hi.end);
 		return HX_FOLD;
 	}
 
@@ -360,7 +390,11 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		c->left = left - body;
 		c->rel_ts = 0;
 		c->hx = HX_RESP;
-		return c->left == 0 ? HX_EMIT : HX_FOLD;
+		if (c->left == 0)
+			return HX_EMIT;
+		if (c->role == OSP_ROLE_SERVER)
+			hx_hint(s, OSP_OP_RESPONDED, ts_first, 0);
+		return HX_FOLD;
 	}
 
 	/* HX_RESP: the response body; a request before it ended (pipelining) or more bytes

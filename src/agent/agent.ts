@@ -1,13 +1,23 @@
 // The agent: kernel events -> connections -> protocol parsers -> linked spans.
 // One instance per process; spans go to a sink (the store, an exporter).
 import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
-import { Flag } from '../kernel/index.js';
+import { Flag, Role } from '../kernel/index.js';
 import { Linker, mirror, type LinkRecord } from './linker.js';
 import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
+import { exchangeFromRecord, type RequestHead } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import type { Attributes, Span } from './span.js';
 import { httpSpanParts, type Endpoint } from './spans.js';
+
+/**
+ * Whether the kernel summarises HTTP/1 exchanges (bpf/lib/http1x.h) unless the caller says:
+ * on, unless OSPREY_SUMMARIZE=off (so the whole suite and the benchmarks can run either way;
+ * the spans are the same, test/summary-oracle.test.ts holds the two paths equal).
+ */
+function summarizeDefault(): 'off' | 'on' {
+  return process.env.OSPREY_SUMMARIZE === 'off' ? 'off' : 'on';
+}
 
 /** 127.0.0.0/8 and ::1, as formatIp prints them */
 const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
@@ -46,6 +56,8 @@ interface Conn {
    */
   open1: LinkRecord | undefined;
   openMore: LinkRecord[] | undefined;
+  /** a server request the kernel summarises (its HEAD hint came, its exchange record not yet) */
+  kept: LinkRecord | undefined;
   last: number;
   /** read from /proc when the connection was first seen, while the process surely lived */
   resource: Attributes;
@@ -62,6 +74,10 @@ export interface AgentCounters {
   /** batches dropped because the JS thread fell behind by more than maxQueuedMiB */
   batches_dropped: number;
   batch_bytes_dropped: number;
+  /** exchanges the kernel summarised (one record each) */
+  kernel_exchanges: number;
+  /** kernel exchange records or hints whose request head did not parse */
+  kernel_records_unparsed: number;
 }
 
 export class Agent {
@@ -75,6 +91,8 @@ export class Agent {
     decode_malformed_batches: 0,
     batches_dropped: 0,
     batch_bytes_dropped: 0,
+    kernel_exchanges: 0,
+    kernel_records_unparsed: 0,
   };
   readonly http1: Http1Counters = newHttp1Counters();
   readonly linker: Linker;
@@ -110,7 +128,7 @@ export class Agent {
 
   /** loads and attaches the probes; capture is live when this returns */
   start(): Capture {
-    const cap = Capture.open({ ...this.#opts.capture, onBatch: (b) => this.#enqueue(b) });
+    const cap = Capture.open({ summarize: summarizeDefault(), ...this.#opts.capture, onBatch: (b) => this.#enqueue(b) });
     this.capture = cap;
     this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });
     this.#timer = setInterval(() => this.tick(), 100);
@@ -217,7 +235,10 @@ export class Agent {
       this.#close(c, e.tsEnd);
       return;
     }
-    if (e.op !== 'send' && e.op !== 'recv') return;
+    if (e.op !== 'send' && e.op !== 'recv') {
+      if (e.op === 'exchange' || e.op === 'head' || e.op === 'responded') this.#summarised(c, e);
+      return;
+    }
     const chunk = this.#chunk;
     chunk.dir = e.op === 'recv' ? 'in' : 'out';
     chunk.tsStart = e.ts;
@@ -260,6 +281,7 @@ export class Agent {
       parser: undefined as unknown as Http1Parser,
       open1: undefined,
       openMore: undefined,
+      kept: undefined,
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
@@ -276,7 +298,13 @@ export class Agent {
 
   #requestStarted(c: Conn, req: HttpRequest): void {
     const role = c.parser.connectionRole ?? 'server';
-    const rec = this.#link(c, role, req);
+    // the kernel stopped summarising this exchange and re-sent its calls: its record stays
+    const kept = c.kept;
+    let rec: LinkRecord;
+    if (kept !== undefined && kept.kind === role && kept.start === req.tsStart) {
+      rec = kept;
+      c.kept = undefined;
+    } else rec = this.#link(c, role, req);
     rec.data = req;
     if (c.open1 === undefined) c.open1 = rec;
     else (c.openMore ??= []).push(rec);
@@ -286,6 +314,49 @@ export class Agent {
   #responseStarted(c: Conn, req: HttpRequest, tid: number): void {
     const rec = c.open1?.data === req ? c.open1 : c.openMore?.find((r) => r.data === req);
     if (rec) this.linker.responded(rec, tid);
+  }
+
+  /**
+   * What the kernel summarised (bpf/lib/http1x.h): a server request's head (linking needs it
+   * when it happens), its response's start, and the whole exchange once it has ended - built
+   * into the very Exchange the parser would have made, without the parser.
+   */
+  #summarised(c: Conn, e: KernelEvent): void {
+    if (e.op === 'head') {
+      const head = Http1Parser.requestHead(e.data, e.data.length);
+      if (!head) {
+        this.counters.kernel_records_unparsed++;
+        return;
+      }
+      if (c.kept) this.linker.abandon(c.kept);
+      const role = e.role === Role.server ? 'server' : 'client';
+      const rec = this.linker.start(role, c.pid, e.tid, c.key, `${head.method} ${head.target}`, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey);
+      // until its exchange record comes, the record holds the parsed head
+      rec.data = head;
+      c.kept = rec;
+      return;
+    }
+    if (e.op === 'responded') {
+      if (c.kept) this.linker.responded(c.kept, e.tid);
+      return;
+    }
+    const kept = c.kept;
+    const mine = kept !== undefined && kept.start === e.ts;
+    const ex = exchangeFromRecord(e, mine ? (kept.data as RequestHead) : undefined);
+    if (!ex) {
+      this.counters.kernel_records_unparsed++;
+      return;
+    }
+    this.counters.kernel_exchanges++;
+    let rec: LinkRecord;
+    if (mine) {
+      rec = kept;
+      c.kept = undefined;
+    } else rec = this.#link(c, ex.role, ex.request);
+    if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid);
+    const end = ex.response!.tsEnd;
+    rec.data = this.#span(c, ex, end);
+    this.linker.finish(rec, end, this.now());
   }
 
   /** a linker record for a request (the request line is the tuple link's check) */
@@ -333,6 +404,8 @@ export class Agent {
   #drop(c: Conn): void {
     this.#conns.delete(c.id);
     if (c.open1) this.linker.abandon(c.open1);
+    if (c.kept) this.linker.abandon(c.kept);
+    c.kept = undefined;
     for (const rec of c.openMore ?? []) this.linker.abandon(rec);
     c.open1 = undefined;
     c.openMore = undefined;

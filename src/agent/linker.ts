@@ -264,7 +264,13 @@ export class Linker {
 
   #startClient(r: LinkRecord): void {
     const model = this.modelOf(r.pid);
-    const set = model === 'multiplexed' ? undefined : this.#serving.get(threadKey(r.pid, r.tid));
+    let set = model === 'multiplexed' ? undefined : this.#serving.get(threadKey(r.pid, r.tid));
+    // a client request reported late (kernel exchange records come when the exchange has
+    // ended): only requests its thread had begun before it started can have made it
+    if (set && set.some((s) => s.start > r.start)) {
+      set = set.filter((s) => s.start <= r.start);
+      if (!set.length) set = undefined;
+    }
     if (model === 'multiplexed') {
       this.counters.thread_rule_off_multiplexed++;
     } else if (model === 'event-loop' && this.#background.get(r.pid)?.has(r.tid)) {

@@ -92,6 +92,8 @@ export const upCommand: Command = {
     '      --retention DUR       drop spans older than this (default 24h)',
     '      --max-spans N         keep at most N spans (default 5000000)',
     '      --capture-size BYTES  payload bytes captured per call (default 256)',
+    '      --summarize on|off    HTTP/1 exchanges summarised in the kernel, one record each (default on;',
+    '                            off sends every socket call to user space, as `osprey events` shows them)',
   ].join('\n'),
   options: {
     data: { type: 'string' },
@@ -103,6 +105,7 @@ export const upCommand: Command = {
     retention: { type: 'string' },
     'max-spans': { type: 'string' },
     'capture-size': { type: 'string' },
+    summarize: { type: 'string' },
   },
   async run({ values }) {
     // every flag is checked before anything is created, opened or attached
@@ -116,6 +119,8 @@ export const upCommand: Command = {
     if (retentionMs < 1000) throw new UsageError(`--retention must be at least 1s, got "${String(values.retention)}"`);
     const maxSpans = intOption(values['max-spans'], 'max-spans', 1) ?? 5_000_000;
     const captureSize = intOption(values['capture-size'], 'capture-size', 0, 4096);
+    const summarize = values.summarize as string | undefined;
+    if (summarize !== undefined && summarize !== 'on' && summarize !== 'off') throw new UsageError(`--summarize must be on or off, got "${summarize}"`);
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -144,7 +149,7 @@ export const upCommand: Command = {
         store.append(spans);
         red.consume(spans);
       },
-      capture: { captureSize },
+      capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
     });
     let cap;
     try {

@@ -10,6 +10,8 @@ export const Op = {
   recv: 4,
   close: 5,
   exchange: 6,
+  head: 7,
+  responded: 8,
 } as const;
 export type OpName = keyof typeof Op;
 
@@ -21,6 +23,8 @@ export const OP_NAMES: readonly (OpName | undefined)[] = [
   'recv',
   'close',
   'exchange',
+  'head',
+  'responded',
 ];
 
 export const Flag = {

@@ -4,18 +4,26 @@
 // request head - without a call of it reaching user space.
 import { Role, type KernelEvent } from '../../kernel/index.js';
 import { Http1Parser } from './http1.js';
-import type { Exchange } from './protocol.js';
+import type { Exchange, HttpRequest } from './protocol.js';
 
-/** the Exchange of an exchange record, or undefined when its request head does not parse */
-export function exchangeFromRecord(e: KernelEvent): Exchange | undefined {
+export type RequestHead = Pick<HttpRequest, 'method' | 'target' | 'version' | 'headers'>;
+
+/**
+ * The Exchange of an exchange record, or undefined when its request head does not parse.
+ * `parsed`: the head already parsed from the exchange's HEAD hint (the same bytes).
+ */
+export function exchangeFromRecord(e: KernelEvent, parsed?: RequestHead): Exchange | undefined {
   const x = e.exchange;
-  const head = Http1Parser.requestHead(e.data, x.reqHeadLen);
+  const head = parsed ?? Http1Parser.requestHead(e.data, x.reqHeadLen);
   if (!head) return undefined;
   return {
     protocol: 'http1',
     role: e.role === Role.server ? 'server' : 'client',
     request: {
-      ...head,
+      method: head.method,
+      target: head.target,
+      version: head.version,
+      headers: head.headers,
       tsStart: e.ts,
       tsEnd: x.reqEnd,
       size: e.bytes,
