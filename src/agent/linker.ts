@@ -24,6 +24,14 @@
 //   request (timers, work after a response), which may also happen while one request is in
 //   flight: that thread loses the rule.
 //
+// The tuple rule, audited the same way:
+// - connection reuse (keep-alive, client pools shared by threads): a client record leaves the
+//   connection's list when it is claimed or finished, so a later request on the same
+//   connection can only pair with a later server request;
+// - pipelining: requests pair in order (HTTP/1 answers in order), oldest unclaimed first;
+// - the same 4-tuple twice at once: only on loopback in two network namespaces (two pods),
+//   so loopback keys carry the namespace (agent.ts), test/linking-netns.test.ts.
+//
 // Kernel events from different CPUs can arrive slightly out of order (on
 // loopback the receiver's read can be reported before the sender's write), so a
 // server request without a tuple parent waits for one; a span whose chain ends
