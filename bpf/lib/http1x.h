@@ -209,13 +209,13 @@ static __noinline void hx_fallback(struct conn *c)
 		return;
 	struct hx_pend *p = hx_take(id);
 	if (p)
-		hx_resend(p, c->el_ts, c->el_end, c->el_bytes, c->req_tid);
+		hx_resend(p, c->el_ts, c->el_end, c->el_bytes, c->req.tid);
 	if (st != HX_RESP)
 		return;
 	struct hx_pend *r = hx_take(id | (1ULL << 63));
 	/* the response's folded body: from its second call on */
 	if (r)
-		hx_resend(r, c->rel_ts, c->resp_end, c->resp_bytes - r->ev.bytes, c->resp_tid);
+		hx_resend(r, c->rel_ts, c->resp.end, c->resp.bytes - r->ev.bytes, c->resp.tid);
 }
 
 /* a linking hint of a server exchange (OSP_OP_HEAD / OSP_OP_RESPONDED): the call's own event,
@@ -257,20 +257,20 @@ static __noinline void hx_emit(struct conn *c)
 		o->ev = p->ev;
 		o->ev.op = OSP_OP_EXCHANGE;
 		o->ev.flags = 0;
-		o->ev.ts = c->req_ts;
-		o->ev.ts_end = c->resp_end;
-		o->ev.bytes = c->req_bytes;
-		o->ev.tid = c->req_tid;
+		o->ev.ts = c->req.ts;
+		o->ev.ts_end = c->resp.end;
+		o->ev.bytes = c->req.bytes;
+		o->ev.tid = c->req.tid;
 		o->ev.cap = sizeof(struct osp_exchange) + cap;
 		o->ev.size = sizeof(struct osp_event) + o->ev.cap;
-		o->x.req_end = c->req_end;
-		o->x.resp_ts = c->resp_ts;
-		o->x.resp_bytes = c->resp_bytes;
+		o->x.req_end = c->req.end;
+		o->x.resp_ts = c->resp.ts;
+		o->x.resp_bytes = c->resp.bytes;
 		o->x.req_call_ts = p->ev.ts;
 		o->x.req_call_ts_end = p->ev.ts_end;
-		o->x.resp_tid = c->resp_tid;
-		o->x.req_head_len = c->req_head_len;
-		o->x.resp_head_len = c->resp_head_len;
+		o->x.resp_tid = c->resp.tid;
+		o->x.req_head_len = c->req.head_len;
+		o->x.resp_head_len = c->resp.head_len;
 		o->x.status = c->status;
 		o->x.resp_minor = c->resp_minor;
 		o->x.xflags = 0;
@@ -291,6 +291,16 @@ static __always_inline int hx_keep(__u64 key, struct scratch *s)
 		return 0;
 	}
 	return 1;
+}
+
+/* a message's head call: where it starts, who sent it, how long its head is */
+static __always_inline void msg_begin(struct hx_msg *m, struct scratch *s, __u64 ts_first, long ret, __u32 head_len)
+{
+	m->ts = ts_first;
+	m->end = s->ev.ts_end;
+	m->tid = s->ev.tid;
+	m->bytes = ret;
+	m->head_len = head_len;
 }
 
 enum hx_act {
@@ -326,14 +336,10 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		if (cl < 0 || body > cl || !hx_keep(c->id, s))
 			return HX_FALLBACK;
 		c->hx_head = starts(p, "HEAD ", 5);
-		c->req_ts = ts_first;
-		c->req_end = s->ev.ts_end;
-		c->req_tid = s->ev.tid;
-		c->req_bytes = ret;
-		c->req_head_len = hi.end;
+		msg_begin(&c->req, s, ts_first, ret, hi.end);
 		c->left = cl - body;
 		c->el_bytes = 0;
-		c->resp_bytes = 0;
+		c->resp.bytes = 0;
 		c->hx = HX_REQ;
 		/*
 		 * Every request start goes out in time, both roles: the linker pairs a call with the
@@ -349,8 +355,8 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 			if (ret > c->left)
 				return HX_FALLBACK;
 			c->left -= ret;
-			c->req_bytes += ret;
-			c->req_end = s->ev.ts_end;
+			c->req.bytes += ret;
+			c->req.end = s->ev.ts_end;
 			if (!c->el_bytes)
 				c->el_ts = s->ev.ts;
 			c->el_end = s->ev.ts_end;
@@ -382,11 +388,7 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 			return HX_FALLBACK;
 		c->status = status;
 		c->resp_minor = p[7] - '0';
-		c->resp_ts = ts_first;
-		c->resp_end = s->ev.ts_end;
-		c->resp_tid = s->ev.tid;
-		c->resp_bytes = ret;
-		c->resp_head_len = hi.end;
+		msg_begin(&c->resp, s, ts_first, ret, hi.end);
 		c->left = left - body;
 		c->rel_ts = 0;
 		c->hx = HX_RESP;
@@ -402,10 +404,10 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 	if (req_dir || ret > c->left)
 		return HX_FALLBACK;
 	c->left -= ret;
-	c->resp_bytes += ret;
+	c->resp.bytes += ret;
 	if (!c->rel_ts)
 		c->rel_ts = s->ev.ts;
-	c->resp_end = s->ev.ts_end;
+	c->resp.end = s->ev.ts_end;
 	return c->left == 0 ? HX_EMIT : HX_FOLD;
 }
 

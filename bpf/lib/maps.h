@@ -16,6 +16,15 @@ struct fd_key {
 	__s32 fd;
 };
 
+/* one message of an exchange being summarised (lib/http1x.h) */
+struct hx_msg {
+	__u64 ts;       /* start by the parser's rule: entry of the first write, exit of the first read */
+	__u64 end;      /* exit of its last call */
+	__u64 bytes;    /* size so far, head included */
+	__u32 tid;      /* thread of its first bytes */
+	__u32 head_len; /* start line to CRLFCRLF */
+};
+
 struct conn {
 	__u64 id;
 	__u64 sk; /* struct sock address, for the inet_sock_set_state cleanup */
@@ -34,16 +43,8 @@ struct conn {
 	__u16 status;
 	__u8 resp_minor;
 	__u8 _pad1[3];
-	__u32 req_tid;
-	__u32 resp_tid;
-	__u32 req_head_len;
-	__u32 resp_head_len;
-	__u64 req_ts;    /* request start by the parser's rule (write entry / read exit) */
-	__u64 req_end;
-	__u64 resp_ts;
-	__u64 resp_end;
-	__u64 req_bytes;
-	__u64 resp_bytes;
+	struct hx_msg req;
+	struct hx_msg resp;
 	__s64 left;      /* body bytes still to come of the current message; -1: until EOF */
 	__u64 el_ts;     /* request body calls folded in so far: first entry, last exit, bytes */
 	__u64 el_end;
