@@ -189,10 +189,20 @@ describe('kernel HTTP/1 summaries equal the parser (shadow mode)', { timeout: 18
     const sum = parse(events.filter((e) => e.op !== 'exchange' && !(e.flags & Flag.shadow)));
     for (const e of events) if (e.exchange) sum.set(e.connId, [...(sum.get(e.connId) ?? []), e.exchange]);
 
+    // A call can exit on one CPU while the socket's TCP_CLOSE (a reset from the peer) is
+    // reported on another: its event then arrives after the close, in either stream. Neither
+    // order is the truth there, so such connections are left out, counted and kept rare.
+    const closed = new Set<number>();
+    const raced = new Set<number>();
+    for (const e of events) {
+      if (e.op === 'close') closed.add(e.connId);
+      else if (closed.has(e.connId)) raced.add(e.connId);
+    }
     let compared = 0;
     let viaRecords = 0;
     const recordConns = new Set(events.filter((e) => e.exchange).map((e) => e.connId));
     for (const [id, want] of raw) {
+      if (raced.has(id)) continue;
       const got = [...(sum.get(id) ?? [])].sort((a, b) => a.request.tsStart - b.request.tsStart);
       const brief = (xs: Exchange[]) =>
         xs.map((x) => `${x.role} ${x.request.method} ${x.request.target} ${x.request.tsStart}-${x.request.tsEnd}/${x.request.size} -> ${x.response?.status} ${x.response?.tsStart}-${x.response?.tsEnd}/${x.response?.size} ${x.incomplete ?? ''}`).join('\n    ');
@@ -201,10 +211,11 @@ describe('kernel HTTP/1 summaries equal the parser (shadow mode)', { timeout: 18
       compared += want.length;
       if (recordConns.has(id)) viaRecords += events.filter((e) => e.connId === id && e.exchange).length;
     }
-    for (const id of sum.keys()) assert.ok(raw.has(id), `connection ${id} only on the summarised path`);
+    for (const id of sum.keys()) assert.ok(raw.has(id) || raced.has(id), `connection ${id} only on the summarised path`);
+    assert.ok(raced.size <= 0.01 * raw.size, `${raced.size} of ${raw.size} connections had calls reported after their close`);
     const k = cap.counters();
     console.log(
-      `oracle: ${compared} exchanges on ${raw.size} connections identical on both paths; ${viaRecords} as kernel records ` +
+      `oracle: ${compared} exchanges on ${raw.size - raced.size} connections identical on both paths (${raced.size} left out: a call reported after the close); ${viaRecords} as kernel records ` +
         `(${k.calls_folded} calls folded), ${k.summary_fallbacks} connections handed back to the parser`,
     );
     assert.ok(compared > 1000, `enough traffic compared (${compared})`);

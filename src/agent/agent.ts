@@ -19,6 +19,9 @@ function summarizeDefault(): 'off' | 'on' {
   return process.env.OSPREY_SUMMARIZE === 'off' ? 'off' : 'on';
 }
 
+/** closed connection ids remembered (a late event comes within a batch or two of its close) */
+const CLOSED_REMEMBERED = 16384;
+
 /** 127.0.0.0/8 and ::1, as formatIp prints them */
 const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
@@ -74,6 +77,12 @@ export interface AgentCounters {
   /** batches dropped because the JS thread fell behind by more than maxQueuedMiB */
   batches_dropped: number;
   batch_bytes_dropped: number;
+  /**
+   * events of a connection that had already closed: a call exiting on one CPU while the
+   * socket's close is reported on another; dropped, or they would open a phantom connection
+   * whose request never ends (and could pair with a later connection on the same ports)
+   */
+  events_after_close: number;
   /** exchanges the kernel summarised (one record each) */
   kernel_exchanges: number;
   /** kernel exchange records or hints whose request head did not parse */
@@ -93,6 +102,7 @@ export class Agent {
     batch_bytes_dropped: 0,
     kernel_exchanges: 0,
     kernel_records_unparsed: 0,
+    events_after_close: 0,
   };
   readonly http1: Http1Counters = newHttp1Counters();
   readonly linker: Linker;
@@ -101,6 +111,10 @@ export class Agent {
   capture: Capture | undefined;
   readonly #opts: AgentOptions;
   readonly #conns = new Map<number, Conn>();
+  /** ids of the connections closed last (connection ids are never reused while the agent runs) */
+  readonly #closed = new Set<number>();
+  readonly #closedRing: number[] = [];
+  #closedAt = 0;
   readonly #maxConns: number;
   readonly #idleNs: number;
   #timer: NodeJS.Timeout | undefined;
@@ -228,6 +242,10 @@ export class Agent {
     }
     if (!c) {
       if (e.flags & Flag.ignored) return;
+      if (this.#closed.has(e.connId)) {
+        this.counters.events_after_close++;
+        return;
+      }
       c = this.#open(e);
     }
     c.last = e.tsEnd;
@@ -398,6 +416,15 @@ export class Agent {
     const done = c.parser.end(ts);
     if (done.length) this.#finishAll(c, done);
     this.#drop(c);
+    // remembered for a while: a call reported after the close must not reopen it
+    const ring = this.#closedRing;
+    if (ring.length < CLOSED_REMEMBERED) ring.push(c.id);
+    else {
+      this.#closed.delete(ring[this.#closedAt]!);
+      ring[this.#closedAt] = c.id;
+      this.#closedAt = (this.#closedAt + 1) % CLOSED_REMEMBERED;
+    }
+    this.#closed.add(c.id);
   }
 
   /** forget a connection; requests it never finished are dropped with it */
