@@ -79,6 +79,13 @@ export function attrString(v: AttrValue | undefined): string {
   return s.length > MAX_LABEL_VALUE_LENGTH ? s.slice(0, MAX_LABEL_VALUE_LENGTH) : s;
 }
 
+/** The service a span is counted under, by /metrics and by the store's rollups alike: the
+ *  resource's service.name as a label value ('' when absent). */
+export function spanService(resource: Attributes): string {
+  const svc = resource['service.name'];
+  return typeof svc === 'string' ? labelValue(svc) : attrString(svc);
+}
+
 /** Tempo's FindAttributeValue(key, first, second): the first non-empty value wins */
 export function findAttr(key: string, first: Attributes, second?: Attributes): string {
   const a = first[key];

@@ -123,7 +123,7 @@ describe('DuckStore writing', () => {
       // the next batch brings a new resource and a new key, then the resource append fails
       const res = { 'service.name': 'newcomer', 'process.pid': 99 };
       store.append([mkSpan({ resource: res, attributes: { fresh: 'k' } })]);
-      internal<{ flushSync(): void }>(store, 'resAppender').flushSync = () => {
+      internal<{ flushSync(): void }>(internal<DuckStore>(store, 'writer'), 'resAppender').flushSync = () => {
         throw new Error('injected failure');
       };
       await assert.rejects(store.flush(), /injected failure/);
