@@ -14,11 +14,27 @@ import {
 } from '@duckdb/node-api';
 import type { Attributes, Span } from '../agent/span.js';
 import { Params } from './compile.js';
-import { KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
+import { HOT_KEYS } from './attrs.js';
+import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
 
 export type Row = DuckDBValue[];
 
-export const SPAN_SELECT = 'start_ns, duration_ns, trace_id, span_id, parent_span_id, name, kind, status, status_message, res_id, attributes';
+/** hot attribute columns, in HOT_KEYS order */
+const HOT_COLUMNS = HOT_KEYS.map((k) => (HOT_SPAN_ATTRS[k] as readonly [string, string])[0]);
+export const SPAN_SELECT = `start_ns, duration_ns, trace_id, span_id, parent_span_id, name, kind, status, status_message, res_id, ${HOT_COLUMNS.join(', ')}, attributes`;
+const ATTRS_AT = 10 + HOT_COLUMNS.length;
+
+/** a span's attributes from its hot columns (row[10…]) and the JSON of the rest: hot keys first, in HOT_KEYS order */
+function rowAttributes(r: Row): Attributes {
+  const out: Attributes = {};
+  for (let h = 0; h < HOT_KEYS.length; h++) {
+    const v = r[10 + h];
+    if (v !== null && v !== undefined) out[HOT_KEYS[h] as string] = v as string | number;
+  }
+  const json = r[ATTRS_AT];
+  if (json !== null && json !== undefined) Object.assign(out, JSON.parse(String(json)) as Attributes);
+  return out;
+}
 
 export interface ResourceEntry {
   id: number;
@@ -125,7 +141,7 @@ export class StoreCore {
       for (const [id, json] of got) extra.set(Number(id), makeResource(Number(id), String(json)));
     }
     return rows.map((r) => {
-      const [start, dur, tid, sid, pid, name, kind, status, msg, resId, attrs] = r;
+      const [start, dur, tid, sid, pid, name, kind, status, msg, resId] = r;
       const res = this.resById.get(Number(resId)) ?? extra.get(Number(resId));
       const span: Span = {
         traceId: uuidHex(tid),
@@ -137,7 +153,7 @@ export class StoreCore {
         durationNano: Number(dur),
         status: STATUS_BY_CODE[Number(status)] ?? 'unset',
         resource: res ? { ...res.attrs } : {},
-        attributes: JSON.parse(String(attrs)) as Attributes,
+        attributes: rowAttributes(r),
       };
       if (msg !== null && msg !== undefined) span.statusMessage = String(msg);
       return span;

@@ -15,13 +15,13 @@
 
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { DuckDBConnection, DuckDBInstance, VARCHAR } from '@duckdb/node-api';
+import { BIGINT, DuckDBConnection, DuckDBInstance, VARCHAR } from '@duckdb/node-api';
 import type { Span } from '../agent/span.js';
-import { StoreCore, connectTo, nowNs } from './core.js';
+import { SPAN_SELECT, StoreCore, connectTo, nowNs } from './core.js';
 import { Queries } from './queries.js';
 import { Retention } from './retention.js';
-import { ROLLUP_DDL, Rollups, edgesFromRollups, servicesFromRollups, type RollupOptions } from './rollups.js';
-import { DDL, SCHEMA_VERSION, SPAN_COLUMNS } from './schema.js';
+import { ROLLUP_BUCKET_NS, ROLLUP_DDL, Rollups, type RollupOptions } from './rollups.js';
+import { DDL, SCHEMA_VERSION, SPAN_COLUMNS, UNKNOWN_SERVICE } from './schema.js';
 import type {
   EdgeStats,
   RetentionResult,
@@ -84,6 +84,8 @@ const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
 const DEFAULT_MAX_SPANS_MEMORY = 2_000_000;
 const DEFAULT_MAX_SPANS_FILE = 10_000_000;
 const DEFAULT_FILE_MEMORY_LIMIT = '128MB';
+/** spans read per query when rollups are rebuilt */
+const REBUILD_SLICE = 50_000;
 /** span data committed between two checkpoints (at most half the memory limit), see SpanWriter.maybeCheckpoint */
 const CHECKPOINT_BYTES = 64 * 1024 * 1024;
 
@@ -135,7 +137,7 @@ export class DuckStore implements SpanStore {
     });
     this.queries = new Queries(this.core);
     const maxSpans = o.retention?.maxSpans ?? (file === undefined ? DEFAULT_MAX_SPANS_MEMORY : DEFAULT_MAX_SPANS_FILE);
-    this.retention = new Retention(this.core, maint, this.writer, this.c, o.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS, maxSpans);
+    this.retention = new Retention(this.core, maint, this.writer, this.rollups, this.c, o.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS, maxSpans);
   }
 
   static async open(opts: DuckStoreOptions = {}): Promise<DuckStore> {
@@ -217,6 +219,55 @@ export class DuckStore implements SpanStore {
     const n = (await this.writeCon.runAndReadAll('SELECT count(*) FROM spans')).getRows()[0]?.[0];
     this.core.rows = Number(n ?? 0);
     await this.writer.openAppenders();
+    // rollups of open buckets live in memory until written: after a crash, rebuild the
+    // buckets after the last one written (a clean shutdown writes them all)
+    const clean = (await this.writeCon.runAndReadAll(`SELECT value FROM osprey_meta WHERE key = 'rollups_clean'`)).getRows()[0]?.[0];
+    if (clean !== 'true' && this.core.rows > 0) await this.rebuildRollups();
+    await this.setRollupsClean(false);
+  }
+
+  private async setRollupsClean(clean: boolean): Promise<void> {
+    await this.writeCon.run(`DELETE FROM osprey_meta WHERE key = 'rollups_clean'`);
+    await this.writeCon.run(`INSERT INTO osprey_meta VALUES ('rollups_clean', $1)`, [String(clean)], [VARCHAR]);
+  }
+
+  /**
+   * Recomputes the rollups of the spans that started in or after the bucket following the
+   * last one written (all spans when `all` or when none was written), with the same code
+   * append() uses. Returns how many spans it read.
+   */
+  async rebuildRollups(all = false): Promise<number> {
+    return this.writer.exclusive(async () => {
+      const last = all ? undefined : (await this.writeCon.runAndReadAll('SELECT max(bucket_ns) FROM red_rollup')).getRows()[0]?.[0];
+      const from = typeof last === 'bigint' ? last + ROLLUP_BUCKET_NS : -(2n ** 62n);
+      for (const sql of ['DELETE FROM red_rollup WHERE bucket_ns >= $1', 'DELETE FROM edge_rollup WHERE bucket_ns >= $1']) {
+        await this.writeCon.run(sql, [from], [BIGINT]);
+      }
+      let read = 0;
+      // in slices of start time, oldest first, as they were appended
+      let lo = from;
+      for (;;) {
+        const rows = (await this.writeCon.runAndReadAll(
+          `SELECT ${SPAN_SELECT} FROM spans WHERE start_ns >= $1 ORDER BY start_ns LIMIT ${REBUILD_SLICE}`,
+          [lo],
+          [BIGINT],
+        )).getRows();
+        if (rows.length === 0) break;
+        // the slice's last start time may continue in the next slice: stop before it, unless that is all there is
+        const lastStart = rows[rows.length - 1]?.[0] as bigint;
+        const whole = rows.length < REBUILD_SLICE ? rows : rows.filter((r) => (r[0] as bigint) < lastStart);
+        const take = whole.length > 0 ? whole : rows;
+        for (const s of await this.core.toSpans(take)) {
+          const svc = s.resource['service.name'];
+          this.rollups.observe(typeof svc === 'string' ? svc : UNKNOWN_SERVICE, s, s.startTimeUnixNano, s.durationNano);
+        }
+        read += take.length;
+        if (rows.length < REBUILD_SLICE) break;
+        lo = whole.length > 0 ? lastStart : lastStart + 1n;
+      }
+      this.rollups.write(true);
+      return read;
+    });
   }
 
   // ---- writing: writer.ts -----------------------------------------------------------------
@@ -243,14 +294,14 @@ export class DuckStore implements SpanStore {
     return this.queries.searchTraces(opts);
   }
 
-  /** RED per service from the rollups: the window is widened to whole 10 s buckets; percentiles are estimated */
+  /** RED per service from the rollups: the window is widened to whole 1-minute buckets; percentiles are estimated */
   services(sinceNs: bigint, untilNs?: bigint): Promise<ServiceStats[]> {
-    return servicesFromRollups((sql, P, js) => this.core.query(sql, P, js), sinceNs, untilNs ?? nowNs());
+    return this.rollups.services((sql, P, js) => this.core.query(sql, P, js), sinceNs, untilNs ?? nowNs());
   }
 
   /** Service-graph edges from the rollups, paired as /metrics pairs them (see services() for the window) */
   edges(sinceNs: bigint, untilNs?: bigint): Promise<EdgeStats[]> {
-    return edgesFromRollups((sql, P, js) => this.core.query(sql, P, js), sinceNs, untilNs ?? nowNs());
+    return this.rollups.edges((sql, P, js) => this.core.query(sql, P, js), sinceNs, untilNs ?? nowNs());
   }
 
   tagNames(scope?: TagScope, opts: TagOptions = {}): Promise<string[]> {
@@ -289,6 +340,11 @@ export class DuckStore implements SpanStore {
     this.rollups.stop();
     await this.retention.inProgress?.catch(() => undefined);
     await this.flush().catch(() => undefined);
+    // the open rollup buckets too, so that a restart finds them complete
+    await this.writer
+      .commitRollups(true)
+      .then(() => this.setRollupsClean(true))
+      .catch(() => undefined);
     this.core.closed = true;
     // late appends (after closed) are counted as dropped; anything that raced in is dropped too
     await Promise.allSettled([...this.core.inflight]);

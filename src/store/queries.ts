@@ -14,8 +14,12 @@ import {
   windowSql,
   type CompileContext,
 } from './compile.js';
+import { HOT_KEYS } from './attrs.js';
 import { SPAN_SELECT, normalizeTraceId, uuidHex, type Row, type StoreCore } from './core.js';
-import { KIND_BY_CODE, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+
+/** hot attribute columns, in HOT_KEYS order */
+const HOT_COLUMNS = HOT_KEYS.map((k) => (HOT_SPAN_ATTRS[k] as readonly [string, string])[0]);
 import type { SearchOptions, TagOptions, TagScope, TagValue, TimeWindow, TraceSearchOptions, TraceSummary } from './types.js';
 
 /** Largest `limit` honoured by search() and searchTraces(). */
@@ -213,6 +217,16 @@ export class Queries {
         P,
       );
       for (const [k] of rows) names.add(String(k));
+      // hot attributes live in their columns (schema.ts): the keys whose column has a value in the sample
+      const P2 = new Params();
+      const present = (await this.core.query(
+        `SELECT ${HOT_COLUMNS.map((c) => `count(${c}) > 0`).join(', ')} FROM
+           (SELECT ${HOT_COLUMNS.join(', ')} FROM spans WHERE ${windowSql(P2, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P2.add(TAG_SAMPLE_SPANS, UINTEGER)})`,
+        P2,
+      ))[0];
+      HOT_KEYS.forEach((k, i) => {
+        if (present?.[i] === true) names.add(k);
+      });
     }
     return [...names].sort().slice(0, limit);
   }
@@ -268,14 +282,29 @@ export class Queries {
       for (const [v] of rows) texts.add(String(v));
     }
     const out: TagValue[] = [];
-    for (const t of texts) {
-      const tv = jsonTextToTagValue(t);
-      if (tv) out.push(tv);
+    const seen = new Set<string>();
+    const push = (tv: TagValue | undefined): void => {
+      if (!tv || seen.has(`${tv.type}:${tv.value}`)) return;
+      seen.add(`${tv.type}:${tv.value}`);
+      out.push(tv);
+    };
+    const hotCol = HOT_SPAN_ATTRS[tag.name]?.[0];
+    if (tag.scope !== 'resource' && hotCol !== undefined) {
+      const P3 = new Params();
+      const rows = await this.core.query(
+        `SELECT DISTINCT v FROM (SELECT ${hotCol} AS v FROM spans WHERE ${windowSql(P3, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P3.add(TAG_SAMPLE_SPANS, UINTEGER)})
+         WHERE v IS NOT NULL ORDER BY v LIMIT ${P3.add(limit, UINTEGER)}`,
+        P3,
+      );
+      for (const [v] of rows) {
+        if (typeof v === 'string') push({ type: 'string', value: v });
+        else if (typeof v === 'number' && Number.isFinite(v)) push({ type: Number.isInteger(v) ? 'int' : 'float', value: String(v) });
+      }
     }
+    for (const t of texts) push(jsonTextToTagValue(t));
     out.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
     return out.slice(0, limit);
   }
-
 
   private compileContext(params: Params, w: TimeWindow, resourceIds?: Map<CompareExpr, number[]>): CompileContext {
     const keys = this.core.spanKeys;

@@ -3,7 +3,7 @@
 
 import { BIGINT, LIST, UINTEGER, listValue, type DuckDBConnection } from '@duckdb/node-api';
 import { nowNs, type StoreCore } from './core.js';
-import { PRUNE_SQL, ROLLUP_BUCKET_NS, RollupBatch, bucketStart, isErrorStatus } from './rollups.js';
+import { PRUNE_SQL, ROLLUP_BUCKET_NS, bucketStart, isErrorStatus, type Rollups } from './rollups.js';
 import { UNKNOWN_SERVICE } from './schema.js';
 import type { Counters, SpanWriter } from './writer.js';
 import type { RetentionResult } from './types.js';
@@ -15,6 +15,7 @@ export class Retention {
     private readonly core: StoreCore,
     private readonly maint: DuckDBConnection,
     private readonly writer: SpanWriter,
+    private readonly rollups: Rollups,
     private readonly c: Counters,
     private readonly maxAgeMs: number,
     private readonly maxSpans: number,
@@ -78,13 +79,12 @@ export class Retention {
             await this.maint.run('DELETE FROM trace_index WHERE max_ns <= $1', [cut], [BIGINT]);
             await this.pruneRollups(b0);
             if (gone.length > 0) {
-              const roll = new RollupBatch();
               const bucket = Number(b0 / ROLLUP_BUCKET_NS);
               for (const [resId, kind, status, dur] of gone) {
                 const service = this.core.resById.get(Number(resId))?.service ?? UNKNOWN_SERVICE;
-                roll.addSpan(service, bucket, Number(kind), isErrorStatus(Number(status)), Number(dur), -1);
+                this.rollups.addSpan(service, bucket, Number(kind), isErrorStatus(Number(status)), Number(dur), -1);
               }
-              await this.writer.commitRollup(roll);
+              await this.writer.commitRollups();
             }
           }
         }
@@ -107,6 +107,7 @@ export class Retention {
    * deletes only in part (by count) stay counted until the whole bucket goes.
    */
   private async pruneRollups(ns: bigint): Promise<void> {
+    this.rollups.forgetBefore(ns);
     for (const sql of PRUNE_SQL) await this.maint.run(sql, [ns], [BIGINT]);
   }
 

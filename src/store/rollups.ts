@@ -1,39 +1,53 @@
 // RED and service-graph rollups, kept at ingest so services() and edges() read a few
 // thousand pre-aggregated rows instead of scanning (and, for edges, self-joining) the spans.
 //
-// One computation for /metrics, the CLI and the API: the service a span counts under
-// (spanService for the graph; the stored resource's service.name for RED, as search sees
-// it), the client/server pairing, its expiry, virtual nodes and database edges are the
-// metrics module's own code (src/metrics: ServiceGraph with an onEdge sink). What differs is
-// only where the counts go: /metrics keeps cumulative series, the store keeps them per
-// ROLLUP_BUCKET_NS of span start time, committed with the spans of the same batch.
+// One computation for /metrics, the CLI and the API: the store uses the metrics module's own
+// code (src/metrics) — the service a span counts under for the graph (spanService), the
+// client/server pairing with its wait, expiry, virtual nodes and database edges (ServiceGraph
+// with an onEdge sink instead of its cumulative series), and the latency histogram (NsHistogram
+// on Tempo's span-metrics buckets, 2 ms … 16.384 s, the buckets /metrics exposes for
+// traces_spanmetrics_latency). What differs is only where the counts go: /metrics keeps
+// cumulative series, the store keeps them per ROLLUP_BUCKET_NS of span start time.
 //
-// Latencies are kept as quarter-octave histograms (src/metrics/latency.ts, whose bounds
-// include Tempo's), so the percentiles services() and edges() return are ESTIMATED from the
-// buckets (within one bin, ≤ 19%, interpolated inside it); counts and sums are exact.
+// Percentiles in services() and edges() are ESTIMATED from those buckets (histogramQuantile,
+// like Prometheus' histogram_quantile: linear inside the bucket, so within a factor of 2,
+// usually much closer); counts and duration sums are exact.
 //
-// Tables (one row per bucket × series × latency bin; `n` may be negative: retention
-// subtracts the spans it deletes from a bucket it only partly deletes):
-//   red_rollup(bucket_ns, service, kind, error, bin, n, sum_ns)
-//   edge_rollup(bucket_ns, client, server, conn, failed, side, bin, n, sum_ns)   side 0 = client, 1 = server
-// A bucket gets new rows with every flush that touches it; queries sum them.
+// Buckets of the last two minutes of span start time stay open in memory (spans arrive
+// roughly in start order, up to a request's duration late) and are written, one row per
+// bucket and series, by the flush that follows; queries add the open buckets to the stored
+// rows. A span arriving for a bucket already written makes one more row for it; queries sum.
+// Tables (hN = count in Tempo bucket N, the last +Inf):
+//   red_rollup(bucket_ns, service, kind, error, n, sum_ns, h0…h14)
+//   edge_rollup(bucket_ns, client, server, conn, failed, n, client_sum_ns, server_sum_ns, c0…c14, s0…s14)
 
 import { BIGINT, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import type { Span } from '../agent/span.js';
-import { LATENCY_BINS, latencyBin, quantileFromBins } from '../metrics/latency.js';
-import { spanService } from '../metrics/series.js';
+import { histogramQuantile } from '../metrics/latency.js';
+import { NsHistogram, SPAN_METRICS_BUCKETS, boundsToNs, spanService } from '../metrics/series.js';
 import { CONNECTION_TYPES, ServiceGraph, type CompletedEdge } from '../metrics/servicegraph.js';
 import { Params } from './compile.js';
 import type { Row } from './core.js';
 import { KIND_CODE, STATUS_CODE } from './schema.js';
 import type { EdgeStats, ServiceStats } from './types.js';
 
-/** rollup time bucket: 10 s of span start time */
-export const ROLLUP_BUCKET_NS = 10_000_000_000n;
+/** rollup time bucket: 1 min of span start time */
+export const ROLLUP_BUCKET_NS = 60_000_000_000n;
 const BUCKET = Number(ROLLUP_BUCKET_NS);
+/** histogram buckets: Tempo's span-metrics defaults, as /metrics */
+const BOUNDS_NS = boundsToNs(SPAN_METRICS_BUCKETS);
+const H = BOUNDS_NS.length + 1;
 const KINDS = 6;
+const CONNS = CONNECTION_TYPES.length;
 const SERVER = KIND_CODE.server;
 const ERROR = STATUS_CODE.error;
+/** buckets this far behind the newest one seen are written (and forgotten) by the next flush */
+const OPEN_BUCKETS = 2;
+
+const cols = (p: string): string[] => Array.from({ length: H }, (_, i) => `${p}${i}`);
+const RED_H = cols('h');
+const EDGE_C = cols('c');
+const EDGE_S = cols('s');
 
 export const ROLLUP_DDL: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS red_rollup (
@@ -41,9 +55,9 @@ export const ROLLUP_DDL: readonly string[] = [
     service VARCHAR NOT NULL,
     kind UTINYINT NOT NULL,
     error BOOLEAN NOT NULL,
-    bin UTINYINT NOT NULL,
-    n INTEGER NOT NULL,
-    sum_ns DOUBLE NOT NULL
+    n BIGINT NOT NULL,
+    sum_ns DOUBLE NOT NULL,
+    ${RED_H.map((c) => `${c} BIGINT NOT NULL`).join(', ')}
   )`,
   `CREATE TABLE IF NOT EXISTS edge_rollup (
     bucket_ns BIGINT NOT NULL,
@@ -51,71 +65,34 @@ export const ROLLUP_DDL: readonly string[] = [
     server VARCHAR NOT NULL,
     conn UTINYINT NOT NULL,
     failed BOOLEAN NOT NULL,
-    side UTINYINT NOT NULL,
-    bin UTINYINT NOT NULL,
-    n INTEGER NOT NULL,
-    sum_ns DOUBLE NOT NULL
+    n BIGINT NOT NULL,
+    client_sum_ns DOUBLE NOT NULL,
+    server_sum_ns DOUBLE NOT NULL,
+    ${[...EDGE_C, ...EDGE_S].map((c) => `${c} BIGINT NOT NULL`).join(', ')}
   )`,
 ];
 
-/** a count and a duration sum */
-interface Acc {
-  n: number;
-  sum: number;
+interface EdgeCell {
+  readonly client: NsHistogram;
+  readonly server: NsHistogram;
 }
 
-/**
- * Rollup rows accumulated for one batch of spans. Keys are numbers, not strings: per span
- * that is two Map lookups and two additions.
- *   red:   service → ((bucket·KINDS + kind)·2 + error)·LATENCY_BINS + bin
- *   edges: client \0 server → (((bucket·4 + conn)·2 + failed)·2 + side)·LATENCY_BINS + bin
- * (bucket = start / 10 s ≈ 2e8 today: the keys stay far below 2^53.)
- */
-export class RollupBatch {
-  readonly red = new Map<string, Map<number, Acc>>();
-  readonly edges = new Map<string, Map<number, Acc>>();
-
-  get empty(): boolean {
-    return this.red.size === 0 && this.edges.size === 0;
-  }
-
-  /** one span (weight -1 takes it out again) */
-  addSpan(service: string, bucket: number, kind: number, error: boolean, durNs: number, weight = 1): void {
-    let m = this.red.get(service);
-    if (m === undefined) {
-      m = new Map();
-      this.red.set(service, m);
-    }
-    add(m, ((bucket * KINDS + kind) * 2 + (error ? 1 : 0)) * LATENCY_BINS + latencyBin(durNs), weight, durNs * weight);
-  }
-
-  addEdge(e: CompletedEdge): void {
-    const key = `${e.client}\u0000${e.server}`;
-    let m = this.edges.get(key);
-    if (m === undefined) {
-      m = new Map();
-      this.edges.set(key, m);
-    }
-    const bucket = Number.isFinite(e.startNs) ? Math.floor(e.startNs / BUCKET) : 0;
-    const base = ((bucket * CONNECTION_TYPES.length + e.conn) * 2 + (e.failed ? 1 : 0)) * 2;
-    add(m, base * LATENCY_BINS + latencyBin(e.clientNs), 1, e.clientNs);
-    add(m, (base + 1) * LATENCY_BINS + latencyBin(e.serverNs), 1, e.serverNs);
-  }
-}
-
-function add(m: Map<number, Acc>, key: number, n: number, sum: number): void {
-  const a = m.get(key);
-  if (a === undefined) m.set(key, { n, sum });
-  else {
-    a.n += n;
-    a.sum += sum;
-  }
+/** one open bucket: per service kind×error slots; per client\0server conn×failed slots */
+interface Bucket {
+  readonly red: Map<string, (NsHistogram | undefined)[]>;
+  readonly edges: Map<string, (EdgeCell | undefined)[]>;
 }
 
 export interface RollupOptions {
   /** service graph: how long an edge waits for its other half, ms (default 10 s, as /metrics) */
   waitMs?: number;
-  /** service graph: most pending edges (default 10000, as /metrics) */
+  /**
+   * service graph: most pending edges (default 100,000). /metrics keeps Tempo's 10,000; the
+   * store allows more because every root server span waits out waitMs for a caller that never
+   * comes (it then becomes a `user` edge), and a full pending set drops new client spans,
+   * which would lose edges as soon as ingest exceeds ~1,000 root spans/s. Both count what
+   * they drop (graph.counters.droppedSpans). ~150 bytes per pending edge.
+   */
   maxItems?: number;
   /** how often waiting edges are expired, ms (default 2 s, as /metrics; 0 = only on tick()) */
   intervalMs?: number;
@@ -126,7 +103,9 @@ export interface RollupOptions {
 export class Rollups {
   /** pairs client and server spans exactly as /metrics does (src/metrics/servicegraph.ts) */
   readonly graph: ServiceGraph;
-  private batchFor: (() => RollupBatch) | undefined;
+  /** open buckets by index (start / ROLLUP_BUCKET_NS) */
+  private readonly open = new Map<number, Bucket>();
+  private newest = -Infinity;
   private redApp: DuckDBAppender | undefined;
   private edgeApp: DuckDBAppender | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -137,21 +116,12 @@ export class Rollups {
     o: RollupOptions = {},
   ) {
     this.now = o.now ?? Date.now;
-    this.graph = new ServiceGraph({
-      waitMs: o.waitMs,
-      maxItems: o.maxItems,
-      onEdge: (e) => this.batchFor?.().addEdge(e),
-    });
+    this.graph = new ServiceGraph({ waitMs: o.waitMs, maxItems: o.maxItems ?? 100_000, onEdge: (e) => this.addEdge(e) });
     const every = o.intervalMs ?? 2000;
     if (every > 0) {
       this.timer = setInterval(() => this.tick(), every);
       this.timer.unref();
     }
-  }
-
-  /** where completed edges go: the batch being appended to (the writer's) */
-  attach(batchFor: () => RollupBatch): void {
-    this.batchFor = batchFor;
   }
 
   /** expires waiting edges (virtual nodes are completed then, as in /metrics) */
@@ -164,12 +134,48 @@ export class Rollups {
     this.timer = undefined;
   }
 
+  private bucket(idx: number): Bucket {
+    let b = this.open.get(idx);
+    if (b === undefined) {
+      b = { red: new Map(), edges: new Map() };
+      this.open.set(idx, b);
+      if (idx > this.newest) this.newest = idx;
+    }
+    return b;
+  }
+
   /** a span being stored: `service` is its stored service (resource service.name or unknown_service) */
-  observe(b: RollupBatch, service: string, s: Span, start: bigint, durNs: number): void {
-    b.addSpan(service, Number(start / ROLLUP_BUCKET_NS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs);
+  observe(service: string, s: Span, start: bigint, durNs: number): void {
+    this.addSpan(service, Number(start / ROLLUP_BUCKET_NS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs, 1);
     // the graph names services as /metrics does and skips spans without service.name
     const label = spanService(s.resource);
     if (label !== '') this.graph.observe(label, s, this.now());
+  }
+
+  /** counts a span into bucket `idx` (weight -1 takes it out: retention) */
+  addSpan(service: string, idx: number, kind: number, error: boolean, durNs: number, weight: number): void {
+    const b = this.bucket(idx);
+    let slots = b.red.get(service);
+    if (slots === undefined) {
+      slots = new Array<NsHistogram | undefined>(KINDS * 2).fill(undefined);
+      b.red.set(service, slots);
+    }
+    const k = kind * 2 + (error ? 1 : 0);
+    const h = (slots[k] ??= new NsHistogram(BOUNDS_NS));
+    h.observe(durNs, BOUNDS_NS, weight);
+  }
+
+  private addEdge(e: CompletedEdge): void {
+    const b = this.bucket(Number.isFinite(e.startNs) ? Math.floor(e.startNs / BUCKET) : 0);
+    const key = `${e.client}\u0000${e.server}`;
+    let slots = b.edges.get(key);
+    if (slots === undefined) {
+      slots = new Array<EdgeCell | undefined>(CONNS * 2).fill(undefined);
+      b.edges.set(key, slots);
+    }
+    const cell = (slots[e.conn * 2 + (e.failed ? 1 : 0)] ??= { client: new NsHistogram(BOUNDS_NS), server: new NsHistogram(BOUNDS_NS) });
+    cell.client.observe(e.clientNs, BOUNDS_NS);
+    cell.server.observe(e.serverNs, BOUNDS_NS);
   }
 
   get ready(): boolean {
@@ -194,218 +200,228 @@ export class Rollups {
     this.edgeApp = undefined;
   }
 
-  /** commits a batch's rollup rows (synchronously, on the writer connection) */
-  write(b: RollupBatch): void {
-    if (b.empty) return;
+  /**
+   * Writes the buckets that are no longer open (all of them with `all`: shutdown) and
+   * forgets them. Synchronous, on the writer connection, after a batch's spans: a bucket's
+   * rows describe committed spans, plus at worst spans of batches still buffered.
+   */
+  write(all = false): void {
     const red = this.redApp;
     const edge = this.edgeApp;
     if (!red || !edge) throw new Error('rollup appenders are not open');
-    if (b.red.size > 0) {
-      for (const [service, m] of b.red) {
-        for (const [key, a] of m) {
-          if (a.n === 0) continue;
-          const bin = key % LATENCY_BINS;
-          let rest = (key - bin) / LATENCY_BINS;
-          const error = rest % 2;
-          rest = (rest - error) / 2;
-          const kind = rest % KINDS;
-          const bucket = (rest - kind) / KINDS;
-          red.appendBigInt(BigInt(bucket) * ROLLUP_BUCKET_NS);
+    const done: number[] = [];
+    for (const idx of this.open.keys()) if (all || idx <= this.newest - OPEN_BUCKETS) done.push(idx);
+    if (done.length === 0) return;
+    let redRows = 0;
+    let edgeRows = 0;
+    for (const idx of done) {
+      const b = this.open.get(idx) as Bucket;
+      const bucketNs = BigInt(idx) * ROLLUP_BUCKET_NS;
+      for (const [service, slots] of b.red) {
+        for (let k = 0; k < slots.length; k++) {
+          const h = slots[k];
+          if (h === undefined || (h.count === 0 && h.sumNs === 0)) continue;
+          red.appendBigInt(bucketNs);
           red.appendVarchar(service);
-          red.appendUTinyInt(kind);
-          red.appendBoolean(error === 1);
-          red.appendUTinyInt(bin);
-          red.appendInteger(a.n);
-          red.appendDouble(a.sum);
+          red.appendUTinyInt(k >> 1);
+          red.appendBoolean((k & 1) === 1);
+          red.appendBigInt(BigInt(h.count));
+          red.appendDouble(h.sumNs);
+          for (let i = 0; i < H; i++) red.appendBigInt(BigInt(h.counts[i] ?? 0));
           red.endRow();
+          redRows++;
         }
       }
-      red.flushSync();
-    }
-    if (b.edges.size > 0) {
-      for (const [pair, m] of b.edges) {
+      for (const [pair, slots] of b.edges) {
         const cut = pair.indexOf('\u0000');
         const client = pair.slice(0, cut);
         const server = pair.slice(cut + 1);
-        for (const [key, a] of m) {
-          const bin = key % LATENCY_BINS;
-          let rest = (key - bin) / LATENCY_BINS;
-          const side = rest % 2;
-          rest = (rest - side) / 2;
-          const failed = rest % 2;
-          rest = (rest - failed) / 2;
-          const conn = rest % CONNECTION_TYPES.length;
-          const bucket = (rest - conn) / CONNECTION_TYPES.length;
-          edge.appendBigInt(BigInt(bucket) * ROLLUP_BUCKET_NS);
+        for (let k = 0; k < slots.length; k++) {
+          const e = slots[k];
+          if (e === undefined) continue;
+          edge.appendBigInt(bucketNs);
           edge.appendVarchar(client);
           edge.appendVarchar(server);
-          edge.appendUTinyInt(conn);
-          edge.appendBoolean(failed === 1);
-          edge.appendUTinyInt(side);
-          edge.appendUTinyInt(bin);
-          edge.appendInteger(a.n);
-          edge.appendDouble(a.sum);
+          edge.appendUTinyInt(k >> 1);
+          edge.appendBoolean((k & 1) === 1);
+          edge.appendBigInt(BigInt(e.client.count));
+          edge.appendDouble(e.client.sumNs);
+          edge.appendDouble(e.server.sumNs);
+          for (let i = 0; i < H; i++) edge.appendBigInt(BigInt(e.client.counts[i] ?? 0));
+          for (let i = 0; i < H; i++) edge.appendBigInt(BigInt(e.server.counts[i] ?? 0));
           edge.endRow();
+          edgeRows++;
         }
       }
-      edge.flushSync();
     }
+    if (redRows > 0) red.flushSync();
+    if (edgeRows > 0) edge.flushSync();
+    for (const idx of done) this.open.delete(idx);
+  }
+
+  /** forgets open buckets before `ns` (retention deleted their spans) */
+  forgetBefore(ns: bigint): void {
+    for (const idx of [...this.open.keys()]) if (BigInt(idx) * ROLLUP_BUCKET_NS < ns) this.open.delete(idx);
+  }
+
+  /** the open buckets that overlap [lo, hi] (bucket starts, ns) */
+  private openIn(lo: bigint, hi: bigint): Bucket[] {
+    const out: Bucket[] = [];
+    for (const [idx, b] of this.open) {
+      const ns = BigInt(idx) * ROLLUP_BUCKET_NS;
+      if (ns >= lo && ns <= hi) out.push(b);
+    }
+    return out;
+  }
+
+  /**
+   * RED per service over the rollup buckets that overlap [sinceNs, untilNs]: a window is
+   * widened to whole 1-minute buckets of span start time, and rates are per second of the
+   * time covered (bucket start of sinceNs … untilNs). Percentiles are estimated.
+   */
+  async services(query: Query, sinceNs: bigint, untilNs: bigint): Promise<ServiceStats[]> {
+    const lo = bucketStart(sinceNs);
+    const P = new Params();
+    const rows = await query(
+      `SELECT service, kind = ${SERVER} AS srv, error, sum(n)::DOUBLE, sum(sum_ns), ${RED_H.map((c) => `sum(${c})::DOUBLE`).join(', ')}
+       FROM red_rollup WHERE bucket_ns >= ${P.add(lo, BIGINT)} AND bucket_ns <= ${P.add(untilNs, BIGINT)} GROUP BY ALL`,
+      P,
+      true,
+    );
+    interface Svc {
+      all: NsHistogram;
+      srv: NsHistogram;
+      allErr: number;
+      srvErr: number;
+    }
+    const by = new Map<string, Svc>();
+    const add = (service: string, srv: boolean, error: boolean, counts: ArrayLike<number>, sum: number, n: number): void => {
+      let s = by.get(service);
+      if (!s) {
+        s = { all: new NsHistogram(BOUNDS_NS), srv: new NsHistogram(BOUNDS_NS), allErr: 0, srvErr: 0 };
+        by.set(service, s);
+      }
+      s.all.merge(counts, sum, n);
+      if (error) s.allErr += n;
+      if (srv) {
+        s.srv.merge(counts, sum, n);
+        if (error) s.srvErr += n;
+      }
+    };
+    for (const r of rows) add(String(r[0]), r[1] === true, r[2] === true, (r as number[]).slice(5), Number(r[4]), Number(r[3]));
+    for (const b of this.openIn(lo, untilNs)) {
+      for (const [service, slots] of b.red) {
+        slots.forEach((h, k) => {
+          if (h) add(service, k >> 1 === SERVER, isErrorSlot(k), h.counts, h.sumNs, h.count);
+        });
+      }
+    }
+    const seconds = Number(untilNs - lo) / 1e9;
+    const out: ServiceStats[] = [];
+    for (const [service, s] of [...by].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+      if (s.all.count <= 0) continue;
+      const useServer = s.srv.count > 0;
+      const h = useServer ? s.srv : s.all;
+      const n = h.count;
+      const errors = useServer ? s.srvErr : s.allErr;
+      out.push({
+        service,
+        spanCount: s.all.count,
+        basis: useServer ? 'server' : 'all',
+        requestCount: n,
+        ratePerSec: seconds > 0 ? n / seconds : 0,
+        errorCount: errors,
+        errorPct: n > 0 ? (errors / n) * 100 : 0,
+        durationSumNs: h.sumNs,
+        quantiles: 'estimated',
+        p50Ns: histogramQuantile(BOUNDS_NS, h.counts, 0.5),
+        p95Ns: histogramQuantile(BOUNDS_NS, h.counts, 0.95),
+        p99Ns: histogramQuantile(BOUNDS_NS, h.counts, 0.99),
+      });
+    }
+    return out;
+  }
+
+  /** Service-graph edges over the rollup buckets that overlap [sinceNs, untilNs] (see services()). */
+  async edges(query: Query, sinceNs: bigint, untilNs: bigint): Promise<EdgeStats[]> {
+    const lo = bucketStart(sinceNs);
+    const P = new Params();
+    const rows = await query(
+      `SELECT client, server, conn, failed, sum(n)::DOUBLE, sum(client_sum_ns), sum(server_sum_ns),
+              ${[...EDGE_C, ...EDGE_S].map((c) => `sum(${c})::DOUBLE`).join(', ')}
+       FROM edge_rollup WHERE bucket_ns >= ${P.add(lo, BIGINT)} AND bucket_ns <= ${P.add(untilNs, BIGINT)} GROUP BY ALL`,
+      P,
+      true,
+    );
+    interface E {
+      caller: string;
+      callee: string;
+      conn: number;
+      failed: number;
+      client: NsHistogram;
+      server: NsHistogram;
+    }
+    const by = new Map<string, E>();
+    const add = (client: string, server: string, conn: number, failed: boolean, c: ArrayLike<number>, s: ArrayLike<number>, n: number, cSum: number, sSum: number): void => {
+      const key = `${client}\u0000${server}\u0000${conn}`;
+      let e = by.get(key);
+      if (!e) {
+        e = { caller: client, callee: server, conn, failed: 0, client: new NsHistogram(BOUNDS_NS), server: new NsHistogram(BOUNDS_NS) };
+        by.set(key, e);
+      }
+      e.client.merge(c, cSum, n);
+      e.server.merge(s, sSum, n);
+      if (failed) e.failed += n;
+    };
+    for (const r of rows) {
+      const v = r as number[];
+      add(String(r[0]), String(r[1]), Number(r[2]), r[3] === true, v.slice(7, 7 + H), v.slice(7 + H), Number(r[4]), Number(r[5]), Number(r[6]));
+    }
+    for (const b of this.openIn(lo, untilNs)) {
+      for (const [pair, slots] of b.edges) {
+        const cut = pair.indexOf('\u0000');
+        slots.forEach((cell, k) => {
+          if (cell) add(pair.slice(0, cut), pair.slice(cut + 1), k >> 1, (k & 1) === 1, cell.client.counts, cell.server.counts, cell.client.count, cell.client.sumNs, cell.server.sumNs);
+        });
+      }
+    }
+    const cmp = (a: E, b: E): number => (a.caller < b.caller ? -1 : a.caller > b.caller ? 1 : a.callee < b.callee ? -1 : a.callee > b.callee ? 1 : a.conn - b.conn);
+    return [...by.values()]
+      .filter((e) => e.client.count > 0)
+      .sort(cmp)
+      .map((e) => ({
+        caller: e.caller,
+        callee: e.callee,
+        connectionType: CONNECTION_TYPES[e.conn] ?? '',
+        count: e.client.count,
+        errorCount: e.failed,
+        errorPct: (e.failed / e.client.count) * 100,
+        clientSumNs: e.client.sumNs,
+        serverSumNs: e.server.sumNs,
+        quantiles: 'estimated' as const,
+        p50Ns: histogramQuantile(BOUNDS_NS, e.client.counts, 0.5),
+        p95Ns: histogramQuantile(BOUNDS_NS, e.client.counts, 0.95),
+        serverP50Ns: histogramQuantile(BOUNDS_NS, e.server.counts, 0.5),
+        serverP95Ns: histogramQuantile(BOUNDS_NS, e.server.counts, 0.95),
+      }));
   }
 }
 
-/** first bucket a window [sinceNs, …] touches: windows are widened to whole buckets */
+/** slot k = kind·2 + error */
+function isErrorSlot(k: number): boolean {
+  return (k & 1) === 1;
+}
+
+type Query = (sql: string, P: Params, js?: boolean) => Promise<Row[]>;
+
+/** start of the rollup bucket `ns` falls in */
 export function bucketStart(ns: bigint): bigint {
   const r = ns % ROLLUP_BUCKET_NS;
   return r < 0n ? ns - r - ROLLUP_BUCKET_NS : ns - r;
 }
 
-type Query = (sql: string, P: Params, js?: boolean) => Promise<Row[]>;
-
-/**
- * RED per service over the buckets that overlap [sinceNs, untilNs] (a window is widened to
- * whole 10 s buckets of span start time). Percentiles are estimated from the latency bins.
- */
-export async function servicesFromRollups(query: Query, sinceNs: bigint, untilNs: bigint): Promise<ServiceStats[]> {
-  const P = new Params();
-  const lo = P.add(bucketStart(sinceNs), BIGINT);
-  const hi = P.add(untilNs, BIGINT);
-  const rows = await query(
-    `SELECT service, kind = ${SERVER} AS srv, error, bin, sum(n)::DOUBLE, sum(sum_ns) FROM red_rollup
-     WHERE bucket_ns >= ${lo} AND bucket_ns <= ${hi} GROUP BY ALL`,
-    P,
-    true,
-  );
-  interface Svc {
-    all: Float64Array;
-    srv: Float64Array;
-    total: number;
-    srvN: number;
-    srvErr: number;
-    allErr: number;
-    srvSum: number;
-    allSum: number;
-  }
-  const by = new Map<string, Svc>();
-  for (const [svc, srv, err, bin, n, sum] of rows) {
-    const name = String(svc);
-    let s = by.get(name);
-    if (!s) {
-      s = { all: new Float64Array(LATENCY_BINS), srv: new Float64Array(LATENCY_BINS), total: 0, srvN: 0, srvErr: 0, allErr: 0, srvSum: 0, allSum: 0 };
-      by.set(name, s);
-    }
-    const count = Number(n);
-    const b = Number(bin);
-    s.all[b]! += count;
-    s.total += count;
-    s.allSum += Number(sum);
-    if (err === true) s.allErr += count;
-    if (srv === true) {
-      s.srv[b]! += count;
-      s.srvN += count;
-      s.srvSum += Number(sum);
-      if (err === true) s.srvErr += count;
-    }
-  }
-  const seconds = Number(untilNs - sinceNs) / 1e9;
-  const out: ServiceStats[] = [];
-  for (const [service, s] of [...by].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
-    if (s.total <= 0) continue;
-    const useServer = s.srvN > 0;
-    const n = useServer ? s.srvN : s.total;
-    const errors = useServer ? s.srvErr : s.allErr;
-    const bins = useServer ? s.srv : s.all;
-    out.push({
-      service,
-      spanCount: s.total,
-      basis: useServer ? 'server' : 'all',
-      requestCount: n,
-      ratePerSec: seconds > 0 ? n / seconds : 0,
-      errorCount: errors,
-      errorPct: n > 0 ? (errors / n) * 100 : 0,
-      durationSumNs: useServer ? s.srvSum : s.allSum,
-      quantiles: 'estimated',
-      p50Ns: quantileFromBins(bins, 0.5),
-      p95Ns: quantileFromBins(bins, 0.95),
-      p99Ns: quantileFromBins(bins, 0.99),
-    });
-  }
-  return out;
-}
-
-/** Service-graph edges over the buckets that overlap [sinceNs, untilNs] (see servicesFromRollups). */
-export async function edgesFromRollups(query: Query, sinceNs: bigint, untilNs: bigint): Promise<EdgeStats[]> {
-  const P = new Params();
-  const lo = P.add(bucketStart(sinceNs), BIGINT);
-  const hi = P.add(untilNs, BIGINT);
-  const rows = await query(
-    `SELECT client, server, conn, failed, side, bin, sum(n)::DOUBLE, sum(sum_ns) FROM edge_rollup
-     WHERE bucket_ns >= ${lo} AND bucket_ns <= ${hi} GROUP BY ALL`,
-    P,
-    true,
-  );
-  interface E {
-    caller: string;
-    callee: string;
-    conn: number;
-    count: number;
-    failed: number;
-    client: Float64Array;
-    server: Float64Array;
-    clientSum: number;
-    serverSum: number;
-  }
-  const by = new Map<string, E>();
-  for (const [client, server, conn, failed, side, bin, n, sum] of rows) {
-    const key = `${String(client)}\u0000${String(server)}\u0000${Number(conn)}`;
-    let e = by.get(key);
-    if (!e) {
-      e = {
-        caller: String(client),
-        callee: String(server),
-        conn: Number(conn),
-        count: 0,
-        failed: 0,
-        client: new Float64Array(LATENCY_BINS),
-        server: new Float64Array(LATENCY_BINS),
-        clientSum: 0,
-        serverSum: 0,
-      };
-      by.set(key, e);
-    }
-    const count = Number(n);
-    if (Number(side) === 0) {
-      e.count += count;
-      if (failed === true) e.failed += count;
-      e.client[Number(bin)]! += count;
-      e.clientSum += Number(sum);
-    } else {
-      e.server[Number(bin)]! += count;
-      e.serverSum += Number(sum);
-    }
-  }
-  const cmp = (a: E, b: E): number => (a.caller < b.caller ? -1 : a.caller > b.caller ? 1 : a.callee < b.callee ? -1 : a.callee > b.callee ? 1 : a.conn - b.conn);
-  return [...by.values()]
-    .filter((e) => e.count > 0)
-    .sort(cmp)
-    .map((e) => ({
-      caller: e.caller,
-      callee: e.callee,
-      connectionType: CONNECTION_TYPES[e.conn] ?? '',
-      count: e.count,
-      errorCount: e.failed,
-      errorPct: (e.failed / e.count) * 100,
-      clientSumNs: e.clientSum,
-      serverSumNs: e.serverSum,
-      quantiles: 'estimated' as const,
-      p50Ns: quantileFromBins(e.client, 0.5),
-      p95Ns: quantileFromBins(e.client, 0.95),
-      serverP50Ns: quantileFromBins(e.server, 0.5),
-      serverP95Ns: quantileFromBins(e.server, 0.95),
-    }));
-}
-
 /** SQL (on the maintenance connection) that drops the rollup buckets entirely before `ns` */
 export const PRUNE_SQL: readonly string[] = ['DELETE FROM red_rollup WHERE bucket_ns < $1', 'DELETE FROM edge_rollup WHERE bucket_ns < $1'];
 
-/** whether a status code is an error (rollup definition, shared with retention's subtraction) */
+/** whether a stored status code is an error (the rollups' definition; retention subtracts with it) */
 export const isErrorStatus = (code: number): boolean => code === ERROR;

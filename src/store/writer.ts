@@ -10,10 +10,10 @@ import {
   type DuckDBType,
 } from '@duckdb/node-api';
 import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
-import { AttrEncoder, HOT_KEYS, attrsJson } from './attrs.js';
+import { AttrEncoder, HOT_TYPES, attrsJson } from './attrs.js';
 import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
 import { makeResource, type ResourceEntry, type StoreCore } from './core.js';
-import { RollupBatch, type Rollups } from './rollups.js';
+import type { Rollups } from './rollups.js';
 import { KIND_CODE, MAX_SPAN_KEYS, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { StoreStats } from './types.js';
 
@@ -21,10 +21,6 @@ import type { StoreStats } from './types.js';
 const CHECKPOINT_ROWS = 122_880;
 /** size of a row beyond its attributes and name, for the checkpoint byte budget (approximate) */
 const ROW_OVERHEAD_BYTES = 96;
-const HOT_METHOD = HOT_KEYS.indexOf('http.request.method');
-const HOT_STATUS_CODE = HOT_KEYS.indexOf('http.response.status_code');
-const HOT_ROUTE = HOT_KEYS.indexOf('http.route');
-const HOT_PATH = HOT_KEYS.indexOf('url.path');
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 const HEX16 = /^[0-9a-fA-F]{16}$/;
 const INT64_MAX = 9223372036854775807n;
@@ -86,10 +82,9 @@ export class SpanWriter {
     this.flushIntervalMs = o.flushIntervalMs;
     this.maxBuffered = o.maxBuffered;
     this.checkpointBytes = o.checkpointBytes;
-    rollups.attach(() => this.currentBatch().roll);
   }
 
-  /** the batch appends go to (rollup rows made outside append(), e.g. expired edges, join it) */
+  /** the batch appends go to */
   private currentBatch(): Batch {
     let b = this.batches[this.batches.length - 1];
     if (!b || b.rows >= this.flushSpans) {
@@ -99,11 +94,11 @@ export class SpanWriter {
     return b;
   }
 
-  /** commits rollup rows made outside append() (retention's subtractions) between writes */
-  commitRollup(roll: RollupBatch): Promise<void> {
+  /** writes the closed rollup buckets (all with `all`: shutdown) between other writes */
+  commitRollups(all = false): Promise<void> {
     return this.exclusive(async () => {
       if (!this.rollups.ready) await this.openAppenders();
-      this.rollups.write(roll);
+      this.rollups.write(all);
     });
   }
 
@@ -328,7 +323,8 @@ export class SpanWriter {
         spanApp.flushSync();
       }
       // after the spans: a crash in between loses rollup rows of committed spans at worst
-      this.rollups.write(b.roll);
+      // (and the open buckets, rebuilt from the spans on open: DuckStore.rebuildRollups)
+      this.rollups.write();
     } catch (e) {
       if (!keysStored) this.unstoredKeys = keys;
       if (!resourcesStored) this.unstoredResources = fresh;
@@ -375,10 +371,6 @@ export class SpanWriter {
     const enc = this.attrEncoder;
     this.keyBatch = b;
     const json = enc.encode(s.attributes, this.noteKey);
-    const method = enc.hot[HOT_METHOD];
-    const code = enc.hot[HOT_STATUS_CODE];
-    const route = enc.hot[HOT_ROUTE];
-    const path = enc.hot[HOT_PATH];
     const res = this.resourceOf(s.resource, b.fresh);
     const msg = typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null;
     const c = (b.cur ??= new SpanChunk(this.spanTypes));
@@ -395,10 +387,18 @@ export class SpanWriter {
     c.resId.set(i, res.id);
     c.service.set(i, res.service);
     c.namespace.set(i, res.namespace);
-    c.method.set(i, typeof method === 'string' ? method : null);
-    c.statusCode.set(i, typeof code === 'number' && Number.isFinite(code) ? code : null);
-    c.route.set(i, typeof route === 'string' ? route : null);
-    c.path.set(i, typeof path === 'string' ? path : null);
+    // the encoder leaves in `hot` only values of their column's type
+    const hot = enc.hot;
+    let hotBytes = 0;
+    for (let h = 0; h < hot.length; h++) {
+      const v = hot[h];
+      const col = c.hot[h] as VarcharColumn | NumberColumn;
+      if (v === undefined) col.setNull(i);
+      else if (typeof v === 'string') {
+        (col as VarcharColumn).set(i, v);
+        hotBytes += v.length;
+      } else (col as NumberColumn).set(i, v as number);
+    }
     c.attributes.set(i, json);
     if (++c.n === CHUNK_ROWS) {
       try {
@@ -411,7 +411,7 @@ export class SpanWriter {
       }
     }
     b.rows++;
-    b.bytes += json.length + s.name.length + ROW_OVERHEAD_BYTES;
+    b.bytes += (json?.length ?? 0) + hotBytes + s.name.length + ROW_OVERHEAD_BYTES;
     if (res.id !== b.lastResId) {
       b.resIds.add(res.id);
       b.lastResId = res.id;
@@ -419,7 +419,7 @@ export class SpanWriter {
     if (!ext) b.traces.set(s.traceId, { min: start, max: start });
     else if (start < ext.min) ext.min = start;
     else if (start > ext.max) ext.max = start;
-    this.rollups.observe(b.roll, res.service ?? UNKNOWN_SERVICE, s, start, dur);
+    this.rollups.observe(res.service ?? UNKNOWN_SERVICE, s, start, dur);
   }
 
   /** records a span attribute key met for the first time (see spanKeys); AttrEncoder calls it */
@@ -515,12 +515,10 @@ interface Batch {
   /** resources its rows refer to (resource GC keeps them) */
   readonly resIds: Set<number>;
   lastResId: number;
-  /** RED and service-graph rollup rows of the batch's spans (and of edges completed meanwhile) */
-  readonly roll: RollupBatch;
 }
 
 function newBatch(): Batch {
-  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, roll: new RollupBatch() };
+  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
@@ -539,10 +537,8 @@ class SpanChunk {
   readonly resId = new NumberColumn(DuckDBTypeId.UINTEGER);
   readonly service = new VarcharColumn();
   readonly namespace = new VarcharColumn();
-  readonly method = new VarcharColumn();
-  readonly statusCode = new NumberColumn(DuckDBTypeId.DOUBLE);
-  readonly route = new VarcharColumn();
-  readonly path = new VarcharColumn();
+  /** hot attribute columns, in HOT_KEYS order */
+  readonly hot: readonly Column[] = HOT_TYPES.map((t) => (t === 'string' ? new VarcharColumn() : new NumberColumn(DuckDBTypeId.DOUBLE)));
   readonly attributes = new VarcharColumn();
   private readonly columns: readonly Column[] = [
     this.start,
@@ -557,10 +553,7 @@ class SpanChunk {
     this.resId,
     this.service,
     this.namespace,
-    this.method,
-    this.statusCode,
-    this.route,
-    this.path,
+    ...this.hot,
     this.attributes,
   ];
 
