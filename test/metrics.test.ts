@@ -369,19 +369,24 @@ interface PromVector {
   data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
 }
 
+/** a real `osprey up` (in memory) and a python3 http.server serving `dir` (ok.txt) to call with curl */
+async function ospreyAndPython(dir: string, cleanup: (() => Promise<void>)[]) {
+  const upPort = await freePort();
+  const osprey = await ospreyUp(['--memory', '--listen', `127.0.0.1:${upPort}`, '--no-ui']);
+  cleanup.push(async () => void (await osprey.stop()));
+  const pyPort = await freePort();
+  writeFileSync(join(dir, 'ok.txt'), 'ok\n');
+  const py: Proc = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1', '--directory', dir], pyPort);
+  cleanup.push(() => py.stop());
+  return { osprey, upPort, pyPort };
+}
+
 describe('a real Prometheus scrapes osprey up', { timeout: 120_000 }, () => {
   it('traces_spanmetrics_* and traces_service_graph_* arrive with Tempo labels', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'osprey-prom-'));
     const cleanup: (() => Promise<void>)[] = [];
     try {
-      const upPort = await freePort();
-      const osprey = await ospreyUp(['--memory', '--listen', `127.0.0.1:${upPort}`, '--no-ui']);
-      cleanup.push(async () => void (await osprey.stop()));
-
-      const pyPort = await freePort();
-      writeFileSync(join(dir, 'ok.txt'), 'ok\n');
-      const py: Proc = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1', '--directory', dir], pyPort);
-      cleanup.push(() => py.stop());
+      const { osprey, upPort, pyPort } = await ospreyAndPython(dir, cleanup);
 
       const promPort = await freePort();
       writeFileSync(
@@ -472,13 +477,7 @@ describe('osprey up: the CLI and the API give the same RED and graph numbers as 
     const dir = mkdtempSync(join(tmpdir(), 'osprey-same-'));
     const cleanup: (() => Promise<void>)[] = [];
     try {
-      const upPort = await freePort();
-      const osprey = await ospreyUp(['--memory', '--listen', `127.0.0.1:${upPort}`, '--no-ui']);
-      cleanup.push(async () => void (await osprey.stop()));
-      const pyPort = await freePort();
-      writeFileSync(join(dir, 'ok.txt'), 'ok\n');
-      const py: Proc = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1', '--directory', dir], pyPort);
-      cleanup.push(() => py.stop());
+      const { osprey, pyPort } = await ospreyAndPython(dir, cleanup);
       // curl -> python3 http.server: 200s and 404s (client 4xx = failed edges)
       for (let i = 0; i < 8; i++) {
         await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${pyPort}/ok.txt`]);

@@ -4,6 +4,7 @@
 // the rollups and retention work through it.
 
 import {
+  DuckDBAppender,
   DuckDBConnection,
   DuckDBInstance,
   DuckDBUUIDValue,
@@ -163,6 +164,18 @@ export class StoreCore {
 
 
 // ---- module helpers ---------------------------------------------------------------------
+
+/** Clears and closes appenders that may be broken (after a failed commit): they are discarded either way. */
+export function discardAppenders(appenders: readonly (DuckDBAppender | undefined)[]): void {
+  for (const a of appenders) {
+    try {
+      a?.clear();
+      a?.closeSync();
+    } catch {
+      // a broken appender may refuse to close
+    }
+  }
+}
 
 /** A connection whose default catalog is the store's. */
 export async function connectTo(instance: DuckDBInstance, catalog: string | undefined): Promise<DuckDBConnection> {

@@ -27,7 +27,7 @@ import { histogramQuantile } from '../metrics/latency.js';
 import { NsHistogram, SPAN_METRICS_BUCKETS, boundsToNs, spanService } from '../metrics/series.js';
 import { CONNECTION_TYPES, ServiceGraph, type CompletedEdge } from '../metrics/servicegraph.js';
 import { Params } from './compile.js';
-import type { Row } from './core.js';
+import { discardAppenders, type Row } from './core.js';
 import { KIND_CODE, STATUS_CODE } from './schema.js';
 import type { EdgeStats, ServiceStats } from './types.js';
 
@@ -188,14 +188,7 @@ export class Rollups {
   }
 
   dropAppenders(): void {
-    for (const a of [this.redApp, this.edgeApp]) {
-      try {
-        a?.clear();
-        a?.closeSync();
-      } catch {
-        // discarded either way
-      }
-    }
+    discardAppenders([this.redApp, this.edgeApp]);
     this.redApp = undefined;
     this.edgeApp = undefined;
   }

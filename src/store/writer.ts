@@ -12,7 +12,7 @@ import {
 import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
 import { AttrEncoder, HOT_TYPES, attrsJson } from './attrs.js';
 import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
-import { makeResource, type ResourceEntry, type StoreCore } from './core.js';
+import { discardAppenders, makeResource, type ResourceEntry, type StoreCore } from './core.js';
 import type { Rollups } from './rollups.js';
 import { KIND_CODE, MAX_SPAN_KEYS, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { StoreStats } from './types.js';
@@ -140,14 +140,7 @@ export class SpanWriter {
 
   dropAppenders(): void {
     this.rollups.dropAppenders();
-    for (const a of [this.spanAppender, this.resAppender, this.traceAppender, this.keyAppender]) {
-      try {
-        a?.clear();
-        a?.closeSync();
-      } catch {
-        // a broken appender may refuse to close; it is discarded either way
-      }
-    }
+    discardAppenders([this.spanAppender, this.resAppender, this.traceAppender, this.keyAppender]);
     this.spanAppender = undefined;
     this.resAppender = undefined;
     this.traceAppender = undefined;
