@@ -273,6 +273,14 @@ export class SpanWriter {
    *   amortised; DuckDB's own append of a ready chunk is ~3 µs in a file.
    *   The 17 columns and the attribute JSON text are the schema; cutting much further
    *   means storing less per span or leaving JS for the conversion.
+   * - Session 4 (schema version 2): the agent's attributes all in 19 typed columns, no
+   *   JSON (AttrEncoder 737 -> 156 ms per 500k spans in a profile of store-ingest), plus
+   *   the rollups (~0.5 µs per span, most of it the service graph's pairing). DuckDB's
+   *   append (flushSync) grew with the columns (728 -> 953 ms per 500k) and the long
+   *   strings now take one native call each in more columns (url.full, user_agent...):
+   *   store-ingest in memory 9.6-9.7 -> 8.7-8.9 µs per span; the pipeline replay with
+   *   the store did not move (94-95k spans/s per core). What is left is DuckDB's own
+   *   append and the per-string copies.
    */
   private async writeBatch(b: Batch): Promise<void> {
     const t0 = performance.now();
