@@ -18,8 +18,8 @@
 // bucket and series, by the flush that follows; queries add the open buckets to the stored
 // rows. A span arriving for a bucket already written makes one more row for it; queries sum.
 // Tables (hN = count in Tempo bucket N, the last +Inf):
-//   red_rollup(bucket_ns, service, kind, error, n, sum_ns, h0…h14)
-//   edge_rollup(bucket_ns, client, server, conn, failed, n, client_sum_ns, server_sum_ns, c0…c14, s0…s14)
+//   red_rollup(bucket_ns, service, kind, n, errors, sum_ns, h0…h14)
+//   edge_rollup(bucket_ns, client, server, conn, n, failed, client_sum_ns, server_sum_ns, c0…c14, s0…s14)
 
 import { BIGINT, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import type { Span } from '../agent/span.js';
@@ -54,8 +54,8 @@ export const ROLLUP_DDL: readonly string[] = [
     bucket_ns BIGINT NOT NULL,
     service VARCHAR NOT NULL,
     kind UTINYINT NOT NULL,
-    error BOOLEAN NOT NULL,
     n BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
     sum_ns DOUBLE NOT NULL,
     ${RED_H.map((c) => `${c} BIGINT NOT NULL`).join(', ')}
   )`,
@@ -64,22 +64,28 @@ export const ROLLUP_DDL: readonly string[] = [
     client VARCHAR NOT NULL,
     server VARCHAR NOT NULL,
     conn UTINYINT NOT NULL,
-    failed BOOLEAN NOT NULL,
     n BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
     client_sum_ns DOUBLE NOT NULL,
     server_sum_ns DOUBLE NOT NULL,
     ${[...EDGE_C, ...EDGE_S].map((c) => `${c} BIGINT NOT NULL`).join(', ')}
   )`,
 ];
 
+interface RedCell {
+  readonly hist: NsHistogram;
+  errors: number;
+}
+
 interface EdgeCell {
   readonly client: NsHistogram;
   readonly server: NsHistogram;
+  failed: number;
 }
 
-/** one open bucket: per service kind×error slots; per client\0server conn×failed slots */
+/** one open bucket: per service a slot per kind; per client\0server a slot per connection type */
 interface Bucket {
-  readonly red: Map<string, (NsHistogram | undefined)[]>;
+  readonly red: Map<string, (RedCell | undefined)[]>;
   readonly edges: Map<string, (EdgeCell | undefined)[]>;
 }
 
@@ -157,12 +163,12 @@ export class Rollups {
     const b = this.bucket(idx);
     let slots = b.red.get(service);
     if (slots === undefined) {
-      slots = new Array<NsHistogram | undefined>(KINDS * 2).fill(undefined);
+      slots = new Array<RedCell | undefined>(KINDS).fill(undefined);
       b.red.set(service, slots);
     }
-    const k = kind * 2 + (error ? 1 : 0);
-    const h = (slots[k] ??= new NsHistogram(BOUNDS_NS));
-    h.observe(durNs, BOUNDS_NS, weight);
+    const cell = (slots[kind] ??= { hist: new NsHistogram(BOUNDS_NS), errors: 0 });
+    cell.hist.observe(durNs, BOUNDS_NS, weight);
+    if (error) cell.errors += weight;
   }
 
   private addEdge(e: CompletedEdge): void {
@@ -170,12 +176,13 @@ export class Rollups {
     const key = `${e.client}\u0000${e.server}`;
     let slots = b.edges.get(key);
     if (slots === undefined) {
-      slots = new Array<EdgeCell | undefined>(CONNS * 2).fill(undefined);
+      slots = new Array<EdgeCell | undefined>(CONNS).fill(undefined);
       b.edges.set(key, slots);
     }
-    const cell = (slots[e.conn * 2 + (e.failed ? 1 : 0)] ??= { client: new NsHistogram(BOUNDS_NS), server: new NsHistogram(BOUNDS_NS) });
+    const cell = (slots[e.conn] ??= { client: new NsHistogram(BOUNDS_NS), server: new NsHistogram(BOUNDS_NS), failed: 0 });
     cell.client.observe(e.clientNs, BOUNDS_NS);
     cell.server.observe(e.serverNs, BOUNDS_NS);
+    if (e.failed) cell.failed++;
   }
 
   get ready(): boolean {
@@ -212,13 +219,15 @@ export class Rollups {
       const bucketNs = BigInt(idx) * ROLLUP_BUCKET_NS;
       for (const [service, slots] of b.red) {
         for (let k = 0; k < slots.length; k++) {
-          const h = slots[k];
-          if (h === undefined || (h.count === 0 && h.sumNs === 0)) continue;
+          const cell = slots[k];
+          if (cell === undefined) continue;
+          const h = cell.hist;
+          if (h.count === 0 && h.sumNs === 0 && cell.errors === 0) continue;
           red.appendBigInt(bucketNs);
           red.appendVarchar(service);
-          red.appendUTinyInt(k >> 1);
-          red.appendBoolean((k & 1) === 1);
+          red.appendUTinyInt(k);
           red.appendBigInt(BigInt(h.count));
+          red.appendBigInt(BigInt(cell.errors));
           red.appendDouble(h.sumNs);
           for (let i = 0; i < H; i++) red.appendBigInt(BigInt(h.counts[i] ?? 0));
           red.endRow();
@@ -235,9 +244,9 @@ export class Rollups {
           edge.appendBigInt(bucketNs);
           edge.appendVarchar(client);
           edge.appendVarchar(server);
-          edge.appendUTinyInt(k >> 1);
-          edge.appendBoolean((k & 1) === 1);
+          edge.appendUTinyInt(k);
           edge.appendBigInt(BigInt(e.client.count));
+          edge.appendBigInt(BigInt(e.failed));
           edge.appendDouble(e.client.sumNs);
           edge.appendDouble(e.server.sumNs);
           for (let i = 0; i < H; i++) edge.appendBigInt(BigInt(e.client.counts[i] ?? 0));
@@ -276,7 +285,7 @@ export class Rollups {
     const lo = bucketStart(sinceNs);
     const P = new Params();
     const rows = await query(
-      `SELECT service, kind = ${SERVER} AS srv, error, sum(n)::DOUBLE, sum(sum_ns), ${RED_H.map((c) => `sum(${c})::DOUBLE`).join(', ')}
+      `SELECT service, kind = ${SERVER} AS srv, sum(errors)::DOUBLE, sum(n)::DOUBLE, sum(sum_ns), ${RED_H.map((c) => `sum(${c})::DOUBLE`).join(', ')}
        FROM red_rollup WHERE bucket_ns >= ${P.add(lo, BIGINT)} AND bucket_ns <= ${P.add(untilNs, BIGINT)} GROUP BY ALL`,
       P,
       true,
@@ -288,24 +297,24 @@ export class Rollups {
       srvErr: number;
     }
     const by = new Map<string, Svc>();
-    const add = (service: string, srv: boolean, error: boolean, counts: ArrayLike<number>, sum: number, n: number): void => {
+    const add = (service: string, srv: boolean, errors: number, counts: ArrayLike<number>, sum: number, n: number): void => {
       let s = by.get(service);
       if (!s) {
         s = { all: new NsHistogram(BOUNDS_NS), srv: new NsHistogram(BOUNDS_NS), allErr: 0, srvErr: 0 };
         by.set(service, s);
       }
       s.all.merge(counts, sum, n);
-      if (error) s.allErr += n;
+      s.allErr += errors;
       if (srv) {
         s.srv.merge(counts, sum, n);
-        if (error) s.srvErr += n;
+        s.srvErr += errors;
       }
     };
-    for (const r of rows) add(String(r[0]), r[1] === true, r[2] === true, (r as number[]).slice(5), Number(r[4]), Number(r[3]));
+    for (const r of rows) add(String(r[0]), r[1] === true, Number(r[2]), (r as number[]).slice(5), Number(r[4]), Number(r[3]));
     for (const b of this.openIn(lo, untilNs)) {
       for (const [service, slots] of b.red) {
-        slots.forEach((h, k) => {
-          if (h) add(service, k >> 1 === SERVER, isErrorSlot(k), h.counts, h.sumNs, h.count);
+        slots.forEach((cell, kind) => {
+          if (cell) add(service, kind === SERVER, cell.errors, cell.hist.counts, cell.hist.sumNs, cell.hist.count);
         });
       }
     }
@@ -340,7 +349,7 @@ export class Rollups {
     const lo = bucketStart(sinceNs);
     const P = new Params();
     const rows = await query(
-      `SELECT client, server, conn, failed, sum(n)::DOUBLE, sum(client_sum_ns), sum(server_sum_ns),
+      `SELECT client, server, conn, sum(failed)::DOUBLE, sum(n)::DOUBLE, sum(client_sum_ns), sum(server_sum_ns),
               ${[...EDGE_C, ...EDGE_S].map((c) => `sum(${c})::DOUBLE`).join(', ')}
        FROM edge_rollup WHERE bucket_ns >= ${P.add(lo, BIGINT)} AND bucket_ns <= ${P.add(untilNs, BIGINT)} GROUP BY ALL`,
       P,
@@ -355,7 +364,7 @@ export class Rollups {
       server: NsHistogram;
     }
     const by = new Map<string, E>();
-    const add = (client: string, server: string, conn: number, failed: boolean, c: ArrayLike<number>, s: ArrayLike<number>, n: number, cSum: number, sSum: number): void => {
+    const add = (client: string, server: string, conn: number, failed: number, c: ArrayLike<number>, s: ArrayLike<number>, n: number, cSum: number, sSum: number): void => {
       const key = `${client}\u0000${server}\u0000${conn}`;
       let e = by.get(key);
       if (!e) {
@@ -364,17 +373,17 @@ export class Rollups {
       }
       e.client.merge(c, cSum, n);
       e.server.merge(s, sSum, n);
-      if (failed) e.failed += n;
+      e.failed += failed;
     };
     for (const r of rows) {
       const v = r as number[];
-      add(String(r[0]), String(r[1]), Number(r[2]), r[3] === true, v.slice(7, 7 + H), v.slice(7 + H), Number(r[4]), Number(r[5]), Number(r[6]));
+      add(String(r[0]), String(r[1]), Number(r[2]), Number(r[3]), v.slice(7, 7 + H), v.slice(7 + H), Number(r[4]), Number(r[5]), Number(r[6]));
     }
     for (const b of this.openIn(lo, untilNs)) {
       for (const [pair, slots] of b.edges) {
         const cut = pair.indexOf('\u0000');
         slots.forEach((cell, k) => {
-          if (cell) add(pair.slice(0, cut), pair.slice(cut + 1), k >> 1, (k & 1) === 1, cell.client.counts, cell.server.counts, cell.client.count, cell.client.sumNs, cell.server.sumNs);
+          if (cell) add(pair.slice(0, cut), pair.slice(cut + 1), k, cell.failed, cell.client.counts, cell.server.counts, cell.client.count, cell.client.sumNs, cell.server.sumNs);
         });
       }
     }
@@ -398,11 +407,6 @@ export class Rollups {
         serverP95Ns: histogramQuantile(BOUNDS_NS, e.server.counts, 0.95),
       }));
   }
-}
-
-/** slot k = kind·2 + error */
-function isErrorSlot(k: number): boolean {
-  return (k & 1) === 1;
 }
 
 type Query = (sql: string, P: Params, js?: boolean) => Promise<Row[]>;
