@@ -17,7 +17,8 @@
 // roughly in start order, up to a request's duration late) and are written, one row per
 // bucket and series, by the flush that follows; queries add the open buckets to the stored
 // rows. A span arriving for a bucket already written makes one more row for it; queries sum.
-// Tables (hN = count in Tempo bucket N, the last +Inf):
+// Tables (hN = count in Tempo bucket N, the last +Inf; counts are DOUBLE: exact below 2^53,
+// and their sums stay DOUBLE, several times faster to aggregate than BIGINT's HUGEINT sums):
 //   red_rollup(bucket_ns, service, kind, n, errors, sum_ns, h0…h14)
 //   edge_rollup(bucket_ns, client, server, conn, n, failed, client_sum_ns, server_sum_ns, c0…c14, s0…s14)
 
@@ -54,21 +55,21 @@ export const ROLLUP_DDL: readonly string[] = [
     bucket_ns BIGINT NOT NULL,
     service VARCHAR NOT NULL,
     kind UTINYINT NOT NULL,
-    n BIGINT NOT NULL,
-    errors BIGINT NOT NULL,
+    n DOUBLE NOT NULL,
+    errors DOUBLE NOT NULL,
     sum_ns DOUBLE NOT NULL,
-    ${RED_H.map((c) => `${c} BIGINT NOT NULL`).join(', ')}
+    ${RED_H.map((c) => `${c} DOUBLE NOT NULL`).join(', ')}
   )`,
   `CREATE TABLE IF NOT EXISTS edge_rollup (
     bucket_ns BIGINT NOT NULL,
     client VARCHAR NOT NULL,
     server VARCHAR NOT NULL,
     conn UTINYINT NOT NULL,
-    n BIGINT NOT NULL,
-    failed BIGINT NOT NULL,
+    n DOUBLE NOT NULL,
+    failed DOUBLE NOT NULL,
     client_sum_ns DOUBLE NOT NULL,
     server_sum_ns DOUBLE NOT NULL,
-    ${[...EDGE_C, ...EDGE_S].map((c) => `${c} BIGINT NOT NULL`).join(', ')}
+    ${[...EDGE_C, ...EDGE_S].map((c) => `${c} DOUBLE NOT NULL`).join(', ')}
   )`,
 ];
 
@@ -226,10 +227,10 @@ export class Rollups {
           red.appendBigInt(bucketNs);
           red.appendVarchar(service);
           red.appendUTinyInt(k);
-          red.appendBigInt(BigInt(h.count));
-          red.appendBigInt(BigInt(cell.errors));
+          red.appendDouble(h.count);
+          red.appendDouble(cell.errors);
           red.appendDouble(h.sumNs);
-          for (let i = 0; i < H; i++) red.appendBigInt(BigInt(h.counts[i] ?? 0));
+          for (let i = 0; i < H; i++) red.appendDouble(h.counts[i] ?? 0);
           red.endRow();
           redRows++;
         }
@@ -245,12 +246,12 @@ export class Rollups {
           edge.appendVarchar(client);
           edge.appendVarchar(server);
           edge.appendUTinyInt(k);
-          edge.appendBigInt(BigInt(e.client.count));
-          edge.appendBigInt(BigInt(e.failed));
+          edge.appendDouble(e.client.count);
+          edge.appendDouble(e.failed);
           edge.appendDouble(e.client.sumNs);
           edge.appendDouble(e.server.sumNs);
-          for (let i = 0; i < H; i++) edge.appendBigInt(BigInt(e.client.counts[i] ?? 0));
-          for (let i = 0; i < H; i++) edge.appendBigInt(BigInt(e.server.counts[i] ?? 0));
+          for (let i = 0; i < H; i++) edge.appendDouble(e.client.counts[i] ?? 0);
+          for (let i = 0; i < H; i++) edge.appendDouble(e.server.counts[i] ?? 0);
           edge.endRow();
           edgeRows++;
         }
@@ -285,7 +286,7 @@ export class Rollups {
     const lo = bucketStart(sinceNs);
     const P = new Params();
     const rows = await query(
-      `SELECT service, kind = ${SERVER} AS srv, sum(errors)::DOUBLE, sum(n)::DOUBLE, sum(sum_ns), ${RED_H.map((c) => `sum(${c})::DOUBLE`).join(', ')}
+      `SELECT service, kind = ${SERVER} AS srv, sum(errors), sum(n), sum(sum_ns), ${RED_H.map((c) => `sum(${c})`).join(', ')}
        FROM red_rollup WHERE bucket_ns >= ${P.add(lo, BIGINT)} AND bucket_ns <= ${P.add(untilNs, BIGINT)} GROUP BY ALL`,
       P,
       true,
@@ -349,8 +350,8 @@ export class Rollups {
     const lo = bucketStart(sinceNs);
     const P = new Params();
     const rows = await query(
-      `SELECT client, server, conn, sum(failed)::DOUBLE, sum(n)::DOUBLE, sum(client_sum_ns), sum(server_sum_ns),
-              ${[...EDGE_C, ...EDGE_S].map((c) => `sum(${c})::DOUBLE`).join(', ')}
+      `SELECT client, server, conn, sum(failed), sum(n), sum(client_sum_ns), sum(server_sum_ns),
+              ${[...EDGE_C, ...EDGE_S].map((c) => `sum(${c})`).join(', ')}
        FROM edge_rollup WHERE bucket_ns >= ${P.add(lo, BIGINT)} AND bucket_ns <= ${P.add(untilNs, BIGINT)} GROUP BY ALL`,
       P,
       true,
