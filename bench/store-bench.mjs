@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Store benchmark: append N synthetic spans, then time typical queries.
-//   node --expose-gc bench/store-bench.mjs [--spans 1000000] [--path /tmp/osprey-bench.duckdb] [--runs 50]
-// Without --path the database is in memory. Prints a table; asserts nothing.
+//   node --expose-gc bench/store-bench.mjs [--spans 1000000] [--path /tmp/osprey-bench.duckdb] [--runs 50] [--rebuild]
+// Without --path the database is in memory. Prints a table; asserts nothing. --rebuild also
+// times rebuilding the RED/service-graph rollups of every span (what open() does, for the
+// buckets still in memory, after a crash).
 
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -203,6 +205,14 @@ await time('searchTraces {status=error} 1h, 20 traces', () =>
 await time('services() last hour', () => store.services(nowNs - hour, nowNs), 10);
 await time('edges() last hour', () => store.edges(nowNs - hour, nowNs), 10);
 
+let rebuild = '';
+if (process.argv.includes('--rebuild')) {
+  const t = performance.now();
+  const c = cpuUs();
+  const n = await store.rebuildRollups(true);
+  rebuild = `rollup rebuild: ${n.toLocaleString()} spans in ${fmt(performance.now() - t, 0)} ms, ${fmt((cpuUs() - c) / n, 2)} µs CPU per span`;
+}
+
 globalThis.gc?.();
 const rss = process.memoryUsage().rss / 1e6;
 await store.shutdown();
@@ -213,6 +223,7 @@ console.log(`machine: ${availableParallelism()} cpus, load average ${loadavg().m
 console.log(
   `append:   ${fmt(appendMs, 0)} ms  → ${Math.round(N / (appendMs / 1000)).toLocaleString()} spans/s, ${fmt(appendCpuUs / N, 2)} µs CPU per span  (flushes ${st.flushes}, last flush ${fmt(st.lastFlushMs)} ms, dropped ${st.spansDropped}, rows ${st.rows})`,
 );
+if (rebuild) console.log(rebuild);
 console.log(`process rss: ${fmt(rssBefore, 0)} MB before, ${fmt(rss, 0)} MB after loading and querying${fileMb !== undefined ? `, database file ${fmt(fileMb, 0)} MB` : ''}`);
 console.log('');
 const w = Math.max(...results.map((r) => r.label.length));

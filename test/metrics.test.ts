@@ -1,6 +1,7 @@
 // RED metrics and the service graph with Tempo's names: exact exposition values from synthetic
 // spans, a micro-benchmark (printed, not asserted), and a real Prometheus 2.42 scraping a real
-// `osprey up` while curl calls a real python3 http.server.
+// `osprey up` while curl calls a real python3 http.server; and the same numbers from the CLI,
+// the API and /metrics of one `osprey up`.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Attributes, Span, SpanKind, SpanStatus } from '../src/agent/span.js';
 import { exposition, MetricsGenerator, SERVICE_GRAPH_BUCKETS, SPAN_METRICS_BUCKETS } from '../src/metrics/index.js';
-import { freePort, ospreyUp, run, sleep, startServer, type Proc } from './helpers.js';
+import type { EdgeStats, ServiceStats } from '../src/store/index.js';
+import { freePort, OSPREY, ospreyUp, run, sleep, startServer, type Proc } from './helpers.js';
 
 const T0 = 1_700_000_000_000; // ms
 
@@ -367,19 +369,24 @@ interface PromVector {
   data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
 }
 
+/** a real `osprey up` (in memory) and a python3 http.server serving `dir` (ok.txt) to call with curl */
+async function ospreyAndPython(dir: string, cleanup: (() => Promise<void>)[]) {
+  const upPort = await freePort();
+  const osprey = await ospreyUp(['--memory', '--listen', `127.0.0.1:${upPort}`, '--no-ui']);
+  cleanup.push(async () => void (await osprey.stop()));
+  const pyPort = await freePort();
+  writeFileSync(join(dir, 'ok.txt'), 'ok\n');
+  const py: Proc = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1', '--directory', dir], pyPort);
+  cleanup.push(() => py.stop());
+  return { osprey, upPort, pyPort };
+}
+
 describe('a real Prometheus scrapes osprey up', { timeout: 120_000 }, () => {
   it('traces_spanmetrics_* and traces_service_graph_* arrive with Tempo labels', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'osprey-prom-'));
     const cleanup: (() => Promise<void>)[] = [];
     try {
-      const upPort = await freePort();
-      const osprey = await ospreyUp(['--memory', '--listen', `127.0.0.1:${upPort}`, '--no-ui']);
-      cleanup.push(async () => void (await osprey.stop()));
-
-      const pyPort = await freePort();
-      writeFileSync(join(dir, 'ok.txt'), 'ok\n');
-      const py: Proc = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1', '--directory', dir], pyPort);
-      cleanup.push(() => py.stop());
+      const { osprey, upPort, pyPort } = await ospreyAndPython(dir, cleanup);
 
       const promPort = await freePort();
       writeFileSync(
@@ -458,6 +465,79 @@ describe('a real Prometheus scrapes osprey up', { timeout: 120_000 }, () => {
       // the scrape itself is healthy
       const up = await query('up{job="osprey"}');
       assert.equal(up[0]?.value[1], '1');
+    } finally {
+      for (const c of cleanup.reverse()) await c().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('osprey up: the CLI and the API give the same RED and graph numbers as /metrics', { timeout: 120_000 }, () => {
+  it('services and graph equal the span-metrics and service-graph counters for the same spans', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'osprey-same-'));
+    const cleanup: (() => Promise<void>)[] = [];
+    try {
+      const { osprey, pyPort } = await ospreyAndPython(dir, cleanup);
+      // curl -> python3 http.server: 200s and 404s (client 4xx = failed edges)
+      for (let i = 0; i < 8; i++) {
+        await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${pyPort}/ok.txt`]);
+        await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${pyPort}/missing/${i}`]);
+      }
+      // both sides expire unpaired edges after 10 s (ticks every 2 s)
+      await sleep(14_000);
+
+      const getText = async (path: string): Promise<string> => (await fetch(`${osprey.url}${path}`)).text();
+      const cli = async (args: string[]): Promise<unknown> => {
+        const r = await run(OSPREY, [...args, '--server', osprey.url, '--since', '1h', '--json']);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout);
+      };
+      /** the counters /metrics has for curl and http (other traffic on the machine is traced too) */
+      const ours = (text: string): Map<string, number> =>
+        new Map([...samples(text)].filter(([k]) => /^traces_(spanmetrics_calls_total|spanmetrics_latency_sum|service_graph_request_(total|failed_total|server_seconds_sum|client_seconds_sum))\{/.test(k) && /(service|client|server)="(curl|http)"/.test(k)));
+      const sumOf = (m: Map<string, number>, name: string, ...labels: string[]): number => {
+        let n = 0;
+        for (const [k, v] of m) if (k.startsWith(`${name}{`) && labels.every((l) => k.includes(l))) n += v;
+        return n;
+      };
+      // another test's curl or python traffic may land between two reads: retry until /metrics is the same before and after
+      for (let attempt = 0; ; attempt++) {
+        const before = ours(await getText('/metrics'));
+        const api = JSON.parse(await getText('/api/osprey/services?since=1h')) as { services: ServiceStats[] };
+        const apiGraph = JSON.parse(await getText('/api/osprey/graph?since=1h')) as { edges: EdgeStats[] };
+        const cliServices = (await cli(['services'])) as ServiceStats[];
+        const cliGraph = (await cli(['graph'])) as EdgeStats[];
+        const after = ours(await getText('/metrics'));
+        if (JSON.stringify([...before]) !== JSON.stringify([...after])) {
+          assert.ok(attempt < 10, 'the counters never held still');
+          await sleep(1000);
+          continue;
+        }
+        const m = after;
+        const http = { server: 'span_kind="SPAN_KIND_SERVER"', svc: 'service="http"' };
+        const calls = sumOf(m, 'traces_spanmetrics_calls_total', http.svc, http.server);
+        assert.ok(calls >= 16, `${calls} server spans of http in /metrics`);
+        for (const [source, services, edges] of [['API', api.services, apiGraph.edges], ['CLI', cliServices, cliGraph]] as const) {
+          const s = services.find((x) => x.service === 'http');
+          assert.ok(s, `${source}: ${JSON.stringify(services)}`);
+          assert.equal(s.basis, 'server');
+          assert.equal(s.requestCount, calls, `${source} requests`);
+          assert.equal(s.errorCount, sumOf(m, 'traces_spanmetrics_calls_total', http.svc, http.server, 'status_code="STATUS_CODE_ERROR"'), `${source} errors`);
+          assert.ok(Math.abs(s.durationSumNs / 1e9 - sumOf(m, 'traces_spanmetrics_latency_sum', http.svc, http.server)) < 1e-6, `${source} latency sum`);
+          const e = edges.find((x) => x.caller === 'curl' && x.callee === 'http' && x.connectionType === '');
+          assert.ok(e, `${source}: ${JSON.stringify(edges)}`);
+          const pair = ['client="curl"', 'server="http"'];
+          const exact = (k: string): boolean => !k.includes('connection_type');
+          const only = (name: string): number => sumOf(new Map([...m].filter(([k]) => exact(k))), name, ...pair);
+          assert.equal(e.count, only('traces_service_graph_request_total'), `${source} edge count`);
+          assert.equal(e.errorCount, only('traces_service_graph_request_failed_total'), `${source} failed`);
+          assert.ok(e.errorCount >= 8, `${source}: the 404s are failed edges`);
+          assert.ok(Math.abs(e.serverSumNs / 1e9 - only('traces_service_graph_request_server_seconds_sum')) < 1e-6, `${source} server sum`);
+          assert.ok(Math.abs(e.clientSumNs / 1e9 - only('traces_service_graph_request_client_seconds_sum')) < 1e-6, `${source} client sum`);
+        }
+        t.diagnostic(`http: ${calls} requests; compared after ${attempt + 1} read(s)`);
+        break;
+      }
     } finally {
       for (const c of cleanup.reverse()) await c().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });

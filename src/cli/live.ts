@@ -1,7 +1,7 @@
 // The terminal view of `osprey up`: per service rate, errors and p95, the
 // slowest recent traces and the commands to dig in. Redrawn on a TTY; a line
 // every 30 s otherwise.
-import type { DuckStore } from '../store/index.js';
+import { rollupWindowStart, type DuckStore } from '../store/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { fmtDuration, table } from './format.js';
 
@@ -33,7 +33,8 @@ export class LiveSummary {
     try {
       const now = BigInt(Date.now()) * 1_000_000n;
       const services = (await this.store.services(now - WINDOW_NS)).filter((s) => s.requestCount > 0);
-      const seconds = Math.min(Number(WINDOW_NS) / 1e9, (Date.now() - this.startedMs) / 1000);
+      // services() counts whole rollup buckets: the window really starts at its bucket
+      const seconds = Math.min(Number(now - rollupWindowStart(now - WINDOW_NS)) / 1e9, (Date.now() - this.startedMs) / 1000);
       for (const s of services) s.ratePerSec = seconds > 0 ? s.requestCount / seconds : 0;
       if (!this.tty) {
         const total = services.reduce((a, s) => a + s.ratePerSec, 0);

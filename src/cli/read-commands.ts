@@ -75,7 +75,7 @@ export const traceCommand: Command = {
 
 export const servicesCommand: Command = {
   name: 'services',
-  summary: 'Rate, error % and p50/p95/p99 latency per service (RED), from server spans.',
+  summary: 'Rate, error % and p50/p95/p99 latency per service (RED), from server spans; percentiles estimated from latency buckets.',
   usage: 'osprey services [--server URL | --data DIR] [--since DUR] [--json]',
   help: [sourceHelp, '      --since DUR           window (default 15m)', '      --json                JSON'].join('\n'),
   options: { ...sourceOptions, since: { type: 'string' }, json: { type: 'boolean' } },
@@ -87,7 +87,8 @@ export const servicesCommand: Command = {
     else
       process.stdout.write(
         table(
-          ['SERVICE', 'REQUESTS', 'REQ/S', 'ERRORS', 'P50', 'P95', 'P99'],
+          // ~: percentiles are estimated from latency buckets (ServiceStats.quantiles)
+          ['SERVICE', 'REQUESTS', 'REQ/S', 'ERRORS', 'P50~', 'P95~', 'P99~'],
           svc.map((s) => [s.service, String(s.requestCount), s.ratePerSec.toFixed(2), `${s.errorPct.toFixed(1)}%`, fmtDuration(s.p50Ns), fmtDuration(s.p95Ns), fmtDuration(s.p99Ns)]),
         ),
       );
@@ -98,7 +99,7 @@ export const servicesCommand: Command = {
 
 export const graphCommand: Command = {
   name: 'graph',
-  summary: 'Service dependencies: caller -> callee edges with request counts, errors and latency.',
+  summary: 'Service dependencies: caller -> callee edges with request counts, errors and latency (as /metrics pairs them).',
   usage: 'osprey graph [--server URL | --data DIR] [--since DUR] [--json]',
   help: [sourceHelp, '      --since DUR           window (default 15m)', '      --json                JSON'].join('\n'),
   options: { ...sourceOptions, since: { type: 'string' }, json: { type: 'boolean' } },
@@ -110,8 +111,8 @@ export const graphCommand: Command = {
     else
       process.stdout.write(
         table(
-          ['CALLER', '', 'CALLEE', 'REQUESTS', 'ERRORS', 'P50', 'P95'],
-          edges.map((e) => [e.caller, '->', e.callee, String(e.count), `${e.errorPct.toFixed(1)}%`, fmtDuration(e.p50Ns), fmtDuration(e.p95Ns)]),
+          ['CALLER', '', 'CALLEE', 'TYPE', 'REQUESTS', 'ERRORS', 'P50~', 'P95~'],
+          edges.map((e) => [e.caller, '->', e.callee, e.connectionType || '-', String(e.count), `${e.errorPct.toFixed(1)}%`, fmtDuration(e.p50Ns), fmtDuration(e.p95Ns)]),
         ),
       );
     await flushStdout();

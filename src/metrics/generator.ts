@@ -13,7 +13,7 @@
 // then osprey_service_graph_dropped_spans_total), stale series are forgotten after 15 min.
 import type { Span } from '../agent/span.js';
 import type { MetricFamily } from './prometheus.js';
-import { attrString } from './series.js';
+import { spanService } from './series.js';
 import { ServiceGraph, type ServiceGraphOptions } from './servicegraph.js';
 import { SpanMetrics } from './spanmetrics.js';
 
@@ -76,8 +76,7 @@ export class MetricsGenerator {
         this.spansTooOld++;
         continue;
       }
-      const svc = span.resource['service.name'];
-      const service = typeof svc === 'string' ? svc : attrString(svc);
+      const service = spanService(span.resource);
       sm.observe(service, span, now);
       // the service graph skips resources without service.name
       if (service !== '') sg.observe(service, span, now);

@@ -29,15 +29,25 @@ export class NsHistogram {
     this.counts = new Float64Array(boundsNs.length + 1);
   }
 
-  /** ns: a non-negative duration; boundsNs: the same array the histogram was made with */
-  observe(ns: number, boundsNs: Float64Array): void {
+  /**
+   * ns: a non-negative duration; boundsNs: the same array the histogram was made with.
+   * weight -1 takes an observation out again (the store's retention does, src/store/retention.ts).
+   */
+  observe(ns: number, boundsNs: Float64Array, weight = 1): void {
     // a linear scan: most spans are short and land in the first few buckets
     let i = 0;
     const n = boundsNs.length;
     while (i < n && ns > boundsNs[i]!) i++;
-    this.counts[i]!++;
-    this.sumNs += ns;
-    this.count++;
+    this.counts[i]! += weight;
+    this.sumNs += ns * weight;
+    this.count += weight;
+  }
+
+  /** adds another histogram's observations (same bounds) */
+  merge(counts: ArrayLike<number>, sumNs: number, count: number): void {
+    for (let i = 0; i < this.counts.length; i++) this.counts[i]! += counts[i] ?? 0;
+    this.sumNs += sumNs;
+    this.count += count;
   }
 }
 
@@ -77,6 +87,13 @@ export function attrString(v: AttrValue | undefined): string {
   if (v === undefined) return '';
   const s = typeof v === 'string' ? v : String(v);
   return s.length > MAX_LABEL_VALUE_LENGTH ? s.slice(0, MAX_LABEL_VALUE_LENGTH) : s;
+}
+
+/** The service a span is counted under, by /metrics and by the store's rollups alike: the
+ *  resource's service.name as a label value ('' when absent). */
+export function spanService(resource: Attributes): string {
+  const svc = resource['service.name'];
+  return typeof svc === 'string' ? labelValue(svc) : attrString(svc);
 }
 
 /** Tempo's FindAttributeValue(key, first, second): the first non-empty value wins */

@@ -29,6 +29,8 @@ class Edge {
   failed = false;
   peerNode = '';
   conn: number = Conn.Unknown;
+  /** start of the client span (unix ns, as a float), else of the server span; NaN until known */
+  startNs = NaN;
   expireAt: number;
   prev: Edge | undefined;
   next: Edge | undefined;
@@ -59,6 +61,25 @@ export interface ServiceGraphOptions {
   maxSeries?: number;
   /** latency buckets in seconds (default Tempo's 0.1·2^k, k < 8) */
   buckets?: readonly number[];
+  /**
+   * Receives every completed edge instead of the built-in cumulative series (the store
+   * rolls them up per time bucket). The pairing, expiry and naming are the same either way.
+   */
+  onEdge?: (e: CompletedEdge) => void;
+}
+
+/** A paired (or virtual-node, or database) request between two services, as counted. */
+export interface CompletedEdge {
+  /** label values (cut to Tempo's maximum length) */
+  readonly client: string;
+  readonly server: string;
+  /** index in CONNECTION_TYPES */
+  readonly conn: number;
+  readonly failed: boolean;
+  readonly clientNs: number;
+  readonly serverNs: number;
+  /** start of the client span (unix ns, float), else of the server span */
+  readonly startNs: number;
 }
 
 export interface ServiceGraphCounters {
@@ -83,6 +104,7 @@ export class ServiceGraph {
   readonly #waitMs: number;
   readonly #maxItems: number;
   readonly #maxSeries: number;
+  readonly #onEdge: ((e: CompletedEdge) => void) | undefined;
   /** pending edges by span id (chained by `same` across traces) */
   readonly #byId = new Map<string, Edge>();
   /** pending root-server edges (empty parent span id) by trace id */
@@ -100,6 +122,7 @@ export class ServiceGraph {
     this.#waitMs = opts.waitMs ?? 10_000;
     this.#maxItems = opts.maxItems ?? 10_000;
     this.#maxSeries = opts.maxSeries ?? 10_000;
+    this.#onEdge = opts.onEdge;
   }
 
   get pending(): number {
@@ -132,6 +155,7 @@ export class ServiceGraph {
     e.conn = span.kind === 'producer' ? Conn.MessagingSystem : Conn.Unknown;
     e.clientService = service;
     e.clientNs = span.durationNano > 0 ? span.durationNano : 0;
+    e.startNs = Number(span.startTimeUnixNano);
     if (span.status === 'error') e.failed = true;
     peerNode(e, span.attributes);
     databaseRequest(e, span.resource, span.attributes, span.durationNano);
@@ -144,6 +168,7 @@ export class ServiceGraph {
     e.conn = span.kind === 'consumer' ? Conn.MessagingSystem : Conn.Unknown;
     e.serverService = service;
     e.serverNs = span.durationNano > 0 ? span.durationNano : 0;
+    if (Number.isNaN(e.startNs)) e.startNs = Number(span.startTimeUnixNano);
     if (span.status === 'error') e.failed = true;
     peerNode(e, span.attributes);
     this.#upserted(e, found !== undefined, now);
@@ -245,6 +270,10 @@ export class ServiceGraph {
     this.counters.completed++;
     const client = labelValue(e.clientService);
     const server = labelValue(e.serverService);
+    if (this.#onEdge) {
+      this.#onEdge({ client, server, conn: e.conn, failed: e.failed, clientNs: e.clientNs, serverNs: e.serverNs, startNs: e.startNs });
+      return;
+    }
     let byServer = this.#series.get(client);
     if (byServer === undefined) {
       byServer = new Map();

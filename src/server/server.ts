@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { spanToJson } from '../agent/span.js';
 import { toResourceSpans } from '../export/otlp-json.js';
 import { exposition } from '../metrics/prometheus.js';
-import { MAX_LIMIT, type SpanStore } from '../store/index.js';
+import { MAX_LIMIT, rollupWindowStart, type SpanStore } from '../store/index.js';
 import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
 import { BAD_REQUEST_REASONS, HttpError, type BadRequestReason } from './errors.js';
 import { choiceOf, clip, countOf, legacySearch, scopeOf, storeScope, TEMPO_SCOPES, windowOf, withLegacy } from './params.js';
@@ -144,7 +144,9 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
         if (from > to) throw new HttpError(400, 'start is after end', 'give start <= end (end defaults to now)');
         const services = await store.services(from, to);
         // a window reaching back before capture started would dilute rates
-        const observed = deps.observingSinceNs && deps.observingSinceNs > from ? deps.observingSinceNs : from;
+        // (services() counts whole rollup buckets: the window really starts at the bucket of `from`)
+        const start = rollupWindowStart(from);
+        const observed = deps.observingSinceNs && deps.observingSinceNs > start ? deps.observingSinceNs : start;
         const seconds = Number(to - observed) / 1e9;
         for (const s of services) s.ratePerSec = seconds > 0 ? s.requestCount / seconds : 0;
         return json({ services });

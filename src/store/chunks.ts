@@ -3,7 +3,7 @@
 // @duckdb/node-api's typed vectors are general: a VARCHAR vector keeps every value in a
 // JS array and hands each one to DuckDB with its own native call when flushed, validity
 // is a BigUint64Array updated with BigInt arithmetic, and UUID / UBIGINT values arrive as
-// BigInts the caller has to make first. The store writes ~17 columns per span, so that
+// BigInts the caller has to make first. The store writes ~35 columns per span, so that
 // generality was most of what storing a span cost in JS. These buffers are written
 // directly (numbers into typed arrays, ids parsed from hex without BigInt, strings of at
 // most 12 ASCII characters laid out inline the way DuckDB stores them) and copied into

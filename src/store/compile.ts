@@ -246,7 +246,10 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
     return `(res_id IN (SELECT r.id FROM resources r WHERE ${resourcePredicate(c, P) ?? 'FALSE'}))`;
   };
   if (lit.type === 'nil') {
-    const spanAbsent = (): string => (spanMayHave ? `(json_extract(attributes, ${ptr()}) IS NULL)` : 'TRUE');
+    // a hot attribute is in its column or (with another type) in the JSON, never in both
+    const hotCol = HOT_SPAN_ATTRS[key]?.[0];
+    const jsonAbsent = (): string => (spanMayHave ? `(json_extract(attributes, ${ptr()}) IS NULL)` : 'TRUE');
+    const spanAbsent = (): string => (hotCol ? `(${hotCol} IS NULL AND ${jsonAbsent()})` : jsonAbsent());
     const absent = scope === 'span' ? spanAbsent() : scope === 'resource' ? resourceMatch() : `(${spanAbsent()} AND ${resourceMatch()})`;
     return op === '=' ? absent : `(NOT ${absent})`;
   }

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { spanToJson, type Attributes, type Span, type SpanKind, type SpanStatus } from '../agent/span.js';
 import { TraceQLError, parseTraceQL } from '../traceql/index.js';
+import { SPAN_METRICS_BUCKETS } from '../metrics/series.js';
+import { HOT_KEYS } from './attrs.js';
 import { DuckStore, normalizeTraceId } from './index.js';
 
 const NOW = BigInt(Date.now()) * 1_000_000n;
@@ -35,6 +37,15 @@ const q = parseTraceQL;
 async function names(store: DuckStore, query: string, extra: { startNs?: bigint; endNs?: bigint } = {}): Promise<string[]> {
   const spans = await store.search({ query: q(query), limit: 1000, ...extra });
   return spans.map((s) => s.name).sort();
+}
+
+/** percentiles are estimated from Tempo's latency buckets (2 ms · 2^k): the estimate lies in the exact value's bucket */
+function inBucket(est: number | undefined, exact: number): void {
+  const bounds = SPAN_METRICS_BUCKETS.map((b) => Math.round(b * 1e9));
+  const i = bounds.findIndex((b) => exact <= b);
+  const lo = i <= 0 ? 0 : (bounds[i - 1] as number);
+  const hi = i < 0 ? Infinity : (bounds[i] as number);
+  assert.ok(est !== undefined && est >= lo && est <= hi, `${est} in (${lo}, ${hi}] like ${exact}`);
 }
 
 describe('DuckStore (in memory)', () => {
@@ -107,8 +118,11 @@ describe('DuckStore (in memory)', () => {
       assert.equal(typeof first.resource['process.pid'], 'number');
       assert.equal(typeof first.attributes['http.response.status_code'], 'number');
       assert.equal(typeof first.attributes['flag'], 'boolean');
-      // key order survives too (JSON text is the source of truth)
-      assert.deepEqual(Object.keys(first.attributes), Object.keys(span.attributes));
+      // key order: hot attributes (columns) first, in the order the agent writes them, then
+      // the others (JSON) in their own order; so the agent's spans read back in their order
+      const hot = Object.keys(span.attributes).filter((k) => HOT_KEYS.includes(k)).sort((a, b) => HOT_KEYS.indexOf(a) - HOT_KEYS.indexOf(b));
+      const rest = Object.keys(span.attributes).filter((k) => !HOT_KEYS.includes(k));
+      assert.deepEqual(Object.keys(first.attributes), [...hot, ...rest]);
       // the JSON shape of the public API
       const json = JSON.parse(JSON.stringify(spanToJson(first))) as Record<string, unknown>;
       assert.equal(json['startTimeUnixNano'], '1700000000123456789');
@@ -595,8 +609,8 @@ describe('DuckStore (in memory)', () => {
         sp(9, 8, 'worker', 'internal', 40),
         sp(10, 1, 'frontend', 'client', 12), // a call to something untraced: no edge
       ]);
-      // outside the window: ignored
-      store.append([mkSpan({ svc: 'frontend', kind: 'server', startTimeUnixNano: since - SEC, durationNano: 1e9 })]);
+      // outside the window, and outside the 1-minute rollup bucket the window starts in: ignored
+      store.append([mkSpan({ svc: 'frontend', kind: 'server', startTimeUnixNano: since - 120n * SEC, durationNano: 1e9 })]);
       await store.flush();
     });
     after(async () => {
@@ -607,7 +621,7 @@ describe('DuckStore (in memory)', () => {
       const got = await store.services(since, NOW);
       const by = new Map(got.map((s) => [s.service, s]));
       assert.deepEqual([...by.keys()], ['backend', 'db', 'frontend', 'worker']);
-      const close = (a: number | undefined, b: number) => assert.ok(a !== undefined && Math.abs(a - b) < 1, `${a} ≈ ${b}`);
+      const close = inBucket;
 
       const f = by.get('frontend');
       assert.equal(f?.spanCount, 4);
@@ -630,20 +644,25 @@ describe('DuckStore (in memory)', () => {
       const w = by.get('worker');
       assert.equal(w?.basis, 'all');
       assert.equal(w?.requestCount, 2);
-      close(w?.p50Ns, 30e6);
+      close(w?.p50Ns, 20e6); // rank 1 of 2 falls in 20 ms's bucket (exact interpolation between the two said 30)
       close(w?.p95Ns, 39e6);
 
       const d = by.get('db');
       assert.equal(d?.requestCount, 1);
       close(d?.p50Ns, 8e6);
+      // counts and sums are exact
+      assert.equal(b?.durationSumNs, 75e6);
+      assert.equal(w?.durationSumNs, 60e6);
+      assert.ok(got.every((x) => x.quantiles === 'estimated'));
     });
 
-    it('rates are per second of the window', async () => {
+    it('rates are per second of the time covered: the window widened to whole 1-minute buckets', async () => {
       const got = await store.services(since, NOW);
+      const covered = Number(NOW - (since - (since % 60_000_000_000n))) / 1e9;
       const f = got.find((s) => s.service === 'frontend');
-      assert.ok(f && Math.abs(f.ratePerSec - 0.1) < 1e-9, String(f?.ratePerSec));
+      assert.ok(f && Math.abs(f.ratePerSec - 1 / covered) < 1e-9, String(f?.ratePerSec));
       const b = got.find((s) => s.service === 'backend');
-      assert.ok(b && Math.abs(b.ratePerSec - 0.2) < 1e-9);
+      assert.ok(b && Math.abs(b.ratePerSec - 2 / covered) < 1e-9);
     });
 
     it('edges pair client spans with their server children', async () => {
@@ -655,19 +674,22 @@ describe('DuckStore (in memory)', () => {
           ['frontend', 'backend', 2, 1],
         ],
       );
+      const close = inBucket;
       const fb = got[1];
       assert.equal(fb?.errorPct, 50);
-      assert.equal(fb?.p50Ns, 45e6); // client side: 40 and 50 ms
-      assert.ok(Math.abs((fb?.p95Ns ?? 0) - 49.5e6) < 1);
-      assert.equal(fb?.serverP50Ns, 37.5e6); // server side: 30 and 45 ms
+      assert.equal(fb?.connectionType, '');
+      assert.equal(fb?.clientSumNs, 90e6); // client side: 40 and 50 ms
+      assert.equal(fb?.serverSumNs, 75e6); // server side: 30 and 45 ms
+      close(fb?.p50Ns, 40e6); // estimated from buckets: the lower half lies in 40 ms's bucket
+      close(fb?.serverP50Ns, 30e6);
       const bd = got[0];
-      assert.equal(bd?.p50Ns, 10e6);
-      assert.equal(bd?.serverP95Ns, 8e6);
+      close(bd?.p50Ns, 10e6);
+      close(bd?.serverP95Ns, 8e6);
     });
 
     it('an empty window gives nothing', async () => {
-      assert.deepEqual(await store.services(NOW + SEC, NOW + 2n * SEC), []);
-      assert.deepEqual(await store.edges(NOW + SEC, NOW + 2n * SEC), []);
+      assert.deepEqual(await store.services(NOW + 60n * SEC, NOW + 70n * SEC), []);
+      assert.deepEqual(await store.edges(NOW + 60n * SEC, NOW + 70n * SEC), []);
     });
   });
 

@@ -2,6 +2,8 @@
 
 export { DuckStore, MAX_LIMIT, normalizeTraceId, parseMemoryLimit } from './duckstore.js';
 export { UNKNOWN_SERVICE } from './schema.js';
+/** where services()/edges() windows really start: the rollup bucket of their start */
+export { bucketStart as rollupWindowStart } from './rollups.js';
 export type { DuckStoreOptions, RetentionOptions } from './duckstore.js';
 export type {
   EdgeStats,

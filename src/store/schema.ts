@@ -11,7 +11,42 @@
 
 import type { SpanKind, SpanStatus } from '../agent/span.js';
 
-export const SCHEMA_VERSION = '1';
+// Version 2: hot attributes are no longer repeated in the JSON (it holds only the rest, NULL
+// when there is none), 19 hot columns instead of 4, RED/service-graph rollup tables.
+export const SCHEMA_VERSION = '2';
+
+/**
+ * Span attributes stored in typed columns: key → [column, JS type it must have]. A value of
+ * the column's type is stored ONLY in its column, never in the `attributes` JSON; a value of
+ * another type (a numeric http.route) only in the JSON. These are the attributes the agent
+ * writes on HTTP spans (src/agent/spans.ts), so the JSON of its spans is NULL. Adding a key
+ * here changes the table: bump SCHEMA_VERSION.
+ */
+export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' | 'number']>> = {
+  // in the order the agent writes them (src/agent/spans.ts), which spans read back keep
+  'http.request.method': ['http_method', 'string'],
+  'url.path': ['url_path', 'string'],
+  'http.route': ['http_route', 'string'],
+  'network.protocol.name': ['net_protocol', 'string'],
+  'network.protocol.version': ['net_protocol_version', 'string'],
+  'network.peer.address': ['net_peer_address', 'string'],
+  'network.peer.port': ['net_peer_port', 'number'],
+  'url.query': ['url_query', 'string'],
+  'server.address': ['server_address', 'string'],
+  'server.port': ['server_port', 'number'],
+  'client.address': ['client_address', 'string'],
+  'url.scheme': ['url_scheme', 'string'],
+  'url.full': ['url_full', 'string'],
+  'user_agent.original': ['user_agent', 'string'],
+  'http.request.body.size': ['http_request_body_size', 'number'],
+  'http.response.status_code': ['http_status_code', 'number'],
+  'http.response.body.size': ['http_response_body_size', 'number'],
+  'error.type': ['error_type', 'string'],
+  'osprey.link': ['osprey_link', 'string'],
+};
+const HOT_DDL = Object.values(HOT_SPAN_ATTRS)
+  .map(([col, t]) => `    ${col} ${t === 'string' ? 'VARCHAR' : 'DOUBLE'},`)
+  .join('\n');
 
 export const DDL: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS osprey_meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)`,
@@ -34,11 +69,8 @@ export const DDL: readonly string[] = [
     res_id UINTEGER NOT NULL,
     service VARCHAR,
     namespace VARCHAR,
-    http_method VARCHAR,
-    http_status_code DOUBLE,
-    http_route VARCHAR,
-    url_path VARCHAR,
-    attributes VARCHAR NOT NULL
+${HOT_DDL}
+    attributes VARCHAR
   )`,
   // where each trace's spans lie in time: one row per trace per flush (min/max start of
   // its spans in that flush). trace() reads the trace's time range here (a scan of ~1/6th
@@ -55,7 +87,7 @@ export const DDL: readonly string[] = [
 ];
 
 /** Column order of `spans` (the appender writes in this order). */
-export const SPAN_COLUMNS = [
+export const SPAN_COLUMNS: readonly string[] = [
   'start_ns',
   'duration_ns',
   'trace_id',
@@ -68,12 +100,9 @@ export const SPAN_COLUMNS = [
   'res_id',
   'service',
   'namespace',
-  'http_method',
-  'http_status_code',
-  'http_route',
-  'url_path',
+  ...Object.values(HOT_SPAN_ATTRS).map(([col]) => col),
   'attributes',
-] as const;
+];
 
 /** OTLP SpanKind numbering. */
 export const KIND_CODE: Readonly<Record<SpanKind, number>> = {
@@ -89,14 +118,6 @@ export const KIND_BY_CODE: readonly SpanKind[] = ['unspecified', 'internal', 'se
 /** OTLP StatusCode numbering. */
 export const STATUS_CODE: Readonly<Record<SpanStatus, number>> = { unset: 0, ok: 1, error: 2 };
 export const STATUS_BY_CODE: readonly SpanStatus[] = ['unset', 'ok', 'error'];
-
-/** Span attributes copied into typed columns: key → [column, JS type it must have]. */
-export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' | 'number']>> = {
-  'http.request.method': ['http_method', 'string'],
-  'http.response.status_code': ['http_status_code', 'number'],
-  'http.route': ['http_route', 'string'],
-  'url.path': ['url_path', 'string'],
-};
 
 /** Resource attributes copied into typed columns (on both spans and resources). */
 export const HOT_RESOURCE_ATTRS: Readonly<Record<string, readonly [string, 'string']>> = {

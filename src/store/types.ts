@@ -66,20 +66,39 @@ export interface ServiceStats {
   errorCount: number;
   /** errorCount / requestCount × 100 (0 when no requests) */
   errorPct: number;
-  /** duration quantiles of the basis spans, nanoseconds (linear interpolation) */
+  /** sum of the basis spans' durations, nanoseconds (exact) */
+  durationSumNs: number;
+  /**
+   * how p50/p95/p99 were computed: 'estimated' = from quarter-octave latency buckets
+   * (src/metrics/latency.ts: within one bucket, ≤ 19%, interpolated inside it)
+   */
+  quantiles: 'estimated';
+  /** duration quantiles of the basis spans, nanoseconds (see `quantiles`) */
   p50Ns: number;
   p95Ns: number;
   p99Ns: number;
 }
 
-/** A caller → callee edge: client spans of `caller` whose child is a server span of `callee`. */
+/**
+ * A caller → callee edge of the service graph, paired exactly as /metrics pairs them
+ * (Tempo's service-graphs processor, src/metrics/servicegraph.ts): a client (producer) span
+ * of `caller` and the server (consumer) span of `callee` whose parent it is; also virtual
+ * nodes (`user` → a root server span, a client call → its `peer.service`) and database calls.
+ */
 export interface EdgeStats {
   caller: string;
   callee: string;
+  /** Tempo's connection_type: '' (plain), 'messaging_system', 'database' or 'virtual_node' */
+  connectionType: string;
   count: number;
   /** pairs where the client or the server span has status error */
   errorCount: number;
   errorPct: number;
+  /** sums of the client-side and server-side durations, nanoseconds (exact) */
+  clientSumNs: number;
+  serverSumNs: number;
+  /** quantiles below are estimated from latency buckets (see ServiceStats.quantiles) */
+  quantiles: 'estimated';
   /** client-side duration quantiles, nanoseconds */
   p50Ns: number;
   p95Ns: number;

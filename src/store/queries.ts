@@ -1,0 +1,415 @@
+// Reading spans: TraceQL search, trace by id, Tempo's trace search, tag names and values.
+// SQL comes from compile.ts; rows become spans in core.ts.
+
+import { LIST, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
+import type { Span } from '../agent/span.js';
+import { TraceQLError, type CompareExpr, type Expr } from '../traceql/index.js';
+import {
+  Params,
+  compileFilter,
+  jsonPointer,
+  regexLiterals,
+  resourceComparisons,
+  resourcePredicate,
+  windowSql,
+  type CompileContext,
+} from './compile.js';
+import { HOT_KEYS } from './attrs.js';
+import { SPAN_SELECT, normalizeTraceId, uuidHex, type Row, type StoreCore } from './core.js';
+import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+
+/** hot attribute columns, in HOT_KEYS order */
+const HOT_COLUMNS = HOT_KEYS.map((k) => (HOT_SPAN_ATTRS[k] as readonly [string, string])[0]);
+import type { SearchOptions, TagOptions, TagScope, TagValue, TimeWindow, TraceSearchOptions, TraceSummary } from './types.js';
+
+/** Largest `limit` honoured by search() and searchTraces(). */
+export const MAX_LIMIT = 1_000_000;
+const ROOT_NOT_RECEIVED = '<root span not yet received>';
+const TAG_SAMPLE_SPANS = 20_000;
+const MAX_INLINE_RESOURCES = 256;
+
+const INTRINSIC_TAGS = [
+  'duration',
+  'kind',
+  'name',
+  'rootName',
+  'rootServiceName',
+  'span:duration',
+  'span:id',
+  'span:kind',
+  'span:name',
+  'span:parentID',
+  'span:status',
+  'span:statusMessage',
+  'status',
+  'statusMessage',
+  'trace:duration',
+  'trace:id',
+  'trace:rootName',
+  'trace:rootService',
+  'traceDuration',
+];
+
+export class Queries {
+  private readonly validRegex = new Set<string>();
+
+  constructor(private readonly core: StoreCore) {}
+
+  async search(opts: SearchOptions): Promise<Span[]> {
+    const limit = checkLimit(opts.limit);
+    if (limit === 0) return [];
+    await this.checkRegexes(opts.query.filter);
+    const resIds = await this.lookupResources(opts.query.filter);
+    const P = new Params();
+    const win = windowSql(P, opts.startNs, opts.endNs);
+    const cond = compileFilter(opts.query.filter, this.compileContext(P, opts, resIds));
+    const order = opts.order === 'duration_desc' ? 'duration_ns DESC, start_ns DESC, span_id' : 'start_ns DESC, span_id';
+    const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE ${win} AND ${cond} ORDER BY ${order} LIMIT ${P.add(limit, UINTEGER)}`;
+    return this.core.toSpans(await this.core.query(sql, P));
+  }
+
+  async trace(traceId: string, window: TimeWindow = {}): Promise<Span[]> {
+    const id = normalizeTraceId(traceId);
+    if (id === undefined) return [];
+    // where the trace's spans are in time (trace_index), so the spans scan skips the rest
+    const P0 = new Params();
+    const range = (await this.core.query(
+      `SELECT min(min_ns), max(max_ns) FROM trace_index WHERE trace_id = CAST(${P0.add(id, VARCHAR)} AS UUID)`,
+      P0,
+    ))[0];
+    const lo = range?.[0];
+    const hi = range?.[1];
+    if (typeof lo !== 'bigint' || typeof hi !== 'bigint') return [];
+    const startNs = window.startNs !== undefined && window.startNs > lo ? window.startNs : lo;
+    const endNs = window.endNs !== undefined && window.endNs < hi ? window.endNs : hi;
+    if (startNs > endNs) return [];
+    const P = new Params();
+    const idParam = P.add(id, VARCHAR);
+    const win = windowSql(P, startNs, endNs);
+    const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE trace_id = CAST(${idParam} AS UUID) AND ${win} ORDER BY start_ns, span_id`;
+    return this.core.toSpans(await this.core.query(sql, P));
+  }
+
+  async searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]> {
+    const limit = checkLimit(opts.limit);
+    const spss = Math.max(0, Math.min(Math.floor(opts.spansPerSpanSet ?? 3), 10_000));
+    if (limit === 0) return [];
+    await this.checkRegexes(opts.query.filter);
+    const resIds = await this.lookupResources(opts.query.filter);
+    const ctxFor = (P: Params): string =>
+      `${windowSql(P, opts.startNs, opts.endNs)} AND ${compileFilter(opts.query.filter, this.compileContext(P, opts, resIds))}`;
+
+    // 1. the newest traces with a matching span, and how many spans match in each
+    const P1 = new Params();
+    const top = await this.core.query(
+      `SELECT trace_id, count(*) AS matched, max(start_ns) AS last_ns FROM spans WHERE ${ctxFor(P1)}
+       GROUP BY trace_id ORDER BY last_ns DESC, trace_id LIMIT ${P1.add(limit, UINTEGER)}`,
+      P1,
+    );
+    if (top.length === 0) return [];
+    const ids = top.map((r) => uuidHex(r[0]));
+    const idList = (P: Params): string => `(SELECT CAST(unnest(${P.add(listValue(ids), LIST(VARCHAR))}) AS UUID))`;
+    // the time range these traces occupy, to skip the rest of the table below
+    const P0 = new Params();
+    const range = (await this.core.query(`SELECT min(min_ns), max(max_ns) FROM trace_index WHERE trace_id IN ${idList(P0)}`, P0))[0];
+    const lo = typeof range?.[0] === 'bigint' ? range[0] : undefined;
+    const hi = typeof range?.[1] === 'bigint' ? range[1] : undefined;
+
+    // 2. per trace and service: extent, span and error counts, plus the trace's root: a
+    //    span without a stored parent, true roots (no parent at all) first, then the earliest
+    const P2 = new Params();
+    const perService = await this.core.query(
+      `WITH t AS MATERIALIZED (
+         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM spans
+         WHERE trace_id IN ${idList(P2)} AND ${windowSql(P2, lo, hi)}),
+       roots AS (
+         SELECT s.trace_id, first(s.service ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_service,
+                first(s.name ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_name
+         FROM t s
+         WHERE s.parent_span_id IS NULL OR NOT EXISTS (SELECT 1 FROM t p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id)
+         GROUP BY s.trace_id)
+       SELECT t.trace_id, t.service, count(*), count(*) FILTER (WHERE t.status = ${P2.add(STATUS_CODE.error, UINTEGER)}),
+              min(t.start_ns), max(t.start_ns + t.duration_ns),
+              any_value(r.trace_id IS NOT NULL), any_value(r.root_service), any_value(r.root_name)
+       FROM t LEFT JOIN roots r ON r.trace_id = t.trace_id
+       GROUP BY t.trace_id, t.service`,
+      P2,
+    );
+    // 4. up to spss matching spans per trace, earliest first
+    let matchedSpans: Row[] = [];
+    if (spss > 0) {
+      const P4 = new Params();
+      // pick the rows on narrow columns first, then read whole rows for those only
+      // (matches are spread over most vectors; reading `attributes` for all of them is slow)
+      matchedSpans = await this.core.query(
+        `SELECT ${SPAN_SELECT} FROM spans WHERE rowid IN (
+           SELECT rowid FROM spans WHERE ${ctxFor(P4)} AND trace_id IN ${idList(P4)}
+           QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns, span_id) <= ${P4.add(spss, UINTEGER)})
+         ORDER BY start_ns, span_id`,
+        P4,
+      );
+    }
+
+    const out = new Map<string, TraceSummary>();
+    const extent = new Map<string, { start: bigint; end: bigint }>();
+    for (const r of top) {
+      const id = uuidHex(r[0]);
+      out.set(id, {
+        traceID: id,
+        rootServiceName: ROOT_NOT_RECEIVED,
+        rootTraceName: '',
+        startTimeUnixNano: 0n,
+        durationNano: 0,
+        durationMs: 0,
+        spanSet: { spans: [], matched: Number(r[1]) },
+        serviceStats: {},
+      });
+    }
+    for (const [tid, svc, n, errs, start, end, hasRoot, rootSvc, rootName] of perService) {
+      const id = uuidHex(tid);
+      const t = out.get(id);
+      if (!t) continue;
+      if (hasRoot === true) {
+        t.rootServiceName = rootSvc === null || rootSvc === undefined ? UNKNOWN_SERVICE : String(rootSvc);
+        t.rootTraceName = String(rootName ?? '');
+      }
+      t.serviceStats[svc === null ? UNKNOWN_SERVICE : String(svc)] = { spanCount: Number(n), errorCount: Number(errs) };
+      const e = extent.get(id);
+      const s0 = start as bigint;
+      const e0 = end as bigint;
+      if (!e) extent.set(id, { start: s0, end: e0 });
+      else {
+        if (s0 < e.start) e.start = s0;
+        if (e0 > e.end) e.end = e0;
+      }
+    }
+    for (const [id, e] of extent) {
+      const t = out.get(id);
+      if (!t) continue;
+      t.startTimeUnixNano = e.start;
+      t.durationNano = Number(e.end - e.start);
+      t.durationMs = Math.floor(t.durationNano / 1e6);
+    }
+    for (const span of await this.core.toSpans(matchedSpans)) out.get(span.traceId)?.spanSet.spans.push(span);
+    return [...out.values()];
+  }
+
+
+  async tagNames(scope?: TagScope, opts: TagOptions = {}): Promise<string[]> {
+    const limit = Math.max(0, Math.min(Math.floor(opts.limit ?? 1000), 100_000));
+    const names = new Set<string>();
+    if (scope === undefined || scope === 'intrinsic') for (const n of INTRINSIC_TAGS) names.add(n);
+    if (scope === undefined || scope === 'resource') {
+      const P = new Params();
+      const rows = await this.core.query(
+        `SELECT DISTINCT k FROM (SELECT unnest(json_keys(attributes)) AS k FROM resources
+           WHERE id IN (SELECT DISTINCT res_id FROM spans WHERE ${windowSql(P, opts.startNs, opts.endNs)})) ORDER BY k LIMIT ${P.add(limit, UINTEGER)}`,
+        P,
+      );
+      for (const [k] of rows) names.add(String(k));
+    }
+    if (scope === undefined || scope === 'span') {
+      const P = new Params();
+      const rows = await this.core.query(
+        `SELECT DISTINCT k FROM (SELECT unnest(json_keys(attributes)) AS k FROM
+           (SELECT attributes FROM spans WHERE ${windowSql(P, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P.add(TAG_SAMPLE_SPANS, UINTEGER)}))
+         ORDER BY k LIMIT ${P.add(limit, UINTEGER)}`,
+        P,
+      );
+      for (const [k] of rows) names.add(String(k));
+      // hot attributes live in their columns (schema.ts): the keys whose column has a value in the sample
+      const P2 = new Params();
+      const present = (await this.core.query(
+        `SELECT ${HOT_COLUMNS.map((c) => `count(${c}) > 0`).join(', ')} FROM
+           (SELECT ${HOT_COLUMNS.join(', ')} FROM spans WHERE ${windowSql(P2, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P2.add(TAG_SAMPLE_SPANS, UINTEGER)})`,
+        P2,
+      ))[0];
+      HOT_KEYS.forEach((k, i) => {
+        if (present?.[i] === true) names.add(k);
+      });
+    }
+    return [...names].sort().slice(0, limit);
+  }
+
+  async tagValues(name: string, opts: TagOptions = {}): Promise<TagValue[]> {
+    const limit = Math.max(0, Math.min(Math.floor(opts.limit ?? 1000), 100_000));
+    const tag = parseTagName(String(name));
+    if (!tag || limit === 0) return [];
+    const P = new Params();
+    const win = windowSql(P, opts.startNs, opts.endNs);
+    const lim = P.add(limit, UINTEGER);
+    if (tag.kind === 'intrinsic') {
+      switch (tag.name) {
+        case 'status':
+          return STATUS_BY_CODE.map((v) => ({ type: 'keyword' as const, value: v }));
+        case 'kind':
+          return KIND_BY_CODE.map((v) => ({ type: 'keyword' as const, value: v }));
+        case 'name':
+        case 'statusMessage':
+        case 'rootName':
+        case 'rootServiceName': {
+          const col = tag.name === 'name' ? 'name' : tag.name === 'statusMessage' ? 'status_message' : tag.name === 'rootName' ? 'name' : 'service';
+          const root = tag.name.startsWith('root') ? ' AND parent_span_id IS NULL' : '';
+          const rows = await this.core.query(
+            `SELECT DISTINCT ${col} AS v FROM spans WHERE ${win}${root} AND ${col} IS NOT NULL ORDER BY v LIMIT ${lim}`,
+            P,
+          );
+          return rows.map(([v]) => ({ type: 'string' as const, value: String(v) }));
+        }
+        default:
+          return [];
+      }
+    }
+    const ptr = P.add(jsonPointer(tag.name), VARCHAR);
+    const texts = new Set<string>();
+    if (tag.scope !== 'span') {
+      const rows = await this.core.query(
+        `SELECT DISTINCT json_extract(attributes, ${ptr})::VARCHAR AS v FROM resources
+         WHERE id IN (SELECT DISTINCT res_id FROM spans WHERE ${win}) AND v IS NOT NULL ORDER BY v LIMIT ${lim}`,
+        P,
+      );
+      for (const [v] of rows) texts.add(String(v));
+    }
+    if (tag.scope !== 'resource' && (this.core.spanKeysOverflow || this.core.spanKeys.has(tag.name))) {
+      const P2 = new Params();
+      const ptr2 = P2.add(jsonPointer(tag.name), VARCHAR);
+      const rows = await this.core.query(
+        `SELECT DISTINCT v FROM (SELECT json_extract(attributes, ${ptr2})::VARCHAR AS v FROM
+           (SELECT attributes FROM spans WHERE ${windowSql(P2, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P2.add(TAG_SAMPLE_SPANS, UINTEGER)}))
+         WHERE v IS NOT NULL ORDER BY v LIMIT ${P2.add(limit, UINTEGER)}`,
+        P2,
+      );
+      for (const [v] of rows) texts.add(String(v));
+    }
+    const out: TagValue[] = [];
+    const seen = new Set<string>();
+    const push = (tv: TagValue | undefined): void => {
+      if (!tv || seen.has(`${tv.type}:${tv.value}`)) return;
+      seen.add(`${tv.type}:${tv.value}`);
+      out.push(tv);
+    };
+    const hotCol = HOT_SPAN_ATTRS[tag.name]?.[0];
+    if (tag.scope !== 'resource' && hotCol !== undefined) {
+      const P3 = new Params();
+      const rows = await this.core.query(
+        `SELECT DISTINCT v FROM (SELECT ${hotCol} AS v FROM spans WHERE ${windowSql(P3, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P3.add(TAG_SAMPLE_SPANS, UINTEGER)})
+         WHERE v IS NOT NULL ORDER BY v LIMIT ${P3.add(limit, UINTEGER)}`,
+        P3,
+      );
+      for (const [v] of rows) {
+        if (typeof v === 'string') push({ type: 'string', value: v });
+        else if (typeof v === 'number' && Number.isFinite(v)) push({ type: Number.isInteger(v) ? 'int' : 'float', value: String(v) });
+      }
+    }
+    for (const t of texts) push(jsonTextToTagValue(t));
+    out.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+    return out.slice(0, limit);
+  }
+
+  private compileContext(params: Params, w: TimeWindow, resourceIds?: Map<CompareExpr, number[]>): CompileContext {
+    const keys = this.core.spanKeys;
+    return {
+      params,
+      startNs: w.startNs,
+      endNs: w.endNs,
+      spanKeyMayExist: this.core.spanKeysOverflow ? undefined : (k) => keys.has(k),
+      resourceIds,
+    };
+  }
+
+  /**
+   * Looks up, in one small query, which resources satisfy each resource-side condition,
+   * so the span query gets constant id lists instead of joins. Lists longer than
+   * MAX_INLINE_RESOURCES are left to a join.
+   */
+  private async lookupResources(filter: Expr): Promise<Map<CompareExpr, number[]> | undefined> {
+    const comps = resourceComparisons(filter);
+    if (comps.length === 0) return undefined;
+    const P = new Params();
+    const cols = comps.map((c) => `list(r.id ORDER BY r.id) FILTER (WHERE ${resourcePredicate(c, P) ?? 'FALSE'})`);
+    const row = (await this.core.query(`SELECT ${cols.join(', ')} FROM resources r`, P, true))[0];
+    const out = new Map<CompareExpr, number[]>();
+    comps.forEach((c, i) => {
+      const ids = (row?.[i] as unknown[] | null | undefined)?.map(Number) ?? [];
+      if (ids.length <= MAX_INLINE_RESOURCES) out.set(c, ids);
+    });
+    return out;
+  }
+
+  /** DuckDB's regex engine is RE2 like Tempo's; refuse a bad pattern as a TraceQLError, not a SQL error. */
+  private async checkRegexes(filter: SearchOptions['query']['filter']): Promise<void> {
+    for (const { pattern, pos } of regexLiterals(filter)) {
+      if (this.validRegex.has(pattern)) continue;
+      const P = new Params();
+      try {
+        await this.core.query(`SELECT regexp_full_match('', ${P.add(pattern, VARCHAR)})`, P);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message.replace(/^.*Error:\s*/, '') : String(e);
+        throw new TraceQLError('invalid', `invalid regular expression ${JSON.stringify(pattern)}: ${msg}`, pos);
+      }
+      if (this.validRegex.size > 1000) this.validRegex.clear();
+      this.validRegex.add(pattern);
+    }
+  }
+
+}
+
+function checkLimit(limit: number): number {
+  if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) throw new RangeError('limit must be a number >= 0');
+  return Math.min(Math.floor(limit), MAX_LIMIT);
+}
+
+type ParsedTag =
+  | { kind: 'intrinsic'; name: 'status' | 'kind' | 'name' | 'statusMessage' | 'rootName' | 'rootServiceName' | 'other' }
+  | { kind: 'attribute'; scope: 'span' | 'resource' | 'any'; name: string };
+
+const INTRINSIC_TAG_NAMES: Readonly<Record<string, ParsedTag & { kind: 'intrinsic' }>> = {
+  name: { kind: 'intrinsic', name: 'name' },
+  'span:name': { kind: 'intrinsic', name: 'name' },
+  status: { kind: 'intrinsic', name: 'status' },
+  'span:status': { kind: 'intrinsic', name: 'status' },
+  kind: { kind: 'intrinsic', name: 'kind' },
+  'span:kind': { kind: 'intrinsic', name: 'kind' },
+  statusMessage: { kind: 'intrinsic', name: 'statusMessage' },
+  'span:statusMessage': { kind: 'intrinsic', name: 'statusMessage' },
+  rootName: { kind: 'intrinsic', name: 'rootName' },
+  'trace:rootName': { kind: 'intrinsic', name: 'rootName' },
+  rootServiceName: { kind: 'intrinsic', name: 'rootServiceName' },
+  'trace:rootService': { kind: 'intrinsic', name: 'rootServiceName' },
+};
+
+/** `resource.service.name`, `span.x`, `.x`, `span."a b"`, an intrinsic, or a bare attribute name (either scope). */
+function parseTagName(raw: string): ParsedTag | undefined {
+  const name = raw.trim();
+  if (name === '') return undefined;
+  const intrinsic = INTRINSIC_TAG_NAMES[name];
+  if (intrinsic) return intrinsic;
+  if (INTRINSIC_TAGS.includes(name)) return { kind: 'intrinsic', name: 'other' };
+  let scope: 'span' | 'resource' | 'any' = 'any';
+  let key = name;
+  if (name.startsWith('span.')) {
+    scope = 'span';
+    key = name.slice(5);
+  } else if (name.startsWith('resource.')) {
+    scope = 'resource';
+    key = name.slice(9);
+  } else if (name.startsWith('.')) {
+    key = name.slice(1);
+  }
+  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1).replace(/\\(["\\])/g, '$1');
+  if (key === '') return undefined;
+  return { kind: 'attribute', scope, name: key };
+}
+
+function jsonTextToTagValue(text: string): TagValue | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof v === 'string') return { type: 'string', value: v };
+  if (typeof v === 'boolean') return { type: 'bool', value: String(v) };
+  if (typeof v === 'number') return { type: Number.isInteger(v) && !/[.eE]/.test(text) ? 'int' : 'float', value: String(v) };
+  return undefined;
+}

@@ -1,0 +1,601 @@
+// The append path: spans are validated and converted into DuckDB data chunks as they
+// arrive, and each batch is committed with the Appender (one transaction per table and batch).
+// The rollups (rollups.ts) see every span as it is converted and are committed with its batch.
+
+import {
+  DuckDBAppender,
+  DuckDBConnection,
+  DuckDBDataChunk,
+  DuckDBTypeId,
+  type DuckDBType,
+} from '@duckdb/node-api';
+import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
+import { AttrEncoder, HOT_TYPES, attrsJson } from './attrs.js';
+import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
+import { discardAppenders, makeResource, type ResourceEntry, type StoreCore } from './core.js';
+import type { Rollups } from './rollups.js';
+import { KIND_CODE, MAX_SPAN_KEYS, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import type { StoreStats } from './types.js';
+
+/** rows per DuckDB row group (its default): the store checkpoints about this often, see maybeCheckpoint() */
+const CHECKPOINT_ROWS = 122_880;
+/** size of a row beyond its attributes and name, for the checkpoint byte budget (approximate) */
+const ROW_OVERHEAD_BYTES = 96;
+const HEX32 = /^[0-9a-fA-F]{32}$/;
+const HEX16 = /^[0-9a-fA-F]{16}$/;
+const INT64_MAX = 9223372036854775807n;
+/** 2^63 as a number: a duration (ns) this large does not fit BIGINT */
+const INT64_MAX_NUMBER = Number(INT64_MAX);
+
+/** the counters stats() reports as they are; the rest of StoreStats is read live */
+export type Counters = Omit<StoreStats, 'buffered' | 'rows' | 'resources'>;
+
+interface TraceExtent {
+  min: bigint;
+  max: bigint;
+}
+
+export interface WriterOptions {
+  flushSpans: number;
+  flushIntervalMs: number;
+  maxBuffered: number;
+  /** span data committed between two checkpoints, bytes */
+  checkpointBytes: number;
+}
+
+export class SpanWriter {
+  private spanAppender: DuckDBAppender | undefined;
+  private resAppender: DuckDBAppender | undefined;
+  private traceAppender: DuckDBAppender | undefined;
+  private keyAppender: DuckDBAppender | undefined;
+  private spanTypes: DuckDBType[] = [];
+  private traceTypes: DuckDBType[] = [];
+  private readonly attrEncoder = new AttrEncoder();
+  /** the batch a span is being converted into (noteKey adds to its keys) */
+  private keyBatch: Batch | undefined;
+  /** keys and resources of batches that failed to commit: the next batch stores them */
+  private unstoredKeys: (string | null)[] = [];
+  private unstoredResources: ResourceEntry[] = [];
+  private readonly sinceCheckpoint = { rows: 0, bytes: 0 };
+  private readonly checkpointBytes: number;
+  private readonly flushSpans: number;
+  private readonly flushIntervalMs: number;
+  private readonly maxBuffered: number;
+
+  /** converted spans waiting for a flush, oldest first; appends go to the last one */
+  batches: Batch[] = [];
+  /** rows in `batches` */
+  buffered = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushImmediate: NodeJS.Immediate | undefined;
+  private flushChain: Promise<void> = Promise.resolve();
+  private resMemo = new WeakMap<object, { entry: ResourceEntry; keys: string[]; values: unknown[] }>();
+
+  constructor(
+    private readonly core: StoreCore,
+    private readonly writer: DuckDBConnection,
+    private readonly rollups: Rollups,
+    private readonly c: Counters,
+    o: WriterOptions,
+  ) {
+    this.flushSpans = o.flushSpans;
+    this.flushIntervalMs = o.flushIntervalMs;
+    this.maxBuffered = o.maxBuffered;
+    this.checkpointBytes = o.checkpointBytes;
+  }
+
+  /** the batch appends go to */
+  private currentBatch(): Batch {
+    let b = this.batches[this.batches.length - 1];
+    if (!b || b.rows >= this.flushSpans) {
+      b = newBatch();
+      this.batches.push(b);
+    }
+    return b;
+  }
+
+  /** writes the closed rollup buckets (all with `all`: shutdown) between other writes */
+  commitRollups(all = false): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.rollups.ready) await this.openAppenders();
+      this.rollups.write(all);
+    });
+  }
+
+  /** stops the timers; what is buffered is dropped and counted (after the last flush) */
+  close(): void {
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    this.flushImmediate = undefined;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.c.spansDropped += this.buffered;
+    this.batches = [];
+    this.buffered = 0;
+    try {
+      this.spanAppender?.closeSync();
+      this.resAppender?.closeSync();
+      this.traceAppender?.closeSync();
+      this.keyAppender?.closeSync();
+    } catch {
+      this.c.flushErrors++;
+    }
+    this.spanAppender = undefined;
+    this.resAppender = undefined;
+    this.traceAppender = undefined;
+    this.keyAppender = undefined;
+    this.rollups.dropAppenders();
+  }
+
+  async openAppenders(): Promise<void> {
+    this.spanAppender = await this.writer.createAppender('spans', 'main', this.core.catalog ?? null);
+    this.resAppender = await this.writer.createAppender('resources', 'main', this.core.catalog ?? null);
+    this.traceAppender = await this.writer.createAppender('trace_index', 'main', this.core.catalog ?? null);
+    this.keyAppender = await this.writer.createAppender('span_keys', 'main', this.core.catalog ?? null);
+    await this.rollups.openAppenders(this.writer);
+    this.spanTypes = [];
+    for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
+    this.traceTypes = [];
+    for (let i = 0; i < this.traceAppender.columnCount; i++) this.traceTypes.push(this.traceAppender.columnType(i));
+  }
+
+  dropAppenders(): void {
+    this.rollups.dropAppenders();
+    discardAppenders([this.spanAppender, this.resAppender, this.traceAppender, this.keyAppender]);
+    this.spanAppender = undefined;
+    this.resAppender = undefined;
+    this.traceAppender = undefined;
+    this.keyAppender = undefined;
+  }
+
+  // ---- writing ------------------------------------------------------------------------
+
+  /**
+   * Validates the spans and converts them into rows of DuckDB data chunks right away; the
+   * next flush commits them. Converting on arrival rather than at flush time lets the Span
+   * objects die young: holding 5000 of them until a flush made the garbage collector copy
+   * and promote them, which cost ~2.7 µs per span (bench/store-ingest.mjs measures the
+   * store the way bench/pipeline.mjs does, collector included).
+   */
+  append(spans: readonly Span[]): void {
+    if (this.core.closed) {
+      this.c.spansDropped += spans.length;
+      return;
+    }
+    for (const s of spans) {
+      if (!isValidSpan(s)) {
+        this.c.spansRejected++;
+        continue;
+      }
+      if (this.buffered >= this.maxBuffered) {
+        this.c.spansDropped++;
+        continue;
+      }
+      const b = this.currentBatch();
+      try {
+        this.writeRow(b, s);
+      } catch {
+        this.c.spansRejected++;
+        continue;
+      }
+      this.buffered++;
+      this.c.spansAppended++;
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.buffered === 0 || this.core.closed) return;
+    if (this.buffered >= this.flushSpans) {
+      this.flushImmediate ??= setImmediate(() => {
+        this.flushImmediate = undefined;
+        this.flush().catch(() => undefined);
+      });
+    } else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flush().catch(() => undefined);
+      }, this.flushIntervalMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  flush(): Promise<void> {
+    return this.exclusive(() => this.drain());
+  }
+
+  /** Runs fn after every write queued before it, and before any queued after: writes and resource GC never overlap. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.flushChain.then(fn);
+    this.flushChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    let failure: Error | undefined;
+    for (let b = this.batches.shift(); b; b = this.batches.shift()) {
+      // appends from now on start a new batch
+      const cur = b.cur;
+      b.cur = undefined;
+      this.buffered -= b.rows;
+      try {
+        cur?.seal(b.chunks);
+        if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.rollups.ready) await this.openAppenders();
+        await this.writeBatch(b);
+      } catch (e) {
+        this.c.flushErrors++;
+        this.c.spansDropped += b.rows - b.lost;
+        this.dropAppenders();
+        failure ??= e instanceof Error ? e : new Error(`flush failed: ${JSON.stringify(e)}`);
+      }
+      // let queries and I/O run between large batches
+      if (this.batches.length > 0) await new Promise<void>((r) => setImmediate(r));
+    }
+    if (failure) throw failure;
+  }
+
+  /**
+   * Commits one batch synchronously: new span attribute keys first, then new resources,
+   * then the trace index, then all the spans in one transaction. (If the process dies in
+   * between, the earlier parts only describe spans that never arrived, which is
+   * harmless.) Keys and resources of a batch that failed are written with the next one:
+   * later batches may already refer to them.
+   *
+   * How spans get into DuckDB, measured (CPU of all threads per span stored, agent-shaped
+   * spans with 15-17 attributes, 2-core VM shared with other work, so +-20%):
+   * - Before: Span objects buffered, converted at flush time through one shared setter
+   *   for all columns (a megamorphic call site), DuckDB checkpointing every 16 MB of WAL:
+   *   ~27 µs in memory, ~33 µs in a file (bench/store-ingest.mjs, 2M spans).
+   * - Then: converted on append() (see there) with node-api's typed vectors, the trace
+   *   index as data chunks too, one pass over each attribute map (attrs.ts), checkpoints
+   *   once per row group (maybeCheckpoint): ~20 µs in memory, ~21 µs in a file.
+   *   bench/pipeline.mjs moves less (~19-21 -> ~15-16 µs in replays alternating the two
+   *   stores): its passes are too short for checkpoints to matter.
+   * - Now: rows written into plain column buffers (chunks.ts: ids from hex without
+   *   BigInt, short strings inline, one native call per column and per long string):
+   *   16-22 µs in a file; pipeline replay with the store 36-37k -> 39-41k spans/s.
+   * - Rejected: writing each batch as CSV to /dev/shm and loading it with read_csv. JS
+   *   only formats one line per span (no native call per string), but DuckDB then spends
+   *   4 µs (threads=1) to 5-7 µs (default threads: the calling thread spins while a
+   *   worker scans) parsing and inserting against ~2.1 µs appending ready chunks; in the
+   *   pipeline replay it cost ~26 µs per span against ~21 for data chunks (same run).
+   * - What remains (pipeline replay, by removing one part at a time): building the
+   *   attribute JSON ~3.6 µs, handing it to DuckDB and appending it ~5.6 µs (a ~410-byte
+   *   string copied to UTF-8, into the chunk, the appender and the table, with string
+   *   statistics on the way), the other string columns ~2-3 µs (before chunks.ts: one native
+   *   call per value), ids and numbers ~1.5 µs, compression at checkpoints ~2-3 µs
+   *   amortised; DuckDB's own append of a ready chunk is ~3 µs in a file.
+   *   The 17 columns and the attribute JSON text are the schema; cutting much further
+   *   means storing less per span or leaving JS for the conversion.
+   * - Session 4 (schema version 2): the agent's attributes all in 19 typed columns, no
+   *   JSON (AttrEncoder 737 -> 156 ms per 500k spans in a profile of store-ingest), plus
+   *   the rollups (~0.5 µs per span, most of it the service graph's pairing). DuckDB's
+   *   append (flushSync) grew with the columns (728 -> 953 ms per 500k) and the long
+   *   strings now take one native call each in more columns (url.full, user_agent...):
+   *   store-ingest in memory 9.6-9.7 -> 8.7-8.9 µs per span; the pipeline replay with
+   *   the store did not move (94-95k spans/s per core). What is left is DuckDB's own
+   *   append and the per-string copies.
+   */
+  private async writeBatch(b: Batch): Promise<void> {
+    const t0 = performance.now();
+    const spanApp = this.spanAppender;
+    const resApp = this.resAppender;
+    const traceApp = this.traceAppender;
+    const keyApp = this.keyAppender;
+    if (!spanApp || !resApp || !traceApp || !keyApp) throw new Error('appenders are not open');
+    const keys = this.unstoredKeys.length > 0 ? [...this.unstoredKeys, ...b.keys] : b.keys;
+    const fresh = this.unstoredResources.length > 0 ? [...this.unstoredResources, ...b.fresh] : b.fresh;
+    let keysStored = false;
+    let resourcesStored = false;
+    try {
+      if (keys.length > 0) {
+        for (const k of keys) {
+          appendNullable(keyApp, k);
+          keyApp.endRow();
+        }
+        keyApp.flushSync();
+      }
+      keysStored = true;
+      this.unstoredKeys = [];
+      if (fresh.length > 0) {
+        for (const r of fresh) {
+          resApp.appendUInteger(r.id);
+          appendNullable(resApp, r.service);
+          appendNullable(resApp, r.namespace);
+          resApp.appendVarchar(r.json);
+          resApp.endRow();
+        }
+        resApp.flushSync();
+      }
+      resourcesStored = true;
+      this.unstoredResources = [];
+      if (b.traces.size > 0) {
+        for (const c of traceIndexChunks(this.traceTypes, b.traces)) traceApp.appendDataChunk(c);
+        traceApp.flushSync();
+      }
+      if (b.chunks.length > 0) {
+        for (const c of b.chunks) spanApp.appendDataChunk(c);
+        spanApp.flushSync();
+      }
+      // after the spans: a crash in between loses rollup rows of committed spans at worst
+      // (and the open buckets, rebuilt from the spans on open: DuckStore.rebuildRollups)
+      this.rollups.write();
+    } catch (e) {
+      if (!keysStored) this.unstoredKeys = keys;
+      if (!resourcesStored) this.unstoredResources = fresh;
+      throw e;
+    }
+    this.core.rows += b.rows - b.lost;
+    this.c.flushes++;
+    this.c.lastFlushMs = performance.now() - t0;
+    this.sinceCheckpoint.rows += b.rows;
+    this.sinceCheckpoint.bytes += b.bytes;
+    await this.maybeCheckpoint();
+  }
+
+  /**
+   * Checkpoints (compresses and, in a file, writes the data) once about a row group's
+   * worth of spans, or CHECKPOINT_BYTES of them, has been committed since the last one.
+   * A checkpoint rewrites the whole row group being filled, so DuckDB's default of a
+   * checkpoint every 16 MB of WAL (~20k spans) compressed every row ~3.5 times, and a
+   * file store paid for writing it as often. DuckDB's own checkpoint_threshold is set far
+   * above this (see open()) and only acts as a backstop. Runs on DuckDB's threads; a
+   * failed checkpoint is retried after the next flush.
+   */
+  private async maybeCheckpoint(): Promise<void> {
+    const since = this.sinceCheckpoint;
+    if (since.rows < CHECKPOINT_ROWS && since.bytes < this.checkpointBytes) return;
+    try {
+      await this.writer.run('CHECKPOINT');
+      since.rows = 0;
+      since.bytes = 0;
+    } catch {
+      // e.g. a concurrent checkpoint (retention); the next flush tries again
+    }
+  }
+
+  /**
+   * Writes one span as the next row of the batch. Everything that can throw runs before
+   * the first write, so a refused span leaves no partial row.
+   */
+  private writeRow(b: Batch, s: Span): void {
+    const ext = b.traces.get(s.traceId);
+    const start = typeof s.startTimeUnixNano === 'bigint' ? s.startTimeUnixNano : BigInt(s.startTimeUnixNano);
+    const dur = Math.max(0, Math.round(s.durationNano));
+    if (dur >= INT64_MAX_NUMBER) throw new RangeError('duration out of range');
+    const enc = this.attrEncoder;
+    this.keyBatch = b;
+    const json = enc.encode(s.attributes, this.noteKey);
+    const res = this.resourceOf(s.resource, b.fresh);
+    const msg = typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null;
+    const c = (b.cur ??= new SpanChunk(this.spanTypes));
+    const i = c.n;
+    c.start.setBig(i, start);
+    c.duration.setCount(i, dur);
+    c.traceId.set(i, s.traceId);
+    c.spanId.set(i, s.spanId);
+    c.parentSpanId.set(i, s.parentSpanId || null);
+    c.name.set(i, s.name);
+    c.kind.set(i, KIND_CODE[s.kind] ?? 0);
+    c.status.set(i, STATUS_CODE[s.status] ?? 0);
+    c.statusMessage.set(i, msg);
+    c.resId.set(i, res.id);
+    c.service.set(i, res.service);
+    c.namespace.set(i, res.namespace);
+    // the encoder leaves in `hot` only values of their column's type
+    const hot = enc.hot;
+    let hotBytes = 0;
+    for (let h = 0; h < hot.length; h++) {
+      const v = hot[h];
+      const col = c.hot[h] as VarcharColumn | NumberColumn;
+      if (v === undefined) col.setNull(i);
+      else if (typeof v === 'string') {
+        (col as VarcharColumn).set(i, v);
+        hotBytes += v.length;
+      } else (col as NumberColumn).set(i, v as number);
+    }
+    c.attributes.set(i, json);
+    if (++c.n === CHUNK_ROWS) {
+      try {
+        c.seal(b.chunks);
+      } catch (e) {
+        // the chunk's other rows are gone with it (this one is refused by the caller)
+        b.lost += CHUNK_ROWS - 1;
+        this.c.spansDropped += CHUNK_ROWS - 1;
+        throw e;
+      }
+    }
+    b.rows++;
+    b.bytes += (json?.length ?? 0) + hotBytes + s.name.length + ROW_OVERHEAD_BYTES;
+    if (res.id !== b.lastResId) {
+      b.resIds.add(res.id);
+      b.lastResId = res.id;
+    }
+    if (!ext) b.traces.set(s.traceId, { min: start, max: start });
+    else if (start < ext.min) ext.min = start;
+    else if (start > ext.max) ext.max = start;
+    this.rollups.observe(res.service ?? UNKNOWN_SERVICE, s, start, dur);
+  }
+
+  /** records a span attribute key met for the first time (see spanKeys); AttrEncoder calls it */
+  private readonly noteKey = (k: string): void => {
+    if (this.core.spanKeysOverflow || this.core.spanKeys.has(k)) return;
+    const fresh = this.keyBatch?.keys;
+    if (!fresh) return;
+    if (this.core.spanKeys.size >= MAX_SPAN_KEYS) {
+      this.core.spanKeysOverflow = true;
+      this.core.spanKeys.clear();
+      fresh.push(null);
+      return;
+    }
+    this.core.spanKeys.add(k);
+    fresh.push(k);
+  };
+
+  /**
+   * The stored resource for a span's resource object. Agents share one object per
+   * process, so the last object seen is remembered with a snapshot of its values and
+   * reused while they are unchanged (cheaper than serialising it for every span).
+   */
+  private resourceOf(obj: Attributes, fresh: ResourceEntry[]): ResourceEntry {
+    const isObj = typeof obj === 'object' && obj !== null;
+    if (isObj) {
+      const memo = this.resMemo.get(obj);
+      if (memo && this.core.resByKey.get(memo.entry.json) === memo.entry && sameValues(obj, memo.keys, memo.values)) return memo.entry;
+    }
+    const json = attrsJson(obj);
+    let res = this.core.resByKey.get(json);
+    if (!res) {
+      res = makeResource(this.core.nextResId++, json);
+      this.core.resByKey.set(res.json, res);
+      this.core.resById.set(res.id, res);
+      fresh.push(res);
+    }
+    if (isObj) {
+      const keys = Object.keys(obj);
+      this.resMemo.set(obj, { entry: res, keys, values: keys.map((k) => obj[k]) });
+    }
+    return res;
+  }
+}
+
+const KINDS: ReadonlySet<string> = new Set<SpanKind>(['server', 'client', 'internal', 'producer', 'consumer', 'unspecified']);
+const STATUSES: ReadonlySet<string> = new Set<SpanStatus>(['ok', 'error', 'unset']);
+
+function isValidSpan(s: unknown): s is Span {
+  if (typeof s !== 'object' || s === null) return false;
+  const x = s as Record<string, unknown>;
+  if (typeof x['traceId'] !== 'string' || !HEX32.test(x['traceId'])) return false;
+  if (typeof x['spanId'] !== 'string' || !HEX16.test(x['spanId'])) return false;
+  const p = x['parentSpanId'];
+  if (!(p === '' || p === undefined || (typeof p === 'string' && HEX16.test(p)))) return false;
+  if (typeof x['name'] !== 'string') return false;
+  const start = x['startTimeUnixNano'];
+  if (typeof start === 'bigint') {
+    if (start < 0n || start > INT64_MAX) return false;
+  } else if (!(typeof start === 'number' && Number.isSafeInteger(start) && start >= 0)) return false;
+  const d = x['durationNano'];
+  if (typeof d !== 'number' || !Number.isFinite(d)) return false;
+  if (typeof x['kind'] !== 'string' || !KINDS.has(x['kind'])) return false;
+  if (typeof x['status'] !== 'string' || !STATUSES.has(x['status'])) return false;
+  return true;
+}
+
+/** true when obj has exactly `keys` (same order) with the same values */
+function sameValues(obj: Record<string, unknown>, keys: string[], values: unknown[]): boolean {
+  let n = 0;
+  for (const k in obj) {
+    if (k !== keys[n] || obj[k] !== values[n]) return false;
+    n++;
+  }
+  return n === keys.length;
+}
+
+/** Spans converted by append(), committed together by the next flush. */
+interface Batch {
+  /** full chunks */
+  readonly chunks: DuckDBDataChunk[];
+  /** the chunk being filled */
+  cur: SpanChunk | undefined;
+  rows: number;
+  /** rows counted in `rows` but lost with a chunk that could not be made (also in spansDropped) */
+  lost: number;
+  /** approximate size of the rows */
+  bytes: number;
+  readonly traces: Map<string, TraceExtent>;
+  /** resources first used by this batch */
+  readonly fresh: ResourceEntry[];
+  /** span attribute keys first met in this batch (null: too many keys from here on) */
+  readonly keys: (string | null)[];
+  /** resources its rows refer to (resource GC keeps them) */
+  readonly resIds: Set<number>;
+  lastResId: number;
+}
+
+function newBatch(): Batch {
+  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
+}
+
+/** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
+class SpanChunk {
+  /** rows written so far */
+  n = 0;
+  readonly start = new I64Column();
+  readonly duration = new I64Column();
+  readonly traceId = new UuidHexColumn();
+  readonly spanId = new U64HexColumn();
+  readonly parentSpanId = new U64HexColumn();
+  readonly name = new VarcharColumn();
+  readonly kind = new NumberColumn(DuckDBTypeId.UTINYINT);
+  readonly status = new NumberColumn(DuckDBTypeId.UTINYINT);
+  readonly statusMessage = new VarcharColumn();
+  readonly resId = new NumberColumn(DuckDBTypeId.UINTEGER);
+  readonly service = new VarcharColumn();
+  readonly namespace = new VarcharColumn();
+  /** hot attribute columns, in HOT_KEYS order */
+  readonly hot: readonly Column[] = HOT_TYPES.map((t) => (t === 'string' ? new VarcharColumn() : new NumberColumn(DuckDBTypeId.DOUBLE)));
+  readonly attributes = new VarcharColumn();
+  private readonly columns: readonly Column[] = [
+    this.start,
+    this.duration,
+    this.traceId,
+    this.spanId,
+    this.parentSpanId,
+    this.name,
+    this.kind,
+    this.status,
+    this.statusMessage,
+    this.resId,
+    this.service,
+    this.namespace,
+    ...this.hot,
+    this.attributes,
+  ];
+
+  constructor(private readonly types: readonly DuckDBType[]) {
+    checkColumns(types, this.columns);
+  }
+
+  /** adds the rows written so far to `out` as a data chunk; the buffers are then empty (also when this throws) */
+  seal(out: DuckDBDataChunk[]): void {
+    if (this.n === 0) return;
+    try {
+      out.push(toDataChunk(this.types, this.columns, this.n));
+    } finally {
+      this.n = 0;
+    }
+  }
+}
+
+/** trace_index rows (trace id, earliest and latest span start) as data chunks */
+function traceIndexChunks(types: readonly DuckDBType[], traces: Map<string, TraceExtent>): DuckDBDataChunk[] {
+  const out: DuckDBDataChunk[] = [];
+  const id = new UuidHexColumn();
+  const min = new I64Column();
+  const max = new I64Column();
+  const columns = [id, min, max];
+  checkColumns(types, columns);
+  let n = 0;
+  for (const [traceId, t] of traces) {
+    id.set(n, traceId);
+    min.setBig(n, t.min);
+    max.setBig(n, t.max);
+    if (++n === CHUNK_ROWS) {
+      out.push(toDataChunk(types, columns, n));
+      n = 0;
+    }
+  }
+  if (n > 0) out.push(toDataChunk(types, columns, n));
+  return out;
+}
+
+function appendNullable(a: DuckDBAppender, v: string | null): void {
+  if (v === null) a.appendNull();
+  else a.appendVarchar(v);
+}
