@@ -192,11 +192,19 @@ describe('kernel HTTP/1 summaries equal the parser (shadow mode)', { timeout: 18
     // A call can exit on one CPU while the socket's TCP_CLOSE (a reset from the peer) is
     // reported on another: its event then arrives after the close, in either stream. Neither
     // order is the truth there, so such connections are left out, counted and kept rare.
+    // Likewise a request folded on one CPU while the close runs on another: its start hint
+    // goes out, but neither its record nor its re-sent calls (the agent reports such a
+    // request at the close, as the parser does: see Agent#close).
     const closed = new Set<number>();
     const raced = new Set<number>();
+    const hinted = new Map<number, number>();
     for (const e of events) {
-      if (e.op === 'close') closed.add(e.connId);
-      else if (closed.has(e.connId)) raced.add(e.connId);
+      if (e.op === 'close') {
+        closed.add(e.connId);
+        if (hinted.get(e.connId)) raced.add(e.connId);
+      } else if (closed.has(e.connId)) raced.add(e.connId);
+      else if (e.op === 'head') hinted.set(e.connId, 1);
+      else if (e.op === 'exchange' || e.flags & Flag.replay) hinted.set(e.connId, 0);
     }
     let compared = 0;
     let viaRecords = 0;
@@ -212,10 +220,10 @@ describe('kernel HTTP/1 summaries equal the parser (shadow mode)', { timeout: 18
       if (recordConns.has(id)) viaRecords += events.filter((e) => e.connId === id && e.exchange).length;
     }
     for (const id of sum.keys()) assert.ok(raw.has(id) || raced.has(id), `connection ${id} only on the summarised path`);
-    assert.ok(raced.size <= 0.01 * raw.size, `${raced.size} of ${raw.size} connections had calls reported after their close`);
+    assert.ok(raced.size <= 0.01 * raw.size, `${raced.size} of ${raw.size} connections raced with their close`);
     const k = cap.counters();
     console.log(
-      `oracle: ${compared} exchanges on ${raw.size - raced.size} connections identical on both paths (${raced.size} left out: a call reported after the close); ${viaRecords} as kernel records ` +
+      `oracle: ${compared} exchanges on ${raw.size - raced.size} connections identical on both paths (${raced.size} left out: a call and the close raced); ${viaRecords} as kernel records ` +
         `(${k.calls_folded} calls folded), ${k.summary_fallbacks} connections handed back to the parser`,
     );
     assert.ok(compared > 1000, `enough traffic compared (${compared})`);

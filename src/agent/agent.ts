@@ -19,6 +19,15 @@ function summarizeDefault(): 'off' | 'on' {
   return process.env.OSPREY_SUMMARIZE === 'off' ? 'off' : 'on';
 }
 
+/** a summarised request between its HEAD hint and its exchange record */
+interface KeptHead {
+  head: RequestHead;
+  /** the head call's exit, size and head length: the request, should no record follow */
+  tsEnd: number;
+  bytes: number;
+  headLen: number;
+}
+
 /** closed connection ids remembered (a late event comes within a batch or two of its close) */
 const CLOSED_REMEMBERED = 16384;
 
@@ -349,8 +358,9 @@ export class Agent {
       if (c.kept) this.linker.abandon(c.kept);
       const role = e.role === Role.server ? 'server' : 'client';
       const rec = this.linker.start(role, c.pid, e.tid, c.key, `${head.method} ${head.target}`, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey);
-      // until its exchange record comes, the record holds the parsed head
-      rec.data = head;
+      // until its exchange record comes, the record holds the parsed head and the head call
+      const kept: KeptHead = { head, tsEnd: e.tsEnd, bytes: e.bytes, headLen: e.data.length };
+      rec.data = kept;
       c.kept = rec;
       return;
     }
@@ -360,7 +370,7 @@ export class Agent {
     }
     const kept = c.kept;
     const mine = kept !== undefined && kept.start === e.ts;
-    const ex = exchangeFromRecord(e, mine ? (kept.data as RequestHead) : undefined);
+    const ex = exchangeFromRecord(e, mine ? (kept.data as KeptHead).head : undefined);
     if (!ex) {
       this.counters.kernel_records_unparsed++;
       return;
@@ -415,6 +425,21 @@ export class Agent {
   #close(c: Conn, ts: number): void {
     const done = c.parser.end(ts);
     if (done.length) this.#finishAll(c, done);
+    // a summarised request the connection closed under (the peer reset it, say): reported
+    // without a response, as the parser reports a request it saw no answer to
+    const kept = c.kept;
+    if (kept !== undefined) {
+      c.kept = undefined;
+      const k = kept.data as KeptHead;
+      const ex: Exchange = {
+        protocol: 'http1',
+        role: kept.kind,
+        request: { ...k.head, tsStart: kept.start, tsEnd: k.tsEnd, size: k.bytes, tid: kept.tid, bodySize: k.bytes - k.headLen },
+        incomplete: 'eof',
+      };
+      kept.data = this.#span(c, ex, k.tsEnd);
+      this.linker.finish(kept, k.tsEnd, this.now());
+    }
     this.#drop(c);
     // remembered for a while: a call reported after the close must not reopen it
     const ring = this.#closedRing;

@@ -138,7 +138,11 @@ export const upCommand: Command = {
     }
     const store = await DuckStore.open({ path, memoryLimit: storeMemory, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
       throw Object.assign(new Error(`cannot open the span store at ${path}: ${err.message}`), {
-        hint: /lock/i.test(err.message) ? 'another osprey is using this data dir: stop it or pass --data DIR' : 'check the path and permissions, or use --memory',
+        hint: /lock/i.test(err.message)
+          ? 'another osprey is using this data dir: stop it or pass --data DIR'
+          : /schema version/.test(err.message)
+            ? `the data was written by another version of osprey: move ${dataDir} away (or pass --data DIR) to start afresh`
+            : 'check the path and permissions, or use --memory',
       });
     });
     say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'})`);
