@@ -285,7 +285,7 @@ async function session(mode, round, dir) {
   return { results, noise: noiseStart };
 }
 
-/** spans stored ÷ requests completed, per scenario, from the services API over each run's window */
+/** spans stored ÷ requests completed, per scenario, counted exactly over each run's window */
 async function completeness(ctl, results, capSec) {
   await sleep(3000); // spans are queryable ~2 s after the request
   // then wait for the agent to settle: nothing buffered in the store, (almost) no new events
@@ -302,12 +302,12 @@ async function completeness(ctl, results, capSec) {
   }
   const settleSec = (Date.now() - t0) / 1000 + 3;
   const settled = Date.now() - t0 <= capSec * 1000;
-  const count = async (r) => {
-    const { services } = await ctl.api(`/api/osprey/services?start=${r.window.startNs}&end=${r.window.endNs}`);
-    const srv = services.find((s) => s.service === r.service);
-    const cli = services.find((s) => s.service === r.clientService);
-    return { server: srv?.basis === 'server' ? srv.requestCount : 0, client: cli?.spanCount ?? 0 };
+  // the span count, not services(): its rollups count whole minutes, which hold other runs too
+  const spans = async (r, service, kind) => {
+    const q = encodeURIComponent(`{ resource.service.name = "${service}" && kind = ${kind} }`);
+    return (await ctl.api(`/api/osprey/count?q=${q}&start=${r.window.startNs}&end=${r.window.endNs}`)).count;
   };
+  const count = async (r) => ({ server: await spans(r, r.service, 'server'), client: await spans(r, r.clientService, 'client') });
   const counts = await Promise.all(results.map(count));
   results.forEach((r, j) => {
     r.serverSpans = counts[j].server;

@@ -92,6 +92,11 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.match(text.stdout, /cost: +[\d.]+ cores on average \([\d.]+ s of CPU\), RSS \d+ MB/);
     assert.match(text.stdout, new RegExp(`\\n  ${py.pid} +\\S+ +python +per-request `));
 
+    // an exact count over a window (services() counts whole rollup minutes)
+    const count = (await (await fetch(`${agent.url}/api/osprey/count?q=${encodeURIComponent(`{ span.url.path = "${path}" }`)}`)).json()) as { count: number };
+    assert.equal(count.count, 2);
+    const none = (await (await fetch(`${agent.url}/api/osprey/count?q=${encodeURIComponent(`{ span.url.path = "${path}" && kind = consumer }`)}`)).json()) as { count: number };
+    assert.equal(none.count, 0);
     const search = (await (await fetch(`${agent.url}/api/search?q=${encodeURIComponent(`{ span.url.path = "${path}" }`)}`)).json()) as {
       traces: { traceID: string; rootServiceName: string }[];
     };

@@ -133,6 +133,14 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
         return json({ spans: spans.map(spanToJson) });
       },
     ],
+    [
+      'GET',
+      /^\/api\/osprey\/count$/,
+      async (_req, url) => {
+        const p = url.searchParams;
+        return json({ count: await store.count({ query: query(p.get('q')), ...windowOf(p) }) });
+      },
+    ],
     ['GET', /^\/api\/osprey\/traces\/([^/]+)$/, async (_r, url, [id]) => json({ spans: (await traceById(id!, url)).map(spanToJson) })],
     [
       'GET',

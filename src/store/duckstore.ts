@@ -286,6 +286,10 @@ export class DuckStore implements SpanStore {
     return this.queries.search(opts);
   }
 
+  count(opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<number> {
+    return this.queries.count(opts);
+  }
+
   trace(traceId: string, window: TimeWindow = {}): Promise<Span[]> {
     return this.queries.trace(traceId, window);
   }

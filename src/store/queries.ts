@@ -68,6 +68,16 @@ export class Queries {
     return this.core.toSpans(await this.core.query(sql, P));
   }
 
+  async count(opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<number> {
+    await this.checkRegexes(opts.query.filter);
+    const resIds = await this.lookupResources(opts.query.filter);
+    const P = new Params();
+    const win = windowSql(P, opts.startNs, opts.endNs);
+    const cond = compileFilter(opts.query.filter, this.compileContext(P, opts, resIds));
+    const rows = await this.core.query(`SELECT count(*) FROM spans WHERE ${win} AND ${cond}`, P);
+    return Number(rows[0]?.[0] ?? 0);
+  }
+
   async trace(traceId: string, window: TimeWindow = {}): Promise<Span[]> {
     const id = normalizeTraceId(traceId);
     if (id === undefined) return [];

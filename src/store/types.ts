@@ -153,6 +153,8 @@ export interface SpanStore {
   /** Writes everything buffered so far; resolves once it is committed. */
   flush(): Promise<void>;
   search(opts: SearchOptions): Promise<Span[]>;
+  /** How many stored spans match, exactly, in the window (rollups are per minute; this is not) */
+  count(opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<number>;
   /** All stored spans of a trace, earliest first; [] when unknown or when the id is not hex. */
   trace(traceId: string, window?: TimeWindow): Promise<Span[]>;
   searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]>;
