@@ -5,7 +5,7 @@ import { flushStdout, intOption, untilSignal, type Command } from './cli.js';
 export const eventsCommand: Command = {
   name: 'events',
   summary:
-    'Stream the socket events the kernel side captures (accept, connect, send, recv, close)\nfor every TCP connection of every process. Ctrl-C drains and exits.',
+    'Stream the socket events the kernel side captures (accept, connect, send, recv, close)\nfor every TCP connection of every process. Ctrl-C drains and exits.\nThe stream shows payload bytes as captured, credentials included: it is for debugging on\nthis machine and nothing of it is stored (spans never keep Authorization, cookies or secrets).',
   usage: 'osprey events [--pid N] [--json] [--capture-size BYTES]',
   help: [
     '      --pid N               only events of process N',
