@@ -145,14 +145,7 @@ static __always_inline void event_submit(struct scratch *s)
 		cap = OSP_MAX_CAPTURE;
 	__u64 size = sizeof(struct osp_event) + cap;
 	s->ev.size = size;
-	/* batch wakeups: user space also drains on a short timer */
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-			      ? BPF_RB_FORCE_WAKEUP
-			      : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, s, size, flags))
-		count(OSP_C_RB_DROPPED);
-	else
-		count(OSP_C_EVENTS);
+	rb_out(s, size);
 }
 
 static __always_inline __u32 cap_limit(void)

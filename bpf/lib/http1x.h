@@ -130,6 +130,7 @@ static __always_inline int starts(const __u8 *p, const char *s, __u32 len)
 	return 1;
 }
 
+/* one record into the ring buffer; wake-ups are batched (user space also drains on a timer) */
 static __always_inline void rb_out(void *rec, __u64 size)
 {
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
@@ -167,8 +168,11 @@ static __always_inline struct hx_pend *hx_take(__u64 key)
 	return copy;
 }
 
-/* re-send a kept head event and the calls folded after it as one bytes-only event */
-static __always_inline void hx_resend(struct hx_pend *p, __u64 el_ts, __u64 el_end, __u64 el_bytes, __u32 tid)
+/*
+ * Re-send a kept head event, then the calls of its message folded after it as one
+ * bytes-only event (their first entry, the last exit, their bytes).
+ */
+static __always_inline void hx_resend(struct hx_pend *p, struct hx_msg *m)
 {
 	__u8 replay = summarize == HX_MODE_SHADOW ? OSP_F_REPLAY : 0;
 	__u32 cap = p->ev.cap;
@@ -178,7 +182,7 @@ static __always_inline void hx_resend(struct hx_pend *p, __u64 el_ts, __u64 el_e
 	p->ev.size = sizeof(struct osp_event) + cap; /* kept before event_submit sized it */
 	p->ev.cap = cap;
 	rb_out(p, sizeof(struct osp_event) + cap);
-	if (!el_bytes)
+	if (!m->body_ts)
 		return;
 	__u32 zero = 0;
 	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
@@ -187,10 +191,10 @@ static __always_inline void hx_resend(struct hx_pend *p, __u64 el_ts, __u64 el_e
 	o->ev = p->ev;
 	o->ev.flags = OSP_F_ELIDED | OSP_F_TRUNCATED | replay;
 	o->ev.size = sizeof(struct osp_event);
-	o->ev.ts = el_ts;
-	o->ev.ts_end = el_end;
-	o->ev.bytes = el_bytes;
-	o->ev.tid = tid;
+	o->ev.ts = m->body_ts;
+	o->ev.ts_end = m->end;
+	o->ev.bytes = m->bytes - p->ev.bytes;
+	o->ev.tid = m->tid;
 	o->ev.cap = 0;
 	rb_out(o, sizeof(struct osp_event));
 }
@@ -209,17 +213,15 @@ static __noinline void hx_fallback(struct conn *c)
 		return;
 	struct hx_pend *p = hx_take(id);
 	if (p)
-		hx_resend(p, c->el_ts, c->el_end, c->el_bytes, c->req.tid);
-	if (st != HX_RESP)
-		return;
-	struct hx_pend *r = hx_take(id | (1ULL << 63));
-	/* the response's folded body: from its second call on */
+		hx_resend(p, &c->req);
+	/* a response head is kept only while its body is under way */
+	struct hx_pend *r = st == HX_RESP ? hx_take(id | (1ULL << 63)) : NULL;
 	if (r)
-		hx_resend(r, c->rel_ts, c->resp.end, c->resp.bytes - r->ev.bytes, c->resp.tid);
+		hx_resend(r, &c->resp);
 }
 
-/* a linking hint of a server exchange (OSP_OP_HEAD / OSP_OP_RESPONDED): the call's own event,
- * re-labelled, with the head's bytes for HEAD and none for RESPONDED */
+/* a linking hint (OSP_OP_HEAD for any request, OSP_OP_RESPONDED for a server's response): the
+ * call's own event, re-labelled, with the head's bytes for HEAD and none for RESPONDED */
 static __noinline void hx_hint(struct scratch *s, __u8 op, __u64 ts, __u32 head_len)
 {
 	__u32 zero = 0;
@@ -278,7 +280,8 @@ static __noinline void hx_emit(struct conn *c)
 		rb_out(o, sizeof(struct osp_event) + sizeof(struct osp_exchange) + cap);
 		count(OSP_C_EXCHANGES);
 	}
-	bpf_map_delete_elem(&hx_pending, &rid);
+	if (c->resp.body_ts) /* the response head was kept while its body went */
+		bpf_map_delete_elem(&hx_pending, &rid);
 	c->hx = HX_IDLE;
 }
 
@@ -301,10 +304,19 @@ static __always_inline void msg_begin(struct hx_msg *m, struct scratch *s, __u64
 	m->tid = s->ev.tid;
 	m->bytes = ret;
 	m->head_len = head_len;
+	m->body_ts = 0;
+}
+
+/* a later call of the message (its body), folded */
+static __always_inline void msg_more(struct hx_msg *m, struct scratch *s, long ret)
+{
+	if (!m->body_ts)
+		m->body_ts = s->ev.ts;
+	m->end = s->ev.ts_end;
+	m->bytes += ret;
 }
 
 enum hx_act {
-	HX_SEND = 0,     /* send the call's raw event */
 	HX_FOLD = 1,     /* the call is folded into the exchange */
 	HX_EMIT = 2,     /* folded, and the exchange is whole: its record goes out */
 	HX_FALLBACK = 3, /* stop summarising, then send the call's raw event */
@@ -338,8 +350,6 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		c->hx_head = starts(p, "HEAD ", 5);
 		msg_begin(&c->req, s, ts_first, ret, hi.end);
 		c->left = cl - body;
-		c->el_bytes = 0;
-		c->resp.bytes = 0;
 		c->hx = HX_REQ;
 		/*
 		 * Every request start goes out in time, both roles: the linker pairs a call with the
@@ -355,12 +365,7 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 			if (ret > c->left)
 				return HX_FALLBACK;
 			c->left -= ret;
-			c->req.bytes += ret;
-			c->req.end = s->ev.ts_end;
-			if (!c->el_bytes)
-				c->el_ts = s->ev.ts;
-			c->el_end = s->ev.ts_end;
-			c->el_bytes += ret;
+			msg_more(&c->req, s, ret);
 			return HX_FOLD;
 		}
 		/* the response head: "HTTP/1.x NNN", whole in this call, framed by Content-Length */
@@ -384,13 +389,16 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		else if (hi.cl_at)
 			left = parse_cl(p, hi.cl_at, got);
 		/* chunked, until EOF, a long head: the parser frames those */
-		if (!hi.end || hi.te || left < 0 || body > left || !hx_keep(c->id | (1ULL << 63), s))
+		if (!hi.end || hi.te || left < 0 || body > left)
+			return HX_FALLBACK;
+		/* a response whole in this call is out at once; only one whose body is still to
+		 * come keeps its head for a fallback */
+		if (body < left && !hx_keep(c->id | (1ULL << 63), s))
 			return HX_FALLBACK;
 		c->status = status;
 		c->resp_minor = p[7] - '0';
 		msg_begin(&c->resp, s, ts_first, ret, hi.end);
 		c->left = left - body;
-		c->rel_ts = 0;
 		c->hx = HX_RESP;
 		if (c->left == 0)
 			return HX_EMIT;
@@ -404,20 +412,15 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 	if (req_dir || ret > c->left)
 		return HX_FALLBACK;
 	c->left -= ret;
-	c->resp.bytes += ret;
-	if (!c->rel_ts)
-		c->rel_ts = s->ev.ts;
-	c->resp.end = s->ev.ts_end;
+	msg_more(&c->resp, s, ret);
 	return c->left == 0 ? HX_EMIT : HX_FOLD;
 }
 
 /*
  * One data call of a tracked connection: returns 1 when the raw event must be sent (as
- * today), 0 when it was folded into the exchange.
- */
-/*
- * A global function: the verifier checks it once, on its own, instead of once per path into
- * it (inlined into every sys_exit program it made them too complex to load).
+ * today), 0 when it was folded into the exchange. A global function: the verifier checks it
+ * once, on its own, instead of once per path into it (inlined into every sys_exit program it
+ * made them too complex to load).
  */
 __noinline int hx_step(struct conn *c, struct scratch *s, int send, long ret, __u32 got)
 {

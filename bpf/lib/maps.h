@@ -21,6 +21,7 @@ struct hx_msg {
 	__u64 ts;       /* start by the parser's rule: entry of the first write, exit of the first read */
 	__u64 end;      /* exit of its last call */
 	__u64 bytes;    /* size so far, head included */
+	__u64 body_ts;  /* entry of its first call after the head (folded body), 0 when none */
 	__u32 tid;      /* thread of its first bytes */
 	__u32 head_len; /* start line to CRLFCRLF */
 };
@@ -45,11 +46,7 @@ struct conn {
 	__u8 _pad1[3];
 	struct hx_msg req;
 	struct hx_msg resp;
-	__s64 left;      /* body bytes still to come of the current message; -1: until EOF */
-	__u64 el_ts;     /* request body calls folded in so far: first entry, last exit, bytes */
-	__u64 el_end;
-	__u64 el_bytes;
-	__u64 rel_ts;    /* the response body's first folded call: entry */
+	__s64 left;      /* body bytes still to come of the current message */
 };
 
 /* one in-flight syscall per thread, from sys_enter to sys_exit */

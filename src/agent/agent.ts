@@ -5,7 +5,7 @@ import { Flag, Role } from '../kernel/index.js';
 import { Linker, mirror, type LinkRecord } from './linker.js';
 import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
-import { exchangeFromRecord, type RequestHead } from './protocols/http1-record.js';
+import { exchangeFromRecord, summarisedRequest, type RequestHead } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import type { Attributes, Span } from './span.js';
 import { httpSpanParts, type Endpoint } from './spans.js';
@@ -434,7 +434,7 @@ export class Agent {
       const ex: Exchange = {
         protocol: 'http1',
         role: kept.kind,
-        request: { ...k.head, tsStart: kept.start, tsEnd: k.tsEnd, size: k.bytes, tid: kept.tid, bodySize: k.bytes - k.headLen },
+        request: summarisedRequest(k.head, kept.start, k.tsEnd, k.bytes, kept.tid, k.headLen),
         incomplete: 'eof',
       };
       kept.data = this.#span(c, ex, k.tsEnd);

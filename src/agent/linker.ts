@@ -270,43 +270,51 @@ export class Linker {
     if (tid !== r.tid) this.#learn(r.pid, 'multiplexed');
   }
 
-  #startClient(r: LinkRecord): void {
+  /** the thread rule (see the head of this file): the request the call's thread works on */
+  #threadParent(r: LinkRecord): void {
     const model = this.modelOf(r.pid);
-    let set = model === 'multiplexed' ? undefined : this.#serving.get(threadKey(r.pid, r.tid));
-    // a client request reported late (kernel exchange records come when the exchange has
-    // ended): only requests its thread had begun before it started can have made it
-    if (set && set.some((s) => s.start > r.start)) {
-      set = set.filter((s) => s.start <= r.start);
-      if (!set.length) set = undefined;
-    }
     if (model === 'multiplexed') {
       this.counters.thread_rule_off_multiplexed++;
-    } else if (model === 'event-loop' && this.#background.get(r.pid)?.has(r.tid)) {
+      return;
+    }
+    if (model === 'event-loop' && this.#background.get(r.pid)?.has(r.tid)) {
       this.counters.thread_rule_off_background++;
-    } else if (!set) {
+      return;
+    }
+    let set = this.#serving.get(threadKey(r.pid, r.tid));
+    // a client request reported late (kernel exchange records come when the exchange has
+    // ended): only requests its thread had begun before it started can have made it
+    if (set && set.some((s) => s.start > r.start)) set = set.filter((s) => s.start <= r.start);
+    if (!set?.length) {
       if (model === 'event-loop') {
         const bg = this.#background.get(r.pid);
         if (bg) bg.add(r.tid);
         else this.#background.set(r.pid, new Set([r.tid]));
       }
-    } else if (set.length === 1) {
-      this.#setParent(r, set[0]!, 'thread');
-    } else if (set && set.length > 1) {
-      // an event loop serving many requests: a proxy forwards the request line it
-      // received, so exactly one in-flight request with the same line is the parent
-      let match: LinkRecord | undefined;
-      let n = 0;
-      for (const s of set) {
-        if (s.sig === r.sig) {
-          match = s;
-          n++;
-        }
-      }
-      if (n === 1) {
-        this.#setParent(r, match!, 'thread');
-        this.counters.linked_thread_by_request_line++;
-      } else this.counters.ambiguous_thread++;
+      return;
     }
+    if (set.length === 1) {
+      this.#setParent(r, set[0]!, 'thread');
+      return;
+    }
+    // an event loop serving many requests: a proxy forwards the request line it received,
+    // so exactly one in-flight request with the same line is the parent
+    let match: LinkRecord | undefined;
+    let n = 0;
+    for (const s of set) {
+      if (s.sig === r.sig) {
+        match = s;
+        n++;
+      }
+    }
+    if (n === 1) {
+      this.#setParent(r, match!, 'thread');
+      this.counters.linked_thread_by_request_line++;
+    } else this.counters.ambiguous_thread++;
+  }
+
+  #startClient(r: LinkRecord): void {
+    this.#threadParent(r);
     const list = this.#clients.get(r.connKey);
     if (list) list.push(r);
     else this.#clients.set(r.connKey, [r]);

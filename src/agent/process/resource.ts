@@ -14,7 +14,13 @@ export interface ProcessInfo {
   serviceName: string;
   /** how the process maps requests onto threads (decides the linker's thread rule) */
   runtime: RuntimeInfo;
+  /** sweeps to skip before the runtime is looked at again (doubles each time) */
+  recheckIn: number;
+  recheckEvery: number;
 }
+
+/** a runtime that may still change model is looked at again after 1, 2, 4 … 64 sweeps, then every 64 */
+const MAX_RECHECK_SWEEPS = 64;
 
 /** interpreters whose service is the script they run, not themselves */
 const INTERPRETERS = /^(python[0-9.]*|node|nodejs|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|bun|deno|java)$/;
@@ -129,8 +135,9 @@ export class ProcessTable {
 
   /**
    * Drops processes that exited (each reported to `gone`) and looks again at the runtimes
-   * that may still change model (a JVM starting virtual threads, Python importing asyncio);
-   * call periodically.
+   * that may still change model (a JVM starting virtual threads, Python importing asyncio),
+   * less and less often: that mostly happens at start, and the linker learns the rest from
+   * how requests are answered. Call periodically.
    */
   sweep(gone?: (pid: number) => void): number {
     let n = 0;
@@ -139,8 +146,10 @@ export class ProcessTable {
         this.#cache.delete(pid);
         gone?.(pid);
         n++;
-      } else if (p.runtime.recheck) {
+      } else if (p.runtime.recheck && --p.recheckIn <= 0) {
         p.runtime = detectRuntime(pid, String(p.resource['process.executable.name'] ?? ''), '');
+        p.recheckEvery = Math.min(p.recheckEvery * 2, MAX_RECHECK_SWEEPS);
+        p.recheckIn = p.recheckEvery;
       }
     }
     return n;
@@ -171,7 +180,7 @@ export class ProcessTable {
     };
     if (argv.length) resource['process.command_line'] = redactArgv(argv).join(' ').slice(0, 1024);
     if (containerId) resource['container.id'] = containerId;
-    return { pid, resource, serviceName, runtime: detectRuntime(pid, exe, comm) };
+    return { pid, resource, serviceName, runtime: detectRuntime(pid, exe, comm), recheckIn: 1, recheckEvery: 1 };
   }
 }
 

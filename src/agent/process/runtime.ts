@@ -44,12 +44,39 @@ const elfCache = new Map<string, ElfFacts>();
 const GO_SECTIONS = new Set(['.go.buildinfo', '.gopclntab', '.note.go.buildid']);
 /**
  * Rust async runtimes leave their crate paths in .rodata (panic locations), also in stripped
- * release builds: "…/tokio-1.38.0/src/runtime/…". A crate name followed by "-<digit>" is
+ * release builds: "…/tokio-1.38.0/src/runtime/…". A crate name between "/" and "-<digit>" is
  * specific enough not to match ordinary strings.
  */
-const RUST_ASYNC = [/\/(tokio)-\d+\.\d+/, /\/(async-std)-\d+\.\d+/, /\/(smol)-\d+\.\d+/, /\/(async-executor)-\d+\.\d+/];
-/** the largest .rodata read when looking for a Rust async runtime */
+const RUST_ASYNC = ['tokio', 'async-std', 'smol', 'async-executor'].map((name) => ({ name, needle: Buffer.from(`/${name}-`) }));
+/** the most of .rodata read when looking for a Rust async runtime, and the piece read at once */
 const MAX_RODATA = 128 << 20;
+const RODATA_PIECE = 4 << 20;
+
+const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
+
+/** "<digits>.<digit>" at b[i]: a crate version */
+function isVersion(b: Buffer, i: number): boolean {
+  let j = i;
+  while (isDigit(b[j])) j++;
+  return j > i && b[j] === 0x2e && isDigit(b[j + 1]);
+}
+
+/** the first Rust async runtime whose crate path is in file[offset, offset + size), read piece by piece */
+function rustAsyncIn(fd: number, offset: number, size: number): string | undefined {
+  const end = offset + Math.min(size, MAX_RODATA);
+  // pieces overlap by a needle and a version digit, so a path across a boundary is seen whole
+  const overlap = 32;
+  for (let pos = offset; pos < end; pos += RODATA_PIECE - overlap) {
+    const piece = readAt(fd, pos, Math.min(RODATA_PIECE, end - pos));
+    for (const { name, needle } of RUST_ASYNC) {
+      for (let i = piece.indexOf(needle); i >= 0; i = piece.indexOf(needle, i + 1)) {
+        if (isVersion(piece, i + needle.length)) return name;
+      }
+    }
+    if (pos + RODATA_PIECE >= end) break;
+  }
+  return undefined;
+}
 
 function readAt(fd: number, pos: number, len: number): Buffer {
   const buf = Buffer.alloc(len);
@@ -111,16 +138,7 @@ export function elfFacts(path: string): ElfFacts | undefined {
     const facts: ElfFacts = { go: sections.some((s) => GO_SECTIONS.has(s.name)), rustAsync: undefined };
     if (!facts.go) {
       const ro = sections.find((s) => s.name === '.rodata');
-      if (ro && ro.size) {
-        const text = readAt(fd, ro.offset, Math.min(ro.size, MAX_RODATA)).toString('latin1');
-        for (const re of RUST_ASYNC) {
-          const m = re.exec(text);
-          if (m) {
-            facts.rustAsync = m[1];
-            break;
-          }
-        }
-      }
+      if (ro && ro.size) facts.rustAsync = rustAsyncIn(fd, ro.offset, ro.size);
     }
     if (elfCache.size >= ELF_CACHE_MAX) elfCache.delete(elfCache.keys().next().value!);
     elfCache.set(key, facts);

@@ -9,6 +9,24 @@ import type { Exchange, HttpRequest } from './protocol.js';
 export type RequestHead = Pick<HttpRequest, 'method' | 'target' | 'version' | 'headers'>;
 
 /**
+ * A summarised request: its parsed head and what the kernel measured of its calls. (Fields
+ * are copied one by one: an object spread here cost a third of the records' processing.)
+ */
+export function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: number, size: number, tid: number, headLen: number): HttpRequest {
+  return {
+    method: head.method,
+    target: head.target,
+    version: head.version,
+    headers: head.headers,
+    tsStart,
+    tsEnd,
+    size,
+    tid,
+    bodySize: size - headLen,
+  };
+}
+
+/**
  * The Exchange of an exchange record, or undefined when its request head does not parse.
  * `parsed`: the head already parsed from the exchange's HEAD hint (the same bytes).
  */
@@ -19,17 +37,7 @@ export function exchangeFromRecord(e: KernelEvent, parsed?: RequestHead): Exchan
   return {
     protocol: 'http1',
     role: e.role === Role.server ? 'server' : 'client',
-    request: {
-      method: head.method,
-      target: head.target,
-      version: head.version,
-      headers: head.headers,
-      tsStart: e.ts,
-      tsEnd: x.reqEnd,
-      size: e.bytes,
-      tid: e.tid,
-      bodySize: e.bytes - x.reqHeadLen,
-    },
+    request: summarisedRequest(head, e.ts, x.reqEnd, e.bytes, e.tid, x.reqHeadLen),
     response: {
       status: x.status,
       version: x.respMinor === 0 ? '1.0' : '1.1',
