@@ -7,8 +7,8 @@ import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import { exchangeFromRecord, summarisedRequest, type RequestHead } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
-import type { Attributes, Span } from './span.js';
-import { httpSpanParts, type Endpoint } from './spans.js';
+import { Span, type Attributes } from '../model/index.js';
+import { fillHttpSpan, type Endpoint } from './spans.js';
 
 /**
  * Whether the kernel summarises HTTP/1 exchanges (bpf/lib/http1x.h) unless the caller says:
@@ -129,7 +129,8 @@ export class Agent {
   #timer: NodeJS.Timeout | undefined;
   #clock: { monoBase: bigint; clockOffset: bigint } | undefined;
   /** wall-clock ns of the capture clock's zero (monoBase + clockOffset) */
-  #epochNs = 0n;
+  #epochHi = 0;
+  #epochLo = 0;
   #offline = false;
   #offlineNow: number | undefined;
   #queue: Buffer[] = [];
@@ -170,7 +171,9 @@ export class Agent {
 
   #setClock(clock: { monoBase: bigint; clockOffset: bigint }): void {
     this.#clock = clock;
-    this.#epochNs = clock.monoBase + clock.clockOffset;
+    const epoch = clock.monoBase + clock.clockOffset;
+    this.#epochHi = Number(epoch >> 32n);
+    this.#epochLo = Number(epoch & 0xffffffffn);
   }
 
   /** monotonic ns on the capture's clock */
@@ -485,21 +488,12 @@ export class Agent {
 
   /** the span of a finished exchange, without its trace ids (fixed at emission) */
   #span(c: Conn, ex: Exchange, end: number): Span {
-    const parts = httpSpanParts(ex, c.local, c.remote);
-    const start = ex.request.tsStart;
-    const span: Span = {
-      traceId: '',
-      spanId: '',
-      parentSpanId: '',
-      name: parts.name,
-      kind: ex.role,
-      startTimeUnixNano: this.#epochNs + BigInt(Math.round(start)),
-      durationNano: Math.max(0, Math.round(end - start)),
-      status: parts.status,
-      resource: c.resource,
-      attributes: parts.attributes,
-    };
-    if (parts.statusMessage) span.statusMessage = parts.statusMessage;
+    const span = new Span();
+    fillHttpSpan(span, ex, c.local, c.remote);
+    const start = Math.round(ex.request.tsStart);
+    span.setStartFrom(this.#epochHi, this.#epochLo, start);
+    span.durationNano = Math.max(0, Math.round(end - ex.request.tsStart));
+    span.resource = c.resource;
     return span;
   }
 
@@ -509,10 +503,12 @@ export class Agent {
     for (const r of recs) {
       const span = r.data as Span | undefined;
       if (!span) continue;
-      span.traceId = r.traceId!;
-      span.spanId = r.spanId;
-      span.parentSpanId = r.parentSpanId;
-      span.attributes['osprey.link'] = r.link;
+      span.setTrace(r.trace!);
+      span.s0 = r.s0;
+      span.s1 = r.s1;
+      span.p0 = r.p0;
+      span.p1 = r.p1;
+      span.link = r.link;
       spans.push(span);
     }
     this.counters.spans += spans.length;

@@ -5,18 +5,11 @@
 import type { Exchange } from './protocols/protocol.js';
 import { routeOf } from './protocols/route.js';
 import { redactPathParams, redactQuery, redactText, stripUserinfo } from './redact.js';
-import type { Attributes, SpanStatus } from './span.js';
+import type { Span } from '../model/index.js';
 
 export interface Endpoint {
   ip: string;
   port: number;
-}
-
-export interface HttpSpanParts {
-  name: string;
-  status: SpanStatus;
-  statusMessage?: string;
-  attributes: Attributes;
 }
 
 const MAX_PATH = 2048;
@@ -79,51 +72,52 @@ const targetParts = memo((target: string): TargetParts => {
 /** a User-Agent as stored: secrets redacted, then cut (cutting first could keep a secret's head) */
 const safeUserAgent = memo((ua: string): string => redactText(ua).slice(0, 256));
 
-export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): HttpSpanParts {
+/**
+ * Fills `span` with an HTTP exchange's name, status and attributes (semantic conventions),
+ * straight into its fields: no attribute object per span.
+ */
+export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: Endpoint): void {
   const req = ex.request;
   const res = ex.response;
   const { path, route, safeQuery } = targetParts(req.target);
-  const a: Attributes = {
-    'http.request.method': req.method,
-    'url.path': path,
-    'http.route': route,
-    'network.protocol.name': 'http',
-    'network.protocol.version': req.version,
-    'network.peer.address': remote.ip,
-    'network.peer.port': remote.port,
-  };
-  if (safeQuery) a['url.query'] = safeQuery;
+  span.name = `${req.method} ${route}`;
+  span.kind = ex.role;
+  span.method = req.method;
+  span.path = path;
+  span.route = route;
+  span.protocolName = 'http';
+  span.protocolVersion = req.version;
+  span.peerAddress = remote.ip;
+  span.peerPort = remote.port;
+  if (safeQuery) span.query = safeQuery;
   const host = hostHeader(req.headers.host);
   if (ex.role === 'server') {
-    a['server.address'] = host?.host ?? local.ip;
-    a['server.port'] = host?.port ?? local.port;
+    span.serverAddress = host?.host ?? local.ip;
+    span.serverPort = host?.port ?? local.port;
     const xff = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
-    a['client.address'] = xff || remote.ip;
-    a['url.scheme'] = 'http';
+    span.clientAddress = xff || remote.ip;
+    span.scheme = 'http';
   } else {
-    a['server.address'] = host?.host ?? remote.ip;
-    a['server.port'] = host?.port ?? remote.port;
+    span.serverAddress = host?.host ?? remote.ip;
+    span.serverPort = host?.port ?? remote.port;
     const h = req.headers.host;
     const authority = h !== undefined ? stripUserinfo(h) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
-    a['url.full'] = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
+    span.urlFull = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
   }
   const ua = req.headers['user-agent'];
-  if (ua) a['user_agent.original'] = safeUserAgent(ua);
-  if (req.bodySize > 0) a['http.request.body.size'] = req.bodySize;
-  let status: SpanStatus = 'unset';
-  let statusMessage: string | undefined;
+  if (ua) span.userAgent = safeUserAgent(ua);
+  if (req.bodySize > 0) span.requestBodySize = req.bodySize;
   if (res) {
-    a['http.response.status_code'] = res.status;
-    if (res.bodySize > 0) a['http.response.body.size'] = res.bodySize;
+    span.statusCode = res.status;
+    if (res.bodySize > 0) span.responseBodySize = res.bodySize;
     if (res.status >= 500 || (ex.role === 'client' && res.status >= 400)) {
-      status = 'error';
-      a['error.type'] = String(res.status);
+      span.status = 'error';
+      span.errorType = String(res.status);
     }
   }
   if (ex.incomplete) {
-    status = 'error';
-    statusMessage = `no response: ${ex.incomplete}`;
-    a['error.type'] = ex.incomplete;
+    span.status = 'error';
+    span.statusMessage = `no response: ${ex.incomplete}`;
+    span.errorType = ex.incomplete;
   }
-  return { name: `${req.method} ${route}`, status, statusMessage, attributes: a };
 }
