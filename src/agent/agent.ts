@@ -5,10 +5,10 @@ import { Flag, Role } from '../kernel/index.js';
 import { Linker, mirror, type LinkRecord } from './linker.js';
 import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
-import { exchangeFromRecord, summarisedRequest, type RequestHead } from './protocols/http1-record.js';
+import { exchangeFromRecord } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import { Span, type Attributes } from '../model/index.js';
-import { fillHttpSpan, type Endpoint } from './spans.js';
+import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
  * Whether the kernel summarises HTTP/1 exchanges (bpf/lib/http1x.h) unless the caller says:
@@ -21,7 +21,8 @@ function summarizeDefault(): 'off' | 'on' {
 
 /** a summarised request between its HEAD hint and its exchange record */
 interface KeptHead {
-  head: RequestHead;
+  /** the span, filled from the head already (the exchange record adds the response) */
+  span: Span;
   /** the head call's exit, size and head length: the request, should no record follow */
   tsEnd: number;
   bytes: number;
@@ -60,7 +61,10 @@ interface Conn {
   peerKey: string;
   local: Endpoint;
   remote: Endpoint;
-  parser: Http1Parser;
+  /** made at the first call the kernel did not summarise (most connections never need one) */
+  parser: Http1Parser | undefined;
+  /** the connection predates the capture (the parser then starts mid-stream) */
+  preexisting: boolean;
   /**
    * Records of requests started and not finished; until it finishes a record's `data` is
    * the parser's request object. Usually one at a time: a slot, and a list only for
@@ -276,8 +280,9 @@ export class Agent {
     chunk.bytes = e.bytes;
     chunk.data = e.data;
     chunk.tid = e.tid;
-    const done = c.parser.push(chunk);
-    if (c.parser.error !== undefined) {
+    const parser = (c.parser ??= this.#parser(c));
+    const done = parser.push(chunk);
+    if (parser.error !== undefined) {
       this.counters.connections_parse_stopped++;
       this.#finishAll(c, done);
       this.#drop(c);
@@ -308,26 +313,30 @@ export class Agent {
       peerKey: mirror(key),
       local,
       remote,
-      parser: undefined as unknown as Http1Parser,
+      parser: undefined,
+      preexisting: (e.flags & Flag.preexisting) !== 0,
       open1: undefined,
       openMore: undefined,
       kept: undefined,
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
-    c.parser = new Http1Parser({
-      counters: this.http1,
-      midStream: (e.flags & Flag.preexisting) !== 0,
-      onRequest: (req) => this.#requestStarted(c, req),
-      onResponse: (req, res) => this.#responseStarted(c, req, res.tid),
-    });
     this.#conns.set(e.connId, c);
     this.counters.connections++;
     return c;
   }
 
+  #parser(c: Conn): Http1Parser {
+    return new Http1Parser({
+      counters: this.http1,
+      midStream: c.preexisting,
+      onRequest: (req) => this.#requestStarted(c, req),
+      onResponse: (req, res) => this.#responseStarted(c, req, res.tid),
+    });
+  }
+
   #requestStarted(c: Conn, req: HttpRequest): void {
-    const role = c.parser.connectionRole ?? 'server';
+    const role = c.parser?.connectionRole ?? 'server';
     // the kernel stopped summarising this exchange and re-sent its calls: its record stays
     const kept = c.kept;
     let rec: LinkRecord;
@@ -353,7 +362,8 @@ export class Agent {
    */
   #summarised(c: Conn, e: KernelEvent): void {
     if (e.op === 'head') {
-      const head = Http1Parser.requestHead(e.data, e.data.length);
+      const data = e.data;
+      const head = Http1Parser.requestHead(data, data.length);
       if (!head) {
         this.counters.kernel_records_unparsed++;
         return;
@@ -361,8 +371,11 @@ export class Agent {
       if (c.kept) this.linker.abandon(c.kept);
       const role = e.role === Role.server ? 'server' : 'client';
       const rec = this.linker.start(role, c.pid, e.tid, c.key, `${head.method} ${head.target}`, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey);
-      // until its exchange record comes, the record holds the parsed head and the head call
-      const kept: KeptHead = { head, tsEnd: e.tsEnd, bytes: e.bytes, headLen: e.data.length };
+      // until its exchange record comes, the record holds the span (made from the head now:
+      // the head's objects die young) and the head call
+      const span = new Span();
+      fillHttpRequest(span, role, head, c.local, c.remote);
+      const kept: KeptHead = { span, tsEnd: e.tsEnd, bytes: e.bytes, headLen: data.length };
       rec.data = kept;
       c.kept = rec;
       return;
@@ -372,18 +385,26 @@ export class Agent {
       return;
     }
     const kept = c.kept;
-    const mine = kept !== undefined && kept.start === e.ts;
-    const ex = exchangeFromRecord(e, mine ? (kept.data as KeptHead).head : undefined);
+    if (kept !== undefined && kept.start === e.ts) {
+      // the usual case: the record of the request whose head came as a hint
+      this.counters.kernel_exchanges++;
+      c.kept = undefined;
+      const x = e.exchange;
+      const span = (kept.data as KeptHead).span;
+      fillRequestBody(span, e.bytes - x.reqHeadLen);
+      fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
+      if (kept.kind === 'server') this.linker.responded(kept, x.respTid);
+      kept.data = this.#timed(c, span, e.ts, e.tsEnd);
+      this.linker.finish(kept, e.tsEnd, this.now());
+      return;
+    }
+    const ex = exchangeFromRecord(e);
     if (!ex) {
       this.counters.kernel_records_unparsed++;
       return;
     }
     this.counters.kernel_exchanges++;
-    let rec: LinkRecord;
-    if (mine) {
-      rec = kept;
-      c.kept = undefined;
-    } else rec = this.#link(c, ex.role, ex.request);
+    const rec = this.#link(c, ex.role, ex.request);
     if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid);
     const end = ex.response!.tsEnd;
     rec.data = this.#span(c, ex, end);
@@ -426,21 +447,17 @@ export class Agent {
   }
 
   #close(c: Conn, ts: number): void {
-    const done = c.parser.end(ts);
-    if (done.length) this.#finishAll(c, done);
+    const done = c.parser?.end(ts);
+    if (done?.length) this.#finishAll(c, done);
     // a summarised request the connection closed under (the peer reset it, say): reported
     // without a response, as the parser reports a request it saw no answer to
     const kept = c.kept;
     if (kept !== undefined) {
       c.kept = undefined;
       const k = kept.data as KeptHead;
-      const ex: Exchange = {
-        protocol: 'http1',
-        role: kept.kind,
-        request: summarisedRequest(k.head, kept.start, k.tsEnd, k.bytes, kept.tid, k.headLen),
-        incomplete: 'eof',
-      };
-      kept.data = this.#span(c, ex, k.tsEnd);
+      fillRequestBody(k.span, k.bytes - k.headLen);
+      fillIncomplete(k.span, 'eof');
+      kept.data = this.#timed(c, k.span, kept.start, k.tsEnd);
       this.linker.finish(kept, k.tsEnd, this.now());
     }
     this.#drop(c);
@@ -479,8 +496,8 @@ export class Agent {
           this.#drop(c);
           this.counters.connections_evicted++;
         } else {
-          const idle = c.parser.idle(now);
-          if (idle.length) this.#finishAll(c, idle);
+          const idle = c.parser?.idle(now);
+          if (idle?.length) this.#finishAll(c, idle);
         }
       }
     }
@@ -490,9 +507,13 @@ export class Agent {
   #span(c: Conn, ex: Exchange, end: number): Span {
     const span = new Span();
     fillHttpSpan(span, ex, c.local, c.remote);
-    const start = Math.round(ex.request.tsStart);
-    span.setStartFrom(this.#epochHi, this.#epochLo, start);
-    span.durationNano = Math.max(0, Math.round(end - ex.request.tsStart));
+    return this.#timed(c, span, ex.request.tsStart, end);
+  }
+
+  /** sets the span's times (capture clock ns) and resource */
+  #timed(c: Conn, span: Span, start: number, end: number): Span {
+    span.setStartFrom(this.#epochHi, this.#epochLo, Math.round(start));
+    span.durationNano = Math.max(0, Math.round(end - start));
     span.resource = c.resource;
     return span;
   }

@@ -72,52 +72,74 @@ const targetParts = memo((target: string): TargetParts => {
 /** a User-Agent as stored: secrets redacted, then cut (cutting first could keep a secret's head) */
 const safeUserAgent = memo((ua: string): string => redactText(ua).slice(0, 256));
 
+/** what a span takes from a request head */
+export interface HeadFields {
+  method: string;
+  target: string;
+  version: string;
+  headers: Record<string, string>;
+}
+
 /**
- * Fills `span` with an HTTP exchange's name, status and attributes (semantic conventions),
- * straight into its fields: no attribute object per span.
+ * Fills `span` with what an HTTP request head gives (semantic conventions, name), straight
+ * into its fields: no attribute object per span.
  */
-export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: Endpoint): void {
-  const req = ex.request;
-  const res = ex.response;
-  const { path, route, safeQuery } = targetParts(req.target);
-  span.name = `${req.method} ${route}`;
-  span.kind = ex.role;
-  span.method = req.method;
+export function fillHttpRequest(span: Span, role: 'server' | 'client', head: HeadFields, local: Endpoint, remote: Endpoint): void {
+  const { path, route, safeQuery } = targetParts(head.target);
+  span.name = `${head.method} ${route}`;
+  span.kind = role;
+  span.method = head.method;
   span.path = path;
   span.route = route;
   span.protocolName = 'http';
-  span.protocolVersion = req.version;
+  span.protocolVersion = head.version;
   span.peerAddress = remote.ip;
   span.peerPort = remote.port;
   if (safeQuery) span.query = safeQuery;
-  const host = hostHeader(req.headers.host);
-  if (ex.role === 'server') {
+  const host = hostHeader(head.headers.host);
+  if (role === 'server') {
     span.serverAddress = host?.host ?? local.ip;
     span.serverPort = host?.port ?? local.port;
-    const xff = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
+    const xff = head.headers['x-forwarded-for']?.split(',')[0]?.trim();
     span.clientAddress = xff || remote.ip;
     span.scheme = 'http';
   } else {
     span.serverAddress = host?.host ?? remote.ip;
     span.serverPort = host?.port ?? remote.port;
-    const h = req.headers.host;
+    const h = head.headers.host;
     const authority = h !== undefined ? stripUserinfo(h) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
     span.urlFull = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
   }
-  const ua = req.headers['user-agent'];
+  const ua = head.headers['user-agent'];
   if (ua) span.userAgent = safeUserAgent(ua);
-  if (req.bodySize > 0) span.requestBodySize = req.bodySize;
-  if (res) {
-    span.statusCode = res.status;
-    if (res.bodySize > 0) span.responseBodySize = res.bodySize;
-    if (res.status >= 500 || (ex.role === 'client' && res.status >= 400)) {
-      span.status = 'error';
-      span.errorType = String(res.status);
-    }
-  }
-  if (ex.incomplete) {
+}
+
+/** the request body's size, when it had one */
+export function fillRequestBody(span: Span, bodySize: number): void {
+  if (bodySize > 0) span.requestBodySize = bodySize;
+}
+
+/** the response's status and size; server 5xx and client 4xx/5xx are errors */
+export function fillHttpResponse(span: Span, status: number, bodySize: number): void {
+  span.statusCode = status;
+  if (bodySize > 0) span.responseBodySize = bodySize;
+  if (status >= 500 || (span.kind === 'client' && status >= 400)) {
     span.status = 'error';
-    span.statusMessage = `no response: ${ex.incomplete}`;
-    span.errorType = ex.incomplete;
+    span.errorType = String(status);
   }
+}
+
+/** an exchange that ended without a response: why ('eof', 'reset', ...) */
+export function fillIncomplete(span: Span, reason: string): void {
+  span.status = 'error';
+  span.statusMessage = `no response: ${reason}`;
+  span.errorType = reason;
+}
+
+/** Fills `span` with a whole exchange the parser reported. */
+export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: Endpoint): void {
+  fillHttpRequest(span, ex.role, ex.request, local, remote);
+  fillRequestBody(span, ex.request.bodySize);
+  if (ex.response) fillHttpResponse(span, ex.response.status, ex.response.bodySize);
+  if (ex.incomplete) fillIncomplete(span, ex.incomplete);
 }
