@@ -4,7 +4,8 @@
 // /proc/<pid>/task before and after. Threads are grouped by name (node's JS thread is
 // named after the process; V8's helpers "V8 DefaultWorke", libuv's "libuv-worker", DuckDB's
 // and the ring-buffer reader have their own names).
-//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--store memory|file|none]
+//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--store memory|file] [--prof DIR]
+// --prof DIR: also a CPU profile of the agent's JS thread (node --cpu-prof) into DIR.
 // Needs root. Prints a table; asserts nothing.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { option } from './lib/script.mjs';
 const RATE = Number(option('rate', 4000));
 const SECONDS = Number(option('seconds', 8));
 const STORE = option('store', 'file');
+const PROF = option('prof', undefined);
 
 function threads(pid) {
   const out = new Map();
@@ -37,7 +39,7 @@ ensureTracefs();
 const dir = mkdtempSync(join(tmpdir(), 'osprey-threads-'));
 try {
   const nginx = await startNginxStatic(dir);
-  const osprey = await ospreyMode({ dir, memory: STORE === 'memory' }).start();
+  const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF }).start();
   try {
     const url = `http://127.0.0.1:${nginx.port}/`;
     await runWrk({ url, seconds: 2, rate: RATE, connections: 20, threads: 1, dir }); // warm-up
