@@ -1,5 +1,5 @@
 // An in-process agent that collects spans, for end-to-end span and linking tests.
-import { Agent } from '../src/agent/agent.js';
+import { Agent, type AgentOptions } from '../src/agent/agent.js';
 import type { Span } from '../src/model/index.js';
 import { waitFor } from './helpers.js';
 
@@ -7,8 +7,8 @@ export class SpanCollector {
   readonly spans: Span[] = [];
   readonly agent: Agent;
 
-  constructor(holdMs = 300) {
-    this.agent = new Agent({ sink: (s) => this.spans.push(...s), holdMs });
+  constructor(holdMs = 300, capture?: AgentOptions['capture']) {
+    this.agent = new Agent({ sink: (s) => this.spans.push(...s), holdMs, ...(capture ? { capture } : {}) });
     this.agent.start();
   }
 
