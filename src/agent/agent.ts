@@ -3,7 +3,7 @@
 import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
 import { Flag, Role } from '../kernel/index.js';
 import { Linker, mirror, type LinkRecord } from './linker.js';
-import { ProcessTable } from './process/resource.js';
+import { ProcessTable, type ResourceEnricher } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import { exchangeFromRecord, summarisedRequest, type RequestHead } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
@@ -50,6 +50,10 @@ export interface AgentOptions {
   idleConnectionMs?: number;
   /** kernel batches waiting for the JS thread, at most (default 64 MiB) */
   maxQueuedMiB?: number;
+  /** adds identity to processes' resources (Kubernetes metadata, src/resource) */
+  enricher?: ResourceEnricher;
+  /** attributes naming the remote end of a span (the pod or Service at that IP), if known */
+  peerAttributes?: (ip: string) => Attributes | undefined;
 }
 
 interface Conn {
@@ -115,7 +119,7 @@ export class Agent {
   };
   readonly http1: Http1Counters = newHttp1Counters();
   readonly linker: Linker;
-  readonly processes = new ProcessTable();
+  readonly processes: ProcessTable;
   readonly decode: DecodeStats = { records: 0, malformed: 0, unknownOp: 0 };
   capture: Capture | undefined;
   readonly #opts: AgentOptions;
@@ -143,6 +147,7 @@ export class Agent {
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
+    this.processes = new ProcessTable(undefined, opts.enricher);
     this.linker = new Linker({ holdNs: (opts.holdMs ?? 200) * 1e6, threadModel: (pid) => this.processes.model(pid) });
     this.#maxConns = opts.maxConnections ?? 65536;
     this.#idleNs = (opts.idleConnectionMs ?? 600_000) * 1e6;
@@ -486,6 +491,8 @@ export class Agent {
   /** the span of a finished exchange, without its trace ids (fixed at emission) */
   #span(c: Conn, ex: Exchange, end: number): Span {
     const parts = httpSpanParts(ex, c.local, c.remote);
+    const peer = this.#opts.peerAttributes?.(c.remote.ip);
+    if (peer !== undefined) for (const k in peer) parts.attributes[k] = peer[k]!;
     const start = ex.request.tsStart;
     const span: Span = {
       traceId: '',
