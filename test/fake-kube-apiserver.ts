@@ -17,12 +17,18 @@
 //   `labelSelector`, on lists and watches; an object modified into or out of a watch's
 //   selector arrives as ADDED or DELETED, as the real server's watch cache sends it. An
 //   unsupported field label is a 400 Status.
-// - bearer-token auth (401 without it), and per-resource 403 Forbidden Statuses on demand
-//   (forbid()), worded as RBAC words them.
+// - HTTPS with its own certificate (the kubeconfig trusts it through
+//   certificate-authority-data, as kubeadm writes one), bearer-token auth (401 without it),
+//   and per-resource 403 Forbidden Statuses on demand (forbid()), worded as RBAC words them.
 // Objects are the fixtures' JSON (test/fixtures/kube/), shaped as a real cluster returns them.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export type KubeObject = {
   apiVersion: string;
@@ -90,7 +96,8 @@ export class FakeKubeApiServer {
   url = '';
   /** every request, in order (tests assert on selectors and relists) */
   readonly requests: RecordedRequest[] = [];
-  readonly #server: http.Server;
+  readonly #server: https.Server;
+  readonly #cert: { key: string; cert: string };
   readonly #objects = new Map<string, Map<string, KubeObject>>(); // plural -> ns/name -> object
   readonly #history: Event[] = [];
   readonly #historyLimit: number;
@@ -100,19 +107,25 @@ export class FakeKubeApiServer {
   readonly #watchers = new Set<Watcher>();
   readonly #forbidden = new Set<string>();
   readonly #bookmarkMs: number;
+  readonly #sockets = new Set<Socket>();
 
   private constructor(opts: FakeKubeApiServerOptions) {
     this.token = opts.token ?? `fake-${Math.random().toString(36).slice(2)}`;
     this.#bookmarkMs = opts.bookmarkMs ?? 1000;
     this.#historyLimit = opts.historyLimit ?? 1000;
     for (const t of TYPES) this.#objects.set(t.plural, new Map());
-    this.#server = http.createServer((req, res) => this.#handle(req, res));
+    this.#cert = serverCertificate();
+    this.#server = https.createServer(this.#cert, (req, res) => this.#handle(req, res));
+    this.#server.on('connection', (sock: Socket) => {
+      this.#sockets.add(sock);
+      sock.on('close', () => this.#sockets.delete(sock));
+    });
   }
 
   static async start(opts: FakeKubeApiServerOptions = {}): Promise<FakeKubeApiServer> {
     const s = new FakeKubeApiServer(opts);
     await new Promise<void>((resolve) => s.#server.listen(0, '127.0.0.1', resolve));
-    s.url = `http://127.0.0.1:${(s.#server.address() as AddressInfo).port}`;
+    s.url = `https://127.0.0.1:${(s.#server.address() as AddressInfo).port}`;
     return s;
   }
 
@@ -123,6 +136,7 @@ export class FakeKubeApiServer {
       'kind: Config',
       'clusters:',
       '- cluster:',
+      `    certificate-authority-data: ${Buffer.from(this.#cert.cert).toString('base64')}`,
       `    server: ${this.url}`,
       '  name: fake-cluster',
       'contexts:',
@@ -217,8 +231,10 @@ export class FakeKubeApiServer {
 
   async stop(): Promise<void> {
     this.closeWatches();
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // every socket, including one a client opened a moment ago and has not sent on yet
+    for (const sock of this.#sockets) sock.destroy();
+    await closed;
   }
 
   #type(kind: string): ResourceType {
@@ -340,7 +356,26 @@ function key(o: KubeObject): string {
 }
 
 function randomUid(): string {
-  return crypto.randomUUID();
+  return randomUUID();
+}
+
+let certificate: { key: string; cert: string } | undefined;
+
+/** a self-signed certificate for 127.0.0.1 (made once per process with openssl, valid two days) */
+function serverCertificate(): { key: string; cert: string } {
+  if (certificate) return certificate;
+  const dir = mkdtempSync(join(tmpdir(), 'fake-kube-tls-'));
+  try {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=kube-apiserver', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+      { stdio: 'pipe' },
+    );
+    certificate = { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
+    return certificate;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function withKind(t: ResourceType, o: KubeObject): KubeObject {
@@ -382,7 +417,7 @@ function and(a: Selector, b: Selector): Selector {
 function fieldValue(o: KubeObject, path: string): string {
   let v: unknown = o;
   for (const p of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[p] : undefined;
-  return v === undefined || v === null ? '' : String(v);
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
 }
 
 /** `a=b,c!=d`: the field labels the real server supports for the resource, else an error */

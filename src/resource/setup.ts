@@ -5,6 +5,7 @@ import type { Attributes } from '../agent/span.js';
 import { kubeSettings, loadKubeConfig, type KubeSettings } from './kube/config.js';
 import { KubeMetadata, type KubeStatus } from './kube/metadata.js';
 import { KubeResources, type KubeResourceCounters } from './kube-resources.js';
+import type { SlimPod } from './kube/objects.js';
 
 export interface KubernetesSetup {
   settings: KubeSettings;
@@ -25,13 +26,14 @@ export function setupKubernetes(flags: { kubeconfig?: string; nodeName?: string 
   const settings = kubeSettings(flags);
   if (!settings) return undefined;
   const kubeconfig = loadKubeConfig(settings);
-  let resources: KubeResources | undefined;
+  // the informers report pods to the resources, which need the metadata: tied after both exist
+  const pods: { changed: (pod: SlimPod) => void } = { changed: () => undefined };
   const seen = new Map<string, number>();
   const metadata = new KubeMetadata({
     kubeconfig,
     nodeName: settings.nodeName,
     source: settings.source,
-    onPod: (pod) => resources?.podChanged(pod),
+    onPod: (pod) => pods.changed(pod),
     onError: (m) => {
       const n = (seen.get(m) ?? 0) + 1;
       if (seen.size > 1000) seen.clear();
@@ -39,9 +41,9 @@ export function setupKubernetes(flags: { kubeconfig?: string; nodeName?: string 
       if (n === 1 || n % 100 === 0) say(`warning: ${m}${n > 1 ? ` (${n} times)` : ''}; tracing goes on without it, retrying`);
     },
   });
-  resources = new KubeResources(metadata);
+  const r = new KubeResources(metadata);
+  pods.changed = (pod) => r.podChanged(pod);
   metadata.start();
-  const r = resources;
   return {
     settings,
     metadata,

@@ -46,6 +46,9 @@ export interface InformerOptions<T extends Slimmed> {
 
 /** the client's Watch, asking for bookmarks and slimming what it passes on */
 class SlimWatch<T> extends Watch {
+  /** set by Informer.stop(): a watch that connects afterwards is closed at once */
+  stopped = false;
+
   constructor(
     kubeconfig: KubeConfig,
     private readonly slim: (raw: unknown) => T,
@@ -80,8 +83,11 @@ class SlimWatch<T> extends Watch {
         done(err);
       },
     );
+    // ListWatch.stop() aborts the watch it knows; one that was still connecting then (after a
+    // relist) would stay open for good
+    if (this.stopped) controller.abort();
     // the stream answered 200 (else done() ran already): the watch is live
-    if (!failed) this.ok();
+    else if (!failed) this.ok();
     return controller;
   }
 }
@@ -89,6 +95,7 @@ class SlimWatch<T> extends Watch {
 export class Informer<T extends Slimmed> {
   readonly stats: InformerStats = { lists: 0, watches: 0, events: 0, bookmarks: 0, errors: 0, synced: false, lastError: undefined };
   readonly #lw: ListWatch<T & KubernetesObject>;
+  readonly #watch: SlimWatch<T>;
   readonly #opts: InformerOptions<T>;
   #retry: NodeJS.Timeout | undefined;
   #backoff: number;
@@ -98,11 +105,12 @@ export class Informer<T extends Slimmed> {
     this.#opts = opts;
     this.#backoff = opts.backoffMs ?? 1000;
     const watch = new SlimWatch(opts.kubeconfig, opts.slim, this.stats, () => this.#healthy());
+    this.#watch = watch;
     const list = async (): Promise<KubernetesListObject<T & KubernetesObject>> => {
       this.stats.lists++;
       const l = await opts.list();
       this.#healthy();
-      return { metadata: l.metadata ?? {}, items: l.items.map((i) => opts.slim(i) as T & KubernetesObject) } as KubernetesListObject<T & KubernetesObject>;
+      return { metadata: l.metadata ?? {}, items: l.items.map((i) => opts.slim(i) as T & KubernetesObject) };
     };
     this.#lw = new ListWatch<T & KubernetesObject>(opts.path, watch, list, false, undefined, opts.fieldSelector);
     if (opts.onAdd) this.#lw.on('add', opts.onAdd);
@@ -113,11 +121,13 @@ export class Informer<T extends Slimmed> {
 
   start(): void {
     this.#stopped = false;
+    this.#watch.stopped = false;
     this.#lw.start().catch((err: unknown) => this.#failed(err));
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#watch.stopped = true;
     if (this.#retry) clearTimeout(this.#retry);
     this.#retry = undefined;
     await this.#lw.stop();
@@ -138,6 +148,8 @@ export class Informer<T extends Slimmed> {
   }
 
   #failed(err: unknown): void {
+    // the abort of our own stop() is no error
+    if (this.#stopped) return;
     this.stats.errors++;
     this.stats.synced = false;
     const msg = describeKubeError(err, this.#opts.what, this.#opts.kubeconfig.getCurrentCluster()?.server ?? '');
