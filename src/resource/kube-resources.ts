@@ -13,7 +13,6 @@
 // overridden), the pod's resource.opentelemetry.io/service.name annotation, its
 // app.kubernetes.io/name label, its workload's name, then the executable's name (the
 // process table's rule, kept until one of the others is known).
-import type { Attributes } from '../agent/span.js';
 import type { ProcessInfo, ResourceEnricher } from '../agent/process/resource.js';
 import type { KubeMetadata } from './kube/metadata.js';
 import type { SlimPod } from './kube/objects.js';
@@ -132,7 +131,3 @@ function keysOf(containerId: string | undefined, podUid: string | undefined): st
   return keys;
 }
 
-/** the peer attributes of an address: what the agent adds to a span whose remote end it is */
-export function peerAttributes(kube: KubeMetadata): (ip: string) => Attributes | undefined {
-  return (ip) => kube.peer(ip);
-}
