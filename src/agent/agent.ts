@@ -3,7 +3,7 @@
 import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
 import { Flag, Role } from '../kernel/index.js';
 import { Linker, mirror, type LinkRecord } from './linker.js';
-import { ProcessTable } from './process/resource.js';
+import { ProcessTable, type ResourceEnricher } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import { exchangeFromRecord } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
@@ -51,6 +51,10 @@ export interface AgentOptions {
   idleConnectionMs?: number;
   /** kernel batches waiting for the JS thread, at most (default 64 MiB) */
   maxQueuedMiB?: number;
+  /** adds identity to processes' resources (Kubernetes metadata, src/resource) */
+  enricher?: ResourceEnricher;
+  /** attributes naming the remote end of a span (the pod or Service at that IP), if known */
+  peerAttributes?: (ip: string) => Attributes | undefined;
 }
 
 interface Conn {
@@ -119,7 +123,7 @@ export class Agent {
   };
   readonly http1: Http1Counters = newHttp1Counters();
   readonly linker: Linker;
-  readonly processes = new ProcessTable();
+  readonly processes: ProcessTable;
   readonly decode: DecodeStats = { records: 0, malformed: 0, unknownOp: 0 };
   capture: Capture | undefined;
   readonly #opts: AgentOptions;
@@ -148,6 +152,7 @@ export class Agent {
 
   constructor(opts: AgentOptions) {
     this.#opts = opts;
+    this.processes = new ProcessTable(undefined, opts.enricher);
     this.linker = new Linker({ holdNs: (opts.holdMs ?? 200) * 1e6, threadModel: (pid) => this.processes.model(pid) });
     this.#maxConns = opts.maxConnections ?? 65536;
     this.#idleNs = (opts.idleConnectionMs ?? 600_000) * 1e6;
@@ -510,11 +515,13 @@ export class Agent {
     return this.#timed(c, span, ex.request.tsStart, end);
   }
 
-  /** sets the span's times (capture clock ns) and resource */
+  /** sets the span's times (capture clock ns), resource and what is known of its peer */
   #timed(c: Conn, span: Span, start: number, end: number): Span {
     span.setStartFrom(this.#epochHi, this.#epochLo, Math.round(start));
     span.durationNano = Math.max(0, Math.round(end - start));
     span.resource = c.resource;
+    const peer = this.#opts.peerAttributes?.(c.remote.ip);
+    if (peer !== undefined) for (const k in peer) span.setAttr(k, peer[k]!);
     return span;
   }
 

@@ -96,6 +96,15 @@ export function formatStatus(s: StatusReport): string {
     lines.push('processes (thread model decides thread links):');
     for (const p of procs) lines.push(`  ${String(p.pid).padEnd(8)} ${p.service.padEnd(20)} ${p.runtime.padEnd(10)} ${p.threadModel.padEnd(12)} ${p.evidence}`);
   }
+  const k = s.kubernetes as
+    | { state: string; server: string; node: string; podsCached: number; servicesCached: number; ownersCached: number; lastError?: string; lastErrorAt?: string; counters: Record<string, number>; processes?: Record<string, number> }
+    | undefined;
+  if (k) {
+    lines.push(`kubernetes: ${k.state} (${k.server}, node ${k.node})`);
+    lines.push(`  cached: ${k.podsCached} pods of this node, ${k.servicesCached} services, ${k.ownersCached} owners`);
+    if (k.processes) lines.push(`  processes: ${k.processes.tracked} in pods, ${k.processes.waiting} waiting for their pod`);
+    lines.push(`  errors: ${k.counters.errors ?? 0}${k.lastError ? `, last at ${k.lastErrorAt}: ${k.lastError}` : ''}`);
+  }
   if (s.maps) {
     lines.push('kernel maps (entries):');
     for (const [k, v] of Object.entries(s.maps)) lines.push(`  ${k.padEnd(28)} ${v}`);

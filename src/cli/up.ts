@@ -10,6 +10,7 @@ import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
 import { exposition, type MetricFamily } from '../metrics/prometheus.js';
 import { startServer } from '../server/server.js';
+import { setupKubernetes, type KubernetesSetup } from '../resource/setup.js';
 import { DuckStore, parseMemoryLimit } from '../store/index.js';
 import { intOption, parseDuration, untilSignal, UsageError, type Command } from './cli.js';
 import { LiveSummary } from './live.js';
@@ -79,7 +80,7 @@ export const upCommand: Command = {
   name: 'up',
   summary:
     'Run agent, store and query server in one process: every HTTP request of every process on\nthis machine becomes a span, queryable within seconds. Ctrl-C flushes and exits.',
-  usage: 'osprey up [--data DIR] [--listen HOST:PORT] [--demo] [--no-ui]',
+  usage: 'osprey up [--data DIR] [--listen HOST:PORT] [--demo] [--no-ui] [--kubeconfig PATH] [--node-name NAME]',
   help: [
     `      --data DIR            where spans are stored (default ${defaultDataDir()})`,
     '      --memory              keep spans in memory only',
@@ -94,6 +95,10 @@ export const upCommand: Command = {
     '      --capture-size BYTES  payload bytes captured per call (default 256)',
     '      --summarize on|off    HTTP/1 exchanges summarised in the kernel, one record each (default on;',
     '                            off sends every socket call to user space, as `osprey events` shows them)',
+    '      --kubeconfig PATH     Kubernetes metadata (pod, namespace, workload on every span) from this',
+    '                            cluster; also on with KUBECONFIG set or in-cluster credentials present',
+    '      --node-name NAME      the Kubernetes node this is: only its pods are watched (default',
+    '                            $NODE_NAME, else the host name)',
   ].join('\n'),
   options: {
     data: { type: 'string' },
@@ -106,6 +111,8 @@ export const upCommand: Command = {
     'max-spans': { type: 'string' },
     'capture-size': { type: 'string' },
     summarize: { type: 'string' },
+    kubeconfig: { type: 'string' },
+    'node-name': { type: 'string' },
   },
   async run({ values }) {
     // every flag is checked before anything is created, opened or attached
@@ -130,6 +137,9 @@ export const upCommand: Command = {
       throw new UsageError(`--store-memory must be a size like 256MB or 1GB, got "${storeMemory}"`);
     }
     const say = (s: string) => process.stderr.write(`osprey: ${s}\n`);
+    const kubeFlags = { kubeconfig: values.kubeconfig as string | undefined, nodeName: values['node-name'] as string | undefined };
+    if (kubeFlags.kubeconfig === '') throw new UsageError('--kubeconfig needs a file path');
+    if (kubeFlags.nodeName === '') throw new UsageError('--node-name needs a node name');
 
     let path: string | undefined;
     if (!memory) {
@@ -147,8 +157,22 @@ export const upCommand: Command = {
     });
     say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'})`);
 
+    // Kubernetes metadata comes up in the background: tracing does not wait for the API server
+    let kube: KubernetesSetup | undefined;
+    try {
+      kube = setupKubernetes(kubeFlags, say);
+    } catch (err) {
+      await store.shutdown();
+      throw err;
+    }
+    if (kube) {
+      const s = kube.settings;
+      say(`kubernetes: metadata from ${kube.metadata.status().server} (${s.source === 'flag' ? '--kubeconfig' : s.source}), pods of node ${s.nodeName} (from ${s.nodeFrom === 'flag' ? '--node-name' : s.nodeFrom})`);
+    }
+
     const red = new MetricsGenerator().start();
     const agent = new Agent({
+      ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
       sink: (spans) => {
         store.append(spans);
         red.consume(spans);
@@ -159,6 +183,7 @@ export const upCommand: Command = {
     try {
       cap = agent.start();
     } catch (err) {
+      await kube?.stop();
       await store.shutdown();
       throw err;
     }
@@ -167,14 +192,14 @@ export const upCommand: Command = {
     for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
 
     const started = Date.now();
-    const status = () => statusReport(agent, store, started);
+    const status = () => ({ ...statusReport(agent, store, started), ...(kube ? { kubernetes: kube.status() } : {}) });
     let server;
     try {
       server = await startServer(
         {
           store,
           status,
-          metrics: () => exposition(metricFamilies(agent, store, red)),
+          metrics: () => exposition([...metricFamilies(agent, store, red), ...kubeFamilies(kube)]),
           ui: values['no-ui'] ? undefined : uiPage,
           observingSinceNs: BigInt(started) * 1_000_000n,
         },
@@ -182,6 +207,7 @@ export const upCommand: Command = {
       );
     } catch (err) {
       await agent.shutdown();
+      await kube?.stop();
       await store.shutdown();
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') {
@@ -209,6 +235,7 @@ export const upCommand: Command = {
     say(`${sig}: stopping`);
     await demo?.stop().catch(() => undefined);
     await agent.shutdown();
+    await kube?.stop();
     red.stop();
     await server.close();
     await store.shutdown();
@@ -261,6 +288,21 @@ function statusReport(agent: Agent, store: DuckStore, started: number): Record<s
       processes: agent.processes.size,
     },
   };
+}
+
+/** Kubernetes metadata: API errors, cache sizes, processes waiting for their pod */
+function kubeFamilies(kube: KubernetesSetup | undefined): MetricFamily[] {
+  if (!kube) return [];
+  const st = kube.status();
+  const one = (name: string, help: string, value: number, type: 'counter' | 'gauge'): MetricFamily => ({ name, help, type, samples: [{ value }] });
+  return [
+    one('osprey_kube_errors_total', 'Kubernetes API errors (lists, watches, owner lookups); informers retry with backoff.', st.counters.errors, 'counter'),
+    one('osprey_kube_connected', '1 when every Kubernetes informer has synced and has no error since.', st.state === 'connected' ? 1 : 0, 'gauge'),
+    one('osprey_kube_pods_cached', 'Pods of this node cached.', st.podsCached, 'gauge'),
+    one('osprey_kube_services_cached', 'Services cached (ClusterIP to name).', st.servicesCached, 'gauge'),
+    one('osprey_kube_relists_total', 'Full lists by the informers (first sync, 410 Gone, errors).', st.informers.pods!.lists + st.informers.services!.lists, 'counter'),
+    one('osprey_kube_processes_waiting', 'Processes in a container whose pod is not known yet.', st.processes.waiting, 'gauge'),
+  ];
 }
 
 /** what this process costs: CPU (all threads, so the store's DuckDB work too) and memory */

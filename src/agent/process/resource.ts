@@ -1,12 +1,18 @@
 // Who a pid is: the OpenTelemetry resource of its spans. Read once per process
 // from /proc (environ, cmdline, exe, cgroup) and cached, bounded, with cleanup of
-// processes that exited.
+// processes that exited. Container and Kubernetes identity come from src/resource: an
+// enricher (Kubernetes metadata) may add to a process's resource later, IN PLACE - a pod
+// the informer did not know yet when the process was first seen - so a resource object is
+// not frozen: whoever caches by object must compare its values (the store's writer does).
 import { readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { redactArgv } from '../redact.js';
 import type { Attributes } from '../../model/index.js';
+import { identityFromCgroup, type CgroupIdentity } from '../../resource/cgroup.js';
 import { detectRuntime, type RuntimeInfo } from './runtime.js';
+
+export { containerIdFromCgroup } from '../../resource/cgroup.js';
 
 export interface ProcessInfo {
   pid: number;
@@ -17,6 +23,18 @@ export interface ProcessInfo {
   /** sweeps to skip before the runtime is looked at again (doubles each time) */
   recheckIn: number;
   recheckEvery: number;
+  /** the container and pod its cgroup names */
+  cgroup: CgroupIdentity;
+  /** service.name was set by the process itself (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES): nothing overrides it */
+  serviceFromEnv: boolean;
+}
+
+/** Adds identity (Kubernetes metadata) to processes, now or later, in place. */
+export interface ResourceEnricher {
+  /** a process just read: may write into p.resource and p.serviceName, now and later */
+  enrich(p: ProcessInfo): void;
+  /** the process exited or left the table: no more updates */
+  forget(pid: number): void;
 }
 
 /** a runtime that may still change model is looked at again after 1, 2, 4 … 64 sweeps, then every 64 */
@@ -89,20 +107,16 @@ export function serviceFromCommand(exe: string, argv: string[]): string {
   return name;
 }
 
-/** container id from /proc/<pid>/cgroup (docker, containerd, cri-o, podman paths) */
-export function containerIdFromCgroup(text: string): string | undefined {
-  const m = /(?:[/-]|^)([0-9a-f]{64})(?:\.scope)?$/m.exec(text.split('\n').map((l) => l.split(':').pop() ?? '').join('\n'));
-  return m?.[1];
-}
-
 export class ProcessTable {
   readonly #cache = new Map<number, ProcessInfo>();
   readonly #host = hostname();
   readonly #max: number;
+  readonly #enricher: ResourceEnricher | undefined;
   evicted = 0;
 
-  constructor(max = 8192) {
+  constructor(max = 8192, enricher?: ResourceEnricher) {
     this.#max = max;
+    this.#enricher = enricher;
   }
 
   get size(): number {
@@ -116,10 +130,14 @@ export class ProcessTable {
     p = this.#read(pid, comm);
     if (this.#cache.size >= this.#max) {
       const oldest = this.#cache.keys().next().value;
-      if (oldest !== undefined) this.#cache.delete(oldest);
+      if (oldest !== undefined) {
+        this.#cache.delete(oldest);
+        this.#enricher?.forget(oldest);
+      }
       this.evicted++;
     }
     this.#cache.set(pid, p);
+    this.#enricher?.enrich(p);
     return p;
   }
 
@@ -144,6 +162,7 @@ export class ProcessTable {
     for (const [pid, p] of this.#cache) {
       if (!existsSync(`/proc/${pid}`)) {
         this.#cache.delete(pid);
+        this.#enricher?.forget(pid);
         gone?.(pid);
         n++;
       } else if (p.runtime.recheck && --p.recheckIn <= 0) {
@@ -166,11 +185,10 @@ export class ProcessTable {
     const env = readSafe(`/proc/${pid}/environ`);
     const fromEnv = env ? parseEnviron(env) : { resourceAttrs: {} as Attributes };
     const cgroup = readSafe(`/proc/${pid}/cgroup`)?.toString('utf8') ?? '';
-    const containerId = containerIdFromCgroup(cgroup);
-    const serviceName =
-      fromEnv.serviceName ??
-      (typeof fromEnv.resourceAttrs['service.name'] === 'string' ? fromEnv.resourceAttrs['service.name'] : undefined) ??
-      serviceFromCommand(exe.replace(/ \(deleted\)$/, '') || comm, argv.length ? argv : [comm]);
+    const cg = identityFromCgroup(cgroup);
+    const containerId = cg.containerId;
+    const envService = fromEnv.serviceName ?? (typeof fromEnv.resourceAttrs['service.name'] === 'string' ? fromEnv.resourceAttrs['service.name'] : undefined);
+    const serviceName = envService ?? serviceFromCommand(exe.replace(/ \(deleted\)$/, '') || comm, argv.length ? argv : [comm]);
     const resource: Attributes = {
       ...fromEnv.resourceAttrs,
       'service.name': serviceName,
@@ -180,7 +198,7 @@ export class ProcessTable {
     };
     if (argv.length) resource['process.command_line'] = redactArgv(argv).join(' ').slice(0, 1024);
     if (containerId) resource['container.id'] = containerId;
-    return { pid, resource, serviceName, runtime: detectRuntime(pid, exe, comm), recheckIn: 1, recheckEvery: 1 };
+    return { pid, resource, serviceName, runtime: detectRuntime(pid, exe, comm), recheckIn: 1, recheckEvery: 1, cgroup: cg, serviceFromEnv: envService !== undefined };
   }
 }
 
