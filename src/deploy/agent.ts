@@ -12,12 +12,12 @@
 // - capabilities instead of privileged: BPF (load programs, create maps) and PERFMON
 //   (attach to tracepoints, read kernel memory from BPF) are what the kernel asks of a
 //   tracer since 5.8; SYS_RESOURCE lifts RLIMIT_MEMLOCK, which kernels before 5.11 charge
-//   BPF maps to. SYS_PTRACE and DAC_READ_SEARCH are for naming processes: the kernel guards
-//   /proc/<pid>/environ (OTEL_SERVICE_NAME), exe and maps with a ptrace access check that a
-//   process of another uid, or one holding capabilities the agent lacks, passes only with
-//   SYS_PTRACE, and environ is mode 0400 of its owner, which root without DAC_OVERRIDE reads
-//   only with DAC_READ_SEARCH (read-only, narrower than DAC_OVERRIDE). test/deploy-caps.test.ts
-//   runs the agent's checks with exactly this set, and without each of the last two.
+//   BPF maps to. SYS_PTRACE and DAC_READ_SEARCH are for naming processes of other users:
+//   /proc/<pid>/exe (the executable's name, and the binary the runtime detection reads)
+//   passes a ptrace access check, and /proc/<pid>/environ (OTEL_SERVICE_NAME) is mode 0400
+//   of its owner, which root without DAC_OVERRIDE opens only with DAC_READ_SEARCH (a
+//   read-only bypass, narrower than DAC_OVERRIDE). test/deploy-caps.test.ts runs the
+//   agent's checks with exactly this set, and reads another uid's process without each.
 // - seccomp Unconfined: RuntimeDefault profiles allow bpf(2) and perf_event_open(2) only
 //   with CAP_SYS_ADMIN in many runtime versions (newer ones also with BPF/PERFMON); the
 //   capability set above is the actual limit.

@@ -193,20 +193,19 @@ export function doctorChecks(given: Partial<DoctorEnv> = {}): Check[] {
 }
 
 /**
- * The agent names a process from /proc/<pid>/environ (OTEL_SERVICE_NAME), exe and maps.
- * The kernel lets it open another process's environ, exe and maps only through a ptrace
- * access check, which a process of another uid, or one holding capabilities the agent
- * lacks, passes only with SYS_PTRACE; and environ is mode 0400 of its owner, which root
- * without DAC_OVERRIDE opens only with DAC_READ_SEARCH. Judged from the capabilities held
- * (doctor opens no other process's files); test/deploy-caps.test.ts shows each is needed.
+ * The agent names a process of another user from /proc/<pid>/exe, which passes a ptrace
+ * access check (SYS_PTRACE), and /proc/<pid>/environ (OTEL_SERVICE_NAME), mode 0400 of its
+ * owner, which root without DAC_OVERRIDE opens only with DAC_READ_SEARCH. Judged from the
+ * capabilities held (doctor opens no other process's files); test/deploy-caps.test.ts
+ * reads a real process of another uid with and without each.
  */
 function procAccess(caps: bigint): Check {
   const lacking = (['SYS_PTRACE', 'DAC_READ_SEARCH'] as const).filter((c) => !hasCap(caps, CAP[c]));
-  if (lacking.length === 0) return { id: 'process-metadata', status: 'pass', detail: "SYS_PTRACE and DAC_READ_SEARCH: other users' /proc/<pid>/environ, exe and maps are readable" };
+  if (lacking.length === 0) return { id: 'process-metadata', status: 'pass', detail: "SYS_PTRACE and DAC_READ_SEARCH: other users' /proc/<pid>/exe and environ are readable" };
   return {
     id: 'process-metadata',
     status: 'warn',
-    detail: `without ${lacking.join(' and ')} the environ, exe and maps of other users' processes are unreadable: those services are named from their command name, not OTEL_SERVICE_NAME`,
+    detail: `without ${lacking.join(' and ')}: ${lacking.map((c) => (c === 'SYS_PTRACE' ? '/proc/<pid>/exe' : '/proc/<pid>/environ')).join(' and ')} of other users' processes unreadable, so their services are named from less (no OTEL_SERVICE_NAME, or no executable name)`,
     fix: `grant ${lacking.map((c) => `CAP_${c}`).join(' and ')} (in a pod: securityContext.capabilities.add)`,
   };
 }
