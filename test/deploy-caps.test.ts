@@ -47,7 +47,7 @@ test('doctor with exactly the DaemonSet capabilities: every required check passe
   assert.equal(byId(checks, 'process-metadata')?.status, 'pass');
   const load = byId(checks, 'load');
   assert.equal(load?.status, 'pass', load?.detail);
-  assert.match(load!.detail, /loaded and attached (\d+)\/\1 programs/);
+  assert.match(load?.detail ?? '', /loaded and attached (\d+)\/\1 programs/);
 });
 
 test('doctor without capabilities: capabilities FAIL with the fix, the load is skipped, exit 1 (table and JSON)', async () => {

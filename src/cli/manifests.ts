@@ -36,7 +36,8 @@ function helpLines(): string {
   ];
   for (const [flag, key, arg] of FLAGS) {
     const left = `      --${flag} ${arg}`;
-    lines.push(`${left.padEnd(28)}${WHAT[key]}`);
+    if (left.length > 26) lines.push(left, `${''.padEnd(28)}${WHAT[key]}`);
+    else lines.push(`${left.padEnd(28)}${WHAT[key]}`);
     lines.push(`${''.padEnd(28)}(default ${DEFAULTS[key]})`);
   }
   return lines.join('\n');
@@ -51,7 +52,7 @@ export const manifestsCommand: Command = {
     'dashboard. Install: osprey manifests | kubectl apply -f -   (docs/kubernetes.md)',
   usage: 'osprey manifests [--namespace NS] [--out DIR] [--image IMAGE] [endpoint options]',
   help: helpLines(),
-  options: Object.fromEntries([['out', { type: 'string' as const }], ...FLAGS.map(([flag]) => [flag, { type: 'string' as const }])]),
+  options: Object.fromEntries(['out', ...FLAGS.map(([flag]) => flag)].map((flag): [string, { type: 'string' }] => [flag, { type: 'string' }])),
   async run({ values }) {
     const given: Partial<DeployOptions> = {};
     for (const [flag, key] of FLAGS) {
