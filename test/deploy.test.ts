@@ -156,6 +156,12 @@ test("the OpenTelemetryCollector validates against the operator's CRD (v1beta1, 
   assert.equal(cr!.spec.mode, 'daemonset');
   assert.equal(cr!.spec.priorityClassName, 'osprey-node-collector');
 
+  // the CRD's CEL rules (x-kubernetes-validations) are not JSON Schema: in this release each
+  // one only forbids a field in sidecar mode, which a daemonset CR satisfies
+  const rules = [...JSON.stringify(v1beta1.schema.openAPIV3Schema).matchAll(/"rule":"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
+  assert.ok(rules.length > 0);
+  for (const r of rules) assert.match(r, /^!\(self\.mode == 'sidecar' && /, `a CEL rule this test does not evaluate: ${r}`);
+
   const broken = (f: (c: OpenTelemetryCollector & { spec: Record<string, unknown> }) => void) => {
     const c = structuredClone(cr!) as OpenTelemetryCollector & { spec: Record<string, unknown> };
     f(c);
