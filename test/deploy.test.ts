@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Ajv } from 'ajv';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
@@ -19,6 +19,7 @@ import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/
 import { PriorityClass } from 'kubernetes-models/scheduling.k8s.io/v1/PriorityClass';
 import { DATASOURCE_UID, RED_QUERIES, type OpenTelemetryCollector } from '../src/deploy/index.js';
 import { operatorCrd } from './operator-crd.js';
+import { otelcolBinary } from './otelcol.js';
 import { OSPREY, run } from './helpers.js';
 
 type Doc = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } };
@@ -318,4 +319,38 @@ test("Tempo's metrics-generator fragment: span-metrics and service-graphs, remot
   assert.deepEqual(tempo.overrides.defaults.metrics_generator.processors.sort(), ['service-graphs', 'span-metrics']);
   assert.deepEqual(tempo.metrics_generator.storage.remote_write, [{ url: 'http://mimir.obs:8080/api/v1/push', send_exemplars: true, headers: { 'X-Scope-OrgID': 'team-a' } }]);
   assert.deepEqual(tempo.metrics_generator.registry.external_labels, { source: 'tempo' });
+});
+
+test("the collector configuration inside the CR passes `validate` of a real collector (test/otelcol.ts); broken ones do not", { timeout: 45 * 60_000 }, async () => {
+  // endpoints on this machine, so that nothing in the config names a host that does not resolve here
+  const [cr] = byKind(
+    await manifestsCli(['--tempo-otlp', '127.0.0.1:4317', '--mimir-write', 'http://127.0.0.1:9009/api/v1/push', '--loki-otlp', 'http://127.0.0.1:3100/otlp']),
+    'OpenTelemetryCollector',
+  ) as unknown as OpenTelemetryCollector[];
+  // the node name the CR's env gives the collector pod, as the operator would set it
+  const nodeVar = cr!.spec.env.find((e) => e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName')!.name;
+  assert.equal((cr!.spec.config.processors.k8sattributes as { filter: { node_from_env_var: string } }).filter.node_from_env_var, nodeVar);
+  const bin = await otelcolBinary();
+  const dir = mkdtempSync(join(tmpdir(), 'osprey-collector-config-'));
+  try {
+    const validate = async (config: unknown, env: Record<string, string | undefined>) => {
+      const path = join(dir, 'config.yaml');
+      writeFileSync(path, stringify(config));
+      return run(bin, ['validate', '--config', path], { env, timeoutMs: 60_000 });
+    };
+    const ok = await validate(cr!.spec.config, { [nodeVar]: 'node-a' });
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+
+    const noNode = await validate(cr!.spec.config, { [nodeVar]: undefined });
+    assert.notEqual(noNode.code, 0);
+    assert.match(noNode.stderr, new RegExp(`envvar "${nodeVar}" is not set`));
+
+    const bad = structuredClone(cr!.spec.config) as unknown as { processors: { k8sattributes: { extract: { metadata: string[] } } } };
+    bad.processors.k8sattributes.extract.metadata.push('k8s.bogus.name');
+    const rejected = await validate(bad, { [nodeVar]: 'node-a' });
+    assert.notEqual(rejected.code, 0);
+    assert.match(rejected.stderr, /"k8s\.bogus\.name" is not a supported metadata field/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
