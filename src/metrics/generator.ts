@@ -11,7 +11,7 @@
 // string building once a series exists. Everything is bounded: series per processor
 // (maxSeries, then osprey_metrics_series_dropped_total), pending service-graph edges (maxItems,
 // then osprey_service_graph_dropped_spans_total), stale series are forgotten after 15 min.
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import type { MetricFamily } from './prometheus.js';
 import { spanService } from './series.js';
 import { ServiceGraph, type ServiceGraphOptions } from './servicegraph.js';
@@ -72,7 +72,7 @@ export class MetricsGenerator {
     this.spans += spans.length;
     for (let i = 0; i < spans.length; i++) {
       const span = spans[i]!;
-      if (oldestEndNs > 0 && Number(span.startTimeUnixNano) + span.durationNano < oldestEndNs) {
+      if (oldestEndNs > 0 && span.startMs * 1e6 + span.durationNano < oldestEndNs) {
         this.spansTooOld++;
         continue;
       }

@@ -2,7 +2,7 @@
 // counter and a latency histogram (seconds). Series are found through nested Maps
 // (service -> span name -> 18 kind×status slots): no per-span string building or allocation once
 // a series exists.
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import type { MetricFamily } from './prometheus.js';
 import { boundsToNs, KIND_LABELS, kindIndex, labelValue, NsHistogram, SPAN_METRICS_BUCKETS, STATUS_LABELS, statusIndex, sweepNested } from './series.js';
 

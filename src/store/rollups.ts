@@ -23,7 +23,7 @@
 //   edge_rollup(bucket_ns, client, server, conn, n, failed, client_sum_ns, server_sum_ns, c0…c14, s0…s14)
 
 import { BIGINT, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import { histogramQuantile } from '../metrics/latency.js';
 import { NsHistogram, SPAN_METRICS_BUCKETS, boundsToNs, spanService } from '../metrics/series.js';
 import { CONNECTION_TYPES, ServiceGraph, type CompletedEdge } from '../metrics/servicegraph.js';
@@ -35,6 +35,7 @@ import type { EdgeStats, ServiceStats } from './types.js';
 /** rollup time bucket: 1 min of span start time */
 export const ROLLUP_BUCKET_NS = 60_000_000_000n;
 const BUCKET = Number(ROLLUP_BUCKET_NS);
+const BUCKET_MS = BUCKET / 1e6;
 /** histogram buckets: Tempo's span-metrics defaults, as /metrics */
 const BOUNDS_NS = boundsToNs(SPAN_METRICS_BUCKETS);
 const H = BOUNDS_NS.length + 1;
@@ -152,8 +153,8 @@ export class Rollups {
   }
 
   /** a span being stored: `service` is its stored service (resource service.name or unknown_service) */
-  observe(service: string, s: Span, start: bigint, durNs: number): void {
-    this.addSpan(service, Number(start / ROLLUP_BUCKET_NS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs, 1);
+  observe(service: string, s: Span, durNs: number): void {
+    this.addSpan(service, Math.floor(s.startMs / BUCKET_MS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs, 1);
     // the graph names services as /metrics does and skips spans without service.name
     const label = spanService(s.resource);
     if (label !== '') this.graph.observe(label, s, this.now());
