@@ -1,11 +1,13 @@
 // osprey: the command line. `bin/osprey` execs node on this file.
 import { commandHelp, parse, reportError, UsageError, type Command } from './cli.js';
+import { doctorCommand } from './doctor.js';
 import { eventsCommand } from './events.js';
+import { manifestsCommand } from './manifests.js';
 import { graphCommand, queryCommand, servicesCommand, traceCommand } from './read-commands.js';
 import { statusCommand } from './status.js';
 import { upCommand } from './up.js';
 
-const commands: Command[] = [upCommand, queryCommand, traceCommand, servicesCommand, graphCommand, statusCommand, eventsCommand];
+const commands: Command[] = [upCommand, queryCommand, traceCommand, servicesCommand, graphCommand, statusCommand, eventsCommand, doctorCommand, manifestsCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -37,8 +37,9 @@ export interface CaptureOptions {
 const SLOTS = 4;
 const SLOT_ROOM = 32 * 1024;
 
-/** tracepoints without which there is nothing to capture */
-const REQUIRED = ['read', 'write', 'accept4', 'connect', 'close'];
+/** tracepoints without which there is nothing to capture (`osprey doctor` checks them too) */
+export const REQUIRED_SYSCALLS = ['read', 'write', 'accept4', 'connect', 'close'];
+const REQUIRED = REQUIRED_SYSCALLS;
 
 export interface ProgramState {
   name: string;
