@@ -118,11 +118,11 @@ test('the agent DaemonSet: hostPID, no hostNetwork, capabilities not privileged,
   assert.deepEqual(c.args, ['up', '--no-store', '--export', 'http://osprey-collector.tracing.svc:4318', '--listen', '0.0.0.0:7070']);
 });
 
-test('RBAC: get/list/watch on pods, services, nodes and replicasets for the agent, nothing more', async () => {
+test('RBAC: get/list/watch on pods and services, get on replicasets and jobs for the agent, nothing more', async () => {
   const docs = await manifestsCli();
   const [agentRole] = byKind(docs, 'ClusterRole').filter((d) => d.metadata.name.startsWith('osprey-agent')) as unknown as ClusterRole[];
   const grants = agentRole!.rules!.flatMap((r) => r.resources!.flatMap((res) => r.verbs.map((v) => `${r.apiGroups![0] || 'core'}/${res}:${v}`)));
-  assert.deepEqual(grants.sort(), ['apps/replicasets', 'core/nodes', 'core/pods', 'core/services'].flatMap((g) => ['get', 'list', 'watch'].map((v) => `${g}:${v}`)).sort());
+  assert.deepEqual(grants.sort(), [...['core/pods', 'core/services'].flatMap((g) => ['get', 'list', 'watch'].map((v) => `${g}:${v}`)), 'apps/replicasets:get', 'batch/jobs:get'].sort());
   const bindings = byKind(docs, 'ClusterRoleBinding') as unknown as ClusterRoleBinding[];
   for (const b of bindings) {
     assert.equal(b.subjects?.[0]?.namespace, 'osprey');

@@ -23,14 +23,15 @@ export function namespace(o: DeployOptions): Namespace {
 }
 
 /**
- * The agent's informers watch this node's pods (field selector spec.nodeName), the
- * ReplicaSets that own them (to name the Deployment), Services (a client span to a
- * ClusterIP gets the peer's k8s.* attributes) and its Node. Read-only, nothing more: no
- * secrets, no configmaps, no write verbs.
+ * What src/resource/kube reads: it watches this node's pods (field selector spec.nodeName)
+ * and Services (a client span to a ClusterIP gets the peer's k8s.* attributes), and gets
+ * the ReplicaSet or Job that owns a pod (to name its Deployment or CronJob; one GET each,
+ * cached). Read-only, nothing more: no nodes, secrets or configmaps, no write verbs.
  */
 export const AGENT_RULES = [
-  { apiGroups: [''], resources: ['pods', 'services', 'nodes'], verbs: READ },
-  { apiGroups: ['apps'], resources: ['replicasets'], verbs: READ },
+  { apiGroups: [''], resources: ['pods', 'services'], verbs: READ },
+  { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get'] },
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get'] },
 ];
 
 /**
