@@ -264,12 +264,8 @@ export const upCommand: Command = {
     await server.close();
     await store?.shutdown();
     const c = agent.counters;
-    const e = exporter?.spans?.counters;
-    say(
-      `stopped: ${c.spans} spans recorded this run${store ? `, ${store.stats().rows} kept in ${path ?? 'memory'}` : ''}${
-        e ? `, ${e.sent} exported, ${Object.values(e.dropped).reduce((a, b) => a + b, 0)} dropped by the exporter` : ''
-      }`,
-    );
+    if (exporter?.spans) say(`export: ${exporter.summary()}`);
+    say(`stopped: ${c.spans} spans recorded this run${store ? `, ${store.stats().rows} kept in ${path ?? 'memory'}` : ''}`);
     return 0;
   },
 };

@@ -52,6 +52,13 @@ export class Exporter {
     return parts.join('; ');
   }
 
+  /** the final tally, for the exit log: consumed = sent + every dropped */
+  summary(): string {
+    const c = this.spans?.counters;
+    if (!c) return '';
+    return `${c.consumed} spans consumed, ${c.sent} sent, dropped ${DROP_REASONS.map((r) => `${r}=${c.dropped[r]}`).join(' ')}`;
+  }
+
   consume(spans: readonly Span[]): void {
     this.spans?.consume(spans);
   }
