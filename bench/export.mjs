@@ -22,6 +22,7 @@ import { loadDist, option } from './lib/script.mjs';
 const { Agent } = await loadDist('src/agent/agent.js');
 const { MetricsGenerator, exposition } = await loadDist('src/metrics/index.js');
 const { SpanExporter, encodeMetrics, exportFamilies } = await loadDist('src/export/index.js');
+const { Span } = await loadDist('src/model/index.js');
 
 const f = (x, d = 0) => Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
@@ -120,7 +121,8 @@ function seriesCount({ services = 500, routes = 20, callees = 3, calledRoutes = 
   let n = 0;
   const id = (len) => (++n).toString(16).padStart(len, '0');
   const batch = [];
-  const span = (r, kind, name, traceId, spanId, parentSpanId, status) => ({
+  const span = (r, kind, name, traceId, spanId, parentSpanId, status) =>
+    Span.from({
     traceId,
     spanId,
     parentSpanId,
@@ -129,9 +131,9 @@ function seriesCount({ services = 500, routes = 20, callees = 3, calledRoutes = 
     startTimeUnixNano: 1_000_000_000_000_000n,
     durationNano: 5e6,
     status,
-    resource: r,
-    attributes: {},
-  });
+      resource: r,
+      attributes: {},
+    });
   for (let i = 0; i < services; i++) {
     for (let k = 0; k < routes; k++) {
       for (const status of errors ? ['unset', 'error'] : ['unset']) {

@@ -10,6 +10,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { cpuUs, loadDist, option } from './lib/script.mjs';
 
 const { DuckStore } = await loadDist('store/index.js');
+const { Span } = await loadDist('model/index.js');
 const { parseTraceQL } = await loadDist('traceql/index.js');
 
 const N = Number(option('spans', 1_000_000));
@@ -52,7 +53,7 @@ const traceIds = [];
 function request(out, traceId, parent, svcIdx, routeIdx, startNs, durNs, depth) {
   const path = routes[routeIdx].replace('{id}', String(Math.floor(rand() * 100000)));
   const err = rand() < 0.01;
-  const server = {
+  const server = Span.from({
     traceId,
     spanId: hex(16),
     parentSpanId: parent,
@@ -74,7 +75,7 @@ function request(out, traceId, parent, svcIdx, routeIdx, startNs, durNs, depth) 
       'network.peer.port': 40000 + Math.floor(rand() * 20000),
       'osprey.link': parent ? 'tuple' : 'none',
     },
-  };
+  });
   out.push(server);
   if (depth >= 3) return;
   const calls = Math.floor(rand() * 3) + (depth === 0 ? 1 : 0);
@@ -83,7 +84,7 @@ function request(out, traceId, parent, svcIdx, routeIdx, startNs, durNs, depth) 
     const calleeRoute = Math.floor(rand() * ROUTES);
     const callee = routeService[calleeRoute];
     const cDur = Math.max(50_000, Math.floor((durNs * (0.2 + rand() * 0.5)) / calls));
-    const client = {
+    const client = Span.from({
       traceId,
       spanId: hex(16),
       parentSpanId: server.spanId,
@@ -103,7 +104,7 @@ function request(out, traceId, parent, svcIdx, routeIdx, startNs, durNs, depth) 
         'server.port': 8080,
         'osprey.link': 'thread',
       },
-    };
+    });
     out.push(client);
     request(out, traceId, client.spanId, callee, calleeRoute, t + 100_000n, Math.max(20_000, cDur - 200_000), depth + 1);
     t += BigInt(cDur);

@@ -4,7 +4,7 @@
 //   node bench/store-ingest.mjs [--spans 2000000] [--path /tmp/osprey-ingest.duckdb] [--memory-limit 128MB]
 //                               [--tick 200] [--flush-every 5000] [--uncompressed]
 // Without --path the store is in memory. Spans look like the agent's HTTP spans
-// (src/agent/spans.ts httpSpanParts + osprey.link: 15-17 attributes, mostly repeated
+// (src/agent/spans.ts fillHttpSpan + osprey.link: 15-17 attributes, mostly repeated
 // strings, a client and a server span per request). Prints one JSON line; asserts nothing.
 // Peak RSS is the process's VmHWM (/proc/self/status).
 
@@ -14,6 +14,7 @@ import { procMem } from './lib/proc.mjs';
 import { cpuUs, loadDist, option } from './lib/script.mjs';
 
 const { DuckStore } = await loadDist('store/index.js');
+const { Span } = await loadDist('model/index.js');
 
 const args = process.argv.slice(2);
 const N = Number(option('spans', 2_000_000));
@@ -97,7 +98,7 @@ function request(out) {
   if (status >= 500) server['error.type'] = String(status);
   server['osprey.link'] = 'tuple';
   out.push(
-    {
+    Span.from({
       traceId,
       spanId: clientId,
       parentSpanId: '',
@@ -108,8 +109,8 @@ function request(out) {
       status: status >= 400 ? 'error' : 'unset',
       resource: caller,
       attributes: client,
-    },
-    {
+    }),
+    Span.from({
       traceId,
       spanId: hex(16),
       parentSpanId: clientId,
@@ -120,7 +121,7 @@ function request(out) {
       status: status >= 500 ? 'error' : 'unset',
       resource: callee,
       attributes: server,
-    },
+    }),
   );
   clock += 1_700_000n; // ~2M spans over the hour before now
 }

@@ -1,6 +1,6 @@
 // An in-process agent that collects spans, for end-to-end span and linking tests.
 import { Agent } from '../src/agent/agent.js';
-import type { Span } from '../src/agent/span.js';
+import type { Span } from '../src/model/index.js';
 import { waitFor } from './helpers.js';
 
 export class SpanCollector {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Span } from '../src/agent/span.js';
+import type { Span } from '../src/model/index.js';
 import { writeNginxConfig } from '../src/demo/nginx.js';
 import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
 import { demoFile, pythonBin } from '../src/demo/stack.js';

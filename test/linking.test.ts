@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startChain, type Chain } from '../src/demo/chain.js';
-import type { Span } from '../src/agent/span.js';
+import type { Span } from '../src/model/index.js';
 import { SpanCollector } from './agent-helpers.js';
 import { run, sleep } from './helpers.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Attributes, Span, SpanKind, SpanStatus } from '../src/agent/span.js';
+import { Span, type Attributes, type SpanKind, type SpanStatus } from '../src/model/index.js';
 import { exposition, MetricsGenerator, SERVICE_GRAPH_BUCKETS, SPAN_METRICS_BUCKETS } from '../src/metrics/index.js';
 import type { EdgeStats, ServiceStats } from '../src/store/index.js';
 import { freePort, OSPREY, ospreyUp, run, sleep, startServer, type Proc } from './helpers.js';
@@ -40,7 +40,7 @@ function span(p: {
   attributes?: Attributes;
   startMs?: number;
 }): Span {
-  return {
+  return Span.from({
     traceId: p.traceId ?? newId(32),
     spanId: p.spanId ?? newId(16),
     parentSpanId: p.parentSpanId ?? '',
@@ -51,7 +51,7 @@ function span(p: {
     status: p.status ?? 'unset',
     resource: res(p.service),
     attributes: p.attributes ?? {},
-  };
+  });
 }
 
 /** a client span and its server child, in the given order */
@@ -346,12 +346,12 @@ describe('metrics generator (Tempo span metrics + service graph)', () => {
       const name = names[i % names.length]!;
       const c = span({ service: services[i % 20], kind: 'client', name, traceId, spanId: hex(16), durationNano: Math.floor(rnd() * 50e6), status: rnd() < 0.05 ? 'error' : 'unset' });
       const s = span({ service: services[(i * 7 + 3) % 20], kind: 'server', name, traceId, spanId: hex(16), parentSpanId: c.spanId, durationNano: Math.floor(rnd() * 40e6) });
-      c.attributes = { 'http.request.method': 'GET', 'url.path': '/x', 'server.address': '10.0.0.1', 'server.port': 80 };
-      s.attributes = { 'http.request.method': 'GET', 'url.path': '/x', 'client.address': '10.0.0.2' };
+      c.setAttributes({ 'http.request.method': 'GET', 'url.path': '/x', 'server.address': '10.0.0.1', 'server.port': 80 });
+      s.setAttributes({ 'http.request.method': 'GET', 'url.path': '/x', 'client.address': '10.0.0.2' });
       spans.push(c, s);
     }
     const now = Date.now();
-    for (const s of spans) s.startTimeUnixNano = BigInt(now - 1000) * 1_000_000n;
+    for (const s of spans) s.setStartNs(BigInt(now - 1000) * 1_000_000n);
     const gen = new MetricsGenerator({ now: () => now });
     const batch = 256;
     const feed = () => {

@@ -3,6 +3,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <pthread.h>
 #include <chrono>
 #include <cstring>
 
@@ -60,7 +61,11 @@ void Capture::Start(Napi::Env env, Napi::Function on_batch, int poll_ms, size_t 
   tsfn_ = Napi::ThreadSafeFunction::New(env, on_batch, "osprey-ringbuf", 64, 1);
   stop_ = false;
   running_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    // named, so per-thread CPU (/proc/<pid>/task/*/comm) tells the reader apart
+    pthread_setname_np(pthread_self(), "osprey-ringbuf");
+    Run();
+  });
 }
 
 void Capture::Release(uint32_t slot) {

@@ -5,10 +5,10 @@ import { Flag, Role } from '../kernel/index.js';
 import { Linker, mirror, type LinkRecord } from './linker.js';
 import { ProcessTable } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
-import { exchangeFromRecord, summarisedRequest, type RequestHead } from './protocols/http1-record.js';
+import { exchangeFromRecord } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
-import type { Attributes, Span } from './span.js';
-import { httpSpanParts, type Endpoint } from './spans.js';
+import { Span, type Attributes } from '../model/index.js';
+import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
  * Whether the kernel summarises HTTP/1 exchanges (bpf/lib/http1x.h) unless the caller says:
@@ -21,7 +21,8 @@ function summarizeDefault(): 'off' | 'on' {
 
 /** a summarised request between its HEAD hint and its exchange record */
 interface KeptHead {
-  head: RequestHead;
+  /** the span, filled from the head already (the exchange record adds the response) */
+  span: Span;
   /** the head call's exit, size and head length: the request, should no record follow */
   tsEnd: number;
   bytes: number;
@@ -60,7 +61,10 @@ interface Conn {
   peerKey: string;
   local: Endpoint;
   remote: Endpoint;
-  parser: Http1Parser;
+  /** made at the first call the kernel did not summarise (most connections never need one) */
+  parser: Http1Parser | undefined;
+  /** the connection predates the capture (the parser then starts mid-stream) */
+  preexisting: boolean;
   /**
    * Records of requests started and not finished; until it finishes a record's `data` is
    * the parser's request object. Usually one at a time: a slot, and a list only for
@@ -129,7 +133,8 @@ export class Agent {
   #timer: NodeJS.Timeout | undefined;
   #clock: { monoBase: bigint; clockOffset: bigint } | undefined;
   /** wall-clock ns of the capture clock's zero (monoBase + clockOffset) */
-  #epochNs = 0n;
+  #epochHi = 0;
+  #epochLo = 0;
   #offline = false;
   #offlineNow: number | undefined;
   #queue: Buffer[] = [];
@@ -170,7 +175,9 @@ export class Agent {
 
   #setClock(clock: { monoBase: bigint; clockOffset: bigint }): void {
     this.#clock = clock;
-    this.#epochNs = clock.monoBase + clock.clockOffset;
+    const epoch = clock.monoBase + clock.clockOffset;
+    this.#epochHi = Number(epoch >> 32n);
+    this.#epochLo = Number(epoch & 0xffffffffn);
   }
 
   /** monotonic ns on the capture's clock */
@@ -273,8 +280,9 @@ export class Agent {
     chunk.bytes = e.bytes;
     chunk.data = e.data;
     chunk.tid = e.tid;
-    const done = c.parser.push(chunk);
-    if (c.parser.error !== undefined) {
+    const parser = (c.parser ??= this.#parser(c));
+    const done = parser.push(chunk);
+    if (parser.error !== undefined) {
       this.counters.connections_parse_stopped++;
       this.#finishAll(c, done);
       this.#drop(c);
@@ -305,26 +313,30 @@ export class Agent {
       peerKey: mirror(key),
       local,
       remote,
-      parser: undefined as unknown as Http1Parser,
+      parser: undefined,
+      preexisting: (e.flags & Flag.preexisting) !== 0,
       open1: undefined,
       openMore: undefined,
       kept: undefined,
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
-    c.parser = new Http1Parser({
-      counters: this.http1,
-      midStream: (e.flags & Flag.preexisting) !== 0,
-      onRequest: (req) => this.#requestStarted(c, req),
-      onResponse: (req, res) => this.#responseStarted(c, req, res.tid),
-    });
     this.#conns.set(e.connId, c);
     this.counters.connections++;
     return c;
   }
 
+  #parser(c: Conn): Http1Parser {
+    return new Http1Parser({
+      counters: this.http1,
+      midStream: c.preexisting,
+      onRequest: (req) => this.#requestStarted(c, req),
+      onResponse: (req, res) => this.#responseStarted(c, req, res.tid),
+    });
+  }
+
   #requestStarted(c: Conn, req: HttpRequest): void {
-    const role = c.parser.connectionRole ?? 'server';
+    const role = c.parser?.connectionRole ?? 'server';
     // the kernel stopped summarising this exchange and re-sent its calls: its record stays
     const kept = c.kept;
     let rec: LinkRecord;
@@ -350,7 +362,8 @@ export class Agent {
    */
   #summarised(c: Conn, e: KernelEvent): void {
     if (e.op === 'head') {
-      const head = Http1Parser.requestHead(e.data, e.data.length);
+      const data = e.data;
+      const head = Http1Parser.requestHead(data, data.length);
       if (!head) {
         this.counters.kernel_records_unparsed++;
         return;
@@ -358,8 +371,11 @@ export class Agent {
       if (c.kept) this.linker.abandon(c.kept);
       const role = e.role === Role.server ? 'server' : 'client';
       const rec = this.linker.start(role, c.pid, e.tid, c.key, `${head.method} ${head.target}`, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey);
-      // until its exchange record comes, the record holds the parsed head and the head call
-      const kept: KeptHead = { head, tsEnd: e.tsEnd, bytes: e.bytes, headLen: e.data.length };
+      // until its exchange record comes, the record holds the span (made from the head now:
+      // the head's objects die young) and the head call
+      const span = new Span();
+      fillHttpRequest(span, role, head, c.local, c.remote);
+      const kept: KeptHead = { span, tsEnd: e.tsEnd, bytes: e.bytes, headLen: data.length };
       rec.data = kept;
       c.kept = rec;
       return;
@@ -369,18 +385,26 @@ export class Agent {
       return;
     }
     const kept = c.kept;
-    const mine = kept !== undefined && kept.start === e.ts;
-    const ex = exchangeFromRecord(e, mine ? (kept.data as KeptHead).head : undefined);
+    if (kept !== undefined && kept.start === e.ts) {
+      // the usual case: the record of the request whose head came as a hint
+      this.counters.kernel_exchanges++;
+      c.kept = undefined;
+      const x = e.exchange;
+      const span = (kept.data as KeptHead).span;
+      fillRequestBody(span, e.bytes - x.reqHeadLen);
+      fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
+      if (kept.kind === 'server') this.linker.responded(kept, x.respTid);
+      kept.data = this.#timed(c, span, e.ts, e.tsEnd);
+      this.linker.finish(kept, e.tsEnd, this.now());
+      return;
+    }
+    const ex = exchangeFromRecord(e);
     if (!ex) {
       this.counters.kernel_records_unparsed++;
       return;
     }
     this.counters.kernel_exchanges++;
-    let rec: LinkRecord;
-    if (mine) {
-      rec = kept;
-      c.kept = undefined;
-    } else rec = this.#link(c, ex.role, ex.request);
+    const rec = this.#link(c, ex.role, ex.request);
     if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid);
     const end = ex.response!.tsEnd;
     rec.data = this.#span(c, ex, end);
@@ -423,21 +447,17 @@ export class Agent {
   }
 
   #close(c: Conn, ts: number): void {
-    const done = c.parser.end(ts);
-    if (done.length) this.#finishAll(c, done);
+    const done = c.parser?.end(ts);
+    if (done?.length) this.#finishAll(c, done);
     // a summarised request the connection closed under (the peer reset it, say): reported
     // without a response, as the parser reports a request it saw no answer to
     const kept = c.kept;
     if (kept !== undefined) {
       c.kept = undefined;
       const k = kept.data as KeptHead;
-      const ex: Exchange = {
-        protocol: 'http1',
-        role: kept.kind,
-        request: summarisedRequest(k.head, kept.start, k.tsEnd, k.bytes, kept.tid, k.headLen),
-        incomplete: 'eof',
-      };
-      kept.data = this.#span(c, ex, k.tsEnd);
+      fillRequestBody(k.span, k.bytes - k.headLen);
+      fillIncomplete(k.span, 'eof');
+      kept.data = this.#timed(c, k.span, kept.start, k.tsEnd);
       this.linker.finish(kept, k.tsEnd, this.now());
     }
     this.#drop(c);
@@ -476,8 +496,8 @@ export class Agent {
           this.#drop(c);
           this.counters.connections_evicted++;
         } else {
-          const idle = c.parser.idle(now);
-          if (idle.length) this.#finishAll(c, idle);
+          const idle = c.parser?.idle(now);
+          if (idle?.length) this.#finishAll(c, idle);
         }
       }
     }
@@ -485,21 +505,16 @@ export class Agent {
 
   /** the span of a finished exchange, without its trace ids (fixed at emission) */
   #span(c: Conn, ex: Exchange, end: number): Span {
-    const parts = httpSpanParts(ex, c.local, c.remote);
-    const start = ex.request.tsStart;
-    const span: Span = {
-      traceId: '',
-      spanId: '',
-      parentSpanId: '',
-      name: parts.name,
-      kind: ex.role,
-      startTimeUnixNano: this.#epochNs + BigInt(Math.round(start)),
-      durationNano: Math.max(0, Math.round(end - start)),
-      status: parts.status,
-      resource: c.resource,
-      attributes: parts.attributes,
-    };
-    if (parts.statusMessage) span.statusMessage = parts.statusMessage;
+    const span = new Span();
+    fillHttpSpan(span, ex, c.local, c.remote);
+    return this.#timed(c, span, ex.request.tsStart, end);
+  }
+
+  /** sets the span's times (capture clock ns) and resource */
+  #timed(c: Conn, span: Span, start: number, end: number): Span {
+    span.setStartFrom(this.#epochHi, this.#epochLo, Math.round(start));
+    span.durationNano = Math.max(0, Math.round(end - start));
+    span.resource = c.resource;
     return span;
   }
 
@@ -509,10 +524,12 @@ export class Agent {
     for (const r of recs) {
       const span = r.data as Span | undefined;
       if (!span) continue;
-      span.traceId = r.traceId!;
-      span.spanId = r.spanId;
-      span.parentSpanId = r.parentSpanId;
-      span.attributes['osprey.link'] = r.link;
+      span.setTrace(r.trace!);
+      span.s0 = r.s0;
+      span.s1 = r.s1;
+      span.p0 = r.p0;
+      span.p1 = r.p1;
+      span.link = r.link;
       spans.push(span);
     }
     this.counters.spans += spans.length;

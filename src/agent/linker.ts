@@ -40,13 +40,14 @@
 // traceparent or in a client request without a parent) goes out at once.
 // Trace ids are resolved by walking up to the root at emission; a record whose
 // trace id is fixed never changes parent.
-import { newSpanId, newTraceId, parseTraceparent } from './ids.js';
+import { newSpanWords, newTraceId, parseTraceparent, type LinkSource, type TraceId } from '../model/index.js';
 import type { ThreadModel } from './process/runtime.js';
-import type { LinkSource } from './span.js';
 
 export interface LinkRecord {
   readonly kind: 'server' | 'client';
-  readonly spanId: string;
+  /** span id words (set once, at start) */
+  s0: number;
+  s1: number;
   readonly pid: number;
   readonly tid: number;
   /** "local>remote" of the connection */
@@ -62,8 +63,10 @@ export interface LinkRecord {
   link: LinkSource;
   parent: LinkRecord | undefined;
   /** from traceparent, or fixed at resolution */
-  traceId: string | undefined;
-  parentSpanId: string;
+  trace: TraceId | undefined;
+  /** parent span id words; 0, 0 for none */
+  p0: number;
+  p1: number;
   /** payload the owner attaches (the span under construction) */
   data: unknown;
   emitAt: number;
@@ -158,7 +161,8 @@ export class Linker {
   /** event-loop threads seen calling outside any request, per pid */
   readonly #background = new Map<number, Set<number>>();
   /** every live record, in start order (Map keeps insertion order) */
-  readonly #live = new Map<string, LinkRecord>();
+  /** in-flight and held records, oldest first */
+  readonly #live = new Set<LinkRecord>();
   /** finished records in emission order; #held[0, #heldHead) are already emitted */
   #held: LinkRecord[] = [];
   #heldHead = 0;
@@ -211,7 +215,8 @@ export class Linker {
     if (this.#live.size >= this.#max) this.#evictOldest();
     const r: LinkRecord = {
       kind,
-      spanId: newSpanId(),
+      s0: 0,
+      s1: 0,
       pid,
       tid,
       connKey,
@@ -222,12 +227,14 @@ export class Linker {
       end: undefined,
       link: 'none',
       parent: undefined,
-      traceId: undefined,
-      parentSpanId: '',
+      trace: undefined,
+      p0: 0,
+      p1: 0,
       data: undefined,
       emitAt: 0,
     };
-    this.#live.set(r.spanId, r);
+    newSpanWords(r);
+    this.#live.add(r);
     if (kind === 'server') this.#startServer(r, traceparent);
     else this.#startClient(r);
     return r;
@@ -236,8 +243,9 @@ export class Linker {
   #startServer(r: LinkRecord, traceparent: string | undefined): void {
     const tp = parseTraceparent(traceparent);
     if (tp) {
-      r.traceId = tp.traceId;
-      r.parentSpanId = tp.spanId;
+      r.trace = tp.trace;
+      r.p0 = tp.s0;
+      r.p1 = tp.s1;
       r.link = 'traceparent';
       this.counters.linked_traceparent++;
     } else {
@@ -322,12 +330,12 @@ export class Linker {
     const waiting = this.#waiting.get(r.connKey);
     if (waiting) {
       for (const s of waiting) {
-        if (r.claimed || s.parent || s.traceId || s.start < r.start || s.sig !== r.sig) continue;
+        if (r.claimed || s.parent || s.trace || s.start < r.start || s.sig !== r.sig) continue;
         if (r.end !== undefined && s.start > r.end) continue;
         this.#setParent(s, r, 'tuple');
         this.counters.linked_late++;
       }
-      const left = waiting.filter((s) => !s.parent && !s.traceId);
+      const left = waiting.filter((s) => !s.parent && !s.trace);
       if (left.length) this.#waiting.set(r.connKey, left);
       else this.#waiting.delete(r.connKey);
     }
@@ -385,8 +393,8 @@ export class Linker {
    */
   #settled(r: LinkRecord): boolean {
     let cur = r;
-    for (let n = 0; !cur.traceId && cur.parent && n < 64; n++) cur = cur.parent;
-    return cur.traceId !== undefined || (cur.kind === 'client' && cur.parent === undefined);
+    for (let n = 0; !cur.trace && cur.parent && n < 64; n++) cur = cur.parent;
+    return cur.trace !== undefined || (cur.kind === 'client' && cur.parent === undefined);
   }
 
   /** records whose hold passed (and the settled ones), with trace ids fixed */
@@ -434,20 +442,21 @@ export class Linker {
     // walk up to the first record with a fixed trace id (or the root), then down
     const chain: LinkRecord[] = [];
     let cur: LinkRecord | undefined = r;
-    while (cur && !cur.traceId && chain.length < 64) {
+    while (cur && !cur.trace && chain.length < 64) {
       chain.push(cur);
       cur = cur.parent;
     }
-    let traceId = cur?.traceId;
+    let trace = cur?.trace;
     for (let i = chain.length - 1; i >= 0; i--) {
       const x = chain[i]!;
-      if (x.parent && traceId) {
-        x.traceId = traceId;
-        x.parentSpanId = x.parent.spanId;
+      if (x.parent && trace) {
+        x.trace = trace;
+        x.p0 = x.parent.s0;
+        x.p1 = x.parent.s1;
       } else {
         x.parent = undefined;
         x.link = 'none';
-        x.traceId = traceId = newTraceId();
+        x.trace = trace = newTraceId();
         this.counters.roots++;
       }
     }
@@ -458,7 +467,7 @@ export class Linker {
   }
 
   #forget(r: LinkRecord): void {
-    this.#live.delete(r.spanId);
+    this.#live.delete(r);
     if (r.kind === 'client') unlist(this.#clients, r.connKey, r);
     else unlist(this.#waiting, r.peerKey, r);
   }
@@ -492,7 +501,7 @@ export class Linker {
 
   /** a request that will never finish (its connection went away unparsed) */
   abandon(r: LinkRecord): void {
-    if (r.end !== undefined || !this.#live.has(r.spanId)) return;
+    if (r.end !== undefined || !this.#live.has(r)) return;
     this.counters.abandoned++;
     this.#forget(r);
     this.#unserve(r);

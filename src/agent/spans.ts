@@ -5,18 +5,11 @@
 import type { Exchange } from './protocols/protocol.js';
 import { routeOf } from './protocols/route.js';
 import { redactPathParams, redactQuery, redactText, stripUserinfo } from './redact.js';
-import type { Attributes, SpanStatus } from './span.js';
+import type { Span } from '../model/index.js';
 
 export interface Endpoint {
   ip: string;
   port: number;
-}
-
-export interface HttpSpanParts {
-  name: string;
-  status: SpanStatus;
-  statusMessage?: string;
-  attributes: Attributes;
 }
 
 const MAX_PATH = 2048;
@@ -79,51 +72,74 @@ const targetParts = memo((target: string): TargetParts => {
 /** a User-Agent as stored: secrets redacted, then cut (cutting first could keep a secret's head) */
 const safeUserAgent = memo((ua: string): string => redactText(ua).slice(0, 256));
 
-export function httpSpanParts(ex: Exchange, local: Endpoint, remote: Endpoint): HttpSpanParts {
-  const req = ex.request;
-  const res = ex.response;
-  const { path, route, safeQuery } = targetParts(req.target);
-  const a: Attributes = {
-    'http.request.method': req.method,
-    'url.path': path,
-    'http.route': route,
-    'network.protocol.name': 'http',
-    'network.protocol.version': req.version,
-    'network.peer.address': remote.ip,
-    'network.peer.port': remote.port,
-  };
-  if (safeQuery) a['url.query'] = safeQuery;
-  const host = hostHeader(req.headers.host);
-  if (ex.role === 'server') {
-    a['server.address'] = host?.host ?? local.ip;
-    a['server.port'] = host?.port ?? local.port;
-    const xff = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
-    a['client.address'] = xff || remote.ip;
-    a['url.scheme'] = 'http';
+/** what a span takes from a request head */
+export interface HeadFields {
+  method: string;
+  target: string;
+  version: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * Fills `span` with what an HTTP request head gives (semantic conventions, name), straight
+ * into its fields: no attribute object per span.
+ */
+export function fillHttpRequest(span: Span, role: 'server' | 'client', head: HeadFields, local: Endpoint, remote: Endpoint): void {
+  const { path, route, safeQuery } = targetParts(head.target);
+  span.name = `${head.method} ${route}`;
+  span.kind = role;
+  span.method = head.method;
+  span.path = path;
+  span.route = route;
+  span.protocolName = 'http';
+  span.protocolVersion = head.version;
+  span.peerAddress = remote.ip;
+  span.peerPort = remote.port;
+  if (safeQuery) span.query = safeQuery;
+  const host = hostHeader(head.headers.host);
+  if (role === 'server') {
+    span.serverAddress = host?.host ?? local.ip;
+    span.serverPort = host?.port ?? local.port;
+    const xff = head.headers['x-forwarded-for']?.split(',')[0]?.trim();
+    span.clientAddress = xff || remote.ip;
+    span.scheme = 'http';
   } else {
-    a['server.address'] = host?.host ?? remote.ip;
-    a['server.port'] = host?.port ?? remote.port;
-    const h = req.headers.host;
+    span.serverAddress = host?.host ?? remote.ip;
+    span.serverPort = host?.port ?? remote.port;
+    const h = head.headers.host;
     const authority = h !== undefined ? stripUserinfo(h) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
-    a['url.full'] = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
+    span.urlFull = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
   }
-  const ua = req.headers['user-agent'];
-  if (ua) a['user_agent.original'] = safeUserAgent(ua);
-  if (req.bodySize > 0) a['http.request.body.size'] = req.bodySize;
-  let status: SpanStatus = 'unset';
-  let statusMessage: string | undefined;
-  if (res) {
-    a['http.response.status_code'] = res.status;
-    if (res.bodySize > 0) a['http.response.body.size'] = res.bodySize;
-    if (res.status >= 500 || (ex.role === 'client' && res.status >= 400)) {
-      status = 'error';
-      a['error.type'] = String(res.status);
-    }
+  const ua = head.headers['user-agent'];
+  if (ua) span.userAgent = safeUserAgent(ua);
+}
+
+/** the request body's size, when it had one */
+export function fillRequestBody(span: Span, bodySize: number): void {
+  if (bodySize > 0) span.requestBodySize = bodySize;
+}
+
+/** the response's status and size; server 5xx and client 4xx/5xx are errors */
+export function fillHttpResponse(span: Span, status: number, bodySize: number): void {
+  span.statusCode = status;
+  if (bodySize > 0) span.responseBodySize = bodySize;
+  if (status >= 500 || (span.kind === 'client' && status >= 400)) {
+    span.status = 'error';
+    span.errorType = String(status);
   }
-  if (ex.incomplete) {
-    status = 'error';
-    statusMessage = `no response: ${ex.incomplete}`;
-    a['error.type'] = ex.incomplete;
-  }
-  return { name: `${req.method} ${route}`, status, statusMessage, attributes: a };
+}
+
+/** an exchange that ended without a response: why ('eof', 'reset', ...) */
+export function fillIncomplete(span: Span, reason: string): void {
+  span.status = 'error';
+  span.statusMessage = `no response: ${reason}`;
+  span.errorType = reason;
+}
+
+/** Fills `span` with a whole exchange the parser reported. */
+export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: Endpoint): void {
+  fillHttpRequest(span, ex.role, ex.request, local, remote);
+  fillRequestBody(span, ex.request.bodySize);
+  if (ex.response) fillHttpResponse(span, ex.response.status, ex.response.bodySize);
+  if (ex.incomplete) fillIncomplete(span, ex.incomplete);
 }

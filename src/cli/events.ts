@@ -86,9 +86,8 @@ function flagNames(f: number): string[] {
 function textLine(cap: Capture, e: KernelEvent): string {
   const t = new Date(Number(cap.unixNano(e.ts) / 1_000_000n)).toISOString().slice(11, 23);
   const arrow = e.op === 'recv' || e.op === 'accept' ? '<-' : '->';
-  const data = e.data.length
-    ? ` ${JSON.stringify(e.data.toString('latin1').slice(0, 80))}${e.data.length > 80 || e.bytes > e.data.length ? '…' : ''}`
-    : '';
+  const d = e.data;
+  const data = d.length ? ` ${JSON.stringify(d.toString('latin1').slice(0, 80))}${d.length > 80 || e.bytes > d.length ? '…' : ''}` : '';
   const flags = e.flags ? ` [${flagNames(e.flags).join(',')}]` : '';
   return `${t} ${e.comm}[${e.pid}/${e.tid}] ${e.op.padEnd(7)} ${formatAddr(e.family, e.laddr, e.lport)} ${arrow} ${formatAddr(e.family, e.raddr, e.rport)} ${e.bytes}B${flags}${data}\n`;
 }

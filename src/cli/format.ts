@@ -1,5 +1,5 @@
 // Human output: durations, tables, trace trees.
-import type { SpanJson } from '../agent/span.js';
+import type { SpanJson } from '../model/index.js';
 
 export function fmtDuration(ns: number): string {
   if (ns >= 60e9) return `${(ns / 60e9).toFixed(1)}m`;

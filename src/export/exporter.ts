@@ -1,7 +1,7 @@
 // What `osprey up` wires in: the span exporter and the metrics exporter of one ExportConfig,
 // and their counters for /metrics and `osprey status`.
 import { hostname } from 'node:os';
-import type { Attributes, Span } from '../agent/span.js';
+import type { Attributes, Span } from '../model/index.js';
 import type { MetricFamily } from '../metrics/prometheus.js';
 import { describeTarget, type ExportConfig } from './config.js';
 import { MetricsExporter } from './metrics-exporter.js';

@@ -5,7 +5,7 @@
 // their own timestamps, so nothing is lost but resolution).
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import type { Attributes } from '../agent/span.js';
+import type { Attributes } from '../model/index.js';
 import type { MetricFamily } from '../metrics/prometheus.js';
 import { describeTarget, type ExportTarget } from './config.js';
 import { encodeMetrics, rejectedDataPoints } from './otlp.js';

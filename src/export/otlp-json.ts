@@ -1,6 +1,6 @@
 // Spans as OTLP/JSON ResourceSpans (hex ids, string int64s, int enums), the
 // shape Tempo's JSON trace API and OTLP/HTTP JSON share.
-import type { AttrValue, Attributes, Span, SpanKind } from '../agent/span.js';
+import type { AttrValue, Attributes, Span, SpanKind } from '../model/index.js';
 
 export interface OtlpAnyValue {
   stringValue?: string;

@@ -3,14 +3,14 @@
 // byte. (The end-to-end test, test/export.test.ts, has a real collector decode the bytes.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
+import { Span, type Attributes, type SpanInit, type SpanKind, type SpanStatus } from '../model/index.js';
 import { encodeSpans, encodeSpansOfficial } from './otlp.js';
 
 let seq = 0;
 const hex = (n: number) => (++seq).toString(16).padStart(n, '0');
 
-function span(p: Partial<Span> & { resource: Attributes }): Span {
-  return {
+function span(p: Partial<SpanInit> & { resource: Attributes }): Span {
+  return Span.from({
     traceId: hex(32),
     spanId: hex(16),
     parentSpanId: '',
@@ -21,7 +21,7 @@ function span(p: Partial<Span> & { resource: Attributes }): Span {
     status: 'unset',
     attributes: {},
     ...p,
-  };
+  });
 }
 
 const proc = { 'service.name': 'shop', 'process.pid': 4242, 'process.executable.name': 'node', 'host.name': 'vm' };

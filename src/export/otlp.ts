@@ -20,7 +20,7 @@
 import { ValueType } from '@opentelemetry/api';
 import { ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { AggregationTemporality, DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import type { AttrValue, Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
+import { HOT_ATTRIBUTES, type AttrValue, type Attributes, type Span, type SpanKind, type SpanStatus } from '../model/index.js';
 import type { MetricFamily } from '../metrics/prometheus.js';
 
 /** OTLP Span.SpanKind numbers (proto enum) */
@@ -113,11 +113,6 @@ export function encodeSpansOfficial(spans: readonly Span[]): Uint8Array {
 
 // ---- the span encoder ------------------------------------------------------------------
 
-/** hex digit → value, for both cases (the official hexToBinary accepts both) */
-const HEX = new Uint8Array(128);
-for (let i = 0; i < 10; i++) HEX[48 + i] = i;
-for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
-
 const SPAN_FLAGS_SAMPLED_HAS_IS_REMOTE = 0x1 | 0x100;
 const SPAN_FLAGS_IS_REMOTE = 0x200;
 const MAX_CACHED_KEYS = 4096;
@@ -181,9 +176,11 @@ class Writer {
     this.pos += 4;
   }
 
-  fixed64(v: bigint): void {
+  /** a fixed64 from its high and low 32-bit words (unsigned) */
+  fixed64Words(hi: number, lo: number): void {
     this.ensure(8);
-    this.buf.writeBigUInt64LE(v, this.pos);
+    this.buf.writeUInt32LE(lo >>> 0, this.pos);
+    this.buf.writeUInt32LE(hi >>> 0, this.pos + 4);
     this.pos += 8;
   }
 
@@ -214,16 +211,26 @@ class Writer {
     }
   }
 
-  /** length-prefixed bytes of a hex id (lowercase or uppercase; ids are 16 or 32 characters:
-   *  a loop over a table beats a native call at this size) */
-  hexBytes(hex: string): void {
-    const n = hex.length >>> 1;
-    this.varint(n);
-    this.ensure(n);
-    const buf = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < n; i++) buf[p++] = (HEX[hex.charCodeAt(2 * i)]! << 4) | HEX[hex.charCodeAt(2 * i + 1)]!;
-    this.pos = p;
+  /** length-prefixed 16 bytes of a trace id given as 32-bit words, most significant first */
+  traceId(w0: number, w1: number, w2: number, w3: number): void {
+    this.ensure(17);
+    const b = this.buf;
+    b[this.pos++] = 16;
+    b.writeUInt32BE(w0 >>> 0, this.pos);
+    b.writeUInt32BE(w1 >>> 0, this.pos + 4);
+    b.writeUInt32BE(w2 >>> 0, this.pos + 8);
+    b.writeUInt32BE(w3 >>> 0, this.pos + 12);
+    this.pos += 16;
+  }
+
+  /** length-prefixed 8 bytes of a span id given as 32-bit words, most significant first */
+  spanId(w0: number, w1: number): void {
+    this.ensure(9);
+    const b = this.buf;
+    b[this.pos++] = 8;
+    b.writeUInt32BE(w0 >>> 0, this.pos);
+    b.writeUInt32BE(w1 >>> 0, this.pos + 4);
+    this.pos += 8;
   }
 
   /** pre-encoded bytes (attribute keys: short, copied by a loop rather than a native call) */
@@ -316,16 +323,37 @@ function attributes(w: Writer, attrs: Attributes, field: number): void {
   }
 }
 
+/** the KeyValue prefixes of the hot attributes (fields of the span), by HOT_ATTRIBUTES index */
+const HOT_KEYS: readonly Buffer[] = HOT_ATTRIBUTES.map(([k]) => keyBytes(k));
+
+/** a span's attributes as the `attributes` getter orders them: hot fields, then `extra` */
+function spanAttributes(w: Writer, s: Span): void {
+  for (let i = 0; i < HOT_KEYS.length; i++) {
+    const v = s.hot(i);
+    if (v === undefined) continue;
+    w.byte(0x4a); // Span.attributes (9)
+    const kv = w.begin();
+    w.raw(HOT_KEYS[i]!);
+    const val = w.begin();
+    anyValue(w, v);
+    w.finish(val);
+    w.finish(kv);
+  }
+  if (s.extra) attributes(w, s.extra, 9);
+}
+
 function span(w: Writer, s: Span): void {
   w.byte(0x12); // ScopeSpans.spans
   const at = w.begin();
+  // ids straight from their words (big-endian: the hex reads most significant first)
   w.byte(0x0a);
-  w.hexBytes(s.traceId);
+  w.traceId(s.t0, s.t1, s.t2, s.t3);
   w.byte(0x12);
-  w.hexBytes(s.spanId);
-  if (s.parentSpanId) {
+  w.spanId(s.s0, s.s1);
+  const parent = s.hasParent();
+  if (parent) {
     w.byte(0x22);
-    w.hexBytes(s.parentSpanId);
+    w.spanId(s.p0, s.p1);
   }
   w.byte(0x2a);
   w.string(s.name);
@@ -334,11 +362,20 @@ function span(w: Writer, s: Span): void {
     w.byte(0x30);
     w.varint(kind);
   }
+  // start and end as fixed64 from the start's two words (no BigInt); a negative duration is 0
   w.byte(0x39);
-  w.fixed64(s.startTimeUnixNano);
+  w.fixed64Words(s.startHi, s.startLo);
+  const d = s.durationNano > 0 ? s.durationNano : 0;
+  const dHi = Math.floor(d / TWO_32);
+  let lo = s.startLo + (d - dHi * TWO_32);
+  let hi = s.startHi + dHi;
+  if (lo >= TWO_32) {
+    lo -= TWO_32;
+    hi++;
+  }
   w.byte(0x41);
-  w.fixed64(s.startTimeUnixNano + BigInt(s.durationNano > 0 ? s.durationNano : 0));
-  attributes(w, s.attributes, 9);
+  w.fixed64Words(hi, lo);
+  spanAttributes(w, s);
   // dropped attributes, events, links: 0 (written, as the official serializer does)
   w.byte(0x50);
   w.byte(0);
@@ -356,7 +393,7 @@ function span(w: Writer, s: Span): void {
   w.varint(OTLP_STATUS_CODE[s.status]);
   w.finish(st);
   // flags: sampled, "has is_remote", and is_remote unless the thread rule linked it in-process
-  const remote = s.parentSpanId !== '' && s.attributes['osprey.link'] !== 'thread';
+  const remote = parent && s.attr('osprey.link') !== 'thread';
   w.varint((16 << 3) | 5);
   w.fixed32(SPAN_FLAGS_SAMPLED_HAS_IS_REMOTE | (remote ? SPAN_FLAGS_IS_REMOTE : 0));
   w.finish(at);

@@ -4,7 +4,7 @@
 // Retry-After, and one answer of each kind in a row).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Span } from '../agent/span.js';
+import { Span } from '../model/index.js';
 import type { ExportTarget } from './config.js';
 import { SpanExporter } from './span-exporter.js';
 import type { SendResult, Transport } from './transport.js';
@@ -13,7 +13,8 @@ const target: ExportTarget = { signal: 'traces', protocol: 'http/protobuf', url:
 const resource = { 'service.name': 's', 'process.pid': 1 };
 let n = 0;
 const spans = (k: number): Span[] =>
-  Array.from({ length: k }, () => ({
+  Array.from({ length: k }, () =>
+    Span.from({
     traceId: (++n).toString(16).padStart(32, '0'),
     spanId: n.toString(16).padStart(16, '0'),
     parentSpanId: '',
@@ -23,8 +24,9 @@ const spans = (k: number): Span[] =>
     durationNano: 1,
     status: 'unset' as const,
     resource,
-    attributes: { 'url.path': '/x' },
-  }));
+      attributes: { 'url.path': '/x' },
+    }),
+  );
 
 /** answers from the script, in order (the last one repeats); records when each send came */
 class ScriptedTransport implements Transport {

@@ -19,7 +19,7 @@
 // Every span handed to consume() ends up in exactly one of: sent, dropped{reason}, or still
 // queued/open (gauges), so sent + Σ dropped + queued == consumed at all times.
 import { gzip } from 'node:zlib';
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import type { ExportTarget } from './config.js';
 import { describeTarget } from './config.js';
 import { encodeSpans, rejectedSpans } from './otlp.js';

@@ -24,8 +24,11 @@ export interface KernelEvent {
   readonly laddr: Buffer;
   readonly raddr: Buffer;
   readonly comm: string;
-  /** captured payload prefix (a view into the batch: copy it to keep it past the callback) */
-  data: Buffer;
+  /**
+   * captured payload prefix (a view into the batch: copy it to keep it past the callback).
+   * Made on each read: read it once.
+   */
+  readonly data: Buffer;
   /**
    * op 'exchange' only: the rest of a kernel-summarised HTTP/1 exchange (the header's ts is
    * the request's start, tsEnd the response's end, bytes the request's size, tid the
@@ -82,7 +85,13 @@ class BatchEvent implements KernelEvent {
   lport = 0;
   rport = 0;
   netns = 0;
-  data: Buffer = EMPTY;
+  /** payload bounds in buf: a view is made only when `data` is read (a record whose
+   *  request head was already seen as a hint needs none) */
+  dataStart = 0;
+  dataEnd = 0;
+  get data(): Buffer {
+    return this.dataEnd > this.dataStart ? this.buf.subarray(this.dataStart, this.dataEnd) : EMPTY;
+  }
   readonly exchange: ExchangeFields = {
     reqEnd: 0,
     respTs: 0,
@@ -157,7 +166,8 @@ export function decodeBatch(
       e.lport = dv.getUint16(off + L.lport[0], true);
       e.rport = dv.getUint16(off + L.rport[0], true);
       e.netns = dv.getUint32(off + L.netns[0], true);
-      e.data = cap === 0 ? EMPTY : buf.subarray(off + EVENT_HEADER_SIZE, off + EVENT_HEADER_SIZE + cap);
+      e.dataStart = off + EVENT_HEADER_SIZE;
+      e.dataEnd = off + EVENT_HEADER_SIZE + cap;
       if (op === 'exchange') {
         if (cap < EXCHANGE_SIZE) {
           stats.malformed++;
@@ -177,7 +187,7 @@ export function decodeBatch(
         ex.status = dv.getUint16(x + X.status[0], true);
         ex.respMinor = buf[x + X.resp_minor[0]]!;
         ex.xflags = buf[x + X.xflags[0]]!;
-        e.data = buf.subarray(x + EXCHANGE_SIZE, off + EVENT_HEADER_SIZE + cap);
+        e.dataStart = x + EXCHANGE_SIZE;
       }
       emit(e);
     }

@@ -13,7 +13,7 @@
 // an overflow series {otel_metric_overflow="true"} and osprey_metrics_series_dropped_total
 // counts them (totals stay exact), pending service-graph edges (maxItems,
 // then osprey_service_graph_dropped_spans_total), stale series are forgotten after 15 min.
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import type { MetricFamily } from './prometheus.js';
 import { spanService } from './series.js';
 import { ServiceGraph, type ServiceGraphOptions } from './servicegraph.js';
@@ -76,7 +76,7 @@ export class MetricsGenerator {
     this.spans += spans.length;
     for (let i = 0; i < spans.length; i++) {
       const span = spans[i]!;
-      if (oldestEndNs > 0 && Number(span.startTimeUnixNano) + span.durationNano < oldestEndNs) {
+      if (oldestEndNs > 0 && span.startMs * 1e6 + span.durationNano < oldestEndNs) {
         this.spansTooOld++;
         continue;
       }

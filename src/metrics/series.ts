@@ -1,6 +1,6 @@
 // Pieces shared by the span-metrics and service-graph processors: Tempo's default buckets,
 // a classic histogram kept in integer nanoseconds, attribute lookups as Tempo does them.
-import type { AttrValue, Attributes, SpanKind, SpanStatus } from '../agent/span.js';
+import type { AttrValue, Attributes, Span, SpanKind, SpanStatus } from '../model/index.js';
 
 /** prometheus.ExponentialBuckets(start, factor, count) */
 export function exponentialBuckets(start: number, factor: number, count: number): number[] {
@@ -96,12 +96,14 @@ export function spanService(resource: Attributes): string {
   return typeof svc === 'string' ? labelValue(svc) : attrString(svc);
 }
 
-/** Tempo's FindAttributeValue(key, first, second): the first non-empty value wins */
-export function findAttr(key: string, first: Attributes, second?: Attributes): string {
-  const a = first[key];
-  if (a !== undefined && a !== '') return attrString(a);
-  if (second) {
-    const b = second[key];
+/** Tempo's FindAttributeValue(key, resource, span attributes): the first non-empty value wins */
+export function findAttr(key: string, first: Attributes | undefined, span?: Span): string {
+  if (first) {
+    const a = first[key];
+    if (a !== undefined && a !== '') return attrString(a);
+  }
+  if (span) {
+    const b = span.attr(key);
     if (b !== undefined && b !== '') return attrString(b);
   }
   return '';

@@ -2,11 +2,11 @@
 // (traceId, spanId), with the SERVER (or CONSUMER) span keyed by (traceId, parentSpanId), and
 // counts requests, failures and both latencies per (client, server, connection_type).
 //
-// Pending edges live in a Map keyed by span id whose entries chain the (rare) edges of other
-// traces with the same span id, plus a Map keyed by trace id for root server spans (empty
-// parent id). No key string is built per span. An intrusive FIFO list orders edges by expiry,
+// Pending edges live in a Map keyed by a word of the span id (of the trace id for root server
+// spans, whose parent id is empty) whose entries chain the (rare) edges with the same word.
+// Ids stay 32-bit words (src/model): no key string is built per span. An intrusive FIFO list orders edges by expiry,
 // so expiring and completing are O(1) and the pending set is bounded by maxItems.
-import type { Attributes, Span } from '../agent/span.js';
+import type { Attributes, Span } from '../model/index.js';
 import type { MetricFamily } from './prometheus.js';
 import { boundsToNs, findAttr, labelValue, NsHistogram, OVERFLOW_LABEL, SERVICE_GRAPH_BUCKETS, sweepNested } from './series.js';
 
@@ -19,9 +19,13 @@ export const PEER_ATTRIBUTES = ['peer.service', 'db.name', 'db.system', 'db.syst
 export const DATABASE_NAME_ATTRIBUTES = ['db.namespace', 'db.name', 'db.system', 'db.system.name'] as const;
 
 class Edge {
-  /** key = (traceId, id): id is the client's span id or the server's parent span id */
-  traceId: string;
-  id: string;
+  /** key = (trace id, id): id is the client's span id or the server's parent span id (0, 0 for a root) */
+  readonly t0: number;
+  readonly t1: number;
+  readonly t2: number;
+  readonly t3: number;
+  readonly i0: number;
+  readonly i1: number;
   clientService = '';
   serverService = '';
   clientNs = 0;
@@ -34,12 +38,23 @@ class Edge {
   expireAt: number;
   prev: Edge | undefined;
   next: Edge | undefined;
-  /** the next pending edge with the same span id (another trace) */
+  /** the next pending edge with the same map key */
   same: Edge | undefined;
-  constructor(traceId: string, id: string, expireAt: number) {
-    this.traceId = traceId;
-    this.id = id;
+  constructor(s: Span, i0: number, i1: number, expireAt: number) {
+    this.t0 = s.t0;
+    this.t1 = s.t1;
+    this.t2 = s.t2;
+    this.t3 = s.t3;
+    this.i0 = i0;
+    this.i1 = i1;
     this.expireAt = expireAt;
+  }
+  /** the map key: a word of the id, or of the trace id for a root */
+  get key(): number {
+    return (this.i0 | this.i1) === 0 ? this.t0 : this.i1;
+  }
+  is(s: Span, i0: number, i1: number): boolean {
+    return this.i1 === i1 && this.i0 === i0 && this.t0 === s.t0 && this.t1 === s.t1 && this.t2 === s.t2 && this.t3 === s.t3;
   }
 }
 
@@ -106,10 +121,8 @@ export class ServiceGraph {
   readonly #maxItems: number;
   readonly #maxSeries: number;
   readonly #onEdge: ((e: CompletedEdge) => void) | undefined;
-  /** pending edges by span id (chained by `same` across traces) */
-  readonly #byId = new Map<string, Edge>();
-  /** pending root-server edges (empty parent span id) by trace id */
-  readonly #roots = new Map<string, Edge>();
+  /** pending edges by Edge.key (chained by `same`) */
+  readonly #byKey = new Map<number, Edge>();
   #head: Edge | undefined;
   #tail: Edge | undefined;
   #pending = 0;
@@ -152,27 +165,27 @@ export class ServiceGraph {
   }
 
   #client(service: string, span: Span, now: number): void {
-    const found = this.#find(span.traceId, span.spanId);
-    const e = found ?? new Edge(span.traceId, span.spanId, now + this.#waitMs);
+    const found = this.#find(span, span.s0, span.s1);
+    const e = found ?? new Edge(span, span.s0, span.s1, now + this.#waitMs);
     e.conn = span.kind === 'producer' ? Conn.MessagingSystem : Conn.Unknown;
     e.clientService = service;
     e.clientNs = span.durationNano > 0 ? span.durationNano : 0;
-    e.startNs = Number(span.startTimeUnixNano);
+    e.startNs = startNs(span);
     if (span.status === 'error') e.failed = true;
-    peerNode(e, span.attributes);
-    databaseRequest(e, span.resource, span.attributes, span.durationNano);
+    peerNode(e, span);
+    databaseRequest(e, span.resource, span, span.durationNano);
     this.#upserted(e, found !== undefined, now);
   }
 
   #server(service: string, span: Span, now: number): void {
-    const found = this.#find(span.traceId, span.parentSpanId);
-    const e = found ?? new Edge(span.traceId, span.parentSpanId, now + this.#waitMs);
+    const found = this.#find(span, span.p0, span.p1);
+    const e = found ?? new Edge(span, span.p0, span.p1, now + this.#waitMs);
     e.conn = span.kind === 'consumer' ? Conn.MessagingSystem : Conn.Unknown;
     e.serverService = service;
     e.serverNs = span.durationNano > 0 ? span.durationNano : 0;
-    if (Number.isNaN(e.startNs)) e.startNs = Number(span.startTimeUnixNano);
+    if (Number.isNaN(e.startNs)) e.startNs = startNs(span);
     if (span.status === 'error') e.failed = true;
-    peerNode(e, span.attributes);
+    peerNode(e, span);
     this.#upserted(e, found !== undefined, now);
   }
 
@@ -199,21 +212,18 @@ export class ServiceGraph {
     this.#insert(e);
   }
 
-  #find(traceId: string, id: string): Edge | undefined {
-    if (id === '') return this.#roots.get(traceId);
-    for (let e = this.#byId.get(id); e !== undefined; e = e.same) if (e.traceId === traceId) return e;
+  #find(s: Span, i0: number, i1: number): Edge | undefined {
+    const key = (i0 | i1) === 0 ? s.t0 : i1;
+    for (let e = this.#byKey.get(key); e !== undefined; e = e.same) if (e.is(s, i0, i1)) return e;
     return undefined;
   }
 
   #insert(e: Edge): void {
-    if (e.id === '') this.#roots.set(e.traceId, e);
+    const head = this.#byKey.get(e.key);
+    if (head === undefined) this.#byKey.set(e.key, e);
     else {
-      const head = this.#byId.get(e.id);
-      if (head === undefined) this.#byId.set(e.id, e);
-      else {
-        e.same = head.same;
-        head.same = e;
-      }
+      e.same = head.same;
+      head.same = e;
     }
     e.prev = this.#tail;
     if (this.#tail) this.#tail.next = e;
@@ -223,18 +233,16 @@ export class ServiceGraph {
   }
 
   #remove(e: Edge): void {
-    if (e.id === '') this.#roots.delete(e.traceId);
-    else {
-      const head = this.#byId.get(e.id);
-      if (head === e) {
-        if (e.same) this.#byId.set(e.id, e.same);
-        else this.#byId.delete(e.id);
-      } else {
-        for (let p = head; p !== undefined; p = p.same) {
-          if (p.same === e) {
-            p.same = e.same;
-            break;
-          }
+    const key = e.key;
+    const head = this.#byKey.get(key);
+    if (head === e) {
+      if (e.same) this.#byKey.set(key, e.same);
+      else this.#byKey.delete(key);
+    } else {
+      for (let p = head; p !== undefined; p = p.same) {
+        if (p.same === e) {
+          p.same = e.same;
+          break;
         }
       }
     }
@@ -253,7 +261,7 @@ export class ServiceGraph {
       e.conn = Conn.VirtualNode;
       if (e.clientService === '') {
         // no client: a root server span was called by something untraced (a user, a browser)
-        if (e.id === '') {
+        if ((e.i0 | e.i1) === 0) {
           e.clientService = e.peerNode || 'user';
           this.counters.virtualNodes++;
           this.#complete(e, now);
@@ -363,9 +371,11 @@ export class ServiceGraph {
 }
 
 /** Tempo's upsertPeerNode: the first peer attribute among the span's own attributes */
-function peerNode(e: Edge, attrs: Attributes): void {
+function peerNode(e: Edge, span: Span): void {
+  // none of these is a hot attribute (src/model): only spans with other attributes have one
+  if (span.extra === undefined) return;
   for (const k of PEER_ATTRIBUTES) {
-    const v = findAttr(k, attrs);
+    const v = findAttr(k, undefined, span);
     if (v !== '') {
       e.peerNode = v;
       return;
@@ -376,25 +386,30 @@ function peerNode(e: Edge, attrs: Attributes): void {
 /** Tempo's upsertDatabaseRequest (client side only): a call with a database attribute is a
  *  complete edge at once, its server named by peer.service, server.address,
  *  network.peer.address[:port], then the database name */
-function databaseRequest(e: Edge, resource: Attributes, attrs: Attributes, durationNano: number): void {
+function databaseRequest(e: Edge, resource: Attributes, span: Span, durationNano: number): void {
   let dbName = '';
   for (const k of DATABASE_NAME_ATTRIBUTES) {
-    dbName = findAttr(k, resource, attrs);
+    dbName = findAttr(k, resource, span);
     if (dbName !== '') break;
   }
   if (dbName === '') return;
   e.conn = Conn.Database;
   e.serverNs = durationNano > 0 ? durationNano : 0;
-  const peer = findAttr('peer.service', resource, attrs) || findAttr('server.address', resource, attrs);
+  const peer = findAttr('peer.service', resource, span) || findAttr('server.address', resource, span);
   if (peer !== '') {
     e.serverService = peer;
     return;
   }
-  const host = findAttr('network.peer.address', resource, attrs);
+  const host = findAttr('network.peer.address', resource, span);
   if (host !== '') {
-    const port = findAttr('network.peer.port', resource, attrs);
+    const port = findAttr('network.peer.port', resource, span);
     e.serverService = port !== '' ? `${host}:${port}` : host;
     return;
   }
   e.serverService = dbName;
+}
+
+/** a span's start in Unix ns as a float (µs precision: edges are bucketed by minute) */
+function startNs(s: Span): number {
+  return s.startHi * 4294967296 + s.startLo;
 }

@@ -10,7 +10,7 @@
 // - overall, at most `maxSeries` series; beyond, spans go to the one series
 //   {otel_metric_overflow="true"}.
 // Route templating (src/agent: ids, hashes, numbers → {id}) keeps names low in the first place.
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import type { MetricFamily } from './prometheus.js';
 import { boundsToNs, KIND_LABELS, kindIndex, labelValue, NsHistogram, OVERFLOW_KEY, OVERFLOW_LABEL, SPAN_METRICS_BUCKETS, STATUS_LABELS, statusIndex, sweepNested } from './series.js';
 

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { spanToJson } from '../agent/span.js';
+import { spanToJson } from '../model/index.js';
 import { toResourceSpans } from '../export/otlp-json.js';
 import { exposition } from '../metrics/prometheus.js';
 import type { SpanStore } from '../store/index.js';

@@ -18,7 +18,7 @@
 //   by concatenation                                                       1.2 µs to build, but
 //   3.0 µs once DuckDB has copied it out: V8 must flatten the concatenation first.
 
-import type { AttrValue, Attributes } from '../agent/span.js';
+import type { AttrValue, Attributes } from '../model/index.js';
 import { HOT_SPAN_ATTRS } from './schema.js';
 
 /** Keys of HOT_SPAN_ATTRS, in the order of AttrEncoder.hot. */

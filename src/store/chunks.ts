@@ -144,6 +144,11 @@ export class I64Column extends FixedColumn {
     this.u32[2 * i] = v - hi * TWO32;
     this.u32[2 * i + 1] = hi;
   }
+  /** v given as its high and low 32-bit words (unsigned) */
+  setWords(i: number, hi: number, lo: number): void {
+    this.u32[2 * i] = lo;
+    this.u32[2 * i + 1] = hi;
+  }
   protected clear(i: number): void {
     this.big[i] = 0n;
   }
@@ -160,6 +165,11 @@ export class U64HexColumn extends FixedColumn {
     if (hex === null) return this.setNull(i);
     this.u32[2 * i] = hex32(hex, 8);
     this.u32[2 * i + 1] = hex32(hex, 0);
+  }
+  /** from the id's two 32-bit words, most significant first (signed or unsigned) */
+  setWords(i: number, w0: number, w1: number): void {
+    this.u32[2 * i] = w1;
+    this.u32[2 * i + 1] = w0;
   }
   protected clear(i: number): void {
     this.u32[2 * i] = 0;
@@ -181,6 +191,14 @@ export class UuidHexColumn extends FixedColumn {
     this.u32[o + 2] = hex32(hex, 8);
     // DuckDB flips the top bit so that UUIDs order like their text
     this.u32[o + 3] = (hex32(hex, 0) ^ 0x80000000) >>> 0;
+  }
+  /** from the id's four 32-bit words, most significant first (signed or unsigned) */
+  setWords(i: number, w0: number, w1: number, w2: number, w3: number): void {
+    const o = 4 * i;
+    this.u32[o] = w3;
+    this.u32[o + 1] = w2;
+    this.u32[o + 2] = w1;
+    this.u32[o + 3] = w0 ^ 0x80000000;
   }
   protected clear(i: number): void {
     this.u32.fill(0, 4 * i, 4 * i + 4);

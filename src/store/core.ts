@@ -13,7 +13,7 @@ import {
   listValue,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import type { Attributes, Span } from '../agent/span.js';
+import { Span, type Attributes } from '../model/index.js';
 import { Params } from './compile.js';
 import { HOT_KEYS } from './attrs.js';
 import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
@@ -25,16 +25,14 @@ const HOT_COLUMNS = HOT_KEYS.map((k) => (HOT_SPAN_ATTRS[k] as readonly [string, 
 export const SPAN_SELECT = `start_ns, duration_ns, trace_id, span_id, parent_span_id, name, kind, status, status_message, res_id, ${HOT_COLUMNS.join(', ')}, attributes`;
 const ATTRS_AT = 10 + HOT_COLUMNS.length;
 
-/** a span's attributes from its hot columns (row[10…]) and the JSON of the rest: hot keys first, in HOT_KEYS order */
-function rowAttributes(r: Row): Attributes {
-  const out: Attributes = {};
+/** a row's attributes into the span: hot columns into their fields, the JSON into `extra` */
+function setRowAttributes(span: Span, r: Row): void {
   for (let h = 0; h < HOT_KEYS.length; h++) {
     const v = r[10 + h];
-    if (v !== null && v !== undefined) out[HOT_KEYS[h] as string] = v as string | number;
+    if (v !== null && v !== undefined) span.setHot(h, v as string | number);
   }
   const json = r[ATTRS_AT];
-  if (json !== null && json !== undefined) Object.assign(out, JSON.parse(String(json)) as Attributes);
-  return out;
+  if (json !== null && json !== undefined) span.extra = JSON.parse(String(json)) as Attributes;
 }
 
 export interface ResourceEntry {
@@ -144,18 +142,23 @@ export class StoreCore {
     return rows.map((r) => {
       const [start, dur, tid, sid, pid, name, kind, status, msg, resId] = r;
       const res = this.resById.get(Number(resId)) ?? extra.get(Number(resId));
-      const span: Span = {
-        traceId: uuidHex(tid),
-        spanId: (sid as bigint).toString(16).padStart(16, '0'),
-        parentSpanId: pid === null ? '' : (pid as bigint).toString(16).padStart(16, '0'),
-        name: String(name),
-        kind: KIND_BY_CODE[Number(kind)] ?? 'unspecified',
-        startTimeUnixNano: start as bigint,
-        durationNano: Number(dur),
-        status: STATUS_BY_CODE[Number(status)] ?? 'unset',
-        resource: res ? { ...res.attrs } : {},
-        attributes: rowAttributes(r),
-      };
+      const span = new Span();
+      span.traceId = uuidHex(tid);
+      const sw = sid as bigint;
+      span.s0 = Number(sw >> 32n) | 0;
+      span.s1 = Number(sw & 0xffffffffn) | 0;
+      if (pid !== null && pid !== undefined) {
+        const pw = pid as bigint;
+        span.p0 = Number(pw >> 32n) | 0;
+        span.p1 = Number(pw & 0xffffffffn) | 0;
+      }
+      span.name = String(name);
+      span.kind = KIND_BY_CODE[Number(kind)] ?? 'unspecified';
+      span.setStartNs(start as bigint);
+      span.durationNano = Number(dur);
+      span.status = STATUS_BY_CODE[Number(status)] ?? 'unset';
+      span.resource = res ? { ...res.attrs } : {};
+      setRowAttributes(span, r);
       if (msg !== null && msg !== undefined) span.statusMessage = String(msg);
       return span;
     });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { spanToJson, type Attributes, type Span, type SpanKind, type SpanStatus } from '../agent/span.js';
+import { Span, spanToJson, type Attributes, type SpanInit, type SpanKind, type SpanStatus } from '../model/index.js';
 import { TraceQLError, parseTraceQL } from '../traceql/index.js';
 import { SPAN_METRICS_BUCKETS } from '../metrics/series.js';
 import { HOT_KEYS } from './attrs.js';
@@ -15,10 +15,10 @@ function hex(n: number, width: number): string {
   return n.toString(16).padStart(width, '0');
 }
 
-function mkSpan(o: Partial<Span> & { svc?: string; pid?: number; res?: Attributes } = {}): Span {
+function mkSpan(o: Partial<SpanInit> & { svc?: string; pid?: number; res?: Attributes } = {}): Span {
   seq++;
   const { svc, pid, res, ...rest } = o;
-  return {
+  return Span.from({
     traceId: hex(seq, 32),
     spanId: hex(seq, 16),
     parentSpanId: '',
@@ -30,7 +30,7 @@ function mkSpan(o: Partial<Span> & { svc?: string; pid?: number; res?: Attribute
     resource: res ?? { 'service.name': svc ?? 'svc', 'process.pid': pid ?? 1 },
     attributes: {},
     ...rest,
-  };
+  });
 }
 
 const q = parseTraceQL;
@@ -59,7 +59,7 @@ describe('DuckStore (in memory)', () => {
     });
 
     it('returns spans exactly as appended, numeric pid included', async () => {
-      const span: Span = {
+      const span = Span.from({
         traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
         spanId: '00f067aa0ba902b7',
         parentSpanId: '',
@@ -93,9 +93,9 @@ describe('DuckStore (in memory)', () => {
           'quote"key': 'x"y\\z',
           "it's": "'; DROP TABLE spans; --",
         },
-      };
-      const child: Span = {
-        ...span,
+      });
+      const child = Span.from({
+        ...span.toInit(),
         spanId: 'ffffffffffffffff',
         parentSpanId: '00f067aa0ba902b7',
         name: 'SELECT users',
@@ -105,7 +105,7 @@ describe('DuckStore (in memory)', () => {
         startTimeUnixNano: span.startTimeUnixNano + 1000n,
         durationNano: 0,
         attributes: { 'db.system': 'postgresql' },
-      };
+      });
       store.append([span, child]);
       await store.flush();
       const got = await store.trace(span.traceId);
@@ -759,16 +759,27 @@ describe('DuckStore (in memory)', () => {
         await store.flush();
         assert.equal(store.stats().rows, 45);
 
+        // ids that are not hex never make a span
+        assert.throws(() => mkSpan({ traceId: 'xyz' }), RangeError);
+        assert.throws(() => mkSpan({ spanId: '123' }), RangeError);
+        assert.throws(() => mkSpan({ parentSpanId: 'nothex!!nothex!!' }), RangeError);
+        assert.throws(() => mkSpan({ startTimeUnixNano: -1n }), RangeError);
+        const zeroTrace = mkSpan();
+        zeroTrace.t0 = zeroTrace.t1 = zeroTrace.t2 = zeroTrace.t3 = 0;
+        const zeroSpan = mkSpan();
+        zeroSpan.s0 = zeroSpan.s1 = 0;
+        const negStart = mkSpan();
+        negStart.startHi = -1;
         const bad = [
-          mkSpan({ traceId: 'xyz' }),
-          mkSpan({ spanId: '123' }),
-          mkSpan({ parentSpanId: 'nothex!!nothex!!' }),
+          zeroTrace,
+          zeroSpan,
+          negStart,
           mkSpan({ kind: 'sideways' as SpanKind }),
           mkSpan({ status: 'meh' as SpanStatus }),
           mkSpan({ durationNano: NaN }),
-          mkSpan({ startTimeUnixNano: -1n }),
           mkSpan({ name: 5 as unknown as string }),
           null as unknown as Span,
+          { ...mkSpan() } as Span, // the fields without the class
         ];
         store.append(bad);
         await store.flush();

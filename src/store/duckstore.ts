@@ -16,7 +16,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BIGINT, DuckDBConnection, DuckDBInstance, VARCHAR } from '@duckdb/node-api';
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import { SPAN_SELECT, StoreCore, connectTo, nowNs } from './core.js';
 import { Queries } from './queries.js';
 import { Retention } from './retention.js';
@@ -259,7 +259,7 @@ export class DuckStore implements SpanStore {
         const take = whole.length > 0 ? whole : rows;
         for (const s of await this.core.toSpans(take)) {
           const svc = s.resource['service.name'];
-          this.rollups.observe(typeof svc === 'string' ? svc : UNKNOWN_SERVICE, s, s.startTimeUnixNano, s.durationNano);
+          this.rollups.observe(typeof svc === 'string' ? svc : UNKNOWN_SERVICE, s, s.durationNano);
         }
         read += take.length;
         if (rows.length < REBUILD_SLICE) break;

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Attributes, Span } from '../agent/span.js';
+import { Span, type Attributes, type SpanInit } from '../model/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { DuckStore, parseMemoryLimit } from './index.js';
 
@@ -15,9 +15,9 @@ const NOW = BigInt(Date.now()) * 1_000_000n;
 const SEC = 1_000_000_000n;
 
 let seq = 0;
-function mkSpan(o: Partial<Span> = {}): Span {
+function mkSpan(o: Partial<SpanInit> = {}): Span {
   seq++;
-  return {
+  return Span.from({
     traceId: seq.toString(16).padStart(32, '0'),
     spanId: seq.toString(16).padStart(16, '0'),
     parentSpanId: '',
@@ -29,7 +29,7 @@ function mkSpan(o: Partial<Span> = {}): Span {
     resource: { 'service.name': 'svc', 'process.pid': 1 },
     attributes: {},
     ...o,
-  };
+  });
 }
 
 /** a private member, for failure injection and checks the public API cannot make */
@@ -95,13 +95,12 @@ describe('DuckStore writing', () => {
   it('a span that cannot be converted is refused and counted; the rest of its batch is stored', async () => {
     const store = await DuckStore.open({ flushIntervalMs: 60_000 });
     try {
-      const bad = mkSpan({
-        attributes: {
-          get boom(): string {
-            throw new Error('boom');
-          },
-        } as unknown as Attributes,
-      });
+      const bad = mkSpan();
+      bad.extra = {
+        get boom(): string {
+          throw new Error('boom');
+        },
+      };
       const good = [mkSpan({ attributes: { a: 1 } }), mkSpan({ attributes: { b: 'x' } })];
       store.append([good[0] as Span, bad, good[1] as Span]);
       assert.equal(store.stats().spansRejected, 1);

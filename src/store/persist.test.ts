@@ -6,16 +6,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Span } from '../agent/span.js';
+import { Span, type SpanInit } from '../model/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { DuckStore } from './index.js';
 
 const NOW = BigInt(Date.now()) * 1_000_000n;
 const SEC = 1_000_000_000n;
 const STORE_URL = new URL('./index.js', import.meta.url).href;
+const MODEL_URL = new URL('../model/index.js', import.meta.url).href;
 
-function mk(i: number, extra: Partial<Span> = {}): Span {
-  return {
+function mk(i: number, extra: Partial<SpanInit> = {}): Span {
+  return Span.from({
     traceId: (i + 1).toString(16).padStart(32, '0'),
     spanId: (i + 1).toString(16).padStart(16, '0'),
     parentSpanId: '',
@@ -27,7 +28,7 @@ function mk(i: number, extra: Partial<Span> = {}): Span {
     resource: { 'service.name': `svc-${i % 3}`, 'process.pid': 100 + (i % 3) },
     attributes: { 'http.request.method': 'GET', 'http.response.status_code': 200, n: i },
     ...extra,
-  };
+  });
 }
 
 let dir: string;
@@ -38,10 +39,11 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `code` in a child node process (ESM; `DuckStore`, `mk`, `DB` in scope); resolves with the child once `marker` is printed. */
+/** Runs `code` in a child node process (ESM; `DuckStore`, `Span`, `mk`, `DB` in scope); resolves with the child once `marker` is printed. */
 function child(db: string, code: string, marker: RegExp): Promise<{ proc: ReturnType<typeof spawn>; out: () => string }> {
   const src = `
     const { DuckStore } = await import(${JSON.stringify(STORE_URL)});
+    const { Span } = await import(${JSON.stringify(MODEL_URL)});
     const DB = ${JSON.stringify(db)};
     const NOW = ${NOW}n;
     const mk = ${mk.toString()};

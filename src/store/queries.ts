@@ -2,7 +2,7 @@
 // SQL comes from compile.ts; rows become spans in core.ts.
 
 import { LIST, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import { TraceQLError, type CompareExpr, type Expr } from '../traceql/index.js';
 import {
   Params,

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
+import { Span, type Attributes, type SpanKind, type SpanStatus } from '../model/index.js';
 import { MetricsGenerator } from '../metrics/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { DuckStore, type EdgeStats, type ServiceStats } from './index.js';
@@ -39,7 +39,7 @@ function generate(traces: number, spread: bigint): Gen {
     const start = t % 7 === 0 ? BASE + MIN * BigInt(t % 5) : BASE + BigInt(Math.floor(rand() * Number(spread)));
     const dur = (): number => Math.floor(50_000 + rand() * 3e8 * rand() * rand());
     const st = (p: number): SpanStatus => (rand() < p ? 'error' : rand() < 0.5 ? 'unset' : 'ok');
-    const mk = (res: number, kind: SpanKind, parent: string, s: bigint): Span => ({
+    const mk = (res: number, kind: SpanKind, parent: string, s: bigint): Span => Span.from({
       traceId,
       spanId: id(16),
       parentSpanId: parent,
@@ -187,7 +187,7 @@ describe('rollups', () => {
     // by age: spans older than the cutoff's bucket go, with their buckets
     const now = BigInt(Date.now()) * 1_000_000n;
     const old = generate(500, 5n * MIN).spans; // hours ago
-    const recent = old.map((s) => ({ ...s, spanId: id(16), startTimeUnixNano: s.startTimeUnixNano - BASE + bucketStart(now - 10n * MIN) }));
+    const recent = old.map((s) => Span.from({ ...s.toInit(), spanId: id(16), startTimeUnixNano: s.startTimeUnixNano - BASE + bucketStart(now - 10n * MIN) }));
     const aged = await DuckStore.open({ ...OPTS, retention: { intervalMs: 0, maxAgeMs: 3600_000, maxSpans: Infinity } });
     try {
       aged.append([...old, ...recent]);
@@ -237,8 +237,8 @@ describe('rollups', () => {
       const { spans } = generate(400, 3n * MIN);
       // plus true roots (→ `user` edges when their wait is over) and a database call
       const traceId = id(32);
-      const rootSpan: Span = { ...(spans[0] as Span), traceId, spanId: id(16), parentSpanId: '', kind: 'server' };
-      const dbCall: Span = { ...(spans[1] as Span), traceId, spanId: id(16), parentSpanId: rootSpan.spanId, kind: 'client', attributes: { 'db.system': 'postgresql', 'server.address': 'pg' } };
+      const rootSpan = Span.from({ ...(spans[0] as Span).toInit(), traceId, spanId: id(16), parentSpanId: '', kind: 'server' });
+      const dbCall = Span.from({ ...(spans[1] as Span).toInit(), traceId, spanId: id(16), parentSpanId: rootSpan.spanId, kind: 'client', attributes: { 'db.system': 'postgresql', 'server.address': 'pg' } });
       const all = [...spans, rootSpan, dbCall];
       for (let i = 0; i < all.length; i += 100) {
         const tick = all.slice(i, i + 100);

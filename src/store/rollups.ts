@@ -23,7 +23,7 @@
 //   edge_rollup(bucket_ns, client, server, conn, n, failed, client_sum_ns, server_sum_ns, c0…c14, s0…s14)
 
 import { BIGINT, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import { histogramQuantile } from '../metrics/latency.js';
 import { NsHistogram, SPAN_METRICS_BUCKETS, boundsToNs, spanService } from '../metrics/series.js';
 import { CONNECTION_TYPES, ServiceGraph, type CompletedEdge } from '../metrics/servicegraph.js';
@@ -36,6 +36,7 @@ import { ROLLUP_BUCKET_NS, bucketStart } from './window.js';
 /** rollup time bucket: 1 min of span start time (window.ts, shared with the DuckDB-free server) */
 export { ROLLUP_BUCKET_NS, bucketStart };
 const BUCKET = Number(ROLLUP_BUCKET_NS);
+const BUCKET_MS = BUCKET / 1e6;
 /** histogram buckets: Tempo's span-metrics defaults, as /metrics */
 const BOUNDS_NS = boundsToNs(SPAN_METRICS_BUCKETS);
 const H = BOUNDS_NS.length + 1;
@@ -153,8 +154,8 @@ export class Rollups {
   }
 
   /** a span being stored: `service` is its stored service (resource service.name or unknown_service) */
-  observe(service: string, s: Span, start: bigint, durNs: number): void {
-    this.addSpan(service, Number(start / ROLLUP_BUCKET_NS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs, 1);
+  observe(service: string, s: Span, durNs: number): void {
+    this.addSpan(service, Math.floor(s.startMs / BUCKET_MS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs, 1);
     // the graph names services as /metrics does and skips spans without service.name
     const label = spanService(s.resource);
     if (label !== '') this.graph.observe(label, s, this.now());

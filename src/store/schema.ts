@@ -9,41 +9,46 @@
 // column's type (e.g. http_route only for string routes), so a filter on the column
 // is exact: a value of another type cannot match a literal of the column's type anyway.
 
-import type { SpanKind, SpanStatus } from '../agent/span.js';
+import { HOT_ATTRIBUTES, type SpanKind, type SpanStatus } from '../model/index.js';
 
 // Version 2: hot attributes are no longer repeated in the JSON (it holds only the rest, NULL
 // when there is none), 19 hot columns instead of 4, RED/service-graph rollup tables.
 export const SCHEMA_VERSION = '2';
 
-/**
- * Span attributes stored in typed columns: key → [column, JS type it must have]. A value of
- * the column's type is stored ONLY in its column, never in the `attributes` JSON; a value of
- * another type (a numeric http.route) only in the JSON. These are the attributes the agent
- * writes on HTTP spans (src/agent/spans.ts), so the JSON of its spans is NULL. Adding a key
- * here changes the table: bump SCHEMA_VERSION.
- */
-export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' | 'number']>> = {
-  // in the order the agent writes them (src/agent/spans.ts), which spans read back keep
-  'http.request.method': ['http_method', 'string'],
-  'url.path': ['url_path', 'string'],
-  'http.route': ['http_route', 'string'],
-  'network.protocol.name': ['net_protocol', 'string'],
-  'network.protocol.version': ['net_protocol_version', 'string'],
-  'network.peer.address': ['net_peer_address', 'string'],
-  'network.peer.port': ['net_peer_port', 'number'],
-  'url.query': ['url_query', 'string'],
-  'server.address': ['server_address', 'string'],
-  'server.port': ['server_port', 'number'],
-  'client.address': ['client_address', 'string'],
-  'url.scheme': ['url_scheme', 'string'],
-  'url.full': ['url_full', 'string'],
-  'user_agent.original': ['user_agent', 'string'],
-  'http.request.body.size': ['http_request_body_size', 'number'],
-  'http.response.status_code': ['http_status_code', 'number'],
-  'http.response.body.size': ['http_response_body_size', 'number'],
-  'error.type': ['error_type', 'string'],
-  'osprey.link': ['osprey_link', 'string'],
+/** the column of each hot attribute (src/model's HOT_ATTRIBUTES, which fixes their order and types) */
+const HOT_COLUMN: Readonly<Record<(typeof HOT_ATTRIBUTES)[number][0], string>> = {
+  'http.request.method': 'http_method',
+  'url.path': 'url_path',
+  'http.route': 'http_route',
+  'network.protocol.name': 'net_protocol',
+  'network.protocol.version': 'net_protocol_version',
+  'network.peer.address': 'net_peer_address',
+  'network.peer.port': 'net_peer_port',
+  'url.query': 'url_query',
+  'server.address': 'server_address',
+  'server.port': 'server_port',
+  'client.address': 'client_address',
+  'url.scheme': 'url_scheme',
+  'url.full': 'url_full',
+  'user_agent.original': 'user_agent',
+  'http.request.body.size': 'http_request_body_size',
+  'http.response.status_code': 'http_status_code',
+  'http.response.body.size': 'http_response_body_size',
+  'error.type': 'error_type',
+  'osprey.link': 'osprey_link',
 };
+
+/**
+ * Span attributes stored in typed columns: key → [column, JS type it must have], in the
+ * order of the Span's hot fields. A value of the column's type is stored ONLY in its
+ * column, never in the `attributes` JSON; a value of another type (a numeric http.route)
+ * only in the JSON. These are the attributes the agent writes on HTTP spans
+ * (src/agent/spans.ts), so the JSON of its spans is NULL. Adding a key changes the table:
+ * bump SCHEMA_VERSION.
+ */
+export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' | 'number']>> = Object.fromEntries(
+  HOT_ATTRIBUTES.map(([k, t]) => [k, [HOT_COLUMN[k], t] as const]),
+);
 const HOT_DDL = Object.values(HOT_SPAN_ATTRS)
   .map(([col, t]) => `    ${col} ${t === 'string' ? 'VARCHAR' : 'DOUBLE'},`)
   .join('\n');

@@ -1,7 +1,7 @@
 // The store's contract. DuckStore (DuckDB, embedded) implements it; the server, the
 // CLI and the metrics code depend on this interface only.
 
-import type { Span } from '../agent/span.js';
+import type { Span } from '../model/index.js';
 import type { Query } from '../traceql/index.js';
 
 /** Time window on span start time, unix nanoseconds, both ends inclusive; omitted = unbounded. */

@@ -9,7 +9,7 @@ import {
   DuckDBTypeId,
   type DuckDBType,
 } from '@duckdb/node-api';
-import type { Attributes, Span, SpanKind, SpanStatus } from '../agent/span.js';
+import { HOT_ATTRIBUTES, Span, type Attributes, type HotValue, type SpanKind, type SpanStatus } from '../model/index.js';
 import { AttrEncoder, HOT_TYPES, attrsJson } from './attrs.js';
 import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
 import { discardAppenders, makeResource, type ResourceEntry, type StoreCore } from './core.js';
@@ -21,8 +21,6 @@ import type { StoreStats } from './types.js';
 const CHECKPOINT_ROWS = 122_880;
 /** size of a row beyond its attributes and name, for the checkpoint byte budget (approximate) */
 const ROW_OVERHEAD_BYTES = 96;
-const HEX32 = /^[0-9a-fA-F]{32}$/;
-const HEX16 = /^[0-9a-fA-F]{16}$/;
 const INT64_MAX = 9223372036854775807n;
 /** 2^63 as a number: a duration (ns) this large does not fit BIGINT */
 const INT64_MAX_NUMBER = Number(INT64_MAX);
@@ -30,10 +28,6 @@ const INT64_MAX_NUMBER = Number(INT64_MAX);
 /** the counters stats() reports as they are; the rest of StoreStats is read live */
 export type Counters = Omit<StoreStats, 'buffered' | 'rows' | 'resources'>;
 
-interface TraceExtent {
-  min: bigint;
-  max: bigint;
-}
 
 export interface WriterOptions {
   flushSpans: number;
@@ -51,6 +45,8 @@ export class SpanWriter {
   private spanTypes: DuckDBType[] = [];
   private traceTypes: DuckDBType[] = [];
   private readonly attrEncoder = new AttrEncoder();
+  /** hot attributes already noted as stored keys (span_keys) */
+  private readonly hotSeen: boolean[] = HOT_ATTRIBUTES.map(() => false);
   /** the batch a span is being converted into (noteKey adds to its keys) */
   private keyBatch: Batch | undefined;
   /** keys and resources of batches that failed to commit: the next batch stores them */
@@ -316,7 +312,7 @@ export class SpanWriter {
       resourcesStored = true;
       this.unstoredResources = [];
       if (b.traces.size > 0) {
-        for (const c of traceIndexChunks(this.traceTypes, b.traces)) traceApp.appendDataChunk(c);
+        for (const c of b.traces.toChunks(this.traceTypes)) traceApp.appendDataChunk(c);
         traceApp.flushSync();
       }
       if (b.chunks.length > 0) {
@@ -365,22 +361,22 @@ export class SpanWriter {
    * the first write, so a refused span leaves no partial row.
    */
   private writeRow(b: Batch, s: Span): void {
-    const ext = b.traces.get(s.traceId);
-    const start = typeof s.startTimeUnixNano === 'bigint' ? s.startTimeUnixNano : BigInt(s.startTimeUnixNano);
     const dur = Math.max(0, Math.round(s.durationNano));
     if (dur >= INT64_MAX_NUMBER) throw new RangeError('duration out of range');
-    const enc = this.attrEncoder;
     this.keyBatch = b;
-    const json = enc.encode(s.attributes, this.noteKey);
+    // hot attributes are fields of the span; only the others (`extra`) become JSON
+    const enc = this.attrEncoder;
+    const json = s.extra === undefined ? null : enc.encode(s.extra, this.noteKey);
     const res = this.resourceOf(s.resource, b.fresh);
     const msg = typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null;
     const c = (b.cur ??= new SpanChunk(this.spanTypes));
     const i = c.n;
-    c.start.setBig(i, start);
+    c.start.setWords(i, s.startHi, s.startLo);
     c.duration.setCount(i, dur);
-    c.traceId.set(i, s.traceId);
-    c.spanId.set(i, s.spanId);
-    c.parentSpanId.set(i, s.parentSpanId || null);
+    c.traceId.setWords(i, s.t0, s.t1, s.t2, s.t3);
+    c.spanId.setWords(i, s.s0, s.s1);
+    if ((s.p0 | s.p1) === 0) c.parentSpanId.setNull(i);
+    else c.parentSpanId.setWords(i, s.p0, s.p1);
     c.name.set(i, s.name);
     c.kind.set(i, KIND_CODE[s.kind] ?? 0);
     c.status.set(i, STATUS_CODE[s.status] ?? 0);
@@ -388,17 +384,25 @@ export class SpanWriter {
     c.resId.set(i, res.id);
     c.service.set(i, res.service);
     c.namespace.set(i, res.namespace);
-    // the encoder leaves in `hot` only values of their column's type
-    const hot = enc.hot;
     let hotBytes = 0;
-    for (let h = 0; h < hot.length; h++) {
-      const v = hot[h];
+    const seen = this.hotSeen;
+    for (let h = 0; h < HOT_TYPES.length; h++) {
+      // a hot key put straight into `extra` (not through setAttr) still gets its column
+      let v = s.hot(h);
+      if (v === undefined && s.extra !== undefined) v = enc.hot[h] as HotValue;
       const col = c.hot[h] as VarcharColumn | NumberColumn;
-      if (v === undefined) col.setNull(i);
-      else if (typeof v === 'string') {
+      if (v === undefined) {
+        col.setNull(i);
+        continue;
+      }
+      if (!seen[h]) {
+        seen[h] = true;
+        this.noteKey(HOT_ATTRIBUTES[h]![0]);
+      }
+      if (typeof v === 'string') {
         (col as VarcharColumn).set(i, v);
         hotBytes += v.length;
-      } else (col as NumberColumn).set(i, v as number);
+      } else (col as NumberColumn).set(i, v);
     }
     c.attributes.set(i, json);
     if (++c.n === CHUNK_ROWS) {
@@ -417,10 +421,8 @@ export class SpanWriter {
       b.resIds.add(res.id);
       b.lastResId = res.id;
     }
-    if (!ext) b.traces.set(s.traceId, { min: start, max: start });
-    else if (start < ext.min) ext.min = start;
-    else if (start > ext.max) ext.max = start;
-    this.rollups.observe(res.service ?? UNKNOWN_SERVICE, s, start, dur);
+    b.traces.add(s);
+    this.rollups.observe(res.service ?? UNKNOWN_SERVICE, s, dur);
   }
 
   /** records a span attribute key met for the first time (see spanKeys); AttrEncoder calls it */
@@ -468,22 +470,18 @@ export class SpanWriter {
 const KINDS: ReadonlySet<string> = new Set<SpanKind>(['server', 'client', 'internal', 'producer', 'consumer', 'unspecified']);
 const STATUSES: ReadonlySet<string> = new Set<SpanStatus>(['ok', 'error', 'unset']);
 
+/** whether s can be stored: a Span whose ids are valid (non-zero) and whose fields have their types */
 function isValidSpan(s: unknown): s is Span {
-  if (typeof s !== 'object' || s === null) return false;
-  const x = s as Record<string, unknown>;
-  if (typeof x['traceId'] !== 'string' || !HEX32.test(x['traceId'])) return false;
-  if (typeof x['spanId'] !== 'string' || !HEX16.test(x['spanId'])) return false;
-  const p = x['parentSpanId'];
-  if (!(p === '' || p === undefined || (typeof p === 'string' && HEX16.test(p)))) return false;
-  if (typeof x['name'] !== 'string') return false;
-  const start = x['startTimeUnixNano'];
-  if (typeof start === 'bigint') {
-    if (start < 0n || start > INT64_MAX) return false;
-  } else if (!(typeof start === 'number' && Number.isSafeInteger(start) && start >= 0)) return false;
-  const d = x['durationNano'];
+  if (!(s instanceof Span)) return false;
+  if ((s.t0 | s.t1 | s.t2 | s.t3) === 0 || (s.s0 | s.s1) === 0) return false;
+  if (typeof s.name !== 'string') return false;
+  // start: the words of a BIGINT >= 0
+  if (!(s.startHi >= 0 && s.startHi < 2 ** 31 && s.startLo >= 0 && s.startLo < 2 ** 32)) return false;
+  if (!Number.isInteger(s.startHi) || !Number.isInteger(s.startLo)) return false;
+  const d = s.durationNano;
   if (typeof d !== 'number' || !Number.isFinite(d)) return false;
-  if (typeof x['kind'] !== 'string' || !KINDS.has(x['kind'])) return false;
-  if (typeof x['status'] !== 'string' || !STATUSES.has(x['status'])) return false;
+  if (typeof s.kind !== 'string' || !KINDS.has(s.kind)) return false;
+  if (typeof s.status !== 'string' || !STATUSES.has(s.status)) return false;
   return true;
 }
 
@@ -508,7 +506,8 @@ interface Batch {
   lost: number;
   /** approximate size of the rows */
   bytes: number;
-  readonly traces: Map<string, TraceExtent>;
+  /** where each trace's spans of the batch start (trace_index rows) */
+  readonly traces: TraceExtents;
   /** resources first used by this batch */
   readonly fresh: ResourceEntry[];
   /** span attribute keys first met in this batch (null: too many keys from here on) */
@@ -519,7 +518,7 @@ interface Batch {
 }
 
 function newBatch(): Batch {
-  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new Map(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
+  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
@@ -574,25 +573,89 @@ class SpanChunk {
 }
 
 /** trace_index rows (trace id, earliest and latest span start) as data chunks */
-function traceIndexChunks(types: readonly DuckDBType[], traces: Map<string, TraceExtent>): DuckDBDataChunk[] {
-  const out: DuckDBDataChunk[] = [];
-  const id = new UuidHexColumn();
-  const min = new I64Column();
-  const max = new I64Column();
-  const columns = [id, min, max];
-  checkColumns(types, columns);
-  let n = 0;
-  for (const [traceId, t] of traces) {
-    id.set(n, traceId);
-    min.setBig(n, t.min);
-    max.setBig(n, t.max);
-    if (++n === CHUNK_ROWS) {
-      out.push(toDataChunk(types, columns, n));
-      n = 0;
+/**
+ * Min and max start of each trace's spans in a batch, keyed by trace id words (no hex
+ * string per span): a map on the first word, a short list for the rare words shared.
+ */
+class TraceExtents {
+  private readonly byW0 = new Map<number, TraceExtent | TraceExtent[]>();
+  size = 0;
+
+  add(s: Span): void {
+    const got = this.byW0.get(s.t0);
+    let e: TraceExtent | undefined;
+    if (got !== undefined) {
+      if (Array.isArray(got)) {
+        for (const x of got) if (sameTrace(x, s)) e = x;
+      } else if (sameTrace(got, s)) e = got;
+    }
+    if (e === undefined) {
+      const fresh = new TraceExtent(s);
+      this.size++;
+      if (got === undefined) this.byW0.set(s.t0, fresh);
+      else if (Array.isArray(got)) got.push(fresh);
+      else this.byW0.set(s.t0, [got, fresh]);
+      return;
+    }
+    const hi = s.startHi;
+    const lo = s.startLo;
+    if (hi < e.minHi || (hi === e.minHi && lo < e.minLo)) {
+      e.minHi = hi;
+      e.minLo = lo;
+    } else if (hi > e.maxHi || (hi === e.maxHi && lo > e.maxLo)) {
+      e.maxHi = hi;
+      e.maxLo = lo;
     }
   }
-  if (n > 0) out.push(toDataChunk(types, columns, n));
-  return out;
+
+  /** the trace_index rows */
+  toChunks(types: readonly DuckDBType[]): DuckDBDataChunk[] {
+    const out: DuckDBDataChunk[] = [];
+    const id = new UuidHexColumn();
+    const min = new I64Column();
+    const max = new I64Column();
+    const columns = [id, min, max];
+    checkColumns(types, columns);
+    let n = 0;
+    const row = (t: TraceExtent): void => {
+      id.setWords(n, t.w0, t.w1, t.w2, t.w3);
+      min.setWords(n, t.minHi, t.minLo);
+      max.setWords(n, t.maxHi, t.maxLo);
+      if (++n === CHUNK_ROWS) {
+        out.push(toDataChunk(types, columns, n));
+        n = 0;
+      }
+    };
+    for (const v of this.byW0.values()) {
+      if (Array.isArray(v)) for (const t of v) row(t);
+      else row(v);
+    }
+    if (n > 0) out.push(toDataChunk(types, columns, n));
+    return out;
+  }
+}
+
+class TraceExtent {
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  readonly w3: number;
+  minHi: number;
+  minLo: number;
+  maxHi: number;
+  maxLo: number;
+  constructor(s: Span) {
+    this.w0 = s.t0;
+    this.w1 = s.t1;
+    this.w2 = s.t2;
+    this.w3 = s.t3;
+    this.minHi = this.maxHi = s.startHi;
+    this.minLo = this.maxLo = s.startLo;
+  }
+}
+
+function sameTrace(e: TraceExtent, s: Span): boolean {
+  return e.w1 === s.t1 && e.w2 === s.t2 && e.w3 === s.t3 && e.w0 === s.t0;
 }
 
 function appendNullable(a: DuckDBAppender, v: string | null): void {

@@ -2,7 +2,7 @@
 // the store compiles it to SQL (src/store/compile.ts). Everything here is plain data
 // (JSON-serialisable apart from nothing) so it can be logged, cached or compared.
 
-import type { SpanKind, SpanStatus } from '../agent/span.js';
+import type { SpanKind, SpanStatus } from '../model/index.js';
 
 /**
  * Intrinsic fields (TraceQL `name`/`span:name`, `duration`/`span:duration`, ...).

@@ -7,7 +7,7 @@
 // single FieldExpression child; a spanset pair with no operator node between is `~`.
 
 import { parser } from '@grafana/lezer-traceql';
-import type { SpanKind, SpanStatus } from '../agent/span.js';
+import type { SpanKind, SpanStatus } from '../model/index.js';
 import { parseGoDuration } from './duration.js';
 import { TraceQLError } from './errors.js';
 import type {

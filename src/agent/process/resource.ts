@@ -5,7 +5,7 @@ import { readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { redactArgv } from '../redact.js';
-import type { Attributes } from '../span.js';
+import type { Attributes } from '../../model/index.js';
 import { detectRuntime, type RuntimeInfo } from './runtime.js';
 
 export interface ProcessInfo {

@@ -394,6 +394,7 @@ interface Pending {
 }
 
 let HEAD_PARSER: Http1Parser | undefined;
+let HEAD_STREAM: Stream | undefined;
 
 /** One direction's framing state. */
 class Stream {
@@ -496,7 +497,9 @@ export class Http1Parser implements ProtocolParser {
    */
   static requestHead(buf: Buffer, headLen: number): Pick<HttpRequest, 'method' | 'target' | 'version' | 'headers'> | undefined {
     if (headLen < 4 || headLen > buf.length) return undefined;
-    const s = new Stream(true, false);
+    // one stream for every call: parseHead sets every field it reads back (headers, framing,
+    // start line), and what is returned is copied out of it
+    const s = (HEAD_STREAM ??= new Stream(true, false));
     // parseHead reads nothing of the parser itself: any instance will do
     if ((HEAD_PARSER ??= new Http1Parser()).parseHead(s, buf, 0, headLen - 2, false) !== undefined) return undefined;
     return { method: s.method, target: s.target, version: s.version, headers: s.headers };

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// Where the live agent's CPU goes, by thread: runs `osprey up`, drives wrk paced against
+// nginx (keep-alive), and reads utime/stime of every thread of the agent from
+// /proc/<pid>/task before and after. Threads are grouped by name (node's JS thread is
+// named after the process; V8's helpers "V8 DefaultWorke", libuv's "libuv-worker", DuckDB's
+// and the ring-buffer reader have their own names).
+//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--store memory|file] [--prof DIR]
+// --prof DIR: also a CPU profile of the agent's JS thread (node --cpu-prof) into DIR.
+// Needs root. Prints a table; asserts nothing.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureTracefs, ospreyMode, runWrk, startNginxStatic } from './lib/load.mjs';
+import { CLK_TCK, installCleanup, log, sleep } from './lib/proc.mjs';
+import { option } from './lib/script.mjs';
+
+const RATE = Number(option('rate', 4000));
+const SECONDS = Number(option('seconds', 8));
+const STORE = option('store', 'file');
+const PROF = option('prof', undefined);
+
+function threads(pid) {
+  const out = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, { name: tid === String(pid) ? `${name} (JS thread)` : name, user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK });
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+installCleanup();
+ensureTracefs();
+const dir = mkdtempSync(join(tmpdir(), 'osprey-threads-'));
+try {
+  const nginx = await startNginxStatic(dir);
+  const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF }).start();
+  try {
+    const url = `http://127.0.0.1:${nginx.port}/`;
+    await runWrk({ url, seconds: 2, rate: RATE, connections: 20, threads: 1, dir }); // warm-up
+    await sleep(1000);
+    const t0 = threads(osprey.pid);
+    const w = await runWrk({ url, seconds: SECONDS, rate: RATE, connections: 20, threads: 1, dir });
+    const t1 = threads(osprey.pid);
+    const groups = new Map();
+    for (const [tid, b] of t1) {
+      const a = t0.get(tid) ?? { user: 0, sys: 0 };
+      const g = groups.get(b.name) ?? { n: 0, user: 0, sys: 0 };
+      g.n++;
+      g.user += b.user - a.user;
+      g.sys += b.sys - a.sys;
+      groups.set(b.name, g);
+    }
+    const reqs = w.requests;
+    log(`${reqs} requests in ${SECONDS} s (${Math.round(reqs / SECONDS)} req/s), store: ${STORE}`);
+    console.log(`thread                        n   user µs/req  sys µs/req`);
+    let tu = 0;
+    let ts = 0;
+    for (const [name, g] of [...groups].sort((a, b) => b[1].user + b[1].sys - a[1].user - a[1].sys)) {
+      if (g.user + g.sys === 0) continue;
+      tu += g.user;
+      ts += g.sys;
+      console.log(`${name.padEnd(28)} ${String(g.n).padStart(2)}  ${((g.user * 1e6) / reqs).toFixed(1).padStart(11)}  ${((g.sys * 1e6) / reqs).toFixed(1).padStart(10)}`);
+    }
+    console.log(`${'all'.padEnd(28)}     ${((tu * 1e6) / reqs).toFixed(1).padStart(11)}  ${((ts * 1e6) / reqs).toFixed(1).padStart(10)}   = ${(((tu + ts) * 1e6) / reqs).toFixed(1)} µs/req, ${(((tu + ts) / SECONDS / (reqs / SECONDS)) * 1e4).toFixed(3)} cores per 10k req/s`);
+  } finally {
+    await osprey.stop();
+    await nginx.stop();
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
