@@ -219,8 +219,13 @@ describe('OTLP export into a real OpenTelemetry Collector', { timeout: BUILD_MS 
     assert.equal(got.length, 12, 'each span exactly once');
 
     // the same spans as osprey stores them: every field survives the trip
-    const r = await fetch(`${osprey.url}/api/osprey/spans?since=5m&limit=1000&q=${encodeURIComponent(`{ resource.service.name = "${svc}" || span.url.path =~ "${base}.*" }`)}`);
-    const stored = ((await r.json()) as { spans: { traceId: string; spanId: string; parentSpanId: string; name: string; kind: string; startTimeUnixNano: string; durationNano: number; status: string; resource: Record<string, unknown>; attributes: Record<string, unknown> }[] }).spans;
+    // (the store makes spans queryable within 5 s; the export may be quicker)
+    type Stored = { traceId: string; spanId: string; parentSpanId: string; name: string; kind: string; startTimeUnixNano: string; durationNano: number; status: string; resource: Record<string, unknown>; attributes: Record<string, unknown> };
+    const stored = await waitFor('the same spans in the store', async () => {
+      const r = await fetch(`${osprey.url}/api/osprey/spans?since=5m&limit=1000&q=${encodeURIComponent(`{ resource.service.name = "${svc}" || span.url.path =~ "${base}.*" }`)}`);
+      const spans = ((await r.json()) as { spans: Stored[] }).spans;
+      return got.every((e) => spans.some((x) => x.spanId === e.span.spanId)) && spans;
+    }, 15_000, 200);
     const kinds: Record<string, number> = { unspecified: 0, internal: 1, server: 2, client: 3, producer: 4, consumer: 5 };
     const codes: Record<string, number> = { unset: 0, ok: 1, error: 2 };
     for (const e of got) {
