@@ -131,13 +131,13 @@ export async function replay(rec, { withStore, cpuTarget = 3 }) {
 }
 
 /** a recorded stream as one file: JSON header line, then the batches back to back */
-function saveStream(rec, file) {
+export function saveStream(rec, file) {
   const clock = Object.fromEntries(Object.entries(rec.clock).map(([k, v]) => [k, typeof v === 'bigint' ? { bigint: String(v) } : v]));
   const head = { clock, requests: rec.requests, kernel: rec.kernel, batches: rec.batches.map((b) => [b.at, b.buf.length]) };
   writeFileSync(file, Buffer.concat([Buffer.from(`${JSON.stringify(head)}\n`), ...rec.batches.map((b) => b.buf)]));
 }
 
-function loadStream(file) {
+export function loadStream(file) {
   const all = readFileSync(file);
   const nl = all.indexOf(10);
   const head = JSON.parse(all.subarray(0, nl).toString());

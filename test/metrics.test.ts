@@ -294,7 +294,24 @@ describe('metrics generator (Tempo span metrics + service graph)', () => {
     assert.equal(m.get('osprey_metrics_series_dropped_total{processor="span-metrics"}'), 1 + 3 + 6);
     assert.equal(m.get('osprey_service_graph_dropped_spans_total'), 1);
     assert.equal(m.get('osprey_metrics_series_dropped_total{processor="service-graphs"}'), 1);
-    assert.equal([...m.keys()].filter((k) => k.startsWith('traces_service_graph_request_total{')).length, 2);
+    // … and counted, not lost: each processor's overflow series holds them, so totals stay exact
+    assert.equal(m.get('traces_spanmetrics_calls_total{otel_metric_overflow="true"}'), 1 + 3 + 6);
+    assert.equal(m.get('traces_spanmetrics_latency_count{otel_metric_overflow="true"}'), 1 + 3 + 6);
+    assert.equal(m.get('traces_service_graph_request_total{otel_metric_overflow="true"}'), 1);
+    assert.equal([...m.keys()].filter((k) => k.startsWith('traces_service_graph_request_total{')).length, 3);
+
+    // span names per service: past the limit, the service's own overflow series (no span_name,
+    // kind and status kept: the service's RED stays exact), and nothing new allocated
+    const names = new MetricsGenerator({ now: () => T0, maxNamesPerService: 2 });
+    for (const n of ['a', 'b', 'c', 'd', 'c']) names.consume([span({ service: 'svc', kind: 'server', name: n, durationNano: 1 })]);
+    names.consume([span({ service: 'svc', kind: 'server', name: 'e', durationNano: 1, status: 'error' })]);
+    names.consume([span({ service: 'other', kind: 'server', name: 'z', durationNano: 1 })]);
+    const n = samples(exposition(names.families()));
+    assert.equal(n.get('traces_spanmetrics_calls_total{service="svc",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET",otel_metric_overflow="true"}'), 3);
+    assert.equal(n.get('traces_spanmetrics_calls_total{service="svc",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR",otel_metric_overflow="true"}'), 1);
+    assert.equal(n.get('traces_spanmetrics_calls_total{service="other",span_name="z",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_UNSET"}'), 1);
+    assert.equal(n.get('osprey_metrics_series_dropped_total{processor="span-metrics"}'), 4);
+    assert.equal(names.spanMetrics.seriesCount, 2 + 2 + 1);
 
     // by default a late span still counts (no ingestion slack; see MetricsGeneratorOptions)
     const late = new MetricsGenerator({ now: () => T0 });

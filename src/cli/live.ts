@@ -1,7 +1,8 @@
 // The terminal view of `osprey up`: per service rate, errors and p95, the
 // slowest recent traces and the commands to dig in. Redrawn on a TTY; a line
 // every 30 s otherwise.
-import { rollupWindowStart, type DuckStore } from '../store/index.js';
+import type { DuckStore } from '../store/index.js';
+import { bucketStart as rollupWindowStart } from '../store/window.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { fmtDuration, table } from './format.js';
 

@@ -9,9 +9,11 @@ import { Agent } from '../agent/agent.js';
 import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
 import { exposition, type MetricFamily } from '../metrics/prometheus.js';
+import { Exporter, ExportConfigError, resolveExportConfig, type ExportConfig } from '../export/index.js';
 import { startServer } from '../server/server.js';
 import { setupKubernetes, type KubernetesSetup } from '../resource/setup.js';
-import { DuckStore, parseMemoryLimit } from '../store/index.js';
+// DuckDB is loaded only when the store is on (not in export-only mode): import() below
+import type { DuckStore } from '../store/index.js';
 import { intOption, parseDuration, untilSignal, UsageError, type Command } from './cli.js';
 import { LiveSummary } from './live.js';
 import { uiPage } from './ui-page.js';
@@ -80,7 +82,7 @@ export const upCommand: Command = {
   name: 'up',
   summary:
     'Run agent, store and query server in one process: every HTTP request of every process on\nthis machine becomes a span, queryable within seconds. Ctrl-C flushes and exits.',
-  usage: 'osprey up [--data DIR] [--listen HOST:PORT] [--demo] [--no-ui] [--kubeconfig PATH] [--node-name NAME]',
+  usage: 'osprey up [--data DIR] [--listen HOST:PORT] [--demo] [--no-ui] [--export URL] [--no-store] [--kubeconfig PATH] [--node-name NAME]',
   help: [
     `      --data DIR            where spans are stored (default ${defaultDataDir()})`,
     '      --memory              keep spans in memory only',
@@ -95,6 +97,20 @@ export const upCommand: Command = {
     '      --capture-size BYTES  payload bytes captured per call (default 256)',
     '      --summarize on|off    HTTP/1 exchanges summarised in the kernel, one record each (default on;',
     '                            off sends every socket call to user space, as `osprey events` shows them)',
+    '      --export URL          also send spans and RED/service-graph metrics as OTLP to this collector,',
+    '                            e.g. http://localhost:4318 (OTLP/HTTP; /v1/traces and /v1/metrics are',
+    '                            appended) or, with --export-protocol grpc, http://localhost:4317.',
+    '                            Without it the standard OTEL_EXPORTER_OTLP_* variables apply',
+    '                            (ENDPOINT, TRACES_ENDPOINT, METRICS_ENDPOINT, PROTOCOL, HEADERS,',
+    '                            COMPRESSION, TIMEOUT; OTEL_TRACES_EXPORTER/OTEL_METRICS_EXPORTER=none)',
+    '      --export-protocol P   http/protobuf (default) or grpc',
+    '      --export-queue SIZE   spans waiting for the collector, as compressed OTLP (default 256MiB:',
+    '                            2.7-5.7 M spans at 47-100 bytes each, a 5-minute collector outage at',
+    '                            5k spans/s with room to spare). Beyond it new spans are dropped and',
+    '                            counted: osprey_export_dropped_spans_total{reason="queue_full"}',
+    '      --no-store            export only (the Kubernetes DaemonSet mode): no span store, no DuckDB;',
+    '                            /metrics and osprey status still answer. Needs --export or',
+    '                            OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT',
     '      --kubeconfig PATH     Kubernetes metadata (pod, namespace, workload on every span) from this',
     '                            cluster; also on with KUBECONFIG set or in-cluster credentials present',
     '      --node-name NAME      the Kubernetes node this is: only its pods are watched (default',
@@ -111,6 +127,10 @@ export const upCommand: Command = {
     'max-spans': { type: 'string' },
     'capture-size': { type: 'string' },
     summarize: { type: 'string' },
+    export: { type: 'string' },
+    'export-protocol': { type: 'string' },
+    'export-queue': { type: 'string' },
+    'no-store': { type: 'boolean' },
     kubeconfig: { type: 'string' },
     'node-name': { type: 'string' },
   },
@@ -133,7 +153,26 @@ export const upCommand: Command = {
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
     if (dataDir === '') throw new UsageError('--data needs a directory');
     const storeMemory = values['store-memory'] as string | undefined;
-    if (storeMemory !== undefined && parseMemoryLimit(storeMemory) === undefined) {
+    const noStore = values['no-store'] === true;
+    if (noStore && (values.data !== undefined || memory || storeMemory !== undefined)) {
+      throw new UsageError('--no-store keeps no spans: leave out --data, --memory and --store-memory');
+    }
+    let exportConfig: ExportConfig | undefined;
+    try {
+      exportConfig = resolveExportConfig({
+        endpoint: values.export as string | undefined,
+        protocol: values['export-protocol'] as string | undefined,
+        queue: values['export-queue'] as string | undefined,
+      });
+    } catch (err) {
+      if (err instanceof ExportConfigError) throw new UsageError(err.hint ? `${err.message} (${err.hint})` : err.message);
+      throw err;
+    }
+    if (noStore && !exportConfig?.traces) {
+      throw new UsageError('--no-store needs somewhere to send spans: --export URL (or OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)');
+    }
+    const storeModule = noStore ? undefined : await import('../store/index.js');
+    if (storeMemory !== undefined && storeModule?.parseMemoryLimit(storeMemory) === undefined) {
       throw new UsageError(`--store-memory must be a size like 256MB or 1GB, got "${storeMemory}"`);
     }
     const say = (s: string) => process.stderr.write(`osprey: ${s}\n`);
@@ -142,27 +181,32 @@ export const upCommand: Command = {
     if (kubeFlags.nodeName === '') throw new UsageError('--node-name needs a node name');
 
     let path: string | undefined;
-    if (!memory) {
-      prepareDataDir(dataDir);
-      path = join(dataDir, 'spans.duckdb');
-    }
-    const store = await DuckStore.open({ path, memoryLimit: storeMemory, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
-      throw Object.assign(new Error(`cannot open the span store at ${path}: ${err.message}`), {
-        hint: /lock/i.test(err.message)
-          ? 'another osprey is using this data dir: stop it or pass --data DIR'
-          : /schema version/.test(err.message)
-            ? `the data was written by another version of osprey: move ${dataDir} away (or pass --data DIR) to start afresh`
-            : 'check the path and permissions, or use --memory',
+    let store: DuckStore | undefined;
+    if (storeModule) {
+      if (!memory) {
+        prepareDataDir(dataDir);
+        path = join(dataDir, 'spans.duckdb');
+      }
+      store = await storeModule.DuckStore.open({ path, memoryLimit: storeMemory, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
+        throw Object.assign(new Error(`cannot open the span store at ${path}: ${err.message}`), {
+          hint: /lock/i.test(err.message)
+            ? 'another osprey is using this data dir: stop it or pass --data DIR'
+            : /schema version/.test(err.message)
+              ? `the data was written by another version of osprey: move ${dataDir} away (or pass --data DIR) to start afresh`
+              : 'check the path and permissions, or use --memory',
+        });
       });
-    });
-    say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'})`);
+      say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'})`);
+    } else {
+      say('store: none (--no-store: export only)');
+    }
 
     // Kubernetes metadata comes up in the background: tracing does not wait for the API server
     let kube: KubernetesSetup | undefined;
     try {
       kube = setupKubernetes(kubeFlags, say);
     } catch (err) {
-      await store.shutdown();
+      await store?.shutdown();
       throw err;
     }
     if (kube) {
@@ -171,11 +215,14 @@ export const upCommand: Command = {
     }
 
     const red = new MetricsGenerator().start();
+    const exporter = exportConfig ? new Exporter({ config: exportConfig, metricFamilies: () => red.families(), log: say }) : undefined;
+    if (exporter) say(`export: ${exporter.describe()}`);
     const agent = new Agent({
       ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
       sink: (spans) => {
-        store.append(spans);
+        store?.append(spans);
         red.consume(spans);
+        exporter?.consume(spans);
       },
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
     });
@@ -184,7 +231,8 @@ export const upCommand: Command = {
       cap = agent.start();
     } catch (err) {
       await kube?.stop();
-      await store.shutdown();
+      await exporter?.shutdown();
+      await store?.shutdown();
       throw err;
     }
     const attached = cap.programs.filter((p) => p.attached).length;
@@ -192,14 +240,14 @@ export const upCommand: Command = {
     for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
 
     const started = Date.now();
-    const status = () => ({ ...statusReport(agent, store, started), ...(kube ? { kubernetes: kube.status() } : {}) });
+    const status = () => ({ ...statusReport(agent, store, exporter, started), ...(kube ? { kubernetes: kube.status() } : {}) });
     let server;
     try {
       server = await startServer(
         {
           store,
           status,
-          metrics: () => exposition([...metricFamilies(agent, store, red), ...kubeFamilies(kube)]),
+          metrics: () => exposition([...metricFamilies(agent, store, red, exporter), ...kubeFamilies(kube)]),
           ui: values['no-ui'] ? undefined : uiPage,
           observingSinceNs: BigInt(started) * 1_000_000n,
         },
@@ -208,14 +256,15 @@ export const upCommand: Command = {
     } catch (err) {
       await agent.shutdown();
       await kube?.stop();
-      await store.shutdown();
+      await exporter?.shutdown();
+      await store?.shutdown();
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') {
         throw Object.assign(new Error(`${listen.host}:${listen.port} is already in use`), { hint: 'another osprey up may be running; stop it or pass --listen HOST:PORT' });
       }
       throw err;
     }
-    say(`listening on ${server.url} (API, Tempo API${values['no-ui'] ? '' : ', UI'}, /metrics)`);
+    say(`listening on ${server.url} (${store ? 'API, Tempo API, ' : ''}${values['no-ui'] ? '' : 'UI, '}/metrics, /api/osprey/status)`);
 
     let demo: { stop(): Promise<void> } | undefined;
     if (values.demo) {
@@ -225,27 +274,31 @@ export const upCommand: Command = {
       demo = d;
       say(`demo: open ${d.entryUrl} or watch: osprey services`);
     }
-    say(`try: osprey query --since 5m '{ duration > 100ms }'   osprey services   osprey graph`);
+    if (store) say(`try: osprey query --since 5m '{ duration > 100ms }'   osprey services   osprey graph`);
+    else say('try: osprey status   (export counters: export_spans_*)');
 
-    const live = new LiveSummary(store, server.url, process.stdout.isTTY === true, started);
-    live.start();
+    const live = store ? new LiveSummary(store, server.url, process.stdout.isTTY === true, started) : undefined;
+    live?.start();
 
     const sig = await untilSignal();
-    live.stop();
+    live?.stop();
     say(`${sig}: stopping`);
     await demo?.stop().catch(() => undefined);
     await agent.shutdown();
     await kube?.stop();
     red.stop();
+    // the agent has handed over its last spans: deliver them (a few seconds at most)
+    await exporter?.shutdown();
     await server.close();
-    await store.shutdown();
+    await store?.shutdown();
     const c = agent.counters;
-    say(`stopped: ${c.spans} spans recorded this run, ${store.stats().rows} kept in ${path ?? 'memory'}`);
+    if (exporter?.spans) say(`export: ${exporter.summary()}`);
+    say(`stopped: ${c.spans} spans recorded this run${store ? `, ${store.stats().rows} kept in ${path ?? 'memory'}` : ''}`);
     return 0;
   },
 };
 
-function statusReport(agent: Agent, store: DuckStore, started: number): Record<string, unknown> {
+function statusReport(agent: Agent, store: DuckStore | undefined, exporter: Exporter | undefined, started: number): Record<string, unknown> {
   const cap = agent.capture!;
   const k = cap.counters();
   const counters: Record<string, number> = { ...k };
@@ -255,7 +308,8 @@ function statusReport(agent: Agent, store: DuckStore, started: number): Record<s
   add('agent', agent.counters);
   add('http1', agent.http1);
   add('linker', agent.linker.counters);
-  add('store', store.stats());
+  if (store) add('store', store.stats());
+  if (exporter) Object.assign(counters, exporter.statusCounters());
   const up = (Date.now() - started) / 1000;
   return {
     agent: 'running',
@@ -319,7 +373,7 @@ function selfUsage(upSeconds: number): Record<string, number> {
   };
 }
 
-function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): MetricFamily[] {
+function metricFamilies(agent: Agent, store: DuckStore | undefined, red: MetricsGenerator, exporter: Exporter | undefined): MetricFamily[] {
   const k = agent.capture!.counters();
   const fam = (name: string, help: string, value: number, type: 'counter' | 'gauge' = 'counter'): MetricFamily => ({
     name,
@@ -327,7 +381,7 @@ function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): 
     type,
     samples: [{ value }],
   });
-  const st = store.stats();
+  const st = store?.stats();
   const cpu = process.cpuUsage();
   return [
     {
@@ -344,12 +398,17 @@ function metricFamilies(agent: Agent, store: DuckStore, red: MetricsGenerator): 
     fam('osprey_http1_desync_total', 'HTTP/1 connections dropped after losing message framing.', agent.http1.desync),
     fam('osprey_connections', 'Connections the agent tracks.', agent.connections, 'gauge'),
     fam('osprey_linker_evicted_total', 'In-flight requests dropped by the linker limits.', agent.linker.counters.evicted),
-    fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),
-    fam('osprey_store_retention_deleted_total', 'Spans deleted by retention.', st.retentionDeletedSpans),
-    fam('osprey_store_rows', 'Spans stored.', st.rows, 'gauge'),
+    ...(st
+      ? [
+          fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),
+          fam('osprey_store_retention_deleted_total', 'Spans deleted by retention.', st.retentionDeletedSpans),
+          fam('osprey_store_rows', 'Spans stored.', st.rows, 'gauge'),
+        ]
+      : []),
     // the usual names of Prometheus client libraries' process collectors
     fam('process_cpu_seconds_total', 'User and system CPU time of the osprey process (all threads), seconds.', (cpu.user + cpu.system) / 1e6),
     fam('process_resident_memory_bytes', 'Resident memory of the osprey process, bytes.', process.memoryUsage.rss(), 'gauge'),
     ...red.families(),
+    ...(exporter?.families() ?? []),
   ];
 }

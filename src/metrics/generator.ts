@@ -9,7 +9,9 @@
 //
 // consume() runs on the agent's hot path: per span a few Map lookups and array writes, no
 // string building once a series exists. Everything is bounded: series per processor
-// (maxSeries, then osprey_metrics_series_dropped_total), pending service-graph edges (maxItems,
+// (maxSeries) and span names per service (maxNamesPerService), beyond which observations go to
+// an overflow series {otel_metric_overflow="true"} and osprey_metrics_series_dropped_total
+// counts them (totals stay exact), pending service-graph edges (maxItems,
 // then osprey_service_graph_dropped_spans_total), stale series are forgotten after 15 min.
 import type { Span } from '../model/index.js';
 import type { MetricFamily } from './prometheus.js';
@@ -18,8 +20,10 @@ import { ServiceGraph, type ServiceGraphOptions } from './servicegraph.js';
 import { SpanMetrics } from './spanmetrics.js';
 
 export interface MetricsGeneratorOptions {
-  /** most series per processor (span metrics; service graph) (default 10000) */
+  /** most series per processor (span metrics; service graph) (default 10000); beyond, the overflow series */
   maxSeries?: number;
+  /** span metrics: most span names per service (default 1000); beyond, the service's overflow series */
+  maxNamesPerService?: number;
   /** service graph: how long an edge waits for its other half, ms (default 10000) */
   waitMs?: number;
   /** service graph: most pending edges (default 10000) */
@@ -54,7 +58,7 @@ export class MetricsGenerator {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(opts: MetricsGeneratorOptions = {}) {
-    this.spanMetrics = new SpanMetrics({ maxSeries: opts.maxSeries, buckets: opts.spanBuckets });
+    this.spanMetrics = new SpanMetrics({ maxSeries: opts.maxSeries, maxNamesPerService: opts.maxNamesPerService, buckets: opts.spanBuckets });
     this.serviceGraph = new ServiceGraph({ maxSeries: opts.maxSeries, waitMs: opts.waitMs, maxItems: opts.maxItems, buckets: opts.graphBuckets });
     this.#now = opts.now ?? Date.now;
     this.#staleMs = opts.staleMs ?? 15 * 60_000;
@@ -115,7 +119,7 @@ export class MetricsGenerator {
       ...this.serviceGraph.families(),
       {
         name: 'osprey_metrics_series_dropped_total',
-        help: 'Observations not recorded because their series would exceed the per-processor series limit (span-metrics: spans; service-graphs: edges).',
+        help: 'Observations counted in an overflow series (otel_metric_overflow="true") instead of their own, which would pass a cardinality limit (span-metrics: spans; service-graphs: edges).',
         type: 'counter',
         samples: [
           { labels: { processor: 'span-metrics' }, value: this.spanMetrics.seriesDropped },

@@ -114,6 +114,15 @@ export function labelValue(s: string): string {
   return s.length > MAX_LABEL_VALUE_LENGTH ? s.slice(0, MAX_LABEL_VALUE_LENGTH) : s;
 }
 
+/**
+ * The label of an overflow series (the OpenTelemetry SDKs' `otel.metric.overflow` as a Prometheus
+ * label): observations whose own series would pass a cardinality limit are counted there, so
+ * totals stay exact while the number of series stays bounded.
+ */
+export const OVERFLOW_LABEL = 'otel_metric_overflow';
+/** the span-name key of a service's overflow series (cannot come from a span: names never hold NUL) */
+export const OVERFLOW_KEY = '\u0000overflow';
+
 /** series slots keyed by two labels (service -> span name, client -> server) */
 export type NestedSlots<T> = Map<string, Map<string, (T | undefined)[]>>;
 

@@ -8,7 +8,7 @@
 // so expiring and completing are O(1) and the pending set is bounded by maxItems.
 import type { Attributes, Span } from '../model/index.js';
 import type { MetricFamily } from './prometheus.js';
-import { boundsToNs, findAttr, labelValue, NsHistogram, SERVICE_GRAPH_BUCKETS, sweepNested } from './series.js';
+import { boundsToNs, findAttr, labelValue, NsHistogram, OVERFLOW_LABEL, SERVICE_GRAPH_BUCKETS, sweepNested } from './series.js';
 
 /** connection_type values; index 0 (plain client/server) leaves the label out */
 export const CONNECTION_TYPES = ['', 'messaging_system', 'database', 'virtual_node'] as const;
@@ -72,7 +72,8 @@ export interface ServiceGraphOptions {
   waitMs?: number;
   /** most pending edges (default 10000); a span that needs a new edge beyond it is dropped */
   maxItems?: number;
-  /** most (client, server, connection_type) series (default 10000) */
+  /** most (client, server, connection_type) series (default 10000); further edges are counted in
+   *  the overflow series {otel_metric_overflow="true"} */
   maxSeries?: number;
   /** latency buckets in seconds (default Tempo's 0.1·2^k, k < 8) */
   buckets?: readonly number[];
@@ -108,7 +109,7 @@ export interface ServiceGraphCounters {
   virtualNodes: number;
   /** spans dropped because maxItems edges were pending */
   droppedSpans: number;
-  /** completed edges not counted because their series would exceed maxSeries */
+  /** completed edges counted in the overflow series because their own would exceed maxSeries */
   seriesDropped: number;
 }
 
@@ -128,6 +129,7 @@ export class ServiceGraph {
   /** client -> server -> connection type slot */
   readonly #series = new Map<string, Map<string, (GraphSeries | undefined)[]>>();
   #seriesCount = 0;
+  #overflow: GraphSeries | undefined;
 
   constructor(opts: ServiceGraphOptions = {}) {
     this.bounds = opts.buckets ?? SERVICE_GRAPH_BUCKETS;
@@ -282,21 +284,29 @@ export class ServiceGraph {
       this.#onEdge({ client, server, conn: e.conn, failed: e.failed, clientNs: e.clientNs, serverNs: e.serverNs, startNs: e.startNs });
       return;
     }
+    // containers are made only for a series that will exist: past maxSeries nothing new is allocated
     let byServer = this.#series.get(client);
-    if (byServer === undefined) {
-      byServer = new Map();
-      this.#series.set(client, byServer);
+    let slots = byServer?.get(server);
+    let s = slots?.[e.conn];
+    if (s === undefined && this.#seriesCount >= this.#maxSeries) {
+      this.counters.seriesDropped++;
+      s = this.#overflow ??= {
+        labels: Object.freeze({ [OVERFLOW_LABEL]: 'true' }),
+        total: 0,
+        failed: 0,
+        server: new NsHistogram(this.#boundsNs),
+        client: new NsHistogram(this.#boundsNs),
+        last: now,
+      };
     }
-    let slots = byServer.get(server);
-    if (slots === undefined) {
-      slots = new Array<GraphSeries | undefined>(CONNECTION_TYPES.length).fill(undefined);
-      byServer.set(server, slots);
-    }
-    let s = slots[e.conn];
     if (s === undefined) {
-      if (this.#seriesCount >= this.#maxSeries) {
-        this.counters.seriesDropped++;
-        return;
+      if (byServer === undefined) {
+        byServer = new Map();
+        this.#series.set(client, byServer);
+      }
+      if (slots === undefined) {
+        slots = new Array<GraphSeries | undefined>(CONNECTION_TYPES.length).fill(undefined);
+        byServer.set(server, slots);
       }
       // new counter series start at 0 (see the note in spanmetrics.ts on Tempo's first-sample rule)
       const labels: Record<string, string> = { client, server };
@@ -321,6 +331,7 @@ export class ServiceGraph {
 
   /** forgets series not updated since `before` (ms) */
   sweep(before: number): number {
+    if (this.#overflow && this.#overflow.last < before) this.#overflow = undefined;
     const removed = sweepNested(this.#series, before);
     this.#seriesCount -= removed;
     return removed;
@@ -329,6 +340,7 @@ export class ServiceGraph {
   families(): MetricFamily[] {
     const all: GraphSeries[] = [];
     for (const byServer of this.#series.values()) for (const slots of byServer.values()) for (const s of slots) if (s) all.push(s);
+    if (this.#overflow) all.push(this.#overflow);
     const hist = (name: string, help: string, pick: (s: GraphSeries) => NsHistogram): MetricFamily => ({
       name,
       help,

@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import { spanToJson } from '../model/index.js';
 import { toResourceSpans } from '../export/otlp-json.js';
 import { exposition } from '../metrics/prometheus.js';
-import { MAX_LIMIT, rollupWindowStart, type SpanStore } from '../store/index.js';
+import type { SpanStore } from '../store/index.js';
+import { MAX_LIMIT, bucketStart as rollupWindowStart } from '../store/window.js';
 import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
 import { BAD_REQUEST_REASONS, HttpError, type BadRequestReason } from './errors.js';
 import { choiceOf, clip, countOf, legacySearch, scopeOf, storeScope, TEMPO_SCOPES, windowOf, withLegacy } from './params.js';
@@ -17,7 +18,8 @@ import { choiceOf, clip, countOf, legacySearch, scopeOf, storeScope, TEMPO_SCOPE
 export { parseTime } from './params.js';
 
 export interface ServerDeps {
-  store: SpanStore;
+  /** undefined: export-only mode (`osprey up --no-store`), span queries answer 404 with a hint */
+  store?: SpanStore;
   /** osprey status: what is attached, rates, every counter */
   status(): Record<string, unknown>;
   /** Prometheus text exposition */
@@ -87,8 +89,17 @@ function notBuilt(what: string): Handler {
   };
 }
 
+/** the store of export-only mode: every query is a 404 that says where the spans went */
+function noStore(): SpanStore {
+  const refuse = () =>
+    Promise.reject(
+      new HttpError(404, 'this osprey keeps no spans: it runs export-only (osprey up --no-store)', 'query the backend the spans are exported to (Tempo), or run osprey up without --no-store'),
+    );
+  return new Proxy({} as SpanStore, { get: () => refuse });
+}
+
 export function routes(deps: ServerDeps, counters: ServerCounters = newCounters()): Route[] {
-  const { store } = deps;
+  const store = deps.store ?? noStore();
   const traceById = async (raw: string, url: URL) => {
     const id = segment(raw, 'trace id');
     if (!TRACE_ID.test(id)) {

@@ -22,8 +22,8 @@ import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERV
 const HOT_COLUMNS = HOT_KEYS.map((k) => (HOT_SPAN_ATTRS[k] as readonly [string, string])[0]);
 import type { SearchOptions, TagOptions, TagScope, TagValue, TimeWindow, TraceSearchOptions, TraceSummary } from './types.js';
 
-/** Largest `limit` honoured by search() and searchTraces(). */
-export const MAX_LIMIT = 1_000_000;
+import { MAX_LIMIT } from './window.js';
+export { MAX_LIMIT };
 const ROOT_NOT_RECEIVED = '<root span not yet received>';
 const TAG_SAMPLE_SPANS = 20_000;
 const MAX_INLINE_RESOURCES = 256;

@@ -31,9 +31,10 @@ import { Params } from './compile.js';
 import { discardAppenders, type Row } from './core.js';
 import { KIND_CODE, STATUS_CODE } from './schema.js';
 import type { EdgeStats, ServiceStats } from './types.js';
+import { ROLLUP_BUCKET_NS, bucketStart } from './window.js';
 
-/** rollup time bucket: 1 min of span start time */
-export const ROLLUP_BUCKET_NS = 60_000_000_000n;
+/** rollup time bucket: 1 min of span start time (window.ts, shared with the DuckDB-free server) */
+export { ROLLUP_BUCKET_NS, bucketStart };
 const BUCKET = Number(ROLLUP_BUCKET_NS);
 const BUCKET_MS = BUCKET / 1e6;
 /** histogram buckets: Tempo's span-metrics defaults, as /metrics */
@@ -412,12 +413,6 @@ export class Rollups {
 }
 
 type Query = (sql: string, P: Params, js?: boolean) => Promise<Row[]>;
-
-/** start of the rollup bucket `ns` falls in */
-export function bucketStart(ns: bigint): bigint {
-  const r = ns % ROLLUP_BUCKET_NS;
-  return r < 0n ? ns - r - ROLLUP_BUCKET_NS : ns - r;
-}
 
 /** SQL (on the maintenance connection) that drops the rollup buckets entirely before `ns` */
 export const PRUNE_SQL: readonly string[] = ['DELETE FROM red_rollup WHERE bucket_ns < $1', 'DELETE FROM edge_rollup WHERE bucket_ns < $1'];

@@ -1,0 +1,112 @@
+// encodeSpans() writes exactly what the official OTLP encoder (otlp-transformer's
+// ProtobufTraceSerializer) writes for the same spans: one case list, both encoders, byte for
+// byte. (The end-to-end test, test/export.test.ts, has a real collector decode the bytes.)
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Span, type Attributes, type SpanInit, type SpanKind, type SpanStatus } from '../model/index.js';
+import { encodeSpans, encodeSpansOfficial } from './otlp.js';
+
+let seq = 0;
+const hex = (n: number) => (++seq).toString(16).padStart(n, '0');
+
+function span(p: Partial<SpanInit> & { resource: Attributes }): Span {
+  return Span.from({
+    traceId: hex(32),
+    spanId: hex(16),
+    parentSpanId: '',
+    name: 'GET /users/{id}',
+    kind: 'server',
+    startTimeUnixNano: 1_765_000_000_123_456_789n,
+    durationNano: 1_500_000,
+    status: 'unset',
+    attributes: {},
+    ...p,
+  });
+}
+
+const proc = { 'service.name': 'shop', 'process.pid': 4242, 'process.executable.name': 'node', 'host.name': 'vm' };
+const other = { 'service.name': 'pay', 'process.pid': 7, 'k8s.namespace.name': 'prod', 'k8s.pod.name': 'pay-6c9d-xk2' };
+
+const CASES: [string, Span[]][] = [
+  ['a server span with the usual HTTP attributes', [
+    span({
+      resource: proc,
+      attributes: {
+        'http.request.method': 'GET',
+        'url.path': '/users/42',
+        'http.route': '/users/{id}',
+        'http.response.status_code': 200,
+        'server.port': 8080,
+        'network.peer.address': '127.0.0.1',
+        'http.response.body.size': 123456789,
+        'osprey.link': 'tuple',
+      },
+    }),
+  ]],
+  ['every kind and status, parents by each rule, a status message', (['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'] as SpanKind[]).flatMap((kind, i) =>
+    (['unset', 'ok', 'error'] as SpanStatus[]).map((status) =>
+      span({
+        resource: proc,
+        kind,
+        status,
+        parentSpanId: i % 2 ? hex(16) : '',
+        attributes: { 'osprey.link': (['traceparent', 'tuple', 'thread', 'none'] as const)[i % 4]! },
+        ...(status === 'error' ? { statusMessage: 'upstream said 503' } : {}),
+      }),
+    ),
+  )],
+  ['values of every type and size: unicode, long strings, negative and huge ints, doubles, booleans', [
+    span({
+      resource: { ...proc, 'service.name': 'çà-ü 服务 🦅' },
+      name: `GET /${'x'.repeat(300)}`,
+      attributes: {
+        s: '',
+        u: 'naïve café — ☃ 🦅',
+        long: 'y'.repeat(20_000),
+        neg: -1,
+        big: 2 ** 53 - 1,
+        bigneg: -(2 ** 40),
+        d: 0.25,
+        nan: Number.NaN,
+        inf: Number.POSITIVE_INFINITY,
+        t: true,
+        f: false,
+        'k\u00e9y': 1,
+      },
+    }),
+  ]],
+  ['durations: zero, negative (written as 0), long; uppercase hex ids', [
+    span({ resource: proc, durationNano: 0 }),
+    span({ resource: proc, durationNano: -5 }),
+    span({ resource: proc, durationNano: 3_600_000_000_000 }),
+    span({ resource: proc, traceId: 'ABCDEF0123456789ABCDEF0123456789', spanId: 'ABCDEF0123456789', parentSpanId: '0123456789ABCDEF' }),
+  ]],
+  ['two processes interleaved: one ResourceSpans each, in first-seen order', [
+    span({ resource: proc }),
+    span({ resource: other, kind: 'client' }),
+    span({ resource: proc }),
+    span({ resource: other }),
+  ]],
+  ['no attributes, empty resource', [span({ resource: {} })]],
+];
+
+describe('OTLP span encoding', () => {
+  for (const [name, spans] of CASES) {
+    it(name, () => {
+      const ours = encodeSpans(spans);
+      const official = Buffer.from(encodeSpansOfficial(spans));
+      assert.equal(ours.length, official.length);
+      assert.ok(ours.equals(official), `first difference at byte ${ours.findIndex((b, i) => b !== official[i])}`);
+    });
+  }
+
+  it('a large batch (1024 spans, 2 KB each) and the next one reuse the buffer correctly', () => {
+    const big = Array.from({ length: 1024 }, (_, i) => span({ resource: i % 3 ? proc : other, attributes: { 'url.path': `/p/${i}/${'z'.repeat(2000)}`, i } }));
+    const a = encodeSpans(big);
+    assert.ok(a.equals(Buffer.from(encodeSpansOfficial(big))));
+    const small = [span({ resource: proc })];
+    assert.ok(encodeSpans(small).equals(Buffer.from(encodeSpansOfficial(small))));
+    // the first result is a copy: untouched by the next call
+    assert.ok(a.equals(Buffer.from(encodeSpansOfficial(big))));
+  });
+});
