@@ -1,5 +1,6 @@
 // `osprey manifests`: the Kubernetes objects of the cluster deployment, as YAML.
-import { DEFAULTS, DeployOptionError, manifests, OPERATOR_VERSION, toYaml, writeManifests, type DeployOptions } from '../deploy/index.js';
+// the typed Kubernetes models are loaded when the command runs, not by every osprey command
+import { DEFAULTS, DeployOptionError, OPERATOR_VERSION, type DeployOptions } from '../deploy/options.js';
 import { flushStdout, UsageError, type Command } from './cli.js';
 
 /** flag name -> option, in help order */
@@ -59,6 +60,7 @@ export const manifestsCommand: Command = {
       const v = values[flag] as string | undefined;
       if (v !== undefined) given[key] = v;
     }
+    const { manifests, toYaml, writeManifests } = await import('../deploy/manifests.js');
     let objs;
     try {
       objs = manifests(given);

@@ -9,7 +9,9 @@ import { Agent } from '../agent/agent.js';
 import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
 import { exposition, type MetricFamily } from '../metrics/prometheus.js';
-import { Exporter, ExportConfigError, resolveExportConfig, type ExportConfig } from '../export/index.js';
+import { ExportConfigError, resolveExportConfig, type ExportConfig } from '../export/config.js';
+// the exporter (OTLP encoders, gRPC) is loaded only when exporting: import() below
+import type { Exporter } from '../export/index.js';
 import { startServer } from '../server/server.js';
 import { setupKubernetes, type KubernetesSetup } from '../resource/setup.js';
 // DuckDB is loaded only when the store is on (not in export-only mode): import() below
@@ -204,7 +206,7 @@ export const upCommand: Command = {
     // Kubernetes metadata comes up in the background: tracing does not wait for the API server
     let kube: KubernetesSetup | undefined;
     try {
-      kube = setupKubernetes(kubeFlags, say);
+      kube = await setupKubernetes(kubeFlags, say);
     } catch (err) {
       await store?.shutdown();
       throw err;
@@ -215,7 +217,9 @@ export const upCommand: Command = {
     }
 
     const red = new MetricsGenerator().start();
-    const exporter = exportConfig ? new Exporter({ config: exportConfig, metricFamilies: () => red.families(), log: say }) : undefined;
+    const exporter = exportConfig
+      ? new (await import('../export/exporter.js')).Exporter({ config: exportConfig, metricFamilies: () => red.families(), log: say })
+      : undefined;
     if (exporter) say(`export: ${exporter.describe()}`);
     const agent = new Agent({
       ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
