@@ -4,10 +4,12 @@
 // /proc/<pid>/task before and after. Threads are grouped by name (node's JS thread is
 // named after the process; V8's helpers "V8 DefaultWorke", libuv's "libuv-worker", DuckDB's
 // and the ring-buffer reader have their own names).
-//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--store memory|file] [--prof DIR]
+//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--store memory|file|none] [--prof DIR]
+// --store none: export-only (--no-store), OTLP/HTTP to a sink in this process that answers 200.
 // --prof DIR: also a CPU profile of the agent's JS thread (node --cpu-prof) into DIR.
 // Needs root. Prints a table; asserts nothing.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTracefs, ospreyMode, runWrk, startNginxStatic } from './lib/load.mjs';
@@ -39,7 +41,14 @@ ensureTracefs();
 const dir = mkdtempSync(join(tmpdir(), 'osprey-threads-'));
 try {
   const nginx = await startNginxStatic(dir);
-  const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF }).start();
+  let sink;
+  let exportTo;
+  if (STORE === 'none') {
+    sink = createServer((req, res) => req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()));
+    await new Promise((r) => sink.listen(0, '127.0.0.1', r));
+    exportTo = `http://127.0.0.1:${sink.address().port}`;
+  }
+  const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF, exportTo }).start();
   try {
     const url = `http://127.0.0.1:${nginx.port}/`;
     await runWrk({ url, seconds: 2, rate: RATE, connections: 20, threads: 1, dir }); // warm-up
@@ -71,6 +80,7 @@ try {
   } finally {
     await osprey.stop();
     await nginx.stop();
+    sink?.close();
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -264,16 +264,18 @@ export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) 
 /**
  * mode 3: `osprey up --no-ui` on a private port (optionally under --cpu-prof), as a user runs
  * it: the store in a file (a fresh data directory under `dir` per session), or in memory with
- * `memory` (then every span stays in the process, and RSS grows with them).
+ * `memory` (then every span stays in the process, and RSS grows with them), or none with
+ * `exportTo` (export-only, --no-store).
  */
-export function ospreyMode({ profDir, dir, memory = false } = {}) {
+export function ospreyMode({ profDir, dir, memory = false, exportTo } = {}) {
   let sessions = 0;
   return {
     name: 'osprey',
     async start() {
       const port = await freePort();
       const main = join(ROOT, 'dist/src/cli/main.js');
-      const store = memory || !dir ? ['--memory'] : ['--data', join(dir, `osprey-data-${++sessions}`)];
+      // exportTo: export-only (the DaemonSet's mode), spans sent as OTLP to that URL
+      const store = exportTo ? ['--no-store', '--export', exportTo] : memory || !dir ? ['--memory'] : ['--data', join(dir, `osprey-data-${++sessions}`)];
       const upArgs = ['up', ...store, '--listen', `127.0.0.1:${port}`, '--no-ui'];
       const launch = () =>
         profDir
