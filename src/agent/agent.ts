@@ -76,7 +76,7 @@ interface Conn {
    */
   open1: LinkRecord | undefined;
   openMore: LinkRecord[] | undefined;
-  /** a server request the kernel summarises (its HEAD hint came, its exchange record not yet) */
+  /** a request the kernel summarises (its HEAD hint came, its exchange record not yet) */
   kept: LinkRecord | undefined;
   last: number;
   /** read from /proc when the connection was first seen, while the process surely lived */
@@ -361,9 +361,10 @@ export class Agent {
   }
 
   /**
-   * What the kernel summarised (bpf/lib/http1x.h): a server request's head (linking needs it
-   * when it happens), its response's start, and the whole exchange once it has ended - built
-   * into the very Exchange the parser would have made, without the parser.
+   * What the kernel summarised (bpf/lib/http1x.h): a request's head (linking needs it when it
+   * happens; its span is made from it at once), a server response's start, and the whole
+   * exchange once it has ended, which completes that span - the same span the parser's
+   * Exchange would have given (test/summary-oracle.test.ts).
    */
   #summarised(c: Conn, e: KernelEvent): void {
     if (e.op === 'head') {

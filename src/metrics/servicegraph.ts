@@ -49,9 +49,8 @@ class Edge {
     this.i1 = i1;
     this.expireAt = expireAt;
   }
-  /** the map key: a word of the id, or of the trace id for a root */
   get key(): number {
-    return (this.i0 | this.i1) === 0 ? this.t0 : this.i1;
+    return edgeKey(this.t0, this.i0, this.i1);
   }
   is(s: Span, i0: number, i1: number): boolean {
     return this.i1 === i1 && this.i0 === i0 && this.t0 === s.t0 && this.t1 === s.t1 && this.t2 === s.t2 && this.t3 === s.t3;
@@ -213,8 +212,7 @@ export class ServiceGraph {
   }
 
   #find(s: Span, i0: number, i1: number): Edge | undefined {
-    const key = (i0 | i1) === 0 ? s.t0 : i1;
-    for (let e = this.#byKey.get(key); e !== undefined; e = e.same) if (e.is(s, i0, i1)) return e;
+    for (let e = this.#byKey.get(edgeKey(s.t0, i0, i1)); e !== undefined; e = e.same) if (e.is(s, i0, i1)) return e;
     return undefined;
   }
 
@@ -407,6 +405,11 @@ function databaseRequest(e: Edge, resource: Attributes, span: Span, durationNano
     return;
   }
   e.serverService = dbName;
+}
+
+/** the pending-edge map key: a word of the id, or of the trace id for a root (id 0, 0) */
+function edgeKey(t0: number, i0: number, i1: number): number {
+  return (i0 | i1) === 0 ? t0 : i1;
 }
 
 /** a span's start in Unix ns as a float (µs precision: edges are bucketed by minute) */

@@ -5,7 +5,7 @@
 // is a BigUint64Array updated with BigInt arithmetic, and UUID / UBIGINT values arrive as
 // BigInts the caller has to make first. The store writes ~35 columns per span, so that
 // generality was most of what storing a span cost in JS. These buffers are written
-// directly (numbers into typed arrays, ids parsed from hex without BigInt, strings of at
+// directly (numbers into typed arrays, ids as their 32-bit words, strings of at
 // most 12 ASCII characters laid out inline the way DuckDB stores them) and copied into
 // the chunk's vectors with one call per column; only longer strings need a native call
 // each. They use @duckdb/node-bindings, the C API underneath node-api, which node-api
@@ -19,6 +19,7 @@
 
 import { createRequire } from 'node:module';
 import { DuckDBDataChunk, DuckDBTypeId, type DuckDBType } from '@duckdb/node-api';
+import { wordAt } from '../model/index.js';
 
 // the very bindings module node-api runs on (resolved from node-api's own location), so the
 // chunk handles node-api makes always go back to the library that made them, even if npm
@@ -30,21 +31,6 @@ const bindings = createRequire(require.resolve('@duckdb/node-api'))('@duckdb/nod
 export const CHUNK_ROWS = 2048;
 
 const TWO32 = 2 ** 32;
-
-/** value of a lowercase or uppercase hex digit by char code, -1 otherwise */
-const HEX = new Int8Array(128).fill(-1);
-for (let i = 0; i < 10; i++) HEX[48 + i] = i;
-for (let i = 0; i < 6; i++) {
-  HEX[97 + i] = 10 + i;
-  HEX[65 + i] = 10 + i;
-}
-
-/** the 8 hex digits of s at from, as an unsigned 32-bit number (caller validated s) */
-function hex32(s: string, from: number): number {
-  let v = 0;
-  for (let i = from; i < from + 8; i++) v = v * 16 + (HEX[s.charCodeAt(i)] as number);
-  return v;
-}
 
 type Vector = ReturnType<typeof bindings.data_chunk_get_vector>;
 
@@ -154,7 +140,7 @@ export class I64Column extends FixedColumn {
   }
 }
 
-/** UBIGINT from 16 hex digits (a span id) */
+/** UBIGINT: a span id, as its two 32-bit words (src/model) or 16 hex digits */
 export class U64HexColumn extends FixedColumn {
   readonly typeId = DuckDBTypeId.UBIGINT;
   private readonly u32 = new Uint32Array(this.buf);
@@ -163,8 +149,7 @@ export class U64HexColumn extends FixedColumn {
   }
   set(i: number, hex: string | null): void {
     if (hex === null) return this.setNull(i);
-    this.u32[2 * i] = hex32(hex, 8);
-    this.u32[2 * i + 1] = hex32(hex, 0);
+    this.setWords(i, wordAt(hex, 0), wordAt(hex, 8));
   }
   /** from the id's two 32-bit words, most significant first (signed or unsigned) */
   setWords(i: number, w0: number, w1: number): void {
@@ -177,7 +162,7 @@ export class U64HexColumn extends FixedColumn {
   }
 }
 
-/** UUID from 32 hex digits (a trace id) */
+/** UUID: a trace id, as its four 32-bit words (src/model) or 32 hex digits */
 export class UuidHexColumn extends FixedColumn {
   readonly typeId = DuckDBTypeId.UUID;
   private readonly u32 = new Uint32Array(this.buf);
@@ -185,12 +170,7 @@ export class UuidHexColumn extends FixedColumn {
     super(16);
   }
   set(i: number, hex: string): void {
-    const o = 4 * i;
-    this.u32[o] = hex32(hex, 24);
-    this.u32[o + 1] = hex32(hex, 16);
-    this.u32[o + 2] = hex32(hex, 8);
-    // DuckDB flips the top bit so that UUIDs order like their text
-    this.u32[o + 3] = (hex32(hex, 0) ^ 0x80000000) >>> 0;
+    this.setWords(i, wordAt(hex, 0), wordAt(hex, 8), wordAt(hex, 16), wordAt(hex, 24));
   }
   /** from the id's four 32-bit words, most significant first (signed or unsigned) */
   setWords(i: number, w0: number, w1: number, w2: number, w3: number): void {
@@ -198,6 +178,7 @@ export class UuidHexColumn extends FixedColumn {
     this.u32[o] = w3;
     this.u32[o + 1] = w2;
     this.u32[o + 2] = w1;
+    // DuckDB flips the top bit so that UUIDs order like their text
     this.u32[o + 3] = w0 ^ 0x80000000;
   }
   protected clear(i: number): void {

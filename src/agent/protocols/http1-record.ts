@@ -6,13 +6,13 @@ import { Role, type KernelEvent } from '../../kernel/index.js';
 import { Http1Parser } from './http1.js';
 import type { Exchange, HttpRequest } from './protocol.js';
 
-export type RequestHead = Pick<HttpRequest, 'method' | 'target' | 'version' | 'headers'>;
+type RequestHead = Pick<HttpRequest, 'method' | 'target' | 'version' | 'headers'>;
 
 /**
  * A summarised request: its parsed head and what the kernel measured of its calls. (Fields
  * are copied one by one: an object spread here cost a third of the records' processing.)
  */
-export function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: number, size: number, tid: number, headLen: number): HttpRequest {
+function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: number, size: number, tid: number, headLen: number): HttpRequest {
   return {
     method: head.method,
     target: head.target,
@@ -28,11 +28,11 @@ export function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: num
 
 /**
  * The Exchange of an exchange record, or undefined when its request head does not parse.
- * `parsed`: the head already parsed from the exchange's HEAD hint (the same bytes).
+ * (The agent fills the span of a record whose HEAD hint it saw without this; see agent.ts.)
  */
-export function exchangeFromRecord(e: KernelEvent, parsed?: RequestHead): Exchange | undefined {
+export function exchangeFromRecord(e: KernelEvent): Exchange | undefined {
   const x = e.exchange;
-  const head = parsed ?? Http1Parser.requestHead(e.data, x.reqHeadLen);
+  const head = Http1Parser.requestHead(e.data, x.reqHeadLen);
   if (!head) return undefined;
   return {
     protocol: 'http1',
