@@ -373,7 +373,9 @@ function selfUsage(upSeconds: number): Record<string, number> {
     cpuCoresAverage: Math.round((cpuSeconds / Math.max(1, upSeconds)) * 1000) / 1000,
     rssBytes: mem.rss,
     heapUsedBytes: mem.heapUsed,
+    heapTotalBytes: mem.heapTotal,
     externalBytes: mem.external,
+    arrayBuffersBytes: mem.arrayBuffers,
   };
 }
 
