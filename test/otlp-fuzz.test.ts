@@ -108,7 +108,7 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
     const require = createRequire(import.meta.url);
     // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment
     const root = require('otel-otlp-transformer-protobufjs/build/src/generated/root.js');
-    /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call */
+    /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment */
     const metricsReq = {
       resourceMetrics: [
         {
@@ -129,7 +129,7 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
     seeds.push({ path: '/v1/metrics', json: false, body: Buffer.from(M.encode(M.fromObject(metricsReq)).finish() as Uint8Array) });
     seeds.push({ path: '/v1/metrics', json: true, body: Buffer.from(JSON.stringify(metricsReq)) });
     seeds.push({ path: '/v1/logs', json: false, body: Buffer.from(L.encode(L.fromObject(logsReq)).finish() as Uint8Array) });
-    /* eslint-enable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call */
+    /* eslint-enable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment */
 
     const mutateBytes = (b: Buffer): [Buffer, string] => {
       const out = Buffer.from(b);
@@ -172,8 +172,17 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
       const doc = JSON.parse(b.toString()) as unknown;
       const nodes: [Record<string, unknown> | unknown[], string | number][] = [];
       const walk = (v: unknown): void => {
-        if (Array.isArray(v)) v.forEach((x, i) => (nodes.push([v, i]), walk(x)));
-        else if (v && typeof v === 'object') for (const k of Object.keys(v)) nodes.push([v as Record<string, unknown>, k]), walk((v as Record<string, unknown>)[k]);
+        if (Array.isArray(v)) {
+          v.forEach((x, i) => {
+            nodes.push([v, i]);
+            walk(x);
+          });
+        } else if (v && typeof v === 'object') {
+          for (const k of Object.keys(v)) {
+            nodes.push([v as Record<string, unknown>, k]);
+            walk((v as Record<string, unknown>)[k]);
+          }
+        }
       };
       walk(doc);
       const replacements: unknown[] = [null, 0, -1, 1e308, '18446744073709551616', '-5', '', 'zz', 'ABCDEF', true, [], {}, [1, 'x', null], { a: { b: [] } }, 'x'.repeat(5000), 2 ** 64];

@@ -2,7 +2,7 @@
 // calls it (trace by id also in protobuf: tempo-proto.ts), the OTLP/HTTP receiver
 // (otlp-receiver.ts), Prometheus exposition. Binds 127.0.0.1 unless told otherwise.
 // Bad input is answered, never thrown: unknown path 404, wrong method 405 with Allow,
-// a parameter that does not parse 400, a designed endpoint not built yet 501; each body
+// a parameter that does not parse 400, TraceQL metrics (not built yet) 400; each body
 // is JSON {"error","hint"?} and each refusal is counted (osprey_http_bad_requests_total).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
