@@ -5,7 +5,8 @@
 // an OTLP status (200, 400, 413, 415), never a 5xx, never a crash; the counters must add up;
 // afterwards the server still serves and every span stored before the fuzzing is still there.
 // The server runs in this process on a real in-memory DuckStore: a crash of the receiver would
-// be a crash of this test. The mutations come from a seeded generator, so a failure replays.
+// be a crash of this test. Request #i is mutated the same way on every run (seeded per request;
+// only the ids the SDK draws at random differ), and a failure names its number.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -102,7 +103,10 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
   });
 
   it(`${TOTAL} mutated requests: every one answered, no 5xx, counted, nothing stored before is lost`, async () => {
-    const random = rng(20261206);
+    // each request from its own seeded generator (make() below is synchronous): request #i is
+    // the same on every run, whatever order the concurrent senders take them in
+    const SEED = 20261206;
+    let random = rng(SEED);
     const int = (n: number) => Math.floor(random() * n);
     // seeds: real requests of each signal and encoding
     const require = createRequire(import.meta.url);
@@ -195,6 +199,7 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
     };
 
     const make = (i: number): Req => {
+      random = rng(SEED + i);
       const seed = seeds[int(seeds.length)]!;
       const type = seed.json ? 'application/json' : 'application/x-protobuf';
       let body: Buffer;
@@ -208,17 +213,17 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
         const [m, w] = mutateBytes(seed.body);
         const z = gzipSync(int(2) ? m : seed.body);
         const k = int(3);
-        const req: Req = { path: seed.path, type, encoding: 'gzip', body: k === 0 ? z : k === 1 ? mutateBytes(z)[0] : m, what: `gzip ${['of ' + w, 'damaged', 'not gzip'][k]}` };
+        const req: Req = { path: seed.path, type, encoding: 'gzip', body: k === 0 ? z : k === 1 ? mutateBytes(z)[0] : m, what: `#${i} gzip ${['of ' + w, 'damaged', 'not gzip'][k]}` };
         return req;
       } else if (pick < 80) {
         // oversized: on the wire, or only once decompressed (a gzip bomb)
-        if (int(2)) return { path: seed.path, type, encoding: undefined, body: Buffer.alloc(MAX_BODY + 1 + int(MAX_BODY), 0x0a), what: 'oversized' };
-        return { path: seed.path, type, encoding: 'gzip', body: gzipSync(Buffer.alloc(MAX_BODY * (2 + int(8)))), what: 'gzip bomb' };
+        if (int(2)) return { path: seed.path, type, encoding: undefined, body: Buffer.alloc(MAX_BODY + 1 + int(MAX_BODY), 0x0a), what: `#${i} oversized` };
+        return { path: seed.path, type, encoding: 'gzip', body: gzipSync(Buffer.alloc(MAX_BODY * (2 + int(8)))), what: `#${i} gzip bomb` };
       } else if (pick < 88) {
         // the wrong label: protobuf as JSON and back, no type, another type, an unknown encoding
         const types = [seed.json ? 'application/x-protobuf' : 'application/json', undefined, 'text/plain', 'application/grpc', 'application/json; charset=utf-8'];
         const t = types[int(types.length)];
-        return { path: seed.path, type: t, encoding: int(5) === 0 ? 'br' : undefined, body: seed.body, what: `content-type ${String(t)}` };
+        return { path: seed.path, type: t, encoding: int(5) === 0 ? 'br' : undefined, body: seed.body, what: `#${i} content-type ${String(t)}` };
       } else if (pick < 94) [body, what] = [Buffer.from(Array.from({ length: int(512) }, () => int(256))), 'random bytes'];
       else [body, what] = [Buffer.alloc(0), 'empty body'];
       return { path: seed.path, type, encoding: undefined, body, what: `#${i} ${seed.path} ${what}` };
