@@ -417,7 +417,11 @@ class Parser {
     const measured = (n: Node | undefined, fn: string): FieldRef => {
       const f = n ? this.children(n)[0] : undefined;
       if (!n || !f) throw new TraceQLError('invalid', `${fn}() needs a field such as duration`, inner.from);
-      const o = this.operand(n.name === 'MetricsExpression' ? n : f);
+      const o: Operand = f.name === 'IntrinsicField'
+        ? { kind: 'field', field: this.intrinsic(f), pos: f.from, text: this.text(f) }
+        : f.name === 'AttributeField'
+          ? { kind: 'field', field: this.attribute(f), pos: f.from, text: this.text(f) }
+          : this.operand(f);
       if (o.kind !== 'field') throw new TraceQLError('invalid', `${fn}() needs a field such as duration, got ${JSON.stringify(this.snip(n))}`, n.from);
       if (o.field.type === 'intrinsic' && !NUMERIC_INTRINSICS.has(o.field.name)) {
         throw new TraceQLError('invalid', `${fn}() needs a numeric field, ${o.text} is not one`, n.from);
