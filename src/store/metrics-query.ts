@@ -226,7 +226,7 @@ async function compare(
         FROM (SELECT b, sel, res_id FROM base) x JOIN (SELECT id, attributes, unnest(json_keys(attributes)) AS key FROM resources) r ON r.id = x.res_id
         WHERE key NOT IN (${Object.keys(HOT_RESOURCE_ATTRS).map((k) => `'${k}'`).join(', ')})),
     counts AS (SELECT k, v, sel, b, count(*) AS n FROM kv GROUP BY ALL),
-    top AS (SELECT k, v, sel FROM counts GROUP BY ALL QUALIFY row_number() OVER (PARTITION BY k, sel ORDER BY sum(n) DESC, v) <= ${P.add(c.topN, UINTEGER)})
+    top AS (SELECT k, v, sel FROM counts GROUP BY k, v, sel QUALIFY row_number() OVER (PARTITION BY k, sel ORDER BY sum(n) DESC, v) <= ${P.add(c.topN, UINTEGER)})
     SELECT c.k, c.v, c.sel, c.b, c.n, FALSE AS total FROM counts c SEMI JOIN top t ON t.k = c.k AND t.v = c.v AND t.sel = c.sel
     UNION ALL SELECT k, NULL, sel, b, sum(n), TRUE FROM counts GROUP BY k, sel, b
     ORDER BY ALL`;

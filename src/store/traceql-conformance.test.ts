@@ -296,6 +296,13 @@ function reference(spans: Span[], query: string): Map<string, Set<string>> {
   return out;
 }
 
+function quantile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = (s.length - 1) * p;
+  const lo = Math.floor(h);
+  return (s[lo] as number) + ((s[Math.min(lo + 1, s.length - 1)] as number) - (s[lo] as number)) * (h - lo);
+}
+
 // ---- the corpus ------------------------------------------------------------------------------
 export const SEARCH_CORPUS: readonly string[] = [
   '{ }',
@@ -426,6 +433,79 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
   }
   it('reports', () => {
     console.log(`# TraceQL search corpus: ${equal}/${SEARCH_CORPUS.length} queries equal to the reference evaluator`);
+  });
+
+  // metrics: each query's series against the reference (spans per step, grouped, in seconds)
+  const STEP = 10_000n * MS;
+  const RANGE = { startNs: BASE, endNs: BASE + 41_000n * MS, stepNs: STEP };
+  const METRICS_CORPUS: [string, (xs: Span[]) => number | number[]][] = [
+    ['{ } | count_over_time()', (xs) => xs.length],
+    ['{ status = error } | rate()', (xs) => xs.length / 10],
+    ['{ } | count_over_time() by (resource.service.name)', (xs) => xs.length],
+    ['{ kind = client } | count_over_time() by (name, status)', (xs) => xs.length],
+    ['{ } | sum_over_time(duration) by (resource.service.name)', (xs) => xs.reduce((a, s) => a + s.durationNano / 1e9, 0)],
+    ['{ } | min_over_time(duration)', (xs) => Math.min(...xs.map((s) => s.durationNano / 1e9))],
+    ['{ } | max_over_time(duration) by (kind)', (xs) => Math.max(...xs.map((s) => s.durationNano / 1e9))],
+    ['{ } | avg_over_time(span.http.response.status_code)', (xs) => xs.reduce((a, s) => a + Number(s.attr('http.response.status_code')), 0) / xs.length],
+    ['{ } | quantile_over_time(duration, 0.5, 0.9)', (xs) => [0.5, 0.9].map((p) => quantile(xs.map((s) => s.durationNano / 1e9), p))],
+    ['{ } | histogram_over_time(duration)', (xs) => xs.length],
+    ['{ kind = server } > { } | count_over_time() by (resource.service.name)', (xs) => xs.length],
+  ];
+  for (const [mq, fn] of METRICS_CORPUS) {
+    it(`metrics ${mq}`, async () => {
+      const q = parseTraceQL(mq);
+      const m = q.metrics;
+      assert.ok(m);
+      const selected = new Set([...reference(spans, mq.replace(/\|[^|]*$/, ''))].flatMap(([, v]) => [...v]));
+      const groups = new Map<string, Span[]>();
+      for (const s of spans) {
+        if (!selected.has(s.spanId)) continue;
+        const b = (s.startTimeUnixNano - RANGE.startNs) / STEP;
+        const labels = m.by.map((f) => fieldValue(s, f, { byId: new Map(), children: new Map(), trace: [s] }));
+        if (m.fn === 'histogram_over_time') labels.push(2 ** Math.ceil(Math.log2(s.durationNano)) / 1e9);
+        const k = JSON.stringify([String(b), ...labels]);
+        groups.set(k, [...(groups.get(k) ?? []), s]);
+      }
+      const want: string[] = [];
+      for (const [k, xs] of groups) {
+        const [b, ...labels] = JSON.parse(k) as [string, ...Val[]];
+        const v = fn(xs);
+        const vs = Array.isArray(v) ? v : [v];
+        vs.forEach((x, i) => want.push(`${JSON.stringify([...labels, ...(Array.isArray(v) ? [m.quantiles?.[i]] : [])])}@${Number(RANGE.startNs / MS + BigInt(b) * (STEP / MS))}=${x.toPrecision(9)}`));
+      }
+      const res = await store.metricsQuery(q, RANGE);
+      const got: string[] = [];
+      for (const ser of res.series) {
+        const labels = ser.labels.filter((l) => l.key !== '__name__').map((l) => {
+          const v = l.value as Record<string, unknown>;
+          return 'stringValue' in v ? v.stringValue : 'intValue' in v ? Number(v.intValue) : 'doubleValue' in v ? v.doubleValue : 'boolValue' in v ? v.boolValue : undefined;
+        });
+        for (const x of ser.samples) got.push(`${JSON.stringify(labels)}@${x.timestampMs}=${x.value.toPrecision(9)}`);
+      }
+      assert.deepEqual(got.sort(), want.sort());
+    });
+  }
+
+  it('metrics: topk keeps the n largest series at each step; compare splits selection and baseline', async () => {
+    const all = await store.metricsQuery(parseTraceQL('{ } | count_over_time() by (resource.service.name)'), RANGE);
+    const top = await store.metricsQuery(parseTraceQL('{ } | count_over_time() by (resource.service.name) | topk(2)'), RANGE);
+    const at = new Map<string, number[]>();
+    for (const s of all.series) for (const x of s.samples) at.set(x.timestampMs, [...(at.get(x.timestampMs) ?? []), x.value]);
+    const topAt = new Map<string, number[]>();
+    for (const s of top.series) for (const x of s.samples) topAt.set(x.timestampMs, [...(topAt.get(x.timestampMs) ?? []), x.value]);
+    for (const [ts, vs] of at) assert.deepEqual((topAt.get(ts) ?? []).sort((a, b) => b - a), vs.sort((a, b) => b - a).slice(0, 2), ts);
+
+    const cmp = await store.metricsQuery(parseTraceQL('{ } | compare({ status = error })'), RANGE);
+    const total = (type: string, key: string): number =>
+      cmp.series.filter((s) => s.labels[0]?.value && (s.labels[0].value as { stringValue: string }).stringValue === type && s.labels[1]?.key === key)
+        .reduce((a, s) => a + s.samples.reduce((x, y) => x + y.value, 0), 0);
+    const errors = spans.filter((s) => s.status === 'error').length;
+    assert.equal(total('selection_total', 'name'), errors);
+    assert.equal(total('baseline_total', 'name'), spans.length - errors);
+    assert.equal(total('selection', 'status'), errors);
+    const dbErr = spans.filter((s) => s.status === 'error' && s.resource['service.name'] === 'db').length;
+    const dbSeries = cmp.series.find((s) => s.labels[1]?.key === 'resource.service.name' && (s.labels[1].value as { stringValue?: string }).stringValue === 'db' && (s.labels[0]?.value as { stringValue: string }).stringValue === 'selection');
+    assert.equal(dbSeries?.samples.reduce((a, x) => a + x.value, 0), dbErr);
   });
 
   it('refuses bad queries with a position and a message', () => {
