@@ -134,8 +134,12 @@ const HTTP_CASES: HttpCase[] = [
   { method: 'POST', path: '/v1/traces', status: 501, error: 'not built yet', reason: 'not_implemented' },
   { method: 'POST', path: '/v1/metrics', status: 501, error: 'not built yet', reason: 'not_implemented' },
   { method: 'POST', path: '/v1/logs', status: 501, error: 'not built yet', reason: 'not_implemented' },
-  { path: `/api/metrics/query_range?q=${enc('{} | rate()')}`, status: 501, error: 'not built yet', reason: 'not_implemented' },
-  { path: '/api/metrics/query', status: 501, error: 'not built yet', reason: 'not_implemented' },
+  // TraceQL metrics
+  { path: `/api/metrics/query_range?q=${enc('{} | count() > 1')}`, status: 400, error: 'not a metrics query at 16', reason: 'bad_parameter' },
+  { path: `/api/metrics/query_range?q=${enc('{} | rate()')}&step=-1s`, status: 400, error: 'invalid step', reason: 'bad_parameter' },
+  { path: `/api/metrics/query_range?q=${enc('{} | rate() | count() > 1')}`, status: 400, error: 'only topk(n) or bottomk(n) may follow a metrics function at 14', reason: 'bad_parameter' },
+  { path: '/api/metrics/query', status: 400, error: 'missing q', reason: 'bad_parameter' },
+  { path: `/api/search?q=${enc('{} | rate()')}`, status: 400, error: 'this is a metrics query', reason: 'bad_parameter' },
   // a query string over the HTTP parser's 16 KB head limit
   { path: `/api/search?q=${'a'.repeat(20_000)}`, status: 431, error: 'too large', reason: 'too_large' },
 ];

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { spanToJson } from '../model/index.js';
 import { toResourceSpans } from '../export/otlp-json.js';
 import { exposition } from '../metrics/prometheus.js';
+import { metricsRoutes } from './metrics-routes.js';
 import type { SpanStore } from '../store/index.js';
 import { MAX_LIMIT, bucketStart as rollupWindowStart } from '../store/window.js';
 import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
@@ -264,8 +265,7 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
     ['POST', /^\/v1\/traces$/, notBuilt('the OTLP/HTTP receiver (/v1/traces)')],
     ['POST', /^\/v1\/metrics$/, notBuilt('the OTLP/HTTP receiver (/v1/metrics)')],
     ['POST', /^\/v1\/logs$/, notBuilt('the OTLP/HTTP receiver (/v1/logs)')],
-    ['GET', /^\/api\/metrics\/query_range$/, notBuilt('TraceQL metrics (/api/metrics/query_range)')],
-    ['GET', /^\/api\/metrics\/query$/, notBuilt('TraceQL metrics (/api/metrics/query)')],
+    ...(metricsRoutes(store) as Route[]),
   ];
 }
 

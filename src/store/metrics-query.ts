@@ -165,19 +165,21 @@ export function toInstant(r: QueryRangeResponse): { series: { labels: SeriesLabe
   return { series: r.series.map((s) => ({ labels: s.labels, value: s.samples.reduce((a, x) => a + x.value, 0), promLabels: s.promLabels })) };
 }
 
-function labelValue(raw: unknown): LabelValue {
-  if (raw === null || raw === undefined) return {};
+function labelValue(cell: unknown): LabelValue {
+  if (cell === null || cell === undefined) return {};
+  // label cells are JSON text (FieldValues.text)
+  const raw = typeof cell === 'string' ? cell : JSON.stringify(cell);
   let v: unknown;
   try {
-    v = JSON.parse(String(raw));
+    v = JSON.parse(raw);
   } catch {
-    return { stringValue: String(raw) };
+    return { stringValue: raw };
   }
   if (typeof v === 'string') return { stringValue: v };
   if (typeof v === 'boolean') return { boolValue: v };
-  if (typeof v === 'number') return Number.isInteger(v) && !/[.eE]/.test(String(raw)) ? { intValue: String(v) } : { doubleValue: v };
+  if (typeof v === 'number') return Number.isInteger(v) && !/[.eE]/.test(raw) ? { intValue: String(v) } : { doubleValue: v };
   if (v === null) return {};
-  return { stringValue: String(raw) };
+  return { stringValue: raw };
 }
 
 function promLabels(labels: SeriesLabel[]): string {

@@ -74,8 +74,8 @@ type Val = string | number | boolean | undefined;
 
 function fieldValue(s: Span, f: FieldRef, c: Ctx): Val {
   if (f.type === 'attribute') {
-    const span = s.attr(f.name) as Val;
-    const res = s.resource[f.name] as Val;
+    const span = s.attr(f.name);
+    const res = s.resource[f.name];
     if (f.scope === 'span') return span;
     if (f.scope === 'resource') return res;
     return span ?? res;
@@ -100,7 +100,7 @@ function fieldValue(s: Span, f: FieldRef, c: Ctx): Val {
     case 'rootName':
       return root?.name;
     case 'rootServiceName':
-      return root?.resource['service.name'] as string | undefined;
+      return root?.resource['service.name'];
     case 'traceId':
       return s.traceId;
     case 'spanId':
