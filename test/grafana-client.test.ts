@@ -7,7 +7,7 @@
 //   (test/fixtures/otlp-oracle; tempopb.Trace is wire-identical to OTLP TracesData). Tempo's own
 //   Go package is AGPL and is not used here.
 // - health (/api/echo), build info, search, tags (v1, v2 scopes), tag values (v1, v2 typed, with
-//   a TraceQL filter), and TraceQL metrics, which answer a clear 400 until they exist.
+//   a TraceQL filter), and TraceQL metrics (query_range, query).
 // The spans are sent over OTLP/JSON first, so every field is known.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -214,12 +214,18 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
     assert.match(half.headers.get('x-osprey-filter-ignored') ?? '', /q does not parse/);
   });
 
-  it('TraceQL metrics: a clear 400 until they exist, never a wrong shape', async () => {
-    for (const p of [`/api/metrics/query_range?q=${encodeURIComponent('{} | rate()')}&${win}&step=60s`, `/api/metrics/query?q=${encodeURIComponent('{} | rate()')}&${win}`]) {
-      const r = await get(p);
-      assert.equal(r.status, 400);
-      assert.match(Buffer.from(r.bytes).toString(), /not supported by this osprey yet/);
-    }
+  it('TraceQL metrics: query_range and query answer in Tempo\'s shapes', async () => {
+    const range = await get(`/api/metrics/query_range?q=${encodeURIComponent('{} | count_over_time()')}&${win}&step=60s`);
+    assert.equal(range.status, 200, Buffer.from(range.bytes).toString());
+    const r = JSON.parse(Buffer.from(range.bytes).toString()) as { series: { labels: unknown[]; samples: { timestampMs: string; value: number }[] }[] };
+    assert.ok(Array.isArray(r.series) && r.series.length >= 1);
+    const total = r.series.flatMap((s) => s.samples).reduce((a, x) => a + x.value, 0);
+    assert.equal(total, 2, 'both spans sent are counted once');
+    for (const x of r.series[0]!.samples) assert.match(x.timestampMs, /^\d+$/);
+    const instant = await get(`/api/metrics/query?q=${encodeURIComponent('{} | count_over_time()')}&${win}`);
+    assert.equal(instant.status, 200, Buffer.from(instant.bytes).toString());
+    const i = JSON.parse(Buffer.from(instant.bytes).toString()) as { series: { value: number }[] };
+    assert.equal(i.series.reduce((a, x) => a + x.value, 0), 2);
   });
 
   // --- what the decoded answers must hold -------------------------------------------------

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { spanToJson, type Span } from '../model/index.js';
 import { toResourceSpans } from '../export/otlp-json.js';
 import { exposition } from '../metrics/prometheus.js';
+import { metricsRoutes } from './metrics-routes.js';
 import type { SpanStore } from '../store/index.js';
 import { MAX_LIMIT, bucketStart as rollupWindowStart } from '../store/window.js';
 import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
@@ -93,18 +94,6 @@ function segment(raw: string, what: string): string {
   } catch {
     throw new HttpError(400, `malformed URL encoding in the ${what} "${clip(raw)}"`, 'escape bytes as %XX of UTF-8', { reason: 'bad_encoding' });
   }
-}
-
-/** Tempo's TraceQL metrics: a clear 400 until src/traceql has metrics queries, never a wrong shape */
-function metricsNotYet(what: string): Handler {
-  return async () => {
-    throw new HttpError(
-      400,
-      `TraceQL metrics queries (${what}) are not supported by this osprey yet`,
-      'RED metrics per service are in /metrics (traces_spanmetrics_*); TraceQL search works: /api/search?q=…',
-      { reason: 'not_implemented' },
-    );
-  };
 }
 
 /** the store of export-only mode: every query is a 404 that says where the spans went */
@@ -312,8 +301,7 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
     ['POST', /^\/v1\/traces$/, async (req) => otlp.handle('traces', req)],
     ['POST', /^\/v1\/metrics$/, async (req) => otlp.handle('metrics', req)],
     ['POST', /^\/v1\/logs$/, async (req) => otlp.handle('logs', req)],
-    ['GET', /^\/api\/metrics\/query_range$/, metricsNotYet('/api/metrics/query_range')],
-    ['GET', /^\/api\/metrics\/query$/, metricsNotYet('/api/metrics/query')],
+    ...(metricsRoutes(store) as Route[]),
   ];
 }
 
