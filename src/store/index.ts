@@ -4,6 +4,8 @@ export { DuckStore, MAX_LIMIT, normalizeTraceId, parseMemoryLimit } from './duck
 export { UNKNOWN_SERVICE } from './schema.js';
 /** where services()/edges() windows really start: the rollup bucket of their start */
 export { bucketStart as rollupWindowStart } from './rollups.js';
+export type { Analysis, Comparison, Heatmap, TracePage, TraceRow } from './analysis.js';
+export { HEAT_BASE_NS, HEAT_PER_OCTAVE } from './analysis.js';
 export type { DuckStoreOptions, RetentionOptions } from './duckstore.js';
 export type {
   EdgeStats,

@@ -316,6 +316,16 @@ export class Queries {
     return out.slice(0, limit);
   }
 
+  /**
+   * The SQL condition (window AND filter) a search of `opts` puts on `spans`, with its
+   * parameters in P: for other read paths (src/store/analysis.ts) to build on.
+   */
+  async where(P: Params, opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<string> {
+    await this.checkRegexes(opts.query.filter);
+    const resIds = await this.lookupResources(opts.query.filter);
+    return `${windowSql(P, opts.startNs, opts.endNs)} AND ${compileFilter(opts.query.filter, this.compileContext(P, opts, resIds))}`;
+  }
+
   private compileContext(params: Params, w: TimeWindow, resourceIds?: Map<CompareExpr, number[]>): CompileContext {
     const keys = this.core.spanKeys;
     return {
