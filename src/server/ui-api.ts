@@ -43,6 +43,15 @@ function nsParam(p: URLSearchParams, name: string, def: number): number {
   return n;
 }
 
+/** `edge=caller>callee`: the calls over one service-map edge */
+function edgeOf(p: URLSearchParams): { caller: string; callee: string } | undefined {
+  const v = p.get('edge');
+  if (v === null || v === '') return undefined;
+  const i = v.indexOf('>');
+  if (i <= 0 || i === v.length - 1) throw badParam(`invalid edge "${v.slice(0, 80)}"`, 'caller>callee, two service names');
+  return { caller: v.slice(0, i), callee: v.slice(i + 1) };
+}
+
 const json = (body: unknown) => ({ type: 'application/json', body });
 
 export function uiApiRoutes(store: SpanStore | undefined): [string, RegExp, Handler][] {
@@ -59,6 +68,7 @@ export function uiApiRoutes(store: SpanStore | undefined): [string, RegExp, Hand
           order: choiceOf(p, 'order', ['start', 'duration'], 'start'),
           limit: countOf(p, 'limit', 50, 1000),
           offset: countOf(p, 'offset', 0, MAX_LIMIT),
+          edge: edgeOf(p),
         });
         return json({
           total: page.total,

@@ -9,7 +9,7 @@ import type { Query } from '../traceql/index.js';
 import { Params, windowSql } from './compile.js';
 import { uuidHex, type StoreCore } from './core.js';
 import type { Queries } from './queries.js';
-import { STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import { KIND_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { TimeWindow } from './types.js';
 import { MAX_LIMIT } from './window.js';
 
@@ -19,6 +19,8 @@ export interface TracePageOptions extends TimeWindow {
   order: 'start' | 'duration';
   limit: number;
   offset: number;
+  /** only spans of `callee` (server side) whose parent is a client span of `caller`: the traces over a service-map edge */
+  edge?: { caller: string; callee: string };
 }
 
 export interface TraceRow {
@@ -94,6 +96,13 @@ const DIMENSIONS: readonly [name: string, sql: string][] = [
 /** values kept per dimension (the most frequent in the selection, then in the rest) */
 const VALUES_PER_DIMENSION = 15;
 
+/** the span is a server span of callee whose parent is a client span of caller in the same trace */
+function edgeCondition(P: Params, caller: string, callee: string): string {
+  return ` AND service = ${P.add(callee, VARCHAR)} AND kind = ${KIND_CODE.server} AND parent_span_id IS NOT NULL AND EXISTS (
+    SELECT 1 FROM spans c WHERE c.trace_id = spans.trace_id AND c.span_id = spans.parent_span_id
+      AND c.service = ${P.add(caller, VARCHAR)} AND c.kind = ${KIND_CODE.client})`;
+}
+
 export class Analysis {
   constructor(
     private readonly core: StoreCore,
@@ -104,7 +113,8 @@ export class Analysis {
     const limit = Math.max(0, Math.min(Math.floor(opts.limit), MAX_LIMIT));
     const offset = Math.max(0, Math.floor(opts.offset));
     const P = new Params();
-    const where = await this.queries.where(P, opts);
+    let where = await this.queries.where(P, opts);
+    if (opts.edge) where += edgeCondition(P, opts.edge.caller, opts.edge.callee);
     // the slowest matching span of each trace stands for it (arg_max), and the count over
     // the groups is the total: one scan answers both the page and "how many"
     const order = opts.order === 'duration' ? 'top_dur DESC, last_ns DESC, trace_id' : 'last_ns DESC, trace_id';
@@ -121,7 +131,8 @@ export class Analysis {
     let total = rows.length ? Number(rows[0]![7]) : 0;
     if (!rows.length && offset > 0) {
       const P2 = new Params();
-      const w2 = await this.queries.where(P2, opts);
+      let w2 = await this.queries.where(P2, opts);
+      if (opts.edge) w2 += edgeCondition(P2, opts.edge.caller, opts.edge.callee);
       total = Number((await this.core.query(`SELECT count(DISTINCT trace_id) FROM spans WHERE ${w2}`, P2))[0]?.[0] ?? 0);
     }
     if (!rows.length) return { total, traces: [] };

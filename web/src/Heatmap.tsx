@@ -81,7 +81,8 @@ function HeatCanvas({ h, win, sel, onSelect }: { h: Heatmap; win: { start: strin
 
   // pixel <-> (time, duration)
   const xToNs = (x: number) => t0 + (BigInt(Math.round(Math.max(0, x - PAD_L) / cw * 1000)) * step) / 1000n;
-  const yToDur = (y: number) => bucketLow(h, yMin + (plotH - Math.min(plotH, Math.max(0, y))) / ch);
+  /** the duration bucket (row) under a y pixel */
+  const rowAt = (y: number) => yMin + Math.min(rows - 1, Math.max(0, Math.floor((plotH - y) / ch)));
   const nsToX = (ns: bigint) => PAD_L + (Number(ns - t0) / Number(step)) * cw;
   const durToY = (d: number) => plotH - (Math.log2(Math.max(d, 1) / h.baseNs) * h.perOctave - yMin) * ch;
 
@@ -158,8 +159,9 @@ function HeatCanvas({ h, win, sel, onSelect }: { h: Heatmap; win: { start: strin
         onSelect({
           start: String(a),
           end: String(b > end ? end : b),
-          minNs: bottom >= plotH - 1 ? 0 : Math.floor(yToDur(bottom)),
-          maxNs: top <= 1 ? Number.MAX_SAFE_INTEGER : Math.ceil(yToDur(top)),
+          // whole buckets: from the low edge of the bottom one to the high edge of the top one
+          minNs: rowAt(bottom) <= yMin ? 0 : Math.floor(bucketLow(h, rowAt(bottom))),
+          maxNs: rowAt(top) >= yMax - 1 ? Number.MAX_SAFE_INTEGER : Math.ceil(bucketLow(h, rowAt(top) + 1)),
         });
       }}
     >

@@ -26,6 +26,8 @@ export interface SearchState {
   order: 'start' | 'duration';
   offset: number;
   sel?: Selection;
+  /** caller>callee: only calls over this service-map edge */
+  edge?: string;
 }
 
 export function readSearch(p: URLSearchParams): SearchState {
@@ -36,6 +38,7 @@ export function readSearch(p: URLSearchParams): SearchState {
     range: p.get('start') ? { start: p.get('start')!, end: p.get('end') ?? undefined } : { since: p.get('since') ?? '1h' },
     order: p.get('order') === 'duration' ? 'duration' : 'start',
     offset: Math.max(0, Number(p.get('offset')) || 0),
+    edge: p.get('edge') ?? undefined,
     sel:
       selStart && selEnd
         ? { start: selStart, end: selEnd, minNs: Number(p.get('minNs') ?? 0), maxNs: Number(p.get('maxNs') ?? Number.MAX_SAFE_INTEGER) }
@@ -51,6 +54,7 @@ export function searchHref(s: Partial<SearchState>): string {
     end: s.range?.start ? s.range.end : undefined,
     order: s.order === 'duration' ? 'duration' : undefined,
     offset: s.offset || undefined,
+    edge: s.edge,
     selStart: s.sel?.start,
     selEnd: s.sel?.end,
     minNs: s.sel ? s.sel.minNs : undefined,
@@ -75,8 +79,8 @@ export function Search({ params, focusRef }: { params: URLSearchParams; focusRef
 
   const [retry, setRetry] = useState(0);
   const lq = listQuery(s);
-  const key = JSON.stringify([lq, s.order, s.offset, retry]);
-  const res = useLoad(key, (signal) => searchTraces({ q: lq.q, range: lq.range, order: s.order, limit: PAGE, offset: s.offset }, signal));
+  const key = JSON.stringify([lq, s.order, s.offset, s.edge, retry]);
+  const res = useLoad(key, (signal) => searchTraces({ q: lq.q, range: lq.range, order: s.order, limit: PAGE, offset: s.offset, edge: s.edge }, signal));
 
   return (
     <div className="view search">
@@ -87,6 +91,14 @@ export function Search({ params, focusRef }: { params: URLSearchParams; focusRef
         </button>
       </div>
       <Filters s={s} draft={draft} go={go} />
+      {s.edge && (
+        <div className="edge-filter">
+          Only calls over the edge <strong>{s.edge.replace('>', ' → ')}</strong> (server spans of the callee whose parent is a client span of the caller){' '}
+          <button type="button" className="chip on" onClick={() => go({ edge: undefined })} aria-label="remove the edge filter">
+            ✕
+          </button>
+        </div>
+      )}
       <HeatmapPanel q={s.q} range={s.range} sel={s.sel} onSelect={(sel) => go({ sel })} />
       <Results s={s} res={res} go={go} onRetry={() => setRetry((r) => r + 1)} />
     </div>

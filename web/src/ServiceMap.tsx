@@ -23,12 +23,12 @@ interface Laid {
   height: number;
 }
 
-/** the traces over an edge: traces holding a client span of the caller and a server span of the callee */
-export function edgeQuery(e: Edge): string {
-  const callee = `{ resource.service.name = ${quote(e.callee)} && kind = server }`;
-  if (e.connectionType === 'virtual_node' && e.caller === 'user') return callee;
-  if (e.connectionType === 'virtual_node' || e.connectionType === 'database') return `{ resource.service.name = ${quote(e.caller)} && kind = client }`;
-  return `{ resource.service.name = ${quote(e.caller)} && kind = client } && ${callee}`;
+/** the search for the calls over an edge: the callee's server spans (narrowed to the caller's calls by `edge`) */
+export function edgeSearch(e: Edge): { q: string; edge?: string } {
+  if (e.connectionType === 'virtual_node' && e.caller === 'user') return { q: `{ resource.service.name = ${quote(e.callee)} && kind = server }` };
+  // a call to an untraced peer or a database: the caller's client spans
+  if (e.connectionType === 'virtual_node' || e.connectionType === 'database') return { q: `{ resource.service.name = ${quote(e.caller)} && kind = client }` };
+  return { q: `{ resource.service.name = ${quote(e.callee)} && kind = server }`, edge: `${e.caller}>${e.callee}` };
 }
 
 export function ServiceMap({ params }: { params: URLSearchParams }) {
@@ -42,7 +42,10 @@ export function ServiceMap({ params }: { params: URLSearchParams }) {
   const shown = useMemo(() => (edges.data ?? []).filter((e) => !only || only.has(e.caller) || only.has(e.callee)), [edges.data, only]);
   const [laid, setLaid] = useState<Laid | undefined>();
   const [layoutError, setLayoutError] = useState<Error | undefined>();
-  const seconds = (parseDur(range.since ?? '1h') ?? 3600e9) / 1e9;
+  // edges are counts in the window; the services API knows how much of it was observed
+  // (osprey may have started within it): take its seconds so both rates agree
+  const svc0 = services.data?.find((s) => s.ratePerSec > 0);
+  const seconds = svc0 ? svc0.requestCount / svc0.ratePerSec : (parseDur(range.since ?? '1h') ?? 3600e9) / 1e9;
 
   useEffect(() => {
     if (!edges.data) return;
@@ -100,7 +103,7 @@ export function ServiceMap({ params }: { params: URLSearchParams }) {
               </marker>
             </defs>
             {laid.edges.map(({ e, points, label }) => {
-              const open = () => navigate(searchHref({ q: edgeQuery(e), range, order: 'duration' }));
+              const open = () => navigate(searchHref({ ...edgeSearch(e), range, order: 'duration' }));
               const d = points.map((p, i) => `${i ? 'L' : 'M'} ${p.x} ${p.y}`).join(' ');
               return (
                 <g key={`${e.caller}>${e.callee}>${e.connectionType}`} className={`edge ${e.errorPct >= 1 ? 'edge-err' : ''}`} onClick={open} data-edge={`${e.caller}->${e.callee}`} role="link" aria-label={`${e.caller} to ${e.callee}`}>

@@ -79,8 +79,8 @@ export type TraceRow = z.infer<typeof TraceRow>;
 const TracePage = z.object({ total: z.number(), traces: z.array(TraceRow) });
 export type TracePage = z.infer<typeof TracePage>;
 
-export function searchTraces(p: { q: string; range: Range; order: 'start' | 'duration'; limit: number; offset: number }, signal?: AbortSignal) {
-  return get(`/api/osprey/ui/traces${qs({ q: p.q, ...rangeParams(p.range), order: p.order, limit: p.limit, offset: p.offset })}`, TracePage, signal);
+export function searchTraces(p: { q: string; range: Range; order: 'start' | 'duration'; limit: number; offset: number; edge?: string }, signal?: AbortSignal) {
+  return get(`/api/osprey/ui/traces${qs({ q: p.q, ...rangeParams(p.range), order: p.order, limit: p.limit, offset: p.offset, edge: p.edge })}`, TracePage, signal);
 }
 
 export function getTrace(id: string, signal?: AbortSignal) {
