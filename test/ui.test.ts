@@ -90,6 +90,7 @@ describe('web UI', { timeout: 240_000 }, () => {
     await page.waitForURL(/q=/);
     await page.getByRole('button', { name: 'Slowest', exact: true }).click();
     await page.waitForURL(/order=duration/);
+    await page.locator('section.results[aria-busy=false]').waitFor();
     await page.waitForFunction(() => document.querySelector('[data-testid=total]')?.textContent === '15');
     const first = page.locator('table.traces tbody tr').first();
     assert.match(await first.innerText(), /GET \/chain\/\{?[\w]+\}?\/slow|slow/);
@@ -153,7 +154,9 @@ describe('web UI', { timeout: 240_000 }, () => {
     await edge.waitFor();
     assert.match(await edge.textContent() ?? '', /err.*p95/);
     await shot('map');
-    await edge.locator('.edge-hit').click({ force: true });
+    // the label is on the edge whatever its route; the map is drawn once services and edges are in
+    await page.locator('[data-node="backend"] .node-stats', { hasText: 'p95' }).waitFor();
+    await edge.locator('text').first().click();
     await page.waitForURL(/q=/);
     const p = new URL(page.url()).searchParams;
     assert.equal(p.get('q'), '{ resource.service.name = "backend" && kind = server }');

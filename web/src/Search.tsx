@@ -219,7 +219,7 @@ function Results({ s, res, go, onRetry }: { s: SearchState; res: Res; go(next: P
   const maxDur = useMemo(() => Math.max(1, ...(data?.traces ?? []).map((t) => t.top.durationNs)), [data]);
   const tbody = useRef<HTMLTableSectionElement>(null);
   return (
-    <section className="results" aria-label="traces">
+    <section className="results" aria-label="traces" aria-busy={res.state === 'loading'}>
       <div className="results-head">
         <h2>
           {data ? (
