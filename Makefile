@@ -20,18 +20,21 @@ TS_SRC := $(shell find src test -name '*.ts')
 TS_DIRS := $(addsuffix /.,$(shell find src test -type d))
 # the tests are the compiled twins of the *.test.ts sources, named one by one: never a
 # stale test left in dist/, and no folder argument (Node >= 21 reads arguments as globs)
+# the web UI (web/, React + Vite) builds into web/dist, which `osprey up` serves at /
+WEB_DONE := web/dist/.built
+WEB_SRC := $(shell find web/src web/public -type f) web/index.html web/vite.config.ts web/tsconfig.json
 TESTS := $(patsubst %.ts,dist/%.js,$(filter %.test.ts,$(TS_SRC)))
 
 # build tools, and the real servers/clients the tests and the demo drive
 APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ \
 	nginx-light wrk curl python3 golang-go openjdk-17-jdk-headless bpftrace hyperfine \
-	iproute2 procps psmisc prometheus openssl
+	iproute2 procps psmisc prometheus openssl chromium
 
 .PHONY: build deps apt test demo bench lint typecheck clean
 # keep the .bpf.o: the ABI layout test reads its BTF
 .SECONDARY:
 
-build: deps $(NATIVE) $(TS_DONE)
+build: deps $(NATIVE) $(TS_DONE) $(WEB_DONE)
 
 deps: apt $(NPM_DONE)
 
@@ -72,14 +75,22 @@ $(TS_DONE): $(TS_SRC) $(TS_DIRS) tsconfig.json $(NPM_DONE)
 	rm -rf dist && mv dist.new dist
 	@touch $@
 
+# vite only strips types: the type check is tsc's
+$(WEB_DONE): $(WEB_SRC) $(NPM_DONE)
+	npx --no-install tsc -p web/tsconfig.json
+	npx --no-install vite build web --logLevel warn
+	@touch $@
+
 typecheck: deps
 	npx --no-install tsc -p tsconfig.json --noEmit
+	npx --no-install tsc -p web/tsconfig.json
 
 lint: deps
 	npx --no-install eslint .
 
 test: build $(OUT)/capture.bpf.o
 	npx --no-install tsc -p tsconfig.json --noEmit
+	npx --no-install tsc -p web/tsconfig.json
 	npx --no-install eslint .
 	node --test --test-concurrency=1 --test-reporter=spec $(TESTS)
 
@@ -90,4 +101,4 @@ bench: build
 	node bench/run.mjs $(if $(QUICK),--quick,)
 
 clean:
-	rm -rf $(OUT) native/build dist dist.new .make
+	rm -rf $(OUT) native/build dist dist.new .make web/dist

@@ -1,4 +1,4 @@
-// A minimal page at / until the React UI lands: where to look and what to run.
+// The page at / when the web UI is not built (web/dist missing): where to look and what to run.
 export function uiPage(): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>Osprey</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em}code{background:#eee;padding:0 .3em}</style></head>

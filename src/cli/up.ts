@@ -21,6 +21,7 @@ import type { DuckStore } from '../store/index.js';
 import { intOption, parseDuration, untilSignal, UsageError, type Command } from './cli.js';
 import { LiveSummary } from './live.js';
 import { uiPage } from './ui-page.js';
+import { defaultUiDir } from '../server/ui.js';
 
 export function defaultDataDir(): string {
   const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
@@ -257,6 +258,7 @@ export const upCommand: Command = {
           status,
           metrics: () => exposition([...metricFamilies(agent, store, red, exporter), ...kubeFamilies(kube)]),
           ui: values['no-ui'] ? undefined : uiPage,
+          uiDir: values['no-ui'] ? undefined : defaultUiDir(),
           observingSinceNs: BigInt(started) * 1_000_000n,
           ingest: sink,
         },

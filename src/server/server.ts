@@ -15,6 +15,8 @@ import type { SpanStore } from '../store/index.js';
 import { MAX_LIMIT, bucketStart as rollupWindowStart } from '../store/window.js';
 import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
 import { BAD_REQUEST_REASONS, HttpError, type BadRequestReason } from './errors.js';
+import { uiApiRoutes } from './ui-api.js';
+import { UI_PATHS, UiFiles } from './ui.js';
 import { choiceOf, clip, countOf, legacySearch, scopeOf, storeScope, TEMPO_SCOPES, windowOf, withLegacy } from './params.js';
 import { OtlpReceiver, type OtlpReceiverOptions } from './otlp-receiver.js';
 import { encodeTrace, encodeTraceByIdResponse, wantsProtobuf } from './tempo-proto.js';
@@ -29,8 +31,10 @@ export interface ServerDeps {
   status(): Record<string, unknown>;
   /** Prometheus text exposition */
   metrics(): string;
-  /** HTML of the UI at / (undefined: --no-ui) */
+  /** HTML of the UI at / when the built UI is missing (undefined: --no-ui) */
   ui?: () => string;
+  /** the built web UI (web/dist), served at / and every non-API path; needs `ui` set */
+  uiDir?: string;
   /** unix ns since when the agent has been capturing: rates are per second observed */
   observingSinceNs?: bigint;
   /**
@@ -107,6 +111,7 @@ function noStore(): SpanStore {
 
 export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(), otlp = newReceiver(deps)): Route[] {
   const store = deps.store ?? noStore();
+  const uiFiles = deps.ui && deps.uiDir ? new UiFiles(deps.uiDir) : undefined;
   const traceById = async (raw: string, url: URL) => {
     const id = segment(raw, 'trace id');
     if (!TRACE_ID.test(id)) {
@@ -289,12 +294,17 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
       /^\/metrics$/,
       async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: deps.metrics() + exposition([...serverFamilies(counters), ...otlp.families()]) }),
     ],
+    ...uiApiRoutes(deps.store),
     [
       'GET',
-      /^\/$/,
-      async () => {
+      UI_PATHS,
+      async (_r, url) => {
         if (!deps.ui) throw new HttpError(404, 'the web UI is disabled (--no-ui)', 'restart osprey up without --no-ui');
-        return { type: 'text/html; charset=utf-8', body: deps.ui() };
+        if (!uiFiles) {
+          if (url.pathname !== '/') throw new HttpError(404, `no such endpoint: ${clip(url.pathname)}`, 'the web UI is not built: run make build', { reason: 'unknown_path' });
+          return { type: 'text/html; charset=utf-8', body: deps.ui() };
+        }
+        return uiFiles.serve(url.pathname);
       },
     ],
     // the OTLP/HTTP receiver: its answers (OTLP's, not the {"error"} of this API) come from otlp-receiver.ts
@@ -421,6 +431,7 @@ async function handle(table: Route[], counters: ServerCounters, req: IncomingMes
       reply = onError(new HttpError(405, `${req.method} not allowed on ${path}`, `use ${allowed.join(' or ')}`), counters);
       reply.headers = { allow: allowed.join(', ') };
     } else {
+      url.pathname = path;
       reply = await hit[2](req, url, hit[1].exec(path)!.slice(1));
     }
   } catch (err) {

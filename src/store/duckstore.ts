@@ -21,6 +21,7 @@ import { BIGINT, DuckDBConnection, DuckDBInstance, VARCHAR } from '@duckdb/node-
 import type { Span } from '../model/index.js';
 import { SPAN_SELECT, StoreCore, connectTo, nowNs } from './core.js';
 import { Queries } from './queries.js';
+import { Analysis } from './analysis.js';
 import { Retention } from './retention.js';
 import { ROLLUP_BUCKET_NS, ROLLUP_DDL, Rollups, type RollupOptions } from './rollups.js';
 import { DDL, SCHEMA_VERSION, SPAN_COLUMNS, UNKNOWN_SERVICE } from './schema.js';
@@ -104,6 +105,8 @@ export class DuckStore implements SpanStore {
   private readonly core: StoreCore;
   private readonly writer: SpanWriter;
   private readonly queries: Queries;
+  /** the web UI's read paths (analysis.ts) */
+  readonly analysis: Analysis;
   private readonly rollups: Rollups;
   private readonly retention: Retention;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -138,6 +141,7 @@ export class DuckStore implements SpanStore {
       checkpointBytes: checkpointBytes(o.memoryLimit ?? (file !== undefined ? DEFAULT_FILE_MEMORY_LIMIT : undefined)),
     });
     this.queries = new Queries(this.core);
+    this.analysis = new Analysis(this.core, this.queries);
     const maxSpans = o.retention?.maxSpans ?? (file === undefined ? DEFAULT_MAX_SPANS_MEMORY : DEFAULT_MAX_SPANS_FILE);
     this.retention = new Retention(this.core, maint, this.writer, this.rollups, this.c, o.retention?.maxAgeMs ?? DEFAULT_MAX_AGE_MS, maxSpans);
   }

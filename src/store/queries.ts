@@ -349,6 +349,15 @@ export class Queries {
     );
   }
 
+  /**
+   * The SQL condition (window AND query) a search of `opts` puts on `spans`, with its
+   * parameters in P: for other read paths (src/store/analysis.ts) to build on.
+   */
+  async where(P: Params, opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<string> {
+    const cond = await this.conditionFor(opts);
+    return `${windowSql(P, opts.startNs, opts.endNs)} AND ${cond(P)}`;
+  }
+
   private compileContext(params: Params, w: TimeWindow, resourceIds?: Map<CompareExpr, number[]>): CompileContext {
     const keys = this.core.spanKeys;
     return {

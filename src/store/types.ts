@@ -4,6 +4,7 @@ import type { MetricsRange, QueryRangeResponse } from './metrics-query.js';
 
 import type { Span } from '../model/index.js';
 import type { Query } from '../traceql/index.js';
+import type { Analysis } from './analysis.js';
 
 /** Time window on span start time, unix nanoseconds, both ends inclusive; omitted = unbounded. */
 export interface TimeWindow {
@@ -171,6 +172,8 @@ export interface SpanStore {
    */
   tagValues(name: string, opts?: TagOptions): Promise<TagValue[]>;
   stats(): StoreStats;
+  /** the web UI's read paths (paged trace list, heatmap, selection comparison); absent in stores without them */
+  readonly analysis?: Analysis;
   enforceRetention(): Promise<RetentionResult>;
   /** Flushes and closes. Idempotent. */
   shutdown(): Promise<void>;
