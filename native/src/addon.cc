@@ -14,6 +14,7 @@
 #include "abi/events.h"
 #include "capture.h"
 #include "capture.skel.h"
+#include "golang.h"
 #include "napi_setup.h"
 
 namespace {
@@ -263,6 +264,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("clockOffset", Napi::Function::New(env, ClockOffset));
   exports.Set("monotonicNow", Napi::Function::New(env, MonotonicNow));
   exports.Set("counterCount", Napi::Number::New(env, OSP_C__COUNT));
+  InitGolang(env, exports);
   return exports;
 }
 

@@ -43,6 +43,10 @@ export interface NativeAddon {
   clockOffset(): bigint;
   monotonicNow(): bigint;
   counterCount: number;
+  /** capstone, x86-64: every instruction from the start of `code` (at `address`) until the end or the first undecodable bytes */
+  x86Instructions(code: Buffer, address: number): { decoded: number; offsets: number[]; sizes: number[]; mnemonics: string[]; operands: string[] };
+  /** libdw: the named structs found at the top level of the file's DWARF; null when it has none */
+  dwarfStructs(path: string, names: string[]): Record<string, { size: number; members: { name: string; offset: number; type: string }[] }> | null;
 }
 
 /** errors thrown by the addon carry the libbpf stage, errno and log */
