@@ -34,6 +34,7 @@ const volatile __u8 summarize = 0;
 __u64 conn_seq = 0;
 
 #include "lib/http1x.h"
+#include "lib/tls.h"
 
 /* keeps the ABI enums in the object's BTF for the layout test */
 struct osp_abi_enums osp_abi_enums_btf __attribute__((unused));
@@ -130,6 +131,7 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	e->role = c->role;
 	e->lport = c->lport;
 	e->rport = c->rport;
+	e->tls = c->tls;
 	e->_pad0 = 0;
 	e->netns = c->netns;
 	__builtin_memcpy(e->laddr, c->laddr, 16);
@@ -180,6 +182,84 @@ static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov_addr, __u32 i
 		off += len;
 	}
 	return off;
+}
+
+/*
+ * One data call's event: a socket call's payload at sys_exit (socket = 1), or the plaintext
+ * of a TLS connection from a uprobe (socket = 0, op CALL_RECV/CALL_SEND, buf its buffer).
+ * Both go through the same gate and HTTP/1 summariser.
+ */
+static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf, __u32 iovcnt, long ret,
+				    __u64 ts, int socket)
+{
+	int send = op == CALL_SEND || op == CALL_SENDV || op == CALL_SENDMSG || op == CALL_SENDFILE;
+	struct scratch *s = event_start(send ? OSP_OP_SEND : OSP_OP_RECV, c, fd, ts);
+	if (!s)
+		return 0;
+	s->ev.bytes = ret;
+
+	__u32 want = cap_limit();
+	if ((__u64)ret < want)
+		want = ret;
+	__u32 got = 0;
+	if (op == CALL_SENDFILE) {
+		s->ev.flags |= OSP_F_SENDFILE;
+	} else if (op == CALL_RECV || op == CALL_SEND) {
+		got = want;
+		if (got > OSP_MAX_CAPTURE)
+			got = OSP_MAX_CAPTURE;
+		if (got && bpf_probe_read_user(s->data, got, (void *)buf)) {
+			count(OSP_C_READ_FAULT);
+			got = 0;
+		}
+	} else {
+		__u64 iov = buf;
+		if (op == CALL_RECVMSG || op == CALL_SENDMSG) {
+			struct user_msghdr msg = {};
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
+				iovcnt = 0;
+			iov = (__u64)msg.msg_iov;
+			iovcnt = msg.msg_iovlen;
+		}
+		got = copy_iov(s, iov, iovcnt, want);
+	}
+	s->ev.cap = got;
+	if ((__u64)ret > got && !(s->ev.flags & OSP_F_SENDFILE)) {
+		s->ev.flags |= OSP_F_TRUNCATED;
+		count(OSP_C_TRUNCATED);
+	}
+
+	/* a TLS connection: from now on its plaintext comes from uprobes, if any is attached */
+	if (socket && c->state == CONN_UNKNOWN && tls_record(s->data, got)) {
+		c->tls = 1;
+		count(OSP_C_TLS_CONNS);
+		tls_socket_call(c, fd, send);
+		return 0;
+	}
+	if (!socket)
+		count(OSP_C_TLS_PLAINTEXT);
+
+	/* the protocol gate runs on the first payload bytes of the connection */
+	if (c->state == CONN_UNKNOWN && got) {
+		int v = gate_check(s->data, got);
+		if (v == GATE_YES) {
+			c->state = CONN_TRACKED;
+			count(OSP_C_CONN_TRACKED);
+		} else if (v == GATE_NO) {
+			c->state = CONN_IGNORED;
+			s->ev.flags |= OSP_F_IGNORED;
+			count(OSP_C_CONN_IGNORED);
+		}
+	}
+	if (c->state == CONN_TRACKED) {
+		if (!hx_step(c, s, send, ret, got))
+			return 0;
+	} else if (c->hx == HX_NEW) {
+		/* raw bytes went out before the gate decided: summarising would start mid-stream */
+		c->hx = HX_RAW;
+	}
+	event_submit(s);
+	return 0;
 }
 
 static __always_inline int enter_accept(void)
@@ -255,67 +335,14 @@ static __always_inline int exit_call(long ret)
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (!c || c->state == CONN_IGNORED)
 		return 0;
-
 	int send = in.op == CALL_SEND || in.op == CALL_SENDV || in.op == CALL_SENDMSG ||
 		   in.op == CALL_SENDFILE;
-	s = event_start(send ? OSP_OP_SEND : OSP_OP_RECV, c, in.fd, in.ts);
-	if (!s)
+	if (c->tls) {
+		/* ciphertext: only its plaintext is reported (lib/tls.h) */
+		tls_socket_call(c, in.fd, send);
 		return 0;
-	s->ev.bytes = ret;
-
-	__u32 want = cap_limit();
-	if ((__u64)ret < want)
-		want = ret;
-	__u32 got = 0;
-	if (in.op == CALL_SENDFILE) {
-		s->ev.flags |= OSP_F_SENDFILE;
-	} else if (in.op == CALL_RECV || in.op == CALL_SEND) {
-		got = want;
-		if (got > OSP_MAX_CAPTURE)
-			got = OSP_MAX_CAPTURE;
-		if (got && bpf_probe_read_user(s->data, got, (void *)in.buf)) {
-			count(OSP_C_READ_FAULT);
-			got = 0;
-		}
-	} else {
-		__u64 iov = in.buf;
-		__u32 iovcnt = in.iovcnt;
-		if (in.op == CALL_RECVMSG || in.op == CALL_SENDMSG) {
-			struct user_msghdr msg = {};
-			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)in.buf))
-				iovcnt = 0;
-			iov = (__u64)msg.msg_iov;
-			iovcnt = msg.msg_iovlen;
-		}
-		got = copy_iov(s, iov, iovcnt, want);
 	}
-	s->ev.cap = got;
-	if ((__u64)ret > got && !(s->ev.flags & OSP_F_SENDFILE)) {
-		s->ev.flags |= OSP_F_TRUNCATED;
-		count(OSP_C_TRUNCATED);
-	}
-
-	/* the protocol gate runs on the first payload bytes of the connection */
-	if (c->state == CONN_UNKNOWN && got) {
-		int v = gate_check(s->data, got);
-		if (v == GATE_YES) {
-			c->state = CONN_TRACKED;
-			count(OSP_C_CONN_TRACKED);
-		} else if (v == GATE_NO) {
-			c->state = CONN_IGNORED;
-			s->ev.flags |= OSP_F_IGNORED;
-			count(OSP_C_CONN_IGNORED);
-		}
-	}
-	if (c->state == CONN_TRACKED) {
-		if (!hx_step(c, s, send, ret, got))
-			return 0;
-	} else if (c->hx == HX_NEW) {
-		/* raw bytes went out before the gate decided: summarising would start mid-stream */
-		c->hx = HX_RAW;
-	}
-	event_submit(s);
-	return 0;
+	return data_out(c, in.fd, in.op, in.buf, in.iovcnt, ret, in.ts, 1);
 }
 
 static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flags)
@@ -328,7 +355,8 @@ static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flag
 	}
 	if (conn_id && c->id != conn_id)
 		return 0;
-	if (c->state != CONN_IGNORED) {
+	/* a TLS connection whose plaintext was never seen has nothing to close in user space */
+	if (c->state != CONN_IGNORED && !(c->tls && c->state == CONN_UNKNOWN)) {
 		hx_close(c);
 		struct scratch *s = event_start(OSP_OP_CLOSE, c, fd, bpf_ktime_get_ns());
 		if (s) {
@@ -474,3 +502,21 @@ int osp_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	count(OSP_C_KERNEL_CLOSE);
 	return close_fd(k.tgid, k.fd, own.conn_id, OSP_F_KERNEL_CLOSE);
 }
+
+/*
+ * The plaintext of a TLS connection, from a uprobe of any probe family: `len` bytes at `buf`
+ * that the process (the current task) read from (send = 0) or wrote to (send = 1) the socket
+ * `fd`, the library call having begun at `ts`. Goes through the socket path's gate and
+ * summariser; nothing happens for a socket that is not a tracked TCP connection.
+ */
+static __always_inline int plaintext_out(int fd, int send, __u64 buf, long len, __u64 ts)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fd_key k = { .tgid = tgid, .fd = fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (!c || c->state == CONN_IGNORED || len <= 0)
+		return 0;
+	return data_out(c, fd, send ? CALL_SEND : CALL_RECV, buf, 0, len, ts, 0);
+}
+
+#include "lib/openssl.h"
