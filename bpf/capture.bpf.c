@@ -520,3 +520,4 @@ static __always_inline int plaintext_out(int fd, int send, __u64 buf, long len, 
 }
 
 #include "lib/openssl.h"
+#include "lib/gotls.h"

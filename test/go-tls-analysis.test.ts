@@ -141,6 +141,7 @@ describe('Go binary analysis against oracles', { timeout: 900_000 }, () => {
         assert.deepEqual(info.offsets, {
           tlsConnConn: truth['tls.Conn.conn'],
           // an interface value is {itab, data}: a language fact, checked against DWARF's runtime.iface
+          ifaceTab: 0,
           ifaceData: 8,
           tcpConnConn: truth['net.TCPConn.conn'],
           connFd: truth['net.conn.fd'],

@@ -144,7 +144,7 @@ Napi::Value Attach(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// attachUprobe(h, program, path, offsetOrSymbol, retprobe, pid) -> link id. pid -1: every
+// attachUprobe(h, program, path, offsetOrSymbol, retprobe, pid[, cookie]) -> link id. pid -1: every
 // process that maps the file (the uprobe lives on the file's inode)
 Napi::Value AttachUprobe(const Napi::CallbackInfo &info) {
   Capture *c = Unwrap(info);
@@ -161,6 +161,8 @@ Napi::Value AttachUprobe(const Napi::CallbackInfo &info) {
   opts.retprobe = info[4].As<Napi::Boolean>().Value();
   if (!symbol.empty()) opts.func_name = symbol.c_str();
   int pid = info[5].As<Napi::Number>().Int32Value();
+  // optional cookie (bpf_get_attach_cookie): which file's data the program should use
+  if (info.Length() > 6 && info[6].IsNumber()) opts.bpf_cookie = static_cast<uint64_t>(info[6].As<Napi::Number>().Int64Value());
   bpf_link *l = bpf_program__attach_uprobe_opts(p, pid, path.c_str(), offset, &opts);
   if (!l) throw ErrnoError(env, "attach " + name + " to " + path, errno);
   uint32_t id = c->next_uprobe_id++;

@@ -24,7 +24,7 @@ export interface NativeAddon {
   programs(h: NativeHandle): { name: string; section: string }[];
   attach(h: NativeHandle, program: string): void;
   /** a uprobe (or uretprobe) of `program` on a file at an offset or a symbol; pid -1: all processes. Returns a link id */
-  attachUprobe(h: NativeHandle, program: string, path: string, target: number | string, retprobe: boolean, pid: number): number;
+  attachUprobe(h: NativeHandle, program: string, path: string, target: number | string, retprobe: boolean, pid: number, cookie?: number): number;
   /** false when no such link */
   detachUprobe(h: NativeHandle, link: number): boolean;
   elfSymbols(path: string, names: string[]): NativeElfSymbols;

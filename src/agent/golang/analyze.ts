@@ -52,6 +52,8 @@ export interface GoFunction {
 export interface GoTlsOffsets {
   /** crypto/tls.Conn.conn: a net.Conn interface value */
   tlsConnConn: number;
+  /** runtime.iface.tab: the itab word of an interface value (its dynamic type) */
+  ifaceTab: number;
   /** runtime.iface.data: the data word of an interface value (the dynamic value's pointer) */
   ifaceData: number;
   /** net.TCPConn.conn: the embedded net.conn */
@@ -326,6 +328,7 @@ interface DwarfMember {
 /** the structs on the *tls.Conn → fd path, each member with the type it must have */
 const PATH: { struct: string; member: string; type: RegExp; key: keyof GoTlsOffsets }[] = [
   { struct: 'crypto/tls.Conn', member: 'conn', type: /^net\.Conn$/, key: 'tlsConnConn' },
+  { struct: 'runtime.iface', member: 'tab', type: /^\*(runtime|internal\/abi)\.itab$/i, key: 'ifaceTab' },
   { struct: 'runtime.iface', member: 'data', type: /^unsafe\.Pointer$/, key: 'ifaceData' },
   { struct: 'net.TCPConn', member: 'conn', type: /^net\.conn$/, key: 'tcpConnConn' },
   { struct: 'net.conn', member: 'fd', type: /^\*net\.netFD$/, key: 'connFd' },
