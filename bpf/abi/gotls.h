@@ -4,7 +4,7 @@
  * user space (src/agent/golang/probes.ts) into the go_tls_bins array before it attaches the
  * file's uprobes, whose cookie is the slot index + 1. Offsets come from the binary's DWARF
  * (src/agent/golang/analyze.ts), never from a Go version. Mirrored in
- * src/agent/golang/kernel-abi.ts (checked against this object's BTF).
+ * src/kernel/abi-gotls.ts (checked against this object's BTF in src/kernel/abi.test.ts).
  */
 #ifndef OSPREY_ABI_GOTLS_H
 #define OSPREY_ABI_GOTLS_H

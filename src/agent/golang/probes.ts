@@ -4,9 +4,8 @@
 // every uprobe of the file, so one BPF program serves binaries of any Go version.
 // A file that cannot be probed (stripped, too old, not Go...) is remembered with its reason
 // and counted; it is not analysed again while it is unchanged.
-import type { Capture } from '../../kernel/index.js';
+import { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE, type Capture } from '../../kernel/index.js';
 import { analyzeGoBinary, isSupported, type GoAnalysis, type GoBinaryInfo } from './analyze.js';
-import { GO_TLS_BINS, GO_TLS_MAP, encodeGoTls } from './kernel-abi.js';
 
 export const GO_PROGRAMS = { write: 'osp_go_tls_write', read: 'osp_go_tls_read', readReturn: 'osp_go_tls_read_ret' } as const;
 
@@ -117,5 +116,22 @@ function fileKey(info: GoBinaryInfo): string {
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n);
+  return b;
+}
+
+/** the map value for a binary; the itab is checked only where its address is fixed (not PIE) */
+export function encodeGoTls(info: GoBinaryInfo): Buffer {
+  const b = Buffer.alloc(GO_TLS_SIZE);
+  const o = info.offsets;
+  const L = GO_TLS_LAYOUT;
+  b.writeBigUInt64LE(BigInt(!info.pie && info.itabTcpConn ? info.itabTcpConn : 0), L.itab_tcp_conn[0]);
+  b.writeUInt32LE(o.tlsConnConn, L.tls_conn_conn[0]);
+  b.writeUInt32LE(o.ifaceTab, L.iface_tab[0]);
+  b.writeUInt32LE(o.ifaceData, L.iface_data[0]);
+  b.writeUInt32LE(o.tcpConnConn, L.tcp_conn_conn[0]);
+  b.writeUInt32LE(o.connFd, L.conn_fd[0]);
+  b.writeUInt32LE(o.netFDPfd, L.netfd_pfd[0]);
+  b.writeUInt32LE(o.pollFDSysfd, L.pfd_sysfd[0]);
+  b.writeUInt32LE(o.gGoid, L.g_goid[0]);
   return b;
 }
