@@ -43,7 +43,8 @@ export class GoTlsProbes {
   /** file key (dev:ino:size:mtime) -> attached probes */
   readonly #files = new Map<string, GoAttached>();
   readonly #freeSlots: number[];
-  readonly counters = { attachedFiles: 0, detachedFiles: 0, unsupportedFiles: 0, attachErrors: 0, slotsFull: 0 };
+  /** attach calls refused for an unsupported file are `refused` (the analysis counts files once: goAnalysisCounters) */
+  readonly counters = { attachedFiles: 0, detachedFiles: 0, refused: 0, attachErrors: 0, slotsFull: 0 };
 
   constructor(capture: Capture, maxFiles = GO_TLS_BINS) {
     this.#capture = capture;
@@ -57,7 +58,7 @@ export class GoTlsProbes {
   attach(path: string): GoAttachResult {
     const info = analyzeGoBinary(path);
     if (!isSupported(info)) {
-      this.counters.unsupportedFiles++;
+      this.counters.refused++;
       return { skipped: info };
     }
     const key = fileKey(info);
