@@ -230,11 +230,16 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 	}
 
 	/* a TLS connection: from now on its plaintext comes from uprobes, if any is attached */
-	if (socket && c->state == CONN_UNKNOWN && tls_record(s->data, got)) {
-		c->tls = 1;
-		count(OSP_C_TLS_CONNS);
-		tls_socket_call(c, fd, send);
-		return 0;
+	if (socket && c->state == CONN_UNKNOWN) {
+		int tv = tls_record(s->data, got);
+		if (tv == GATE_YES) {
+			c->tls = 1;
+			count(OSP_C_TLS_CONNS);
+			tls_socket_call(c, fd, send);
+			return 0;
+		}
+		if (tv == GATE_MORE)
+			return 0; /* a peek at the first byte: the next call tells */
 	}
 	if (!socket)
 		count(OSP_C_TLS_PLAINTEXT);

@@ -63,11 +63,12 @@ int BPF_KRETPROBE(osp_ssl_ret, long ret)
 	struct tls_call call;
 	if (!tls_call_exit(&call) || call.kind == TLS_CALL_HANDSHAKE)
 		return 0;
-	long len = ret;
+	/* every function probed returns an int: the upper half of the register is not part of it */
+	long len = (int)ret;
 	if (call.lenp) {
 		/* SSL_read_ex/SSL_write_ex: 1 on success, the length through the pointer */
 		__u64 n = 0;
-		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.lenp))
+		if (len != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)call.lenp))
 			return 0;
 		len = n;
 	}

@@ -90,10 +90,22 @@ struct {
 	__type(value, struct tls_thread);
 } tls_threads SEC(".maps");
 
-/* a TLS record header: change_cipher_spec, alert, handshake or application data, version 3.x */
+/*
+ * A TLS record header (change_cipher_spec, alert, handshake or application data, version
+ * 3.x): GATE_YES, GATE_NO, or GATE_MORE when the bytes so far fit one (nginx peeks at a
+ * single byte before it decides between TLS and plain HTTP on a port).
+ */
 static __always_inline int tls_record(const __u8 *p, __u32 n)
 {
-	return n >= 3 && p[0] >= 0x14 && p[0] <= 0x17 && p[1] == 0x03 && p[2] <= 0x04;
+	if (n == 0 || p[0] < 0x14 || p[0] > 0x17)
+		return GATE_NO;
+	if (n < 2)
+		return GATE_MORE;
+	if (p[1] != 0x03)
+		return GATE_NO;
+	if (n < 3)
+		return GATE_MORE;
+	return p[2] <= 0x04 ? GATE_YES : GATE_NO;
 }
 
 /* the session's valid binding (its connection still open on that fd), or NULL */
