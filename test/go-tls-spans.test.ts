@@ -1,12 +1,13 @@
-// Go HTTPS (crypto/tls, HTTP/1.1) seen in plaintext through the Go uprobes: a real Go server
-// and client (test/fixtures/gotls), built with every Go on the machine (1.26 and Debian's
-// 1.19) and paired every way, give one server and one client span per request with the right
-// method, path, status and body size, the server span the client span's child (by the
-// connection tuple), and the ciphertext at the socket counted as such and reported nowhere.
+// Go HTTPS (crypto/tls, HTTP/1.1) seen in plaintext through the Go uprobes, attached by the
+// agent's uprobe watcher when it finds the processes: a real Go server and client
+// (test/fixtures/gotls), built with every Go on the machine (1.26 and Debian's 1.19) and
+// paired every way, give one server and one client span per request with the right method,
+// path, status and body size, the server span the client span's child (by the connection
+// tuple), and the ciphertext at the socket counted as such and reported nowhere.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
-import { GoTlsProbes, isSupported, analyzeGoBinary } from '../src/agent/golang/index.js';
+import { isSupported, analyzeGoBinary } from '../src/agent/golang/index.js';
 import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
 import type { Span } from '../src/model/index.js';
 import { SpanCollector } from './agent-helpers.js';
@@ -25,30 +26,33 @@ describe('Go crypto/tls plaintext: spans from a real Go HTTPS server and client'
   const toolchains = goToolchains();
   const bins = new Map<string, string>();
   let col: SpanCollector;
-  let probes: GoTlsProbes;
   const servers = new Map<string, StartedProcess>();
   const ports = new Map<string, number>();
 
+  /** the watcher's line for a file */
+  const watched = (bin: string) => col.agent.uprobes!.files().find((f) => f.family === 'go-crypto-tls' && f.path === bin);
+
   before(async () => {
     for (const go of toolchains) bins.set(go.version, buildGo(SOURCE, go));
-    col = new SpanCollector();
-    probes = new GoTlsProbes(col.agent.capture!);
+    // scans only when the test asks (scan()), so what is attached when is known
+    col = new SpanCollector(300, undefined, { uprobes: { scanMs: 3_600_000 } });
     for (const go of toolchains) {
-      const r = probes.attach(bins.get(go.version)!);
-      assert.ok('attached' in r, JSON.stringify(r));
-      // Write + Read after their stack checks, one probe per RET of Read
-      const info = analyzeGoBinary(bins.get(go.version)!);
-      assert.ok(isSupported(info));
-      assert.equal(r.attached.links.length, 2 + info.read.rets.length);
       const port = await freePort();
       ports.set(go.version, port);
       servers.set(go.version, await startProcess({ name: `gotls-${go.version}`, cmd: bins.get(go.version)!, args: ['serve', String(port)], port }));
+    }
+    col.agent.uprobes!.scan();
+    for (const go of toolchains) {
+      const bin = bins.get(go.version)!;
+      const info = analyzeGoBinary(bin);
+      assert.ok(isSupported(info));
+      // Write + Read after their stack checks, one probe per RET of Read
+      assert.deepEqual(watched(bin), { family: 'go-crypto-tls', file: watched(bin)?.file, path: bin, status: 'attached', reason: undefined, probes: 2 + info.read.rets.length, processes: 1 });
     }
   });
 
   after(async () => {
     for (const s of servers.values()) await s.stop();
-    probes?.close();
     await col?.close();
   });
 
@@ -125,17 +129,38 @@ describe('Go crypto/tls plaintext: spans from a real Go HTTPS server and client'
     });
   });
 
-  it('probes come off with detach: the next requests give no spans', async () => {
+  it('a file no process runs any more loses its probes: its next client is not seen, the server still is', async (t) => {
+    if (toolchains.length < 2) return t.skip('needs two Go toolchains');
+    const [a, b] = [toolchains[0]!, toolchains[1]!];
+    await servers.get(a.version)!.stop();
+    servers.delete(a.version);
+    col.agent.uprobes!.scan();
+    assert.equal(watched(bins.get(a.version)!), undefined, 'detached and forgotten');
+    const tag = `unprobed-${Math.random().toString(36).slice(2, 8)}`;
+    const paths = await client(a, b, tag, 1);
+    await col.waitSpans('server spans', () => paths.every((p) => col.byPath(p).length >= 1), 15_000);
+    await new Promise((r) => setTimeout(r, 800));
+    for (const p of paths) {
+      const spans = col.byPath(p);
+      // the client's ciphertext alone gives nothing; the probed server's plaintext does
+      assert.deepEqual(spans.map((s) => s.kind), ['server'], `${p}: ${describe(spans)}`);
+      assert.equal(spans[0]!.parentSpanId, '');
+    }
+  });
+
+  it('a stripped Go server is listed with its reason and not probed', async () => {
     const go = toolchains[0]!;
-    const bin = bins.get(go.version)!;
-    assert.equal(probes.detach(bin), true);
-    assert.equal(probes.detach(bin), false, 'idempotent');
-    const tag = `detached-${Math.random().toString(36).slice(2, 8)}`;
-    const paths = await client(go, go, tag, 1);
-    // a client of another toolchain would still be probed; this one pair is not
-    await new Promise((r) => setTimeout(r, 1500));
-    for (const p of paths) assert.equal(col.byPath(p).length, 0, `${p}: ${describe(col.byPath(p))}`);
-    const again = probes.attach(bin);
-    assert.ok('attached' in again, JSON.stringify(again));
+    const bin = buildGo(SOURCE, go, { ldflags: '-s -w' });
+    const port = await freePort();
+    const p = await startProcess({ name: 'gotls-stripped', cmd: bin, args: ['serve', String(port)], port });
+    try {
+      col.agent.uprobes!.scan();
+      const w = watched(bin);
+      assert.equal(w?.status, 'stripped', JSON.stringify(w));
+      assert.match(w.reason!, /pclntab names crypto\/tls\.\(\*Conn\)\.Write/);
+      assert.equal(w.probes, 0);
+    } finally {
+      await p.stop();
+    }
   });
 });

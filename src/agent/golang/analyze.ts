@@ -216,13 +216,6 @@ function analyzeOpen(fd: number, path: string): Omit<GoBinaryInfo, 'path' | 'key
   }
   const release = version ? goRelease(version) : undefined;
   if (!release) throw new Unsupported('go-version-unknown', `${path} is a Go program whose version cannot be read from its build info`);
-  if (elf.machine !== EM_X86_64) {
-    throw new Unsupported('not-x86-64', `${path} (${version}) is built for ELF machine ${elf.machine}; Go TLS probes support x86-64 only`, version);
-  }
-  if (release[0] === 1 && release[1] < MIN_MINOR) {
-    throw new Unsupported('go-too-old', `${path} was built with ${version}: Go TLS probes need the register ABI of Go ≥ 1.${MIN_MINOR}`, version);
-  }
-
   const wanted = [GO_TLS_WRITE, GO_TLS_READ, ...ITAB_TCP];
   const syms = findSymbols(elf, wanted);
   if (!syms) {
@@ -238,6 +231,15 @@ function analyzeOpen(fd: number, path: string): Omit<GoBinaryInfo, 'path' | 'key
   const write = syms.get(GO_TLS_WRITE);
   const read = syms.get(GO_TLS_READ);
   if (!write || !read) throw new Unsupported('no-crypto-tls', `${path} (${version}) does not use crypto/tls (no ${GO_TLS_WRITE} / Read)`, version);
+
+  // a Go program without crypto/tls is the common case, whatever its version: only one
+  // that does TLS is worth an 'unsupported' line
+  if (elf.machine !== EM_X86_64) {
+    throw new Unsupported('not-x86-64', `${path} (${version}) is built for ELF machine ${elf.machine}; Go TLS probes support x86-64 only`, version);
+  }
+  if (release[0] === 1 && release[1] < MIN_MINOR) {
+    throw new Unsupported('go-too-old', `${path} was built with ${version}: Go TLS probes need the register ABI of Go ≥ 1.${MIN_MINOR}`, version);
+  }
 
   const offsets = tlsOffsets(path, version);
   const itab = ITAB_TCP.map((n) => syms.get(n)).find((s) => s !== undefined);

@@ -1,117 +1,84 @@
-// Attaches the Go crypto/tls uprobes (bpf/lib/gotls.h) to Go executables, once per file
-// (dev + inode: every process running it is covered, pid -1). Each file gets a slot of the
-// kernel's go_tls_bins array with its DWARF offsets; the slot index + 1 is the cookie of
-// every uprobe of the file, so one BPF program serves binaries of any Go version.
-// A file that cannot be probed (stripped, too old, not Go...) is remembered with its reason
-// and counted; it is not analysed again while it is unchanged.
-import { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE, type Capture } from '../../kernel/index.js';
-import { analyzeGoBinary, isSupported, type GoAnalysis, type GoBinaryInfo } from './analyze.js';
+// The Go crypto/tls uprobes (bpf/lib/gotls.h) of Go executables, as a probe family of the
+// uprobe watcher (src/agent/tls: it finds the processes, attaches once per file for every
+// process running it, detaches when none does). Each file gets a slot of the kernel's
+// go_tls_bins array with its DWARF offsets; the slot index + 1 is the cookie of every uprobe
+// of the file, so one set of BPF programs serves binaries of any Go version. A file that
+// cannot be probed (stripped, too old...) gets its reason in `osprey status`.
+import { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE } from '../../kernel/index.js';
+import type { MappedFile, NoProbes, ProbeFamily, ProbeSpec } from '../tls/index.js';
+import { analyzeGoBinary, isSupported, type GoBinaryInfo, type UnsupportedReason } from './analyze.js';
 
 export const GO_PROGRAMS = { write: 'osp_go_tls_write', read: 'osp_go_tls_read', readReturn: 'osp_go_tls_read_ret' } as const;
 
-/** one uprobe of a Go file (the shape of src/agent/tls's ProbeSpec, plus the cookie) */
-export interface GoProbeSpec {
-  program: string;
-  /** file offset of the probed instruction */
-  offset: number;
-  retprobe: false;
-  cookie: number;
-  label: string;
-}
-
 /** the uprobes of one analysed Go binary, given its slot */
-export function goTlsProbeSpecs(info: GoBinaryInfo, slot: number): GoProbeSpec[] {
+export function goTlsProbeSpecs(info: GoBinaryInfo, slot: number): ProbeSpec[] {
   const cookie = slot + 1;
   return [
     { program: GO_PROGRAMS.write, offset: info.write.body, retprobe: false, cookie, label: `${info.write.symbol} (after stack check)` },
     { program: GO_PROGRAMS.read, offset: info.read.body, retprobe: false, cookie, label: `${info.read.symbol} (after stack check)` },
-    ...info.read.rets.map((offset, i) => ({ program: GO_PROGRAMS.readReturn, offset, retprobe: false as const, cookie, label: `${info.read.symbol} RET #${i + 1}` })),
+    ...info.read.rets.map((offset, i) => ({ program: GO_PROGRAMS.readReturn, offset, retprobe: false, cookie, label: `${info.read.symbol} RET #${i + 1}` })),
   ];
 }
 
-export interface GoAttached {
-  path: string;
-  goVersion: string;
-  slot: number;
-  links: number[];
+/** what the family needs of the capture: writing a go_tls_bins slot */
+export interface GoTlsKernel {
+  mapUpdate(map: string, key: Buffer, value: Buffer): void;
 }
 
-export type GoAttachResult = { attached: GoAttached } | { skipped: GoAnalysis & { unsupported: string } } | { error: string };
+/** how an unsupported binary shows in the watcher: not Go / no TLS is every other file, counted only */
+const LEVEL: Record<UnsupportedReason, NoProbes['level']> = {
+  'not-elf': 'none',
+  'not-go': 'none',
+  'no-crypto-tls': 'none',
+  stripped: 'stripped',
+  'no-dwarf': 'stripped',
+  unreadable: 'error',
+  'bad-elf': 'error',
+  'not-x86-64': 'error',
+  'go-too-old': 'error',
+  'go-version-unknown': 'error',
+  layout: 'error',
+  disassembly: 'error',
+};
 
-export class GoTlsProbes {
-  readonly #capture: Capture;
-  /** file key (dev:ino:size:mtime) -> attached probes */
-  readonly #files = new Map<string, GoAttached>();
-  readonly #freeSlots: number[];
-  /** attach calls refused for an unsupported file are `refused` (the analysis counts files once: goAnalysisCounters) */
-  readonly counters = { attachedFiles: 0, detachedFiles: 0, refused: 0, attachErrors: 0, slotsFull: 0 };
+export interface GoTlsFamily extends ProbeFamily {
+  readonly counters: { slotsInUse: number; slotsFull: number };
+}
 
-  constructor(capture: Capture, maxFiles = GO_TLS_BINS) {
-    this.#capture = capture;
-    this.#freeSlots = Array.from({ length: Math.min(maxFiles, GO_TLS_BINS) }, (_, i) => i).reverse();
-  }
-
-  /**
-   * Probes the Go executable at `path` (as this process can open it: /proc/<pid>/exe or
-   * /proc/<pid>/root/...) unless that file is probed already. Never throws.
-   */
-  attach(path: string): GoAttachResult {
-    const info = analyzeGoBinary(path);
-    if (!isSupported(info)) {
-      this.counters.refused++;
-      return { skipped: info };
-    }
-    const key = fileKey(info);
-    const known = this.#files.get(key);
-    if (known) return { attached: known };
-    const slot = this.#freeSlots.pop();
-    if (slot === undefined) {
-      this.counters.slotsFull++;
-      return { error: `${path}: ${GO_TLS_BINS} Go executables are probed already (the limit); not probing another` };
-    }
-    const links: number[] = [];
-    try {
-      this.#capture.mapUpdate(GO_TLS_MAP, u32(slot), encodeGoTls(info));
-      for (const s of goTlsProbeSpecs(info, slot)) {
-        links.push(this.#capture.attachUprobe({ program: s.program, path, offset: s.offset, cookie: s.cookie }));
+/**
+ * The Go crypto/tls family of the uprobe watcher (src/agent/tls): a process's executable is
+ * analysed (cached per file), given a go_tls_bins slot with its offsets, and probed; the
+ * slot is freed when the watcher takes the probes off.
+ */
+export function goTlsFamily(kernel: GoTlsKernel, maxFiles = GO_TLS_BINS): GoTlsFamily {
+  const free = Array.from({ length: Math.min(maxFiles, GO_TLS_BINS) }, (_, i) => i).reverse();
+  const counters = { slotsInUse: 0, slotsFull: 0 };
+  return {
+    name: 'go-crypto-tls',
+    counters,
+    // Go links crypto/tls into the executable (a Go shared library is not looked at)
+    candidate: (file: MappedFile) => file.exe,
+    plan(file: MappedFile): ProbeSpec[] | NoProbes {
+      const info = analyzeGoBinary(file.openPath);
+      // the message names the file as this process opened it (/proc/<pid>/root/...): say it as the process sees it
+      if (!isSupported(info)) return { reason: info.message.replace(/\/proc\/\d+\/root(?=\/)/g, ''), level: LEVEL[info.unsupported] };
+      const slot = free.pop();
+      if (slot === undefined) {
+        counters.slotsFull++;
+        return { reason: `${GO_TLS_BINS} Go executables have probes already (the bound of go_tls_bins)`, level: 'error' };
       }
-    } catch (err) {
-      for (const l of links) this.#capture.detachUprobe(l);
-      this.#freeSlots.push(slot);
-      this.counters.attachErrors++;
-      return { error: `${path} (${info.goVersion}): ${(err as Error).message}` };
-    }
-    const a: GoAttached = { path, goVersion: info.goVersion, slot, links };
-    this.#files.set(key, a);
-    this.counters.attachedFiles++;
-    return { attached: a };
-  }
-
-  /** removes the probes of a file attached from `path`; false when it had none */
-  detach(path: string): boolean {
-    for (const [key, a] of this.#files) {
-      if (a.path !== path) continue;
-      for (const l of a.links) this.#capture.detachUprobe(l);
-      this.#files.delete(key);
-      this.#freeSlots.push(a.slot);
-      this.counters.detachedFiles++;
-      return true;
-    }
-    return false;
-  }
-
-  get attached(): GoAttached[] {
-    return [...this.#files.values()];
-  }
-
-  /** detaches everything (idempotent) */
-  close(): void {
-    for (const a of [...this.#files.values()]) this.detach(a.path);
-  }
-}
-
-function fileKey(info: GoBinaryInfo): string {
-  return `${info.key.dev}:${info.key.ino}:${info.key.size}:${info.key.mtimeMs}`;
+      // the slot is written before any probe that reads it is attached
+      kernel.mapUpdate(GO_TLS_MAP, u32(slot), encodeGoTls(info));
+      counters.slotsInUse++;
+      return goTlsProbeSpecs(info, slot);
+    },
+    released(plan: readonly ProbeSpec[]): void {
+      const cookie = plan[0]?.cookie;
+      if (!cookie) return;
+      free.push(cookie - 1);
+      counters.slotsInUse--;
+    },
+  };
 }
 
 function u32(n: number): Buffer {
