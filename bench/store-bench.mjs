@@ -203,6 +203,32 @@ const qPid = parseTraceQL('{ .process.pid = 1007 && span.http.route = "/api/v1/r
 await time('search {.process.pid=1007 && route} all time, 20', () => store.search({ query: qPid, limit: 20 }), 10);
 await time('searchTraces {status=error} 1h, 20 traces', () =>
   store.searchTraces({ query: qErr, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+// TraceQL beyond plain filters (src/store/spanset.ts, metrics-query.ts)
+const qStruct = parseTraceQL('{ kind = server && resource.service.name = "svc-7" } > { kind = client }');
+await time('searchTraces {svc-7 server} > {client} 1h, 20', () =>
+  store.searchTraces({ query: qStruct, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+const qDesc = parseTraceQL('{ resource.service.name = "svc-7" } >> { status = error }');
+await time('searchTraces {svc-7} >> {status=error} 1h, 20', () =>
+  store.searchTraces({ query: qDesc, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+const qAnd = parseTraceQL('{ status = error } && { resource.service.name = "svc-3" }');
+await time('searchTraces {error} && {svc-3} 1h, 20', () =>
+  store.searchTraces({ query: qAnd, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+const qPipe = parseTraceQL('{ kind = server } | by(resource.service.name) | count() > 2');
+await time('searchTraces {server} | by(svc) | count() > 2 1h, 20', () =>
+  store.searchTraces({ query: qPipe, startNs: nowNs - hour, endNs: nowNs, limit: 20 }), 10);
+const step = 60n * 1_000_000_000n;
+const qRate = parseTraceQL('{ kind = server } | rate() by (resource.service.name)');
+await time('metrics {server} | rate() by (svc) 1h step 1m', () =>
+  store.metricsQuery(qRate, { startNs: nowNs - hour, endNs: nowNs, stepNs: step }).then((r) => r.series), 10);
+const qQuant = parseTraceQL('{ kind = server } | quantile_over_time(duration, 0.5, 0.9, 0.99) by (resource.service.name)');
+await time('metrics quantile_over_time(duration, .5,.9,.99) by (svc) 1h', () =>
+  store.metricsQuery(qQuant, { startNs: nowNs - hour, endNs: nowNs, stepNs: step }).then((r) => r.series), 10);
+const qHist = parseTraceQL('{ } | histogram_over_time(duration)');
+await time('metrics {} | histogram_over_time(duration) 1h', () =>
+  store.metricsQuery(qHist, { startNs: nowNs - hour, endNs: nowNs, stepNs: step }).then((r) => r.series), 10);
+const qCmp = parseTraceQL('{ kind = server } | compare({ status = error })');
+await time('metrics {server} | compare({status=error}) 1h', () =>
+  store.metricsQuery(qCmp, { startNs: nowNs - hour, endNs: nowNs, stepNs: step }).then((r) => r.series), 3);
 await time('services() last hour', () => store.services(nowNs - hour, nowNs), 10);
 await time('edges() last hour', () => store.edges(nowNs - hour, nowNs), 10);
 

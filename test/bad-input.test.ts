@@ -130,12 +130,12 @@ const HTTP_CASES: HttpCase[] = [
   { path: '/api/traces/%zz', status: 400, error: 'malformed URL encoding in the trace id', reason: 'bad_encoding' },
   { path: '/api/search/tag/%zz/values', status: 400, error: 'malformed URL encoding in the tag name', reason: 'bad_encoding' },
   { path: '/api/v2/search/tag/%E0%A4/values', status: 400, error: 'malformed URL encoding', reason: 'bad_encoding' },
-  // designed, not built yet
-  { method: 'POST', path: '/v1/traces', status: 501, error: 'not built yet', reason: 'not_implemented' },
-  { method: 'POST', path: '/v1/metrics', status: 501, error: 'not built yet', reason: 'not_implemented' },
-  { method: 'POST', path: '/v1/logs', status: 501, error: 'not built yet', reason: 'not_implemented' },
-  { path: `/api/metrics/query_range?q=${enc('{} | rate()')}`, status: 501, error: 'not built yet', reason: 'not_implemented' },
-  { path: '/api/metrics/query', status: 501, error: 'not built yet', reason: 'not_implemented' },
+  // TraceQL metrics (the OTLP receiver's own bad input: test/otlp-fuzz.test.ts, src/server/otlp-decode.test.ts)
+  { path: `/api/metrics/query_range?q=${enc('{} | count() > 1')}`, status: 400, error: 'not a metrics query at 16', reason: 'bad_parameter' },
+  { path: `/api/metrics/query_range?q=${enc('{} | rate()')}&step=-1s`, status: 400, error: 'invalid step', reason: 'bad_parameter' },
+  { path: `/api/metrics/query_range?q=${enc('{} | rate() | count() > 1')}`, status: 400, error: 'only topk(n) or bottomk(n) may follow a metrics function at 14', reason: 'bad_parameter' },
+  { path: '/api/metrics/query', status: 400, error: 'missing q', reason: 'bad_parameter' },
+  { path: `/api/search?q=${enc('{} | rate()')}`, status: 400, error: 'this is a metrics query', reason: 'bad_parameter' },
   // a query string over the HTTP parser's 16 KB head limit
   { path: `/api/search?q=${'a'.repeat(20_000)}`, status: 431, error: 'too large', reason: 'too_large' },
 ];
@@ -232,7 +232,7 @@ describe('bad input on every public surface', { timeout: 300_000 }, () => {
     // every refusal counted, by reason, in /metrics and in the status counters
     const metrics = (await http(port, 'GET', '/metrics')).text;
     const status = JSON.parse((await http(port, 'GET', '/api/osprey/status')).text) as { counters: Record<string, number> };
-    for (const reason of ['unknown_path', 'method_not_allowed', 'bad_parameter', 'bad_encoding', 'not_implemented', 'too_large', 'malformed_http']) {
+    for (const reason of ['unknown_path', 'method_not_allowed', 'bad_parameter', 'bad_encoding', 'too_large', 'malformed_http']) {
       const n = expected[reason] ?? 0;
       assert.ok(n > 0, `the table covers ${reason}`);
       assert.match(metrics, new RegExp(`^osprey_http_bad_requests_total\\{reason="${reason}"\\} ${n}$`, 'm'), reason);

@@ -13,6 +13,7 @@ import { exposition, type MetricFamily } from '../metrics/prometheus.js';
 import { ExportConfigError, resolveExportConfig, type ExportConfig } from '../export/config.js';
 // the exporter (OTLP encoders, gRPC) is loaded only when exporting: import() below
 import type { Exporter } from '../export/index.js';
+import type { Span } from '../model/index.js';
 import { startServer } from '../server/server.js';
 import { setupKubernetes, type KubernetesSetup } from '../resource/setup.js';
 // DuckDB is loaded only when the store is on (not in export-only mode): import() below
@@ -92,7 +93,7 @@ export const upCommand: Command = {
     '      --store-memory SIZE   memory the store may use, e.g. 256MB or 1GB (default 128MB with a',
     '                            data dir, where the rest stays on disk; with --memory, DuckDB\'s',
     '                            default of 80% of RAM, and the spans themselves must fit)',
-    '      --listen HOST:PORT    HTTP API, Tempo API and UI (default 127.0.0.1:7070)',
+    '      --listen HOST:PORT    HTTP API, Tempo API, OTLP/HTTP receiver (/v1/traces) and UI (default 127.0.0.1:7070)',
     '      --demo                also start demo services (Node, Python, nginx) with traffic',
     '      --no-ui               do not serve the web UI at /',
     '      --retention DUR       drop spans older than this (default 24h)',
@@ -222,13 +223,15 @@ export const upCommand: Command = {
       ? new (await import('../export/exporter.js')).Exporter({ config: exportConfig, metricFamilies: () => red.families(), log: say })
       : undefined;
     if (exporter) say(`export: ${exporter.describe()}`);
+    // one sink for the agent's spans and those received over OTLP (POST /v1/traces)
+    const sink = (spans: Span[]): void => {
+      store?.append(spans);
+      red.consume(spans);
+      exporter?.consume(spans);
+    };
     const agent = new Agent({
       ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
-      sink: (spans) => {
-        store?.append(spans);
-        red.consume(spans);
-        exporter?.consume(spans);
-      },
+      sink,
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
     });
     let cap;
@@ -255,6 +258,7 @@ export const upCommand: Command = {
           metrics: () => exposition([...metricFamilies(agent, store, red, exporter), ...kubeFamilies(kube)]),
           ui: values['no-ui'] ? undefined : uiPage,
           observingSinceNs: BigInt(started) * 1_000_000n,
+          ingest: sink,
         },
         listen,
       );
@@ -269,7 +273,7 @@ export const upCommand: Command = {
       }
       throw err;
     }
-    say(`listening on ${server.url} (${store ? 'API, Tempo API, ' : ''}${values['no-ui'] ? '' : 'UI, '}/metrics, /api/osprey/status)`);
+    say(`listening on ${server.url} (${store ? 'API, Tempo API, ' : ''}OTLP/HTTP receiver /v1/traces, ${values['no-ui'] ? '' : 'UI, '}/metrics, /api/osprey/status)`);
 
     let demo: { stop(): Promise<void> } | undefined;
     if (values.demo) {

@@ -1,7 +1,7 @@
 // Query parameters of the HTTP API, parsed strictly: a value that does not parse is a 400
 // naming the parameter and what it accepts, never a silent default.
 import type { TagScope } from '../store/index.js';
-import { parseGoDuration, type Expr, type Literal, type Query } from '../traceql/index.js';
+import { parseGoDuration, withCondition, type Expr, type Literal, type Query } from '../traceql/index.js';
 import { badParam } from './errors.js';
 
 const INT64_MAX = 9_223_372_036_854_775_807n;
@@ -103,7 +103,7 @@ export function legacySearch(p: URLSearchParams): Expr | undefined {
 }
 
 export function withLegacy(query: Query, extra: Expr | undefined): Query {
-  return extra ? { source: query.source, filter: { type: 'and', left: query.filter, right: extra } } : query;
+  return extra ? withCondition(query, extra) : query;
 }
 
 function durationParam(p: URLSearchParams, name: string): number | undefined {

@@ -1,19 +1,24 @@
 // The HTTP listener: osprey's own API (span JSON), Tempo's query API as Grafana
-// calls it, Prometheus exposition. Binds 127.0.0.1 unless told otherwise.
+// calls it (trace by id also in protobuf: tempo-proto.ts), the OTLP/HTTP receiver
+// (otlp-receiver.ts), Prometheus exposition. Binds 127.0.0.1 unless told otherwise.
 // Bad input is answered, never thrown: unknown path 404, wrong method 405 with Allow,
-// a parameter that does not parse 400, a designed endpoint not built yet 501; each body
+// a parameter that does not parse 400, TraceQL metrics (not built yet) 400; each body
 // is JSON {"error","hint"?} and each refusal is counted (osprey_http_bad_requests_total).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { spanToJson } from '../model/index.js';
+import { spanToJson, type Span } from '../model/index.js';
 import { toResourceSpans } from '../export/otlp-json.js';
 import { exposition } from '../metrics/prometheus.js';
+import { metricsRoutes } from './metrics-routes.js';
 import type { SpanStore } from '../store/index.js';
 import { MAX_LIMIT, bucketStart as rollupWindowStart } from '../store/window.js';
 import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
 import { BAD_REQUEST_REASONS, HttpError, type BadRequestReason } from './errors.js';
 import { choiceOf, clip, countOf, legacySearch, scopeOf, storeScope, TEMPO_SCOPES, windowOf, withLegacy } from './params.js';
+import { OtlpReceiver, type OtlpReceiverOptions } from './otlp-receiver.js';
+import { encodeTrace, encodeTraceByIdResponse, wantsProtobuf } from './tempo-proto.js';
+import { matchedAttributes, tagValuesFor } from './tempo-fields.js';
 
 export { parseTime } from './params.js';
 
@@ -28,6 +33,13 @@ export interface ServerDeps {
   ui?: () => string;
   /** unix ns since when the agent has been capturing: rates are per second observed */
   observingSinceNs?: bigint;
+  /**
+   * where spans received over OTLP (POST /v1/traces) go: in `osprey up` the agent's sink (store,
+   * RED metrics, export). Default: the store; with neither, /v1/traces answers 503.
+   */
+  ingest?: (spans: Span[]) => void;
+  /** OTLP receiver limits (otlp-receiver.ts) */
+  otlp?: Pick<OtlpReceiverOptions, 'maxBodyBytes' | 'maxInFlightBytes'>;
 }
 
 export interface RunningServer {
@@ -48,6 +60,7 @@ interface Reply {
   status?: number;
   type?: string;
   headers?: Record<string, string>;
+  /** a string or bytes are sent as they are, anything else as JSON */
   body: unknown;
 }
 type Route = [method: string, path: RegExp, handler: Handler];
@@ -83,12 +96,6 @@ function segment(raw: string, what: string): string {
   }
 }
 
-function notBuilt(what: string): Handler {
-  return async () => {
-    throw new HttpError(501, `${what} is not built yet in this osprey`, 'it is part of the design (ARCHITECTURE.md, Public interfaces) and will come in a later release');
-  };
-}
-
 /** the store of export-only mode: every query is a 404 that says where the spans went */
 function noStore(): SpanStore {
   const refuse = () =>
@@ -98,7 +105,7 @@ function noStore(): SpanStore {
   return new Proxy({} as SpanStore, { get: () => refuse });
 }
 
-export function routes(deps: ServerDeps, counters: ServerCounters = newCounters()): Route[] {
+export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(), otlp = newReceiver(deps)): Route[] {
   const store = deps.store ?? noStore();
   const traceById = async (raw: string, url: URL) => {
     const id = segment(raw, 'trace id');
@@ -130,7 +137,7 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
       async () => {
         const s = deps.status();
         const c = (s.counters ?? {}) as Record<string, number>;
-        return json({ ...s, counters: { ...c, ...statusCounters(counters) } });
+        return json({ ...s, counters: { ...c, ...statusCounters(counters), ...otlp.status() } });
       },
     ],
     [
@@ -185,8 +192,9 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
       async (_r, url) => {
         const p = url.searchParams;
         const legacy = legacySearch(p);
+        const q = withLegacy(query(p.get('q')), legacy);
         const traces = await store.searchTraces({
-          query: withLegacy(query(p.get('q')), legacy),
+          query: q,
           ...windowOf(p),
           limit: countOf(p, 'limit', 20, MAX_LIMIT),
           spansPerSpanSet: countOf(p, 'spss', 3, MAX_LIMIT),
@@ -199,6 +207,7 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
                 name: s.name,
                 startTimeUnixNano: s.startTimeUnixNano.toString(),
                 durationNanos: String(s.durationNano),
+                attributes: matchedAttributes(s, q),
               })),
               matched: t.spanSet.matched,
             };
@@ -217,8 +226,26 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
         });
       },
     ],
-    ['GET', /^\/api\/traces\/([^/]+)$/, async (_r, url, [id]) => json({ batches: toResourceSpans(await traceById(id!, url)) })],
-    ['GET', /^\/api\/v2\/traces\/([^/]+)$/, async (_r, url, [id]) => json({ trace: { resourceSpans: toResourceSpans(await traceById(id!, url)) } })],
+    // protobuf when asked for (Grafana), JSON otherwise; an unknown trace is a 404 either way,
+    // which is what makes Grafana fall back from v2 to v1 and then say "trace not found"
+    [
+      'GET',
+      /^\/api\/traces\/([^/]+)$/,
+      async (req, url, [id]) => {
+        const spans = await traceById(id!, url);
+        if (wantsProtobuf(req.headers.accept)) return { type: 'application/protobuf', body: encodeTrace(spans) };
+        return json({ batches: toResourceSpans(spans) });
+      },
+    ],
+    [
+      'GET',
+      /^\/api\/v2\/traces\/([^/]+)$/,
+      async (req, url, [id]) => {
+        const spans = await traceById(id!, url);
+        if (wantsProtobuf(req.headers.accept)) return { type: 'application/protobuf', body: encodeTraceByIdResponse(spans) };
+        return json({ trace: { resourceSpans: toResourceSpans(spans) } });
+      },
+    ],
     [
       'GET',
       /^\/api\/search\/tags$/,
@@ -245,12 +272,22 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
       },
     ],
     ['GET', /^\/api\/search\/tag\/([^/]+)\/values$/, async (_r, url, [name]) => json({ tagValues: (await tagValues(url, name!)).map((v) => v.value), metrics: {} })],
-    // Tempo: the v2 `q` filter may be an incomplete query; it narrows nothing here
-    ['GET', /^\/api\/v2\/search\/tag\/([^/]+)\/values$/, async (_r, url, [name]) => json({ tagValues: await tagValues(url, name!), metrics: {} })],
+    // v2 narrows the values by the TraceQL filter `q`; one that does not parse (an editor's
+    // half-typed query) narrows nothing, as in Tempo, and the answer says so in a header
+    [
+      'GET',
+      /^\/api\/v2\/search\/tag\/([^/]+)\/values$/,
+      async (_r, url, [raw]) => {
+        const p = url.searchParams;
+        const name = segment(raw!, 'tag name');
+        const r = await tagValuesFor(store, name, p.get('q'), { ...windowOf(p), limit: countOf(p, 'limit', 1000, 100_000) });
+        return { ...json({ tagValues: r.values, metrics: {} }), ...(r.ignored ? { headers: { 'x-osprey-filter-ignored': headerText(r.ignored) } } : {}) };
+      },
+    ],
     [
       'GET',
       /^\/metrics$/,
-      async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: deps.metrics() + exposition(serverFamilies(counters)) }),
+      async () => ({ type: 'text/plain; version=0.0.4; charset=utf-8', body: deps.metrics() + exposition([...serverFamilies(counters), ...otlp.families()]) }),
     ],
     [
       'GET',
@@ -260,13 +297,22 @@ export function routes(deps: ServerDeps, counters: ServerCounters = newCounters(
         return { type: 'text/html; charset=utf-8', body: deps.ui() };
       },
     ],
-    // designed (ARCHITECTURE.md) but not built: a clear 501, not a bare 404
-    ['POST', /^\/v1\/traces$/, notBuilt('the OTLP/HTTP receiver (/v1/traces)')],
-    ['POST', /^\/v1\/metrics$/, notBuilt('the OTLP/HTTP receiver (/v1/metrics)')],
-    ['POST', /^\/v1\/logs$/, notBuilt('the OTLP/HTTP receiver (/v1/logs)')],
-    ['GET', /^\/api\/metrics\/query_range$/, notBuilt('TraceQL metrics (/api/metrics/query_range)')],
-    ['GET', /^\/api\/metrics\/query$/, notBuilt('TraceQL metrics (/api/metrics/query)')],
+    // the OTLP/HTTP receiver: its answers (OTLP's, not the {"error"} of this API) come from otlp-receiver.ts
+    ['POST', /^\/v1\/traces$/, async (req) => otlp.handle('traces', req)],
+    ['POST', /^\/v1\/metrics$/, async (req) => otlp.handle('metrics', req)],
+    ['POST', /^\/v1\/logs$/, async (req) => otlp.handle('logs', req)],
+    ...(metricsRoutes(store) as Route[]),
   ];
+}
+
+function newReceiver(deps: ServerDeps): OtlpReceiver {
+  const store = deps.store;
+  return new OtlpReceiver({ ingest: deps.ingest ?? (store ? (spans) => store.append(spans) : undefined), ...deps.otlp });
+}
+
+/** a header value: printable ASCII only */
+function headerText(s: string): string {
+  return clip(s.replace(/[^\x20-\x7e]/g, '?'), 200);
 }
 
 export function newCounters(): ServerCounters {
@@ -380,7 +426,7 @@ async function handle(table: Route[], counters: ServerCounters, req: IncomingMes
   } catch (err) {
     reply = onError(err, counters);
   }
-  const body = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+  const body = typeof reply.body === 'string' || reply.body instanceof Uint8Array ? reply.body : JSON.stringify(reply.body);
   res.writeHead(reply.status ?? 200, { ...reply.headers, 'content-type': reply.type ?? 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(req.method === 'HEAD' ? undefined : body);
 }

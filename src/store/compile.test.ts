@@ -50,7 +50,7 @@ describe('compile helpers', () => {
     const hostile = `x'); DROP TABLE spans; --`;
     const q = parseTraceQL(`{ span."${hostile}" = "${hostile}" && name =~ "${hostile}" && resource.k = 1 && .u != nil }`);
     const P = new Params();
-    const sql = compileFilter(q.filter, { params: P });
+    const sql = compileFilter(q.filter!, { params: P });
     assert.ok(!sql.includes('DROP'), sql);
     assert.ok(!sql.includes(hostile));
     assert.ok(P.values.includes(hostile));
@@ -62,7 +62,7 @@ describe('compile helpers', () => {
 
   it('a span key no span has needs no attribute read', () => {
     const P = new Params();
-    const sql = compileFilter(parseTraceQL('{ .process.pid = 7 && span.nope = "x" }').filter, {
+    const sql = compileFilter(parseTraceQL('{ .process.pid = 7 && span.nope = "x" }').filter!, {
       params: P,
       spanKeyMayExist: () => false,
     });

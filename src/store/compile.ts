@@ -148,6 +148,12 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
       return cmp('trace_id', op, `CAST(${P.add(str(lit), VARCHAR)} AS UUID)`);
     case 'spanId':
       return cmp('span_id', op, P.add(BigInt(`0x${str(lit)}`), UBIGINT));
+    case 'childCount': {
+      // children stored in the window; a span's children start at or after it, so only
+      // the window's end bounds them
+      const win = windowSql(P, ctx.startNs, ctx.endNs, 'c.start_ns');
+      return durationCmp(`(SELECT count(*) FROM spans c WHERE ${win} AND c.trace_id = spans.trace_id AND c.parent_span_id = spans.span_id)`, op, lit.type === 'number' ? lit.value : NaN, P);
+    }
     case 'parentSpanId':
       if (lit.type === 'nil') return op === '=' ? '(parent_span_id IS NULL)' : '(parent_span_id IS NOT NULL)';
       return cmp('parent_span_id', op, P.add(BigInt(`0x${str(lit)}`), UBIGINT));

@@ -13,6 +13,8 @@
 // Durability: each flush is one committed transaction per table (WAL for a file database),
 // so a crash (even SIGKILL) loses at most what was still buffered.
 
+import type { Query } from '../traceql/index.js';
+import type { MetricsRange, QueryRangeResponse } from './metrics-query.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BIGINT, DuckDBConnection, DuckDBInstance, VARCHAR } from '@duckdb/node-api';
@@ -296,6 +298,10 @@ export class DuckStore implements SpanStore {
 
   searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]> {
     return this.queries.searchTraces(opts);
+  }
+
+  metricsQuery(query: Query, range: MetricsRange): Promise<QueryRangeResponse> {
+    return this.queries.metrics(query, range);
   }
 
   /** RED per service from the rollups: the window is widened to whole 1-minute buckets; percentiles are estimated */

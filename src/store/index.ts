@@ -4,6 +4,8 @@ export { DuckStore, MAX_LIMIT, normalizeTraceId, parseMemoryLimit } from './duck
 export { UNKNOWN_SERVICE } from './schema.js';
 /** where services()/edges() windows really start: the rollup bucket of their start */
 export { bucketStart as rollupWindowStart } from './rollups.js';
+export { MAX_SERIES, MAX_STEPS, toInstant } from './metrics-query.js';
+export type { MetricsRange, QueryRangeResponse, RangeSeries, SeriesLabel } from './metrics-query.js';
 export type { DuckStoreOptions, RetentionOptions } from './duckstore.js';
 export type {
   EdgeStats,

@@ -3,7 +3,10 @@
 
 import { LIST, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
 import type { Span } from '../model/index.js';
-import { TraceQLError, type CompareExpr, type Expr } from '../traceql/index.js';
+import { TraceQLError, spansetFilters, type CompareExpr, type Expr } from '../traceql/index.js';
+import { SpansetCompiler } from './spanset.js';
+import { runMetricsQuery, type MetricsRange, type QueryRangeResponse } from './metrics-query.js';
+import type { Query } from '../traceql/index.js';
 import {
   Params,
   compileFilter,
@@ -58,22 +61,16 @@ export class Queries {
   async search(opts: SearchOptions): Promise<Span[]> {
     const limit = checkLimit(opts.limit);
     if (limit === 0) return [];
-    await this.checkRegexes(opts.query.filter);
-    const resIds = await this.lookupResources(opts.query.filter);
-    const P = new Params();
+    const { P, cond } = await this.spanCondition(opts);
     const win = windowSql(P, opts.startNs, opts.endNs);
-    const cond = compileFilter(opts.query.filter, this.compileContext(P, opts, resIds));
     const order = opts.order === 'duration_desc' ? 'duration_ns DESC, start_ns DESC, span_id' : 'start_ns DESC, span_id';
     const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE ${win} AND ${cond} ORDER BY ${order} LIMIT ${P.add(limit, UINTEGER)}`;
     return this.core.toSpans(await this.core.query(sql, P));
   }
 
   async count(opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<number> {
-    await this.checkRegexes(opts.query.filter);
-    const resIds = await this.lookupResources(opts.query.filter);
-    const P = new Params();
+    const { P, cond } = await this.spanCondition(opts);
     const win = windowSql(P, opts.startNs, opts.endNs);
-    const cond = compileFilter(opts.query.filter, this.compileContext(P, opts, resIds));
     const rows = await this.core.query(`SELECT count(*) FROM spans WHERE ${win} AND ${cond}`, P);
     return Number(rows[0]?.[0] ?? 0);
   }
@@ -104,10 +101,7 @@ export class Queries {
     const limit = checkLimit(opts.limit);
     const spss = Math.max(0, Math.min(Math.floor(opts.spansPerSpanSet ?? 3), 10_000));
     if (limit === 0) return [];
-    await this.checkRegexes(opts.query.filter);
-    const resIds = await this.lookupResources(opts.query.filter);
-    const ctxFor = (P: Params): string =>
-      `${windowSql(P, opts.startNs, opts.endNs)} AND ${compileFilter(opts.query.filter, this.compileContext(P, opts, resIds))}`;
+    const ctxFor = await this.conditionFor(opts);
 
     // 1. the newest traces with a matching span, and how many spans match in each
     const P1 = new Params();
@@ -316,6 +310,45 @@ export class Queries {
     return out.slice(0, limit);
   }
 
+  /**
+   * The SQL condition on `spans` rows selected by the query: the compiled filter for a
+   * plain filter, else membership in the spanset relation (spanset.ts), built per Params.
+   */
+  private async conditionFor(opts: SearchOptions | TraceSearchOptions | Omit<SearchOptions, 'limit' | 'order'>): Promise<(P: Params) => string> {
+    const q = opts.query;
+    if (q.metrics) throw new TraceQLError('invalid', 'this is a metrics query; run it with /api/metrics/query_range (osprey metrics)', 0);
+    const exprs = spansetFilters(q.spanset);
+    for (const e of exprs) await this.checkRegexes(e);
+    const resIds = await this.lookupResources(exprs);
+    const filter = q.filter;
+    if (filter) return (P) => `${windowSql(P, opts.startNs, opts.endNs)} AND ${compileFilter(filter, this.compileContext(P, opts, resIds))}`;
+    return (P) => {
+      const c = new SpansetCompiler(this.compileContext(P, opts, resIds)).compile(q.spanset);
+      return `rowid IN (${c.with} SELECT rid FROM ${c.rel})`;
+    };
+  }
+
+  private async spanCondition(opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<{ P: Params; cond: string }> {
+    const f = await this.conditionFor(opts);
+    const P = new Params();
+    return { P, cond: f(P) };
+  }
+
+  /** A TraceQL metrics query over [startNs, endNs] in steps (metrics-query.ts). */
+  async metrics(q: Query, range: MetricsRange): Promise<QueryRangeResponse> {
+    return runMetricsQuery(
+      {
+        query: (sql, P) => this.core.query(sql, P),
+        context: async (P, w, filters) => {
+          for (const e of filters) await this.checkRegexes(e);
+          return this.compileContext(P, w, await this.lookupResources(filters));
+        },
+      },
+      q,
+      range,
+    );
+  }
+
   private compileContext(params: Params, w: TimeWindow, resourceIds?: Map<CompareExpr, number[]>): CompileContext {
     const keys = this.core.spanKeys;
     return {
@@ -332,8 +365,8 @@ export class Queries {
    * so the span query gets constant id lists instead of joins. Lists longer than
    * MAX_INLINE_RESOURCES are left to a join.
    */
-  private async lookupResources(filter: Expr): Promise<Map<CompareExpr, number[]> | undefined> {
-    const comps = resourceComparisons(filter);
+  private async lookupResources(filters: Expr[]): Promise<Map<CompareExpr, number[]> | undefined> {
+    const comps = filters.flatMap((f) => resourceComparisons(f));
     if (comps.length === 0) return undefined;
     const P = new Params();
     const cols = comps.map((c) => `list(r.id ORDER BY r.id) FILTER (WHERE ${resourcePredicate(c, P) ?? 'FALSE'})`);
@@ -347,7 +380,7 @@ export class Queries {
   }
 
   /** DuckDB's regex engine is RE2 like Tempo's; refuse a bad pattern as a TraceQLError, not a SQL error. */
-  private async checkRegexes(filter: SearchOptions['query']['filter']): Promise<void> {
+  private async checkRegexes(filter: Expr): Promise<void> {
     for (const { pattern, pos } of regexLiterals(filter)) {
       if (this.validRegex.has(pattern)) continue;
       const P = new Params();

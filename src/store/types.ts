@@ -1,3 +1,4 @@
+import type { MetricsRange, QueryRangeResponse } from './metrics-query.js';
 // The store's contract. DuckStore (DuckDB, embedded) implements it; the server, the
 // CLI and the metrics code depend on this interface only.
 
@@ -158,6 +159,8 @@ export interface SpanStore {
   /** All stored spans of a trace, earliest first; [] when unknown or when the id is not hex. */
   trace(traceId: string, window?: TimeWindow): Promise<Span[]>;
   searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]>;
+  /** A TraceQL metrics query (`{ } | rate() by (...)`) in Tempo's QueryRangeResponse shape. */
+  metricsQuery(query: Query, range: MetricsRange): Promise<QueryRangeResponse>;
   services(sinceNs: bigint, untilNs?: bigint): Promise<ServiceStats[]>;
   edges(sinceNs: bigint, untilNs?: bigint): Promise<EdgeStats[]>;
   /** Attribute names (and intrinsic names for scope 'intrinsic'); all scopes when omitted. Sorted. */

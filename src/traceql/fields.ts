@@ -1,7 +1,7 @@
 // Small helpers over the IR, for callers that present results (the Tempo search API
 // returns the fields a query refers to as span attributes).
 
-import type { Expr, FieldRef, IntrinsicName, Query } from './ir.js';
+import type { Expr, FieldRef, IntrinsicName, Query, SpansetExpr } from './ir.js';
 
 const INTRINSIC_TEXT: Readonly<Record<IntrinsicName, string>> = {
   name: 'name',
@@ -15,6 +15,7 @@ const INTRINSIC_TEXT: Readonly<Record<IntrinsicName, string>> = {
   traceId: 'trace:id',
   spanId: 'span:id',
   parentSpanId: 'span:parentID',
+  childCount: 'span:childCount',
 };
 
 /** TraceQL spelling of a field: `name`, `span.http.route`, `resource.service.name`, `.x`, `span."a b"`. */
@@ -52,6 +53,30 @@ export function referencedFields(q: Query): FieldRef[] {
         return;
     }
   };
-  walk(q.filter);
+  for (const e of spansetFilters(q.spanset)) walk(e);
+  return out;
+}
+
+/** Every span condition of a spanset expression, in order (filters and `| { }` stages). */
+export function spansetFilters(s: SpansetExpr): Expr[] {
+  switch (s.type) {
+    case 'filter':
+      return [s.expr];
+    case 'setop':
+    case 'structural':
+      return [...spansetFilters(s.left), ...spansetFilters(s.right)];
+    case 'pipeline':
+      return [...spansetFilters(s.input), ...(s.stage.type === 'filter' ? [s.stage.expr] : [])];
+  }
+}
+
+/** `query` with `extra` required of every span it selects (e.g. Tempo's legacy minDuration). */
+export function withCondition(q: Query, extra: Expr): Query {
+  const spanset: SpansetExpr = q.spanset.type === 'filter'
+    ? { type: 'filter', expr: { type: 'and', left: q.spanset.expr, right: extra } }
+    : { type: 'pipeline', input: q.spanset, stage: { type: 'filter', expr: extra } };
+  const out: Query = { ...q, spanset };
+  if (q.filter) out.filter = { type: 'and', left: q.filter, right: extra };
+  else delete out.filter;
   return out;
 }

@@ -4,7 +4,7 @@ export { parseTraceQL, MAX_QUERY_LENGTH } from './parse.js';
 export { TraceQLError } from './errors.js';
 export type { TraceQLErrorKind } from './errors.js';
 export { parseGoDuration } from './duration.js';
-export { fieldToString, referencedFields } from './fields.js';
+export { fieldToString, referencedFields, spansetFilters, withCondition } from './fields.js';
 export type {
   AttributeField,
   AttributeScope,
@@ -15,5 +15,12 @@ export type {
   IntrinsicField,
   IntrinsicName,
   Literal,
+  MetricsFn,
+  MetricsOp,
+  PipelineStage,
   Query,
+  ScalarExpr,
+  SpansetExpr,
+  StructuralOp,
+  AggregateFn,
 } from './ir.js';

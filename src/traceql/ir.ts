@@ -21,7 +21,9 @@ export type IntrinsicName =
   | 'rootServiceName'
   | 'traceId'
   | 'spanId'
-  | 'parentSpanId';
+  | 'parentSpanId'
+  /** number of direct children stored for the span */
+  | 'childCount';
 
 /** `span.x` → 'span', `resource.x` → 'resource', `.x` → 'any' (span or resource). */
 export type AttributeScope = 'span' | 'resource' | 'any';
@@ -70,11 +72,75 @@ export type Expr =
   | { type: 'or'; left: Expr; right: Expr }
   | { type: 'not'; expr: Expr };
 
+/** Structural operators between spansets (see compile.ts for their meaning). */
+export type StructuralOp =
+  | '>' | '>>' | '<' | '<<' | '~'
+  | '&>' | '&>>' | '&<' | '&<<' | '&~'
+  | '!>' | '!>>' | '!<' | '!<<' | '!~';
+
+/** Aggregates over a spanset in a pipeline: `count()`, `avg(duration)`... */
+export type AggregateFn = 'count' | 'avg' | 'min' | 'max' | 'sum';
+
+export type ScalarExpr =
+  | { type: 'aggregate'; fn: AggregateFn; field?: FieldRef; pos: number }
+  /** a number; durations are in nanoseconds */
+  | { type: 'number'; value: number; duration: boolean }
+  | { type: 'arith'; op: '+' | '-' | '*' | '/' | '%' | '^'; left: ScalarExpr; right: ScalarExpr };
+
+export type PipelineStage =
+  /** `| { cond }`: keeps the spans of each spanset that satisfy cond */
+  | { type: 'filter'; expr: Expr }
+  /** `| count() > 2`: keeps the spansets for which the comparison holds */
+  | { type: 'scalarFilter'; left: ScalarExpr; op: ComparisonOp; right: ScalarExpr }
+  /** `| by(f, ...)`: splits each spanset by the fields' values */
+  | { type: 'by'; fields: FieldRef[] }
+  /** `| select(f, ...)`: fields to return with the spans (the set is unchanged) */
+  | { type: 'select'; fields: FieldRef[] }
+  /** `| coalesce()`: merges the spansets of a trace back into one */
+  | { type: 'coalesce' };
+
+/** What a query selects, trace by trace. */
+export type SpansetExpr =
+  | { type: 'filter'; expr: Expr }
+  /** spanset `&&` (both sides match in the trace: the spans of both) and `||` (either) */
+  | { type: 'setop'; op: 'and' | 'or'; left: SpansetExpr; right: SpansetExpr }
+  | { type: 'structural'; op: StructuralOp; left: SpansetExpr; right: SpansetExpr; pos: number }
+  | { type: 'pipeline'; input: SpansetExpr; stage: PipelineStage };
+
+export type MetricsFn =
+  | 'rate'
+  | 'count_over_time'
+  | 'sum_over_time'
+  | 'min_over_time'
+  | 'max_over_time'
+  | 'avg_over_time'
+  | 'quantile_over_time'
+  | 'histogram_over_time'
+  | 'compare';
+
+export interface MetricsOp {
+  fn: MetricsFn;
+  /** the measured field (`duration`, `span.x`) of *_over_time, quantile and histogram */
+  field?: FieldRef;
+  /** quantile_over_time's quantiles, each in [0, 1] */
+  quantiles?: number[];
+  by: FieldRef[];
+  /** compare(): the selection, how many values per attribute, optional time range (ns) */
+  compare?: { selection: Expr; topN: number; startNs?: bigint; endNs?: bigint };
+  /** `| topk(n)` / `| bottomk(n)` after the metrics function */
+  top?: { fn: 'topk' | 'bottomk'; n: number };
+}
+
 /**
- * A parsed query: the spans it selects are those for which `filter` holds.
- * (Spanset `||` between selectors is folded into `filter`, which is equivalent.)
+ * A parsed query. `spanset` is what it selects; `filter` is set when that is a plain
+ * span filter (one or more `{ }` joined by `||` or `|`), the common, fast case;
+ * `metrics` is set for metrics queries (`{ } | rate() by (...)`).
  */
 export interface Query {
   source: string;
-  filter: Expr;
+  spanset: SpansetExpr;
+  filter?: Expr;
+  metrics?: MetricsOp;
+  /** fields named in select(...) and by(...), for presenting results */
+  selected?: FieldRef[];
 }

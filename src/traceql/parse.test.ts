@@ -12,7 +12,7 @@ import {
 } from './index.js';
 
 function filter(q: string): Expr {
-  return parseTraceQL(q).filter;
+  return parseTraceQL(q).filter as Expr;
 }
 
 function fails(q: string, kind: TraceQLError['kind'], pattern: RegExp, pos?: number): TraceQLError {
@@ -228,26 +228,27 @@ describe('parseTraceQL: errors', () => {
     fails('{ http.status_code = 200 }', 'syntax', /need a scope/, 2);
   });
 
-  it('pipelines are unsupported, with the stage and the position', () => {
-    fails('{ .a = 1 } | count() > 2', 'unsupported', /^unsupported: pipeline "\| count\(\) > 2" at 11$/, 11);
-    fails('{ } | avg(duration) > 20ms', 'unsupported', /pipeline "\| avg\(duration\) > 20ms"/, 4);
-    fails('{ } | by(resource.service.name)', 'unsupported', /pipeline "\| by\(resource\.service\.name\)"/);
-    fails('{ } | select(span.http.url)', 'unsupported', /pipeline "\| select/);
-    fails('{ } | coalesce()', 'unsupported', /pipeline "\| coalesce\(\)"/);
-    fails('{ } | rate()', 'unsupported', /pipeline "\| rate\(\)"/, 4);
-    fails('{ } | quantile_over_time(duration, 0.9) by (resource.service.name)', 'unsupported', /pipeline/);
-    fails('{ .a = 1 } | { .b = 1 } | count() > 1', 'unsupported', /pipeline "\| count\(\) > 1"/);
+  it('pipelines parse into stages', () => {
+    const q = parseTraceQL('{ .a = 1 } | by(resource.service.name) | count() > 2 | select(span.x)');
+    assert.equal(q.filter, undefined);
+    assert.equal(q.spanset.type, 'pipeline');
+    if (q.spanset.type === 'pipeline') assert.deepEqual(q.spanset.stage, { type: 'select', fields: [{ type: 'attribute', scope: 'span', name: 'x' }] });
+    assert.deepEqual(q.selected?.map((f) => (f.type === 'attribute' ? f.name : f.name)), ['service.name', 'x']);
+    // a filter stage after a plain filter is still a plain filter (the fast path)
+    assert.ok(parseTraceQL('{ .a = 1 } | { .b = 1 }').filter);
+    const m = parseTraceQL('{ } | quantile_over_time(duration, 0.5, 0.9) by (resource.service.name) | topk(2)').metrics;
+    assert.deepEqual(m?.quantiles, [0.5, 0.9]);
+    assert.deepEqual(m?.top, { fn: 'topk', n: 2 });
+    assert.equal(parseTraceQL('{ } | rate()').metrics?.fn, 'rate');
   });
 
-  it('spanset and structural operators are unsupported', () => {
-    fails('{ .a = 1 } && { .b = 1 }', 'unsupported', /spanset operator "&&"/, 11);
-    fails('{ } > { }', 'unsupported', /structural operator ">"/, 4);
-    fails('{ } >> { }', 'unsupported', /structural operator ">>"/, 4);
-    fails('{ } < { }', 'unsupported', /structural operator "<"/, 4);
-    fails('{ } << { }', 'unsupported', /structural operator "<<"/, 4);
-    fails('{ } ~ { }', 'unsupported', /structural operator "~"/, 4);
-    fails('{ } &>> { }', 'unsupported', /structural operator "&>>"/, 4);
-    fails('{ } !< { }', 'unsupported', /structural operator "!<"/, 4);
+  it('spanset and structural operators parse with their position', () => {
+    for (const op of ['>', '>>', '<', '<<', '~', '&>', '&>>', '&<', '&<<', '&~', '!>', '!>>', '!<', '!<<', '!~']) {
+      const q = parseTraceQL(`{ } ${op} { .b = 1 }`);
+      assert.deepEqual(q.spanset.type === 'structural' && [q.spanset.op, q.spanset.pos], [op, 4], op);
+    }
+    assert.equal(parseTraceQL('{ .a = 1 } && { .b = 1 }').spanset.type, 'setop');
+    assert.equal(parseTraceQL('{ span:childCount > 1 }').filter?.type, 'compare');
   });
 
   it('other unsupported features', () => {
@@ -346,10 +347,10 @@ describe('fields helpers', () => {
   it('fieldToString round-trips through the parser', () => {
     for (const text of ['name', 'status', 'kind', 'duration', 'traceDuration', 'span.http.route', 'resource.k8s.pod.name', '.a', 'span."a b"', 'span."q\\"x"']) {
       const value = text === 'status' ? 'ok' : text === 'kind' ? 'client' : /uration/.test(text) ? '1s' : '"v"';
-      const e = parseTraceQL(`{ ${text} = ${value} }`).filter;
+      const e = parseTraceQL(`{ ${text} = ${value} }`).filter as Expr;
       assert.ok(e.type === 'compare');
       if (e.type === 'compare') {
-        const again = parseTraceQL(`{ ${fieldToString(e.field)} = ${value} }`).filter;
+        const again = parseTraceQL(`{ ${fieldToString(e.field)} = ${value} }`).filter as Expr;
         assert.ok(again.type === 'compare');
         if (again.type === 'compare') assert.deepEqual(again.field, e.field, text);
       }

@@ -11,13 +11,20 @@ import type { SpanKind, SpanStatus } from '../model/index.js';
 import { parseGoDuration } from './duration.js';
 import { TraceQLError } from './errors.js';
 import type {
+  AggregateFn,
   AttributeScope,
   ComparisonOp,
   Expr,
   FieldRef,
   IntrinsicName,
   Literal,
+  MetricsFn,
+  MetricsOp,
+  PipelineStage,
   Query,
+  ScalarExpr,
+  SpansetExpr,
+  StructuralOp,
 } from './ir.js';
 
 type Node = ReturnType<typeof parser.parse>['topNode'];
@@ -46,11 +53,32 @@ const INTRINSICS: Readonly<Record<string, IntrinsicName>> = {
   rootName: 'rootName',
   'trace:rootName': 'rootName',
   rootServiceName: 'rootServiceName',
-  'trace:rootService': 'rootServiceName',
   'trace:id': 'traceId',
   'span:id': 'spanId',
   'span:parentID': 'parentSpanId',
+  'span:childCount': 'childCount',
+  'trace:rootService': 'rootServiceName',
 };
+
+/** numeric intrinsics (aggregates and metrics over them) */
+const NUMERIC_INTRINSICS: ReadonlySet<IntrinsicName> = new Set(['duration', 'traceDuration', 'childCount']);
+const AGGREGATES: ReadonlySet<string> = new Set(['avg', 'min', 'max', 'sum']);
+const STRUCTURAL_OPS: ReadonlySet<string> = new Set(['>', '>>', '<', '<<', '~', '&>', '&>>', '&<', '&<<', '&~', '!>', '!>>', '!<', '!<<', '!~']);
+
+/**
+ * `span:childCount` is Tempo's but not in lezer-traceql 1.0.0's intrinsic list: the
+ * text is parsed with `span.childCount` (same length, so positions hold) and the
+ * attribute at a recorded offset is read back as the intrinsic.
+ */
+const CHILD_COUNT = /span:childCount\b/g;
+
+/** What a spanset-level node parses to before it is known how it is used. */
+type Piece =
+  | { kind: 'spanset'; spanset: SpansetExpr }
+  | { kind: 'stage'; stage: PipelineStage; pos: number }
+  | { kind: 'metricsStage'; op: MetricsOp; pos: number }
+  | { kind: 'topStage'; top: NonNullable<MetricsOp['top']>; pos: number }
+  | { kind: 'metrics'; input: SpansetExpr; op: MetricsOp };
 
 const COMPARISON_OPS: ReadonlySet<string> = new Set(['=', '!=', '>', '>=', '<', '<=', '=~', '!~']);
 const ARITHMETIC_OPS: ReadonlySet<string> = new Set(['+', '-', '*', '/', '%', '^']);
@@ -97,20 +125,26 @@ export function parseTraceQL(q: string): Query {
 class Parser {
   private readonly q: string;
   private depth = 0;
+  /** offsets where `span:childCount` was written */
+  private readonly childCountAt = new Set<number>();
 
   constructor(q: string) {
     this.q = q;
   }
 
   parse(): Query {
-    const tree = parser.parse(this.q);
+    const text = this.q.replace(CHILD_COUNT, (m, at: number) => {
+      this.childCountAt.add(at);
+      return 'span.childCount';
+    });
+    const tree = parser.parse(text);
     this.checkErrors(tree.topNode);
     const top = tree.topNode;
-    let filter: Expr | undefined;
+    let result: Piece | undefined;
     for (const c of this.children(top)) {
       if (c.name === 'SpansetPipelineExpression') {
-        if (filter !== undefined) throw this.unsupported(`unsupported: query part "${this.snip(c)}"`, c.from);
-        filter = this.spanset(c);
+        if (result !== undefined) throw this.unsupported(`unsupported: query part "${this.snip(c)}"`, c.from);
+        result = this.piece(c);
       } else if (c.name === 'WithHint') {
         // `with (most_recent=true)` and other hints only tune Tempo's execution
         continue;
@@ -118,8 +152,18 @@ class Parser {
         throw this.unsupported(`unsupported: ${this.describe(c)}`, c.from);
       }
     }
-    if (filter === undefined) throw new TraceQLError('syntax', 'syntax error: expected a spanset selector such as { }', 0);
-    return { source: this.q, filter };
+    if (result === undefined) throw new TraceQLError('syntax', 'syntax error: expected a spanset selector such as { }', 0);
+    if (result.kind !== 'spanset' && result.kind !== 'metrics') {
+      throw new TraceQLError('invalid', 'a query must start with a spanset selector such as { }', 0);
+    }
+    const spanset = result.kind === 'spanset' ? result.spanset : result.input;
+    const filter = plainFilter(spanset);
+    const out: Query = { source: this.q, spanset };
+    if (filter) out.filter = filter;
+    if (result.kind === 'metrics') out.metrics = result.op;
+    const selected = selectedFields(spanset);
+    if (selected.length) out.selected = selected;
+    return out;
   }
 
   // ---- syntax errors ------------------------------------------------------------
@@ -147,6 +191,8 @@ class Parser {
       hint = ' (attribute names need a scope: span.x, resource.x or .x)';
     } else if (/^minInt|^maxInt/.test(rest)) {
       hint = ' (minInt/maxInt are not supported)';
+    } else if (/^\.\d/.test(rest)) {
+      hint = ' (write fractions with a leading 0, e.g. 0.5)';
     } else if (rest.startsWith('"')) {
       const str = /^"(?:[^"\\]|\\.)*"/.exec(rest);
       if (!str) hint = ' (unterminated string)';
@@ -157,17 +203,30 @@ class Parser {
 
   // ---- spansets -----------------------------------------------------------------
 
-  private spanset(node: Node): Expr {
+  /** A spanset expression, a pipeline stage, or a metrics stage, from any spanset-level node. */
+  private piece(node: Node): Piece {
     this.enter(node);
     try {
       switch (node.name) {
         case 'SpansetFilter':
-          return this.filter(node);
+          return { kind: 'spanset', spanset: { type: 'filter', expr: this.filter(node) } };
         case 'SpansetPipelineExpression':
         case 'SpansetPipeline':
         case 'WrappedSpansetPipeline':
         case 'SpansetExpression':
           return this.sequence(node);
+        case 'ScalarFilter':
+          return { kind: 'stage', stage: this.scalarFilter(node), pos: node.from };
+        case 'GroupOperation':
+          return { kind: 'stage', stage: { type: 'by', fields: this.fieldList(node) }, pos: node.from };
+        case 'SelectOperation':
+          return { kind: 'stage', stage: { type: 'select', fields: this.fieldList(node) }, pos: node.from };
+        case 'CoalesceOperation':
+          return { kind: 'stage', stage: { type: 'coalesce' }, pos: node.from };
+        case 'MetricsOperation':
+          return { kind: 'metricsStage', op: this.metricsOp(node), pos: node.from };
+        case 'MetricsAggregatorFunctions':
+          return { kind: 'topStage', top: this.topStage(node), pos: node.from };
         default:
           throw this.unsupported(`unsupported: ${this.describe(node)}`, node.from);
       }
@@ -176,63 +235,258 @@ class Parser {
     }
   }
 
+  private spansetOf(p: Piece, at: number): SpansetExpr {
+    if (p.kind === 'spanset') return p.spanset;
+    if (p.kind === 'stage' && p.stage.type === 'filter') return { type: 'filter', expr: p.stage.expr };
+    throw new TraceQLError('invalid', p.kind === 'metrics' || p.kind === 'metricsStage'
+      ? 'a metrics function must be the last stage of a query (only topk/bottomk may follow it)'
+      : 'expected a spanset selector such as { } here (pipeline stages such as count(), by(), select() follow a |)', at);
+  }
+
   /** children like [A], [A, op, B], [A, B] (sibling `~`), [A, |, B, |, C]... */
-  private sequence(node: Node): Expr {
+  private sequence(node: Node): Piece {
     const kids = this.children(node);
     const first = kids[0];
     if (!first) throw new TraceQLError('syntax', 'syntax error: empty expression', node.from);
-    let acc = this.spanset(first);
+    let acc = this.piece(first);
     let prev = first;
     let i = 1;
     while (i < kids.length) {
       const k = kids[i];
       if (!k) break;
+      let opNode: Node | undefined = k;
+      let right: Node | undefined = kids[i + 1];
+      let opText: string;
       if (isSpansetNode(k.name)) {
         // two operands with no operator node between them: the sibling operator `~`
-        const gap = this.q.slice(prev.to, k.from);
-        const tilde = gap.indexOf('~');
-        const pos = tilde >= 0 ? prev.to + tilde : k.from;
-        throw this.unsupported('unsupported: structural operator "~"', pos);
+        opNode = undefined;
+        right = k;
+        opText = '~';
+      } else {
+        opText = this.text(k);
+        if (!right) throw new TraceQLError('syntax', `syntax error: missing operand after ${JSON.stringify(opText)}`, k.to);
       }
-      const right = kids[i + 1];
-      if (!right) throw new TraceQLError('syntax', `syntax error: missing operand after ${JSON.stringify(this.text(k))}`, k.to);
-      switch (k.name) {
-        case 'Or':
-          acc = { type: 'or', left: acc, right: this.spanset(right) };
-          break;
-        case 'Pipe':
-          acc = { type: 'and', left: acc, right: this.pipeStage(k, right) };
-          break;
-        case 'And':
-          throw this.unsupported('unsupported: spanset operator "&&" (use && inside one { })', k.from);
-        case 'Gt':
-        case 'Lt':
-        case 'Desc':
-        case 'Anc':
-        case 'ExperimentalOp':
-        case 'UnionStructuralOp':
-          throw this.unsupported(`unsupported: structural operator ${JSON.stringify(this.text(k))}`, k.from);
-        default:
-          throw this.unsupported(`unsupported: ${this.describe(k)}`, k.from);
+      const opPos = opNode ? opNode.from : (() => {
+        const gap = this.q.slice(prev.to, right.from);
+        const tilde = gap.indexOf('~');
+        return tilde >= 0 ? prev.to + tilde : right.from;
+      })();
+      const name = opNode?.name ?? 'Sibling';
+      if (name === 'Pipe') {
+        acc = this.pipe(acc, this.piece(right), opPos, right.from);
+      } else {
+        const left = this.spansetOf(acc, node.from);
+        const r = this.spansetOf(this.piece(right), right.from);
+        switch (name) {
+          case 'Or':
+          case 'And':
+            acc = { kind: 'spanset', spanset: { type: 'setop', op: name === 'And' ? 'and' : 'or', left, right: r } };
+            break;
+          case 'Gt':
+          case 'Lt':
+          case 'Desc':
+          case 'Anc':
+          case 'Sibling':
+          case 'ExperimentalOp':
+          case 'UnionStructuralOp': {
+            if (!STRUCTURAL_OPS.has(opText)) throw this.unsupported(`unsupported: structural operator ${JSON.stringify(opText)}`, opPos);
+            acc = { kind: 'spanset', spanset: { type: 'structural', op: opText as StructuralOp, left, right: r, pos: opPos } };
+            break;
+          }
+          default:
+            throw this.unsupported(`unsupported: ${this.describe(k)}`, k.from);
+        }
       }
       prev = right;
-      i += 2;
+      i += opNode ? 2 : 1;
     }
     return acc;
   }
 
-  /** The stage after a `|`: only another spanset filter is supported. */
-  private pipeStage(pipe: Node, stage: Node): Expr {
-    if (this.isPlainSpanset(stage)) return this.spanset(stage);
-    const text = this.q.slice(pipe.from, stage.to).replace(/\s+/g, ' ');
-    throw this.unsupported(`unsupported: pipeline ${JSON.stringify(truncate(text, 60))}`, pipe.from);
+  /** `left | right` */
+  private pipe(left: Piece, right: Piece, pipePos: number, rightPos: number): Piece {
+    if (left.kind === 'metrics') {
+      if (right.kind === 'topStage') {
+        if (left.op.top) throw new TraceQLError('invalid', 'only one topk/bottomk stage is allowed', rightPos);
+        return { kind: 'metrics', input: left.input, op: { ...left.op, top: right.top } };
+      }
+      throw new TraceQLError('invalid', 'only topk(n) or bottomk(n) may follow a metrics function', rightPos);
+    }
+    const input = this.spansetOf(left, pipePos);
+    switch (right.kind) {
+      case 'spanset':
+        if (right.spanset.type !== 'filter') {
+          throw this.unsupported('unsupported: a structural or spanset operator after "|" (wrap the left side in parentheses instead)', rightPos);
+        }
+        return { kind: 'spanset', spanset: { type: 'pipeline', input, stage: { type: 'filter', expr: right.spanset.expr } } };
+      case 'stage':
+        return { kind: 'spanset', spanset: { type: 'pipeline', input, stage: right.stage } };
+      case 'metricsStage':
+        return { kind: 'metrics', input, op: right.op };
+      case 'topStage':
+        throw new TraceQLError('invalid', `${right.top.fn}() must follow a metrics function such as rate()`, rightPos);
+      case 'metrics':
+        throw new TraceQLError('invalid', 'a metrics function must be the last stage of a query', rightPos);
+    }
   }
 
-  /** true when the node is made of spanset filters and spanset operators only (no aggregates, by(), select()...) */
-  private isPlainSpanset(node: Node): boolean {
-    if (node.name === 'SpansetFilter') return true;
-    if (!isSpansetNode(node.name)) return false;
-    return this.children(node).every((c) => isSpansetNode(c.name) ? this.isPlainSpanset(c) : isSpansetOperator(c.name));
+  // ---- pipeline stages --------------------------------------------------------------
+
+  private fieldList(node: Node): FieldRef[] {
+    const out: FieldRef[] = [];
+    const walk = (n: Node): void => {
+      for (const c of this.children(n)) {
+        if (c.name === 'SelectArgs') walk(c);
+        else if (c.name === 'FieldExpression') {
+          const o = this.operand(c);
+          if (o.kind !== 'field') throw new TraceQLError('invalid', `expected a field such as span.x or duration, got ${JSON.stringify(this.snip(c))}`, c.from);
+          out.push(o.field);
+        } else throw this.unsupported(`unsupported: ${this.describe(c)}`, c.from);
+      }
+    };
+    walk(node);
+    if (out.length === 0) throw new TraceQLError('invalid', 'expected at least one field', node.from);
+    return out;
+  }
+
+  private scalarFilter(node: Node): PipelineStage {
+    const kids = this.children(node);
+    const [l, op, r] = kids;
+    if (kids.length !== 3 || !l || !op || !r || op.name !== 'ComparisonOp') {
+      throw this.unsupported(`unsupported: ${this.describe(node)}`, node.from);
+    }
+    const opText = this.text(op);
+    if (!COMPARISON_OPS.has(opText) || opText === '=~' || opText === '!~') {
+      throw new TraceQLError('invalid', `aggregates are compared with = != > >= < <=, not ${opText}`, op.from);
+    }
+    return { type: 'scalarFilter', left: this.scalar(l), op: opText as ComparisonOp, right: this.scalar(r) };
+  }
+
+  private scalar(node: Node): ScalarExpr {
+    this.enter(node);
+    try {
+      const kids = this.children(node);
+      if (node.name === 'ScalarExpression' && kids.length === 1) return this.scalar(kids[0] as Node);
+      if (node.name === 'ScalarExpression' && kids.length === 3 && kids[1]?.name === 'ScalarOp') {
+        const op = this.text(kids[1]) as '+' | '-' | '*' | '/' | '%' | '^';
+        return { type: 'arith', op, left: this.scalar(kids[0] as Node), right: this.scalar(kids[2] as Node) };
+      }
+      if (node.name === 'ScalarExpression' && kids.length === 0 && this.q[node.from] === '(') {
+        throw this.unsupported('unsupported: scalar expression', node.from);
+      }
+      switch (node.name) {
+        case 'Integer':
+        case 'Float': {
+          const v = Number(this.text(node));
+          if (!Number.isFinite(v)) throw new TraceQLError('invalid', `number out of range: ${this.text(node)}`, node.from);
+          return { type: 'number', value: v, duration: false };
+        }
+        case 'Duration': {
+          const nanos = parseGoDuration(this.text(node));
+          if (nanos === undefined) throw new TraceQLError('invalid', `invalid duration ${JSON.stringify(this.text(node))}`, node.from);
+          return { type: 'number', value: nanos, duration: true };
+        }
+        case 'Aggregate': {
+          const text = this.text(node).replace(/\s+/g, '');
+          if (text === 'count()') return { type: 'aggregate', fn: 'count', pos: node.from };
+          const fnNode = kids.find((c) => c.name === 'AggregateExpression');
+          const fieldNode = kids.find((c) => c.name === 'FieldExpression');
+          const fn = fnNode ? this.text(fnNode) : '';
+          if (!AGGREGATES.has(fn) || !fieldNode) throw this.unsupported(`unsupported: aggregate ${JSON.stringify(this.snip(node))}`, node.from);
+          const o = this.operand(fieldNode);
+          if (o.kind !== 'field') throw this.unsupported(`unsupported: ${fn}() of an expression (give a field such as duration or span.x)`, fieldNode.from);
+          if (o.field.type === 'intrinsic' && !NUMERIC_INTRINSICS.has(o.field.name)) {
+            throw new TraceQLError('invalid', `${fn}() needs a numeric field, ${o.text} is not one`, fieldNode.from);
+          }
+          return { type: 'aggregate', fn: fn as AggregateFn, field: o.field, pos: node.from };
+        }
+        default:
+          throw this.unsupported(`unsupported: ${this.describe(node)}`, node.from);
+      }
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private metricsOp(node: Node): MetricsOp {
+    const inner = this.children(node)[0];
+    if (!inner) throw new TraceQLError('syntax', 'syntax error: empty metrics function', node.from);
+    const kids = this.children(inner);
+    const group = kids.find((c) => c.name === 'GroupOperation');
+    const by = group ? this.fieldList(group) : [];
+    const measured = (n: Node | undefined, fn: string): FieldRef => {
+      const f = n ? this.children(n)[0] : undefined;
+      if (!n || !f) throw new TraceQLError('invalid', `${fn}() needs a field such as duration`, inner.from);
+      const o: Operand = f.name === 'IntrinsicField'
+        ? { kind: 'field', field: this.intrinsic(f), pos: f.from, text: this.text(f) }
+        : f.name === 'AttributeField'
+          ? { kind: 'field', field: this.attribute(f), pos: f.from, text: this.text(f) }
+          : this.operand(f);
+      if (o.kind !== 'field') throw new TraceQLError('invalid', `${fn}() needs a field such as duration, got ${JSON.stringify(this.snip(n))}`, n.from);
+      if (o.field.type === 'intrinsic' && !NUMERIC_INTRINSICS.has(o.field.name)) {
+        throw new TraceQLError('invalid', `${fn}() needs a numeric field, ${o.text} is not one`, n.from);
+      }
+      return o.field;
+    };
+    switch (inner.name) {
+      case 'MetricsOperationBasic': {
+        const t = kids.find((c) => c.name === 'MetricsOperationBasicType');
+        const fn = t ? this.text(t) : '';
+        if (fn !== 'rate' && fn !== 'count_over_time') throw this.unsupported(`unsupported: metrics function ${JSON.stringify(fn)}`, inner.from);
+        return { fn, by };
+      }
+      case 'MetricsOverTime': {
+        const t = kids.find((c) => c.name === 'MetricsOverTimeType');
+        const fn = t ? this.text(t) : '';
+        if (!['sum_over_time', 'min_over_time', 'max_over_time', 'avg_over_time'].includes(fn)) {
+          throw this.unsupported(`unsupported: metrics function ${JSON.stringify(fn)}`, inner.from);
+        }
+        return { fn: fn as MetricsFn, field: measured(kids.find((c) => c.name === 'MetricsExpression'), fn), by };
+      }
+      case 'MetricsOperationHistogram':
+        return { fn: 'histogram_over_time', field: measured(kids.find((c) => c.name === 'MetricsExpression'), 'histogram_over_time'), by };
+      case 'MetricsOperationQuantile': {
+        const args = kids.find((c) => c.name === 'MetricsOperationQuantileArgs');
+        const argKids = args ? this.children(args) : [];
+        const field = measured(argKids.find((c) => c.name === 'MetricsExpression'), 'quantile_over_time');
+        const quantiles: number[] = [];
+        for (const a of argKids) {
+          if (a.name !== 'MetricsOperationQuantileArgsType') continue;
+          const v = Number(this.text(a));
+          if (!Number.isFinite(v) || v < 0 || v > 1) throw new TraceQLError('invalid', `a quantile must be between 0 and 1, got ${this.text(a)}`, a.from);
+          quantiles.push(v);
+        }
+        if (quantiles.length === 0) throw new TraceQLError('invalid', 'quantile_over_time() needs at least one quantile, e.g. quantile_over_time(duration, 0.99)', inner.from);
+        return { fn: 'quantile_over_time', field, quantiles, by };
+      }
+      case 'MetricsOperationCompare': {
+        const sel = kids.find((c) => c.name === 'SpansetFilter');
+        if (!sel) throw new TraceQLError('invalid', 'compare() needs a selection such as compare({ status = error })', inner.from);
+        const nums = kids.filter((c) => c.name === 'Integer').map((c) => ({ v: Number(this.text(c)), pos: c.from }));
+        const topN = nums[0]?.v ?? 10;
+        if (!Number.isInteger(topN) || topN < 1 || topN > 1000) throw new TraceQLError('invalid', 'compare()\'s topN must be between 1 and 1000', nums[0]?.pos ?? inner.from);
+        const compare: NonNullable<MetricsOp['compare']> = { selection: this.filter(sel), topN };
+        const ts = (x: { v: number } | undefined): bigint | undefined => (x === undefined || x.v === 0 ? undefined : BigInt(x.v) * (x.v < 1e12 ? 1_000_000_000n : 1n));
+        const s0 = ts(nums[1]);
+        const e0 = ts(nums[2]);
+        if (s0 !== undefined) compare.startNs = s0;
+        if (e0 !== undefined) compare.endNs = e0;
+        return { fn: 'compare', by, compare };
+      }
+      default:
+        throw this.unsupported(`unsupported: ${this.describe(inner)}`, inner.from);
+    }
+  }
+
+  private topStage(node: Node): NonNullable<MetricsOp['top']> {
+    const kids = this.children(node);
+    const t = kids.find((c) => c.name === 'MetricsAggregatorFunctionType');
+    const n = kids.find((c) => c.name === 'Integer');
+    const fn = t ? this.text(t) : '';
+    if (fn !== 'topk' && fn !== 'bottomk') throw this.unsupported(`unsupported: ${JSON.stringify(fn)}`, node.from);
+    const v = n ? Number(this.text(n)) : NaN;
+    if (!Number.isInteger(v) || v < 1) throw new TraceQLError('invalid', `${fn}() needs a whole number of series >= 1`, n?.from ?? node.from);
+    return { fn, n: v };
   }
 
   private filter(node: Node): Expr {
@@ -375,6 +629,10 @@ class Parser {
       case 'rootServiceName':
         if (lit.type !== 'string') throw bad(`${fieldText} is a string; compare it with a quoted string, got ${JSON.stringify(litText)}`);
         return lit;
+      case 'childCount':
+        if (isRegex) throw new TraceQLError('invalid', `${fieldText} cannot be matched with ${op}`, opPos);
+        if (lit.type !== 'number') throw bad(`${fieldText} must be compared with a number, got ${JSON.stringify(litText)}`);
+        return lit;
       case 'status':
       case 'kind': {
         const allowed = field.name === 'status' ? STATUS_VALUES : KIND_VALUES;
@@ -414,6 +672,7 @@ class Parser {
   }
 
   private attribute(node: Node): FieldRef {
+    if (this.childCountAt.has(node.from)) return { type: 'intrinsic', name: 'childCount' };
     const kids = this.children(node);
     let scope: AttributeScope = 'any';
     let ident: Node | undefined;
@@ -529,8 +788,38 @@ function isSpansetNode(name: string): boolean {
   );
 }
 
-function isSpansetOperator(name: string): boolean {
-  return name === 'Or' || name === 'Pipe';
+/** The span filter equivalent to `s` when it is only filters joined by `||` and `| { }`. */
+function plainFilter(s: SpansetExpr): Expr | undefined {
+  switch (s.type) {
+    case 'filter':
+      return s.expr;
+    case 'setop': {
+      if (s.op !== 'or') return undefined;
+      const l = plainFilter(s.left);
+      const r = plainFilter(s.right);
+      return l && r ? { type: 'or', left: l, right: r } : undefined;
+    }
+    case 'pipeline': {
+      if (s.stage.type === 'select') return plainFilter(s.input);
+      if (s.stage.type !== 'filter') return undefined;
+      const l = plainFilter(s.input);
+      return l ? { type: 'and', left: l, right: s.stage.expr } : undefined;
+    }
+    case 'structural':
+      return undefined;
+  }
+}
+
+function selectedFields(s: SpansetExpr): FieldRef[] {
+  switch (s.type) {
+    case 'filter':
+      return [];
+    case 'setop':
+    case 'structural':
+      return [...selectedFields(s.left), ...selectedFields(s.right)];
+    case 'pipeline':
+      return [...selectedFields(s.input), ...(s.stage.type === 'select' || s.stage.type === 'by' ? s.stage.fields : [])];
+  }
 }
 
 function hasBadEscape(quoted: string): boolean {

@@ -1,0 +1,299 @@
+// TraceQL spanset expressions (structural operators, spanset && / ||, pipelines) → SQL.
+//
+// Every spanset expression becomes a CTE with one row per selected span:
+//   rid (the span's rowid), tid (trace id), sid (span id), psid (parent id), st (start),
+//   g (the spanset the span is in within its trace: '' until a by() splits them).
+// A trace matches when its rows are not empty. Everything is evaluated by DuckDB; the
+// CTEs are MATERIALIZED because most are read more than once (a && b reads each side twice).
+//
+// Semantics (Tempo's TraceQL documentation):
+//   A && B   both sides select spans in the trace → the spans of both;  A || B: either
+//   A > B    B spans whose parent is an A span       A < B   B spans that are the parent of an A span
+//   A >> B   B spans with an A span among ancestors  A << B  B spans that are an ancestor of an A span
+//   A ~ B    B spans with a sibling (same parent, another span) in A
+//   A &op B  the spans of both sides that take part in the relation: (A op B) ∪ (B op⁻¹ A)
+//   A !op B  B spans for which no A span stands in the relation (`{ } !< {X}` = X leaves)
+// Ancestry is a recursive CTE walking parent ids upwards over the spans of the traces
+// that have both sides (within the search window); UNION semantics stop it on cycles.
+
+import type {
+  ComparisonOp,
+  FieldRef,
+  PipelineStage,
+  ScalarExpr,
+  SpansetExpr,
+  StructuralOp,
+} from '../traceql/index.js';
+import { compileFilter, jsonPointer, windowSql, type CompileContext } from './compile.js';
+import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
+import { VARCHAR } from '@duckdb/node-api';
+
+export const REL_COLUMNS = 'rid, tid, sid, psid, st, g';
+
+export class SpansetCompiler {
+  private readonly ctes: string[] = [];
+  private recursive = false;
+  private n = 0;
+
+  constructor(private readonly ctx: CompileContext) {}
+
+  /** `WITH ...` defining the expression's relation, and its name. */
+  compile(e: SpansetExpr): { with: string; rel: string } {
+    const rel = this.rel(e);
+    return { with: `WITH ${this.recursive ? 'RECURSIVE ' : ''}${this.ctes.join(',\n')}`, rel };
+  }
+
+  private add(sql: string, materialized = true): string {
+    const name = `ss${++this.n}`;
+    this.ctes.push(`${name} AS ${materialized ? 'MATERIALIZED ' : ''}(${sql})`);
+    return name;
+  }
+
+  private win(col = 'start_ns'): string {
+    return windowSql(this.ctx.params, this.ctx.startNs, this.ctx.endNs, col);
+  }
+
+  private filterRel(cond: string): string {
+    return this.add(`SELECT rowid AS rid, trace_id AS tid, span_id AS sid, parent_span_id AS psid, start_ns AS st, '' AS g FROM spans WHERE ${this.win()} AND ${cond}`);
+  }
+
+  rel(e: SpansetExpr): string {
+    switch (e.type) {
+      case 'filter':
+        return this.filterRel(compileFilter(e.expr, this.ctx));
+      case 'setop': {
+        const a = this.rel(e.left);
+        const b = this.rel(e.right);
+        if (e.op === 'or') return this.add(`SELECT ${REL_COLUMNS} FROM ${a} UNION SELECT ${REL_COLUMNS} FROM ${b}`);
+        return this.add(
+          `SELECT ${REL_COLUMNS} FROM ${a} WHERE tid IN (SELECT tid FROM ${b}) UNION SELECT ${REL_COLUMNS} FROM ${b} WHERE tid IN (SELECT tid FROM ${a})`,
+        );
+      }
+      case 'structural':
+        return this.structural(e.op, this.rel(e.left), this.rel(e.right));
+      case 'pipeline':
+        return this.stage(this.rel(e.input), e.stage);
+    }
+  }
+
+  // ---- structural -------------------------------------------------------------------
+
+  private structural(op: StructuralOp, a: string, b: string): string {
+    if (op.startsWith('&')) {
+      const base = op.slice(1) as StructuralOp;
+      const inverse = ({ '>': '<', '<': '>', '>>': '<<', '<<': '>>', '~': '~' } as Record<string, StructuralOp>)[base] ?? base;
+      const right = this.related(base, a, b, false);
+      const left = this.related(inverse, b, a, false);
+      return this.add(`SELECT ${REL_COLUMNS} FROM ${right} UNION SELECT ${REL_COLUMNS} FROM ${left}`);
+    }
+    if (op.startsWith('!')) return this.related(op.slice(1) as StructuralOp, a, b, true);
+    return this.related(op, a, b, false);
+  }
+
+  /** the B spans standing in relation `op` to some A span (or to none, when `negate`) */
+  private related(op: StructuralOp, a: string, b: string, negate: boolean): string {
+    const join = negate ? 'ANTI JOIN' : 'SEMI JOIN';
+    const sel = `SELECT b.rid, b.tid, b.sid, b.psid, b.st, b.g FROM ${b} b`;
+    switch (op) {
+      case '>':
+        return this.add(`${sel} ${join} ${a} a ON a.tid = b.tid AND a.sid = b.psid`);
+      case '<':
+        return this.add(`${sel} ${join} ${a} a ON a.tid = b.tid AND a.psid = b.sid`);
+      case '~':
+        return this.add(`${sel} ${join} ${a} a ON a.tid = b.tid AND a.psid = b.psid AND a.sid <> b.sid`);
+      case '>>': {
+        // each B span's ancestors: (rid of the B span, an ancestor's id)
+        const t = this.traceSpans(a, b);
+        const up = this.walkUp(`SELECT b.tid, b.rid, b.psid AS cur FROM ${b} b WHERE b.psid IS NOT NULL AND b.tid IN (SELECT tid FROM ${a})`, t, 'rid');
+        const hit = this.add(`SELECT DISTINCT u.rid FROM ${up} u SEMI JOIN ${a} a ON a.tid = u.tid AND a.sid = u.cur`);
+        return this.add(`${sel} ${join} ${hit} h ON h.rid = b.rid`);
+      }
+      case '<<': {
+        // every ancestor of an A span
+        const t = this.traceSpans(a, b);
+        const up = this.walkUp(`SELECT a.tid, a.psid AS cur FROM ${a} a WHERE a.psid IS NOT NULL AND a.tid IN (SELECT tid FROM ${b})`, t);
+        return this.add(`${sel} ${join} ${up} u ON u.tid = b.tid AND u.cur = b.sid`);
+      }
+      default:
+        throw new Error(`structural operator ${op}`);
+    }
+  }
+
+  /** the (tid, sid, psid) of the window's spans in traces that both sides select from */
+  private traceSpans(a: string, b: string): string {
+    return this.add(
+      `SELECT trace_id AS tid, span_id AS sid, parent_span_id AS psid FROM spans
+       WHERE ${this.win()} AND trace_id IN (SELECT tid FROM ${a}) AND trace_id IN (SELECT tid FROM ${b})`,
+    );
+  }
+
+  /** recursive: from `seed` rows (tid, [rid,] cur), follow cur's parent until the root */
+  private walkUp(seed: string, t: string, carry?: string): string {
+    this.recursive = true;
+    const name = `ss${++this.n}`;
+    const c = carry ? `u.${carry}, ` : '';
+    this.ctes.push(
+      `${name} AS (${seed}
+       UNION SELECT u.tid, ${c}p.psid AS cur FROM ${name} u JOIN ${t} p ON p.tid = u.tid AND p.sid = u.cur WHERE p.psid IS NOT NULL)`,
+    );
+    return name;
+  }
+
+  // ---- pipeline stages -------------------------------------------------------------------
+
+  private stage(input: string, s: PipelineStage): string {
+    switch (s.type) {
+      case 'select':
+        return input;
+      case 'coalesce':
+        return this.add(`SELECT DISTINCT rid, tid, sid, psid, st, '' AS g FROM ${input}`);
+      case 'filter': {
+        const cond = compileFilter(s.expr, this.ctx);
+        return this.add(`SELECT i.${REL_COLUMNS.split(', ').join(', i.')} FROM ${input} i WHERE i.rid IN (SELECT rowid FROM spans WHERE ${this.win()} AND ${cond})`);
+      }
+      case 'by': {
+        const v = new FieldValues(this.ctx);
+        const g = s.fields.map((f) => `COALESCE(${v.text(f)}, 'null')`).join(` || chr(31) || `);
+        return this.add(`SELECT DISTINCT i.rid, i.tid, i.sid, i.psid, i.st, ${g} AS g FROM ${input} i ${v.joins('i.rid')}`);
+      }
+      case 'scalarFilter': {
+        const v = new FieldValues(this.ctx);
+        const aggs: string[] = [];
+        const left = scalarSql(s.left, v, aggs);
+        const right = scalarSql(s.right, v, aggs);
+        const cols = aggs.map((a, i) => `${a} OVER w AS a${i}`).join(', ');
+        return this.add(
+          `SELECT ${REL_COLUMNS} FROM (SELECT i.*, ${cols} FROM ${input} i ${v.joins('i.rid')} WINDOW w AS (PARTITION BY i.tid, i.g))
+           WHERE ${cmpSql(left, s.op, right)}`,
+        );
+      }
+    }
+  }
+}
+
+function cmpSql(l: string, op: ComparisonOp, r: string): string {
+  return `COALESCE((${l}) ${op === '!=' ? '<>' : op} (${r}), FALSE)`;
+}
+
+/** a scalar expression over the aggregates, which are collected into `aggs` (referred to as a0, a1...) */
+function scalarSql(e: ScalarExpr, v: FieldValues, aggs: string[]): string {
+  switch (e.type) {
+    case 'number':
+      return `CAST(${Number(e.value)} AS DOUBLE)`;
+    case 'arith': {
+      const l = scalarSql(e.left, v, aggs);
+      const r = scalarSql(e.right, v, aggs);
+      if (e.op === '^') return `pow(${l}, ${r})`;
+      if (e.op === '%') return `fmod(${l}, ${r})`;
+      if (e.op === '/') return `(${l}) / NULLIF(${r}, 0)`;
+      return `(${l}) ${e.op} (${r})`;
+    }
+    case 'aggregate': {
+      const x = e.fn === 'count' ? 'count(*)' : `${e.fn}(${v.number(e.field as FieldRef)})`;
+      aggs.push(x);
+      return `CAST(a${aggs.length - 1} AS DOUBLE)`;
+    }
+  }
+}
+
+/**
+ * SQL for a field's value on a span row `s` (spans) with its resource `r` (joined only
+ * when needed): as JSON text (for grouping and labels) or as a number (aggregates).
+ */
+export class FieldValues {
+  private needResource = false;
+
+  constructor(private readonly ctx: CompileContext) {}
+
+  /** the joins that give `s` (and `r`) for relation rows whose rowid is `rid` */
+  joins(rid: string): string {
+    return `JOIN spans s ON s.rowid = ${rid}${this.needResource ? ' LEFT JOIN resources r ON r.id = s.res_id' : ''}`;
+  }
+
+  /** from a span row `s` directly (no relation) */
+  resourceJoin(): string {
+    return this.needResource ? 'LEFT JOIN resources r ON r.id = s.res_id' : '';
+  }
+
+  /** the value as JSON text; NULL when absent */
+  text(f: FieldRef): string {
+    const P = this.ctx.params;
+    if (f.type === 'intrinsic') {
+      switch (f.name) {
+        case 'name':
+          return 'to_json(s.name)::VARCHAR';
+        case 'statusMessage':
+          return `to_json(COALESCE(s.status_message, ''))::VARCHAR`;
+        case 'status':
+          return `to_json(${keywordCase('s.status', STATUS_BY_CODE)})::VARCHAR`;
+        case 'kind':
+          return `to_json(${keywordCase('s.kind', KIND_BY_CODE)})::VARCHAR`;
+        case 'duration':
+          return 's.duration_ns::VARCHAR';
+        case 'traceId':
+          return `to_json(replace(s.trace_id::VARCHAR, '-', ''))::VARCHAR`;
+        case 'spanId':
+          return `to_json(lpad(lower(printf('%x', s.span_id)), 16, '0'))::VARCHAR`;
+        case 'parentSpanId':
+          return `to_json(lpad(lower(printf('%x', s.parent_span_id)), 16, '0'))::VARCHAR`;
+        default:
+          return `${this.number(f)}::VARCHAR`;
+      }
+    }
+    const span = (): string => {
+      const hot = HOT_SPAN_ATTRS[f.name];
+      const json = `json_extract(s.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
+      if (!hot) return json;
+      const col = `s.${hot[0]}`;
+      const typed = hot[1] === 'string' ? `to_json(${col})::VARCHAR` : `(CASE WHEN ${col} = trunc(${col}) AND abs(${col}) < 1e15 THEN CAST(${col} AS BIGINT)::VARCHAR ELSE ${col}::VARCHAR END)`;
+      return `COALESCE(${typed}, ${json})`;
+    };
+    const resource = (): string => {
+      const hot = HOT_RESOURCE_ATTRS[f.name];
+      if (hot) return `to_json(s.${hot[0]})::VARCHAR`;
+      this.needResource = true;
+      return `json_extract(r.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
+    };
+    if (f.scope === 'span') return span();
+    if (f.scope === 'resource') return resource();
+    return `COALESCE(${span()}, ${resource()})`;
+  }
+
+  /** the value as a DOUBLE (durations in nanoseconds); NULL when absent or not a number */
+  number(f: FieldRef): string {
+    const P = this.ctx.params;
+    if (f.type === 'intrinsic') {
+      switch (f.name) {
+        case 'duration':
+          return 'CAST(s.duration_ns AS DOUBLE)';
+        case 'childCount': {
+          const win = windowSql(P, this.ctx.startNs, this.ctx.endNs, 'c.start_ns');
+          return `CAST((SELECT count(*) FROM spans c WHERE ${win} AND c.trace_id = s.trace_id AND c.parent_span_id = s.span_id) AS DOUBLE)`;
+        }
+        case 'traceDuration': {
+          const win = windowSql(P, this.ctx.startNs, this.ctx.endNs, 't.start_ns');
+          return `CAST((SELECT max(t.start_ns + t.duration_ns) - min(t.start_ns) FROM spans t WHERE ${win} AND t.trace_id = s.trace_id) AS DOUBLE)`;
+        }
+        default:
+          return 'CAST(NULL AS DOUBLE)';
+      }
+    }
+    const span = (): string => {
+      const hot = HOT_SPAN_ATTRS[f.name];
+      const json = `TRY_CAST(json_extract(s.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR AS DOUBLE)`;
+      return hot && hot[1] === 'number' ? `COALESCE(s.${hot[0]}, ${json})` : json;
+    };
+    const resource = (): string => {
+      this.needResource = true;
+      return `TRY_CAST(json_extract(r.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR AS DOUBLE)`;
+    };
+    if (f.scope === 'span') return span();
+    if (f.scope === 'resource') return resource();
+    return `COALESCE(${span()}, ${resource()})`;
+  }
+}
+
+/** code → keyword as a CASE over fixed, known words (no user input) */
+function keywordCase(col: string, words: readonly string[]): string {
+  return `(CASE ${col} ${words.map((w, i) => `WHEN ${i} THEN '${w}'`).join(' ')} END)`;
+}

@@ -1,0 +1,151 @@
+// The OTLP/HTTP receiver with the official OpenTelemetry JS SDK as the client: a real Node app
+// (test/fixtures/otel-sdk-app.mjs: sdk-trace + exporter-trace-otlp-proto or -http JSON) exports
+// to a real `osprey up`; its spans are stored beside the eBPF spans, and when the app propagates
+// traceparent, SDK spans and spans Osprey captured from the kernel form one trace.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { spawnChild, type Child } from '../src/proc/index.js';
+import { freePort, ospreyUp, run, sleep, startServer, type OspreyUp, type Proc } from './helpers.js';
+
+const APP = fileURLToPath(new URL('../../test/fixtures/otel-sdk-app.mjs', import.meta.url));
+
+interface SpanJson {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: string;
+  status: string;
+  resource: Record<string, unknown>;
+  attributes: Record<string, unknown>;
+}
+
+describe('OTLP receiver: the OpenTelemetry JS SDK exporting to osprey up', { timeout: 240_000 }, () => {
+  let osprey: OspreyUp;
+  const apps: Child[] = [];
+  let py: Proc | undefined;
+
+  const get = async (path: string): Promise<string> => {
+    const r = await fetch(`${osprey.url}${path}`);
+    const text = await r.text();
+    assert.equal(r.status, 200, `${path}: ${text}`);
+    return text;
+  };
+  const spans = async (q: string): Promise<SpanJson[]> =>
+    (JSON.parse(await get(`/api/osprey/spans?since=10m&limit=1000&q=${encodeURIComponent(q)}`)) as { spans: SpanJson[] }).spans;
+  const poll = async <T>(what: string, f: () => Promise<T | undefined>, ms = 30_000): Promise<T> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await f();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${osprey.err().slice(-2000)}`);
+      await sleep(250);
+    }
+  };
+  const metric = (text: string, name: string): number => {
+    const m = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+  const startApp = async (service: string, protocol: 'proto' | 'json', downstream?: string): Promise<number> => {
+    const port = await freePort();
+    const child = await spawnChild('node', [APP], {
+      name: service,
+      env: { OTLP_URL: osprey.url, PROTOCOL: protocol, PORT: String(port), SERVICE: service, DOWNSTREAM: downstream },
+    });
+    apps.push(child);
+    await child.waitForOutput('stdout', /listening/, 20_000);
+    return port;
+  };
+
+  before(async () => {
+    osprey = await ospreyUp(['--memory', '--listen', `127.0.0.1:${await freePort()}`, '--no-ui']);
+  });
+  after(async () => {
+    for (const a of apps) await a.stop();
+    await py?.stop();
+    await osprey?.stop();
+  });
+
+  for (const protocol of ['proto', 'json'] as const) {
+    it(`exporter-trace-otlp-${protocol === 'proto' ? 'proto (protobuf)' : 'http (JSON)'}: every SDK span is stored, as sent, and counted`, async () => {
+      const service = `sdk-${protocol}-${process.pid}`;
+      const before = await get('/metrics');
+      const port = await startApp(service, protocol);
+      for (let i = 0; i < 3; i++) assert.equal((await run('curl', ['-sS', `http://127.0.0.1:${port}/work?i=${i}`])).stdout, 'done\n');
+      const got = await poll('6 SDK spans', async () => {
+        const s = await spans(`{ resource.service.name = "${service}" }`);
+        return s.length >= 6 ? s : undefined;
+      });
+      assert.equal(got.length, 6, 'three server spans and three internal children, nothing twice');
+      const servers = got.filter((s) => s.kind === 'server');
+      const inner = got.filter((s) => s.kind === 'internal');
+      assert.equal(servers.length, 3);
+      assert.equal(inner.length, 3);
+      for (const s of servers) {
+        assert.equal(s.name, 'GET /work');
+        assert.equal(s.parentSpanId, '', 'a root: curl sent no traceparent');
+        assert.equal(s.attributes['http.route'], '/work');
+        assert.equal(s.attributes['http.response.status_code'], 200);
+        assert.equal(s.attributes['otel.scope.name'], 'osprey-test-app');
+        assert.equal(s.attributes['otel.scope.version'], '1.2.3');
+        assert.equal(s.resource['deployment.environment.name'], 'test');
+        const child = inner.find((c) => c.parentSpanId === s.spanId);
+        assert.ok(child, 'each server span has its compute child');
+        assert.equal(child.traceId, s.traceId);
+        assert.equal(child.name, 'compute');
+        assert.equal(child.attributes['work.items'], 3);
+      }
+      // by trace id, through Tempo's API
+      const t = JSON.parse(await get(`/api/traces/${servers[0]!.traceId}`)) as { batches: { scopeSpans: { spans: unknown[] }[] }[] };
+      assert.equal(t.batches.flatMap((b) => b.scopeSpans.flatMap((s) => s.spans)).length, 2);
+      // counted: spans received, events dropped (the store keeps no events; "compute" has one)
+      const now = await get('/metrics');
+      assert.ok(metric(now, 'osprey_otlp_received_spans_total') - metric(before, 'osprey_otlp_received_spans_total') >= 6);
+      assert.ok(metric(now, 'osprey_otlp_dropped_span_events_total') - metric(before, 'osprey_otlp_dropped_span_events_total') >= 3);
+      assert.ok(metric(now, 'osprey_otlp_requests_total{signal="traces",outcome="accepted"}') > metric(before, 'osprey_otlp_requests_total{signal="traces",outcome="accepted"}'));
+      assert.equal(metric(now, 'osprey_otlp_requests_total{signal="traces",outcome="refused"}'), 0);
+    });
+  }
+
+  it('an SDK app that propagates traceparent and the eBPF spans around it are ONE trace', async () => {
+    // unmodified curl -> SDK app (exports its spans) -> plain python http.server (traced by eBPF only)
+    const pyPort = await freePort();
+    py = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1'], pyPort);
+    const service = `sdk-link-${process.pid}`;
+    const port = await startApp(service, 'proto', `http://127.0.0.1:${pyPort}/downstream-${process.pid}`);
+    const traceId = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const callerSpan = 'a1b2c3d4e5f60718';
+    const c = await run('curl', ['-sS', '-H', `traceparent: 00-${traceId}-${callerSpan}-01`, `http://127.0.0.1:${port}/work`]);
+    assert.equal(c.stdout, 'done\n', c.stderr);
+
+    const trace = await poll('SDK and eBPF spans of the trace', async () => {
+      const r = await fetch(`${osprey.url}/api/osprey/traces/${traceId}`);
+      if (r.status === 404) return undefined; // not stored yet
+      assert.equal(r.status, 200);
+      const all = ((await r.json()) as { spans: SpanJson[] }).spans;
+      const sdkClient = all.find((s) => s.kind === 'client' && s.resource['service.name'] === service);
+      const pyServer = all.find((s) => s.kind === 'server' && s.attributes['url.path'] === `/downstream-${process.pid}`);
+      const ebpfApp = all.find((s) => s.kind === 'server' && s.attributes['osprey.link'] === 'traceparent' && s.attributes['url.path'] === '/work');
+      return sdkClient && pyServer && ebpfApp ? { all, sdkClient, pyServer, ebpfApp } : undefined;
+    });
+    const sdkServer = trace.all.find((s) => s.kind === 'server' && s.resource['service.name'] === service && s.attributes['otel.scope.name']);
+    assert.ok(sdkServer, 'the SDK server span is in the trace');
+    assert.equal(sdkServer.parentSpanId, callerSpan, 'the SDK continued the caller\'s context');
+    assert.equal(trace.sdkClient.parentSpanId, sdkServer.spanId);
+    // the python server is not instrumented: Osprey saw its request in the kernel, read the
+    // traceparent the SDK injected, and made the SDK's client span its parent
+    assert.equal(trace.pyServer.parentSpanId, trace.sdkClient.spanId, 'eBPF span of the plain server is the child of the SDK client span');
+    assert.equal(trace.pyServer.attributes['osprey.link'], 'traceparent');
+    assert.equal(trace.pyServer.attributes['otel.scope.name'], undefined, 'captured by eBPF, not sent over OTLP');
+    // and the app's own request, seen from the kernel, hangs under the same caller
+    assert.equal(trace.ebpfApp.parentSpanId, callerSpan);
+    for (const s of trace.all) assert.equal(s.traceId, traceId);
+
+    // Tempo's search finds the trace by the SDK's attribute and by the eBPF span's
+    const search = JSON.parse(await get(`/api/search?q=${encodeURIComponent(`{ span.otel.scope.name = "osprey-test-app" && resource.service.name = "${service}" }`)}&limit=50`)) as {
+      traces: { traceID: string }[];
+    };
+    assert.ok(search.traces.some((t) => t.traceID === traceId));
+  });
+});
