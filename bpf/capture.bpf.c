@@ -525,3 +525,4 @@ static __always_inline int plaintext_out(int fd, int send, __u64 buf, long len, 
 }
 
 #include "lib/openssl.h"
+#include "lib/gotls.h"

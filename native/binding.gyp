@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "osprey_native",
-      "sources": ["src/addon.cc", "src/capture.cc", "src/elf_symbols.cc"],
+      "sources": ["src/addon.cc", "src/capture.cc", "src/elf_symbols.cc", "src/golang.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../bpf/.output",
@@ -12,7 +12,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers", "-Wno-unused-parameter"],
-      "libraries": ["-lbpf", "-lelf", "-lz"]
+      "libraries": ["-lbpf", "-lelf", "-lz", "-lcapstone", "-ldw"]
     }
   ]
 }

@@ -2,7 +2,7 @@
 // (source, toolchain version): a second run of the suite builds nothing.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const CACHE = resolve('node_modules', '.cache', 'osprey-go');
@@ -38,15 +38,28 @@ export function goToolchains(): GoToolchain[] {
   return [...seen.values()];
 }
 
-/** the path of `source` built with `go`, built now unless cached */
-export function buildGo(source: string, go: GoToolchain): string {
-  const src = readFileSync(source);
-  const hash = createHash('sha256').update(src).update(go.version).digest('hex').slice(0, 16);
-  const out = join(CACHE, `${hash}-${go.version}`);
+/**
+ * The path of `source` built with `go`, built now unless cached. `source` is one .go file, or
+ * a directory holding a main package with its go.mod (for programs with assembly files);
+ * `ldflags` are passed to the linker (e.g. "-s -w" for a stripped binary).
+ */
+export function buildGo(source: string, go: GoToolchain, opts: { ldflags?: string } = {}): string {
+  const dir = statSync(source).isDirectory();
+  const hash = createHash('sha256');
+  if (dir) {
+    for (const f of readdirSync(source).sort()) hash.update(f).update('\0').update(readFileSync(join(source, f)));
+  } else {
+    hash.update(readFileSync(source));
+  }
+  hash.update(go.version);
+  if (opts.ldflags) hash.update('\0ldflags ' + opts.ldflags);
+  const out = join(CACHE, `${hash.digest('hex').slice(0, 16)}-${go.version}`);
   if (existsSync(out)) return out;
   mkdirSync(CACHE, { recursive: true });
   const tmp = `${out}.tmp${process.pid}`;
-  execFileSync(go.bin, ['build', '-o', tmp, source], {
+  const args = ['build', '-o', tmp, ...(opts.ldflags ? [`-ldflags=${opts.ldflags}`] : []), dir ? '.' : source];
+  execFileSync(go.bin, args, {
+    cwd: dir ? source : undefined,
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-buildvcs=false', CGO_ENABLED: '0' },
     timeout: 300_000,

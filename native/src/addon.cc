@@ -15,6 +15,7 @@
 #include "capture.h"
 #include "capture.skel.h"
 #include "elf_symbols.h"
+#include "golang.h"
 #include "napi_setup.h"
 
 namespace {
@@ -143,7 +144,7 @@ Napi::Value Attach(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// attachUprobe(h, program, path, offsetOrSymbol, retprobe, pid) -> link id. pid -1: every
+// attachUprobe(h, program, path, offsetOrSymbol, retprobe, pid[, cookie]) -> link id. pid -1: every
 // process that maps the file (the uprobe lives on the file's inode)
 Napi::Value AttachUprobe(const Napi::CallbackInfo &info) {
   Capture *c = Unwrap(info);
@@ -160,6 +161,8 @@ Napi::Value AttachUprobe(const Napi::CallbackInfo &info) {
   opts.retprobe = info[4].As<Napi::Boolean>().Value();
   if (!symbol.empty()) opts.func_name = symbol.c_str();
   int pid = info[5].As<Napi::Number>().Int32Value();
+  // optional cookie (bpf_get_attach_cookie): which file's data the program should use
+  if (info.Length() > 6 && info[6].IsNumber()) opts.bpf_cookie = static_cast<uint64_t>(info[6].As<Napi::Number>().Int64Value());
   bpf_link *l = bpf_program__attach_uprobe_opts(p, pid, path.c_str(), offset, &opts);
   if (!l) throw ErrnoError(env, "attach " + name + " to " + path, errno);
   uint32_t id = c->next_uprobe_id++;
@@ -326,6 +329,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("clockOffset", Napi::Function::New(env, ClockOffset));
   exports.Set("monotonicNow", Napi::Function::New(env, MonotonicNow));
   exports.Set("counterCount", Napi::Number::New(env, OSP_C__COUNT));
+  InitGolang(env, exports);
   return exports;
 }
 

@@ -9,6 +9,7 @@ import { exchangeFromRecord } from './protocols/http1-record.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import { Span, type Attributes } from '../model/index.js';
 import { opensslFamily, UprobeWatcher, type UprobeWatcherOptions } from './tls/index.js';
+import { goTlsFamily } from './golang/index.js';
 import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
@@ -58,7 +59,7 @@ export interface AgentOptions {
   peerAttributes?: (ip: string) => Attributes | undefined;
   /**
    * TLS plaintext through uprobes (src/agent/tls): on by default, false turns it off;
-   * `families` are probe families beside OpenSSL's
+   * `families` are probe families beside OpenSSL's and Go crypto/tls's (src/agent/golang)
    */
   uprobes?: false | Partial<UprobeWatcherOptions>;
 }
@@ -175,7 +176,7 @@ export class Agent {
     this.capture = cap;
     const up = this.#opts.uprobes;
     if (up !== false) {
-      this.uprobes = new UprobeWatcher(cap, { ...up, families: [opensslFamily, ...(up?.families ?? [])] });
+      this.uprobes = new UprobeWatcher(cap, { ...up, families: [opensslFamily, goTlsFamily(cap), ...(up?.families ?? [])] });
       this.uprobes.start();
     }
     this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE } from './abi-gotls.js';
 import { EVENT_HEADER_SIZE, EVENT_LAYOUT, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, Op, Flag, Role, SummarizeMode } from './abi.js';
 
 interface BtfType {
@@ -86,5 +87,18 @@ describe('ABI layout (bpf/abi/events.h vs src/kernel/abi.ts)', () => {
     assert.equal(roles.get('OSP_ROLE_SERVER'), Role.server);
     const counters = enumValues('osp_counter');
     assert.equal(counters.get('OSP_C__COUNT'), KERNEL_COUNTERS.length);
+  });
+
+  it('struct osp_go_tls (bpf/abi/gotls.h vs abi-gotls.ts) and its map of GO_TLS_BINS slots', () => {
+    const s = types.find((t) => t.kind === 'STRUCT' && t.name === 'osp_go_tls');
+    assert.ok(s?.members, 'struct osp_go_tls in BTF');
+    assert.equal(s.size, GO_TLS_SIZE);
+    const fromBtf = Object.fromEntries(s.members.map((m) => [m.name, [m.bits_offset / 8, sizeOf(m.type_id)]]));
+    assert.deepEqual(fromBtf, GO_TLS_LAYOUT);
+    // a map's max_entries is the dimension of an array its BTF definition points to
+    const map = types.find((t) => t.kind === 'VAR' && t.name === GO_TLS_MAP);
+    const def = byId.get(map!.type_id!)!;
+    const maxEntries = def.members!.find((m) => m.name === 'max_entries')!;
+    assert.equal(byId.get(byId.get(maxEntries.type_id)!.type_id!)!.nr_elems, GO_TLS_BINS);
   });
 });

@@ -62,6 +62,8 @@ export interface UprobeTarget {
   retprobe?: boolean;
   /** only this process (default -1: every process mapping the file) */
   pid?: number;
+  /** what bpf_get_attach_cookie() returns in the program (default 0) */
+  cookie?: number;
 }
 
 export type CaptureCounters = Record<KernelCounter, number> & {
@@ -184,7 +186,7 @@ export class Capture {
     const target = t.symbol ?? t.offset;
     if (target === undefined) throw new RangeError('a uprobe needs an offset or a symbol');
     try {
-      return this.#native.attachUprobe(this.#h, t.program, t.path, target, t.retprobe ?? false, t.pid ?? -1);
+      return this.#native.attachUprobe(this.#h, t.program, t.path, target, t.retprobe ?? false, t.pid ?? -1, t.cookie ?? 0);
     } catch (err) {
       const e = err as NativeError;
       throw new KernelError(
@@ -210,8 +212,14 @@ export class Capture {
     return out;
   }
 
+  /** writes one entry of a kernel map (key and value in the map's C layout) */
+  mapUpdate(map: string, key: Buffer, value: Buffer): void {
+    if (!this.#h) throw new Error('capture is closed');
+    this.#native.mapUpdate(this.#h, map, key, value);
+  }
+
   /** entries in a kernel map (conns, socks, not_tcp, inflight): for leak checks and status */
-  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'inflight' | 'tls_sessions' | 'tls_calls' | 'tls_threads'): number {
+  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'inflight' | 'tls_sessions' | 'tls_calls' | 'tls_threads' | 'go_reads'): number {
     if (!this.#h) throw new Error('capture is closed');
     return this.#native.mapCount(this.#h, map);
   }

@@ -24,7 +24,7 @@ export interface NativeAddon {
   programs(h: NativeHandle): { name: string; section: string }[];
   attach(h: NativeHandle, program: string): void;
   /** a uprobe (or uretprobe) of `program` on a file at an offset or a symbol; pid -1: all processes. Returns a link id */
-  attachUprobe(h: NativeHandle, program: string, path: string, target: number | string, retprobe: boolean, pid: number): number;
+  attachUprobe(h: NativeHandle, program: string, path: string, target: number | string, retprobe: boolean, pid: number, cookie?: number): number;
   /** false when no such link */
   detachUprobe(h: NativeHandle, link: number): boolean;
   elfSymbols(path: string, names: string[]): NativeElfSymbols;
@@ -48,6 +48,10 @@ export interface NativeAddon {
   clockOffset(): bigint;
   monotonicNow(): bigint;
   counterCount: number;
+  /** capstone, x86-64: every instruction from the start of `code` (at `address`) until the end or the first undecodable bytes */
+  x86Instructions(code: Buffer, address: number): { decoded: number; offsets: number[]; sizes: number[]; mnemonics: string[]; operands: string[] };
+  /** libdw: the named structs found at the top level of the file's DWARF; null when it has none */
+  dwarfStructs(path: string, names: string[]): Record<string, { size: number; members: { name: string; offset: number; type: string }[] }> | null;
 }
 
 export interface NativeElfSymbols {

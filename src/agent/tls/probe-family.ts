@@ -12,6 +12,8 @@ export interface ProbeSpec {
   retprobe: boolean;
   /** what it is, for status lines ("SSL_read", "SSL_read return") */
   label: string;
+  /** what bpf_get_attach_cookie() gives the program (a family's per-file data, e.g. Go's go_tls_bins slot) */
+  cookie?: number;
 }
 
 /** a file mapped executable by some process */
@@ -41,4 +43,6 @@ export interface ProbeFamily {
   candidate(file: MappedFile): boolean;
   /** the probes for the file (read once per file: dev + inode) */
   plan(file: MappedFile): ProbeSpec[] | NoProbes;
+  /** the probes of a plan are off the file (detached, or their attach failed): free what plan() took */
+  released?(plan: readonly ProbeSpec[]): void;
 }

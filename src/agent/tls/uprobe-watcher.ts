@@ -11,7 +11,7 @@
 // next scan. A file no process maps any more is detached at the scan that no longer sees it.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { UprobeTarget } from '../../kernel/index.js';
-import type { MappedFile, ProbeFamily } from './probe-family.js';
+import type { MappedFile, ProbeFamily, ProbeSpec } from './probe-family.js';
 
 /** what the watcher needs of the capture (src/kernel Capture) */
 export interface UprobeAttacher {
@@ -75,6 +75,8 @@ interface FileState extends WatchedFile {
   openPath: string;
   exe: boolean;
   links: number[];
+  /** the plan whose probes are attached (handed back to the family at release) */
+  plan: ProbeSpec[] | undefined;
   seenScan: number;
   pidsNow: number;
 }
@@ -224,6 +226,7 @@ export class UprobeWatcher {
       probes: 0,
       processes: 0,
       links: [],
+      plan: undefined,
       seenScan: 0,
       pidsNow: 0,
     };
@@ -247,16 +250,18 @@ export class UprobeWatcher {
       return;
     }
     if (this.counters.attached_now >= this.#maxFiles) {
+      st.familyRef.released?.(plan);
       if (st.status !== 'over-limit') this.counters.files_over_limit++;
       st.status = 'over-limit';
       st.reason = `${this.#maxFiles} files have probes already (the bound)`;
       return;
     }
     try {
-      for (const p of plan) st.links.push(this.#cap.attachUprobe({ program: p.program, path: st.openPath, offset: p.offset, retprobe: p.retprobe }));
+      for (const p of plan) st.links.push(this.#cap.attachUprobe({ program: p.program, path: st.openPath, offset: p.offset, retprobe: p.retprobe, cookie: p.cookie }));
     } catch (err) {
       for (const l of st.links) this.#cap.detachUprobe(l);
       st.links = [];
+      st.familyRef.released?.(plan);
       st.status = 'error';
       st.reason = (err as Error).message;
       this.counters.attach_errors++;
@@ -265,6 +270,7 @@ export class UprobeWatcher {
     }
     st.status = 'attached';
     st.reason = undefined;
+    st.plan = plan;
     st.probes = st.links.length;
     this.counters.files_attached++;
     this.counters.attached_now++;
@@ -274,6 +280,8 @@ export class UprobeWatcher {
   #release(st: FileState): void {
     if (st.status !== 'attached') return;
     for (const l of st.links) this.#cap.detachUprobe(l);
+    if (st.plan) st.familyRef.released?.(st.plan);
+    st.plan = undefined;
     this.counters.probes_now -= st.links.length;
     this.counters.attached_now--;
     this.counters.files_detached++;
