@@ -102,6 +102,9 @@ export const upCommand: Command = {
     '      --capture-size BYTES  payload bytes captured per call (default 256)',
     '      --summarize on|off    HTTP/1 exchanges summarised in the kernel, one record each (default on;',
     '                            off sends every socket call to user space, as `osprey events` shows them)',
+    '      --tls on|off          HTTPS plaintext through uprobes on OpenSSL (libssl, programs that carry',
+    '                            it, e.g. node) and Go crypto/tls (default on; osprey status lists the',
+    '                            files probed and why others are not)',
     '      --export URL          also send spans and RED/service-graph metrics as OTLP to this collector,',
     '                            e.g. http://localhost:4318 (OTLP/HTTP; /v1/traces and /v1/metrics are',
     '                            appended) or, with --export-protocol grpc, http://localhost:4317.',
@@ -132,6 +135,7 @@ export const upCommand: Command = {
     'max-spans': { type: 'string' },
     'capture-size': { type: 'string' },
     summarize: { type: 'string' },
+    tls: { type: 'string' },
     export: { type: 'string' },
     'export-protocol': { type: 'string' },
     'export-queue': { type: 'string' },
@@ -153,6 +157,8 @@ export const upCommand: Command = {
     const captureSize = intOption(values['capture-size'], 'capture-size', 0, 4096);
     const summarize = values.summarize as string | undefined;
     if (summarize !== undefined && summarize !== 'on' && summarize !== 'off') throw new UsageError(`--summarize must be on or off, got "${summarize}"`);
+    const tls = values.tls as string | undefined;
+    if (tls !== undefined && tls !== 'on' && tls !== 'off') throw new UsageError(`--tls must be on or off, got "${tls}"`);
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -234,6 +240,7 @@ export const upCommand: Command = {
       ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
       sink,
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
+      ...(tls === 'off' ? { uprobes: false as const } : {}),
     });
     let cap;
     try {
@@ -246,6 +253,11 @@ export const upCommand: Command = {
     }
     const attached = cap.programs.filter((p) => p.attached).length;
     say(`capture: ${attached}/${cap.programs.length} tracepoints attached (kernel ${cap.preflight.kernel}), every process but this one (pid ${process.pid})`);
+    say(
+      agent.uprobes
+        ? 'tls: plaintext of OpenSSL and Go crypto/tls through uprobes, files probed as processes map them (osprey status lists them; --tls off to disable)'
+        : 'tls: off (--tls off): HTTPS traffic is not traced',
+    );
     for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
 
     const started = Date.now();
