@@ -104,7 +104,8 @@ describe('linking across an unmodified chain', { timeout: 240_000 }, () => {
     }
   });
 
-  it('wrk -c32 unpaced with a unique path per request: no wrong parent, complete spans', async () => {
+  /** wrk -c32 through the chain with a unique path per request */
+  async function wrkChain(label: string): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'osprey-wrk-'));
     const tag = Math.random().toString(36).slice(2, 8);
     writeFileSync(
@@ -145,21 +146,31 @@ end
     // complete: all six spans (wrk client, nginx server+client, node server+client, python server)
     let complete = 0;
     let endToEnd = 0;
+    let mixed = 0;
     for (const list of byPath.values()) {
       if (list.length !== 6) continue;
       complete++;
       if (new Set(list.map((s) => s.traceId)).size === 1) endToEnd++;
     }
+    // a trace holding spans of two requests
+    const pathsByTrace = new Map<string, Set<string>>();
+    for (const s of spans) pathsByTrace.set(s.traceId, (pathsByTrace.get(s.traceId) ?? new Set()).add(String(s.attributes['url.path'])));
+    for (const paths of pathsByTrace.values()) if (paths.size > 1) mixed++;
     const completeness = Math.min(complete, completed) / completed;
     console.log(
-      `wrk -c32: ${completed} requests completed (${(completed / 6).toFixed(0)}/s), ${complete} paths with all six spans ` +
+      `${label}: ${completed} requests completed (${(completed / 6).toFixed(0)}/s), ${complete} paths with all six spans ` +
         `(completeness ${(completeness * 100).toFixed(2)}%), linked end to end ${endToEnd} (${((endToEnd / completed) * 100).toFixed(1)}%), ` +
-        `${withParent} parent links checked, ${wrong} wrong`,
+        `${withParent} parent links checked, ${wrong} wrong, ${mixed} traces mixing requests`,
     );
     assert.equal(wrong, 0, 'no wrong parent');
+    assert.equal(mixed, 0, 'no trace mixes two requests');
     assert.ok(completeness >= 0.999, `completeness ${completeness}`);
     // a linker that links nothing has no wrong parent either: the chain forwards the request
     // line at every hop, so sound rules link (nearly) every request end to end
     assert.ok(endToEnd >= 0.9 * completed, `linked end to end: ${endToEnd} of ${completed}`);
+  }
+
+  it('wrk -c32 unpaced with a unique path per request: no wrong parent, complete spans', async () => {
+    await wrkChain('wrk -c32');
   });
 });

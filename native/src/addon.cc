@@ -255,6 +255,19 @@ Napi::Value Counters(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// [batches handed to JS, CLOCK_MONOTONIC ns of the reader's last empty round]: read in this
+// order (idle time first), see Capture::idle_at_ns
+Napi::Value Drained(const Napi::CallbackInfo &info) {
+  Capture *c = Unwrap(info);
+  Napi::Env env = info.Env();
+  uint64_t idle = c->idle_at_ns.load();
+  uint64_t batches = c->batches.load();
+  auto arr = Napi::Array::New(env, 2);
+  arr.Set(0u, Napi::Number::New(env, (double)batches));
+  arr.Set(1u, Napi::Number::New(env, (double)idle));
+  return arr;
+}
+
 Napi::Value MapCount(const Napi::CallbackInfo &info) {
   Capture *c = Unwrap(info);
   Napi::Env env = info.Env();
@@ -323,6 +336,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("release", Napi::Function::New(env, Release));
   exports.Set("stop", Napi::Function::New(env, Stop));
   exports.Set("counters", Napi::Function::New(env, Counters));
+  exports.Set("drained", Napi::Function::New(env, Drained));
   exports.Set("mapCount", Napi::Function::New(env, MapCount));
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
   exports.Set("close", Napi::Function::New(env, Close));

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "capture.h"
 
+#include <time.h>
+
 #include <bpf/libbpf.h>
 
 #include <pthread.h>
@@ -114,13 +116,21 @@ void Capture::Run() {
     // wakeups are batched in the kernel, so poll with a short timeout and drain
     // whatever is there either way (both stop early once the slot is full)
     if (ring_buffer__poll(rb_, poll_ms_) >= 0) ring_buffer__consume(rb_);
-    if (used_ == 0) continue;  // keep the slot for the next round
+    if (used_ == 0) {
+      // nothing came this round: every record committed before now is in a batch counted
+      timespec now{};
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      idle_at_ns.store(static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec));
+      continue;  // keep the slot for the next round
+    }
     auto *b = new SlotBatch{static_cast<uint32_t>(cur_), used_};
     cur_ = -1;
-    batches++;
     for (;;) {
       napi_status st = tsfn_.NonBlockingCall(b, deliver_slot);
-      if (st == napi_ok) break;
+      if (st == napi_ok) {
+        batches++;
+        break;
+      }
       if (st != napi_queue_full || stop_.load()) {
         handoff_dropped += b->len;
         slots_[b->slot].busy.store(false);

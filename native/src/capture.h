@@ -41,7 +41,13 @@ class Capture {
   void Destroy();
 
   std::atomic<uint64_t> handoff_dropped{0};
+  // batches handed to JS (counted once the threadsafe-function call is queued)
   std::atomic<uint64_t> batches{0};
+  // CLOCK_MONOTONIC ns of the reader's last round that found the ring buffer empty. It is
+  // stored after `batches` counted every earlier batch, so JS, having received that many
+  // batches, has seen every record committed before this time (src/agent: the watermark
+  // that lets held spans go when no new events arrive, without racing batches in flight)
+  std::atomic<uint64_t> idle_at_ns{0};
 
  private:
   void Run();

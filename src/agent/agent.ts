@@ -158,6 +158,16 @@ export class Agent {
   readonly #maxQueuedBytes: number;
   #sweepAt = 0;
   readonly #onEvent = (e: KernelEvent) => this.#event(e);
+  /**
+   * Event time: the latest kernel timestamp processed. Holds and drains of the linker run on
+   * it, not on the wall clock: after the JS thread stalls (a long GC, a slow scan) batches
+   * wait in the queue, and a record held 200 ms of wall time could go out before the batch
+   * holding its parent is read. The wall clock stands in only when the reader says
+   * nothing is in flight (#safeNow).
+   */
+  #eventNow = 0;
+  /** batches onBatch received (processed, queued or dropped) */
+  #batchesIn = 0;
   /** one chunk object for every event: the parser copies what it keeps */
   readonly #chunk: Chunk = { dir: 'in', tsStart: 0, tsEnd: 0, bytes: 0, data: Buffer.alloc(0), tid: 0 };
 
@@ -228,6 +238,7 @@ export class Agent {
    * dropped and counted (like the kernel's ring buffer does).
    */
   #enqueue(buf: Buffer): void {
+    this.#batchesIn++;
     if (!this.#draining) {
       this.#draining = true;
       setImmediate(this.#drainQueue);
@@ -260,7 +271,7 @@ export class Agent {
    */
   #liveBatch(buf: Buffer): void {
     this.feedBatch(buf);
-    this.#emit(this.linker.drain(this.now()));
+    this.#emit(this.linker.drain(this.#linkNow()));
   }
 
   /** one ring-buffer batch (many events) */
@@ -273,6 +284,7 @@ export class Agent {
 
   #event(e: KernelEvent): void {
     this.counters.events++;
+    if (e.tsEnd > this.#eventNow) this.#eventNow = e.tsEnd;
     let c = this.#conns.get(e.connId);
     if (e.op === 'close') {
       if (c) this.#close(c, e.tsEnd);
@@ -420,7 +432,7 @@ export class Agent {
       fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
       if (kept.kind === 'server') this.linker.responded(kept, x.respTid);
       kept.data = this.#timed(c, span, e.ts, e.tsEnd);
-      this.linker.finish(kept, e.tsEnd, this.now());
+      this.linker.finish(kept, e.tsEnd, this.#linkNow());
       return;
     }
     const ex = exchangeFromRecord(e);
@@ -433,7 +445,7 @@ export class Agent {
     if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid);
     const end = ex.response!.tsEnd;
     rec.data = this.#span(c, ex, end);
-    this.linker.finish(rec, end, this.now());
+    this.linker.finish(rec, end, this.#linkNow());
   }
 
   /** a linker record for a request (the request line is the tuple link's check) */
@@ -443,7 +455,7 @@ export class Agent {
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {
-    const now = this.now();
+    const now = this.#linkNow();
     for (const ex of done) {
       const rec = this.#takeOpen(c, ex.request) ?? this.#link(c, ex.role, ex.request);
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
@@ -483,7 +495,7 @@ export class Agent {
       fillRequestBody(k.span, k.bytes - k.headLen);
       fillIncomplete(k.span, 'eof');
       kept.data = this.#timed(c, k.span, kept.start, k.tsEnd);
-      this.linker.finish(kept, k.tsEnd, this.now());
+      this.linker.finish(kept, k.tsEnd, this.#linkNow());
     }
     this.#drop(c);
     // remembered for a while: a call reported after the close must not reopen it
@@ -508,11 +520,31 @@ export class Agent {
     c.openMore = undefined;
   }
 
+  /** the clock of linking decisions: event time live, the caller's time offline */
+  #linkNow(): number {
+    return this.#offlineNow ?? this.#eventNow;
+  }
+
+  /**
+   * Up to when everything the kernel captured has been processed: event time, or later,
+   * the reader's last empty round when every batch it handed over has been read (nothing
+   * in flight, nothing queued). With no traffic, held spans thus still go out; after a
+   * stall, nothing goes out ahead of the batches still waiting.
+   */
+  #safeNow(): number {
+    const at = this.#linkNow();
+    if (this.#offline || !this.capture) return at;
+    const d = this.capture.drained();
+    if (d.batches !== this.#batchesIn || this.#queue.length > 0) return at;
+    return Math.max(at, d.idleAt);
+  }
+
   /** emits spans whose hold passed, sweeps idle state; every 100 ms when live */
   tick(offlineNow?: number): void {
     if (this.#offline && offlineNow !== undefined) this.#offlineNow = offlineNow;
     const now = this.now();
-    this.#emit(this.linker.drain(now));
+    const safe = this.#safeNow();
+    this.#emit(this.linker.drain(safe));
     if (now >= this.#sweepAt) {
       this.#sweepAt = now + 5e9;
       this.processes.sweep((pid) => this.linker.forgetProcess(pid));
@@ -521,7 +553,7 @@ export class Agent {
           this.#drop(c);
           this.counters.connections_evicted++;
         } else {
-          const idle = c.parser?.idle(now);
+          const idle = c.parser?.idle(safe);
           if (idle?.length) this.#finishAll(c, idle);
         }
       }

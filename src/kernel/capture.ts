@@ -204,6 +204,18 @@ export class Capture {
     return this.#native.detachUprobe(this.#h, link);
   }
 
+  /**
+   * How far the reader has drained: `batches` handed to onBatch so far, and `idleAt`, the
+   * capture-clock ns of its last round that found the ring buffer empty (-Infinity before
+   * the first). Once onBatch has received that many batches, every record committed
+   * before `idleAt` has been delivered.
+   */
+  drained(): { batches: number; idleAt: number } {
+    if (!this.#h) return { batches: 0, idleAt: -Infinity };
+    const [batches, idle] = this.#native.drained(this.#h);
+    return { batches, idleAt: idle === 0 ? -Infinity : idle - Number(this.monoBase) };
+  }
+
   counters(): CaptureCounters {
     if (!this.#h) throw new Error('capture is closed');
     const c = this.#native.counters(this.#h);

@@ -27,6 +27,8 @@ export interface NativeAddon {
   attachUprobe(h: NativeHandle, program: string, path: string, target: number | string, retprobe: boolean, pid: number, cookie?: number): number;
   /** false when no such link */
   detachUprobe(h: NativeHandle, link: number): boolean;
+  /** [batches handed to JS, CLOCK_MONOTONIC ns of the reader's last round that found nothing] */
+  drained(h: NativeHandle): [number, number];
   elfSymbols(path: string, names: string[]): NativeElfSymbols;
   /**
    * The reader fills the slot buffers in turn and calls onBatch(slotIndex, length); JS
