@@ -1,6 +1,7 @@
 // The web UI as a user drives it: Debian's Chromium (playwright-core) against a real
 // `osprey up` serving web/dist, tracing the real demo stack (nginx -> node -> python)
-// that curl sends requests through. Each test saves a screenshot (docs/ui-*.png).
+// that curl sends requests through. Each test saves a screenshot (ui-*.png in a temporary
+// folder, or in docs/ with OSPREY_UI_SHOTS=docs: that is how docs/ui-*.png are made).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -12,7 +13,8 @@ import { startDemo, type Demo } from '../src/demo/index.js';
 import { freePort, ospreyUp, run, sleep, type OspreyUp } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+// screenshots go to a temporary folder; OSPREY_UI_SHOTS=docs writes the ones in docs/ instead
+const SHOTS = process.env.OSPREY_UI_SHOTS === 'docs' ? fileURLToPath(new URL('../../docs/', import.meta.url)) : mkdtempSync(join(tmpdir(), 'osprey-ui-shots-'));
 // letters only: a number in the path would become {id} in the route
 const TAG = `ui${Array.from({ length: 8 }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join('')}`;
 const SLOW = `/chain/${TAG}/slow`;
@@ -25,7 +27,7 @@ describe('web UI', { timeout: 240_000 }, () => {
   let page: Page;
 
   async function shot(name: string) {
-    await page.screenshot({ path: join(DOCS, `ui-${name}.png`) });
+    await page.screenshot({ path: join(SHOTS, `ui-${name}.png`) });
   }
 
   async function stored(q: string): Promise<number> {
