@@ -102,7 +102,9 @@ enum osp_counter {
 	OSP_C_ELIDED = 12,        /* calls folded into an exchange record (not sent) */
 	OSP_C_FALLBACK = 13,      /* connections the kernel stopped summarising (raw events from then on) */
 	OSP_C_PENDING_FULL = 14,  /* no room to keep a request head: raw events instead */
-	OSP_C__COUNT = 15,
+	OSP_C_H2_LOST = 15,       /* HTTP/2 connections whose frame cursor was lost (too many frames or header
+				   * bytes in one call): ignored from then on */
+	OSP_C__COUNT = 16,
 };
 
 struct osp_event {

@@ -79,6 +79,7 @@ export const KERNEL_COUNTERS = [
   'calls_folded',
   'summary_fallbacks',
   'summary_pending_full',
+  'h2_lost',
 ] as const;
 export type KernelCounter = (typeof KERNEL_COUNTERS)[number];
 
