@@ -52,7 +52,7 @@ describe('HTTP/2 (h2c) spans from real programs', { timeout: 180_000 }, () => {
     const slow = col.byPath('/slow/3').find((s) => s.kind === 'server')!;
     assert.ok(slow.durationNano >= 45e6, `the slow stream lasts its 50 ms: ${slow.durationNano / 1e6} ms`);
     // never a credential
-    const all = JSON.stringify(col.spans.map((s) => s.toInit()), (_k, v) => (typeof v === 'bigint' ? String(v) : v));
+    const all = JSON.stringify(col.spans.map((s) => s.toInit()), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
     assert.doesNotMatch(all, /sekret/);
   });
 
