@@ -34,6 +34,7 @@ const volatile __u8 summarize = 0;
 __u64 conn_seq = 0;
 
 #include "lib/http1x.h"
+#include "lib/tls.h"
 #include "lib/h2.h"
 
 /* keeps the ABI enums in the object's BTF for the layout test */
@@ -131,6 +132,7 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	e->role = c->role;
 	e->lport = c->lport;
 	e->rport = c->rport;
+	e->tls = c->tls;
 	e->_pad0 = 0;
 	e->netns = c->netns;
 	__builtin_memcpy(e->laddr, c->laddr, 16);
@@ -184,22 +186,22 @@ static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov_addr, __u32 i
 }
 
 /* an HTTP/2 call: walk its frames into the event (lib/h2.h); a lost cursor ignores the connection */
-static __always_inline void h2_call(struct conn *c, struct scratch *s, struct inflight *in, int send, long ret,
-				    __u32 skip)
+static __always_inline void h2_call(struct conn *c, struct scratch *s, __u32 op, __u64 buf, __u32 iovcnt, int send,
+				    long ret, __u32 skip)
 {
 	struct h2_walk w = {};
 	w.todo = ret;
 	w.out = skip;
 	w.left = skip;
-	if (in->op == CALL_RECV || in->op == CALL_SEND) {
-		w.base = in->buf;
+	if (op == CALL_RECV || op == CALL_SEND) {
+		w.base = buf;
 		w.len = ret;
-	} else if (in->op == CALL_RECVV || in->op == CALL_SENDV) {
-		w.iov = in->buf;
-		w.iv_n = in->iovcnt;
-	} else if (in->op == CALL_RECVMSG || in->op == CALL_SENDMSG) {
+	} else if (op == CALL_RECVV || op == CALL_SENDV) {
+		w.iov = buf;
+		w.iv_n = iovcnt;
+	} else if (op == CALL_RECVMSG || op == CALL_SENDMSG) {
 		struct user_msghdr msg = {};
-		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)in->buf)) {
+		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)buf)) {
 			w.iov = (__u64)msg.msg_iov;
 			w.iv_n = msg.msg_iovlen;
 		}
@@ -220,6 +222,118 @@ static __always_inline void h2_call(struct conn *c, struct scratch *s, struct in
 		return;
 	}
 	s->ev.cap = w.out;
+}
+
+/*
+ * One data call's event: a socket call's payload at sys_exit (socket = 1), or the plaintext
+ * of a TLS connection from a uprobe (socket = 0, op CALL_RECV/CALL_SEND, buf its buffer).
+ * Both go through the same gate and HTTP/1 summariser.
+ */
+static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf, __u32 iovcnt, long ret,
+				    __u64 ts, int socket)
+{
+	int send = op == CALL_SEND || op == CALL_SENDV || op == CALL_SENDMSG || op == CALL_SENDFILE;
+	struct scratch *s = event_start(send ? OSP_OP_SEND : OSP_OP_RECV, c, fd, ts);
+	if (!s)
+		return 0;
+	s->ev.bytes = ret;
+
+	/* HTTP/2: the call's frames without DATA payloads (lib/h2.h), not a prefix */
+	if (c->h2 && c->state == CONN_TRACKED && op != CALL_SENDFILE) {
+		h2_call(c, s, op, buf, iovcnt, send, ret, 0);
+		event_submit(s);
+		return 0;
+	}
+
+	__u32 want = cap_limit();
+	if ((__u64)ret < want)
+		want = ret;
+	__u32 got = 0;
+	if (op == CALL_SENDFILE) {
+		s->ev.flags |= OSP_F_SENDFILE;
+	} else if (op == CALL_RECV || op == CALL_SEND) {
+		got = want;
+		if (got > OSP_MAX_CAPTURE)
+			got = OSP_MAX_CAPTURE;
+		if (got && bpf_probe_read_user(s->data, got, (void *)buf)) {
+			count(OSP_C_READ_FAULT);
+			got = 0;
+		}
+	} else {
+		__u64 iov = buf;
+		if (op == CALL_RECVMSG || op == CALL_SENDMSG) {
+			struct user_msghdr msg = {};
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
+				iovcnt = 0;
+			iov = (__u64)msg.msg_iov;
+			iovcnt = msg.msg_iovlen;
+		}
+		got = copy_iov(s, iov, iovcnt, want);
+	}
+	s->ev.cap = got;
+	if ((__u64)ret > got && !(s->ev.flags & OSP_F_SENDFILE)) {
+		s->ev.flags |= OSP_F_TRUNCATED;
+		count(OSP_C_TRUNCATED);
+	}
+
+	/* a TLS connection: from now on its plaintext comes from uprobes, if any is attached */
+	if (socket && c->state == CONN_UNKNOWN) {
+		int tv = tls_record(s->data, got);
+		if (tv == GATE_YES) {
+			c->tls = 1;
+			count(OSP_C_TLS_CONNS);
+			tls_socket_call(c, fd, send);
+			return 0;
+		}
+		if (tv == GATE_MORE)
+			return 0; /* a peek at the first byte: the next call tells */
+	}
+	if (!socket)
+		count(OSP_C_TLS_PLAINTEXT);
+
+	/*
+	 * HTTP/2 starts with the client's preface: prior knowledge (the connection's first bytes,
+	 * or right after the server's own SETTINGS), or after an HTTP/1 Upgrade's 101 (a tracked
+	 * connection whose call starts with it). From there on its frames are walked.
+	 */
+	if (c->state != CONN_IGNORED && !c->h2 && got >= H2_PREFACE_LEN && h2_is_preface(s->data, got)) {
+		if (c->state == CONN_UNKNOWN)
+			count(OSP_C_CONN_TRACKED);
+		c->state = CONN_TRACKED;
+		c->h2 = 1;
+		c->hx = HX_RAW;
+		h2_call(c, s, op, buf, iovcnt, send, ret, H2_PREFACE_LEN);
+		event_submit(s);
+		return 0;
+	}
+	if (c->state == CONN_UNKNOWN && got && send && c->role == OSP_ROLE_SERVER &&
+	    h2_server_settings(s->data, got, ret)) {
+		/* a server's SETTINGS: decided by the client's preface, next (the event goes as is) */
+		event_submit(s);
+		return 0;
+	}
+
+	/* the protocol gate runs on the first payload bytes of the connection */
+	if (c->state == CONN_UNKNOWN && got) {
+		int v = gate_check(s->data, got);
+		if (v == GATE_YES) {
+			c->state = CONN_TRACKED;
+			count(OSP_C_CONN_TRACKED);
+		} else if (v == GATE_NO) {
+			c->state = CONN_IGNORED;
+			s->ev.flags |= OSP_F_IGNORED;
+			count(OSP_C_CONN_IGNORED);
+		}
+	}
+	if (c->state == CONN_TRACKED) {
+		if (!hx_step(c, s, send, ret, got))
+			return 0;
+	} else if (c->hx == HX_NEW) {
+		/* raw bytes went out before the gate decided: summarising would start mid-stream */
+		c->hx = HX_RAW;
+	}
+	event_submit(s);
+	return 0;
 }
 
 static __always_inline int enter_accept(void)
@@ -295,96 +409,14 @@ static __always_inline int exit_call(long ret)
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (!c || c->state == CONN_IGNORED)
 		return 0;
-
 	int send = in.op == CALL_SEND || in.op == CALL_SENDV || in.op == CALL_SENDMSG ||
 		   in.op == CALL_SENDFILE;
-	s = event_start(send ? OSP_OP_SEND : OSP_OP_RECV, c, in.fd, in.ts);
-	if (!s)
-		return 0;
-	s->ev.bytes = ret;
-
-	/* HTTP/2: the call's frames without DATA payloads (lib/h2.h), not a prefix */
-	if (c->h2 && c->state == CONN_TRACKED) {
-		h2_call(c, s, &in, send, ret, 0);
-		event_submit(s);
+	if (c->tls) {
+		/* ciphertext: only its plaintext is reported (lib/tls.h) */
+		tls_socket_call(c, in.fd, send);
 		return 0;
 	}
-
-	__u32 want = cap_limit();
-	if ((__u64)ret < want)
-		want = ret;
-	__u32 got = 0;
-	if (in.op == CALL_SENDFILE) {
-		s->ev.flags |= OSP_F_SENDFILE;
-	} else if (in.op == CALL_RECV || in.op == CALL_SEND) {
-		got = want;
-		if (got > OSP_MAX_CAPTURE)
-			got = OSP_MAX_CAPTURE;
-		if (got && bpf_probe_read_user(s->data, got, (void *)in.buf)) {
-			count(OSP_C_READ_FAULT);
-			got = 0;
-		}
-	} else {
-		__u64 iov = in.buf;
-		__u32 iovcnt = in.iovcnt;
-		if (in.op == CALL_RECVMSG || in.op == CALL_SENDMSG) {
-			struct user_msghdr msg = {};
-			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)in.buf))
-				iovcnt = 0;
-			iov = (__u64)msg.msg_iov;
-			iovcnt = msg.msg_iovlen;
-		}
-		got = copy_iov(s, iov, iovcnt, want);
-	}
-	s->ev.cap = got;
-	if ((__u64)ret > got && !(s->ev.flags & OSP_F_SENDFILE)) {
-		s->ev.flags |= OSP_F_TRUNCATED;
-		count(OSP_C_TRUNCATED);
-	}
-
-	/*
-	 * HTTP/2 starts with the client's preface: prior knowledge (the connection's first bytes,
-	 * or right after the server's own SETTINGS), or after an HTTP/1 Upgrade's 101 (a tracked
-	 * connection whose call starts with it). From there on its frames are walked.
-	 */
-	if (c->state != CONN_IGNORED && !c->h2 && got >= H2_PREFACE_LEN && h2_is_preface(s->data, got)) {
-		if (c->state == CONN_UNKNOWN)
-			count(OSP_C_CONN_TRACKED);
-		c->state = CONN_TRACKED;
-		c->h2 = 1;
-		c->hx = HX_RAW;
-		h2_call(c, s, &in, send, ret, H2_PREFACE_LEN);
-		event_submit(s);
-		return 0;
-	}
-	if (c->state == CONN_UNKNOWN && got && send && c->role == OSP_ROLE_SERVER &&
-	    h2_server_settings(s->data, got, ret)) {
-		/* a server's SETTINGS: decided by the client's preface, next (the event goes as is) */
-		event_submit(s);
-		return 0;
-	}
-
-	/* the protocol gate runs on the first payload bytes of the connection */
-	if (c->state == CONN_UNKNOWN && got) {
-		int v = gate_check(s->data, got);
-		if (v == GATE_YES) {
-			c->state = CONN_TRACKED;
-			count(OSP_C_CONN_TRACKED);
-		} else if (v == GATE_NO) {
-			c->state = CONN_IGNORED;
-			s->ev.flags |= OSP_F_IGNORED;
-			count(OSP_C_CONN_IGNORED);
-		}
-	}
-	if (c->state == CONN_TRACKED) {
-		if (!hx_step(c, s, send, ret, got))
-			return 0;
-	} else if (c->hx == HX_NEW) {
-		/* raw bytes went out before the gate decided: summarising would start mid-stream */
-		c->hx = HX_RAW;
-	}
-	event_submit(s);
-	return 0;
+	return data_out(c, in.fd, in.op, in.buf, in.iovcnt, ret, in.ts, 1);
 }
 
 static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flags)
@@ -397,7 +429,8 @@ static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flag
 	}
 	if (conn_id && c->id != conn_id)
 		return 0;
-	if (c->state != CONN_IGNORED) {
+	/* a TLS connection whose plaintext was never seen has nothing to close in user space */
+	if (c->state != CONN_IGNORED && !(c->tls && c->state == CONN_UNKNOWN)) {
 		hx_close(c);
 		struct scratch *s = event_start(OSP_OP_CLOSE, c, fd, bpf_ktime_get_ns());
 		if (s) {
@@ -543,3 +576,21 @@ int osp_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	count(OSP_C_KERNEL_CLOSE);
 	return close_fd(k.tgid, k.fd, own.conn_id, OSP_F_KERNEL_CLOSE);
 }
+
+/*
+ * The plaintext of a TLS connection, from a uprobe of any probe family: `len` bytes at `buf`
+ * that the process (the current task) read from (send = 0) or wrote to (send = 1) the socket
+ * `fd`, the library call having begun at `ts`. Goes through the socket path's gate and
+ * summariser; nothing happens for a socket that is not a tracked TCP connection.
+ */
+static __always_inline int plaintext_out(int fd, int send, __u64 buf, long len, __u64 ts)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fd_key k = { .tgid = tgid, .fd = fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+	if (!c || c->state == CONN_IGNORED || len <= 0)
+		return 0;
+	return data_out(c, fd, send ? CALL_SEND : CALL_RECV, buf, 0, len, ts, 0);
+}
+
+#include "lib/openssl.h"

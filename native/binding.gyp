@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "osprey_native",
-      "sources": ["src/addon.cc", "src/capture.cc"],
+      "sources": ["src/addon.cc", "src/capture.cc", "src/elf_symbols.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../bpf/.output",

@@ -7,8 +7,8 @@ export class SpanCollector {
   readonly spans: Span[] = [];
   readonly agent: Agent;
 
-  constructor(holdMs = 300, capture?: AgentOptions['capture']) {
-    this.agent = new Agent({ sink: (s) => this.spans.push(...s), holdMs, ...(capture ? { capture } : {}) });
+  constructor(holdMs = 300, capture?: AgentOptions['capture'], more?: Omit<AgentOptions, 'sink' | 'holdMs' | 'capture'>) {
+    this.agent = new Agent({ sink: (s) => this.spans.push(...s), holdMs, ...(capture ? { capture } : {}), ...more });
     this.agent.start();
   }
 

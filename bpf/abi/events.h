@@ -102,9 +102,14 @@ enum osp_counter {
 	OSP_C_ELIDED = 12,        /* calls folded into an exchange record (not sent) */
 	OSP_C_FALLBACK = 13,      /* connections the kernel stopped summarising (raw events from then on) */
 	OSP_C_PENDING_FULL = 14,  /* no room to keep a request head: raw events instead */
-	OSP_C_H2_LOST = 15,       /* HTTP/2 connections whose frame cursor was lost (too many frames or header
+	OSP_C_TLS_CONNS = 15,     /* connections whose first bytes were a TLS record */
+	OSP_C_TLS_CIPHER = 16,    /* calls of TLS connections at the socket (ciphertext): not reported */
+	OSP_C_TLS_PLAINTEXT = 17, /* plaintext calls (SSL_read/SSL_write...) reported for a socket */
+	OSP_C_TLS_UNBOUND = 18,   /* plaintext calls whose socket was not known: dropped */
+	OSP_C_TLS_REBIND = 19,    /* a TLS session seen on another socket than the one it was bound to */
+	OSP_C_H2_LOST = 20,       /* HTTP/2 connections whose frame cursor was lost (too many frames or header
 				   * bytes in one call): ignored from then on */
-	OSP_C__COUNT = 16,
+	OSP_C__COUNT = 21,
 };
 
 struct osp_event {
@@ -123,7 +128,8 @@ struct osp_event {
 	unsigned char role;         /* enum osp_role */
 	unsigned short lport;       /* host order */
 	unsigned short rport;       /* host order */
-	unsigned short _pad0;
+	unsigned char tls;          /* 1: a TLS connection; payloads are its plaintext, from uprobes */
+	unsigned char _pad0;
 	unsigned int netns;         /* network namespace inode number of the socket */
 	unsigned char laddr[16];    /* IPv4 in the first 4 bytes */
 	unsigned char raddr[16];

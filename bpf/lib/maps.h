@@ -43,7 +43,8 @@ struct conn {
 	__u8 hx_head;  /* the request is HEAD: its response has no body */
 	__u16 status;
 	__u8 resp_minor;
-	__u8 _pad1[3];
+	__u8 tls;      /* the first bytes were a TLS record: the socket's payload is ciphertext */
+	__u8 _pad1[2];
 	struct hx_msg req;
 	struct hx_msg resp;
 	__s64 left;      /* body bytes still to come of the current message */

@@ -14,6 +14,7 @@
 #include "abi/events.h"
 #include "capture.h"
 #include "capture.skel.h"
+#include "elf_symbols.h"
 #include "napi_setup.h"
 
 namespace {
@@ -142,6 +143,65 @@ Napi::Value Attach(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// attachUprobe(h, program, path, offsetOrSymbol, retprobe, pid) -> link id. pid -1: every
+// process that maps the file (the uprobe lives on the file's inode)
+Napi::Value AttachUprobe(const Napi::CallbackInfo &info) {
+  Capture *c = Unwrap(info);
+  Napi::Env env = info.Env();
+  std::string name = info[1].As<Napi::String>();
+  std::string path = info[2].As<Napi::String>();
+  bpf_program *p = bpf_object__find_program_by_name(c->skel->obj, name.c_str());
+  if (!p) throw Napi::Error::New(env, "no program named " + name);
+  std::string symbol;
+  size_t offset = 0;
+  if (info[3].IsString()) symbol = info[3].As<Napi::String>().Utf8Value();
+  else offset = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
+  LIBBPF_OPTS(bpf_uprobe_opts, opts);
+  opts.retprobe = info[4].As<Napi::Boolean>().Value();
+  if (!symbol.empty()) opts.func_name = symbol.c_str();
+  int pid = info[5].As<Napi::Number>().Int32Value();
+  bpf_link *l = bpf_program__attach_uprobe_opts(p, pid, path.c_str(), offset, &opts);
+  if (!l) throw ErrnoError(env, "attach " + name + " to " + path, errno);
+  uint32_t id = c->next_uprobe_id++;
+  c->uprobe_links[id] = l;
+  return Napi::Number::New(env, id);
+}
+
+Napi::Value DetachUprobe(const Napi::CallbackInfo &info) {
+  Capture *c = Unwrap(info);
+  uint32_t id = info[1].As<Napi::Number>().Uint32Value();
+  auto it = c->uprobe_links.find(id);
+  if (it == c->uprobe_links.end()) return Napi::Boolean::New(info.Env(), false);
+  bpf_link__destroy(it->second);
+  c->uprobe_links.erase(it);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// elfSymbols(path, names) -> {error?, elf, symtab, dynsym, symbols: {name: {offset, address, size}}}
+Napi::Value ElfSymbolsJs(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  auto arr = info[1].As<Napi::Array>();
+  std::vector<std::string> names;
+  for (uint32_t i = 0; i < arr.Length(); i++) names.push_back(arr.Get(i).As<Napi::String>());
+  ElfSymbolsResult r = ElfSymbols(path, names);
+  auto o = Napi::Object::New(env);
+  if (!r.error.empty()) o.Set("error", r.error);
+  o.Set("elf", r.elf);
+  o.Set("symtab", r.symtab);
+  o.Set("dynsym", r.dynsym);
+  auto syms = Napi::Object::New(env);
+  for (auto &[name, s] : r.symbols) {
+    auto so = Napi::Object::New(env);
+    so.Set("offset", Napi::Number::New(env, static_cast<double>(s.offset)));
+    so.Set("address", Napi::Number::New(env, static_cast<double>(s.address)));
+    so.Set("size", Napi::Number::New(env, static_cast<double>(s.size)));
+    syms.Set(name, so);
+  }
+  o.Set("symbols", syms);
+  return o;
+}
+
 Napi::Value Start(const Napi::CallbackInfo &info) {
   Capture *c = Unwrap(info);
   std::vector<Napi::Buffer<uint8_t>> slots;
@@ -253,6 +313,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("programs", Napi::Function::New(env, Programs));
   exports.Set("attach", Napi::Function::New(env, Attach));
+  exports.Set("attachUprobe", Napi::Function::New(env, AttachUprobe));
+  exports.Set("detachUprobe", Napi::Function::New(env, DetachUprobe));
+  exports.Set("elfSymbols", Napi::Function::New(env, ElfSymbolsJs));
   exports.Set("start", Napi::Function::New(env, Start));
   exports.Set("release", Napi::Function::New(env, Release));
   exports.Set("stop", Napi::Function::New(env, Stop));

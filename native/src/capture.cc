@@ -165,8 +165,10 @@ void Capture::Destroy() {
   std::vector<std::thread> detach;
   detach.reserve(links.size());
   for (auto &l : links) detach.emplace_back([link = l.second] { bpf_link__destroy(link); });
+  for (auto &l : uprobe_links) detach.emplace_back([link = l.second] { bpf_link__destroy(link); });
   for (auto &t : detach) t.join();
   links.clear();
+  uprobe_links.clear();
   if (skel) capture__destroy(skel);
   skel = nullptr;
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +22,9 @@ class Capture {
 
   capture *skel = nullptr;
   std::vector<std::pair<std::string, bpf_link *>> links;
+  // uprobes attached on demand (src/kernel attachUprobe), by an id JS holds to detach them
+  std::map<uint32_t, bpf_link *> uprobe_links;
+  uint32_t next_uprobe_id = 1;
 
   // reader thread: polls the ring buffer, hands JS one Buffer of many records.
   // Lifetime: started by Start() on the JS thread, stopped and joined by Stop()

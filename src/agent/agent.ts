@@ -9,6 +9,7 @@ import { exchangeFromRecord } from './protocols/http1-record.js';
 import { Http2Parser, looksLikeHttp2, newHttp2Counters, type Http2Counters } from './protocols/http2.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import { Span, type Attributes } from '../model/index.js';
+import { opensslFamily, UprobeWatcher, type UprobeWatcherOptions } from './tls/index.js';
 import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
@@ -56,6 +57,11 @@ export interface AgentOptions {
   enricher?: ResourceEnricher;
   /** attributes naming the remote end of a span (the pod or Service at that IP), if known */
   peerAttributes?: (ip: string) => Attributes | undefined;
+  /**
+   * TLS plaintext through uprobes (src/agent/tls): on by default, false turns it off;
+   * `families` are probe families beside OpenSSL's
+   */
+  uprobes?: false | Partial<UprobeWatcherOptions>;
 }
 
 interface Conn {
@@ -73,6 +79,8 @@ interface Conn {
   h2open: Map<HttpRequest, LinkRecord> | undefined;
   /** the connection predates the capture (the parser then starts mid-stream) */
   preexisting: boolean;
+  /** a TLS connection: its payloads are plaintext from uprobes (spans get https) */
+  tls: boolean;
   /**
    * Records of requests started and not finished; until it finishes a record's `data` is
    * the parser's request object. Usually one at a time: a slot, and a list only for
@@ -131,6 +139,8 @@ export class Agent {
   readonly processes: ProcessTable;
   readonly decode: DecodeStats = { records: 0, malformed: 0, unknownOp: 0 };
   capture: Capture | undefined;
+  /** the files with TLS uprobes (undefined when off) */
+  uprobes: UprobeWatcher | undefined;
   readonly #opts: AgentOptions;
   readonly #conns = new Map<number, Conn>();
   /** ids of the connections closed last (connection ids are never reused while the agent runs) */
@@ -168,6 +178,11 @@ export class Agent {
   start(): Capture {
     const cap = Capture.open({ summarize: summarizeDefault(), ...this.#opts.capture, onBatch: (b) => this.#enqueue(b) });
     this.capture = cap;
+    const up = this.#opts.uprobes;
+    if (up !== false) {
+      this.uprobes = new UprobeWatcher(cap, { ...up, families: [opensslFamily, ...(up?.families ?? [])] });
+      this.uprobes.start();
+    }
     this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });
     this.#timer = setInterval(() => this.tick(), 100);
     return cap;
@@ -203,6 +218,7 @@ export class Agent {
   async shutdown(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.uprobes?.stop();
     await this.capture?.close();
     // what the kernel already delivered is processed, not lost
     while (this.#queue.length) this.#drainQueue();
@@ -275,6 +291,7 @@ export class Agent {
       c = this.#open(e);
     }
     c.last = e.tsEnd;
+    if (e.tls) c.tls = true;
     if (e.flags & Flag.ignored) {
       this.#close(c, e.tsEnd);
       return;
@@ -327,6 +344,7 @@ export class Agent {
       parser: undefined,
       h2open: undefined,
       preexisting: (e.flags & Flag.preexisting) !== 0,
+      tls: e.tls !== 0,
       open1: undefined,
       openMore: undefined,
       kept: undefined,
@@ -427,7 +445,7 @@ export class Agent {
       // until its exchange record comes, the record holds the span (made from the head now:
       // the head's objects die young) and the head call
       const span = new Span();
-      fillHttpRequest(span, role, head, c.local, c.remote);
+      fillHttpRequest(span, role, head, c.local, c.remote, c.tls);
       const kept: KeptHead = { span, tsEnd: e.tsEnd, bytes: e.bytes, headLen: data.length };
       rec.data = kept;
       c.kept = rec;
@@ -571,7 +589,7 @@ export class Agent {
   /** the span of a finished exchange, without its trace ids (fixed at emission) */
   #span(c: Conn, ex: Exchange, end: number): Span {
     const span = new Span();
-    fillHttpSpan(span, ex, c.local, c.remote);
+    fillHttpSpan(span, ex, c.local, c.remote, c.tls);
     return this.#timed(c, span, ex.request.tsStart, end);
   }
 

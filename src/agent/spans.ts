@@ -84,7 +84,7 @@ export interface HeadFields {
  * Fills `span` with what an HTTP request head gives (semantic conventions, name), straight
  * into its fields: no attribute object per span.
  */
-export function fillHttpRequest(span: Span, role: 'server' | 'client', head: HeadFields, local: Endpoint, remote: Endpoint): void {
+export function fillHttpRequest(span: Span, role: 'server' | 'client', head: HeadFields, local: Endpoint, remote: Endpoint, tls = false): void {
   const { path, route, safeQuery } = targetParts(head.target);
   span.name = `${head.method} ${route}`;
   span.kind = role;
@@ -102,13 +102,15 @@ export function fillHttpRequest(span: Span, role: 'server' | 'client', head: Hea
     span.serverPort = host?.port ?? local.port;
     const xff = head.headers['x-forwarded-for']?.split(',')[0]?.trim();
     span.clientAddress = xff || remote.ip;
-    span.scheme = 'http';
+    span.scheme = tls ? 'https' : 'http';
   } else {
+    // HTTPS seen through TLS uprobes: the scheme is the only difference (semconv url.scheme)
+    if (tls) span.scheme = 'https';
     span.serverAddress = host?.host ?? remote.ip;
     span.serverPort = host?.port ?? remote.port;
     const h = head.headers.host;
     const authority = h !== undefined ? stripUserinfo(h) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
-    span.urlFull = `http://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
+    span.urlFull = `${tls ? 'https' : 'http'}://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
   }
   const ua = head.headers['user-agent'];
   if (ua) span.userAgent = safeUserAgent(ua);
@@ -156,8 +158,8 @@ function fillGrpc(span: Span, ex: Exchange): void {
 }
 
 /** Fills `span` with a whole exchange the parser reported. */
-export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: Endpoint): void {
-  fillHttpRequest(span, ex.role, ex.request, local, remote);
+export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: Endpoint, tls = false): void {
+  fillHttpRequest(span, ex.role, ex.request, local, remote, tls);
   fillRequestBody(span, ex.request.bodySize);
   if (ex.response) fillHttpResponse(span, ex.response.status, ex.response.bodySize);
   if (ex.protocol === 'http2') {

@@ -1,4 +1,5 @@
 // `osprey doctor`: the node preflight as a table (or JSON), exit 1 when the agent cannot run.
+import { tlsCheck } from '../agent/tls/doctor-check.js';
 import { doctorChecks, type Check } from '../kernel/doctor.js';
 import { flushStdout, type Command } from './cli.js';
 
@@ -21,7 +22,8 @@ export const doctorCommand: Command = {
   name: 'doctor',
   summary:
     'Check that this node can run the agent: kernel version, BTF, tracefs, syscall tracepoints,\n' +
-    'capabilities, memlock, /proc access, cgroup v2, uprobes; then load and attach the programs.\n' +
+    'capabilities, memlock, /proc access, cgroup v2, uprobes; then load and attach the programs,\n' +
+    'and the TLS uprobes to the OpenSSL libraries of the running processes.\n' +
     'Prints pass/warn/FAIL per check with the fix; exits 1 when a check fails. Changes nothing.',
   usage: 'osprey doctor [--json] [--no-load]',
   help: [
@@ -31,6 +33,8 @@ export const doctorCommand: Command = {
   options: { json: { type: 'boolean' }, 'no-load': { type: 'boolean' } },
   async run({ values }) {
     const checks = doctorChecks({ load: values['no-load'] !== true });
+    // with the programs loadable, which running processes' TLS libraries take the probes
+    if (checks.find((c) => c.id === 'load')?.status === 'pass') checks.push(await tlsCheck());
     const ok = checks.every((c) => c.status !== 'fail');
     process.stdout.write(values.json ? `${JSON.stringify({ ok, checks })}\n` : formatDoctor(checks));
     await flushStdout();

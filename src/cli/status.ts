@@ -89,6 +89,11 @@ export function formatStatus(s: StatusReport): string {
   const ok = s.programs.filter((p) => p.attached).length;
   lines.push(`programs: ${ok}/${s.programs.length} attached`);
   for (const p of s.programs) lines.push(`  ${p.attached ? 'ok  ' : 'FAIL'} ${p.tracepoint}${p.error ? `  (${p.error})` : ''}`);
+  const up = Array.isArray(s.uprobes) ? (s.uprobes as { path: string; status: string; reason?: string; probes: number; processes: number }[]) : [];
+  if (up.length) {
+    lines.push(`TLS uprobes: ${up.filter((f) => f.status === 'attached').length} file(s)`);
+    for (const f of up) lines.push(`  ${f.status === 'attached' ? 'ok  ' : f.status.padEnd(4)} ${f.path}  (${f.status === 'attached' ? `${f.probes} probes, ` : ''}${f.processes} processes${f.reason ? `; ${f.reason}` : ''})`);
+  }
   lines.push('counters:');
   for (const [k, v] of Object.entries(s.counters)) lines.push(`  ${k.padEnd(28)} ${v}`);
   const procs = s.processes as { pid: number; service: string; runtime: string; threadModel: string; evidence: string }[] | undefined;

@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { Agent } from '../agent/agent.js';
+import type { UprobeWatcherCounters } from '../agent/tls/index.js';
 import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
 import { exposition, type MetricFamily } from '../metrics/prometheus.js';
@@ -313,6 +314,7 @@ function statusReport(agent: Agent, store: DuckStore | undefined, exporter: Expo
   add('http1', agent.http1);
   add('http2', agent.http2);
   add('linker', agent.linker.counters);
+  if (agent.uprobes) add('uprobe', agent.uprobes.counters);
   if (store) add('store', store.stats());
   if (exporter) Object.assign(counters, exporter.statusCounters());
   const up = (Date.now() - started) / 1000;
@@ -324,6 +326,8 @@ function statusReport(agent: Agent, store: DuckStore | undefined, exporter: Expo
     kernel: cap.preflight.kernel,
     tracefs: cap.preflight.tracefs,
     programs: cap.programs.map((p) => ({ tracepoint: p.tracepoint, attached: p.attached, error: p.error })),
+    // files with TLS uprobes, and the ones that could not have them (stripped, errors, the bound)
+    uprobes: agent.uprobes?.files() ?? [],
     rates: {
       eventsPerSec: Math.round(agent.counters.events / Math.max(1, up)),
       spansPerSec: Math.round(agent.counters.spans / Math.max(1, up)),
@@ -364,6 +368,27 @@ function kubeFamilies(kube: KubernetesSetup | undefined): MetricFamily[] {
   ];
 }
 
+/** TLS uprobes: files probed, and every way a file ended up without probes */
+function uprobeFamilies(u: UprobeWatcherCounters): MetricFamily[] {
+  return [
+    {
+      name: 'osprey_uprobe_files_total',
+      help: 'Files met by the TLS uprobe watcher, by outcome (attached, detached, error, stripped, over_limit).',
+      type: 'counter',
+      samples: [
+        { labels: { outcome: 'attached' }, value: u.files_attached },
+        { labels: { outcome: 'detached' }, value: u.files_detached },
+        { labels: { outcome: 'error' }, value: u.files_error },
+        { labels: { outcome: 'stripped' }, value: u.files_stripped },
+        { labels: { outcome: 'over_limit' }, value: u.files_over_limit },
+      ],
+    },
+    { name: 'osprey_uprobe_attach_errors_total', help: 'Uprobes that failed to attach.', type: 'counter', samples: [{ value: u.attach_errors }] },
+    { name: 'osprey_uprobe_files', help: 'Files with TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.attached_now }] },
+    { name: 'osprey_uprobe_probes', help: 'TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.probes_now }] },
+  ];
+}
+
 /** what this process costs: CPU (all threads, so the store's DuckDB work too) and memory */
 function selfUsage(upSeconds: number): Record<string, number> {
   const cpu = process.cpuUsage();
@@ -374,7 +399,9 @@ function selfUsage(upSeconds: number): Record<string, number> {
     cpuCoresAverage: Math.round((cpuSeconds / Math.max(1, upSeconds)) * 1000) / 1000,
     rssBytes: mem.rss,
     heapUsedBytes: mem.heapUsed,
+    heapTotalBytes: mem.heapTotal,
     externalBytes: mem.external,
+    arrayBuffersBytes: mem.arrayBuffers,
   };
 }
 
@@ -405,6 +432,7 @@ function metricFamilies(agent: Agent, store: DuckStore | undefined, red: Metrics
     fam('osprey_http2_header_blocks_unknown_total', 'HTTP/2 header blocks not decoded because the HPACK state was unknown.', agent.http2.headerBlocksUnknown),
     fam('osprey_connections', 'Connections the agent tracks.', agent.connections, 'gauge'),
     fam('osprey_linker_evicted_total', 'In-flight requests dropped by the linker limits.', agent.linker.counters.evicted),
+    ...(agent.uprobes ? uprobeFamilies(agent.uprobes.counters) : []),
     ...(st
       ? [
           fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),

@@ -79,6 +79,11 @@ export const KERNEL_COUNTERS = [
   'calls_folded',
   'summary_fallbacks',
   'summary_pending_full',
+  'tls_connections',
+  'tls_ciphertext_calls',
+  'tls_plaintext_calls',
+  'tls_plaintext_unbound',
+  'tls_rebind',
   'h2_lost',
 ] as const;
 export type KernelCounter = (typeof KERNEL_COUNTERS)[number];
@@ -100,7 +105,8 @@ export const EVENT_LAYOUT = {
   role: [53, 1],
   lport: [54, 2],
   rport: [56, 2],
-  _pad0: [58, 2],
+  tls: [58, 1],
+  _pad0: [59, 1],
   netns: [60, 4],
   laddr: [64, 16],
   raddr: [80, 16],

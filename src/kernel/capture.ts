@@ -48,6 +48,22 @@ export interface ProgramState {
   error?: string;
 }
 
+/** where a uprobe goes: a file and a function in it (by symbol, or by file offset) */
+export interface UprobeTarget {
+  /** a program of the loaded object with a `uprobe`/`uretprobe` section (bpf/lib/openssl.h, ...) */
+  program: string;
+  /** the file as this process can open it (for another mount namespace: /proc/<pid>/root/...) */
+  path: string;
+  /** file offset of the function (what ELF symbol tables give, see elfSymbols) */
+  offset?: number;
+  /** or its symbol name, resolved by libbpf */
+  symbol?: string;
+  /** a uretprobe: runs when the function returns */
+  retprobe?: boolean;
+  /** only this process (default -1: every process mapping the file) */
+  pid?: number;
+}
+
 export type CaptureCounters = Record<KernelCounter, number> & {
   handoff_dropped_bytes: number;
   batches: number;
@@ -150,6 +166,42 @@ export class Capture {
     }
   }
 
+  /** names of the uprobe programs the object carries (attached on demand, never at open) */
+  get uprobePrograms(): string[] {
+    if (!this.#h) return [];
+    return this.#native
+      .programs(this.#h)
+      .filter((p) => /^uprobe|^uretprobe/.test(p.section))
+      .map((p) => p.name);
+  }
+
+  /**
+   * Attaches one uprobe; returns its link id for detachUprobe. Throws a KernelError naming
+   * the program and file (missing symbol, file gone, no uprobe support).
+   */
+  attachUprobe(t: UprobeTarget): number {
+    if (!this.#h) throw new Error('capture is closed');
+    const target = t.symbol ?? t.offset;
+    if (target === undefined) throw new RangeError('a uprobe needs an offset or a symbol');
+    try {
+      return this.#native.attachUprobe(this.#h, t.program, t.path, target, t.retprobe ?? false, t.pid ?? -1);
+    } catch (err) {
+      const e = err as NativeError;
+      throw new KernelError(
+        'uprobe-failed',
+        `attaching ${t.program} to ${t.path}${t.symbol ? `:${t.symbol}` : `+0x${(t.offset ?? 0).toString(16)}`} failed: ${e.message}`,
+        'check that the file exists and is an ELF file, and that uprobes work (`osprey doctor`)',
+        { cause: err },
+      );
+    }
+  }
+
+  /** detaches a uprobe; false when it was not attached (idempotent) */
+  detachUprobe(link: number): boolean {
+    if (!this.#h) return false;
+    return this.#native.detachUprobe(this.#h, link);
+  }
+
   counters(): CaptureCounters {
     if (!this.#h) throw new Error('capture is closed');
     const c = this.#native.counters(this.#h);
@@ -159,7 +211,7 @@ export class Capture {
   }
 
   /** entries in a kernel map (conns, socks, not_tcp, inflight): for leak checks and status */
-  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'inflight'): number {
+  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'inflight' | 'tls_sessions' | 'tls_calls' | 'tls_threads'): number {
     if (!this.#h) throw new Error('capture is closed');
     return this.#native.mapCount(this.#h, map);
   }
@@ -206,6 +258,8 @@ function stage<T>(name: string, fn: () => T): T {
 function attachAll(native: NativeAddon, h: NativeHandle): ProgramState[] {
   const out: ProgramState[] = [];
   for (const p of native.programs(h)) {
+    // uprobes are attached per file, on demand (Capture.attachUprobe)
+    if (!p.section.startsWith('tracepoint/')) continue;
     const tracepoint = p.section.replace(/^tracepoint\//, '');
     try {
       native.attach(h, p.name);

@@ -20,6 +20,8 @@ export interface KernelEvent {
   rport: number;
   /** network namespace (inode number) of the socket: loopback 4-tuples repeat across namespaces */
   netns: number;
+  /** 1: a TLS connection, whose payloads are its plaintext (from uprobes) */
+  tls: number;
   /** raw 16-byte address fields (views into the batch); format with formatAddr() */
   readonly laddr: Buffer;
   readonly raddr: Buffer;
@@ -85,6 +87,7 @@ class BatchEvent implements KernelEvent {
   lport = 0;
   rport = 0;
   netns = 0;
+  tls = 0;
   /** payload bounds in buf: a view is made only when `data` is read (a record whose
    *  request head was already seen as a hint needs none) */
   dataStart = 0;
@@ -166,6 +169,7 @@ export function decodeBatch(
       e.lport = dv.getUint16(off + L.lport[0], true);
       e.rport = dv.getUint16(off + L.rport[0], true);
       e.netns = dv.getUint32(off + L.netns[0], true);
+      e.tls = buf[off + L.tls[0]]!;
       e.dataStart = off + EVENT_HEADER_SIZE;
       e.dataEnd = off + EVENT_HEADER_SIZE + cap;
       if (op === 'exchange') {

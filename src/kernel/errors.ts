@@ -9,7 +9,8 @@ export type KernelErrorCode =
   | 'tracepoint-missing'
   | 'load-failed'
   | 'attach-failed'
-  | 'native-missing';
+  | 'native-missing'
+  | 'uprobe-failed';
 
 export class KernelError extends Error {
   readonly code: KernelErrorCode;

@@ -1,5 +1,6 @@
-export { Capture, type CaptureOptions, type CaptureCounters, type ProgramState } from './capture.js';
+export { Capture, type CaptureOptions, type CaptureCounters, type ProgramState, type UprobeTarget } from './capture.js';
 export { decodeBatch, formatAddr, formatIp, type KernelEvent, type DecodeStats, type ExchangeFields } from './decode.js';
+export { elfSymbols, type ElfSymbols, type ElfFunction } from './elf.js';
 export { KernelError, type KernelErrorCode } from './errors.js';
 export { preflight, type PreflightReport } from './preflight.js';
 export { Flag, Role, Op, SummarizeMode, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, EVENT_HEADER_SIZE, EVENT_LAYOUT, type OpName, type KernelCounter } from './abi.js';

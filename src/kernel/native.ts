@@ -23,6 +23,11 @@ export interface NativeAddon {
   load(h: NativeHandle): void;
   programs(h: NativeHandle): { name: string; section: string }[];
   attach(h: NativeHandle, program: string): void;
+  /** a uprobe (or uretprobe) of `program` on a file at an offset or a symbol; pid -1: all processes. Returns a link id */
+  attachUprobe(h: NativeHandle, program: string, path: string, target: number | string, retprobe: boolean, pid: number): number;
+  /** false when no such link */
+  detachUprobe(h: NativeHandle, link: number): boolean;
+  elfSymbols(path: string, names: string[]): NativeElfSymbols;
   /**
    * The reader fills the slot buffers in turn and calls onBatch(slotIndex, length); JS
    * gives each slot back with release(). Its final drain at stop comes as onBatch(buffer).
@@ -43,6 +48,14 @@ export interface NativeAddon {
   clockOffset(): bigint;
   monotonicNow(): bigint;
   counterCount: number;
+}
+
+export interface NativeElfSymbols {
+  error?: string;
+  elf: boolean;
+  symtab: boolean;
+  dynsym: boolean;
+  symbols: Record<string, { offset: number; address: number; size: number }>;
 }
 
 /** errors thrown by the addon carry the libbpf stage, errno and log */
