@@ -35,6 +35,7 @@ __u64 conn_seq = 0;
 
 #include "lib/http1x.h"
 #include "lib/tls.h"
+#include "lib/h2.h"
 
 /* keeps the ABI enums in the object's BTF for the layout test */
 struct osp_abi_enums osp_abi_enums_btf __attribute__((unused));
@@ -184,6 +185,45 @@ static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov_addr, __u32 i
 	return off;
 }
 
+/* an HTTP/2 call: walk its frames into the event (lib/h2.h); a lost cursor ignores the connection */
+static __always_inline void h2_call(struct conn *c, struct scratch *s, __u32 op, __u64 buf, __u32 iovcnt, int send,
+				    long ret, __u32 skip)
+{
+	struct h2_walk w = {};
+	w.todo = ret;
+	w.out = skip;
+	w.left = skip;
+	if (op == CALL_RECV || op == CALL_SEND) {
+		w.base = buf;
+		w.len = ret;
+	} else if (op == CALL_RECVV || op == CALL_SENDV) {
+		w.iov = buf;
+		w.iv_n = iovcnt;
+	} else if (op == CALL_RECVMSG || op == CALL_SENDMSG) {
+		struct user_msghdr msg = {};
+		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)buf)) {
+			w.iov = (__u64)msg.msg_iov;
+			w.iv_n = msg.msg_iovlen;
+		}
+	}
+	s->ev.flags &= ~OSP_F_TRUNCATED;
+	if (skip) {
+		/* a new HTTP/2 stream of bytes in both directions: frames start here */
+		__builtin_memset(c->h2_left, 0, sizeof(c->h2_left));
+		__builtin_memset(c->h2_hdr_n, 0, sizeof(c->h2_hdr_n));
+	}
+	if (h2_load(c, &w, send) == 0)
+		bpf_loop(H2_MAX_STEPS, h2_step, &w, 0);
+	if (h2_store(c, &w, send) < 0) {
+		c->state = CONN_IGNORED;
+		s->ev.flags |= OSP_F_IGNORED;
+		s->ev.cap = 0;
+		count(OSP_C_H2_LOST);
+		return;
+	}
+	s->ev.cap = w.out;
+}
+
 /*
  * One data call's event: a socket call's payload at sys_exit (socket = 1), or the plaintext
  * of a TLS connection from a uprobe (socket = 0, op CALL_RECV/CALL_SEND, buf its buffer).
@@ -197,6 +237,13 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 	if (!s)
 		return 0;
 	s->ev.bytes = ret;
+
+	/* HTTP/2: the call's frames without DATA payloads (lib/h2.h), not a prefix */
+	if (c->h2 && c->state == CONN_TRACKED && op != CALL_SENDFILE) {
+		h2_call(c, s, op, buf, iovcnt, send, ret, 0);
+		event_submit(s);
+		return 0;
+	}
 
 	__u32 want = cap_limit();
 	if ((__u64)ret < want)
@@ -243,6 +290,28 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 	}
 	if (!socket)
 		count(OSP_C_TLS_PLAINTEXT);
+
+	/*
+	 * HTTP/2 starts with the client's preface: prior knowledge (the connection's first bytes,
+	 * or right after the server's own SETTINGS), or after an HTTP/1 Upgrade's 101 (a tracked
+	 * connection whose call starts with it). From there on its frames are walked.
+	 */
+	if (c->state != CONN_IGNORED && !c->h2 && got >= H2_PREFACE_LEN && h2_is_preface(s->data, got)) {
+		if (c->state == CONN_UNKNOWN)
+			count(OSP_C_CONN_TRACKED);
+		c->state = CONN_TRACKED;
+		c->h2 = 1;
+		c->hx = HX_RAW;
+		h2_call(c, s, op, buf, iovcnt, send, ret, H2_PREFACE_LEN);
+		event_submit(s);
+		return 0;
+	}
+	if (c->state == CONN_UNKNOWN && got && send && c->role == OSP_ROLE_SERVER &&
+	    h2_server_settings(s->data, got, ret)) {
+		/* a server's SETTINGS: decided by the client's preface, next (the event goes as is) */
+		event_submit(s);
+		return 0;
+	}
 
 	/* the protocol gate runs on the first payload bytes of the connection */
 	if (c->state == CONN_UNKNOWN && got) {

@@ -107,7 +107,9 @@ enum osp_counter {
 	OSP_C_TLS_PLAINTEXT = 17, /* plaintext calls (SSL_read/SSL_write...) reported for a socket */
 	OSP_C_TLS_UNBOUND = 18,   /* plaintext calls whose socket was not known: dropped */
 	OSP_C_TLS_REBIND = 19,    /* a TLS session seen on another socket than the one it was bound to */
-	OSP_C__COUNT = 20,
+	OSP_C_H2_LOST = 20,       /* HTTP/2 connections whose frame cursor was lost (too many frames or header
+				   * bytes in one call): ignored from then on */
+	OSP_C__COUNT = 21,
 };
 
 struct osp_event {

@@ -48,6 +48,13 @@ struct conn {
 	struct hx_msg req;
 	struct hx_msg resp;
 	__s64 left;      /* body bytes still to come of the current message */
+	/* HTTP/2 (lib/h2.h): the frame cursor of each direction, 0 = read, 1 = written */
+	__u8 h2;           /* the connection speaks HTTP/2: frames are walked, not summarised */
+	__u8 h2_type[2];   /* type of the frame whose payload is under way */
+	__u8 h2_hdr_n[2];  /* bytes seen of a frame header split across calls */
+	__u8 _pad2[3];
+	__u32 h2_left[2];  /* payload bytes of that frame still to come */
+	__u8 h2_hdr[2][16]; /* the split header's bytes (9 used) */
 };
 
 /* one in-flight syscall per thread, from sys_enter to sys_exit */

@@ -6,6 +6,7 @@ import { Linker, mirror, type LinkRecord } from './linker.js';
 import { ProcessTable, type ResourceEnricher } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import { exchangeFromRecord } from './protocols/http1-record.js';
+import { Http2Parser, looksLikeHttp2, newHttp2Counters, type Http2Counters } from './protocols/http2.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import { Span, type Attributes } from '../model/index.js';
 import { opensslFamily, UprobeWatcher, type UprobeWatcherOptions } from './tls/index.js';
@@ -72,8 +73,11 @@ interface Conn {
   peerKey: string;
   local: Endpoint;
   remote: Endpoint;
-  /** made at the first call the kernel did not summarise (most connections never need one) */
-  parser: Http1Parser | undefined;
+  /** made at the first call the kernel did not summarise (most connections never need one);
+   *  HTTP/2 when the first bytes say so (the preface, a server's SETTINGS) */
+  parser: Http1Parser | Http2Parser | undefined;
+  /** HTTP/2: the records of streams whose request started, by request (streams interleave) */
+  h2open: Map<HttpRequest, LinkRecord> | undefined;
   /** the connection predates the capture (the parser then starts mid-stream) */
   preexisting: boolean;
   /** a TLS connection: its payloads are plaintext from uprobes (spans get https) */
@@ -131,6 +135,7 @@ export class Agent {
     events_after_close: 0,
   };
   readonly http1: Http1Counters = newHttp1Counters();
+  readonly http2: Http2Counters = newHttp2Counters();
   readonly linker: Linker;
   readonly processes: ProcessTable;
   readonly decode: DecodeStats = { records: 0, malformed: 0, unknownOp: 0 };
@@ -315,8 +320,9 @@ export class Agent {
     chunk.bytes = e.bytes;
     chunk.data = e.data;
     chunk.tid = e.tid;
-    const parser = (c.parser ??= this.#parser(c));
+    const parser = (c.parser ??= this.#parser(c, chunk));
     const done = parser.push(chunk);
+    if (parser.error === 'upgrade' && this.#upgrade(c, done, chunk)) return;
     if (parser.error !== undefined) {
       this.counters.connections_parse_stopped++;
       this.#finishAll(c, done);
@@ -349,6 +355,7 @@ export class Agent {
       local,
       remote,
       parser: undefined,
+      h2open: undefined,
       preexisting: (e.flags & Flag.preexisting) !== 0,
       tls: e.tls !== 0,
       open1: undefined,
@@ -362,13 +369,53 @@ export class Agent {
     return c;
   }
 
-  #parser(c: Conn): Http1Parser {
+  #parser(c: Conn, first: Chunk): Http1Parser | Http2Parser {
+    if (looksLikeHttp2(first, c.preexisting)) return this.#h2parser(c);
     return new Http1Parser({
       counters: this.http1,
       midStream: c.preexisting,
       onRequest: (req) => this.#requestStarted(c, req),
       onResponse: (req, res) => this.#responseStarted(c, req, res.tid),
     });
+  }
+
+  #h2parser(c: Conn, upgradeRequest?: HttpRequest, role?: 'server' | 'client'): Http2Parser {
+    return new Http2Parser({
+      counters: this.http2,
+      ...(upgradeRequest ? { upgradeRequest, role } : {}),
+      onRequest: (req, id) => {
+        const role = (c.parser as Http2Parser).connectionRole ?? 'server';
+        (c.h2open ??= new Map()).set(req, this.#link(c, role, req, id));
+      },
+      onResponse: (req, res) => {
+        const rec = c.h2open?.get(req);
+        if (rec) this.linker.responded(rec, res.tid);
+      },
+    });
+  }
+
+  /**
+   * An HTTP/1 connection answered 101 to `Upgrade: h2c`: HTTP/2 from here. The upgraded request
+   * is stream 1 of the new parser (its response comes as HTTP/2 frames), with its link record;
+   * the rest of a call that carried the 101 head is the first HTTP/2 bytes. False when it was
+   * not an h2c upgrade (WebSocket...): the caller stops parsing as before.
+   */
+  #upgrade(c: Conn, done: Exchange[], chunk: Chunk): boolean {
+    const up = done[done.length - 1];
+    if (!up || up.response?.status !== 101 || !/^\s*h2c\s*$/i.test(up.request.headers.upgrade ?? '')) return false;
+    if (done.length > 1) this.#finishAll(c, done.slice(0, -1));
+    const rec = this.#takeOpen(c, up.request);
+    const parser = this.#h2parser(c, up.request, up.role);
+    c.parser = parser;
+    if (rec) (c.h2open ??= new Map()).set(up.request, rec);
+    // a client may read the 101 head and the server's first frames at once
+    const head = chunk.data.indexOf('\r\n\r\n');
+    if (chunk.dir === 'in' && head >= 0 && head + 4 < chunk.data.length) {
+      const rest = { ...chunk, data: chunk.data.subarray(head + 4) };
+      const more = parser.push(rest);
+      if (more.length) this.#finishAll(c, more);
+    }
+    return true;
   }
 
   #requestStarted(c: Conn, req: HttpRequest): void {
@@ -448,16 +495,21 @@ export class Agent {
     this.linker.finish(rec, end, this.#linkNow());
   }
 
-  /** a linker record for a request (the request line is the tuple link's check) */
-  #link(c: Conn, role: 'server' | 'client', req: HttpRequest): LinkRecord {
+  /**
+   * A linker record for a request (the request line is the tuple link's check; for HTTP/2 with
+   * the stream id, the same at both ends: concurrent streams of one path pair exactly, and the
+   * thread rule is off, see Linker.start)
+   */
+  #link(c: Conn, role: 'server' | 'client', req: HttpRequest, streamId?: number): LinkRecord {
     const traceparent = role === 'server' ? req.headers.traceparent : undefined;
+    if (streamId !== undefined) return this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target} #${streamId}`, req.tsStart, traceparent, c.peerKey, false);
     return this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, traceparent, c.peerKey);
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {
     const now = this.#linkNow();
     for (const ex of done) {
-      const rec = this.#takeOpen(c, ex.request) ?? this.#link(c, ex.role, ex.request);
+      const rec = this.#takeOpen(c, ex.request) ?? this.#link(c, ex.role, ex.request, ex.streamId);
       const end = ex.response?.tsEnd ?? ex.request.tsEnd;
       // the span is built now and held instead of the exchange: the parser's objects die
       // young, and only the span lives through the hold (GC cost grows with what survives)
@@ -468,6 +520,11 @@ export class Agent {
 
   /** the open record of a request, removed from the connection's open list */
   #takeOpen(c: Conn, req: HttpRequest): LinkRecord | undefined {
+    const h2 = c.h2open?.get(req);
+    if (h2 !== undefined) {
+      c.h2open!.delete(req);
+      return h2;
+    }
     const first = c.open1;
     if (first === undefined) return undefined;
     const more = c.openMore;
@@ -516,6 +573,8 @@ export class Agent {
     if (c.kept) this.linker.abandon(c.kept);
     c.kept = undefined;
     for (const rec of c.openMore ?? []) this.linker.abandon(rec);
+    for (const rec of c.h2open?.values() ?? []) this.linker.abandon(rec);
+    c.h2open = undefined;
     c.open1 = undefined;
     c.openMore = undefined;
   }

@@ -210,6 +210,12 @@ export class Linker {
     ts: number,
     traceparent: string | undefined,
     peerKey: string = mirror(connKey),
+    /**
+     * false: the thread rule is off for this request (HTTP/2: one thread reads the frames of
+     * many streams of a connection, and gRPC runtimes hand them to other threads to handle:
+     * the reading thread says nothing about which request a call belongs to)
+     */
+    threads = true,
   ): LinkRecord {
     this.counters.requests++;
     if (this.#live.size >= this.#max) this.#evictOldest();
@@ -235,12 +241,12 @@ export class Linker {
     };
     newSpanWords(r);
     this.#live.add(r);
-    if (kind === 'server') this.#startServer(r, traceparent);
-    else this.#startClient(r);
+    if (kind === 'server') this.#startServer(r, traceparent, threads);
+    else this.#startClient(r, threads);
     return r;
   }
 
-  #startServer(r: LinkRecord, traceparent: string | undefined): void {
+  #startServer(r: LinkRecord, traceparent: string | undefined, threads: boolean): void {
     const tp = parseTraceparent(traceparent);
     if (tp) {
       r.trace = tp.trace;
@@ -259,6 +265,7 @@ export class Linker {
         else this.#waiting.set(key, [r]);
       }
     }
+    if (!threads) return;
     const tk = threadKey(r.pid, r.tid);
     const list = this.#serving.get(tk);
     if (list) {
@@ -321,8 +328,8 @@ export class Linker {
     } else this.counters.ambiguous_thread++;
   }
 
-  #startClient(r: LinkRecord): void {
-    this.#threadParent(r);
+  #startClient(r: LinkRecord, threads: boolean): void {
+    if (threads) this.#threadParent(r);
     const list = this.#clients.get(r.connKey);
     if (list) list.push(r);
     else this.#clients.set(r.connKey, [r]);

@@ -138,10 +138,34 @@ export function fillIncomplete(span: Span, reason: string): void {
   span.errorType = reason;
 }
 
+/** gRPC codes that are the server's own failure (OpenTelemetry semantic conventions) */
+const GRPC_SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
+
+/** gRPC over HTTP/2: rpc.* attributes, the name `pkg.Service/Method`, status from grpc-status */
+function fillGrpc(span: Span, ex: Exchange): void {
+  const g = ex.grpc!;
+  span.name = `${g.service}/${g.method}`;
+  span.setAttr('rpc.system', 'grpc');
+  span.setAttr('rpc.service', g.service);
+  span.setAttr('rpc.method', g.method);
+  if (g.status === undefined) return;
+  span.setAttr('rpc.grpc.status_code', g.status);
+  if (g.status !== 0 && (span.kind === 'client' || GRPC_SERVER_ERRORS.has(g.status))) {
+    span.status = 'error';
+    span.errorType = String(g.status);
+    if (g.message) span.statusMessage = redactText(g.message).slice(0, 256);
+  }
+}
+
 /** Fills `span` with a whole exchange the parser reported. */
 export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: Endpoint, tls = false): void {
   fillHttpRequest(span, ex.role, ex.request, local, remote, tls);
   fillRequestBody(span, ex.request.bodySize);
   if (ex.response) fillHttpResponse(span, ex.response.status, ex.response.bodySize);
+  if (ex.protocol === 'http2') {
+    const scheme = ex.request.headers[':scheme'];
+    if (ex.role === 'server' && scheme) span.scheme = scheme === 'https' ? 'https' : 'http';
+    if (ex.grpc) fillGrpc(span, ex);
+  }
   if (ex.incomplete) fillIncomplete(span, ex.incomplete);
 }

@@ -330,6 +330,7 @@ function statusReport(agent: Agent, store: DuckStore | undefined, exporter: Expo
   };
   add('agent', agent.counters);
   add('http1', agent.http1);
+  add('http2', agent.http2);
   add('linker', agent.linker.counters);
   if (agent.uprobes) add('uprobe', agent.uprobes.counters);
   if (store) add('store', store.stats());
@@ -445,6 +446,8 @@ function metricFamilies(agent: Agent, store: DuckStore | undefined, red: Metrics
     fam('osprey_agent_batches_dropped_total', 'Event batches dropped because the agent fell behind the kernel.', agent.counters.batches_dropped),
     fam('osprey_http1_malformed_total', 'HTTP/1 connections dropped from parsing as malformed.', agent.http1.malformed),
     fam('osprey_http1_desync_total', 'HTTP/1 connections dropped after losing message framing.', agent.http1.desync),
+    fam('osprey_http2_malformed_total', 'HTTP/2 connections dropped from parsing as malformed.', agent.http2.malformed),
+    fam('osprey_http2_header_blocks_unknown_total', 'HTTP/2 header blocks not decoded because the HPACK state was unknown.', agent.http2.headerBlocksUnknown),
     fam('osprey_connections', 'Connections the agent tracks.', agent.connections, 'gauge'),
     fam('osprey_linker_evicted_total', 'In-flight requests dropped by the linker limits.', agent.linker.counters.evicted),
     ...(agent.uprobes ? uprobeFamilies(agent.uprobes.counters) : []),

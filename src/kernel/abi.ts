@@ -84,6 +84,7 @@ export const KERNEL_COUNTERS = [
   'tls_plaintext_calls',
   'tls_plaintext_unbound',
   'tls_rebind',
+  'h2_lost',
 ] as const;
 export type KernelCounter = (typeof KERNEL_COUNTERS)[number];
 

@@ -163,6 +163,8 @@ export const KEPT_HEADERS: ReadonlySet<string> = new Set([
   'content-length',
   'transfer-encoding',
   'connection',
+  // which protocol a 101 switches to (h2c: the agent goes on with HTTP/2)
+  'upgrade',
   'x-forwarded-for',
   'x-request-id',
 ]);

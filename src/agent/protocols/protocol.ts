@@ -48,7 +48,7 @@ export interface HttpResponse extends Message {
 }
 
 export interface Exchange {
-  protocol: 'http1';
+  protocol: 'http1' | 'http2';
   /** server: we read the request and wrote the response; client: the reverse */
   role: 'server' | 'client';
   request: HttpRequest;
@@ -56,6 +56,12 @@ export interface Exchange {
   response?: HttpResponse;
   /** why the exchange ended without a response: 'eof' | 'reset' | ... */
   incomplete?: string;
+  /** HTTP/2: the stream's id (the same at both ends of the connection) */
+  streamId?: number;
+  /** HTTP/2: the response's header block could not be decoded (HPACK state unknown): no status */
+  responseUnknown?: boolean;
+  /** gRPC (HTTP/2 with content-type application/grpc*): service, method, status from the trailers */
+  grpc?: { service: string; method: string; status: number | undefined; message: string | undefined };
 }
 
 export interface ProtocolParser {

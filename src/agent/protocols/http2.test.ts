@@ -1,0 +1,84 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Http2Parser, PREFACE, newHttp2Counters } from './http2.js';
+import { HpackBlocks } from './hpack.js';
+import type { Chunk } from './protocol.js';
+
+const frame = (type: number, flags: number, id: number, payload: Buffer, len = payload.length): Buffer => {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(len, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(id, 5);
+  return Buffer.concat([h, payload]);
+};
+/** literal with incremental indexing, name by static index */
+const litIdx = (nameIndex: number, value: string): Buffer => Buffer.concat([Buffer.from([0x40 | nameIndex, value.length]), Buffer.from(value)]);
+/** literal with incremental indexing, new name */
+const litNew = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x40, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+const chunk = (dir: 'in' | 'out', data: Buffer, ts: number, bytes = data.length): Chunk => ({ dir, data, bytes, tsStart: ts, tsEnd: ts + 1, tid: 7 });
+
+describe('Http2Parser', () => {
+  it('a client stream: request, response, DATA counted from the compact form, no credentials', () => {
+    const c = newHttp2Counters();
+    const p = new Http2Parser({ counters: c });
+    const reqBlock = Buffer.concat([Buffer.from([0x82]), litIdx(4, '/x'), litIdx(1, 'svc:80'), litNew('authorization', 'Bearer s3cret')]);
+    assert.deepEqual(p.push(chunk('out', Buffer.concat([PREFACE, frame(4, 0, 0, Buffer.alloc(0)), frame(1, 0x5, 1, reqBlock)]), 10)), []);
+    assert.equal(p.connectionRole, 'client');
+    // response HEADERS (:status 200, indexed 8) and a DATA frame of 5000 bytes whose payload the kernel cut
+    const done = p.push(chunk('in', Buffer.concat([frame(1, 0x4, 1, Buffer.from([0x88])), frame(0, 0x1, 1, Buffer.alloc(0), 5000)]), 20, 5018));
+    assert.equal(done.length, 1);
+    const ex = done[0]!;
+    assert.equal(ex.protocol, 'http2');
+    assert.equal(ex.streamId, 1);
+    assert.equal(ex.request.method, 'GET');
+    assert.equal(ex.request.target, '/x');
+    assert.equal(ex.request.headers.host, 'svc:80');
+    assert.equal(ex.response?.status, 200);
+    assert.equal(ex.response?.bodySize, 5000);
+    assert.doesNotMatch(JSON.stringify(ex), /s3cret|authorization/);
+    assert.equal(c.exchanges, 1);
+  });
+
+  it('gRPC: service, method and status from the trailers', () => {
+    const p = new Http2Parser({});
+    const req = Buffer.concat([Buffer.from([0x83]), litIdx(4, '/pkg.Svc/Do'), litIdx(31, 'application/grpc')]);
+    p.push(chunk('in', Buffer.concat([PREFACE, frame(1, 0x4, 3, req), frame(0, 0x1, 3, Buffer.alloc(0), 7)]), 1));
+    assert.equal(p.connectionRole, 'server');
+    p.push(chunk('out', Buffer.concat([frame(1, 0x4, 3, Buffer.from([0x88])), frame(0, 0, 3, Buffer.alloc(0), 9)]), 2));
+    const done = p.push(chunk('out', frame(1, 0x5, 3, Buffer.concat([litNew('grpc-status', '5'), litNew('grpc-message', 'nope')])), 3));
+    assert.equal(done.length, 1);
+    assert.deepEqual(done[0]!.grpc, { service: 'pkg.Svc', method: 'Do', status: 5, message: 'nope' });
+  });
+
+  it('RST_STREAM ends a stream as incomplete; noise stops the parser without throwing', () => {
+    const c = newHttp2Counters();
+    const p = new Http2Parser({ counters: c });
+    p.push(chunk('out', Buffer.concat([PREFACE, frame(1, 0x4, 1, Buffer.concat([Buffer.from([0x82]), litIdx(4, '/r')]))]), 1));
+    const done = p.push(chunk('in', frame(3, 0, 1, Buffer.from([0, 0, 0, 8])), 2));
+    assert.equal(done[0]?.incomplete, 'reset');
+    assert.deepEqual(p.push(chunk('out', frame(9, 0x4, 5, Buffer.from([1, 2, 3])), 3)), []);
+    assert.equal(p.error, 'CONTINUATION out of place');
+    assert.equal(c.malformed, 1);
+    assert.deepEqual(p.push(chunk('out', Buffer.from('anything'), 4)), []);
+  });
+});
+
+describe('HpackBlocks', () => {
+  it('partial state (joined mid-stream): only entries inserted since are used, never a guess', () => {
+    const h = new HpackBlocks(true);
+    // index 62 is an entry from before the join: unknown
+    assert.equal(h.decode(Buffer.from([0x82, 0x80 | 62])), undefined);
+    // a block that inserts :path /y, then one that refers to it: exact
+    assert.deepEqual(h.decode(Buffer.concat([Buffer.from([0x82]), litIdx(4, '/y')])), [[':method', 'GET'], [':path', '/y']]);
+    assert.deepEqual(h.decode(Buffer.from([0x82, 0x80 | 62])), [[':method', 'GET'], [':path', '/y']]);
+    assert.equal(h.decode(Buffer.from([0x80 | 63])), undefined, 'past what was inserted since the join');
+  });
+
+  it('bounds the table: a size update above the limit is refused', () => {
+    const h = new HpackBlocks(false);
+    // dynamic table size update to 1 MiB: 001xxxxx with a multi-octet integer
+    assert.equal(h.decode(Buffer.from([0x3f, 0xe1, 0xff, 0x3f])), undefined);
+    assert.equal(h.resets, 1);
+  });
+});
