@@ -1,0 +1,81 @@
+// Checks shared by the real-peer matrix tests (issue 13): every request is identified by a
+// unique path, and its server and client spans must carry the right method, path, status and
+// protocol, sane durations, and the server span must be the child of exactly its own client
+// span. A "wrong parent" is a server span whose parent is the client span of another request.
+import assert from 'node:assert/strict';
+import type { Span } from '../src/model/index.js';
+import type { SpanCollector } from './agent-helpers.js';
+
+export interface Expect {
+  path: string;
+  method?: string;
+  status: number;
+  /** the process that served it, when it is one the test knows */
+  serverPid?: number;
+  clientPid?: number;
+  /** '2' or '1.1' */
+  version?: string;
+  /** the server span needs no client span (the client is not probed) */
+  noClient?: boolean;
+}
+
+/** the spans of a request: server and client */
+export function pairOf(col: SpanCollector, path: string, serverPid?: number): { server: Span[]; client: Span[] } {
+  const spans = col.byPath(path);
+  return {
+    server: spans.filter((s) => s.kind === 'server' && (serverPid === undefined || s.resource['process.pid'] === serverPid)),
+    client: spans.filter((s) => s.kind === 'client'),
+  };
+}
+
+export function show(spans: Span[]): string {
+  return JSON.stringify(spans.map((s) => [s.kind, s.resource['process.pid'], s.attributes['url.path'], s.attributes['http.response.status_code'], s.attributes['network.protocol.version'], s.parentSpanId]));
+}
+
+/** waits for every request's spans */
+export async function waitPairs(col: SpanCollector, reqs: Expect[], timeoutMs = 20_000): Promise<void> {
+  await col.waitSpans(`spans of ${reqs.length} requests`, () => reqs.every((r) => {
+    const p = pairOf(col, r.path, r.serverPid);
+    return p.server.length >= 1 && (r.noClient || p.client.length >= 1);
+  }), timeoutMs);
+}
+
+/**
+ * Asserts every request's pair, and returns the number of wrong parents (asserted 0 here, and
+ * returned so a test can report it).
+ */
+export function checkPairs(col: SpanCollector, reqs: Expect[]): { wrongParents: number; linked: number } {
+  const clientById = new Map<string, Span>();
+  for (const s of col.spans) if (s.kind === 'client') clientById.set(s.spanId, s);
+  let wrongParents = 0;
+  let linked = 0;
+  for (const r of reqs) {
+    const { server, client } = pairOf(col, r.path, r.serverPid);
+    assert.equal(server.length, 1, `${r.path}: one server span, got ${show(col.byPath(r.path))}`);
+    const s = server[0]!;
+    const parent = clientById.get(s.parentSpanId);
+    if (parent && parent.attributes['url.path'] !== r.path) wrongParents++;
+    const spans = [s];
+    if (!r.noClient) {
+      assert.equal(client.length, 1, `${r.path}: one client span, got ${show(col.byPath(r.path))}`);
+      const c = client[0]!;
+      spans.push(c);
+      if (r.clientPid !== undefined) assert.equal(c.resource['process.pid'], r.clientPid, `${r.path}: client pid`);
+      assert.equal(s.traceId, c.traceId, `${r.path}: one trace`);
+      assert.equal(s.parentSpanId, c.spanId, `${r.path}: the server span is its client span's child`);
+      linked++;
+      // the client waits for the whole exchange; 5 ms slack for the two probes' clocks
+      assert.ok(c.durationNano + 5e6 >= s.durationNano, `${r.path}: client ${c.durationNano} ns >= server ${s.durationNano} ns`);
+      assert.equal(c.status, r.status >= 400 ? 'error' : 'unset', `${r.path}: client status`);
+    }
+    assert.equal(s.status, r.status >= 500 ? 'error' : 'unset', `${r.path}: server status`);
+    for (const x of spans) {
+      assert.equal(x.attributes['http.request.method'], r.method ?? 'GET', `${r.path}: method`);
+      assert.equal(x.attributes['http.response.status_code'], r.status, `${r.path}: ${x.kind} status`);
+      if (r.version) assert.equal(x.attributes['network.protocol.version'], r.version, `${r.path}: ${x.kind} protocol`);
+      assert.ok(x.durationNano > 0 && x.durationNano < 30e9, `${r.path}: ${x.kind} duration ${x.durationNano} ns`);
+    }
+  }
+  assert.equal(wrongParents, 0, 'wrong parents');
+  return { wrongParents, linked };
+}
