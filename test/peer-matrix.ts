@@ -79,3 +79,57 @@ export function checkPairs(col: SpanCollector, reqs: Expect[]): { wrongParents: 
   assert.equal(wrongParents, 0, 'wrong parents');
   return { wrongParents, linked };
 }
+
+export interface GrpcCall {
+  /** /demo.Echo/<method> */
+  path: string;
+  method: string;
+  code: number;
+  messages: number;
+}
+
+/** the calls of a round: each kind (Say, Fail, Count, Slow) `per` times, with unique names */
+export function grpcCalls(tag: string, per: number): GrpcCall[] {
+  const kinds = [
+    { prefix: 'Say', code: 0, messages: 1 },
+    { prefix: 'Fail', code: 3, messages: 0 },
+    { prefix: 'Count', code: 0, messages: 3 },
+    { prefix: 'Slow', code: 0, messages: 1 },
+  ];
+  const out: GrpcCall[] = [];
+  for (let i = 0; i < per; i++) for (const k of kinds) out.push({ path: `/demo.Echo/${k.prefix}_${tag}_${i}`, method: `${k.prefix}_${tag}_${i}`, code: k.code, messages: k.messages });
+  return out;
+}
+
+/** waits for and asserts every call's linked server/client pair with its rpc attributes */
+export async function checkGrpc(col: SpanCollector, calls: GrpcCall[], serverPid: number, clientPid: number): Promise<void> {
+  await waitPairs(col, calls.map((x) => ({ path: x.path, status: 200, serverPid })));
+  const clientById = new Map(col.spans.filter((s) => s.kind === 'client').map((s) => [s.spanId, s]));
+  let wrong = 0;
+  for (const x of calls) {
+    const { server, client } = pairOf(col, x.path, serverPid);
+    assert.deepEqual([server.length, client.length], [1, 1], `${x.path}: ${show(col.byPath(x.path))}`);
+    const [s, cl] = [server[0]!, client[0]!];
+    const parent = clientById.get(s.parentSpanId);
+    if (parent && parent.attributes['url.path'] !== x.path) wrong++;
+    assert.equal(cl.resource['process.pid'], clientPid);
+    for (const sp of [s, cl]) {
+      assert.equal(sp.attributes['rpc.system'], 'grpc');
+      assert.equal(sp.attributes['rpc.service'], 'demo.Echo');
+      assert.equal(sp.attributes['rpc.method'], x.method);
+      assert.equal(sp.attributes['rpc.grpc.status_code'], x.code, `${x.path} ${sp.kind}`);
+      assert.equal(sp.attributes['http.request.method'], 'POST');
+      assert.equal(sp.attributes['http.response.status_code'], 200);
+      assert.equal(sp.attributes['network.protocol.version'], '2');
+      assert.equal(sp.name, `demo.Echo/${x.method}`);
+      assert.ok(sp.durationNano > 0 && sp.durationNano < 30e9);
+    }
+    assert.equal(cl.status, x.code === 0 ? 'unset' : 'error');
+    assert.equal(s.status, 'unset', "INVALID_ARGUMENT is the caller's error");
+    assert.equal(s.parentSpanId, cl.spanId, `${x.path}: server span is its client span's child`);
+    assert.equal(s.traceId, cl.traceId);
+    assert.ok(cl.durationNano + 5e6 >= s.durationNano, `${x.path}: durations`);
+    if (x.path.includes('/Slow_')) assert.ok(s.durationNano >= 18e6, `${x.path}: 20 ms handler, ${s.durationNano / 1e6} ms`);
+  }
+  assert.equal(wrong, 0, 'wrong parents');
+}
