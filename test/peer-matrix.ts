@@ -34,10 +34,17 @@ export function show(spans: Span[]): string {
 
 /** waits for every request's spans */
 export async function waitPairs(col: SpanCollector, reqs: Expect[], timeoutMs = 20_000): Promise<void> {
-  await col.waitSpans(`spans of ${reqs.length} requests`, () => reqs.every((r) => {
+  const missing = (): Expect[] => reqs.filter((r) => {
     const p = pairOf(col, r.path, r.serverPid);
-    return p.server.length >= 1 && (r.noClient || p.client.length >= 1);
-  }), timeoutMs);
+    return !(p.server.length >= 1 && (r.noClient || p.client.length >= 1));
+  });
+  try {
+    await col.waitSpans(`spans of ${reqs.length} requests`, () => missing().length === 0, timeoutMs);
+  } catch (e) {
+    const c = col.agent.capture?.counters();
+    const what = missing().map((r) => `${r.path}: ${show(col.byPath(r.path))}`).join('\n');
+    throw new Error(`${(e as Error).message}; missing:\n${what}\ncapture counters: ${JSON.stringify(c)}`);
+  }
 }
 
 /**
