@@ -10,7 +10,7 @@ import { freePort, startProcess, type StartedProcess } from '../src/demo/process
 import { SpanCollector } from './agent-helpers.js';
 import { buildGo, goToolchains, type GoToolchain } from './go-build.js';
 import { run } from './helpers.js';
-import { checkPairs, waitPairs, type Expect } from './peer-matrix.js';
+import { checkPairs, despiteDrops, type Expect, waitPairs } from './peer-matrix.js';
 
 const SOURCE = resolve('test/fixtures/goh2/main.go');
 const ROUTES = [
@@ -72,12 +72,12 @@ describe('Go HTTP/2 over TLS: real Go servers and clients, both Go versions', { 
 
   for (const serverGo of toolchains) {
     for (const clientGo of toolchains) {
-      it(`server ${serverGo.version}, client ${clientGo.version}, concurrency 1`, async () => {
+      it(`server ${serverGo.version}, client ${clientGo.version}, concurrency 1`, () => despiteDrops(col, async () => {
         await round(clientGo, serverGo, 1, 3);
-      });
-      it(`server ${serverGo.version}, client ${clientGo.version}, concurrency 32 (streams multiplexed on one connection)`, async () => {
+      }));
+      it(`server ${serverGo.version}, client ${clientGo.version}, concurrency 32 (streams multiplexed on one connection)`, () => despiteDrops(col, async () => {
         await round(clientGo, serverGo, 32, 24);
-      });
+      }));
     }
   }
 });

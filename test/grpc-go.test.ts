@@ -11,7 +11,7 @@ import { freePort, startProcess, type StartedProcess } from '../src/demo/process
 import { SpanCollector } from './agent-helpers.js';
 import { buildGoModule } from './go-module.js';
 import { run } from './helpers.js';
-import { checkGrpc, grpcCalls } from './peer-matrix.js';
+import { checkGrpc, despiteDrops, grpcCalls } from './peer-matrix.js';
 
 describe('grpc-go server and client: unary and server streaming, h2c and TLS', { timeout: 600_000 }, () => {
   let bin: string;
@@ -37,7 +37,7 @@ describe('grpc-go server and client: unary and server streaming, h2c and TLS', {
 
   for (const mode of ['plain', 'tls'] as const) {
     for (const conc of [1, 32]) {
-      it(`${mode === 'tls' ? 'TLS' : 'insecure (h2c)'}, concurrency ${conc}`, async () => {
+      it(`${mode === 'tls' ? 'TLS' : 'insecure (h2c)'}, concurrency ${conc}`, () => despiteDrops(col, async () => {
         const { port, proc } = servers.get(mode)!;
         const tag = `${mode}c${conc}${Math.random().toString(36).slice(2, 8)}`;
         const calls = grpcCalls(tag, conc === 1 ? 2 : 16);
@@ -45,7 +45,7 @@ describe('grpc-go server and client: unary and server streaming, h2c and TLS', {
         assert.equal(c.code, 0, c.stderr + c.stdout);
         assert.deepEqual(c.stdout.trim().split('\n'), calls.map((x) => `${x.code} ${x.messages}`));
         await checkGrpc(col, calls, proc.pid, c.pid);
-      });
+      }));
     }
   }
 });

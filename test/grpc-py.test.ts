@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnChild } from '../src/proc/index.js';
 import { SpanCollector } from './agent-helpers.js';
 import { freePort, run, type Proc } from './helpers.js';
-import { checkGrpc, grpcCalls } from './peer-matrix.js';
+import { checkGrpc, despiteDrops, grpcCalls } from './peer-matrix.js';
 import { pythonVenv } from './py-venv.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/h2/grpc-py.py', import.meta.url));
@@ -40,13 +40,13 @@ describe('grpcio (Python) server and client', { timeout: 600_000 }, () => {
   });
 
   for (const conc of [1, 32]) {
-    it(`insecure (h2c), concurrency ${conc}`, async () => {
+    it(`insecure (h2c), concurrency ${conc}`, () => despiteDrops(col, async () => {
       const calls = grpcCalls(`py${conc}${Math.random().toString(36).slice(2, 8)}`, conc === 1 ? 2 : 16);
       const c = await run(python, [FIX, 'call', String(port), String(conc), ...calls.map((x) => x.path)], { timeoutMs: 60_000 });
       assert.equal(c.code, 0, c.stderr + c.stdout);
       assert.deepEqual(c.stdout.trim().split('\n'), calls.map((x) => `${x.code} ${x.messages}`));
       await checkGrpc(col, calls, server.pid, c.pid);
-    });
+    }));
   }
 
   it('over TLS (BoringSSL inside cygrpc, no symbols): the documented limit, no spans, ciphertext counted', async () => {

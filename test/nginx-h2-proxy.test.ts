@@ -10,7 +10,7 @@ import { spawnChild, type Child } from '../src/proc/index.js';
 import type { Span } from '../src/model/index.js';
 import { SpanCollector } from './agent-helpers.js';
 import { freePort, run, startServer, waitFor, type Proc } from './helpers.js';
-import { show } from './peer-matrix.js';
+import { despiteDrops, show } from './peer-matrix.js';
 
 const BACKEND = `
 const [port] = process.argv.slice(1);
@@ -94,7 +94,7 @@ describe('curl -> nginx (TLS, h1 and h2) -> plain HTTP backend', { timeout: 300_
 
   for (const h2 of [false, true]) {
     for (const conc of [1, 32]) {
-      it(`curl ${h2 ? '--http2' : '--http1.1'}, concurrency ${conc}: curl -> nginx -> backend linked`, async () => {
+      it(`curl ${h2 ? '--http2' : '--http1.1'}, concurrency ${conc}: curl -> nginx -> backend linked`, () => despiteDrops(col, async () => {
         const tag = `ngx-${h2 ? 'h2' : 'h1'}-c${conc}-${Math.random().toString(36).slice(2, 8)}`;
         const paths: { path: string; status: number }[] = [];
         for (let i = 0; i < (conc === 1 ? 2 : 16); i++) for (const r of ROUTES) paths.push({ path: `/${r.prefix}/${tag}-${i}`, status: r.status });
@@ -139,7 +139,7 @@ describe('curl -> nginx (TLS, h1 and h2) -> plain HTTP backend', { timeout: 300_
           assert.ok(cs.durationNano + 5e6 >= ns.durationNano && ns.durationNano + 5e6 >= nc.durationNano && nc.durationNano + 5e6 >= bs.durationNano, `${path}: durations nest`);
         }
         assert.equal(wrong, 0, 'wrong parents');
-      });
+      }));
     }
   }
 });

@@ -14,7 +14,7 @@ import { spawnChild, type Child } from '../src/proc/index.js';
 import { SpanCollector } from './agent-helpers.js';
 import { buildGo, goToolchains } from './go-build.js';
 import { freePort, run, startServer, waitFor, type Proc } from './helpers.js';
-import { checkPairs, waitPairs, type Expect } from './peer-matrix.js';
+import { checkPairs, despiteDrops, type Expect, waitPairs } from './peer-matrix.js';
 
 const FIX = (f: string): string => fileURLToPath(new URL(`../../test/fixtures/h2/${f}`, import.meta.url));
 const ROUTES = [
@@ -62,7 +62,7 @@ describe('HTTP/2 over TLS: Node http2 and curl (OpenSSL uprobes)', { timeout: 30
   });
 
   for (const conc of [1, 32]) {
-    it(`Node http2.connect -> http2.createSecureServer, concurrency ${conc}`, async () => {
+    it(`Node http2.connect -> http2.createSecureServer, concurrency ${conc}`, () => despiteDrops(col, async () => {
       const reqs = requests(`node-c${conc}-${Math.random().toString(36).slice(2, 8)}`, conc === 1 ? 3 : 24, { serverPid: node.pid, version: '2' });
       const c = await run('node', [FIX('node-h2-tls.cjs'), 'client', String(nodePort), String(conc), ...reqs.map((r) => r.path)], { timeoutMs: 60_000 });
       assert.equal(c.code, 0, c.stderr);
@@ -71,7 +71,7 @@ describe('HTTP/2 over TLS: Node http2 and curl (OpenSSL uprobes)', { timeout: 30
       await waitPairs(col, reqs);
       checkPairs(col, reqs);
       for (const r of reqs) assert.equal(col.byPath(r.path).find((s) => s.kind === 'server')!.attributes['url.scheme'], 'https');
-    });
+    }));
   }
 
   /** curl with every URL; --parallel for concurrency > 1 (h2: streams on one connection) */
@@ -87,7 +87,7 @@ describe('HTTP/2 over TLS: Node http2 and curl (OpenSSL uprobes)', { timeout: 30
   for (const target of ['node', 'go'] as const) {
     for (const flag of ['--http2', '--http1.1'] as const) {
       for (const conc of [1, 32]) {
-        it(`curl ${flag} -> ${target} over HTTPS, concurrency ${conc}`, async () => {
+        it(`curl ${flag} -> ${target} over HTTPS, concurrency ${conc}`, () => despiteDrops(col, async () => {
           const srv = target === 'node' ? node : go;
           const port = target === 'node' ? nodePort : goPort;
           const version = flag === '--http2' ? '2' : '1.1';
@@ -101,7 +101,7 @@ describe('HTTP/2 over TLS: Node http2 and curl (OpenSSL uprobes)', { timeout: 30
           }
           await waitPairs(col, reqs);
           checkPairs(col, reqs);
-        });
+        }));
       }
     }
   }

@@ -140,3 +140,21 @@ export async function checkGrpc(col: SpanCollector, calls: GrpcCall[], serverPid
   }
   assert.equal(wrong, 0, 'wrong parents');
 }
+
+/**
+ * Runs a round of requests (which makes its own unique paths); when it fails and this agent's
+ * ring buffer dropped events meanwhile (the kernel is shared with other tests: their traffic
+ * can outrun the reader on this 2-core machine; drops are counted, never silent), runs it once
+ * more. A failure without drops is a failure.
+ */
+export async function despiteDrops(col: SpanCollector, round: () => Promise<void>): Promise<void> {
+  const before = col.agent.capture!.counters().ringbuf_dropped;
+  try {
+    await round();
+  } catch (e) {
+    const dropped = col.agent.capture!.counters().ringbuf_dropped - before;
+    if (dropped === 0) throw e;
+    console.log(`a round lost events to ${dropped} ring buffer drops (load on the shared kernel): once more`);
+    await round();
+  }
+}
