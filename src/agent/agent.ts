@@ -502,8 +502,9 @@ export class Agent {
    */
   #link(c: Conn, role: 'server' | 'client', req: HttpRequest, streamId?: number): LinkRecord {
     const traceparent = role === 'server' ? req.headers.traceparent : undefined;
-    if (streamId !== undefined) return this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target} #${streamId}`, req.tsStart, traceparent, c.peerKey, false);
-    return this.linker.start(role, c.pid, req.tid, c.key, `${req.method} ${req.target}`, req.tsStart, traceparent, c.peerKey);
+    const line = `${req.method} ${req.target}`;
+    if (streamId !== undefined) return this.linker.start(role, c.pid, req.tid, c.key, `${line} #${streamId}`, req.tsStart, traceparent, c.peerKey, false, line);
+    return this.linker.start(role, c.pid, req.tid, c.key, line, req.tsStart, traceparent, c.peerKey);
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {

@@ -182,6 +182,27 @@ describe('Linker', () => {
       assert.equal(c3.parent, s3);
     });
 
+    it('an HTTP/2 server request is a thread parent only by an identical request line (proxies: nginx h2 -> HTTP/1)', () => {
+      const l = new Linker({ holdNs: 0 });
+      const s1 = l.start('server', 2, 7, 'a:1>b:1', 'GET /one #1', 100, undefined, undefined, false, 'GET /one');
+      // the only request in flight, but its reading thread need not be its handler: no link
+      const other = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 101, undefined);
+      assert.equal(other.parent, undefined);
+      // the line it received, forwarded: linked
+      const fwd = l.start('client', 2, 7, 'c:1>d:2', 'GET /one', 102, undefined);
+      assert.equal(fwd.parent, s1);
+      assert.equal(fwd.link, 'thread');
+      // two streams of the same line in flight: ambiguous, nothing
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /two #3', 110, undefined, undefined, false, 'GET /two');
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /two #5', 111, undefined, undefined, false, 'GET /two');
+      const amb = l.start('client', 2, 7, 'c:1>d:3', 'GET /two', 112, undefined);
+      assert.equal(amb.parent, undefined);
+      // never in a multiplexed process
+      const m = new Linker({ holdNs: 0, threadModel: () => 'multiplexed' });
+      m.start('server', 3, 7, 'a:1>b:1', 'GET /one #1', 100, undefined, undefined, false, 'GET /one');
+      assert.equal(m.start('client', 3, 7, 'c:1>d:2', 'GET /one', 102, undefined).parent, undefined);
+    });
+
     it('a thread-per-request thread calling outside requests keeps the rule for its requests', () => {
       const l = new Linker({ holdNs: 0 });
       const bg = l.start('client', 2, 7, 'c:1>d:2', 'GET /warmup', 90, undefined);

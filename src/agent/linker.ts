@@ -56,6 +56,13 @@ export interface LinkRecord {
   readonly peerKey: string;
   /** the request line ("GET /x"): identical at both ends of one connection */
   readonly sig: string;
+  /**
+   * the request line without HTTP/2's stream id: what a proxy forwards. For an HTTP/2 server
+   * request it is the only way a call of its thread links to it (see #threadParent)
+   */
+  readonly line: string;
+  /** an HTTP/2 server request: a thread parent only by an identical line, never as the only one */
+  readonly lineOnly: boolean;
   readonly start: number;
   /** a client request already taken as parent by a server request (tuple links pair 1:1) */
   claimed: boolean;
@@ -213,9 +220,13 @@ export class Linker {
     /**
      * false: the thread rule is off for this request (HTTP/2: one thread reads the frames of
      * many streams of a connection, and gRPC runtimes hand them to other threads to handle:
-     * the reading thread says nothing about which request a call belongs to)
+     * the reading thread says nothing about which request a call belongs to). A server
+     * request then still counts for an event loop's calls by an identical request line
+     * (`line`), as a proxy forwards it: nginx serving h2 and calling an HTTP/1 backend.
      */
     threads = true,
+    /** the request line without the HTTP/2 stream id (default: sig) */
+    line: string = sig,
   ): LinkRecord {
     this.counters.requests++;
     if (this.#live.size >= this.#max) this.#evictOldest();
@@ -228,6 +239,8 @@ export class Linker {
       connKey,
       peerKey,
       sig,
+      line,
+      lineOnly: !threads,
       claimed: false,
       start: ts,
       end: undefined,
@@ -241,12 +254,12 @@ export class Linker {
     };
     newSpanWords(r);
     this.#live.add(r);
-    if (kind === 'server') this.#startServer(r, traceparent, threads);
+    if (kind === 'server') this.#startServer(r, traceparent);
     else this.#startClient(r, threads);
     return r;
   }
 
-  #startServer(r: LinkRecord, traceparent: string | undefined, threads: boolean): void {
+  #startServer(r: LinkRecord, traceparent: string | undefined): void {
     const tp = parseTraceparent(traceparent);
     if (tp) {
       r.trace = tp.trace;
@@ -265,7 +278,6 @@ export class Linker {
         else this.#waiting.set(key, [r]);
       }
     }
-    if (!threads) return;
     const tk = threadKey(r.pid, r.tid);
     const list = this.#serving.get(tk);
     if (list) {
@@ -300,24 +312,21 @@ export class Linker {
     // a client request reported late (kernel exchange records come when the exchange has
     // ended): only requests its thread had begun before it started can have made it
     if (set && set.some((s) => s.start > r.start)) set = set.filter((s) => s.start <= r.start);
-    if (!set?.length) {
-      if (model === 'event-loop') {
-        const bg = this.#background.get(r.pid);
-        if (bg) bg.add(r.tid);
-        else this.#background.set(r.pid, new Set([r.tid]));
-      }
-      return;
-    }
-    if (set.length === 1) {
+    if (set?.length === 1 && !set[0]!.lineOnly) {
       this.#setParent(r, set[0]!, 'thread');
       return;
     }
     // an event loop serving many requests: a proxy forwards the request line it received,
-    // so exactly one in-flight request with the same line is the parent
+    // so exactly one in-flight request with the same line is the parent. HTTP/2 server
+    // requests (lineOnly) count only here: their reading thread need not be their handler's,
+    // but an identical line on the same thread of a process that is not multiplexed is the
+    // proxy case (the thread rule is off for multiplexed processes above)
     let match: LinkRecord | undefined;
     let n = 0;
-    for (const s of set) {
-      if (s.sig === r.sig) {
+    let full = 0;
+    for (const s of set ?? []) {
+      if (!s.lineOnly) full++;
+      if (s.line === r.line) {
         match = s;
         n++;
       }
@@ -325,7 +334,18 @@ export class Linker {
     if (n === 1) {
       this.#setParent(r, match!, 'thread');
       this.counters.linked_thread_by_request_line++;
-    } else this.counters.ambiguous_thread++;
+      return;
+    }
+    if (n === 0 && full === 0) {
+      // working on no request the thread rule trusts
+      if (model === 'event-loop') {
+        const bg = this.#background.get(r.pid);
+        if (bg) bg.add(r.tid);
+        else this.#background.set(r.pid, new Set([r.tid]));
+      }
+      return;
+    }
+    this.counters.ambiguous_thread++;
   }
 
   #startClient(r: LinkRecord, threads: boolean): void {
