@@ -41,6 +41,25 @@ function conns(events: SeenEvent[]): Map<number, SeenEvent[]> {
 }
 
 /** the whole life of one HTTP exchange, seen from both processes */
+/**
+ * checkExchange once every event of the exchange has arrived: the server's close of THIS
+ * connection, not any close of the server process (startServer's port probe connects and
+ * closes too, and its close may come first)
+ */
+async function waitForExchange(...args: Parameters<typeof checkExchange>): Promise<ReturnType<typeof checkExchange>> {
+  const complete = () => {
+    try {
+      checkExchange(...args);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // on a timeout, the check below says what is missing
+  await waitFor('the exchange with both closes', complete).catch(() => undefined);
+  return checkExchange(...args);
+}
+
 function checkExchange(rec: Recorder, serverPid: number, clientPid: number, path: string, host: string) {
   const client = rec.of(clientPid);
   const server = rec.of(serverPid);
@@ -93,8 +112,7 @@ describe('capture', { timeout: 120_000 }, () => {
       procs.push(srv);
       const c = await run('curl', ['-sS', '-g', `http://${curlHost}:${port}/`, '-o', '/dev/null']);
       assert.equal(c.code, 0, c.stderr);
-      await waitFor('close events', () => rec.of(c.pid).some((e) => e.op === 'close') && rec.of(srv.pid).some((e) => e.op === 'close'));
-      checkExchange(rec, srv.pid, c.pid, '/', host);
+      await waitForExchange(rec, srv.pid, c.pid, '/', host);
       await srv.stop();
     });
 
@@ -105,8 +123,7 @@ describe('capture', { timeout: 120_000 }, () => {
       const c = await run('node', ['-e', NODE_CLIENT, `http://${curlHost}:${port}/hi`]);
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stdout, /^200 9/);
-      await waitFor('close events', () => rec.of(c.pid).some((e) => e.op === 'close') && rec.of(srv.pid).some((e) => e.op === 'close'));
-      const { sent } = checkExchange(rec, srv.pid, c.pid, '/hi', host);
+      const { sent } = await waitForExchange(rec, srv.pid, c.pid, '/hi', host);
       assert.ok(sent > 9);
       await srv.stop();
     });
