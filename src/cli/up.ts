@@ -297,6 +297,7 @@ export const upCommand: Command = {
       demo = d;
       say(`demo: open ${d.entryUrl} or watch: osprey services`);
     }
+    if (store && !values['no-ui']) say(`web UI: ${server.url}/ (the slowest requests: Search, sort by Slowest)`);
     if (store) say(`try: osprey query --since 5m '{ duration > 100ms }'   osprey services   osprey graph`);
     else say('try: osprey status   (export counters: export_spans_*)');
 
