@@ -3,7 +3,7 @@
 // by a TraceQL filter (`/api/v2/search/tag/<tag>/values?q=`).
 import type { AttrValue, Span } from '../model/index.js';
 import type { SpanStore, TagValue, TimeWindow } from '../store/index.js';
-import { parseTraceQL, referencedFields, TraceQLError, type FieldRef, type Query } from '../traceql/index.js';
+import { parseTagName, parseTraceQL, referencedFields, TraceQLError, type FieldRef, type Query } from '../traceql/index.js';
 import { anyValue, type OtlpKeyValue } from '../export/otlp-json.js';
 
 /** one field of a span: attributes by scope (unscoped: span, then resource), per-span intrinsics */
@@ -42,25 +42,13 @@ export function matchedAttributes(s: Span, q: Query): OtlpKeyValue[] {
 /** a tag name of the tag-values API (`resource.service.name`, `.x`, `span.y`, `name`, `status`, `span:name`…) as a field */
 export function tagField(tag: string): FieldRef | undefined {
   const t = tag.trim();
-  const intrinsic: Record<string, FieldRef> = {
-    name: { type: 'intrinsic', name: 'name' },
-    'span:name': { type: 'intrinsic', name: 'name' },
-    status: { type: 'intrinsic', name: 'status' },
-    'span:status': { type: 'intrinsic', name: 'status' },
-    kind: { type: 'intrinsic', name: 'kind' },
-    'span:kind': { type: 'intrinsic', name: 'kind' },
-    statusMessage: { type: 'intrinsic', name: 'statusMessage' },
-    'span:statusMessage': { type: 'intrinsic', name: 'statusMessage' },
-  };
-  if (intrinsic[t]) return intrinsic[t];
-  let scope: 'span' | 'resource' | 'any' = 'any';
-  let key = t;
-  if (t.startsWith('span.')) [scope, key] = ['span', t.slice(5)];
-  else if (t.startsWith('resource.')) [scope, key] = ['resource', t.slice(9)];
-  else if (t.startsWith('.')) key = t.slice(1);
-  else if (t.includes(':')) return undefined; // another intrinsic (trace:…, rootName): not per span
-  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1).replace(/\\(["\\])/g, '$1');
-  return key ? { type: 'attribute', scope, name: key } : undefined;
+  const p = parseTagName(t);
+  if (!p) return undefined;
+  // an unscoped `x:y` is an intrinsic of another scope (trace:…), not an attribute
+  if (p.kind === 'attribute') return p.scope === 'any' && !t.startsWith('.') && t.includes(':') ? undefined : { type: 'attribute', scope: p.scope, name: p.name };
+  if (p.name === 'name' || p.name === 'status' || p.name === 'kind' || p.name === 'statusMessage') return { type: 'intrinsic', name: p.name };
+  // another intrinsic: `trace:…` is not per span; a bare name (rootName, duration) is read as an attribute of either scope
+  return t.includes(':') ? undefined : { type: 'attribute', scope: 'any', name: t };
 }
 
 function typed(v: AttrValue, f: FieldRef): TagValue {

@@ -3,7 +3,7 @@
 
 import { LIST, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
 import type { Span } from '../model/index.js';
-import { TraceQLError, spansetFilters, type CompareExpr, type Expr } from '../traceql/index.js';
+import { INTRINSIC_TAGS, TraceQLError, parseTagName, spansetFilters, type CompareExpr, type Expr } from '../traceql/index.js';
 import { SpansetCompiler } from './spanset.js';
 import { runMetricsQuery, type MetricsRange, type QueryRangeResponse } from './metrics-query.js';
 import type { Query } from '../traceql/index.js';
@@ -31,27 +31,6 @@ const ROOT_NOT_RECEIVED = '<root span not yet received>';
 const TAG_SAMPLE_SPANS = 20_000;
 const MAX_INLINE_RESOURCES = 256;
 
-const INTRINSIC_TAGS = [
-  'duration',
-  'kind',
-  'name',
-  'rootName',
-  'rootServiceName',
-  'span:duration',
-  'span:id',
-  'span:kind',
-  'span:name',
-  'span:parentID',
-  'span:status',
-  'span:statusMessage',
-  'status',
-  'statusMessage',
-  'trace:duration',
-  'trace:id',
-  'trace:rootName',
-  'trace:rootService',
-  'traceDuration',
-];
 
 export class Queries {
   private readonly validRegex = new Set<string>();
@@ -409,48 +388,6 @@ export class Queries {
 function checkLimit(limit: number): number {
   if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) throw new RangeError('limit must be a number >= 0');
   return Math.min(Math.floor(limit), MAX_LIMIT);
-}
-
-type ParsedTag =
-  | { kind: 'intrinsic'; name: 'status' | 'kind' | 'name' | 'statusMessage' | 'rootName' | 'rootServiceName' | 'other' }
-  | { kind: 'attribute'; scope: 'span' | 'resource' | 'any'; name: string };
-
-const INTRINSIC_TAG_NAMES: Readonly<Record<string, ParsedTag & { kind: 'intrinsic' }>> = {
-  name: { kind: 'intrinsic', name: 'name' },
-  'span:name': { kind: 'intrinsic', name: 'name' },
-  status: { kind: 'intrinsic', name: 'status' },
-  'span:status': { kind: 'intrinsic', name: 'status' },
-  kind: { kind: 'intrinsic', name: 'kind' },
-  'span:kind': { kind: 'intrinsic', name: 'kind' },
-  statusMessage: { kind: 'intrinsic', name: 'statusMessage' },
-  'span:statusMessage': { kind: 'intrinsic', name: 'statusMessage' },
-  rootName: { kind: 'intrinsic', name: 'rootName' },
-  'trace:rootName': { kind: 'intrinsic', name: 'rootName' },
-  rootServiceName: { kind: 'intrinsic', name: 'rootServiceName' },
-  'trace:rootService': { kind: 'intrinsic', name: 'rootServiceName' },
-};
-
-/** `resource.service.name`, `span.x`, `.x`, `span."a b"`, an intrinsic, or a bare attribute name (either scope). */
-function parseTagName(raw: string): ParsedTag | undefined {
-  const name = raw.trim();
-  if (name === '') return undefined;
-  const intrinsic = INTRINSIC_TAG_NAMES[name];
-  if (intrinsic) return intrinsic;
-  if (INTRINSIC_TAGS.includes(name)) return { kind: 'intrinsic', name: 'other' };
-  let scope: 'span' | 'resource' | 'any' = 'any';
-  let key = name;
-  if (name.startsWith('span.')) {
-    scope = 'span';
-    key = name.slice(5);
-  } else if (name.startsWith('resource.')) {
-    scope = 'resource';
-    key = name.slice(9);
-  } else if (name.startsWith('.')) {
-    key = name.slice(1);
-  }
-  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1).replace(/\\(["\\])/g, '$1');
-  if (key === '') return undefined;
-  return { kind: 'attribute', scope, name: key };
 }
 
 function jsonTextToTagValue(text: string): TagValue | undefined {

@@ -4,6 +4,8 @@ export { parseTraceQL, MAX_QUERY_LENGTH } from './parse.js';
 export { TraceQLError } from './errors.js';
 export type { TraceQLErrorKind } from './errors.js';
 export { parseGoDuration } from './duration.js';
+export { INTRINSIC_TAGS, parseTagName } from './tags.js';
+export type { ParsedTag } from './tags.js';
 export { fieldToString, referencedFields, spansetFilters, withCondition } from './fields.js';
 export type {
   AttributeField,
