@@ -19,6 +19,7 @@
 #include "lib/maps.h"
 #include "lib/sock.h"
 #include "lib/gate.h"
+#include "lib/rtctx.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -138,6 +139,7 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	__builtin_memcpy(e->laddr, c->laddr, 16);
 	__builtin_memcpy(e->raddr, c->raddr, 16);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->rtx = runtime_ctx(pid_tgid);
 	return s;
 }
 
@@ -439,6 +441,7 @@ static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flag
 				/* not in the owner's context: report the owner, not current */
 				s->ev.pid = tgid;
 				s->ev.tid = 0;
+				s->ev.rtx = 0;
 			}
 			event_submit(s);
 		}

@@ -78,6 +78,7 @@ struct osp_exchange {
 	unsigned short status;
 	unsigned char resp_minor;      /* HTTP/1.<minor> of the status line */
 	unsigned char xflags;          /* enum osp_xflag */
+	unsigned long long resp_rtx;   /* runtime context of the response's first bytes (see osp_event.rtx) */
 };
 
 enum osp_role {
@@ -134,6 +135,12 @@ struct osp_event {
 	unsigned char laddr[16];    /* IPv4 in the first 4 bytes */
 	unsigned char raddr[16];
 	char comm[OSP_COMM_LEN];
+	/*
+	 * Runtime context of the call, 0 when unknown: which unit of work of a multiplexing
+	 * runtime made it (bpf/lib/rtctx.h). Its meaning depends on the process's runtime (for Go
+	 * a goroutine, for Node an async context); only equality within one process counts.
+	 */
+	unsigned long long rtx;
 	/* followed by cap bytes of payload */
 };
 

@@ -195,6 +195,7 @@ static __always_inline void hx_resend(struct hx_pend *p, struct hx_msg *m)
 	o->ev.ts_end = m->end;
 	o->ev.bytes = m->bytes - p->ev.bytes;
 	o->ev.tid = m->tid;
+	o->ev.rtx = m->rtx;
 	o->ev.cap = 0;
 	rb_out(o, sizeof(struct osp_event));
 }
@@ -263,6 +264,7 @@ static __noinline void hx_emit(struct conn *c)
 		o->ev.ts_end = c->resp.end;
 		o->ev.bytes = c->req.bytes;
 		o->ev.tid = c->req.tid;
+		o->ev.rtx = c->req.rtx;
 		o->ev.cap = sizeof(struct osp_exchange) + cap;
 		o->ev.size = sizeof(struct osp_event) + o->ev.cap;
 		o->x.req_end = c->req.end;
@@ -276,6 +278,7 @@ static __noinline void hx_emit(struct conn *c)
 		o->x.status = c->status;
 		o->x.resp_minor = c->resp_minor;
 		o->x.xflags = 0;
+		o->x.resp_rtx = c->resp.rtx;
 		bpf_probe_read_kernel(o->data, cap, p->data);
 		rb_out(o, sizeof(struct osp_event) + sizeof(struct osp_exchange) + cap);
 		count(OSP_C_EXCHANGES);
@@ -302,6 +305,7 @@ static __always_inline void msg_begin(struct hx_msg *m, struct scratch *s, __u64
 	m->ts = ts_first;
 	m->end = s->ev.ts_end;
 	m->tid = s->ev.tid;
+	m->rtx = s->ev.rtx;
 	m->bytes = ret;
 	m->head_len = head_len;
 	m->body_ts = 0;

@@ -24,6 +24,7 @@ struct hx_msg {
 	__u64 body_ts;  /* entry of its first call after the head (folded body), 0 when none */
 	__u32 tid;      /* thread of its first bytes */
 	__u32 head_len; /* start line to CRLFCRLF */
+	__u64 rtx;      /* runtime context of its first bytes (lib/rtctx.h) */
 };
 
 struct conn {

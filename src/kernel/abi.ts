@@ -54,8 +54,9 @@ export const EXCHANGE_LAYOUT = {
   status: [52, 2],
   resp_minor: [54, 1],
   xflags: [55, 1],
+  resp_rtx: [56, 8],
 } as const satisfies Record<string, readonly [number, number]>;
-export const EXCHANGE_SIZE = 56;
+export const EXCHANGE_SIZE = 64;
 
 /** how the kernel handles HTTP/1 (enum hx_mode): raw events, exchange records, or both (tests) */
 export const SummarizeMode = { off: 0, on: 1, shadow: 2 } as const;
@@ -111,9 +112,10 @@ export const EVENT_LAYOUT = {
   laddr: [64, 16],
   raddr: [80, 16],
   comm: [96, 16],
+  rtx: [112, 8],
 } as const satisfies Record<string, readonly [number, number]>;
 
-export const EVENT_HEADER_SIZE = 112;
+export const EVENT_HEADER_SIZE = 120;
 export const MAX_CAPTURE = 4096;
 export const AF_INET = 2;
 export const AF_INET6 = 10;

@@ -27,6 +27,11 @@ export interface KernelEvent {
   readonly raddr: Buffer;
   readonly comm: string;
   /**
+   * runtime context of the call (bpf/lib/rtctx.h), 0 when unknown: which unit of work of a
+   * multiplexing runtime made it (Go: goroutine; Node: async context). Compare only within a pid.
+   */
+  rtx: number;
+  /**
    * captured payload prefix (a view into the batch: copy it to keep it past the callback).
    * Made on each read: read it once.
    */
@@ -47,6 +52,8 @@ export interface ExchangeFields {
   reqCallTs: number;
   reqCallTsEnd: number;
   respTid: number;
+  /** runtime context of the response's first bytes (see KernelEvent.rtx) */
+  respRtx: number;
   reqHeadLen: number;
   respHeadLen: number;
   status: number;
@@ -88,6 +95,7 @@ class BatchEvent implements KernelEvent {
   rport = 0;
   netns = 0;
   tls = 0;
+  rtx = 0;
   /** payload bounds in buf: a view is made only when `data` is read (a record whose
    *  request head was already seen as a hint needs none) */
   dataStart = 0;
@@ -102,6 +110,7 @@ class BatchEvent implements KernelEvent {
     reqCallTs: 0,
     reqCallTsEnd: 0,
     respTid: 0,
+    respRtx: 0,
     reqHeadLen: 0,
     respHeadLen: 0,
     status: 0,
@@ -170,6 +179,8 @@ export function decodeBatch(
       e.rport = dv.getUint16(off + L.rport[0], true);
       e.netns = dv.getUint32(off + L.netns[0], true);
       e.tls = buf[off + L.tls[0]]!;
+      // u64, exact below 2^53 (a goroutine id or an integer async id never gets near that)
+      e.rtx = dv.getUint32(off + L.rtx[0], true) + dv.getUint32(off + L.rtx[0] + 4, true) * 4294967296;
       e.dataStart = off + EVENT_HEADER_SIZE;
       e.dataEnd = off + EVENT_HEADER_SIZE + cap;
       if (op === 'exchange') {
@@ -186,6 +197,7 @@ export function decodeBatch(
         ex.reqCallTs = rel(dv, x + X.req_call_ts[0], baseHi, baseLo);
         ex.reqCallTsEnd = rel(dv, x + X.req_call_ts_end[0], baseHi, baseLo);
         ex.respTid = dv.getUint32(x + X.resp_tid[0], true);
+        ex.respRtx = dv.getUint32(x + X.resp_rtx[0], true) + dv.getUint32(x + X.resp_rtx[0] + 4, true) * 4294967296;
         ex.reqHeadLen = dv.getUint32(x + X.req_head_len[0], true);
         ex.respHeadLen = dv.getUint32(x + X.resp_head_len[0], true);
         ex.status = dv.getUint16(x + X.status[0], true);

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Runtime context: which unit of work of a multiplexing runtime made a call (osp_event.rtx).
+ *
+ * A thread tells which request a call belongs to only when the runtime runs one request per
+ * thread. Go multiplexes goroutines on threads and Node runs every request on one event loop,
+ * so the agent asks the runtime itself, through uprobes, which goroutine or async context is
+ * running on the calling thread. Each runtime keeps its own state (lib/goctx.h,
+ * lib/nodectx.h); this file only asks them in turn. 0 means unknown: the linker then falls
+ * back to the rules that need no runtime context.
+ */
+#ifndef OSPREY_RTCTX_H
+#define OSPREY_RTCTX_H
+
+#include "goctx.h"
+#include "nodectx.h"
+
+static __always_inline __u64 runtime_ctx(__u64 pid_tgid)
+{
+	__u64 v = go_runtime_ctx(pid_tgid);
+	if (v)
+		return v;
+	return node_runtime_ctx(pid_tgid);
+}
+
+#endif
