@@ -162,23 +162,41 @@ describe('Linker', () => {
       assert.equal(l.counters.learned_event_loop, 1);
     });
 
+    it("an event loop's lone in-flight request is no proof: only an identical request line links (left-over work of answered requests)", () => {
+      const l = new Linker({ holdNs: 0, threadModel: () => 'event-loop' });
+      const s1 = l.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
+      // the handler's call, or a fire-and-forget call that an answered request left behind:
+      // the kernel sees the same thing, so nothing
+      const c1 = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 101, undefined);
+      assert.equal(c1.parent, undefined);
+      assert.equal(l.counters.thread_rule_off_event_loop, 1);
+      assert.equal(l.counters.ambiguous_thread, 0);
+      // what a proxy forwards: linked
+      const fwd = l.start('client', 2, 7, 'c:1>d:2', 'GET /one', 102, undefined);
+      assert.equal(fwd.parent, s1);
+      // the same in a thread-per-request process links the lone request
+      const p = new Linker({ holdNs: 0 });
+      const ps = p.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
+      assert.equal(p.start('client', 2, 7, 'c:1>d:1', 'GET /x', 101, undefined).parent, ps);
+    });
+
     it('an event-loop thread that calls outside any request loses the rule (timers, work after a response)', () => {
       const l = new Linker({ holdNs: 0, threadModel: () => 'event-loop' });
       const s1 = l.start('server', 2, 7, 'a:1>b:1', 'GET /one', 100, undefined);
-      const c1 = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 101, undefined);
+      const c1 = l.start('client', 2, 7, 'c:1>d:1', 'GET /one', 101, undefined);
       assert.equal(c1.parent, s1);
       l.responded(s1, 7);
       // a background call: nothing in flight on the loop
       const bg = l.start('client', 2, 7, 'c:1>d:2', 'POST /metrics', 110, undefined);
       assert.equal(bg.parent, undefined);
-      // from now on a lone in-flight request is no proof: the call may be background work again
+      // from now on even an identical line is no proof: the call may be background work again
       l.start('server', 2, 7, 'a:1>b:1', 'GET /two', 120, undefined);
-      const c2 = l.start('client', 2, 7, 'c:1>d:1', 'GET /y', 121, undefined);
+      const c2 = l.start('client', 2, 7, 'c:1>d:1', 'GET /two', 121, undefined);
       assert.equal(c2.parent, undefined);
       assert.equal(l.counters.thread_rule_off_background, 1);
       // other threads of the process keep it
       const s3 = l.start('server', 2, 8, 'a:1>b:3', 'GET /three', 130, undefined);
-      const c3 = l.start('client', 2, 8, 'c:1>d:3', 'GET /z', 131, undefined);
+      const c3 = l.start('client', 2, 8, 'c:1>d:3', 'GET /three', 131, undefined);
       assert.equal(c3.parent, s3);
     });
 
