@@ -28,7 +28,7 @@ TESTS := $(patsubst %.ts,dist/%.js,$(filter %.test.ts,$(TS_SRC)))
 # build tools, and the real servers/clients the tests and the demo drive
 APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ \
 	nginx-light wrk curl python3 python3-venv golang-go openjdk-17-jdk-headless bpftrace hyperfine \
-	iproute2 procps psmisc prometheus openssl chromium \
+	iproute2 procps psmisc prometheus openssl chromium nghttp2-client \
 	libcapstone-dev libdw-dev
 
 .PHONY: build deps apt test demo bench lint typecheck clean

@@ -131,10 +131,10 @@ export function fillHttpResponse(span: Span, status: number, bodySize: number): 
   }
 }
 
-/** an exchange that ended without a response: why ('eof', 'reset', ...) */
-export function fillIncomplete(span: Span, reason: string): void {
+/** an exchange that ended early, with no response or one cut short: why ('eof', 'reset', ...) */
+export function fillIncomplete(span: Span, reason: string, hadResponse = false): void {
   span.status = 'error';
-  span.statusMessage = `no response: ${reason}`;
+  span.statusMessage = hadResponse ? `response cut short: ${reason}` : `no response: ${reason}`;
   span.errorType = reason;
 }
 
@@ -167,5 +167,5 @@ export function fillHttpSpan(span: Span, ex: Exchange, local: Endpoint, remote: 
     if (ex.role === 'server' && scheme) span.scheme = scheme === 'https' ? 'https' : 'http';
     if (ex.grpc) fillGrpc(span, ex);
   }
-  if (ex.incomplete) fillIncomplete(span, ex.incomplete);
+  if (ex.incomplete) fillIncomplete(span, ex.incomplete, ex.response !== undefined);
 }

@@ -62,6 +62,22 @@ describe('Http2Parser', () => {
     assert.equal(c.malformed, 1);
     assert.deepEqual(p.push(chunk('out', Buffer.from('anything'), 4)), []);
   });
+
+  it('RST_STREAM after the response: CANCEL or NO_ERROR ends the stream with its status, other codes are a reset', () => {
+    const p = new Http2Parser({});
+    const req = (id: number): Buffer => frame(1, 0x5, id, Buffer.concat([Buffer.from([0x82]), litIdx(4, `/watch/${id}`)]));
+    p.push(chunk('out', Buffer.concat([PREFACE, req(1), req(3), req(5)]), 1));
+    // 200 and some of a long body on each, then the client stops reading: CANCEL (8), NO_ERROR (0), INTERNAL_ERROR (2)
+    for (const id of [1, 3, 5]) assert.deepEqual(p.push(chunk('in', Buffer.concat([frame(1, 0x4, id, Buffer.from([0x88])), frame(0, 0, id, Buffer.alloc(0), 100)]), 2, 118)), []);
+    const code = (c: number): Buffer => Buffer.from([0, 0, 0, c]);
+    const done = p.push(chunk('out', Buffer.concat([frame(3, 0, 1, code(8)), frame(3, 0, 3, code(0)), frame(3, 0, 5, code(2))]), 50));
+    assert.deepEqual(done.map((x) => [x.request.target, x.response?.status, x.response?.bodySize, x.incomplete]), [
+      ['/watch/1', 200, 100, undefined],
+      ['/watch/3', 200, 100, undefined],
+      ['/watch/5', 200, 100, 'reset'],
+    ]);
+    assert.equal(done[0]!.response!.tsEnd, 51, 'the stream ends at the reset');
+  });
 });
 
 describe('HpackBlocks', () => {

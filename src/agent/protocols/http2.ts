@@ -12,7 +12,8 @@
 //   HEADERS with :status (1xx skipped) → the response; a later HEADERS block → trailers
 //     (gRPC: grpc-status, grpc-message; a "trailers-only" response carries them in its headers);
 //   DATA → body bytes; END_STREAM on each side ends that side; RST_STREAM ends the stream
-//     (no response: incomplete 'reset'); GOAWAY ends the streams above its last stream id
+//     (incomplete 'reset', unless it is CANCEL or NO_ERROR after the response began: a
+//     stream stopped on purpose, such as a watch its client is done with); GOAWAY ends the streams above its last stream id
 //     (incomplete 'goaway'); end() (the close) ends the rest (incomplete 'eof').
 // An exchange is reported when both sides ended (or the stream was reset), in the order
 // streams end — HTTP/2 multiplexes: there is no request order to keep.
@@ -57,6 +58,9 @@ const F_END_HEADERS = 0x4;
 const F_PADDED = 0x8;
 const F_PRIORITY = 0x20;
 const SETTINGS_HEADER_TABLE_SIZE = 1;
+/** RST_STREAM error codes (RFC 9113 §7) */
+const RST_NO_ERROR = 0;
+const RST_CANCEL = 8;
 /** the largest frame payload HTTP/2 allows (SETTINGS_MAX_FRAME_SIZE's ceiling) */
 const MAX_FRAME = (1 << 24) - 1;
 
@@ -332,7 +336,17 @@ export class Http2Parser implements ProtocolParser {
       case T_RST_STREAM: {
         this.#c.rstStreams++;
         const s = this.#streams.get(id);
-        if (s) this.#finish(s, this.#chunk!.tsEnd, 'reset');
+        if (!s) return;
+        const ts = this.#chunk!.tsEnd;
+        // CANCEL or NO_ERROR once the response began is a stream stopped on purpose: a client
+        // done with a watch or a download (client-go stopping an informer), or a server that
+        // answered before reading the whole request (RFC 9113 §8.1). The exchange ends here
+        // with its status; any other code, or no response yet, is a failed exchange.
+        const code = p.length >= 4 ? p.readUInt32BE(0) : -1;
+        if (s.res && (code === RST_NO_ERROR || code === RST_CANCEL)) {
+          s.res.tsEnd = Math.max(s.res.tsEnd, ts);
+          this.#finish(s, ts, undefined);
+        } else this.#finish(s, ts, 'reset');
         return;
       }
       case T_SETTINGS: {

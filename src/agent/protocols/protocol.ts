@@ -54,7 +54,7 @@ export interface Exchange {
   request: HttpRequest;
   /** absent when the connection ended before a response (status unset, error) */
   response?: HttpResponse;
-  /** why the exchange ended without a response: 'eof' | 'reset' | ... */
+  /** why the exchange ended early (no response, or one cut short): 'eof' | 'reset' | ... */
   incomplete?: string;
   /** HTTP/2: the stream's id (the same at both ends of the connection) */
   streamId?: number;
