@@ -128,63 +128,70 @@ describe('linking with lost events: wrk -c32 through nginx and a Node or Python 
   });
 
   for (const lc of CASES) {
-    for (const m of MIDDLES) {
-    it(`${lc.name}, ${m.name} in the middle: ${RUNS} runs, no trace mixes two requests, the untouched links are still made`, async () => {
-      const col = new SpanCollector(300, lc.capture, lc.more);
-      const middlePort = await freePort();
-      const middle = await startProcess({
-        name: 'middle',
-        cmd: m.cmd(),
-        args: m.args(middlePort, backendUrl),
-        env: { OTEL_SERVICE_NAME: 'middle', PYTHONDONTWRITEBYTECODE: '1' },
-        port: middlePort,
+    describe(lc.name, () => {
+      let col: SpanCollector;
+      before(() => {
+        col = new SpanCollector(300, lc.capture, lc.more);
       });
-      const proxyPort = await freePort();
-      const conf = writeNginxConfig({ listenPort: proxyPort, upstreamPort: middlePort, prefix: join(workDir, `nginx-${middlePort}`) });
-      const nginx = await startProcess({ name: 'nginx', cmd: conf.cmd, args: conf.args, port: proxyPort });
-      try {
-        for (let r = 0; r < RUNS; r++) {
-          const tag = `${middlePort}r${r}x${Math.random().toString(36).slice(2, 7)}`;
-          const script = join(workDir, `${tag}.lua`);
-          writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${tag}-" .. n)\nend\n`);
-          const lostBefore = lc.lost(col);
-          const linker = col.agent.linker.counters;
-          const barriersBefore = linker.loss_barriers;
-          const withheldBefore = linker.withheld_loss;
-          const before = col.spans.length;
-          const w = await run('wrk', ['-t1', '-c32', `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeoutMs: 60_000 });
-          assert.equal(w.code, 0, w.stderr);
-          const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
-          assert.ok(requests > 100, w.stdout);
-          await sleep(1500);
-          const spans = col.spans.slice(before).filter((s) => suffixOf(s).startsWith(`${tag}-`));
-          const v = judge(spans);
-          const lost = lc.lost(col) - lostBefore;
-          const barriers = linker.loss_barriers - barriersBefore;
-          const withheld = linker.withheld_loss - withheldBefore;
-          const links = Object.entries(v.linked)
-            .map(([k, x]) => `${k} ${x}`)
-            .join(', ');
-          console.log(
-            `${lc.name}, ${m.name}, run ${r + 1}: ${requests} requests completed, ${v.requests} seen, ${v.spans} spans (of ${requests * 5}); ` +
-              `${lost} lost, ${barriers} loss barriers, ${withheld} links withheld; ${v.mixedTraces} mixed traces, ${v.wrongParents} wrong parents; true links: ${links}`,
-          );
-          assert.ok(lost > 0, 'events were lost (the test forces it)');
-          assert.ok(barriers > 0, 'the linker learned of the loss');
-          assert.ok(withheld > 0, 'links were withheld because of it');
-          assert.equal(v.mixedTraces, 0, 'no trace mixes two requests');
-          assert.equal(v.wrongParents, 0, 'no span has a parent of another request');
-          // a linker that links nothing passes the checks above: the links the loss left alone
-          // are still made, by each rule that has them to make
-          assert.ok((v.linked.tuple ?? 0) >= v.requests * 0.1, `tuple links: ${v.linked.tuple ?? 0} of ${v.requests} requests`);
-          assert.ok((v.linked.thread ?? 0) >= v.requests * 0.05, `thread links: ${v.linked.thread ?? 0} of ${v.requests} requests`);
-        }
-      } finally {
-        await nginx.stop();
-        await middle.stop();
-        await col.close();
+      after(async () => {
+        await col?.close();
+      });
+      for (const m of MIDDLES) {
+        it(`${m.name} in the middle: ${RUNS} runs, no trace mixes two requests, the untouched links are still made`, async () => {
+          const middlePort = await freePort();
+          const middle = await startProcess({
+            name: 'middle',
+            cmd: m.cmd(),
+            args: m.args(middlePort, backendUrl),
+            env: { OTEL_SERVICE_NAME: 'middle', PYTHONDONTWRITEBYTECODE: '1' },
+            port: middlePort,
+          });
+          const proxyPort = await freePort();
+          const conf = writeNginxConfig({ listenPort: proxyPort, upstreamPort: middlePort, prefix: join(workDir, `nginx-${middlePort}`) });
+          const nginx = await startProcess({ name: 'nginx', cmd: conf.cmd, args: conf.args, port: proxyPort });
+          try {
+            for (let r = 0; r < RUNS; r++) {
+              const tag = `${middlePort}r${r}x${Math.random().toString(36).slice(2, 7)}`;
+              const script = join(workDir, `${tag}.lua`);
+              writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${tag}-" .. n)\nend\n`);
+              const lostBefore = lc.lost(col);
+              const linker = col.agent.linker.counters;
+              const barriersBefore = linker.loss_barriers;
+              const withheldBefore = linker.withheld_loss;
+              const before = col.spans.length;
+              const w = await run('wrk', ['-t1', '-c32', `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeoutMs: 60_000 });
+              assert.equal(w.code, 0, w.stderr);
+              const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
+              assert.ok(requests > 100, w.stdout);
+              await sleep(1500);
+              const spans = col.spans.slice(before).filter((s) => suffixOf(s).startsWith(`${tag}-`));
+              const v = judge(spans);
+              const lost = lc.lost(col) - lostBefore;
+              const barriers = linker.loss_barriers - barriersBefore;
+              const withheld = linker.withheld_loss - withheldBefore;
+              const links = Object.entries(v.linked)
+                .map(([k, x]) => `${k} ${x}`)
+                .join(', ');
+              console.log(
+                `${lc.name}, ${m.name}, run ${r + 1}: ${requests} requests completed, ${v.requests} seen, ${v.spans} spans (of ${requests * 5}); ` +
+                  `${lost} lost, ${barriers} loss barriers, ${withheld} links withheld; ${v.mixedTraces} mixed traces, ${v.wrongParents} wrong parents; true links: ${links}`,
+              );
+              assert.ok(lost > 0, 'events were lost (the test forces it)');
+              assert.ok(barriers > 0, 'the linker learned of the loss');
+              assert.ok(withheld > 0, 'links were withheld because of it');
+              assert.equal(v.mixedTraces, 0, 'no trace mixes two requests');
+              assert.equal(v.wrongParents, 0, 'no span has a parent of another request');
+              // a linker that links nothing passes the checks above: the links the loss left alone
+              // are still made, by each rule that has them to make
+              assert.ok((v.linked.tuple ?? 0) >= v.requests * 0.1, `tuple links: ${v.linked.tuple ?? 0} of ${v.requests} requests`);
+              assert.ok((v.linked.thread ?? 0) >= v.requests * 0.05, `thread links: ${v.linked.thread ?? 0} of ${v.requests} requests`);
+            }
+          } finally {
+            await nginx.stop();
+            await middle.stop();
+          }
+        });
       }
     });
-    }
   }
 });
