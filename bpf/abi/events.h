@@ -141,6 +141,13 @@ struct osp_event {
 	 * a goroutine, for Node an async context); only equality within one process counts.
 	 */
 	unsigned long long rtx;
+	/*
+	 * Records the ring buffer refused so far, all CPUs together, as read just before this
+	 * record was written (lib/http1x.h rb_out). User space compares it with the largest value
+	 * seen: a larger one means records were lost before this one, so linking state that the
+	 * lost records could have changed is no longer trusted (src/agent/linker.ts, loss barrier).
+	 */
+	unsigned long long lost;
 	/* followed by cap bytes of payload */
 };
 

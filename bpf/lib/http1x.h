@@ -130,14 +130,34 @@ static __always_inline int starts(const __u8 *p, const char *s, __u32 len)
 	return 1;
 }
 
-/* one record into the ring buffer; wake-ups are batched (user space also drains on a timer) */
+/*
+ * One record into the ring buffer; wake-ups are batched (user space also drains on a timer).
+ *
+ * Every record carries the number of records refused so far (osp_event.lost), read before it
+ * is written, so user space knows where in the stream a loss happened (src/agent/linker.ts,
+ * loss barrier). Why that placement is safe although records of different CPUs are not in
+ * time order: the ring buffer's order is the order of reservations. A refused record bumps
+ * the count right after its failed reservation, so a record that reads the count after the
+ * bump carries a larger value, and user space raises the barrier no later than the first of
+ * those. Every later record of the thread that lost one reads after its own bump (program
+ * order, also across a migration), and so does every record of what that thread did after
+ * the loss (a peer reading bytes it wrote later): the records the lost one could mislead all
+ * come after the barrier. What reads the count just before a bump on another CPU is a record
+ * made at the same instant as the loss, not one that depends on it. Cost: one array lookup per record,
+ * an atomic add per refused one.
+ */
 static __always_inline void rb_out(void *rec, __u64 size)
 {
+	__u32 zero = 0;
+	__u64 *lost = bpf_map_lookup_elem(&lost_records, &zero);
+	((struct osp_event *)rec)->lost = lost ? *(volatile __u64 *)lost : 0;
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 										      : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, rec, size, flags))
+	if (bpf_ringbuf_output(&events, rec, size, flags)) {
 		count(OSP_C_RB_DROPPED);
-	else
+		if (lost)
+			__sync_fetch_and_add(lost, 1);
+	} else
 		count(OSP_C_EVENTS);
 }
 

@@ -109,6 +109,18 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
+/*
+ * One number for all CPUs: records the ring buffer refused (osp_event.lost). Not per-CPU,
+ * unlike the counters: every record carries the sum as it stands, so it has to be one word
+ * that each failure bumps atomically.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_records SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, OSP_C__COUNT);

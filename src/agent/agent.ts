@@ -157,7 +157,8 @@ export class Agent {
   #epochLo = 0;
   #offline = false;
   #offlineNow: number | undefined;
-  #queue: Buffer[] = [];
+  /** batches waiting for the JS thread; null: batches were dropped here (a loss barrier) */
+  #queue: (Buffer | null)[] = [];
   #queuedBytes = 0;
   #draining = false;
   readonly #maxQueuedBytes: number;
@@ -173,6 +174,10 @@ export class Agent {
   #eventNow = 0;
   /** batches onBatch received (processed, queued or dropped) */
   #batchesIn = 0;
+  /** the largest count of kernel records lost that an event carried (KernelEvent.lost) */
+  #lostSeen = 0;
+  /** events were lost in user space (a dropped batch, a malformed one): a barrier before the next event */
+  #lossPending = false;
   /** one chunk object for every event: the parser copies what it keeps */
   readonly #chunk: Chunk = { dir: 'in', tsStart: 0, tsEnd: 0, bytes: 0, data: Buffer.alloc(0), tid: 0 };
 
@@ -253,6 +258,8 @@ export class Agent {
     if (this.#queuedBytes + buf.length > this.#maxQueuedBytes) {
       this.counters.batches_dropped++;
       this.counters.batch_bytes_dropped += buf.length;
+      // the linker learns of the hole where the batch would have been read
+      if (this.#queue[this.#queue.length - 1] !== null) this.#queue.push(null);
       return;
     }
     this.#queue.push(Buffer.from(buf));
@@ -260,7 +267,11 @@ export class Agent {
   }
 
   readonly #drainQueue = (): void => {
-    const buf = this.#queue.shift();
+    let buf = this.#queue.shift();
+    if (buf === null) {
+      this.#lossPending = true;
+      buf = this.#queue.shift();
+    }
     if (buf) {
       this.#queuedBytes -= buf.length;
       this.#liveBatch(buf);
@@ -284,12 +295,23 @@ export class Agent {
     if (!this.#clock) throw new Error('agent not started');
     const before = this.decode.malformed;
     decodeBatch(buf, this.#clock.monoBase, this.#onEvent, this.decode);
-    if (this.decode.malformed !== before) this.counters.decode_malformed_batches++;
+    if (this.decode.malformed !== before) {
+      this.counters.decode_malformed_batches++;
+      // the rest of the batch is lost
+      this.#lossPending = true;
+    }
   }
 
   #event(e: KernelEvent): void {
     this.counters.events++;
     if (e.tsEnd > this.#eventNow) this.#eventNow = e.tsEnd;
+    // records were lost before this one: in the kernel (the count it carries grew; records
+    // of other CPUs may still carry a smaller one, hence the largest) or here
+    if (e.lost > this.#lostSeen || this.#lossPending) {
+      if (e.lost > this.#lostSeen) this.#lostSeen = e.lost;
+      this.#lossPending = false;
+      this.linker.lossBarrier(this.#eventNow);
+    }
     let c = this.#conns.get(e.connId);
     if (e.op === 'close') {
       if (c) this.#close(c, e.tsEnd);

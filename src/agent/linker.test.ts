@@ -230,4 +230,129 @@ describe('Linker', () => {
       assert.equal(c1.parent, s1);
     });
   });
+
+  describe('loss barriers (events were lost: what the linker knows about threads is stale)', () => {
+    it('a request started before the barrier is no thread parent (its response may be what was lost)', () => {
+      const l = new Linker({ holdNs: 0 });
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /a', 100, undefined);
+      // lost here: A's response and the head of the request B the thread read next
+      l.lossBarrier(150);
+      const call = l.start('client', 2, 7, 'c:1>d:1', 'GET /for-b', 160, undefined);
+      assert.equal(call.parent, undefined);
+      assert.equal(call.link, 'none');
+      assert.equal(l.counters.withheld_loss, 1);
+      assert.equal(l.counters.loss_barriers, 1);
+    });
+
+    it('a thread-per-request thread is trusted again from its next request on', () => {
+      const l = new Linker({ holdNs: 0 });
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /a', 100, undefined);
+      l.lossBarrier(150);
+      const s = l.start('server', 2, 7, 'a:1>b:2', 'GET /next', 200, undefined);
+      const call = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 210, undefined);
+      assert.equal(call.parent, s);
+      assert.equal(call.link, 'thread');
+      // other threads too: a request started after the barrier
+      const s9 = l.start('server', 2, 9, 'a:1>b:3', 'GET /nine', 220, undefined);
+      assert.equal(l.start('client', 2, 9, 'c:1>d:2', 'GET /y', 230, undefined).parent, s9);
+      assert.equal(l.counters.withheld_loss, 0);
+      // a barrier covers every thread (it says where, not whose)
+      l.lossBarrier(240);
+      assert.equal(l.start('client', 2, 9, 'c:1>d:3', 'GET /z', 250, undefined).parent, undefined);
+      assert.equal(l.counters.withheld_loss, 1);
+    });
+
+    it('a call reported late that started before the barrier takes no parent from before it', () => {
+      const l = new Linker({ holdNs: 0 });
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /a', 100, undefined);
+      l.lossBarrier(300);
+      // the exchange record of a call made at 120 comes after the barrier
+      const late = l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 120, undefined);
+      assert.equal(late.parent, undefined);
+    });
+
+    it('an event-loop thread: a stale request counts against a fresh one; only the identical line links', () => {
+      const l = new Linker({ holdNs: 0, threadModel: () => 'event-loop', lossQuarantineNs: 0 });
+      const stale = l.start('server', 2, 7, 'a:1>b:1', 'GET /old', 100, undefined);
+      l.lossBarrier(150);
+      const fresh = l.start('server', 2, 7, 'a:1>b:2', 'GET /new', 200, undefined);
+      // without the loss this thread would work on two requests: no guess either
+      assert.equal(l.start('client', 2, 7, 'c:1>d:1', 'GET /other', 210, undefined).parent, undefined);
+      // a proxy forwarding the fresh request's line
+      assert.equal(l.start('client', 2, 7, 'c:1>d:2', 'GET /new', 220, undefined).parent, fresh);
+      // the stale one's line: withheld, never the stale request
+      const c = l.start('client', 2, 7, 'c:1>d:3', 'GET /old', 230, undefined);
+      assert.equal(c.parent, undefined);
+      assert.equal(l.counters.withheld_loss, 1);
+      // once the stale request finishes the loop works on one request, but an event loop's
+      // call may be work an answered request left: still only the identical line links
+      l.finish(stale, 240, 0);
+      assert.equal(l.start('client', 2, 7, 'c:1>d:4', 'GET /other', 250, undefined).parent, undefined);
+      assert.equal(l.start('client', 2, 7, 'c:1>d:5', 'GET /new', 260, undefined).parent, fresh);
+    });
+
+    it('an event-loop thread links a call to its only request by the identical line alone during the quarantine', () => {
+      const l = new Linker({ holdNs: 0, threadModel: () => 'event-loop', lossQuarantineNs: 1000 });
+      // lost: the head of a request this loop read at 140, still in flight
+      l.lossBarrier(150);
+      const s = l.start('server', 2, 7, 'a:1>b:2', 'GET /new', 200, undefined);
+      // the call may be the lost request's: not linked to the one request the loop shows
+      const c = l.start('client', 2, 7, 'c:1>d:1', 'GET /api/item/1', 210, undefined);
+      assert.equal(c.parent, undefined);
+      assert.equal(l.counters.thread_rule_off_event_loop, 1);
+      // nor is the loop taken to call outside requests (the call may belong to the lost one)
+      l.finish(s, 220, 0);
+      l.start('client', 2, 7, 'c:1>d:2', 'GET /tick', 230, undefined);
+      const s2 = l.start('server', 2, 7, 'a:1>b:3', 'GET /again', 1200, undefined);
+      const fwd = l.start('client', 2, 7, 'c:1>d:3', 'GET /again', 1210, undefined);
+      assert.equal(fwd.parent, s2, 'the identical line links during the quarantine');
+      // after the quarantine too, an event loop's lone request is no parent by itself
+      const c2 = l.start('client', 2, 7, 'c:1>d:4', 'GET /api/item/2', 1220, undefined);
+      assert.equal(c2.parent, undefined);
+      assert.equal(l.counters.thread_rule_off_background, 0);
+    });
+
+    it('a per-request thread is not quarantined, an event loop is: the quarantine is about interleaving', () => {
+      const l = new Linker({ holdNs: 0, threadModel: (pid) => (pid === 3 ? 'event-loop' : 'per-request'), lossQuarantineNs: 1e9 });
+      l.lossBarrier(100);
+      const s2 = l.start('server', 2, 7, 'a:1>b:1', 'GET /a', 200, undefined);
+      const s3 = l.start('server', 3, 7, 'a:1>b:2', 'GET /a', 200, undefined);
+      assert.equal(l.start('client', 2, 7, 'c:1>d:1', 'GET /x', 210, undefined).parent, s2);
+      assert.equal(l.start('client', 3, 7, 'c:1>d:2', 'GET /x', 210, undefined).parent, undefined);
+      assert.ok(s3);
+    });
+
+    it('a client request in flight at the barrier is no tuple parent (its end may have been lost), nor any later one', () => {
+      const l = new Linker({ holdNs: 1000 });
+      // a keep-alive connection: request 1's end lost, request 2's head lost too
+      l.start('client', 1, 1, A, 'GET /', 100, undefined);
+      l.lossBarrier(250);
+      const s2 = l.start('server', 2, 7, B, 'GET /', 300, undefined);
+      assert.equal(s2.parent, undefined);
+      assert.equal(l.counters.withheld_loss, 1);
+      // the client's next request, reported late: not taken for s2 either
+      const c2 = l.start('client', 1, 1, A, 'GET /', 290, undefined);
+      assert.equal(s2.parent, undefined);
+      // a client request that ended before the barrier was seen whole: it still links
+      const l2 = new Linker({ holdNs: 1000 });
+      const c = l2.start('client', 1, 1, A, 'GET /', 100, undefined);
+      const s = l2.start('server', 2, 7, B, 'GET /', 110, undefined);
+      l2.lossBarrier(120);
+      assert.equal(s.parent, c);
+      // and a client request started after the barrier links as ever
+      const c3 = l.start('client', 1, 1, 'e:1>f:1', 'GET /b', 400, undefined);
+      const s3 = l.start('server', 2, 7, 'f:1>e:1', 'GET /b', 410, undefined);
+      assert.equal(s3.parent, c3);
+      assert.ok(c2);
+    });
+
+    it('nothing is learned from a stale request: a second connection read after a barrier is no proof of an event loop', () => {
+      const l = new Linker({ holdNs: 0 });
+      l.start('server', 2, 7, 'a:1>b:1', 'GET /a', 100, undefined);
+      l.lossBarrier(150);
+      l.start('server', 2, 7, 'a:1>b:2', 'GET /b', 200, undefined);
+      assert.equal(l.modelOf(2), 'per-request');
+      assert.equal(l.counters.learned_event_loop, 0);
+    });
+  });
 });

@@ -44,6 +44,29 @@
 // traceparent or in a client request without a parent) goes out at once.
 // Trace ids are resolved by walking up to the root at emission; a record whose
 // trace id is fixed never changes parent.
+//
+// Lost events (the kernel's ring buffer was full, the agent dropped a batch it could not keep
+// up with) leave holes in what the rules above look at: a request head that never came leaves
+// its thread looking idle or busy with another request, a response that never came leaves a
+// request "being worked on" for good, a client request whose end never came stays a tuple
+// candidate. The agent raises a loss barrier (lossBarrier) at the point of the event stream
+// where the loss happened (every kernel record carries the count of records lost before it,
+// see rb_out in bpf/lib/http1x.h; a dropped batch is a barrier where it would have been
+// read). Records started before the latest barrier are "stale", and from the barrier on:
+// - the thread rule takes no stale request as a parent; a stale request still in the
+//   thread's set counts against the others (it may really be in flight), so a thread working
+//   on a stale request and a fresh one links a call only by an identical request line to the
+//   fresh one. A thread taken for one request at a time drops its stale requests at its next
+//   server read (it finished them before reading another);
+// - an event-loop thread may also have been working on a request whose head was lost, which
+//   nothing shows: for `lossQuarantineNs` after a barrier it links calls only by an identical
+//   request line, never as its only request (the unsound rest: a lost request with the very
+//   same request line in flight on the same thread, or a handler that calls out more than
+//   the quarantine after its head was lost);
+// - a server request takes no stale client request that has not ended as its tuple parent
+//   (its end may be what was lost), and then waits for no later one either;
+// - nothing is learned from behaviour a loss may explain (background calls).
+// Each link left out for these reasons counts in `withheld_loss`.
 import { newSpanWords, newTraceId, parseTraceparent, type LinkSource, type TraceId } from '../model/index.js';
 import type { ThreadModel } from './process/runtime.js';
 
@@ -81,6 +104,8 @@ export interface LinkRecord {
   /** payload the owner attaches (the span under construction) */
   data: unknown;
   emitAt: number;
+  /** loss barriers raised before this record started (see the head of this file) */
+  readonly epoch: number;
 }
 
 export interface LinkerCounters {
@@ -108,6 +133,10 @@ export interface LinkerCounters {
   learned_multiplexed: number;
   /** processes found to interleave requests on one thread */
   learned_event_loop: number;
+  /** loss barriers: points of the event stream where events were lost (kernel or agent) */
+  loss_barriers: number;
+  /** links left out because events were lost around them (see the head of this file) */
+  withheld_loss: number;
 }
 
 export interface LinkerOptions {
@@ -119,6 +148,11 @@ export interface LinkerOptions {
   maxAgeNs?: number;
   /** how a process maps requests onto threads (default: one request per thread) */
   threadModel?: (pid: number) => ThreadModel;
+  /**
+   * after a loss barrier, an event-loop thread links calls only by an identical request line
+   * for this long (ns, default 10 s): a request whose head was lost may be in flight on it
+   */
+  lossQuarantineNs?: number;
 }
 
 const MODEL_RANK: Record<ThreadModel, number> = { 'per-request': 0, 'event-loop': 1, multiplexed: 2 };
@@ -159,10 +193,17 @@ export class Linker {
     thread_rule_off_event_loop: 0,
     learned_multiplexed: 0,
     learned_event_loop: 0,
+    loss_barriers: 0,
+    withheld_loss: 0,
   };
   readonly #holdNs: number;
   readonly #max: number;
   readonly #maxAge: number;
+  readonly #quarantineNs: number;
+  /** loss barriers so far; a record with a smaller epoch is stale */
+  #lossEpoch = 0;
+  /** event time of the latest barrier */
+  #lossAt = 0;
   /** client requests by their connection key, in flight or recently ended */
   readonly #clients = new Map<string, LinkRecord[]>();
   /** server requests still looking for a tuple parent, by the client's connection key */
@@ -188,6 +229,17 @@ export class Linker {
     this.#max = opts.maxRecords ?? 100_000;
     this.#maxAge = opts.maxAgeNs ?? 600e9;
     this.#threadModel = opts.threadModel ?? (() => 'per-request');
+    this.#quarantineNs = opts.lossQuarantineNs ?? 10e9;
+  }
+
+  /**
+   * Events were lost just before the one about to be given (at event time `ts`): what was
+   * started until now is stale for linking (see the head of this file).
+   */
+  lossBarrier(ts: number): void {
+    this.#lossEpoch++;
+    if (ts > this.#lossAt) this.#lossAt = ts;
+    this.counters.loss_barriers++;
   }
 
   /** the model the thread rule follows for a process: detected, or learned if that says more */
@@ -258,6 +310,7 @@ export class Linker {
       p1: 0,
       data: undefined,
       emitAt: 0,
+      epoch: this.#lossEpoch,
     };
     newSpanWords(r);
     this.#live.add(r);
@@ -279,6 +332,10 @@ export class Linker {
       const found = this.#clientFor(key, r.sig, r.start);
       if (found) {
         this.#setParent(r, found, 'tuple');
+      } else if (found === null) {
+        // the candidate is stale: no parent, and none later either (a later client
+        // request could take the place the stale one had in pipelining order)
+        this.counters.withheld_loss++;
       } else {
         const list = this.#waiting.get(key);
         if (list) list.push(r);
@@ -286,10 +343,20 @@ export class Linker {
       }
     }
     const tk = threadKey(r.pid, r.tid);
-    const list = this.#serving.get(tk);
+    let list = this.#serving.get(tk);
+    // a thread that works on one request at a time finished its stale ones before this read
+    if (list && this.#lossEpoch > 0 && this.modelOf(r.pid) === 'per-request') {
+      list = list.filter((x) => x.epoch === this.#lossEpoch);
+      if (list.length) this.#serving.set(tk, list);
+      else {
+        this.#serving.delete(tk);
+        list = undefined;
+      }
+    }
     if (list) {
       // a second connection's request read before the first is answered: an event loop
-      if (list.some((x) => x.connKey !== r.connKey)) this.#learn(r.pid, 'event-loop');
+      // (not from a stale request: its response may be what was lost)
+      if (list.some((x) => x.connKey !== r.connKey && x.epoch === this.#lossEpoch)) this.#learn(r.pid, 'event-loop');
       list.push(r);
     } else this.#serving.set(tk, [r]);
   }
@@ -315,39 +382,57 @@ export class Linker {
       this.counters.thread_rule_off_background++;
       return;
     }
-    let set = this.#serving.get(threadKey(r.pid, r.tid));
-    // a client request reported late (kernel exchange records come when the exchange has
-    // ended): only requests its thread had begun before it started can have made it
-    if (set && set.some((s) => s.start > r.start)) set = set.filter((s) => s.start <= r.start);
-    // one request in flight: its call, on a thread that carries one request at a time. Not on
-    // an event loop: there the call may be work an answered request left behind (head of file)
-    if (model === 'per-request' && set?.length === 1 && !set[0]!.lineOnly) {
-      this.#setParent(r, set[0]!, 'thread');
-      return;
-    }
+    const set = this.#serving.get(threadKey(r.pid, r.tid));
+    const epoch = this.#lossEpoch;
+    // an event-loop thread may be working on a request whose head was lost (see the head of
+    // this file); a call reported late may have started before the barrier
+    const quarantined = epoch > 0 && model === 'event-loop' && r.start < this.#lossAt + this.#quarantineNs;
     // an event loop serving many requests: a proxy forwards the request line it received,
     // so exactly one in-flight request with the same line is the parent. HTTP/2 server
     // requests (lineOnly) count only here: their reading thread need not be their handler's,
     // but an identical line on the same thread of a process that is not multiplexed is the
     // proxy case (the thread rule is off for multiplexed processes above)
     let match: LinkRecord | undefined;
+    let one: LinkRecord | undefined;
     let n = 0;
     let full = 0;
+    let total = 0;
+    let stale = 0;
     for (const s of set ?? []) {
+      // a client request reported late (kernel exchange records come when the exchange has
+      // ended): only requests its thread had begun before it started can have made it
+      if (s.start > r.start) continue;
+      one = s;
+      total++;
+      if (s.epoch !== epoch) stale++;
       if (!s.lineOnly) full++;
       if (s.line === r.line) {
         match = s;
         n++;
       }
     }
-    if (n === 1) {
+    // one request in flight: its call, on a thread that carries one request at a time (a stale
+    // one counts against, never for). Not on an event loop: there the call may be work an
+    // answered request left behind (head of file)
+    const single = model === 'per-request' && total === 1 && full === 1;
+    if (single && stale === 0) {
+      this.#setParent(r, one!, 'thread');
+      return;
+    }
+    if (n === 1 && match!.epoch === epoch) {
       this.#setParent(r, match!, 'thread');
       this.counters.linked_thread_by_request_line++;
       return;
     }
+    // a link the rules would have made without the loss
+    if (single || n === 1) {
+      this.counters.withheld_loss++;
+      return;
+    }
     if (n === 0 && full === 0) {
-      // working on no request the thread rule trusts
-      if (model === 'event-loop') {
+      // working on no request the thread rule trusts (not learned while a lost request
+      // head may be why it looks so)
+      if (model === 'event-loop' && !quarantined && stale === 0) {
         const bg = this.#background.get(r.pid);
         if (bg) bg.add(r.tid);
         else this.#background.set(r.pid, new Set([r.tid]));
@@ -381,14 +466,15 @@ export class Linker {
   /**
    * The client request on this connection that a server request read at ts
    * answers: in flight at ts, same request line, not yet claimed; the oldest of
-   * them, since HTTP/1 answers pipelined requests in order.
+   * them, since HTTP/1 answers pipelined requests in order. null: that one is stale and
+   * has not ended (its end may have been lost: the link is withheld).
    */
-  #clientFor(key: string, sig: string, ts: number): LinkRecord | undefined {
+  #clientFor(key: string, sig: string, ts: number): LinkRecord | null | undefined {
     const list = this.#clients.get(key);
     if (!list) return undefined;
     for (const c of list) {
       if (c.claimed || c.sig !== sig || c.start > ts || (c.end !== undefined && c.end < ts)) continue;
-      return c;
+      return c.end === undefined && c.epoch !== this.#lossEpoch ? null : c;
     }
     return undefined;
   }

@@ -451,6 +451,7 @@ function metricFamilies(agent: Agent, store: DuckStore | undefined, red: Metrics
     fam('osprey_http2_header_blocks_unknown_total', 'HTTP/2 header blocks not decoded because the HPACK state was unknown.', agent.http2.headerBlocksUnknown),
     fam('osprey_connections', 'Connections the agent tracks.', agent.connections, 'gauge'),
     fam('osprey_linker_evicted_total', 'In-flight requests dropped by the linker limits.', agent.linker.counters.evicted),
+    fam('osprey_linker_withheld_loss_total', 'Parent links left out because events were lost around them.', agent.linker.counters.withheld_loss),
     ...(agent.uprobes ? uprobeFamilies(agent.uprobes.counters) : []),
     ...(st
       ? [

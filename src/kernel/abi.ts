@@ -113,9 +113,10 @@ export const EVENT_LAYOUT = {
   raddr: [80, 16],
   comm: [96, 16],
   rtx: [112, 8],
+  lost: [120, 8],
 } as const satisfies Record<string, readonly [number, number]>;
 
-export const EVENT_HEADER_SIZE = 120;
+export const EVENT_HEADER_SIZE = 128;
 export const MAX_CAPTURE = 4096;
 export const AF_INET = 2;
 export const AF_INET6 = 10;

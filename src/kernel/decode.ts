@@ -32,6 +32,11 @@ export interface KernelEvent {
    */
   rtx: number;
   /**
+   * records the ring buffer had refused (all CPUs) when this one was written: a larger value
+   * than any seen before means records were lost before this one (src/agent: loss barrier)
+   */
+  lost: number;
+  /**
    * captured payload prefix (a view into the batch: copy it to keep it past the callback).
    * Made on each read: read it once.
    */
@@ -96,6 +101,7 @@ class BatchEvent implements KernelEvent {
   netns = 0;
   tls = 0;
   rtx = 0;
+  lost = 0;
   /** payload bounds in buf: a view is made only when `data` is read (a record whose
    *  request head was already seen as a hint needs none) */
   dataStart = 0;
@@ -181,6 +187,7 @@ export function decodeBatch(
       e.tls = buf[off + L.tls[0]]!;
       // u64, exact below 2^53 (a goroutine id or an integer async id never gets near that)
       e.rtx = dv.getUint32(off + L.rtx[0], true) + dv.getUint32(off + L.rtx[0] + 4, true) * 4294967296;
+      e.lost = dv.getUint32(off + L.lost[0], true) + dv.getUint32(off + L.lost[0] + 4, true) * 4294967296;
       e.dataStart = off + EVENT_HEADER_SIZE;
       e.dataEnd = off + EVENT_HEADER_SIZE + cap;
       if (op === 'exchange') {
