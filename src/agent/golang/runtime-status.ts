@@ -14,9 +14,9 @@ export interface GoRuntimeStatus {
 export function goRuntimeStatus(watcher: UprobeWatcher | undefined, family: GoRuntimeFamily | undefined): GoRuntimeStatus | undefined {
   if (!watcher || !family) return undefined;
   const counters: Record<string, number> = {};
-  for (const [k, v] of Object.entries(family.counters)) counters[k] = v;
+  for (const [k, v] of Object.entries(family.counters as unknown as Record<string, number>)) counters[k] = v;
   for (const [k, v] of Object.entries(family.kernelCounters())) counters[`kernel_${k}`] = v;
-  for (const [k, v] of Object.entries(watcher.counters)) counters[`watcher_${k}`] = v;
+  for (const [k, v] of Object.entries(watcher.counters as unknown as Record<string, number>)) counters[`watcher_${k}`] = v;
   return { files: watcher.files(), counters };
 }
 
