@@ -139,7 +139,7 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	__builtin_memcpy(e->laddr, c->laddr, 16);
 	__builtin_memcpy(e->raddr, c->raddr, 16);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->rtx = runtime_ctx(pid_tgid);
+	e->rtx = runtime_ctx(pid_tgid, c);
 	return s;
 }
 
@@ -598,3 +598,4 @@ static __always_inline int plaintext_out(int fd, int send, __u64 buf, long len, 
 
 #include "lib/openssl.h"
 #include "lib/gotls.h"
+#include "lib/goprobes.h"

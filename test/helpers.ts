@@ -18,6 +18,8 @@ export interface SeenEvent {
   comm: string;
   data: string;
   ts: number;
+  /** runtime context (KernelEvent.rtx) */
+  rtx: number;
 }
 
 export class Recorder {
@@ -49,6 +51,7 @@ export class Recorder {
               comm: e.comm,
               data: e.data.toString('latin1'),
               ts: e.ts,
+              rtx: e.rtx,
             }),
           r.stats,
         ),

@@ -265,9 +265,9 @@ export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) 
  * mode 3: `osprey up --no-ui` on a private port (optionally under --cpu-prof), as a user runs
  * it: the store in a file (a fresh data directory under `dir` per session), or in memory with
  * `memory` (then every span stays in the process, and RSS grows with them), or none with
- * `exportTo` (export-only, --no-store).
+ * `exportTo` (export-only, --no-store). `extraArgs` go to `osprey up` as they are.
  */
-export function ospreyMode({ profDir, dir, memory = false, exportTo } = {}) {
+export function ospreyMode({ profDir, dir, memory = false, exportTo, extraArgs = [] } = {}) {
   let sessions = 0;
   return {
     name: 'osprey',
@@ -276,7 +276,7 @@ export function ospreyMode({ profDir, dir, memory = false, exportTo } = {}) {
       const main = join(ROOT, 'dist/src/cli/main.js');
       // exportTo: export-only (the DaemonSet's mode), spans sent as OTLP to that URL
       const store = exportTo ? ['--no-store', '--export', exportTo] : memory || !dir ? ['--memory'] : ['--data', join(dir, `osprey-data-${++sessions}`)];
-      const upArgs = ['up', ...store, '--listen', `127.0.0.1:${port}`, '--no-ui'];
+      const upArgs = ['up', ...store, '--listen', `127.0.0.1:${port}`, '--no-ui', ...extraArgs];
       const launch = () =>
         profDir
           ? // profiler starts once the probes are loaded (see lib/prof-wrap.mjs)

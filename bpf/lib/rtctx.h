@@ -15,9 +15,10 @@
 #include "goctx.h"
 #include "nodectx.h"
 
-static __always_inline __u64 runtime_ctx(__u64 pid_tgid)
+/* c: the connection of the call (Go's client hand-off is per connection) */
+static __always_inline __u64 runtime_ctx(__u64 pid_tgid, const struct conn *c)
 {
-	__u64 v = go_runtime_ctx(pid_tgid);
+	__u64 v = go_runtime_ctx(pid_tgid, c);
 	if (v)
 		return v;
 	return node_runtime_ctx(pid_tgid);

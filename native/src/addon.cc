@@ -12,6 +12,7 @@
 #include <string>
 
 #include "abi/events.h"
+#include "abi/goctx.h" /* the skeleton names enum osp_go_counter (kept in BTF for the layout test) */
 #include "capture.h"
 #include "capture.skel.h"
 #include "elf_symbols.h"
@@ -297,6 +298,36 @@ Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// lookup(h, map, key, value): fills `value` and returns true, or false when the key is absent
+Napi::Value MapLookup(const Napi::CallbackInfo &info) {
+  Capture *c = Unwrap(info);
+  Napi::Env env = info.Env();
+  bpf_map *m = FindMap(c, env, info[1].As<Napi::String>());
+  auto k = info[2].As<Napi::Buffer<uint8_t>>();
+  auto v = info[3].As<Napi::Buffer<uint8_t>>();
+  if (k.Length() != bpf_map__key_size(m) || v.Length() != bpf_map__value_size(m))
+    throw Napi::Error::New(env, "key/value size mismatch");
+  if (bpf_map_lookup_elem(bpf_map__fd(m), k.Data(), v.Data())) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    throw ErrnoError(env, "map lookup", errno);
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+// delete(h, map, key): true when the key was there
+Napi::Value MapDelete(const Napi::CallbackInfo &info) {
+  Capture *c = Unwrap(info);
+  Napi::Env env = info.Env();
+  bpf_map *m = FindMap(c, env, info[1].As<Napi::String>());
+  auto k = info[2].As<Napi::Buffer<uint8_t>>();
+  if (k.Length() != bpf_map__key_size(m)) throw Napi::Error::New(env, "key size mismatch");
+  if (bpf_map_delete_elem(bpf_map__fd(m), k.Data())) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    throw ErrnoError(env, "map delete", errno);
+  }
+  return Napi::Boolean::New(env, true);
+}
+
 Napi::Value Close(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsExternal()) throw Napi::TypeError::New(env, "expected a capture handle");
@@ -339,6 +370,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("drained", Napi::Function::New(env, Drained));
   exports.Set("mapCount", Napi::Function::New(env, MapCount));
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
+  exports.Set("mapLookup", Napi::Function::New(env, MapLookup));
+  exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("clockOffset", Napi::Function::New(env, ClockOffset));
   exports.Set("monotonicNow", Napi::Function::New(env, MonotonicNow));

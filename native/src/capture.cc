@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "abi/events.h"
+#include "abi/goctx.h" /* the skeleton names enum osp_go_counter (kept in BTF for the layout test) */
 #include "capture.skel.h"
 
 Capture::Capture() = default;

@@ -10,7 +10,7 @@ import { Http2Parser, looksLikeHttp2, newHttp2Counters, type Http2Counters } fro
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import { Span, type Attributes } from '../model/index.js';
 import { opensslFamily, UprobeWatcher, type UprobeWatcherOptions } from './tls/index.js';
-import { goTlsFamily } from './golang/index.js';
+import { goRuntimeFamily, goTlsFamily, type GoRuntimeFamily } from './golang/index.js';
 import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
@@ -63,6 +63,12 @@ export interface AgentOptions {
    * `families` are probe families beside OpenSSL's and Go crypto/tls's (src/agent/golang)
    */
   uprobes?: false | Partial<UprobeWatcherOptions>;
+  /**
+   * Go runtime context (src/agent/golang/runtime-probes.ts): the goroutine of each call, from
+   * uprobes on the Go runtime and net/http, for the linker's runtime rule. On by default;
+   * false turns it off (its own uprobe watcher then does not run)
+   */
+  runtimeContext?: boolean;
 }
 
 interface Conn {
@@ -142,6 +148,9 @@ export class Agent {
   capture: Capture | undefined;
   /** the files with TLS uprobes (undefined when off) */
   uprobes: UprobeWatcher | undefined;
+  /** the Go executables with runtime-context probes (undefined when off), and the family */
+  goRuntimeUprobes: UprobeWatcher | undefined;
+  goRuntime: GoRuntimeFamily | undefined;
   readonly #opts: AgentOptions;
   readonly #conns = new Map<number, Conn>();
   /** ids of the connections closed last (connection ids are never reused while the agent runs) */
@@ -184,7 +193,7 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.processes = new ProcessTable(undefined, opts.enricher);
-    this.linker = new Linker({ holdNs: (opts.holdMs ?? 200) * 1e6, threadModel: (pid) => this.processes.model(pid) });
+    this.linker = new Linker({ holdNs: (opts.holdMs ?? 200) * 1e6, threadModel: (pid) => this.processes.model(pid), rtxParent: (pid, rtx) => this.goRuntime?.parentOf(pid, rtx) });
     this.#maxConns = opts.maxConnections ?? 65536;
     this.#idleNs = (opts.idleConnectionMs ?? 600_000) * 1e6;
     this.#maxQueuedBytes = (opts.maxQueuedMiB ?? 64) << 20;
@@ -198,6 +207,11 @@ export class Agent {
     if (up !== false) {
       this.uprobes = new UprobeWatcher(cap, { ...up, families: [opensslFamily, goTlsFamily(cap), ...(up?.families ?? [])] });
       this.uprobes.start();
+    }
+    if (this.#opts.runtimeContext !== false) {
+      this.goRuntime = goRuntimeFamily(cap);
+      this.goRuntimeUprobes = new UprobeWatcher(cap, { families: [this.goRuntime], ...(up ? { scanMs: up.scanMs } : {}) });
+      this.goRuntimeUprobes.start();
     }
     this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });
     this.#timer = setInterval(() => this.tick(), 100);
@@ -235,6 +249,7 @@ export class Agent {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.uprobes?.stop();
+    this.goRuntimeUprobes?.stop();
     await this.capture?.close();
     // what the kernel already delivered is processed, not lost
     while (this.#queue.length) this.#drainQueue();
@@ -342,6 +357,7 @@ export class Agent {
     chunk.bytes = e.bytes;
     chunk.data = e.data;
     chunk.tid = e.tid;
+    chunk.rtx = e.rtx;
     const parser = (c.parser ??= this.#parser(c, chunk));
     const done = parser.push(chunk);
     if (parser.error === 'upgrade' && this.#upgrade(c, done, chunk)) return;
@@ -476,7 +492,7 @@ export class Agent {
       }
       if (c.kept) this.linker.abandon(c.kept);
       const role = e.role === Role.server ? 'server' : 'client';
-      const rec = this.linker.start(role, c.pid, e.tid, c.key, `${head.method} ${head.target}`, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey);
+      const rec = this.linker.start(role, c.pid, e.tid, c.key, `${head.method} ${head.target}`, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey, true, undefined, e.rtx);
       // until its exchange record comes, the record holds the span (made from the head now:
       // the head's objects die young) and the head call
       const span = new Span();
@@ -526,7 +542,7 @@ export class Agent {
     const traceparent = role === 'server' ? req.headers.traceparent : undefined;
     const line = `${req.method} ${req.target}`;
     if (streamId !== undefined) return this.linker.start(role, c.pid, req.tid, c.key, `${line} #${streamId}`, req.tsStart, traceparent, c.peerKey, false, line);
-    return this.linker.start(role, c.pid, req.tid, c.key, line, req.tsStart, traceparent, c.peerKey);
+    return this.linker.start(role, c.pid, req.tid, c.key, line, req.tsStart, traceparent, c.peerKey, true, line, req.rtx ?? 0);
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {

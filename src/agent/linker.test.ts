@@ -353,6 +353,79 @@ describe('Linker', () => {
       l.start('server', 2, 7, 'a:1>b:2', 'GET /b', 200, undefined);
       assert.equal(l.modelOf(2), 'per-request');
       assert.equal(l.counters.learned_event_loop, 0);
+      });
+    });
+
+  describe('the runtime rule (goroutines)', () => {
+    const multiplexed = () => 'multiplexed' as const;
+    /** goroutine parents: child -> [parent, created at] */
+    const tree = (m: Record<number, [number, number]>) => (_pid: number, g: number) => (m[g] ? { parent: m[g][0], createdNs: m[g][1] } : undefined);
+    const srv = (l: Linker, tid: number, conn: string, ts: number, rtx: number) => l.start('server', 5, tid, conn, 'GET /front/1', ts, undefined, undefined, true, undefined, rtx);
+    const cli = (l: Linker, tid: number, conn: string, ts: number, rtx: number, line = 'GET /api/1') => l.start('client', 5, tid, conn, line, ts, undefined, undefined, true, undefined, rtx);
+
+    it('a call by the goroutine of a request in progress links to it, whatever the threads', () => {
+      const l = new Linker({ holdNs: 0, threadModel: multiplexed });
+      const s1 = srv(l, 1, 'a:1>b:1', 100, 7);
+      const s2 = srv(l, 1, 'a:1>b:2', 101, 8);
+      const c = cli(l, 2, 'b:9>c:1', 110, 8);
+      assert.equal(c.link, 'runtime');
+      assert.equal(c.parent, s2);
+      assert.equal(l.counters.linked_runtime, 1);
+      assert.notEqual(c.parent, s1);
+    });
+
+    it('unknown context (0) on either side: no runtime link', () => {
+      const l = new Linker({ holdNs: 0, threadModel: multiplexed });
+      srv(l, 1, 'a:1>b:1', 100, 0);
+      const c = cli(l, 1, 'b:9>c:1', 110, 0);
+      assert.equal(c.link, 'none');
+      srv(l, 1, 'a:1>b:2', 120, 9);
+      assert.equal(cli(l, 1, 'b:9>c:2', 130, 0).link, 'none');
+    });
+
+    it('a goroutine started by the request goroutine links; one started before the request began does not', () => {
+      const l = new Linker({ holdNs: 0, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105], 21: [20, 106], 30: [7, 90] }) });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      const child = cli(l, 2, 'b:9>c:1', 110, 21);
+      assert.equal(child.link, 'runtime');
+      assert.equal(child.parent, s);
+      assert.equal(l.counters.linked_runtime_ancestry, 1);
+      // goroutine 30 was started by 7 while 7 served an earlier request (keep-alive)
+      const stale = cli(l, 2, 'b:9>c:2', 111, 30);
+      assert.equal(stale.link, 'none');
+    });
+
+    it('a request no longer in progress (answered) adopts no call', () => {
+      const l = new Linker({ holdNs: 0, threadModel: multiplexed });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      l.responded(s, 1);
+      assert.equal(cli(l, 1, 'b:9>c:1', 110, 7).link, 'none');
+    });
+
+    it('two requests in progress for one goroutine (lost events) are ambiguous: no link', () => {
+      const l = new Linker({ holdNs: 0, threadModel: multiplexed });
+      srv(l, 1, 'a:1>b:1', 100, 7);
+      srv(l, 1, 'a:1>b:1', 101, 7);
+      const c = cli(l, 1, 'b:9>c:1', 110, 7);
+      assert.equal(c.link, 'none');
+      assert.equal(l.counters.ambiguous_runtime, 1);
+    });
+
+    it('a request started before a loss barrier adopts no call of its goroutine (it may have ended unseen)', () => {
+      const l = new Linker({ holdNs: 0, threadModel: multiplexed });
+      srv(l, 1, 'a:1>b:1', 100, 7);
+      l.lossBarrier(150);
+      const c = cli(l, 2, 'b:9>c:1', 160, 7);
+      assert.equal(c.link, 'none');
+      assert.equal(l.counters.withheld_loss, 1);
+      const s2 = srv(l, 1, 'a:1>b:2', 200, 8);
+      assert.equal(cli(l, 2, 'b:9>c:2', 210, 8).parent, s2);
+    });
+
+    it('the same goroutine id in another process is another goroutine', () => {
+      const l = new Linker({ holdNs: 0, threadModel: multiplexed });
+      l.start('server', 6, 1, 'a:1>b:1', 'GET /x', 100, undefined, undefined, true, undefined, 7);
+      assert.equal(cli(l, 1, 'b:9>c:1', 110, 7).link, 'none');
     });
   });
 });

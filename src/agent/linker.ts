@@ -4,10 +4,13 @@
 //   2. tuple: a server request whose connection (remote -> local) is the
 //      mirror of an in-flight client request on this host is that request's
 //      child (works across processes);
-//   3. thread: a client request sent by a thread that is working on exactly one
+//   3. runtime: a client request made by a unit of work of a multiplexing runtime (a
+//      goroutine: the kernel record's rtx) that is, or was started by, the unit of work of a
+//      server request in progress in the same process (see "The runtime rule" below);
+//   4. thread: a client request sent by a thread that is working on exactly one
 //      request belongs to that request (thread-per-request runtimes only); on an event
 //      loop, the in-flight request with the identical request line, if exactly one (proxies);
-//   4. none: a new trace root.
+//   5. none: a new trace root.
 // Ambiguity (two candidates) gives `none`: a wrong parent is worse than none.
 //
 // The thread rule is sound only where a request stays on the thread that read it and
@@ -35,6 +38,21 @@
 // - pipelining: requests pair in order (HTTP/1 answers in order), oldest unclaimed first;
 // - the same 4-tuple twice at once: only on loopback in two network namespaces (two pods),
 //   so loopback keys carry the namespace (agent.ts), test/linking-netns.test.ts.
+//
+// The runtime rule, audited the same way:
+// - only when both sides carry a runtime context (rtx != 0: the kernel read it, see
+//   bpf/lib/rtctx.h) and only for HTTP/1 records (an HTTP/2 connection's frames are written by
+//   whichever goroutine holds its lock);
+// - a server request is the unit of work's from its first bytes until its response starts
+//   (as for the thread rule); two such requests of one unit at once (lost events) are
+//   ambiguous: no link;
+// - ancestry (fan-out): a client call of a goroutine started by the server's goroutine (or
+//   a descendant of it, up to MAX_ANCESTRY levels) belongs to that server request only when the
+//   request had begun before the goroutine was started: a goroutine started by an earlier
+//   request of the same serving goroutine (keep-alive) is not adopted by a later one. The
+//   kernel records no parent for goroutines that work for every request of a pool (net/http's
+//   connection loops; see bpf/lib/goprobes.h); a hand-written worker pool started by a request
+//   that is still in progress would be linked to it (README, known limits).
 //
 // Kernel events from different CPUs can arrive slightly out of order (on
 // loopback the receiver's read can be reported before the sender's write), so a
@@ -101,6 +119,8 @@ export interface LinkRecord {
   /** parent span id words; 0, 0 for none */
   p0: number;
   p1: number;
+  /** runtime context of the request's first bytes (KernelEvent.rtx), 0 when unknown */
+  readonly rtx: number;
   /** payload the owner attaches (the span under construction) */
   data: unknown;
   emitAt: number;
@@ -113,6 +133,11 @@ export interface LinkerCounters {
   linked_traceparent: number;
   linked_tuple: number;
   linked_thread: number;
+  /** client requests linked by the runtime rule, and those of them through a started goroutine */
+  linked_runtime: number;
+  linked_runtime_ancestry: number;
+  /** client requests whose runtime context matched several server requests in progress: left unlinked */
+  ambiguous_runtime: number;
   linked_late: number;
   /** thread links chosen among several in-flight requests by an identical request line */
   linked_thread_by_request_line: number;
@@ -153,7 +178,15 @@ export interface LinkerOptions {
    * for this long (ns, default 10 s): a request whose head was lost may be in flight on it
    */
   lossQuarantineNs?: number;
+  /**
+   * the unit of work that started `rtx` in process `pid` and when (kernel ns), for the runtime
+   * rule's ancestry (Go: the goroutine that started a goroutine)
+   */
+  rtxParent?: (pid: number, rtx: number) => { parent: number; createdNs: number } | undefined;
 }
+
+/** how far up the runtime rule looks for the goroutine of a server request */
+const MAX_ANCESTRY = 4;
 
 const MODEL_RANK: Record<ThreadModel, number> = { 'per-request': 0, 'event-loop': 1, multiplexed: 2 };
 
@@ -172,6 +205,9 @@ function unlist(map: Map<string, LinkRecord[]>, key: string, r: LinkRecord): voi
   if (!list.length) map.delete(key);
 }
 
+/** a unit of work of a process (rtx values are below 2^53 in practice: goroutine ids count up from 1) */
+const rtxKey = (pid: number, rtx: number): string => `${pid}:${rtx}`;
+
 /** one number per thread: pid_max is at most 2^22 on Linux, so pid * 2^22 + tid is exact */
 const threadKey = (pid: number, tid: number): number => pid * 4194304 + tid;
 
@@ -181,6 +217,9 @@ export class Linker {
     linked_traceparent: 0,
     linked_tuple: 0,
     linked_thread: 0,
+    linked_runtime: 0,
+    linked_runtime_ancestry: 0,
+    ambiguous_runtime: 0,
     linked_late: 0,
     linked_thread_by_request_line: 0,
     ambiguous_thread: 0,
@@ -210,6 +249,9 @@ export class Linker {
   readonly #waiting = new Map<string, LinkRecord[]>();
   /** server requests being worked on (read, not yet answered) per thread (threadKey) */
   readonly #serving = new Map<number, LinkRecord[]>();
+  /** HTTP/1 server requests being worked on (read, not yet answered) per unit of work (rtxKey) */
+  readonly #servingRtx = new Map<string, LinkRecord[]>();
+  readonly #rtxParent: LinkerOptions['rtxParent'];
   readonly #threadModel: (pid: number) => ThreadModel;
   /** models learned from behaviour, per pid; they only ever move towards multiplexed */
   readonly #learned = new Map<number, ThreadModel>();
@@ -229,6 +271,7 @@ export class Linker {
     this.#max = opts.maxRecords ?? 100_000;
     this.#maxAge = opts.maxAgeNs ?? 600e9;
     this.#threadModel = opts.threadModel ?? (() => 'per-request');
+    this.#rtxParent = opts.rtxParent;
     this.#quarantineNs = opts.lossQuarantineNs ?? 10e9;
   }
 
@@ -286,6 +329,8 @@ export class Linker {
     threads = true,
     /** the request line without the HTTP/2 stream id (default: sig) */
     line: string = sig,
+    /** runtime context of its first bytes (0: unknown) */
+    rtx = 0,
   ): LinkRecord {
     this.counters.requests++;
     if (this.#live.size >= this.#max) this.#evictOldest();
@@ -308,6 +353,7 @@ export class Linker {
       trace: undefined,
       p0: 0,
       p1: 0,
+      rtx: threads ? rtx : 0,
       data: undefined,
       emitAt: 0,
       epoch: this.#lossEpoch,
@@ -341,6 +387,12 @@ export class Linker {
         if (list) list.push(r);
         else this.#waiting.set(key, [r]);
       }
+    }
+    if (r.rtx) {
+      const rk = rtxKey(r.pid, r.rtx);
+      const same = this.#servingRtx.get(rk);
+      if (same) same.push(r);
+      else this.#servingRtx.set(rk, [r]);
     }
     const tk = threadKey(r.pid, r.tid);
     let list = this.#serving.get(tk);
@@ -443,8 +495,50 @@ export class Linker {
     else this.counters.ambiguous_thread++;
   }
 
+  /**
+   * The runtime rule (see the head of this file): 'linked', 'ambiguous', or 'none' when no
+   * server request in progress is the call's unit of work or an ancestor of it.
+   */
+  #runtimeParent(r: LinkRecord): 'linked' | 'ambiguous' | 'none' {
+    let rtx = r.rtx;
+    // the latest start a server request may have: the call's own start, then each started
+    // goroutine's creation on the way up
+    let before = r.start;
+    for (let depth = 0; ; depth++) {
+      const list = this.#servingRtx.get(rtxKey(r.pid, rtx));
+      let match: LinkRecord | undefined;
+      let n = 0;
+      for (const s of list ?? []) {
+        if (s.start > before) continue;
+        match = s;
+        n++;
+      }
+      if (n > 1) {
+        this.counters.ambiguous_runtime++;
+        return 'ambiguous';
+      }
+      if (match) {
+        // a request started before a loss barrier may have ended unseen (its goroutine now
+        // serving another request whose head was lost): withheld, and no thread guess either
+        if (match.epoch !== this.#lossEpoch) {
+          this.counters.withheld_loss++;
+          return 'ambiguous';
+        }
+        this.#setParent(r, match, 'runtime');
+        if (depth > 0) this.counters.linked_runtime_ancestry++;
+        return 'linked';
+      }
+      if (depth >= MAX_ANCESTRY || !this.#rtxParent) return 'none';
+      const up = this.#rtxParent(r.pid, rtx);
+      if (!up || !up.parent) return 'none';
+      rtx = up.parent;
+      before = Math.min(before, up.createdNs);
+    }
+  }
+
   #startClient(r: LinkRecord, threads: boolean): void {
-    if (threads) this.#threadParent(r);
+    const runtime = r.rtx ? this.#runtimeParent(r) : 'none';
+    if (threads && runtime === 'none') this.#threadParent(r);
     const list = this.#clients.get(r.connKey);
     if (list) list.push(r);
     else this.#clients.set(r.connKey, [r]);
@@ -479,7 +573,7 @@ export class Linker {
     return undefined;
   }
 
-  #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread'): void {
+  #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread' | 'runtime'): void {
     r.parent = parent;
     if (how === 'tuple') {
       // a client request answers one server request: no longer a candidate
@@ -488,6 +582,7 @@ export class Linker {
     }
     r.link = how;
     if (how === 'tuple') this.counters.linked_tuple++;
+    else if (how === 'runtime') this.counters.linked_runtime++;
     else this.counters.linked_thread++;
   }
 
@@ -638,6 +733,15 @@ export class Linker {
 
   #unserve(r: LinkRecord): void {
     if (r.kind !== 'server') return;
+    if (r.rtx) {
+      const rk = rtxKey(r.pid, r.rtx);
+      const same = this.#servingRtx.get(rk);
+      const i = same ? same.indexOf(r) : -1;
+      if (i >= 0) {
+        if (same!.length === 1) this.#servingRtx.delete(rk);
+        else same!.splice(i, 1);
+      }
+    }
     const tk = threadKey(r.pid, r.tid);
     const list = this.#serving.get(tk);
     if (!list) return;

@@ -94,6 +94,12 @@ export function formatStatus(s: StatusReport): string {
     lines.push(`TLS uprobes: ${up.filter((f) => f.status === 'attached').length} file(s)`);
     for (const f of up) lines.push(`  ${f.status === 'attached' ? 'ok  ' : f.status.padEnd(4)} ${f.path}  (${f.status === 'attached' ? `${f.probes} probes, ` : ''}${f.processes} processes${f.reason ? `; ${f.reason}` : ''})`);
   }
+  const gr = s.goRuntime as { files: { path: string; status: string; reason?: string; probes: number; processes: number }[]; counters: Record<string, number> } | undefined;
+  if (gr) {
+    lines.push(`Go runtime context: ${gr.files.filter((f) => f.status === 'attached').length} executable(s), ${gr.counters.processes_now ?? 0} process(es)`);
+    for (const f of gr.files) lines.push(`  ${f.status === 'attached' ? 'ok  ' : f.status.padEnd(4)} ${f.path}  (${f.status === 'attached' ? `${f.probes} probes, ` : ''}${f.processes} processes${f.reason ? `; ${f.reason}` : ''})`);
+    for (const [k, v] of Object.entries(gr.counters)) lines.push(`  ${k.padEnd(28)} ${v}`);
+  }
   lines.push('counters:');
   for (const [k, v] of Object.entries(s.counters)) lines.push(`  ${k.padEnd(28)} ${v}`);
   const procs = s.processes as { pid: number; service: string; runtime: string; threadModel: string; evidence: string }[] | undefined;

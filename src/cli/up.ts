@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { Agent } from '../agent/agent.js';
 import type { UprobeWatcherCounters } from '../agent/tls/index.js';
+import { goRuntimeMetricFamilies, goRuntimeStatus } from '../agent/golang/runtime-status.js';
 import { KERNEL_COUNTERS } from '../kernel/index.js';
 import { MetricsGenerator } from '../metrics/generator.js';
 import { exposition, type MetricFamily } from '../metrics/prometheus.js';
@@ -105,6 +106,9 @@ export const upCommand: Command = {
     '      --tls on|off          HTTPS plaintext through uprobes on OpenSSL (libssl, programs that carry',
     '                            it, e.g. node) and Go crypto/tls (default on; osprey status lists the',
     '                            files probed and why others are not)',
+    '      --runtime-context on|off  the goroutine of each call of Go programs, through uprobes on the Go',
+    '                            runtime and net/http, so calls made for a request under concurrency link',
+    '                            to it (default on; osprey status lists the executables probed)',
     '      --export URL          also send spans and RED/service-graph metrics as OTLP to this collector,',
     '                            e.g. http://localhost:4318 (OTLP/HTTP; /v1/traces and /v1/metrics are',
     '                            appended) or, with --export-protocol grpc, http://localhost:4317.',
@@ -136,6 +140,7 @@ export const upCommand: Command = {
     'capture-size': { type: 'string' },
     summarize: { type: 'string' },
     tls: { type: 'string' },
+    'runtime-context': { type: 'string' },
     export: { type: 'string' },
     'export-protocol': { type: 'string' },
     'export-queue': { type: 'string' },
@@ -159,6 +164,8 @@ export const upCommand: Command = {
     if (summarize !== undefined && summarize !== 'on' && summarize !== 'off') throw new UsageError(`--summarize must be on or off, got "${summarize}"`);
     const tls = values.tls as string | undefined;
     if (tls !== undefined && tls !== 'on' && tls !== 'off') throw new UsageError(`--tls must be on or off, got "${tls}"`);
+    const runtimeContext = values['runtime-context'] as string | undefined;
+    if (runtimeContext !== undefined && runtimeContext !== 'on' && runtimeContext !== 'off') throw new UsageError(`--runtime-context must be on or off, got "${runtimeContext}"`);
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -241,6 +248,7 @@ export const upCommand: Command = {
       sink,
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
       ...(tls === 'off' ? { uprobes: false as const } : {}),
+      ...(runtimeContext === 'off' ? { runtimeContext: false } : {}),
     });
     let cap;
     try {
@@ -257,6 +265,11 @@ export const upCommand: Command = {
       agent.uprobes
         ? 'tls: plaintext of OpenSSL and Go crypto/tls through uprobes, files probed as processes map them (osprey status lists them; --tls off to disable)'
         : 'tls: off (--tls off): HTTPS traffic is not traced',
+    );
+    say(
+      agent.goRuntime
+        ? 'runtime context: the goroutine of each call of Go programs, through uprobes (osprey status lists them; --runtime-context off to disable)'
+        : 'runtime context: off (--runtime-context off): calls of Go services under concurrency are not linked to their requests',
     );
     for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
 
@@ -347,6 +360,8 @@ function statusReport(agent: Agent, store: DuckStore | undefined, exporter: Expo
     programs: cap.programs.map((p) => ({ tracepoint: p.tracepoint, attached: p.attached, error: p.error })),
     // files with TLS uprobes, and the ones that could not have them (stripped, errors, the bound)
     uprobes: agent.uprobes?.files() ?? [],
+    // Go executables with runtime-context probes, their processes and counters (absent when off)
+    goRuntime: goRuntimeStatus(agent.goRuntimeUprobes, agent.goRuntime),
     rates: {
       eventsPerSec: Math.round(agent.counters.events / Math.max(1, up)),
       spansPerSec: Math.round(agent.counters.spans / Math.max(1, up)),
@@ -453,6 +468,7 @@ function metricFamilies(agent: Agent, store: DuckStore | undefined, red: Metrics
     fam('osprey_linker_evicted_total', 'In-flight requests dropped by the linker limits.', agent.linker.counters.evicted),
     fam('osprey_linker_withheld_loss_total', 'Parent links left out because events were lost around them.', agent.linker.counters.withheld_loss),
     ...(agent.uprobes ? uprobeFamilies(agent.uprobes.counters) : []),
+    ...goRuntimeMetricFamilies(agent.goRuntimeUprobes, agent.goRuntime),
     ...(st
       ? [
           fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),

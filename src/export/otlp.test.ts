@@ -50,7 +50,7 @@ const CASES: [string, Span[]][] = [
         kind,
         status,
         parentSpanId: i % 2 ? hex(16) : '',
-        attributes: { 'osprey.link': (['traceparent', 'tuple', 'thread', 'none'] as const)[i % 4]! },
+        attributes: { 'osprey.link': (['traceparent', 'thread', 'none', 'runtime', 'none', 'tuple'] as const)[i]! },
         ...(status === 'error' ? { statusMessage: 'upstream said 503' } : {}),
       }),
     ),

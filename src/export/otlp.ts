@@ -94,9 +94,10 @@ class SpanView {
     this.attributes = s.attributes;
     this.status = s.statusMessage ? { code: OTLP_STATUS_CODE[s.status], message: s.statusMessage } : STATUS[s.status];
     this.resource = resourceView(s.resource);
-    // a parent found through the thread rule is in the same process; every other rule links
-    // across processes (a traceparent header, a connection's 4-tuple)
-    this.parentSpanContext = s.parentSpanId ? { spanId: s.parentSpanId, isRemote: s.attributes['osprey.link'] !== 'thread' } : undefined;
+    // a parent found through the thread or runtime rule is in the same process; every other
+    // rule links across processes (a traceparent header, a connection's 4-tuple)
+    const link = s.attributes['osprey.link'];
+    this.parentSpanContext = s.parentSpanId ? { spanId: s.parentSpanId, isRemote: link !== 'thread' && link !== 'runtime' } : undefined;
   }
 
   spanContext(): { traceId: string; spanId: string; traceFlags: number } {
@@ -394,8 +395,9 @@ function span(w: Writer, s: Span): void {
   w.byte(0x18);
   w.varint(OTLP_STATUS_CODE[s.status]);
   w.finish(st);
-  // flags: sampled, "has is_remote", and is_remote unless the thread rule linked it in-process
-  const remote = parent && s.attr('osprey.link') !== 'thread';
+  // flags: sampled, "has is_remote", and is_remote unless the thread or runtime rule linked it in-process
+  const link = s.attr('osprey.link');
+  const remote = parent && link !== 'thread' && link !== 'runtime';
   w.varint((16 << 3) | 5);
   w.fixed32(SPAN_FLAGS_SAMPLED_HAS_IS_REMOTE | (remote ? SPAN_FLAGS_IS_REMOTE : 0));
   w.finish(at);

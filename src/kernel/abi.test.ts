@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { GO_CTX_BINS, GO_CTX_COUNTERS, GO_CTX_LAYOUT, GO_CTX_MAP, GO_CTX_SIZE, GO_GKEY_SIZE, GO_PARENT_SIZE, GO_PROC_LAYOUT, GO_PROC_SIZE } from './abi-goctx.js';
 import { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE } from './abi-gotls.js';
 import { EVENT_HEADER_SIZE, EVENT_LAYOUT, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, Op, Flag, Role, SummarizeMode } from './abi.js';
 
@@ -100,5 +101,25 @@ describe('ABI layout (bpf/abi/events.h vs src/kernel/abi.ts)', () => {
     const def = byId.get(map!.type_id!)!;
     const maxEntries = def.members!.find((m) => m.name === 'max_entries')!;
     assert.equal(byId.get(byId.get(maxEntries.type_id)!.type_id!)!.nr_elems, GO_TLS_BINS);
+  });
+
+  it('Go runtime context (bpf/abi/goctx.h vs abi-goctx.ts): bins, process entries, parents, counters', () => {
+    const layout = (name: string) => {
+      const s = types.find((t) => t.kind === 'STRUCT' && t.name === name);
+      assert.ok(s?.members, `struct ${name} in BTF`);
+      return { size: s.size, fields: Object.fromEntries(s.members.map((m) => [m.name, [m.bits_offset / 8, sizeOf(m.type_id)]])) };
+    };
+    assert.deepEqual(layout('osp_go_ctx'), { size: GO_CTX_SIZE, fields: GO_CTX_LAYOUT });
+    assert.deepEqual(layout('osp_go_proc'), { size: GO_PROC_SIZE, fields: GO_PROC_LAYOUT });
+    assert.equal(layout('go_gkey').size, GO_GKEY_SIZE);
+    assert.equal(layout('go_parent').size, GO_PARENT_SIZE);
+    const map = types.find((t) => t.kind === 'VAR' && t.name === GO_CTX_MAP);
+    const def = byId.get(map!.type_id!)!;
+    const maxEntries = def.members!.find((m) => m.name === 'max_entries')!;
+    assert.equal(byId.get(byId.get(maxEntries.type_id)!.type_id!)!.nr_elems, GO_CTX_BINS);
+    const e = types.find((t) => t.kind === 'ENUM' && t.name === 'osp_go_counter');
+    assert.ok(e?.values);
+    const names = GO_CTX_COUNTERS.map((n) => `OSP_GC_${n.toUpperCase()}`);
+    assert.deepEqual(e.values.filter((v) => v.name !== 'OSP_GC__COUNT').map((v) => [v.name, v.val]), names.map((n, i) => [n, i]));
   });
 });

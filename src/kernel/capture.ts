@@ -230,6 +230,18 @@ export class Capture {
     this.#native.mapUpdate(this.#h, map, key, value);
   }
 
+  /** reads one entry of a kernel map into `value`; false when the key is absent */
+  mapLookup(map: string, key: Buffer, value: Buffer): boolean {
+    if (!this.#h) throw new Error('capture is closed');
+    return this.#native.mapLookup(this.#h, map, key, value);
+  }
+
+  /** deletes one entry of a kernel map; false when it was absent */
+  mapDelete(map: string, key: Buffer): boolean {
+    if (!this.#h) throw new Error('capture is closed');
+    return this.#native.mapDelete(this.#h, map, key);
+  }
+
   /** entries in a kernel map (conns, socks, not_tcp, inflight): for leak checks and status */
   mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'inflight' | 'tls_sessions' | 'tls_calls' | 'tls_threads' | 'go_reads'): number {
     if (!this.#h) throw new Error('capture is closed');

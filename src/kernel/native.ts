@@ -46,6 +46,10 @@ export interface NativeAddon {
   counters(h: NativeHandle): NativeCounters;
   mapCount(h: NativeHandle, map: string): number;
   mapUpdate(h: NativeHandle, map: string, key: Buffer, value: Buffer): void;
+  /** fills value; false when the key is absent */
+  mapLookup(h: NativeHandle, map: string, key: Buffer, value: Buffer): boolean;
+  /** false when the key was absent */
+  mapDelete(h: NativeHandle, map: string, key: Buffer): boolean;
   close(h: NativeHandle): void;
   clockOffset(): bigint;
   monotonicNow(): bigint;

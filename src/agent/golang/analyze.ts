@@ -118,9 +118,10 @@ export function isSupported(a: GoAnalysis): a is GoBinaryInfo {
   return !('unsupported' in a);
 }
 
-class Unsupported extends Error {
+export class Unsupported extends Error {
   constructor(
-    readonly reason: UnsupportedReason,
+    /** an UnsupportedReason, or a reason of another analysis built on this one (runtime-analyze.ts) */
+    readonly reason: UnsupportedReason | 'pie' | 'tls-layout',
     message: string,
     readonly goVersion?: string,
   ) {
@@ -178,7 +179,7 @@ export function analyzeGoBinary(path: string): GoAnalysis {
       result = { path, key, ...analyzeOpen(fd, path) };
     } catch (err) {
       if (err instanceof Unsupported) {
-        result = { unsupported: err.reason, message: err.message, path, ...(err.goVersion ? { goVersion: err.goVersion } : {}) };
+        result = { unsupported: err.reason as UnsupportedReason, message: err.message, path, ...(err.goVersion ? { goVersion: err.goVersion } : {}) };
       } else if (err instanceof ElfFormatError) {
         result = { unsupported: 'bad-elf', message: `${path}: malformed ELF: ${err.message}`, path };
       } else {
@@ -256,7 +257,7 @@ function analyzeOpen(fd: number, path: string): Omit<GoBinaryInfo, 'path' | 'key
 }
 
 /** the version string, '' for a Go binary whose build info is unreadable, undefined for no Go build info */
-function goVersion(elf: ElfFile): string | undefined {
+export function goVersion(elf: ElfFile): string | undefined {
   const bi = section(elf, '.go.buildinfo');
   if (!bi) return undefined;
   const bytes = sectionBytes(elf, bi, 1 << 20);
@@ -273,13 +274,13 @@ function goVersion(elf: ElfFile): string | undefined {
 }
 
 /** whether the function name table in .gopclntab holds `name` (stripped binaries keep it) */
-function namedInPclntab(elf: ElfFile, name: string): boolean {
+export function namedInPclntab(elf: ElfFile, name: string): boolean {
   const s = section(elf, '.gopclntab');
   if (!s) return false;
   return sectionBytes(elf, s).includes(Buffer.from(name + '\0', 'latin1'));
 }
 
-function goFunction(elf: ElfFile, symbol: string, address: number, size: number, version: string): GoFunction {
+export function goFunction(elf: ElfFile, symbol: string, address: number, size: number, version: string): GoFunction {
   const entry = fileOffset(elf, address);
   if (entry === undefined || size === 0 || size > MAX_FUNCTION) {
     throw new Unsupported('bad-elf', `${symbol} at 0x${address.toString(16)} (${size} bytes) is not in a loadable segment of the file`, version);

@@ -6,6 +6,7 @@ import { readSync } from 'node:fs';
 
 export const EM_X86_64 = 62;
 const PT_LOAD = 1;
+const PT_TLS = 7;
 const SHT_SYMTAB = 2;
 const SHT_NOBITS = 8;
 /** a section table or symbol table larger than this is not a program we analyse */
@@ -44,6 +45,8 @@ export interface ElfFile {
   type: number;
   segments: ElfSegment[];
   sections: ElfSection[];
+  /** the PT_TLS segment (the executable's thread-local block), when there is one */
+  tls?: { memsz: number; align: number };
 }
 
 export class ElfFormatError extends Error {
@@ -85,12 +88,15 @@ export function readElf(fd: number): ElfFile | undefined {
   const shstrndx = head.readUInt16LE(0x3e);
 
   const segments: ElfSegment[] = [];
+  let tls: ElfFile['tls'];
   if (phoff && phnum) {
     if (phentsize < 56) throw new ElfFormatError(`program header entries of ${phentsize} bytes`);
     const ph = readAt(fd, phoff, phnum * phentsize);
     for (let i = 0; i < phnum; i++) {
       const o = i * phentsize;
-      if (ph.readUInt32LE(o) !== PT_LOAD) continue;
+      const ptype = ph.readUInt32LE(o);
+      if (ptype === PT_TLS) tls = { memsz: u64(ph, o + 40), align: u64(ph, o + 48) };
+      if (ptype !== PT_LOAD) continue;
       segments.push({ flags: ph.readUInt32LE(o + 4), offset: u64(ph, o + 8), vaddr: u64(ph, o + 16), filesz: u64(ph, o + 32), memsz: u64(ph, o + 40) });
     }
   }
@@ -122,7 +128,7 @@ export function readElf(fd: number): ElfFile | undefined {
       sections.push({ ...s, name: names.toString('latin1', s.nameOff, end < 0 ? names.length : end) });
     }
   }
-  return { fd, machine, type, segments, sections };
+  return { fd, machine, type, segments, sections, ...(tls ? { tls } : {}) };
 }
 
 export function section(elf: ElfFile, name: string): ElfSection | undefined {

@@ -4,3 +4,7 @@ export { analyzeGoBinary, goAnalysisCounters, isSupported, GO_TLS_READ, GO_TLS_W
 export type { FileKey, GoAnalysis, GoBinaryInfo, GoFunction, GoTlsOffsets, GoUnsupported, UnsupportedReason } from './analyze.js';
 export { goTlsFamily, goTlsProbeSpecs, GO_PROGRAMS } from './probes.js';
 export type { GoTlsFamily, GoTlsKernel } from './probes.js';
+export { analyzeGoRuntime, isGoRuntimeSupported, GO_NEWPROC1, GO_ROUND_TRIP } from './runtime-analyze.js';
+export type { GoRuntimeAnalysis, GoRuntimeInfo, GoRuntimeUnsupported } from './runtime-analyze.js';
+export { goRuntimeFamily, goRuntimeProbeSpecs, GO_CTX_PROGRAMS } from './runtime-probes.js';
+export type { GoRuntimeFamily, GoRuntimeKernel, GoRuntimeCounters } from './runtime-probes.js';

@@ -12,7 +12,7 @@ type RequestHead = Pick<HttpRequest, 'method' | 'target' | 'version' | 'headers'
  * A summarised request: its parsed head and what the kernel measured of its calls. (Fields
  * are copied one by one: an object spread here cost a third of the records' processing.)
  */
-function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: number, size: number, tid: number, headLen: number): HttpRequest {
+function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: number, size: number, tid: number, headLen: number, rtx: number): HttpRequest {
   return {
     method: head.method,
     target: head.target,
@@ -22,6 +22,7 @@ function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: number, si
     tsEnd,
     size,
     tid,
+    rtx,
     bodySize: size - headLen,
   };
 }
@@ -37,7 +38,7 @@ export function exchangeFromRecord(e: KernelEvent): Exchange | undefined {
   return {
     protocol: 'http1',
     role: e.role === Role.server ? 'server' : 'client',
-    request: summarisedRequest(head, e.ts, x.reqEnd, e.bytes, e.tid, x.reqHeadLen),
+    request: summarisedRequest(head, e.ts, x.reqEnd, e.bytes, e.tid, x.reqHeadLen, e.rtx),
     response: {
       status: x.status,
       version: x.respMinor === 0 ? '1.0' : '1.1',

@@ -320,7 +320,7 @@ function knownMethod(d: Buffer): boolean {
 }
 
 function copyChunk(c: Chunk, data: Buffer): Chunk {
-  return { dir: c.dir, tsStart: c.tsStart, tsEnd: c.tsEnd, bytes: c.bytes, data: Buffer.from(data), tid: c.tid };
+  return { dir: c.dir, tsStart: c.tsStart, tsEnd: c.tsEnd, bytes: c.bytes, data: Buffer.from(data), tid: c.tid, rtx: c.rtx ?? 0 };
 }
 
 /** Bytes end with a last-chunk line and an empty trailer section: "\n0\r\n\r\n" (or are exactly "0\r\n\r\n"). */
@@ -404,6 +404,7 @@ class Stream {
   // current message
   t0 = 0;
   tid = 0;
+  rtx = 0;
   lastEnd = 0;
   size = 0;
   body = 0;
@@ -444,6 +445,7 @@ class Stream {
     // a write starts when the first byte is handed over; a read when it returns
     this.t0 = this.dirOut ? c.tsStart : c.tsEnd;
     this.tid = c.tid;
+    this.rtx = c.rtx ?? 0;
     this.size = 0;
     this.body = 0;
   }
@@ -997,6 +999,7 @@ export class Http1Parser implements ProtocolParser {
         tsEnd: 0,
         size: 0,
         tid: s.tid,
+        rtx: s.rtx,
         bodySize: 0,
       };
       const p: Pending = { req, res: undefined, reqDone: false, resDone: false, incomplete: undefined };

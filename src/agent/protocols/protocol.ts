@@ -17,6 +17,8 @@ export interface Chunk {
   /** the first captured bytes of the call; data.length <= bytes */
   data: Buffer;
   tid: number;
+  /** runtime context of the call (KernelEvent.rtx), 0 or absent when unknown */
+  rtx?: number;
 }
 
 export interface Message {
@@ -27,6 +29,8 @@ export interface Message {
   size: number;
   /** the thread that read or wrote the message's first bytes */
   tid: number;
+  /** the runtime context of its first bytes (Chunk.rtx), when known */
+  rtx?: number;
 }
 
 export interface HttpRequest extends Message {

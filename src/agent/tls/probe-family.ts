@@ -45,4 +45,11 @@ export interface ProbeFamily {
   plan(file: MappedFile): ProbeSpec[] | NoProbes;
   /** the probes of a plan are off the file (detached, or their attach failed): free what plan() took */
   released?(plan: readonly ProbeSpec[]): void;
+  /**
+   * a process maps a file whose probes are attached (called once per process and file, at the
+   * scan that first sees it so): for families that keep per-process state in the kernel
+   */
+  processMapped?(pid: number, plan: readonly ProbeSpec[]): void;
+  /** that process no longer maps the file (it exited, or the probes came off) */
+  processGone?(pid: number, plan: readonly ProbeSpec[]): void;
 }

@@ -79,6 +79,10 @@ interface FileState extends WatchedFile {
   plan: ProbeSpec[] | undefined;
   seenScan: number;
   pidsNow: number;
+  /** processes told to the family (processMapped), for families with per-process state */
+  pids: Set<number> | undefined;
+  /** the processes seen mapping it at the current scan */
+  pidsSeen: Set<number> | undefined;
 }
 
 export class UprobeWatcher {
@@ -152,6 +156,7 @@ export class UprobeWatcher {
     for (const [key, st] of this.#files) {
       st.processes = st.pidsNow;
       st.pidsNow = 0;
+      this.#goneProcesses(st);
       if (st.seenScan !== no) {
         this.#release(st);
         this.#files.delete(key);
@@ -208,6 +213,14 @@ export class UprobeWatcher {
         }
         st.seenScan = no;
         st.pidsNow++;
+        if (st.status === 'attached' && fam.processMapped) {
+          const n = Number(pid);
+          (st.pidsSeen ??= new Set()).add(n);
+          if (!(st.pids ??= new Set()).has(n)) {
+            st.pids.add(n);
+            fam.processMapped(n, st.plan!);
+          }
+        }
       }
     }
   }
@@ -229,6 +242,8 @@ export class UprobeWatcher {
       plan: undefined,
       seenScan: 0,
       pidsNow: 0,
+      pids: undefined,
+      pidsSeen: undefined,
     };
     this.counters.files_checked++;
     this.#attach(st);
@@ -277,8 +292,21 @@ export class UprobeWatcher {
     this.counters.probes_now += st.links.length;
   }
 
+  /** the family forgets the processes that no longer map the file (all of them once detached) */
+  #goneProcesses(st: FileState, all = false): void {
+    if (st.pids && st.plan) {
+      for (const pid of st.pids) {
+        if (!all && st.pidsSeen?.has(pid)) continue;
+        st.pids.delete(pid);
+        st.familyRef.processGone?.(pid, st.plan);
+      }
+    }
+    st.pidsSeen = undefined;
+  }
+
   #release(st: FileState): void {
     if (st.status !== 'attached') return;
+    this.#goneProcesses(st, true);
     for (const l of st.links) this.#cap.detachUprobe(l);
     if (st.plan) st.familyRef.released?.(st.plan);
     st.plan = undefined;
