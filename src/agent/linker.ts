@@ -4,10 +4,14 @@
 //   2. tuple: a server request whose connection (remote -> local) is the
 //      mirror of an in-flight client request on this host is that request's
 //      child (works across processes);
-//   3. thread: a client request sent by a thread that is working on exactly one
+//   3. runtime: a client request made under a runtime context (rtx: the unit of work of a
+//      multiplexing runtime, from uprobes, bpf/lib/rtctx.h) belongs to the one request of its
+//      process being worked on under the same context; a call with a context and no such
+//      request gets no parent (the runtime says it is not that thread's other requests');
+//   4. thread: a client request sent by a thread that is working on exactly one
 //      request belongs to that request; when the thread works on several (an event
 //      loop), the one with the identical request line, if exactly one (proxies);
-//   4. none: a new trace root.
+//   5. none: a new trace root.
 // Ambiguity (two candidates) gives `none`: a wrong parent is worse than none.
 //
 // The thread rule is sound only where a request stays on the thread that read it and
@@ -50,6 +54,8 @@ export interface LinkRecord {
   s1: number;
   readonly pid: number;
   readonly tid: number;
+  /** runtime context of its first bytes (KernelEvent.rtx), 0 when unknown */
+  readonly rtx: number;
   /** "local>remote" of the connection */
   readonly connKey: string;
   /** the same connection seen from the other end: "remote>local" */
@@ -84,6 +90,12 @@ export interface LinkerCounters {
   linked_traceparent: number;
   linked_tuple: number;
   linked_thread: number;
+  /** client calls linked by their runtime context */
+  linked_runtime: number;
+  /** client calls with a runtime context under which no request was being worked on: no parent */
+  runtime_no_request: number;
+  /** client calls whose runtime context had several requests in flight (pipelining): no parent */
+  ambiguous_runtime: number;
   linked_late: number;
   /** thread links chosen among several in-flight requests by an identical request line */
   linked_thread_by_request_line: number;
@@ -135,12 +147,18 @@ function unlist(map: Map<string, LinkRecord[]>, key: string, r: LinkRecord): voi
 /** one number per thread: pid_max is at most 2^22 on Linux, so pid * 2^22 + tid is exact */
 const threadKey = (pid: number, tid: number): number => pid * 4194304 + tid;
 
+/** a runtime context is only meaningful within its process */
+const rtxKey = (pid: number, rtx: number): string => `${pid}:${rtx}`;
+
 export class Linker {
   readonly counters: LinkerCounters = {
     requests: 0,
     linked_traceparent: 0,
     linked_tuple: 0,
     linked_thread: 0,
+    linked_runtime: 0,
+    runtime_no_request: 0,
+    ambiguous_runtime: 0,
     linked_late: 0,
     linked_thread_by_request_line: 0,
     ambiguous_thread: 0,
@@ -162,6 +180,8 @@ export class Linker {
   readonly #waiting = new Map<string, LinkRecord[]>();
   /** server requests being worked on (read, not yet answered) per thread (threadKey) */
   readonly #serving = new Map<number, LinkRecord[]>();
+  /** server requests being worked on per runtime context (rtxKey) */
+  readonly #servingRtx = new Map<string, LinkRecord[]>();
   readonly #threadModel: (pid: number) => ThreadModel;
   /** models learned from behaviour, per pid; they only ever move towards multiplexed */
   readonly #learned = new Map<number, ThreadModel>();
@@ -227,6 +247,8 @@ export class Linker {
     threads = true,
     /** the request line without the HTTP/2 stream id (default: sig) */
     line: string = sig,
+    /** runtime context of the request's first bytes (KernelEvent.rtx), 0 when unknown */
+    rtx = 0,
   ): LinkRecord {
     this.counters.requests++;
     if (this.#live.size >= this.#max) this.#evictOldest();
@@ -236,6 +258,7 @@ export class Linker {
       s1: 0,
       pid,
       tid,
+      rtx,
       connKey,
       peerKey,
       sig,
@@ -277,6 +300,12 @@ export class Linker {
         if (list) list.push(r);
         else this.#waiting.set(key, [r]);
       }
+    }
+    if (r.rtx) {
+      const rk = rtxKey(r.pid, r.rtx);
+      const same = this.#servingRtx.get(rk);
+      if (same) same.push(r);
+      else this.#servingRtx.set(rk, [r]);
     }
     const tk = threadKey(r.pid, r.tid);
     const list = this.#serving.get(tk);
@@ -348,8 +377,20 @@ export class Linker {
     this.counters.ambiguous_thread++;
   }
 
+  /** the runtime rule (see the head of this file) */
+  #runtimeParent(r: LinkRecord): void {
+    let set = this.#servingRtx.get(rtxKey(r.pid, r.rtx));
+    if (set && set.some((s) => s.start > r.start)) set = set.filter((s) => s.start <= r.start);
+    if (!set?.length) this.counters.runtime_no_request++;
+    else if (set.length > 1) this.counters.ambiguous_runtime++;
+    else this.#setParent(r, set[0]!, 'runtime');
+  }
+
   #startClient(r: LinkRecord, threads: boolean): void {
-    if (threads) this.#threadParent(r);
+    // a call whose runtime context is known never falls back to its thread: the context says
+    // which request it works for, or that it works for none in flight
+    if (r.rtx) this.#runtimeParent(r);
+    else if (threads) this.#threadParent(r);
     const list = this.#clients.get(r.connKey);
     if (list) list.push(r);
     else this.#clients.set(r.connKey, [r]);
@@ -383,7 +424,7 @@ export class Linker {
     return undefined;
   }
 
-  #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread'): void {
+  #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread' | 'runtime'): void {
     r.parent = parent;
     if (how === 'tuple') {
       // a client request answers one server request: no longer a candidate
@@ -392,6 +433,7 @@ export class Linker {
     }
     r.link = how;
     if (how === 'tuple') this.counters.linked_tuple++;
+    else if (how === 'runtime') this.counters.linked_runtime++;
     else this.counters.linked_thread++;
   }
 
@@ -542,6 +584,15 @@ export class Linker {
 
   #unserve(r: LinkRecord): void {
     if (r.kind !== 'server') return;
+    if (r.rtx) {
+      const rk = rtxKey(r.pid, r.rtx);
+      const same = this.#servingRtx.get(rk);
+      const i = same ? same.indexOf(r) : -1;
+      if (i >= 0) {
+        if (same!.length === 1) this.#servingRtx.delete(rk);
+        else same!.splice(i, 1);
+      }
+    }
     const tk = threadKey(r.pid, r.tid);
     const list = this.#serving.get(tk);
     if (!list) return;

@@ -5,3 +5,4 @@ export { KernelError, type KernelErrorCode } from './errors.js';
 export { preflight, type PreflightReport } from './preflight.js';
 export { Flag, Role, Op, SummarizeMode, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, EVENT_HEADER_SIZE, EVENT_LAYOUT, type OpName, type KernelCounter } from './abi.js';
 export { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE } from './abi-gotls.js';
+export { NODE_BINS, NODE_BINS_MAP, NODE_BIN_LAYOUT, NODE_BIN_SIZE } from './abi-nodectx.js';

@@ -16,7 +16,7 @@ export type AttrValue = string | number | boolean;
 export type Attributes = Record<string, AttrValue>;
 
 /** Which source gave a span its parent (attribute `osprey.link`). */
-export type LinkSource = 'traceparent' | 'tuple' | 'thread' | 'none';
+export type LinkSource = 'traceparent' | 'tuple' | 'thread' | 'runtime' | 'none';
 
 /**
  * Attributes held in fields, in the order the agent writes them (which is the order read
