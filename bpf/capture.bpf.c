@@ -140,7 +140,8 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	__builtin_memcpy(e->raddr, c->raddr, 16);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->rtx = runtime_ctx(pid_tgid);
-	node_ctx_event(e, c, pid_tgid); /* lib/nodectx.h: needs the connection */
+	if (!e->rtx) /* lib/nodectx.h: Node's needs the connection */
+		e->rtx = node_call_ctx(pid_tgid, op, c->role, c->id);
 	return s;
 }
 

@@ -258,37 +258,40 @@ int osp_node_reset_ret(struct pt_regs *ctx)
 	return 0;
 }
 
-/* the runtime context of a call of a probed Node thread, and what the call teaches (event_start) */
-static __always_inline void node_ctx_event(struct osp_event *e, struct conn *c, __u64 pid_tgid)
+/*
+ * The runtime context of a call of a probed Node thread, and what the call teaches (called by
+ * event_start for every event). A global function: the verifier checks it once, not at each
+ * of event_start's many inlined sites. 0 for any thread that is not a probed Node thread.
+ */
+__noinline __u64 node_call_ctx(__u64 pid_tgid, __u32 op, __u32 role, __u64 conn_id)
 {
 	struct node_thread *t = bpf_map_lookup_elem(&node_threads, &pid_tgid);
-	if (!t || e->rtx)
-		return;
+	if (!t)
+		return 0;
 	__u64 depth = 0;
 	__u64 unit = node_unit_now(t, pid_tgid >> 32, &depth);
 	if (!depth) {
 		/* libuv's own call: a read decides the unit of the callback that follows it */
-		if (e->op != OSP_OP_RECV)
-			return;
-		if (c->role == OSP_ROLE_SERVER) {
-			unit = c->id;
+		if (op != OSP_OP_RECV)
+			return 0;
+		if (role == OSP_ROLE_SERVER) {
+			unit = conn_id;
 		} else {
-			__u64 *u = bpf_map_lookup_elem(&node_conn_units, &c->id);
+			__u64 *u = bpf_map_lookup_elem(&node_conn_units, &conn_id);
 			unit = u ? *u : 0;
 		}
 		t->pending = unit;
 		t->pending_set = 1;
 		t->read_scope = 0;
-		e->rtx = unit;
-		return;
+		return unit;
 	}
-	e->rtx = unit;
-	if (c->role == OSP_ROLE_CLIENT && (e->op == OSP_OP_SEND || e->op == OSP_OP_CONNECT)) {
+	if (role == OSP_ROLE_CLIENT && (op == OSP_OP_SEND || op == OSP_OP_CONNECT)) {
 		if (unit)
-			bpf_map_update_elem(&node_conn_units, &c->id, &unit, BPF_ANY);
+			bpf_map_update_elem(&node_conn_units, &conn_id, &unit, BPF_ANY);
 		else
-			bpf_map_delete_elem(&node_conn_units, &c->id);
+			bpf_map_delete_elem(&node_conn_units, &conn_id);
 	}
+	return unit;
 }
 
 /* the rtctx.h hook: the unit is set by node_ctx_event, which needs the connection */

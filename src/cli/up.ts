@@ -105,6 +105,9 @@ export const upCommand: Command = {
     '      --tls on|off          HTTPS plaintext through uprobes on OpenSSL (libssl, programs that carry',
     '                            it, e.g. node) and Go crypto/tls (default on; osprey status lists the',
     '                            files probed and why others are not)',
+    '      --node-context on|off which request a Node event loop\'s outgoing call serves, through uprobes',
+    '                            on node\'s async bookkeeping (default on; needs uprobes: --tls off turns',
+    '                            it off too). Off: such calls are linked only by the thread rule',
     '      --export URL          also send spans and RED/service-graph metrics as OTLP to this collector,',
     '                            e.g. http://localhost:4318 (OTLP/HTTP; /v1/traces and /v1/metrics are',
     '                            appended) or, with --export-protocol grpc, http://localhost:4317.',
@@ -136,6 +139,7 @@ export const upCommand: Command = {
     'capture-size': { type: 'string' },
     summarize: { type: 'string' },
     tls: { type: 'string' },
+    'node-context': { type: 'string' },
     export: { type: 'string' },
     'export-protocol': { type: 'string' },
     'export-queue': { type: 'string' },
@@ -159,6 +163,8 @@ export const upCommand: Command = {
     if (summarize !== undefined && summarize !== 'on' && summarize !== 'off') throw new UsageError(`--summarize must be on or off, got "${summarize}"`);
     const tls = values.tls as string | undefined;
     if (tls !== undefined && tls !== 'on' && tls !== 'off') throw new UsageError(`--tls must be on or off, got "${tls}"`);
+    const nodeContext = values['node-context'] as string | undefined;
+    if (nodeContext !== undefined && nodeContext !== 'on' && nodeContext !== 'off') throw new UsageError(`--node-context must be on or off, got "${nodeContext}"`);
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -241,6 +247,7 @@ export const upCommand: Command = {
       sink,
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
       ...(tls === 'off' ? { uprobes: false as const } : {}),
+      ...(nodeContext === 'off' ? { nodeContext: false } : {}),
     });
     let cap;
     try {
@@ -257,6 +264,11 @@ export const upCommand: Command = {
       agent.uprobes
         ? 'tls: plaintext of OpenSSL and Go crypto/tls through uprobes, files probed as processes map them (osprey status lists them; --tls off to disable)'
         : 'tls: off (--tls off): HTTPS traffic is not traced',
+    );
+    say(
+      agent.uprobes && nodeContext !== 'off'
+        ? 'node context: uprobes on node follow which request an event loop\'s call serves (--node-context off to disable)'
+        : 'node context: off: calls of Node services are linked by thread only',
     );
     for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
 
