@@ -64,7 +64,10 @@ async function shares(nodeContext) {
       for (const c of clients) {
         const p = c.parentSpanId ? byId.get(c.parentSpanId) : undefined;
         if (p && suffix(p) === suffix(c)) linked++;
-        else if (p) wrong++;
+        else if (p) {
+          wrong++;
+          log(`  wrong: ${suffix(c)} under ${suffix(p)} by ${c.attributes['osprey.link']}`);
+        }
         const k = String(c.attributes['osprey.link']);
         how[k] = (how[k] ?? 0) + 1;
       }

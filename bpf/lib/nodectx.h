@@ -21,8 +21,9 @@
  *  - JS-only hand-offs are invisible natively (timers, setImmediate, AsyncResource such as the
  *    http Agent's queue). Node keeps the running JS context's ids in async_id_fields even
  *    without async hooks; a call is attributed only when they show the native scope's own
- *    context, a tick it scheduled, a resource created under the unit, or none (microtasks of
- *    the scope): a timer's or a queued request's code gives 0, so its calls get no parent.
+ *    context, a resource created under the unit, a tick scheduled by either or by a microtask,
+ *    or none (microtasks of the scope): a timer's or a queued request's code gives 0, so its
+ *    calls get no parent.
  *
  * A call made inside JS gets the unit (osp_event.rtx); its writes on a client connection
  * record the unit there for the response. 0 means unknown: the linker then falls back to the
@@ -137,9 +138,16 @@ static __always_inline int node_js_in_unit(struct node_thread *t, __u32 tgid)
 	__u64 exec = node_id_int(bits[0]), trigger = node_id_int(bits[1]);
 	if (!exec && !trigger)
 		return 1; /* microtasks at the end of the scope: no JS resource runs */
-	if (exec == t->scope_id || exec == t->last_id || trigger == t->scope_id || trigger == t->last_id)
+	/* the running resource is the scope's, or a native one made under the unit */
+	if (exec == t->scope_id || exec == t->last_id || node_id_unit(tgid, exec) == t->unit)
 		return 1;
-	return node_id_unit(tgid, exec) == t->unit || node_id_unit(tgid, trigger) == t->unit;
+	/*
+	 * A JS-only resource (a tick, a timer, an AsyncResource): only if it was scheduled from
+	 * the scope's own context, or from a microtask (trigger 0: ticks and microtasks queued
+	 * during this scope all run before it ends). A timer or a queued request's
+	 * AsyncResource has ids of its own origin: not followed.
+	 */
+	return !trigger || trigger == t->scope_id || trigger == t->last_id || node_id_unit(tgid, trigger) == t->unit;
 }
 
 /* the unit of JS running on the thread now, 0 outside JS or when unknown */
