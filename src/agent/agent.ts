@@ -11,6 +11,7 @@ import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import { Span, type Attributes } from '../model/index.js';
 import { opensslFamily, UprobeWatcher, type UprobeWatcherOptions } from './tls/index.js';
 import { goRuntimeFamily, goTlsFamily, type GoRuntimeFamily } from './golang/index.js';
+import { nodeCtxFamily } from './nodectx/index.js';
 import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
@@ -69,6 +70,11 @@ export interface AgentOptions {
    * false turns it off (its own uprobe watcher then does not run)
    */
   runtimeContext?: boolean;
+  /**
+   * Node's runtime context through uprobes on node (src/agent/nodectx): which incoming request
+   * an event loop's call works for (the linker's runtime rule). On by default (needs uprobes)
+   */
+  nodeContext?: boolean;
 }
 
 interface Conn {
@@ -205,7 +211,8 @@ export class Agent {
     this.capture = cap;
     const up = this.#opts.uprobes;
     if (up !== false) {
-      this.uprobes = new UprobeWatcher(cap, { ...up, families: [opensslFamily, goTlsFamily(cap), ...(up?.families ?? [])] });
+      const node = this.#opts.nodeContext === false ? [] : [nodeCtxFamily(cap)];
+      this.uprobes = new UprobeWatcher(cap, { ...up, families: [opensslFamily, goTlsFamily(cap), ...node, ...(up?.families ?? [])] });
       this.uprobes.start();
     }
     if (this.#opts.runtimeContext !== false) {
@@ -492,7 +499,8 @@ export class Agent {
       }
       if (c.kept) this.linker.abandon(c.kept);
       const role = e.role === Role.server ? 'server' : 'client';
-      const rec = this.linker.start(role, c.pid, e.tid, c.key, `${head.method} ${head.target}`, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey, true, undefined, e.rtx);
+      const line = `${head.method} ${head.target}`;
+      const rec = this.linker.start(role, c.pid, e.tid, c.key, line, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey, true, line, e.rtx);
       // until its exchange record comes, the record holds the span (made from the head now:
       // the head's objects die young) and the head call
       const span = new Span();
@@ -526,7 +534,7 @@ export class Agent {
       return;
     }
     this.counters.kernel_exchanges++;
-    const rec = this.#link(c, ex.role, ex.request);
+    const rec = this.#link(c, ex.role, ex.request, undefined, e.rtx);
     if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid);
     const end = ex.response!.tsEnd;
     rec.data = this.#span(c, ex, end);
@@ -538,11 +546,11 @@ export class Agent {
    * the stream id, the same at both ends: concurrent streams of one path pair exactly, and the
    * thread rule is off, see Linker.start)
    */
-  #link(c: Conn, role: 'server' | 'client', req: HttpRequest, streamId?: number): LinkRecord {
+  #link(c: Conn, role: 'server' | 'client', req: HttpRequest, streamId?: number, rtx = 0): LinkRecord {
     const traceparent = role === 'server' ? req.headers.traceparent : undefined;
     const line = `${req.method} ${req.target}`;
     if (streamId !== undefined) return this.linker.start(role, c.pid, req.tid, c.key, `${line} #${streamId}`, req.tsStart, traceparent, c.peerKey, false, line);
-    return this.linker.start(role, c.pid, req.tid, c.key, line, req.tsStart, traceparent, c.peerKey, true, line, req.rtx ?? 0);
+    return this.linker.start(role, c.pid, req.tid, c.key, line, req.tsStart, traceparent, c.peerKey, true, line, rtx || (req.rtx ?? 0));
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {

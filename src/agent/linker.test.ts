@@ -428,4 +428,25 @@ describe('Linker', () => {
       assert.equal(cli(l, 1, 'b:9>c:1', 110, 7).link, 'none');
     });
   });
+
+  it('runtime: a call under a runtime context belongs to the in-flight request of that context, never to its thread\'s others', () => {
+    const l = new Linker({ holdNs: 0, threadModel: () => 'event-loop' });
+    // one event-loop thread (pid 5, tid 5) serves two connections; contexts 11 and 12
+    const s1 = l.start('server', 5, 5, 'm:80>a:1', 'GET /front/1', 100, undefined, 'a:1>m:80', true, 'GET /front/1', 11);
+    const s2 = l.start('server', 5, 5, 'm:80>a:2', 'GET /front/2', 110, undefined, 'a:2>m:80', true, 'GET /front/2', 12);
+    const c2 = l.start('client', 5, 5, 'm:9>b:80', 'GET /api/2', 120, undefined, 'b:80>m:9', true, 'GET /api/2', 12);
+    const c1 = l.start('client', 5, 5, 'm:8>b:80', 'GET /api/1', 130, undefined, 'b:80>m:8', true, 'GET /api/1', 11);
+    assert.equal(c2.link, 'runtime');
+    assert.equal(c2.parent, s2);
+    assert.equal(c1.parent, s1);
+    // once s1's response started, a call of its context (work after the response, a timer it
+    // set) gets no parent, though s2 is still in flight on the same thread
+    l.responded(s1, 5);
+    const late = l.start('client', 5, 5, 'm:7>b:80', 'GET /api/late', 140, undefined, 'b:80>m:7', true, 'GET /api/late', 11);
+    assert.equal(late.parent, undefined);
+    assert.equal(l.counters.runtime_no_request, 1);
+    // a call without a context still has the thread rule
+    l.responded(s2, 5);
+    assert.equal(l.counters.linked_runtime, 2);
+  });
 });

@@ -4,9 +4,12 @@
 //   2. tuple: a server request whose connection (remote -> local) is the
 //      mirror of an in-flight client request on this host is that request's
 //      child (works across processes);
-//   3. runtime: a client request made by a unit of work of a multiplexing runtime (a
-//      goroutine: the kernel record's rtx) that is, or was started by, the unit of work of a
-//      server request in progress in the same process (see "The runtime rule" below);
+//   3. runtime: a client request made under a runtime context (rtx: the unit of work of a
+//      multiplexing runtime, from uprobes, bpf/lib/rtctx.h: a goroutine for Go, the incoming
+//      connection whose JavaScript runs for Node) belongs to the one request of its process
+//      being worked on under that context or, for Go, under a goroutine that started it after
+//      the request began (see "The runtime rule" below); a call with a context and no such
+//      request gets no parent (the runtime says it is not that thread's other requests');
 //   4. thread: a client request sent by a thread that is working on exactly one
 //      request belongs to that request (thread-per-request runtimes only); on an event
 //      loop, the in-flight request with the identical request line, if exactly one (proxies);
@@ -95,6 +98,8 @@ export interface LinkRecord {
   s1: number;
   readonly pid: number;
   readonly tid: number;
+  /** runtime context of its first bytes (KernelEvent.rtx), 0 when unknown */
+  readonly rtx: number;
   /** "local>remote" of the connection */
   readonly connKey: string;
   /** the same connection seen from the other end: "remote>local" */
@@ -119,8 +124,6 @@ export interface LinkRecord {
   /** parent span id words; 0, 0 for none */
   p0: number;
   p1: number;
-  /** runtime context of the request's first bytes (KernelEvent.rtx), 0 when unknown */
-  readonly rtx: number;
   /** payload the owner attaches (the span under construction) */
   data: unknown;
   emitAt: number;
@@ -136,6 +139,8 @@ export interface LinkerCounters {
   /** client requests linked by the runtime rule, and those of them through a started goroutine */
   linked_runtime: number;
   linked_runtime_ancestry: number;
+  /** client calls with a runtime context under which no request was being worked on: no parent */
+  runtime_no_request: number;
   /** client requests whose runtime context matched several server requests in progress: left unlinked */
   ambiguous_runtime: number;
   linked_late: number;
@@ -219,6 +224,7 @@ export class Linker {
     linked_thread: 0,
     linked_runtime: 0,
     linked_runtime_ancestry: 0,
+    runtime_no_request: 0,
     ambiguous_runtime: 0,
     linked_late: 0,
     linked_thread_by_request_line: 0,
@@ -537,8 +543,11 @@ export class Linker {
   }
 
   #startClient(r: LinkRecord, threads: boolean): void {
-    const runtime = r.rtx ? this.#runtimeParent(r) : 'none';
-    if (threads && runtime === 'none') this.#threadParent(r);
+    // a call whose runtime context is known never falls back to its thread: the context says
+    // which request it works for, or that it works for none in flight
+    if (r.rtx) {
+      if (this.#runtimeParent(r) === 'none') this.counters.runtime_no_request++;
+    } else if (threads) this.#threadParent(r);
     const list = this.#clients.get(r.connKey);
     if (list) list.push(r);
     else this.#clients.set(r.connKey, [r]);

@@ -109,6 +109,9 @@ export const upCommand: Command = {
     '      --runtime-context on|off  the goroutine of each call of Go programs, through uprobes on the Go',
     '                            runtime and net/http, so calls made for a request under concurrency link',
     '                            to it (default on; osprey status lists the executables probed)',
+    '      --node-context on|off which request a Node event loop\'s outgoing call serves, through uprobes',
+    '                            on node\'s async bookkeeping (default on; needs uprobes: --tls off turns',
+    '                            it off too). Off: such calls are linked only by the thread rule',
     '      --export URL          also send spans and RED/service-graph metrics as OTLP to this collector,',
     '                            e.g. http://localhost:4318 (OTLP/HTTP; /v1/traces and /v1/metrics are',
     '                            appended) or, with --export-protocol grpc, http://localhost:4317.',
@@ -141,6 +144,7 @@ export const upCommand: Command = {
     summarize: { type: 'string' },
     tls: { type: 'string' },
     'runtime-context': { type: 'string' },
+    'node-context': { type: 'string' },
     export: { type: 'string' },
     'export-protocol': { type: 'string' },
     'export-queue': { type: 'string' },
@@ -166,6 +170,8 @@ export const upCommand: Command = {
     if (tls !== undefined && tls !== 'on' && tls !== 'off') throw new UsageError(`--tls must be on or off, got "${tls}"`);
     const runtimeContext = values['runtime-context'] as string | undefined;
     if (runtimeContext !== undefined && runtimeContext !== 'on' && runtimeContext !== 'off') throw new UsageError(`--runtime-context must be on or off, got "${runtimeContext}"`);
+    const nodeContext = values['node-context'] as string | undefined;
+    if (nodeContext !== undefined && nodeContext !== 'on' && nodeContext !== 'off') throw new UsageError(`--node-context must be on or off, got "${nodeContext}"`);
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -249,6 +255,7 @@ export const upCommand: Command = {
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
       ...(tls === 'off' ? { uprobes: false as const } : {}),
       ...(runtimeContext === 'off' ? { runtimeContext: false } : {}),
+      ...(nodeContext === 'off' ? { nodeContext: false } : {}),
     });
     let cap;
     try {
@@ -270,6 +277,11 @@ export const upCommand: Command = {
       agent.goRuntime
         ? 'runtime context: the goroutine of each call of Go programs, through uprobes (osprey status lists them; --runtime-context off to disable)'
         : 'runtime context: off (--runtime-context off): calls of Go services under concurrency are not linked to their requests',
+    );
+    say(
+      agent.uprobes && nodeContext !== 'off'
+        ? 'node context: uprobes on node follow which request an event loop\'s call serves (--node-context off to disable)'
+        : 'node context: off: calls of Node services are linked by thread only',
     );
     for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
 

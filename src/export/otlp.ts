@@ -26,6 +26,9 @@ import { HOT_ATTRIBUTES, type AttrValue, type Attributes, type Span, type SpanKi
 import type { MetricFamily } from '../metrics/prometheus.js';
 
 /** OTLP Span.SpanKind numbers (proto enum) */
+/** links made inside one process (its thread, or its runtime's context): the parent is not remote */
+const LOCAL_LINKS = new Set(['thread', 'runtime']);
+
 export const OTLP_SPAN_KIND: Readonly<Record<SpanKind, number>> = { unspecified: 0, internal: 1, server: 2, client: 3, producer: 4, consumer: 5 };
 /** OTLP Status.StatusCode numbers (proto enum) */
 export const OTLP_STATUS_CODE: Readonly<Record<SpanStatus, number>> = { unset: 0, ok: 1, error: 2 };
@@ -94,10 +97,9 @@ class SpanView {
     this.attributes = s.attributes;
     this.status = s.statusMessage ? { code: OTLP_STATUS_CODE[s.status], message: s.statusMessage } : STATUS[s.status];
     this.resource = resourceView(s.resource);
-    // a parent found through the thread or runtime rule is in the same process; every other
-    // rule links across processes (a traceparent header, a connection's 4-tuple)
-    const link = s.attributes['osprey.link'];
-    this.parentSpanContext = s.parentSpanId ? { spanId: s.parentSpanId, isRemote: link !== 'thread' && link !== 'runtime' } : undefined;
+    // a parent found through the thread rule is in the same process; every other rule links
+    // across processes (a traceparent header, a connection's 4-tuple)
+    this.parentSpanContext = s.parentSpanId ? { spanId: s.parentSpanId, isRemote: !LOCAL_LINKS.has(String(s.attributes['osprey.link'])) } : undefined;
   }
 
   spanContext(): { traceId: string; spanId: string; traceFlags: number } {
@@ -395,9 +397,8 @@ function span(w: Writer, s: Span): void {
   w.byte(0x18);
   w.varint(OTLP_STATUS_CODE[s.status]);
   w.finish(st);
-  // flags: sampled, "has is_remote", and is_remote unless the thread or runtime rule linked it in-process
-  const link = s.attr('osprey.link');
-  const remote = parent && link !== 'thread' && link !== 'runtime';
+  // flags: sampled, "has is_remote", and is_remote unless the thread rule linked it in-process
+  const remote = parent && !LOCAL_LINKS.has(String(s.attr('osprey.link')));
   w.varint((16 << 3) | 5);
   w.fixed32(SPAN_FLAGS_SAMPLED_HAS_IS_REMOTE | (remote ? SPAN_FLAGS_IS_REMOTE : 0));
   w.finish(at);
