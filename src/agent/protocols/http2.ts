@@ -13,8 +13,9 @@
 //     (gRPC: grpc-status, grpc-message; a "trailers-only" response carries them in its headers);
 //   DATA → body bytes; END_STREAM on each side ends that side; RST_STREAM ends the stream
 //     (incomplete 'reset', unless it is CANCEL or NO_ERROR after the response began: a
-//     stream stopped on purpose, such as a watch its client is done with); GOAWAY ends the streams above its last stream id
-//     (incomplete 'goaway'); end() (the close) ends the rest (incomplete 'eof').
+//     stream stopped on purpose, such as a watch its client is done with); GOAWAY ends the
+//     streams above its last stream id (incomplete 'goaway'); end() (the close) ends the rest
+//     (incomplete 'eof').
 // An exchange is reported when both sides ended (or the stream was reset), in the order
 // streams end — HTTP/2 multiplexes: there is no request order to keep.
 //
