@@ -110,8 +110,8 @@ export function Search({ params, focusRef }: { params: URLSearchParams; focusRef
 function Filters({ s, draft, go }: { s: SearchState; draft: string; go(next: Partial<SearchState>): void }) {
   const set = (key: FilterKey, v: string | undefined) => go({ q: setCondition(draft, key, v), sel: undefined });
   const nsList = useLoad('ns', (signal) => getServiceNamespaces(signal).then((l) => [...new Set(l.map((x) => x.namespace))].sort()));
-  const svcList = useLoad('svc', (signal) => tagValues('resource.service.name', signal).then((l) => l.map((v) => v.value)), 'secondary');
-  const routeList = useLoad('route', (signal) => tagValues('span.http.route', signal).then((l) => l.map((v) => v.value)), 'secondary');
+  const svcList = useLoad('svc', (signal) => tagValues('resource.service.name', signal).then((l) => l.map((v) => v.value)), 'background');
+  const routeList = useLoad('route', (signal) => tagValues('span.http.route', signal).then((l) => l.map((v) => v.value)), 'background');
   const ns = getCondition(s.q, 'ns');
   const svc = getCondition(s.q, 'svc');
   const route = getCondition(s.q, 'route');
