@@ -9,6 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { startDemo, type Demo } from '../src/demo/index.js';
 import { freePort, ospreyUp, run, sleep, type OspreyUp } from './helpers.js';
 
@@ -19,6 +23,42 @@ const SHOTS = process.env.OSPREY_UI_SHOTS === 'docs' ? fileURLToPath(new URL('..
 const TAG = `ui${Array.from({ length: 8 }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join('')}`;
 const SLOW = `/chain/${TAG}/slow`;
 const FAST = `/chain/${TAG}/fast`;
+// one route hit 6 times fast and once slow (outside the /chain/TAG/ paths the other tests count)
+const CMP = `/chain/${TAG}x/cmp`;
+// Kubernetes identity: two namespaces of services exporting through the OTLP receiver
+const SHOP = `shop-${TAG}`;
+const IDP = `idp-${TAG}`;
+
+/**
+ * Spans with k8s.namespace.name on their resource, sent the way an instrumented pod sends them:
+ * the official OpenTelemetry JS SDK and its OTLP/HTTP protobuf exporter, to osprey's /v1/traces.
+ * Per namespace one service; each trace a SERVER root and an INTERNAL child, durations given.
+ */
+async function exportK8sSpans(otlpBase: string, traces: { ns: string; service: string; name: string; ms: number; error?: boolean }[]): Promise<void> {
+  const providers = new Map<string, TracerProvider>();
+  const now = Date.now();
+  for (const [i, t] of traces.entries()) {
+    let provider = providers.get(t.service);
+    if (!provider) {
+      provider = new TracerProvider({
+        resource: resourceFromAttributes({ 'service.name': t.service, 'k8s.namespace.name': t.ns, 'k8s.pod.name': `${t.service}-7d9f-x${i}`, 'k8s.deployment.name': t.service }),
+        spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${otlpBase}/v1/traces` }) })],
+      });
+      providers.set(t.service, provider);
+    }
+    const tracer = provider.getTracer('osprey-ui-test');
+    const start = now - 60_000 + i * 1000;
+    const root = tracer.startSpan(t.name, { kind: SpanKind.SERVER, startTime: start, attributes: { 'http.request.method': 'GET', 'http.route': t.name.split(' ')[1] ?? '/', 'http.response.status_code': t.error ? 500 : 200 } });
+    if (t.error) root.setStatus({ code: SpanStatusCode.ERROR });
+    const ctx = trace.setSpan(context.active(), root);
+    tracer.startSpan('work', { kind: SpanKind.INTERNAL, startTime: start + 1 }, ctx).end(start + Math.max(2, t.ms - 1));
+    root.end(start + t.ms);
+  }
+  for (const p of providers.values()) {
+    await p.forceFlush();
+    await p.shutdown();
+  }
+}
 
 describe('web UI', { timeout: 240_000 }, () => {
   let agent: OspreyUp;
@@ -43,9 +83,16 @@ describe('web UI', { timeout: 240_000 }, () => {
     // 3 slow requests (the backend sleeps 300 ms) and 12 fast ones through nginx -> frontend -> backend
     for (let i = 0; i < 3; i++) assert.equal((await run('curl', ['-sS', '-o', '/dev/null', `${demo.entryUrl.replace(/\/$/, '')}${SLOW}?sleep=300`])).code, 0);
     for (let i = 0; i < 12; i++) assert.equal((await run('curl', ['-sS', '-o', '/dev/null', `${demo.entryUrl.replace(/\/$/, '')}${FAST}`])).code, 0);
+    for (let i = 0; i < 6; i++) assert.equal((await run('curl', ['-sS', '-o', '/dev/null', `${demo.entryUrl.replace(/\/$/, '')}${CMP}`])).code, 0);
+    assert.equal((await run('curl', ['-sS', '-o', '/dev/null', `${demo.entryUrl.replace(/\/$/, '')}${CMP}?sleep=400`])).code, 0);
+    await exportK8sSpans(agent.url, [
+      ...[40, 900, 120, 60, 300].map((ms) => ({ ns: SHOP, service: `cart-${TAG}`, name: 'GET /cart', ms })),
+      { ns: SHOP, service: `pay-${TAG}`, name: 'POST /pay', ms: 250, error: true },
+      ...[2000, 30, 50].map((ms) => ({ ns: IDP, service: `auth-${TAG}`, name: 'POST /token', ms })),
+    ]);
     // curl, nginx server + client, frontend server + client, backend server: 6 spans a request
     const deadline = Date.now() + 30_000;
-    while ((await stored(`{ span.url.path = "${SLOW}" }`)) < 18 && Date.now() < deadline) await sleep(300);
+    while (((await stored(`{ span.url.path = "${SLOW}" }`)) < 18 || (await stored(`{ span.url.path = "${CMP}" }`)) < 42) && Date.now() < deadline) await sleep(300);
     // and the edges of the last requests: the service graph pairs spans after a short wait
     await sleep(1500);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -186,5 +233,98 @@ describe('web UI', { timeout: 240_000 }, () => {
     assert.match(cmp, /3\s+spans selected vs\s+12\s+others/, cmp);
     assert.match(cmp, /\/slow/);
     await shot('heatmap');
+  });
+
+  it('trace: compared with a typical trace of the same root, time per service side by side', async () => {
+    // the slow request of the CMP route, found through the API the search view uses
+    const q = `{ span.url.path = "${CMP}" && resource.service.name = "backend" }`;
+    const list = (await (await fetch(`${agent.url}/api/osprey/ui/traces?since=15m&order=duration&limit=1&q=${encodeURIComponent(q)}`)).json()) as { traces: { traceId: string }[] };
+    const slowId = list.traces[0]!.traceId;
+    const api = (await (await fetch(`${agent.url}/api/osprey/ui/typical/${slowId}`)).json()) as {
+      root: { service: string; name: string };
+      peers: number;
+      trace: { durationNs: number; services: { service: string; selfNs: number }[] };
+      typical: { traceId: string; durationNs: number; services: { service: string; selfNs: number }[] } | null;
+    };
+    // peers: the six fast requests of the same route (the root is curl's client span)
+    assert.ok(api.typical, JSON.stringify(api));
+    assert.ok(api.peers >= 6, `peers ${api.peers}`);
+    assert.notEqual(api.typical.traceId, slowId);
+    const self = (l: { service: string; selfNs: number }[], svc: string) => l.find((x) => x.service === svc)?.selfNs ?? 0;
+    // the backend slept 400 ms in this one: that is where the time went, not in the typical one
+    assert.ok(self(api.trace.services, 'backend') >= 380e6, JSON.stringify(api.trace.services));
+    assert.ok(self(api.typical.services, 'backend') < 100e6, JSON.stringify(api.typical.services));
+    assert.ok(api.typical.durationNs < api.trace.durationNs / 3);
+
+    await page.goto(`${agent.url}/trace/${slowId}`);
+    const panel = page.getByTestId('typical');
+    await panel.locator('tr[data-service]').first().waitFor();
+    // most different first: the backend, its difference marked
+    const first = panel.locator('tr[data-service]').first();
+    assert.equal(await first.getAttribute('data-service'), 'backend');
+    assert.match(await first.innerText(), /\+\d+(\.\d+)? ms/);
+    for (const svc of ['curl', 'nginx', 'frontend']) await panel.locator(`tr[data-service="${svc}"]`).waitFor();
+    assert.match(await panel.innerText(), new RegExp(`over ${api.peers} traces`));
+    await page.getByRole('button', { name: 'vs typical ↓' }).click();
+    await panel.screenshot({ path: join(SHOTS, 'ui-typical.png') });
+    // the typical trace opens from the panel
+    await page.getByTestId('typical-link').click();
+    await page.waitForURL(new RegExp(`/trace/${api.typical.traceId}`));
+    await page.getByTestId('waterfall').locator('[role=treeitem]').nth(5).waitFor();
+  });
+
+  it('namespace: the quick filter writes TraceQL, the list keeps to the namespace, its slowest request is two clicks away', async () => {
+    await page.goto(`${agent.url}/?since=15m`);
+    await page.locator('table.traces tbody tr').first().waitFor();
+    // click 1: the namespace chip (namespaces come from the spans' k8s.namespace.name)
+    await page.getByRole('button', { name: SHOP, exact: true }).click();
+    await page.waitForURL(/q=/);
+    const box = page.getByLabel('TraceQL query');
+    assert.equal(await box.inputValue(), `{ resource.k8s.namespace.name = "${SHOP}" }`);
+    assert.equal(await page.getByRole('button', { name: SHOP, exact: true }).getAttribute('aria-pressed'), 'true');
+    // 6 traces in shop (5 cart, 1 pay), none of the idp or demo traffic
+    await page.waitForFunction(() => document.querySelector('[data-testid=total]')?.textContent === '6');
+    const services = await page.locator('table.traces tbody tr td:nth-child(2)').allInnerTexts();
+    assert.deepEqual([...new Set(services)].sort(), [`cart-${TAG}`, `pay-${TAG}`]);
+    // click 2: Slowest; the 900 ms cart request is first
+    await page.getByRole('button', { name: 'Slowest', exact: true }).click();
+    await page.waitForURL(/order=duration/);
+    await page.locator('section.results[aria-busy=false]').waitFor();
+    const rows = page.locator('table.traces tbody tr');
+    await page.waitForFunction(() => document.querySelector('table.traces tbody tr')?.textContent?.includes('900'));
+    assert.match(await rows.first().innerText(), new RegExp(`cart-${TAG}[\\s\\S]*GET /cart[\\s\\S]*900(\\.0)? ms`));
+    // the error is marked
+    assert.equal(await page.locator('table.traces tbody tr.has-error').count(), 1);
+    await shot('namespace');
+    // the other namespace: its own traces only; the chip toggles off again
+    await page.getByRole('button', { name: IDP, exact: true }).click();
+    await page.waitForURL(new RegExp(encodeURIComponent(IDP)));
+    await page.waitForFunction(() => document.querySelector('[data-testid=total]')?.textContent === '3');
+    assert.match(await rows.first().innerText(), /auth-\w+[\s\S]*2(\.0+)? s/);
+    await page.getByRole('button', { name: IDP, exact: true }).click();
+    await page.waitForFunction(() => !new URL(location.href).searchParams.get('q')?.includes('namespace'));
+  });
+
+  it('dark and light themes follow the system; `/` focuses the query box from another view', async () => {
+    for (const scheme of ['dark', 'light'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.goto(`${agent.url}/services?since=15m`);
+      await page.locator('tr[data-service="backend"]').waitFor();
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      const [r, g, b] = (bg.match(/\d+/g) ?? []).map(Number);
+      const lum = (r! + g! + b!) / 3;
+      assert.ok(scheme === 'dark' ? lum < 60 : lum > 200, `${scheme}: body background ${bg}`);
+      if (scheme === 'dark') await shot('dark');
+    }
+    // `/` on the services view opens Search with the box focused
+    await page.locator('body').press('/');
+    await page.waitForURL((u) => u.pathname === '/');
+    const box = page.getByLabel('TraceQL query');
+    await page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'TraceQL query');
+    assert.ok(await box.evaluate((el) => el === document.activeElement));
+    // typed into the box, `/` is a character, not the shortcut
+    await box.fill('{ span.url.path = "/a');
+    await box.press('/');
+    assert.equal(await box.inputValue(), '{ span.url.path = "/a/');
   });
 });

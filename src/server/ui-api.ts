@@ -1,10 +1,12 @@
 // The web UI's own endpoints, under /api/osprey/ui/: what the views need beyond the
-// osprey and Tempo APIs. A paged trace list sorted by recency or duration with its total,
+// osprey and Tempo APIs. A paged trace list sorted by recency or duration with its total
+// (or without, and the total from /traces/count, so the rows are not held up by the count),
 // a latency heatmap, and a comparison of a brushed heatmap region against the rest of
 // the matches. All computed by the store in SQL (src/store/analysis.ts).
 import type { IncomingMessage } from 'node:http';
-import { parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
-import type { Analysis, SpanStore } from '../store/index.js';
+import { parseGoDuration, parseTraceQL, TraceQLError, type Query } from '../traceql/index.js';
+import { timePerService, type Span } from '../model/index.js';
+import { UNKNOWN_SERVICE, type Analysis, type SpanStore } from '../store/index.js';
 import { MAX_LIMIT } from '../store/window.js';
 import { HttpError, badParam } from './errors.js';
 import { choiceOf, countOf, parseTime, windowOf } from './params.js';
@@ -54,6 +56,14 @@ function edgeOf(p: URLSearchParams): { caller: string; callee: string } | undefi
 
 const json = (body: unknown) => ({ type: 'application/json', body });
 
+/** a trace's exclusive time per service (src/model/service-time.ts) */
+function serviceTimes(spans: Span[]) {
+  return timePerService(spans, (s) => {
+    const svc = s.resource['service.name'];
+    return typeof svc === 'string' ? svc : UNKNOWN_SERVICE;
+  });
+}
+
 export function uiApiRoutes(store: SpanStore | undefined): [string, RegExp, Handler][] {
   return [
     ['GET', /^\/api\/osprey\/ui\/namespaces$/, async () => json({ services: await analysisOf(store).serviceNamespaces() })],
@@ -62,21 +72,55 @@ export function uiApiRoutes(store: SpanStore | undefined): [string, RegExp, Hand
       /^\/api\/osprey\/ui\/traces$/,
       async (_r, url) => {
         const p = url.searchParams;
-        const page = await analysisOf(store).tracePage({
+        const opts = {
           query: query(p.get('q')),
           ...windowOf(p),
           order: choiceOf(p, 'order', ['start', 'duration'], 'start'),
           limit: countOf(p, 'limit', 50, 1000),
           offset: countOf(p, 'offset', 0, MAX_LIMIT),
           edge: edgeOf(p),
-        });
+        };
+        // total=false: the page alone (the UI asks /traces/count separately, so the rows come first)
+        const withTotal = choiceOf(p, 'total', ['true', 'false'], 'true') === 'true';
+        const a = analysisOf(store);
+        const [page, total] = await Promise.all([a.traceList(opts), withTotal ? a.traceCount(opts) : undefined]);
         return json({
-          total: page.total,
+          ...(total === undefined ? {} : { total }),
+          more: page.more,
           traces: page.traces.map((t) => ({
             ...t,
             startNs: t.startNs.toString(),
             top: { ...t.top, startNs: t.top.startNs.toString() },
           })),
+        });
+      },
+    ],
+    [
+      'GET',
+      /^\/api\/osprey\/ui\/traces\/count$/,
+      async (_r, url) => {
+        const p = url.searchParams;
+        return json({ total: await analysisOf(store).traceCount({ query: query(p.get('q')), ...windowOf(p), edge: edgeOf(p) }) });
+      },
+    ],
+    [
+      'GET',
+      /^\/api\/osprey\/ui\/typical\/([^/]+)$/,
+      async (_r, url, [id]) => {
+        const around = url.searchParams.get('around') ?? '1h';
+        const d = parseGoDuration(around);
+        if (d === undefined || d <= 0) throw badParam(`invalid around "${around.slice(0, 40)}"`, 'a Go duration such as 30m, 1h, 6h');
+        const a = analysisOf(store);
+        const t = await a.typicalTrace(id ?? '', BigInt(Math.round(d)));
+        if (!t) throw new HttpError(404, `trace ${String(id).slice(0, 40)} not found`, 'it may have aged out of retention, or the id is mistyped');
+        const breakdown = async (traceId: string) => serviceTimes(await store!.trace(traceId));
+        const [mine, typical] = await Promise.all([breakdown(id!), t.typical ? breakdown(t.typical.traceId) : undefined]);
+        return json({
+          root: { ...t.root, startNs: t.root.startNs.toString() },
+          peers: t.peers,
+          medianNs: t.medianNs ?? null,
+          trace: { traceId: id!.toLowerCase(), durationNs: t.root.durationNs, services: mine },
+          typical: t.typical && typical ? { ...t.typical, services: typical } : null,
         });
       },
     ],

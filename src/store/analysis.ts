@@ -4,40 +4,20 @@
 // condition a TraceQL search would use (Queries.where), so the UI's views and the search
 // API agree on what matches.
 
-import { BIGINT, DOUBLE, LIST, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
+import { BIGINT, DOUBLE, UINTEGER, VARCHAR } from '@duckdb/node-api';
 import type { Query } from '../traceql/index.js';
-import { Params, windowSql } from './compile.js';
-import { uuidHex, type StoreCore } from './core.js';
+import { Params } from './compile.js';
+import type { StoreCore } from './core.js';
+import { TracePages, type TraceList, type TraceListOptions, type TraceRow, type Where } from './trace-page.js';
 import type { Queries } from './queries.js';
+import { TypicalTraces, type TypicalTrace } from './typical.js';
 import { KIND_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { TimeWindow } from './types.js';
-import { MAX_LIMIT } from './window.js';
 
-export interface TracePageOptions extends TimeWindow {
+export interface TracePageOptions extends TraceListOptions {
   query: Query;
-  /** 'start': newest matching span first; 'duration': slowest matching span first */
-  order: 'start' | 'duration';
-  limit: number;
-  offset: number;
   /** only spans of `callee` (server side) whose parent is a client span of `caller`: the traces over a service-map edge */
   edge?: { caller: string; callee: string };
-}
-
-export interface TraceRow {
-  traceId: string;
-  /** service and name of the root: a span whose parent is not stored, true roots first */
-  rootService: string;
-  rootName: string;
-  startNs: bigint;
-  /** max(end) - min(start) over the trace's stored spans */
-  durationNs: number;
-  spanCount: number;
-  errorCount: number;
-  services: string[];
-  /** matching spans in the trace */
-  matched: number;
-  /** the slowest matching span: what the row is sorted by with order 'duration' */
-  top: { spanId: string; service: string; name: string; durationNs: number; startNs: bigint };
 }
 
 export interface TracePage {
@@ -107,96 +87,40 @@ export class Analysis {
   constructor(
     private readonly core: StoreCore,
     private readonly queries: Queries,
-  ) {}
-
-  async tracePage(opts: TracePageOptions): Promise<TracePage> {
-    const limit = Math.max(0, Math.min(Math.floor(opts.limit), MAX_LIMIT));
-    const offset = Math.max(0, Math.floor(opts.offset));
-    const P = new Params();
-    let where = await this.queries.where(P, opts);
-    if (opts.edge) where += edgeCondition(P, opts.edge.caller, opts.edge.callee);
-    // the slowest matching span of each trace stands for it (arg_max), and the count over
-    // the groups is the total: one scan answers both the page and "how many"
-    const order = opts.order === 'duration' ? 'top_dur DESC, last_ns DESC, trace_id' : 'last_ns DESC, trace_id';
-    const rows = await this.core.query(
-      `WITH g AS (
-         SELECT trace_id, count(*) AS matched, max(start_ns) AS last_ns, max(duration_ns) AS top_dur,
-                arg_max(span_id, duration_ns) AS top_span, arg_max(service, duration_ns) AS top_svc,
-                arg_max(name, duration_ns) AS top_name, arg_max(start_ns, duration_ns) AS top_start
-         FROM spans WHERE ${where} GROUP BY trace_id)
-       SELECT trace_id, matched, top_dur, top_span, top_svc, top_name, top_start, count(*) OVER () AS total
-       FROM g ORDER BY ${order} LIMIT ${P.add(limit, UINTEGER)} OFFSET ${P.add(offset, UINTEGER)}`,
-      P,
-    );
-    let total = rows.length ? Number(rows[0]![7]) : 0;
-    if (!rows.length && offset > 0) {
-      const P2 = new Params();
-      let w2 = await this.queries.where(P2, opts);
-      if (opts.edge) w2 += edgeCondition(P2, opts.edge.caller, opts.edge.callee);
-      total = Number((await this.core.query(`SELECT count(DISTINCT trace_id) FROM spans WHERE ${w2}`, P2))[0]?.[0] ?? 0);
-    }
-    if (!rows.length) return { total, traces: [] };
-    const ids = rows.map((r) => uuidHex(r[0]));
-    const stats = await this.traceStats(ids);
-    const traces: TraceRow[] = rows.map((r, i) => {
-      const id = ids[i]!;
-      const s = stats.get(id);
-      return {
-        traceId: id,
-        rootService: s?.rootService ?? UNKNOWN_SERVICE,
-        rootName: s?.rootName ?? '',
-        startNs: s?.startNs ?? (r[6] as bigint),
-        durationNs: s?.durationNs ?? Number(r[2]),
-        spanCount: s?.spanCount ?? 0,
-        errorCount: s?.errorCount ?? 0,
-        services: s?.services ?? [],
-        matched: Number(r[1]),
-        top: {
-          spanId: (r[3] as bigint).toString(16).padStart(16, '0'),
-          service: r[4] === null ? UNKNOWN_SERVICE : String(r[4]),
-          name: String(r[5]),
-          durationNs: Number(r[2]),
-          startNs: r[6] as bigint,
-        },
-      };
-    });
-    return { total, traces };
+  ) {
+    this.pages = new TracePages(core);
+    this.typicals = new TypicalTraces(core, this.pages);
   }
 
-  /** per trace: extent, span and error counts, services, and its root */
-  private async traceStats(ids: string[]): Promise<Map<string, Omit<TraceRow, 'traceId' | 'matched' | 'top'>>> {
-    const idList = (P: Params): string => `(SELECT CAST(unnest(${P.add(listValue(ids), LIST(VARCHAR))}) AS UUID))`;
-    const P0 = new Params();
-    const range = (await this.core.query(`SELECT min(min_ns), max(max_ns) FROM trace_index WHERE trace_id IN ${idList(P0)}`, P0))[0];
-    const lo = typeof range?.[0] === 'bigint' ? range[0] : undefined;
-    const hi = typeof range?.[1] === 'bigint' ? range[1] : undefined;
-    const P = new Params();
-    const rows = await this.core.query(
-      `WITH t AS MATERIALIZED (
-         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM spans
-         WHERE trace_id IN ${idList(P)} AND ${windowSql(P, lo, hi)})
-       SELECT t.trace_id, count(*), count(*) FILTER (WHERE t.status = ${P.add(STATUS_CODE.error, UINTEGER)}),
-              min(t.start_ns), max(t.start_ns + t.duration_ns), list(DISTINCT coalesce(t.service, ${P.add(UNKNOWN_SERVICE, VARCHAR)})),
-              first(t.service ORDER BY p.span_id IS NOT NULL, t.parent_span_id IS NOT NULL, t.start_ns),
-              first(t.name ORDER BY p.span_id IS NOT NULL, t.parent_span_id IS NOT NULL, t.start_ns)
-       FROM t LEFT JOIN t p ON p.trace_id = t.trace_id AND p.span_id = t.parent_span_id
-       GROUP BY t.trace_id`,
-      P,
-      true,
-    );
-    const out = new Map<string, Omit<TraceRow, 'traceId' | 'matched' | 'top'>>();
-    for (const [tid, n, errs, start, end, services, rootSvc, rootName] of rows) {
-      out.set(String(tid).replace(/-/g, ''), {
-        rootService: rootSvc === null || rootSvc === undefined ? UNKNOWN_SERVICE : String(rootSvc),
-        rootName: String(rootName ?? ''),
-        startNs: start as bigint,
-        durationNs: Number((end as bigint) - (start as bigint)),
-        spanCount: Number(n),
-        errorCount: Number(errs),
-        services: ((services as string[] | null) ?? []).slice().sort(),
-      });
-    }
-    return out;
+  private readonly pages: TracePages;
+  private readonly typicals: TypicalTraces;
+
+  /** the typical trace of the same root service and name around this one (typical.ts); undefined: not stored */
+  async typicalTrace(traceId: string, aroundNs: bigint = 3600n * 1_000_000_000n): Promise<TypicalTrace | undefined> {
+    return this.typicals.find(traceId, aroundNs);
+  }
+
+  /** the condition of a trace list: the search's, and the service-map edge when given */
+  private async listWhere(opts: Omit<TracePageOptions, 'order' | 'limit' | 'offset'>): Promise<Where> {
+    const where = await this.queries.whereFor(opts);
+    const edge = opts.edge;
+    return edge ? (P) => where(P) + edgeCondition(P, edge.caller, edge.callee) : where;
+  }
+
+  /** a page of traces and, concurrently, how many match in all */
+  async tracePage(opts: TracePageOptions): Promise<TracePage> {
+    const [list, total] = await Promise.all([this.traceList(opts), this.traceCount(opts)]);
+    return { total, traces: list.traces };
+  }
+
+  /** a page of traces, without the total (trace-page.ts) */
+  async traceList(opts: TracePageOptions): Promise<TraceList> {
+    return this.pages.list(await this.listWhere(opts), opts);
+  }
+
+  /** traces with a matching span in the window */
+  async traceCount(opts: Omit<TracePageOptions, 'order' | 'limit' | 'offset'>): Promise<number> {
+    return this.pages.count(await this.listWhere(opts));
   }
 
   /** which namespace each service runs in (from the stored resources; a service may be in several) */

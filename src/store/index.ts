@@ -6,7 +6,9 @@ export { UNKNOWN_SERVICE } from './schema.js';
 export { bucketStart as rollupWindowStart } from './rollups.js';
 export { MAX_SERIES, MAX_STEPS, toInstant } from './metrics-query.js';
 export type { MetricsRange, QueryRangeResponse, RangeSeries, SeriesLabel } from './metrics-query.js';
-export type { Analysis, Comparison, Heatmap, TracePage, TraceRow } from './analysis.js';
+export type { Analysis, Comparison, Heatmap, TracePage } from './analysis.js';
+export type { TraceList, TraceRow } from './trace-page.js';
+export type { TypicalTrace } from './typical.js';
 export { HEAT_BASE_NS, HEAT_PER_OCTAVE } from './analysis.js';
 export type { DuckStoreOptions, RetentionOptions } from './duckstore.js';
 export type {

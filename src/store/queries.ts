@@ -333,8 +333,13 @@ export class Queries {
    * parameters in P: for other read paths (src/store/analysis.ts) to build on.
    */
   async where(P: Params, opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<string> {
+    return (await this.whereFor(opts))(P);
+  }
+
+  /** the same condition for several queries: resources and regexes are looked up once, each query adds its own parameters */
+  async whereFor(opts: Omit<SearchOptions, 'limit' | 'order'>): Promise<(P: Params) => string> {
     const cond = await this.conditionFor(opts);
-    return `${windowSql(P, opts.startNs, opts.endNs)} AND ${cond(P)}`;
+    return (P) => `${windowSql(P, opts.startNs, opts.endNs)} AND ${cond(P)}`;
   }
 
   private compileContext(params: Params, w: TimeWindow, resourceIds?: Map<CompareExpr, number[]>): CompileContext {

@@ -14,17 +14,27 @@ export function App() {
   const focusRef = useRef<QueryBoxHandle>(null);
   const tab = path === '/' || path === '/search' ? 'search' : path.startsWith('/trace/') ? 'trace' : path.slice(1);
 
-  // `/` focuses the search box (and opens Search from any view)
+  // `/` focuses the search box (and opens Search from any view: the box is focused once
+  // Search has mounted, which happens after this handler, so the wish waits in a ref)
+  const focusWanted = useRef(false);
   useEffect(() => {
     const on = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement;
       if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || t.closest('input, textarea, select, [contenteditable]')) return;
       e.preventDefault();
-      if (tab !== 'search') navigate('/');
-      requestAnimationFrame(() => focusRef.current?.focus());
+      if (tab === 'search') focusRef.current?.focus();
+      else {
+        focusWanted.current = true;
+        navigate('/');
+      }
     };
     window.addEventListener('keydown', on);
     return () => window.removeEventListener('keydown', on);
+  }, [tab]);
+  useEffect(() => {
+    if (tab !== 'search' || !focusWanted.current) return;
+    focusWanted.current = false;
+    focusRef.current?.focus();
   }, [tab]);
 
   useEffect(() => {

@@ -33,7 +33,7 @@ const bucketLow = (h: Heatmap, y: number) => h.baseNs * 2 ** (y / h.perOctave);
 export function HeatmapPanel({ q, range, sel, onSelect }: { q: string; range: Range; sel?: Selection; onSelect(s: Selection | undefined): void }) {
   const rangeKey = JSON.stringify(range);
   const win = useMemo(() => absRange(JSON.parse(rangeKey) as Range), [rangeKey]);
-  const res = useLoad(JSON.stringify([q, win]), (signal) => getHeatmap({ q, ...win, columns: 120 }, signal));
+  const res = useLoad(JSON.stringify([q, win]), (signal) => getHeatmap({ q, ...win, columns: 120 }, signal), 'secondary');
   const h = res.data;
   return (
     <section className="heat-panel" aria-label="latency heatmap">

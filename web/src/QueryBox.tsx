@@ -3,6 +3,7 @@
 import { parser } from '@grafana/lezer-traceql';
 import { forwardRef, useEffect, useImperativeHandle, useMemo, useRef, useState } from 'react';
 import { tagNames, tagValues } from './api';
+import { later } from './hooks';
 
 const CLASS: Record<string, string> = {
   String: 'tq-str',
@@ -81,7 +82,7 @@ export const QueryBox = forwardRef<QueryBoxHandle, { value: string; onChange(v: 
 
   useEffect(() => {
     const ac = new AbortController();
-    tagNames(ac.signal)
+    later('background', ac.signal, () => tagNames(ac.signal))
       .then((scopes) => {
         const list: string[] = [];
         for (const s of scopes) for (const t of s.tags) list.push(s.name === 'intrinsic' ? t : `${s.name}.${t}`);

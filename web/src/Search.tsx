@@ -1,7 +1,7 @@
 // Search: the newest traces at once, a TraceQL box, quick filters that write TraceQL,
 // a latency heatmap whose brushed region narrows the list and is compared with the rest.
 import { useEffect, useMemo, useRef, useState } from 'react';
-import { searchTraces, tagValues, getServiceNamespaces, type Range, type TraceRow } from './api';
+import { countTraces, searchTraces, tagValues, getServiceNamespaces, type Range, type TraceRow } from './api';
 import { ago, count, dur, time } from './format';
 import { HeatmapPanel, type Selection } from './Heatmap';
 import { useLoad } from './hooks';
@@ -80,7 +80,9 @@ export function Search({ params, focusRef }: { params: URLSearchParams; focusRef
   const [retry, setRetry] = useState(0);
   const lq = listQuery(s);
   const key = JSON.stringify([lq, s.order, s.offset, s.edge, retry]);
-  const res = useLoad(key, (signal) => searchTraces({ q: lq.q, range: lq.range, order: s.order, limit: PAGE, offset: s.offset, edge: s.edge }, signal));
+  const res = useLoad(key, (signal) => searchTraces({ q: lq.q, range: lq.range, order: s.order, limit: PAGE, offset: s.offset, edge: s.edge }, signal), 'primary');
+  // the total is its own request: the rows show first, the count when it is in (paging keeps it)
+  const total = useLoad(JSON.stringify([lq, s.edge, retry]), (signal) => countTraces({ q: lq.q, range: lq.range, edge: s.edge }, signal), 'secondary');
 
   return (
     <div className="view search">
@@ -100,7 +102,7 @@ export function Search({ params, focusRef }: { params: URLSearchParams; focusRef
         </div>
       )}
       <HeatmapPanel q={s.q} range={s.range} sel={s.sel} onSelect={(sel) => go({ sel })} />
-      <Results s={s} res={res} go={go} onRetry={() => setRetry((r) => r + 1)} />
+      <Results s={s} res={res} total={total.state === 'ok' ? total.data : undefined} go={go} onRetry={() => setRetry((r) => r + 1)} />
     </div>
   );
 }
@@ -108,8 +110,8 @@ export function Search({ params, focusRef }: { params: URLSearchParams; focusRef
 function Filters({ s, draft, go }: { s: SearchState; draft: string; go(next: Partial<SearchState>): void }) {
   const set = (key: FilterKey, v: string | undefined) => go({ q: setCondition(draft, key, v), sel: undefined });
   const nsList = useLoad('ns', (signal) => getServiceNamespaces(signal).then((l) => [...new Set(l.map((x) => x.namespace))].sort()));
-  const svcList = useLoad('svc', (signal) => tagValues('resource.service.name', signal).then((l) => l.map((v) => v.value)));
-  const routeList = useLoad('route', (signal) => tagValues('span.http.route', signal).then((l) => l.map((v) => v.value)));
+  const svcList = useLoad('svc', (signal) => tagValues('resource.service.name', signal).then((l) => l.map((v) => v.value)), 'background');
+  const routeList = useLoad('route', (signal) => tagValues('span.http.route', signal).then((l) => l.map((v) => v.value)), 'background');
   const ns = getCondition(s.q, 'ns');
   const svc = getCondition(s.q, 'svc');
   const route = getCondition(s.q, 'route');
@@ -214,7 +216,7 @@ function DurInput({ label, value, onChange }: { label: string; value: string | u
 
 type Res = ReturnType<typeof useLoad<Awaited<ReturnType<typeof searchTraces>>>>;
 
-function Results({ s, res, go, onRetry }: { s: SearchState; res: Res; go(next: Partial<SearchState>): void; onRetry(): void }) {
+function Results({ s, res, total, go, onRetry }: { s: SearchState; res: Res; total: number | undefined; go(next: Partial<SearchState>): void; onRetry(): void }) {
   const data = res.data;
   const maxDur = useMemo(() => Math.max(1, ...(data?.traces ?? []).map((t) => t.top.durationNs)), [data]);
   const tbody = useRef<HTMLTableSectionElement>(null);
@@ -222,10 +224,14 @@ function Results({ s, res, go, onRetry }: { s: SearchState; res: Res; go(next: P
     <section className="results" aria-label="traces" aria-busy={res.state === 'loading'}>
       <div className="results-head">
         <h2>
-          {data ? (
+          {data && total !== undefined ? (
             <>
-              <span data-testid="total">{count(data.total)}</span> trace{data.total === 1 ? '' : 's'}
+              <span data-testid="total">{count(total)}</span> trace{total === 1 ? '' : 's'}
               {s.sel ? ' in the selection' : ''}
+            </>
+          ) : data ? (
+            <>
+              Traces{s.sel ? ' in the selection' : ''} <span className="muted small">counting…</span>
             </>
           ) : (
             'Traces'
@@ -278,9 +284,10 @@ function Results({ s, res, go, onRetry }: { s: SearchState; res: Res; go(next: P
               ← Newer
             </button>
             <span>
-              {count(s.offset + 1)}–{count(s.offset + data.traces.length)} of {count(data.total)}
+              {count(s.offset + 1)}–{count(s.offset + data.traces.length)}
+              {total !== undefined ? ` of ${count(total)}` : ''}
             </span>
-            <button type="button" disabled={s.offset + PAGE >= data.total} onClick={() => go({ offset: s.offset + PAGE, order: s.order, sel: s.sel })}>
+            <button type="button" disabled={!data.more} onClick={() => go({ offset: s.offset + PAGE, order: s.order, sel: s.sel })}>
               {s.order === 'duration' ? 'Faster' : 'Older'} →
             </button>
           </div>

@@ -8,6 +8,7 @@ import { useLoad } from './hooks';
 import { href, navigate } from './router';
 import { searchHref } from './Search';
 import { Empty, Failed, Loading } from './states';
+import { TypicalCompare } from './TypicalCompare';
 import { buildTrace, LINKS, visibleRows, type Node, type TraceModel } from './trace-model';
 import { quote } from './traceql';
 
@@ -114,6 +115,9 @@ function Waterfall({ id, model, selected }: { id: string; model: TraceModel; sel
           <button type="button" onClick={() => setCollapsed(new Set())}>
             Expand all
           </button>
+          <button type="button" onClick={() => document.querySelector('[data-testid=typical]')?.scrollIntoView({ behavior: 'smooth' })}>
+            vs typical ↓
+          </button>
         </div>
       </header>
       <div className="trace-body">
@@ -134,6 +138,7 @@ function Waterfall({ id, model, selected }: { id: string; model: TraceModel; sel
         </div>
         {sel && <SpanDetails n={sel} model={model} onClose={() => select(undefined)} />}
       </div>
+      <TypicalCompare id={id} />
     </div>
   );
 }

@@ -76,11 +76,16 @@ const TraceRow = z.object({
   top: z.object({ spanId: z.string(), service: z.string(), name: z.string(), durationNs: z.number(), startNs: z.string() }),
 });
 export type TraceRow = z.infer<typeof TraceRow>;
-const TracePage = z.object({ total: z.number(), traces: z.array(TraceRow) });
+const TracePage = z.object({ more: z.boolean(), traces: z.array(TraceRow) });
 export type TracePage = z.infer<typeof TracePage>;
 
+/** a page of traces; the total is asked for separately (countTraces) so the rows are not held up by it */
 export function searchTraces(p: { q: string; range: Range; order: 'start' | 'duration'; limit: number; offset: number; edge?: string }, signal?: AbortSignal) {
-  return get(`/api/osprey/ui/traces${qs({ q: p.q, ...rangeParams(p.range), order: p.order, limit: p.limit, offset: p.offset, edge: p.edge })}`, TracePage, signal);
+  return get(`/api/osprey/ui/traces${qs({ q: p.q, ...rangeParams(p.range), order: p.order, limit: p.limit, offset: p.offset, edge: p.edge, total: 'false' })}`, TracePage, signal);
+}
+
+export function countTraces(p: { q: string; range: Range; edge?: string }, signal?: AbortSignal) {
+  return get(`/api/osprey/ui/traces/count${qs({ q: p.q, ...rangeParams(p.range), edge: p.edge })}`, z.object({ total: z.number() }), signal).then((r) => r.total);
 }
 
 export function getTrace(id: string, signal?: AbortSignal) {
@@ -155,4 +160,19 @@ const Comparison = z.object({
 export type Comparison = z.infer<typeof Comparison>;
 export function getComparison(p: { q: string; start: string; end: string; selStart: string; selEnd: string; minNs: number; maxNs: number }, signal?: AbortSignal) {
   return get(`/api/osprey/ui/compare${qs(p)}`, Comparison, signal);
+}
+
+const ServiceTime = z.object({ service: z.string(), selfNs: z.number(), spans: z.number(), errors: z.number() });
+export type ServiceTime = z.infer<typeof ServiceTime>;
+const Typical = z.object({
+  root: z.object({ service: z.string(), name: z.string(), durationNs: z.number(), startNs: z.string() }),
+  peers: z.number(),
+  medianNs: z.number().nullable(),
+  trace: z.object({ traceId: z.string(), durationNs: z.number(), services: z.array(ServiceTime) }),
+  typical: z.object({ traceId: z.string(), durationNs: z.number(), services: z.array(ServiceTime) }).nullable(),
+});
+export type Typical = z.infer<typeof Typical>;
+/** this trace next to the typical one of the same root service and name: exclusive time per service */
+export function getTypical(id: string, signal?: AbortSignal) {
+  return get(`/api/osprey/ui/typical/${encodeURIComponent(id)}`, Typical, signal);
 }
