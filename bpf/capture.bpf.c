@@ -139,9 +139,7 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	__builtin_memcpy(e->laddr, c->laddr, 16);
 	__builtin_memcpy(e->raddr, c->raddr, 16);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->rtx = runtime_ctx(pid_tgid, c);
-	if (!e->rtx) /* lib/nodectx.h: Node's needs the operation and the connection's role */
-		e->rtx = node_call_ctx(pid_tgid, op, c->role, c->id);
+	e->rtx = runtime_ctx(pid_tgid, op, c);
 	return s;
 }
 

@@ -86,14 +86,19 @@ static __always_inline __u64 go_current_goid(const struct osp_go_proc *p)
 	return goid;
 }
 
-static __always_inline __u64 go_runtime_ctx(__u64 pid_tgid, const struct conn *c)
+/*
+ * A global function (scalar arguments only): the verifier checks it once, and its stack is not
+ * added to every program that makes an event (event_start is inlined at many sites, some under
+ * hx_step, and the 512-byte limit counts the whole call chain).
+ */
+__noinline __u64 go_runtime_ctx(__u64 pid_tgid, __u32 role, __u64 conn_id)
 {
 	__u32 tgid = pid_tgid >> 32;
 	struct osp_go_proc *p = bpf_map_lookup_elem(&go_procs, &tgid);
 	if (!p)
 		return 0;
-	if (c && c->role == OSP_ROLE_CLIENT) {
-		__u64 *owner = bpf_map_lookup_elem(&go_conn_owner, &c->id);
+	if (role == OSP_ROLE_CLIENT) {
+		__u64 *owner = bpf_map_lookup_elem(&go_conn_owner, &conn_id);
 		if (owner)
 			return *owner;
 	}

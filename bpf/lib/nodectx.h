@@ -302,10 +302,4 @@ __noinline __u64 node_call_ctx(__u64 pid_tgid, __u32 op, __u32 role, __u64 conn_
 	return unit;
 }
 
-/* the rtctx.h hook: the unit is set by node_ctx_event, which needs the connection */
-static __always_inline __u64 node_runtime_ctx(__u64 pid_tgid)
-{
-	return 0;
-}
-
 #endif

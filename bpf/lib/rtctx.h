@@ -15,13 +15,14 @@
 #include "goctx.h"
 #include "nodectx.h"
 
-/* c: the connection of the call (Go's client hand-off is per connection) */
-static __always_inline __u64 runtime_ctx(__u64 pid_tgid, const struct conn *c)
+/* op: the event's (enum osp_op); c: the connection of the call (Go's client hand-off is per
+ * connection, Node's unit follows reads of server connections) */
+static __always_inline __u64 runtime_ctx(__u64 pid_tgid, __u8 op, const struct conn *c)
 {
-	__u64 v = go_runtime_ctx(pid_tgid, c);
+	__u64 v = go_runtime_ctx(pid_tgid, c->role, c->id);
 	if (v)
 		return v;
-	return node_runtime_ctx(pid_tgid);
+	return node_call_ctx(pid_tgid, op, c->role, c->id);
 }
 
 #endif
