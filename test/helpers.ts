@@ -94,7 +94,9 @@ export async function ospreyUp(args: string[]): Promise<OspreyUp> {
     return (await child.exit).code;
   };
   try {
-    const m = await child.waitForOutput('stderr', /listening on (http:\/\/\S+)/, 30_000);
+    // a guard, not a timing target: the verifier takes a few seconds on a quiet machine and
+    // several times that when parallel suites load the two cores
+    const m = await child.waitForOutput('stderr', /listening on (http:\/\/\S+)/, 120_000);
     return { child, pid: child.pid, url: m[1]!, err: () => child.stderr(), stop };
   } catch (e) {
     await stop();
