@@ -143,8 +143,8 @@ static __always_inline int starts(const __u8 *p, const char *s, __u32 len)
  * order, also across a migration), and so does every record of what that thread did after
  * the loss (a peer reading bytes it wrote later): the records the lost one could mislead all
  * come after the barrier. What reads the count just before a bump on another CPU is a record
- * made at the same instant as the loss, not one that depends on it. Cost: one array lookup per record,
- * an atomic add per refused one.
+ * made at the same instant as the loss, not one that depends on it. Cost: one array lookup
+ * per record, an atomic add per refused one.
  */
 static __always_inline void rb_out(void *rec, __u64 size)
 {

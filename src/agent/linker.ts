@@ -403,7 +403,7 @@ export class Linker {
     const tk = threadKey(r.pid, r.tid);
     let list = this.#serving.get(tk);
     // a thread that works on one request at a time finished its stale ones before this read
-    if (list && this.#lossEpoch > 0 && this.modelOf(r.pid) === 'per-request') {
+    if (list && this.#lossEpoch > 0 && list.some((x) => x.epoch !== this.#lossEpoch) && this.modelOf(r.pid) === 'per-request') {
       list = list.filter((x) => x.epoch === this.#lossEpoch);
       if (list.length) this.#serving.set(tk, list);
       else {
