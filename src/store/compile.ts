@@ -142,7 +142,8 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
       const col = name === 'rootName' ? 'r.name' : 'r.service';
       const c = cmp(col, op, P.add(str(lit), VARCHAR));
       const win = windowSql(P, ctx.startNs, ctx.endNs, 'r.start_ns');
-      return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${rootPredicate('r')}))`;
+      const pwin = windowSql(P, ctx.startNs, ctx.endNs, 'p.start_ns');
+      return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${rootPredicate('r', pwin)}))`;
     }
     case 'traceId':
       return cmp('trace_id', op, `CAST(${P.add(str(lit), VARCHAR)} AS UUID)`);
@@ -162,10 +163,11 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
 
 /**
  * A root span: no parent, or a parent that is not stored (the caller was not traced,
- * e.g. an uninstrumented client that sent a traceparent).
+ * e.g. an uninstrumented client that sent a traceparent) within the window `pwin` (a
+ * condition on `p`: trace-level values are computed from the window's spans).
  */
-export function rootPredicate(alias: string): string {
-  return `(${alias}.parent_span_id IS NULL OR NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = ${alias}.trace_id AND p.span_id = ${alias}.parent_span_id))`;
+export function rootPredicate(alias: string, pwin = 'TRUE'): string {
+  return `(${alias}.parent_span_id IS NULL OR NOT EXISTS (SELECT 1 FROM spans p WHERE ${pwin} AND p.trace_id = ${alias}.trace_id AND p.span_id = ${alias}.parent_span_id))`;
 }
 
 /** Integer comparison against a possibly fractional bound, keeping the column un-cast. */

@@ -57,7 +57,8 @@ function dataset(): Span[] {
       }));
       if (depth >= 3) return;
       const kids = Math.floor(r() * (depth === 0 ? 4 : 3));
-      for (let k = 0; k < kids; k++) make(spanId, depth + 1, start + BigInt(k + 1) * 5n * MS);
+      // children start up to ~1 s after the root, so traces overlap in time and a time slice cuts through some
+      for (let k = 0; k < kids; k++) make(spanId, depth + 1, start + BigInt(k + 1) * 130n * MS);
     };
     make('', 0, t0);
   }
@@ -428,6 +429,23 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
       // the trace search agrees on trace ids and matched counts
       const traces = await store.searchTraces({ query: parseTraceQL(q), limit: 1000, spansPerSpanSet: 2 });
       assert.deepEqual(traces.map((t) => [t.traceID, t.spanSet.matched] as [string, number]).sort(), [...want].map(([k, v]) => [k, v.size] as [string, number]).sort());
+      // a few newest only (the search reads the newest time slice first and widens it):
+      // the traces whose last matching span is newest, over all time and within a window
+      const window = { startNs: BASE + 7_500n * MS, endNs: BASE + 33_200n * MS };
+      for (const w of [{}, window] as { startNs?: bigint; endNs?: bigint }[]) {
+        const inWindow = spans.filter((s) => (w.startNs === undefined || s.startTimeUnixNano >= w.startNs) && (w.endNs === undefined || s.startTimeUnixNano <= w.endNs));
+        const ref = reference(inWindow, q);
+        const startOf = new Map(inWindow.map((s) => [s.spanId, s.startTimeUnixNano]));
+        const newest = [...ref].map(([id, ss]) => ({ id, n: ss.size, last: [...ss].map((x) => startOf.get(x) as bigint).reduce((a, b) => (b > a ? b : a)) }))
+          .sort((a, b) => (a.last > b.last ? -1 : a.last < b.last ? 1 : a.id < b.id ? -1 : 1)).slice(0, 3);
+        const few = await store.searchTraces({ query: parseTraceQL(q), limit: 3, spansPerSpanSet: 1, ...w });
+        assert.deepEqual(few.map((t) => [t.traceID, t.spanSet.matched]), newest.map((t) => [t.id, t.n]), `limit 3 ${String(w.startNs ?? '-')}..${String(w.endNs ?? '-')}`);
+        // the span returned is the earliest matching one
+        for (const t of few) {
+          const first = [...(ref.get(t.traceID) ?? [])].sort((a, b) => Number((startOf.get(a) as bigint) - (startOf.get(b) as bigint)) || (a < b ? -1 : 1))[0];
+          assert.deepEqual(t.spanSet.spans.map((x) => x.spanId), [first]);
+        }
+      }
       equal++;
     });
   }
