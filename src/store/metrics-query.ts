@@ -212,7 +212,7 @@ async function compare(
   stepNs: bigint,
 ): Promise<QueryRangeResponse> {
   const c = m.compare as NonNullable<MetricsOp['compare']>;
-  const sel = compileFilter(c.selection, ctx).replace(/\bspans\.(trace_id|span_id)\b/g, 's.$1');
+  const sel = compileFilter(c.selection, ctx).replace(/\bspans\.(\w+)/g, 's.$1');
   const selWin = c.startNs !== undefined || c.endNs !== undefined ? ` AND ${windowSql(P, c.startNs, c.endNs, 's.start_ns')}` : '';
   // Counts every (step, side, value) of every intrinsic, hot column and resource: one
   // typed aggregation per column over the kept rows, values turned into JSON text only

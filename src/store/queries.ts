@@ -3,7 +3,7 @@
 
 import { BIGINT, LIST, UBIGINT, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
 import type { Span } from '../model/index.js';
-import { INTRINSIC_TAGS, TraceQLError, parseTagName, spansetFilters, type CompareExpr, type Expr } from '../traceql/index.js';
+import { INTRINSIC_TAGS, TraceQLError, parseTagName, spansetFilters, valueFields, type CompareExpr, type Expr, type FieldRef } from '../traceql/index.js';
 import { SpansetCompiler } from './spanset.js';
 import { runMetricsQuery, type MetricsRange, type QueryRangeResponse } from './metrics-query.js';
 import type { Query } from '../traceql/index.js';
@@ -555,8 +555,16 @@ function traceLevel(e: Expr): boolean {
     case 'not':
       return traceLevel(e.expr);
     case 'compare':
-      return e.field.type === 'intrinsic' && ['traceDuration', 'rootName', 'rootServiceName', 'childCount'].includes(e.field.name);
+      return traceLevelField(e.field);
+    case 'valueCompare':
+      return [...valueFields(e.left), ...valueFields(e.right)].some(traceLevelField);
   }
+}
+
+/** a field read from other spans of the trace (the parent's attributes, the root, the children...) */
+function traceLevelField(f: FieldRef): boolean {
+  if (f.type === 'attribute') return f.parent === true;
+  return ['traceDuration', 'rootName', 'rootServiceName', 'childCount'].includes(f.name);
 }
 
 function checkLimit(limit: number): number {

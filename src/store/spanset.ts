@@ -31,7 +31,10 @@ import type {
   StructuralOp,
 } from '../traceql/index.js';
 import { fieldToString } from '../traceql/index.js';
-import { compileFilter, jsonPointer, windowSql, type CompileContext } from './compile.js';
+import { compileFilter, windowSql, type CompileContext } from './compile.js';
+import { FieldValues } from './values.js';
+
+export { FieldValues };
 import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
 import { VARCHAR } from '@duckdb/node-api';
 
@@ -269,99 +272,3 @@ function scalarSql(e: ScalarExpr, num: (f: FieldRef) => string, aggs: string[]):
   }
 }
 
-/**
- * SQL for a field's value on a span row `s` (spans) with its resource `r` (joined only
- * when needed): as JSON text (for grouping and labels) or as a number (aggregates).
- */
-export class FieldValues {
-  private needResource = false;
-
-  constructor(private readonly ctx: CompileContext) {}
-
-  /** from a span row `s` directly (no relation) */
-  resourceJoin(): string {
-    return this.needResource ? 'LEFT JOIN resources r ON r.id = s.res_id' : '';
-  }
-
-  /** the value as JSON text; NULL when absent */
-  text(f: FieldRef): string {
-    const P = this.ctx.params;
-    if (f.type === 'intrinsic') {
-      switch (f.name) {
-        case 'name':
-          return 'to_json(s.name)::VARCHAR';
-        case 'statusMessage':
-          return `to_json(COALESCE(s.status_message, ''))::VARCHAR`;
-        case 'status':
-          return `to_json(${keywordCase('s.status', STATUS_BY_CODE)})::VARCHAR`;
-        case 'kind':
-          return `to_json(${keywordCase('s.kind', KIND_BY_CODE)})::VARCHAR`;
-        case 'duration':
-          return 's.duration_ns::VARCHAR';
-        case 'traceId':
-          return `to_json(replace(s.trace_id::VARCHAR, '-', ''))::VARCHAR`;
-        case 'spanId':
-          return `to_json(lpad(lower(printf('%x', s.span_id)), 16, '0'))::VARCHAR`;
-        case 'parentSpanId':
-          return `to_json(lpad(lower(printf('%x', s.parent_span_id)), 16, '0'))::VARCHAR`;
-        default:
-          return `${this.number(f)}::VARCHAR`;
-      }
-    }
-    const span = (): string => {
-      const hot = HOT_SPAN_ATTRS[f.name];
-      const json = `json_extract(s.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
-      if (!hot) return json;
-      const col = `s.${hot[0]}`;
-      const typed = hot[1] === 'string' ? `to_json(${col})::VARCHAR` : `(CASE WHEN ${col} = trunc(${col}) AND abs(${col}) < 1e15 THEN CAST(${col} AS BIGINT)::VARCHAR ELSE ${col}::VARCHAR END)`;
-      return `COALESCE(${typed}, ${json})`;
-    };
-    const resource = (): string => {
-      const hot = HOT_RESOURCE_ATTRS[f.name];
-      if (hot) return `to_json(s.${hot[0]})::VARCHAR`;
-      this.needResource = true;
-      return `json_extract(r.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
-    };
-    if (f.scope === 'span') return span();
-    if (f.scope === 'resource') return resource();
-    return `COALESCE(${span()}, ${resource()})`;
-  }
-
-  /** the value as a DOUBLE (durations in nanoseconds); NULL when absent or not a number */
-  number(f: FieldRef): string {
-    const P = this.ctx.params;
-    if (f.type === 'intrinsic') {
-      switch (f.name) {
-        case 'duration':
-          return 'CAST(s.duration_ns AS DOUBLE)';
-        case 'childCount': {
-          const win = windowSql(P, this.ctx.startNs, this.ctx.endNs, 'c.start_ns');
-          return `CAST((SELECT count(*) FROM spans c WHERE ${win} AND c.trace_id = s.trace_id AND c.parent_span_id = s.span_id) AS DOUBLE)`;
-        }
-        case 'traceDuration': {
-          const win = windowSql(P, this.ctx.startNs, this.ctx.endNs, 't.start_ns');
-          return `CAST((SELECT max(t.start_ns + t.duration_ns) - min(t.start_ns) FROM spans t WHERE ${win} AND t.trace_id = s.trace_id) AS DOUBLE)`;
-        }
-        default:
-          return 'CAST(NULL AS DOUBLE)';
-      }
-    }
-    const span = (): string => {
-      const hot = HOT_SPAN_ATTRS[f.name];
-      const json = `TRY_CAST(json_extract(s.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR AS DOUBLE)`;
-      return hot && hot[1] === 'number' ? `COALESCE(s.${hot[0]}, ${json})` : json;
-    };
-    const resource = (): string => {
-      this.needResource = true;
-      return `TRY_CAST(json_extract(r.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR AS DOUBLE)`;
-    };
-    if (f.scope === 'span') return span();
-    if (f.scope === 'resource') return resource();
-    return `COALESCE(${span()}, ${resource()})`;
-  }
-}
-
-/** code → keyword as a CASE over fixed, known words (no user input) */
-function keywordCase(col: string, words: readonly string[]): string {
-  return `(CASE ${col} ${words.map((w, i) => `WHEN ${i} THEN '${w}'`).join(' ')} END)`;
-}
