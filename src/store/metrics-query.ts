@@ -248,7 +248,7 @@ async function compare(
     `SELECT 'span.' || key, json_extract(attributes, ${pointer('key')})::VARCHAR, sel, b, 1
        FROM (SELECT b, sel, attributes, unnest(json_keys(attributes)) AS key FROM kept WHERE attributes IS NOT NULL)`,
   ];
-  const body = `${prefix ? `${prefix},` : 'WITH'} base AS (${rowsSql}),
+  const body = `${prefix ? `${prefix},` : 'WITH'} base AS NOT MATERIALIZED (${rowsSql}),
     totals AS (SELECT sel, b, count(*) AS total FROM base GROUP BY ALL),
     kept AS MATERIALIZED (SELECT * FROM base WHERE hash(sid) % ${SAMPLE_SCALE} < CASE WHEN sel THEN ${keep(true)} ELSE ${keep(false)} END),
     sampled AS (SELECT sel, b, count(*) AS m FROM kept GROUP BY ALL),

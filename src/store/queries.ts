@@ -132,9 +132,13 @@ export class Queries {
       const sts = found.picks.map((p) => p.st);
       const min = sts.reduce((x, y) => (y < x ? y : x));
       const max = sts.reduce((x, y) => (y > x ? y : x));
+      // find the rows on narrow columns, then read whole rows for those only: DuckDB
+      // materializes `rowid IN (subquery)` late (~5x faster at 10M spans than filtering
+      // the wide scan directly, which decodes every column of the window)
       const rows = await this.core.query(
-        `SELECT ${SPAN_SELECT} FROM spans WHERE ${windowSql(P4, min, max)} AND trace_id IN ${idList(P4)}
-           AND span_id IN (SELECT unnest(${P4.add(listValue(found.picks.map((p) => p.sid)), LIST(UBIGINT))}))
+        `SELECT ${SPAN_SELECT} FROM spans WHERE rowid IN (
+           SELECT rowid FROM spans WHERE ${windowSql(P4, min, max)} AND trace_id IN ${idList(P4)}
+             AND span_id IN (SELECT unnest(${P4.add(listValue(found.picks.map((p) => p.sid)), LIST(UBIGINT))})))
          ORDER BY start_ns, span_id`,
         P4,
       );
