@@ -35,8 +35,6 @@ import { compileFilter, windowSql, type CompileContext } from './compile.js';
 import { FieldValues } from './values.js';
 
 export { FieldValues };
-import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
-import { VARCHAR } from '@duckdb/node-api';
 
 const BASE_COLUMNS = ['rid', 'tid', 'sid', 'psid', 'st', 'g'];
 

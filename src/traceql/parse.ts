@@ -83,7 +83,6 @@ type Piece =
   | { kind: 'metrics'; input: SpansetExpr; op: MetricsOp };
 
 const COMPARISON_OPS: ReadonlySet<string> = new Set(['=', '!=', '>', '>=', '<', '<=', '=~', '!~']);
-const ARITHMETIC_OPS: ReadonlySet<string> = new Set(['+', '-', '*', '/', '%', '^']);
 
 const FLIPPED: Readonly<Record<ComparisonOp, ComparisonOp | undefined>> = {
   '=': '=',
@@ -639,6 +638,7 @@ class Parser {
     // precedence climbing; ^ is right-associative, comparisons do not chain
     const expr = (min: number): Operand => {
       let left = atom();
+      let compared = false;
       for (;;) {
         const it = items[i];
         if (!it || !('op' in it)) return left;
@@ -648,8 +648,9 @@ class Parser {
         i++;
         const right = expr(it.op === '^' ? p : p + 1);
         if (p === 1) {
-          if (left.kind === 'expr' || right.kind === 'expr') throw this.unsupported('unsupported: chained comparisons (join them with &&)', it.pos);
+          if (compared) throw this.unsupported('unsupported: chained comparisons (join them with &&)', it.pos);
           left = { kind: 'expr', expr: this.comparison(left, it.op as ComparisonOp, right, it.pos), pos: left.pos };
+          compared = true;
         } else {
           left = this.arith(left, it.op as ArithOp, right, it.pos, this.q.slice(left.pos, it.pos + it.op.length) + '…');
         }
