@@ -19,7 +19,8 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import type { AttributeField, CompareExpr, ComparisonOp, Expr, IntrinsicName, Literal } from '../traceql/index.js';
+import type { AttributeField, CompareExpr, ComparisonOp, Expr, IntrinsicName, Literal, ValueCompareExpr, ValueExpr } from '../traceql/index.js';
+import { FieldValues } from './values.js';
 import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_CODE, STATUS_CODE } from './schema.js';
 
 const INT64_MAX = 9223372036854775807n;
@@ -76,10 +77,53 @@ export function compileFilter(e: Expr, ctx: CompileContext): string {
       // a comparison on a missing field is NULL (= false); its negation must be true
       return `(NOT COALESCE(${compileFilter(e.expr, ctx)}, FALSE))`;
     case 'compare':
-      return e.field.type === 'intrinsic'
-        ? intrinsic(e.field.name, e.op, e.value, ctx)
-        : attribute(e as CompareExpr & { field: AttributeField }, ctx);
+      if (e.field.type === 'intrinsic') return intrinsic(e.field.name, e.op, e.value, ctx);
+      if (e.field.parent) return parentAttribute(e as CompareExpr & { field: AttributeField }, ctx);
+      return attribute(e as CompareExpr & { field: AttributeField }, ctx);
+    case 'valueCompare':
+      return valueCompare(e, ctx);
   }
+}
+
+/**
+ * `parent.x op v`: the span's parent (same trace, its id = this span's parent id, within
+ * the window) satisfies `x op v`. The inner condition's unqualified columns resolve to
+ * the parent row `p`; `spans.` is the outer span. A span without a stored parent has no
+ * parent attributes: only `parent.x = nil` holds for it.
+ */
+function parentAttribute(c: CompareExpr & { field: AttributeField }, ctx: CompileContext): string {
+  const { parent: _parent, ...field } = c.field;
+  const absent = c.value.type === 'nil' && c.op === '=';
+  const inner: CompareExpr = absent ? { ...c, field, op: '!=' } : { ...c, field };
+  const win = windowSql(ctx.params, ctx.startNs, ctx.endNs, 'p.start_ns');
+  const exists = `EXISTS (SELECT 1 FROM spans p WHERE ${win} AND p.trace_id = spans.trace_id AND p.span_id = spans.parent_span_id AND ${attribute(inner as CompareExpr & { field: AttributeField }, ctx)})`;
+  return absent ? `(NOT ${exists})` : exists;
+}
+
+/** arithmetic and field-to-field comparisons (see ValueCompareExpr) */
+function valueCompare(e: ValueCompareExpr, ctx: CompileContext): string {
+  const v = new FieldValues(ctx, 'spans');
+  if (e.left.type === 'field' && e.right.type === 'field' && (e.op === '=' || e.op === '!=')) {
+    // JSON text carries the type: "500" and 500 differ, as in a comparison with a literal
+    return `COALESCE(${cmp(v.text(e.left.field), e.op, v.text(e.right.field))}, FALSE)`;
+  }
+  const num = (x: ValueExpr): string => {
+    switch (x.type) {
+      case 'field':
+        return v.number(x.field);
+      case 'literal':
+        return x.value.type === 'duration' ? ctx.params.add(x.value.nanos, DOUBLE) : ctx.params.add(x.value.type === 'number' ? x.value.value : NaN, DOUBLE);
+      case 'arith': {
+        const l = num(x.left);
+        const r = num(x.right);
+        if (x.op === '^') return `pow(${l}, ${r})`;
+        if (x.op === '%') return `fmod(${l}, ${r})`;
+        if (x.op === '/') return `((${l}) / NULLIF(${r}, 0))`;
+        return `((${l}) ${x.op} (${r}))`;
+      }
+    }
+  };
+  return `COALESCE(${cmp(num(e.left), e.op, num(e.right))}, FALSE)`;
 }
 
 /** The regex literals of a query, for validation before running it. */
@@ -94,6 +138,8 @@ export function regexLiterals(e: Expr): { pattern: string; pos: number }[] {
       return regexLiterals(e.expr);
     case 'compare':
       return (e.op === '=~' || e.op === '!~') && e.value.type === 'string' ? [{ pattern: e.value.value, pos: e.pos }] : [];
+    case 'valueCompare':
+      return [];
   }
 }
 
@@ -142,7 +188,8 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
       const col = name === 'rootName' ? 'r.name' : 'r.service';
       const c = cmp(col, op, P.add(str(lit), VARCHAR));
       const win = windowSql(P, ctx.startNs, ctx.endNs, 'r.start_ns');
-      return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${rootPredicate('r')}))`;
+      const pwin = windowSql(P, ctx.startNs, ctx.endNs, 'p.start_ns');
+      return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${rootPredicate('r', pwin)}))`;
     }
     case 'traceId':
       return cmp('trace_id', op, `CAST(${P.add(str(lit), VARCHAR)} AS UUID)`);
@@ -162,10 +209,11 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
 
 /**
  * A root span: no parent, or a parent that is not stored (the caller was not traced,
- * e.g. an uninstrumented client that sent a traceparent).
+ * e.g. an uninstrumented client that sent a traceparent) within the window `pwin` (a
+ * condition on `p`: trace-level values are computed from the window's spans).
  */
-export function rootPredicate(alias: string): string {
-  return `(${alias}.parent_span_id IS NULL OR NOT EXISTS (SELECT 1 FROM spans p WHERE p.trace_id = ${alias}.trace_id AND p.span_id = ${alias}.parent_span_id))`;
+export function rootPredicate(alias: string, pwin = 'TRUE'): string {
+  return `(${alias}.parent_span_id IS NULL OR NOT EXISTS (SELECT 1 FROM spans p WHERE ${pwin} AND p.trace_id = ${alias}.trace_id AND p.span_id = ${alias}.parent_span_id))`;
 }
 
 /** Integer comparison against a possibly fractional bound, keeping the column un-cast. */
@@ -234,6 +282,8 @@ export function resourceComparisons(e: Expr): CompareExpr[] {
       return resourceComparisons(e.expr);
     case 'compare':
       return resourcePredicate(e, new Params()) === undefined ? [] : [e];
+    case 'valueCompare':
+      return [];
   }
 }
 

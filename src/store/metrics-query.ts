@@ -42,6 +42,9 @@ export interface QueryRangeResponse {
 
 /** Most series an answer holds (a `by` over a high-cardinality field is cut here, and said so). */
 export const MAX_SERIES = 1000;
+/** compare(): each side (selection, baseline) is counted on a sample of about this many spans */
+export const COMPARE_SAMPLE = 25_000;
+const SAMPLE_SCALE = 1_000_000;
 /** Most steps in a range */
 export const MAX_STEPS = 11_000;
 
@@ -209,28 +212,54 @@ async function compare(
   stepNs: bigint,
 ): Promise<QueryRangeResponse> {
   const c = m.compare as NonNullable<MetricsOp['compare']>;
-  const sel = compileFilter(c.selection, ctx).replace(/\bspans\.(trace_id|span_id)\b/g, 's.$1');
+  const sel = compileFilter(c.selection, ctx).replace(/\bspans\.(\w+)/g, 's.$1');
   const selWin = c.startNs !== undefined || c.endNs !== undefined ? ` AND ${windowSql(P, c.startNs, c.endNs, 's.start_ns')}` : '';
-  const hot = Object.entries(HOT_SPAN_ATTRS).map(([k, [col, t]]) =>
-    `SELECT b, sel, 'span.${k}' AS k, ${t === 'string' ? `to_json(${col})::VARCHAR` : `${col}::VARCHAR`} AS v FROM base WHERE ${col} IS NOT NULL`);
-  const hotRes = Object.entries(HOT_RESOURCE_ATTRS).map(([k, [col]]) => `SELECT b, sel, 'resource.${k}' AS k, to_json(${col})::VARCHAR AS v FROM base WHERE ${col} IS NOT NULL`);
+  // Counts every (step, side, value) of every intrinsic, hot column and resource: one
+  // typed aggregation per column over the kept rows, values turned into JSON text only
+  // after grouping (no (key, value) row per span and attribute; DuckDB's GROUPING SETS
+  // would do it in one operator but needs far more than 128MB for 23 sets); only the JSON
+  // attributes are unnested, and resource attributes are expanded from per-resource counts. A side with more than
+  // COMPARE_SAMPLE spans is counted on a deterministic sample of about that many (by
+  // span id hash) and scaled by its exact span count per step: the value counts of a
+  // large baseline are estimates, the step totals exact; this bounds time and memory
+  // (the store's default DuckDB memory limit is 128MB).
+  const hotSpan = Object.entries(HOT_SPAN_ATTRS);
+  const cols = ['name', 'status', 'kind', ...hotSpan.map(([, [col]]) => col), 'res_id'];
+  const rowsSql = `SELECT ${bucket} AS b, COALESCE((${sel})${selWin}, FALSE) AS sel, s.span_id AS sid, ${cols.map((x) => `s.${x}`).join(', ')}, s.attributes ${from}`;
+  const sides = await store.query(`${prefix} SELECT sel, count(*) FROM (${rowsSql}) GROUP BY sel`, P);
+  const keep = (side: boolean): string => {
+    const n = Number(sides.find((r) => r[0] === side)?.[1] ?? 0);
+    return P.add(n > COMPARE_SAMPLE ? Math.floor((SAMPLE_SCALE * COMPARE_SAMPLE) / n) : SAMPLE_SCALE, UINTEGER);
+  };
   const kw = (col: string, words: readonly string[]): string => `to_json(CASE ${col} ${words.map((w, i) => `WHEN ${i} THEN '${w}'`).join(' ')} END)::VARCHAR`;
   const pointer = (key: string): string => `'/' || replace(replace(${key}, '~', '~0'), '/', '~1')`;
-  const body = `${prefix ? `${prefix},` : 'WITH'} base AS MATERIALIZED (
-      SELECT ${bucket} AS b, COALESCE((${sel})${selWin}, FALSE) AS sel, s.* ${from}),
-    kv AS (
-      SELECT b, sel, 'name' AS k, to_json(name)::VARCHAR AS v FROM base
-      UNION ALL SELECT b, sel, 'status', ${kw('status', STATUS_BY_CODE)} FROM base
-      UNION ALL SELECT b, sel, 'kind', ${kw('kind', KIND_BY_CODE)} FROM base
-      UNION ALL ${[...hot, ...hotRes].join('\n      UNION ALL ')}
-      UNION ALL SELECT b, sel, 'span.' || key, json_extract(attributes, ${pointer('key')})::VARCHAR FROM (SELECT b, sel, attributes, unnest(json_keys(attributes)) AS key FROM base WHERE attributes IS NOT NULL)
-      UNION ALL SELECT b, sel, 'resource.' || key, json_extract(r.attributes, ${pointer('key')})::VARCHAR
-        FROM (SELECT b, sel, res_id FROM base) x JOIN (SELECT id, attributes, unnest(json_keys(attributes)) AS key FROM resources) r ON r.id = x.res_id
-        WHERE key NOT IN (${Object.keys(HOT_RESOURCE_ATTRS).map((k) => `'${k}'`).join(', ')})),
-    counts AS (SELECT k, v, sel, b, count(*) AS n FROM kv GROUP BY ALL),
+  const fromGroups = (k: string, value: (x: string) => string, col: string): string =>
+    `SELECT ${k} AS k, ${value('x')} AS v, sel, b, n FROM (SELECT ${col} AS x, sel, b, count(*) AS n FROM kept WHERE ${col} IS NOT NULL GROUP BY ALL)`;
+  const branches = [
+    fromGroups(`'name'`, (x) => `to_json(${x})::VARCHAR`, 'name'),
+    fromGroups(`'status'`, (x) => kw(x, STATUS_BY_CODE), 'status'),
+    fromGroups(`'kind'`, (x) => kw(x, KIND_BY_CODE), 'kind'),
+    ...hotSpan.map(([k, [col, t]]) => fromGroups(`'span.${k}'`, (x) => (t === 'string' ? `to_json(${x})::VARCHAR` : `${x}::VARCHAR`), col)),
+    ...Object.entries(HOT_RESOURCE_ATTRS).map(([k, [col]]) =>
+      `SELECT 'resource.${k}', to_json(r.${col})::VARCHAR, g.sel, g.b, g.n FROM per_res g JOIN resources r ON r.id = g.res_id WHERE r.${col} IS NOT NULL`),
+    `SELECT 'resource.' || r.key, json_extract(r.attributes, ${pointer('r.key')})::VARCHAR, g.sel, g.b, g.n
+       FROM per_res g JOIN (SELECT id, attributes, unnest(json_keys(attributes)) AS key FROM resources) r ON r.id = g.res_id
+       WHERE r.key NOT IN (${Object.keys(HOT_RESOURCE_ATTRS).map((k) => `'${k}'`).join(', ')})`,
+    `SELECT 'span.' || key, json_extract(attributes, ${pointer('key')})::VARCHAR, sel, b, 1
+       FROM (SELECT b, sel, attributes, unnest(json_keys(attributes)) AS key FROM kept WHERE attributes IS NOT NULL)`,
+  ];
+  const body = `${prefix ? `${prefix},` : 'WITH'} base AS NOT MATERIALIZED (${rowsSql}),
+    totals AS (SELECT sel, b, count(*) AS total FROM base GROUP BY ALL),
+    kept AS MATERIALIZED (SELECT * FROM base WHERE hash(sid) % ${SAMPLE_SCALE} < CASE WHEN sel THEN ${keep(true)} ELSE ${keep(false)} END),
+    sampled AS (SELECT sel, b, count(*) AS m FROM kept GROUP BY ALL),
+    per_res AS MATERIALIZED (SELECT res_id, sel, b, count(*) AS n FROM kept GROUP BY ALL),
+    kv AS (${branches.join('\n      UNION ALL ')}),
+    counts AS (SELECT x.k, x.v, x.sel, x.b, x.n * t.total / m.m AS n
+      FROM (SELECT k, v, sel, b, sum(n) AS n FROM kv WHERE v IS NOT NULL GROUP BY ALL) x
+      JOIN totals t ON t.sel = x.sel AND t.b = x.b JOIN sampled m ON m.sel = x.sel AND m.b = x.b),
     top AS (SELECT k, v, sel FROM counts GROUP BY k, v, sel QUALIFY row_number() OVER (PARTITION BY k, sel ORDER BY sum(n) DESC, v) <= ${P.add(c.topN, UINTEGER)})
-    SELECT c.k, c.v, c.sel, c.b, c.n, FALSE AS total FROM counts c SEMI JOIN top t ON t.k = c.k AND t.v = c.v AND t.sel = c.sel
-    UNION ALL SELECT k, NULL, sel, b, sum(n), TRUE FROM counts GROUP BY k, sel, b
+    SELECT c.k, c.v, c.sel, c.b, round(c.n), FALSE AS total FROM counts c SEMI JOIN top t ON t.k = c.k AND t.v = c.v AND t.sel = c.sel
+    UNION ALL SELECT k, NULL, sel, b, round(sum(n)), TRUE FROM counts GROUP BY k, sel, b
     ORDER BY ALL`;
   const rows = await store.query(body, P);
   const series = new Map<string, RangeSeries>();

@@ -2,9 +2,15 @@
 //
 // Every spanset expression becomes a CTE with one row per selected span:
 //   rid (the span's rowid), tid (trace id), sid (span id), psid (parent id), st (start),
-//   g (the spanset the span is in within its trace: '' until a by() splits them).
+//   g (the spanset the span is in within its trace: '' until a by() splits them),
+//   then c0, c1... : the values later stages need (by() keys, aggregated fields), read
+//   from the span row once, where the leaf filter scans it. Carrying them keeps every
+//   stage join-free: joining the relation back to `spans` on rowid made DuckDB scan the
+//   whole table (not only the window) for each by() or aggregate.
 // A trace matches when its rows are not empty. Everything is evaluated by DuckDB; the
 // CTEs are MATERIALIZED because most are read more than once (a && b reads each side twice).
+// Everything is per trace, so a caller may restrict the window to the traces it wants
+// (queries.ts evaluates a search newest slice first).
 //
 // Semantics (Tempo's TraceQL documentation):
 //   A && B   both sides select spans in the trace → the spans of both;  A || B: either
@@ -24,23 +30,85 @@ import type {
   SpansetExpr,
   StructuralOp,
 } from '../traceql/index.js';
-import { compileFilter, jsonPointer, windowSql, type CompileContext } from './compile.js';
-import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
-import { VARCHAR } from '@duckdb/node-api';
+import { fieldToString } from '../traceql/index.js';
+import { compileFilter, windowSql, type CompileContext } from './compile.js';
+import { FieldValues } from './values.js';
 
-export const REL_COLUMNS = 'rid, tid, sid, psid, st, g';
+export { FieldValues };
+
+const BASE_COLUMNS = ['rid', 'tid', 'sid', 'psid', 'st', 'g'];
+
+/** a value a pipeline stage needs: a by() key (JSON text) or an aggregated field (number) */
+interface Carried {
+  kind: 'text' | 'number';
+  field: FieldRef;
+}
 
 export class SpansetCompiler {
   private readonly ctes: string[] = [];
   private recursive = false;
   private n = 0;
+  /** carried value columns c0, c1...: key `${kind}:${field}` → index */
+  private readonly carried = new Map<string, number>();
+  private readonly carriedList: Carried[] = [];
 
   constructor(private readonly ctx: CompileContext) {}
 
+  /** the relation's columns, in order */
+  get columns(): string[] {
+    return [...BASE_COLUMNS, ...this.carriedList.map((_, i) => `c${i}`)];
+  }
+
   /** `WITH ...` defining the expression's relation, and its name. */
   compile(e: SpansetExpr): { with: string; rel: string } {
+    this.collect(e);
     const rel = this.rel(e);
     return { with: `WITH ${this.recursive ? 'RECURSIVE ' : ''}${this.ctes.join(',\n')}`, rel };
+  }
+
+  /** the values the stages of `e` need, as carried columns */
+  private collect(e: SpansetExpr): void {
+    const need = (kind: Carried['kind'], field: FieldRef): void => {
+      const key = `${kind}:${fieldToString(field)}`;
+      if (this.carried.has(key)) return;
+      this.carried.set(key, this.carriedList.length);
+      this.carriedList.push({ kind, field });
+    };
+    const scalar = (x: ScalarExpr): void => {
+      if (x.type === 'aggregate' && x.field) need('number', x.field);
+      if (x.type === 'arith') {
+        scalar(x.left);
+        scalar(x.right);
+      }
+    };
+    switch (e.type) {
+      case 'filter':
+        return;
+      case 'setop':
+      case 'structural':
+        this.collect(e.left);
+        this.collect(e.right);
+        return;
+      case 'pipeline':
+        this.collect(e.input);
+        if (e.stage.type === 'by') for (const f of e.stage.fields) need('text', f);
+        if (e.stage.type === 'scalarFilter') {
+          scalar(e.stage.left);
+          scalar(e.stage.right);
+        }
+    }
+  }
+
+  /** the carried column holding `field`'s value of `kind`, on relation alias `a` */
+  private col(a: string, kind: Carried['kind'], field: FieldRef): string {
+    const i = this.carried.get(`${kind}:${fieldToString(field)}`);
+    if (i === undefined) throw new Error(`value ${kind}:${fieldToString(field)} not carried`);
+    return `${a}.c${i}`;
+  }
+
+  /** `a.rid, a.tid, ...` */
+  private cols(a: string): string {
+    return this.columns.map((c) => `${a}.${c}`).join(', ');
   }
 
   private add(sql: string, materialized = true): string {
@@ -54,7 +122,13 @@ export class SpansetCompiler {
   }
 
   private filterRel(cond: string): string {
-    return this.add(`SELECT rowid AS rid, trace_id AS tid, span_id AS sid, parent_span_id AS psid, start_ns AS st, '' AS g FROM spans WHERE ${this.win()} AND ${cond}`);
+    const base = 's.rid, s.trace_id AS tid, s.span_id AS sid, s.parent_span_id AS psid, s.start_ns AS st, \'\' AS g';
+    const v = new FieldValues(this.ctx);
+    const values = this.carriedList.map((c, i) => `${c.kind === 'text' ? v.text(c.field) : v.number(c.field)} AS c${i}`);
+    // a subquery: the filter's column names are unqualified, and resources has some of them
+    return this.add(
+      `SELECT ${[base, ...values].join(', ')} FROM (SELECT rowid AS rid, * FROM spans WHERE ${this.win()} AND ${cond}) s ${v.resourceJoin()}`,
+    );
   }
 
   rel(e: SpansetExpr): string {
@@ -64,9 +138,9 @@ export class SpansetCompiler {
       case 'setop': {
         const a = this.rel(e.left);
         const b = this.rel(e.right);
-        if (e.op === 'or') return this.add(`SELECT ${REL_COLUMNS} FROM ${a} UNION SELECT ${REL_COLUMNS} FROM ${b}`);
+        if (e.op === 'or') return this.add(`SELECT * FROM ${a} UNION SELECT * FROM ${b}`);
         return this.add(
-          `SELECT ${REL_COLUMNS} FROM ${a} WHERE tid IN (SELECT tid FROM ${b}) UNION SELECT ${REL_COLUMNS} FROM ${b} WHERE tid IN (SELECT tid FROM ${a})`,
+          `SELECT * FROM ${a} WHERE tid IN (SELECT tid FROM ${b}) UNION SELECT * FROM ${b} WHERE tid IN (SELECT tid FROM ${a})`,
         );
       }
       case 'structural':
@@ -84,7 +158,7 @@ export class SpansetCompiler {
       const inverse = ({ '>': '<', '<': '>', '>>': '<<', '<<': '>>', '~': '~' } as Record<string, StructuralOp>)[base] ?? base;
       const right = this.related(base, a, b, false);
       const left = this.related(inverse, b, a, false);
-      return this.add(`SELECT ${REL_COLUMNS} FROM ${right} UNION SELECT ${REL_COLUMNS} FROM ${left}`);
+      return this.add(`SELECT * FROM ${right} UNION SELECT * FROM ${left}`);
     }
     if (op.startsWith('!')) return this.related(op.slice(1) as StructuralOp, a, b, true);
     return this.related(op, a, b, false);
@@ -93,7 +167,7 @@ export class SpansetCompiler {
   /** the B spans standing in relation `op` to some A span (or to none, when `negate`) */
   private related(op: StructuralOp, a: string, b: string, negate: boolean): string {
     const join = negate ? 'ANTI JOIN' : 'SEMI JOIN';
-    const sel = `SELECT b.rid, b.tid, b.sid, b.psid, b.st, b.g FROM ${b} b`;
+    const sel = `SELECT ${this.cols('b')} FROM ${b} b`;
     switch (op) {
       case '>':
         return this.add(`${sel} ${join} ${a} a ON a.tid = b.tid AND a.sid = b.psid`);
@@ -142,28 +216,28 @@ export class SpansetCompiler {
   // ---- pipeline stages -------------------------------------------------------------------
 
   private stage(input: string, s: PipelineStage): string {
+    const carried = this.carriedList.map((_, i) => `, i.c${i}`).join('');
     switch (s.type) {
       case 'select':
         return input;
       case 'coalesce':
-        return this.add(`SELECT DISTINCT rid, tid, sid, psid, st, '' AS g FROM ${input}`);
+        return this.add(`SELECT DISTINCT i.rid, i.tid, i.sid, i.psid, i.st, '' AS g${carried} FROM ${input} i`);
       case 'filter': {
         const cond = compileFilter(s.expr, this.ctx);
-        return this.add(`SELECT i.${REL_COLUMNS.split(', ').join(', i.')} FROM ${input} i WHERE i.rid IN (SELECT rowid FROM spans WHERE ${this.win()} AND ${cond})`);
+        return this.add(`SELECT i.* FROM ${input} i WHERE i.rid IN (SELECT rowid FROM spans WHERE ${this.win()} AND ${cond})`);
       }
       case 'by': {
-        const v = new FieldValues(this.ctx);
-        const g = s.fields.map((f) => `COALESCE(${v.text(f)}, 'null')`).join(` || chr(31) || `);
-        return this.add(`SELECT DISTINCT i.rid, i.tid, i.sid, i.psid, i.st, ${g} AS g FROM ${input} i ${v.joins('i.rid')}`);
+        const g = s.fields.map((f) => `COALESCE(${this.col('i', 'text', f)}, 'null')`).join(` || chr(31) || `);
+        return this.add(`SELECT DISTINCT i.rid, i.tid, i.sid, i.psid, i.st, ${g} AS g${carried} FROM ${input} i`);
       }
       case 'scalarFilter': {
-        const v = new FieldValues(this.ctx);
         const aggs: string[] = [];
-        const left = scalarSql(s.left, v, aggs);
-        const right = scalarSql(s.right, v, aggs);
+        const num = (f: FieldRef): string => this.col('i', 'number', f);
+        const left = scalarSql(s.left, num, aggs);
+        const right = scalarSql(s.right, num, aggs);
         const cols = aggs.map((a, i) => `${a} OVER w AS a${i}`).join(', ');
         return this.add(
-          `SELECT ${REL_COLUMNS} FROM (SELECT i.*, ${cols} FROM ${input} i ${v.joins('i.rid')} WINDOW w AS (PARTITION BY i.tid, i.g))
+          `SELECT ${this.columns.join(', ')} FROM (SELECT i.*, ${cols} FROM ${input} i WINDOW w AS (PARTITION BY i.tid, i.g))
            WHERE ${cmpSql(left, s.op, right)}`,
         );
       }
@@ -176,124 +250,23 @@ function cmpSql(l: string, op: ComparisonOp, r: string): string {
 }
 
 /** a scalar expression over the aggregates, which are collected into `aggs` (referred to as a0, a1...) */
-function scalarSql(e: ScalarExpr, v: FieldValues, aggs: string[]): string {
+function scalarSql(e: ScalarExpr, num: (f: FieldRef) => string, aggs: string[]): string {
   switch (e.type) {
     case 'number':
       return `CAST(${Number(e.value)} AS DOUBLE)`;
     case 'arith': {
-      const l = scalarSql(e.left, v, aggs);
-      const r = scalarSql(e.right, v, aggs);
+      const l = scalarSql(e.left, num, aggs);
+      const r = scalarSql(e.right, num, aggs);
       if (e.op === '^') return `pow(${l}, ${r})`;
       if (e.op === '%') return `fmod(${l}, ${r})`;
       if (e.op === '/') return `(${l}) / NULLIF(${r}, 0)`;
       return `(${l}) ${e.op} (${r})`;
     }
     case 'aggregate': {
-      const x = e.fn === 'count' ? 'count(*)' : `${e.fn}(${v.number(e.field as FieldRef)})`;
+      const x = e.fn === 'count' ? 'count(*)' : `${e.fn}(${num(e.field as FieldRef)})`;
       aggs.push(x);
       return `CAST(a${aggs.length - 1} AS DOUBLE)`;
     }
   }
 }
 
-/**
- * SQL for a field's value on a span row `s` (spans) with its resource `r` (joined only
- * when needed): as JSON text (for grouping and labels) or as a number (aggregates).
- */
-export class FieldValues {
-  private needResource = false;
-
-  constructor(private readonly ctx: CompileContext) {}
-
-  /** the joins that give `s` (and `r`) for relation rows whose rowid is `rid` */
-  joins(rid: string): string {
-    return `JOIN spans s ON s.rowid = ${rid}${this.needResource ? ' LEFT JOIN resources r ON r.id = s.res_id' : ''}`;
-  }
-
-  /** from a span row `s` directly (no relation) */
-  resourceJoin(): string {
-    return this.needResource ? 'LEFT JOIN resources r ON r.id = s.res_id' : '';
-  }
-
-  /** the value as JSON text; NULL when absent */
-  text(f: FieldRef): string {
-    const P = this.ctx.params;
-    if (f.type === 'intrinsic') {
-      switch (f.name) {
-        case 'name':
-          return 'to_json(s.name)::VARCHAR';
-        case 'statusMessage':
-          return `to_json(COALESCE(s.status_message, ''))::VARCHAR`;
-        case 'status':
-          return `to_json(${keywordCase('s.status', STATUS_BY_CODE)})::VARCHAR`;
-        case 'kind':
-          return `to_json(${keywordCase('s.kind', KIND_BY_CODE)})::VARCHAR`;
-        case 'duration':
-          return 's.duration_ns::VARCHAR';
-        case 'traceId':
-          return `to_json(replace(s.trace_id::VARCHAR, '-', ''))::VARCHAR`;
-        case 'spanId':
-          return `to_json(lpad(lower(printf('%x', s.span_id)), 16, '0'))::VARCHAR`;
-        case 'parentSpanId':
-          return `to_json(lpad(lower(printf('%x', s.parent_span_id)), 16, '0'))::VARCHAR`;
-        default:
-          return `${this.number(f)}::VARCHAR`;
-      }
-    }
-    const span = (): string => {
-      const hot = HOT_SPAN_ATTRS[f.name];
-      const json = `json_extract(s.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
-      if (!hot) return json;
-      const col = `s.${hot[0]}`;
-      const typed = hot[1] === 'string' ? `to_json(${col})::VARCHAR` : `(CASE WHEN ${col} = trunc(${col}) AND abs(${col}) < 1e15 THEN CAST(${col} AS BIGINT)::VARCHAR ELSE ${col}::VARCHAR END)`;
-      return `COALESCE(${typed}, ${json})`;
-    };
-    const resource = (): string => {
-      const hot = HOT_RESOURCE_ATTRS[f.name];
-      if (hot) return `to_json(s.${hot[0]})::VARCHAR`;
-      this.needResource = true;
-      return `json_extract(r.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
-    };
-    if (f.scope === 'span') return span();
-    if (f.scope === 'resource') return resource();
-    return `COALESCE(${span()}, ${resource()})`;
-  }
-
-  /** the value as a DOUBLE (durations in nanoseconds); NULL when absent or not a number */
-  number(f: FieldRef): string {
-    const P = this.ctx.params;
-    if (f.type === 'intrinsic') {
-      switch (f.name) {
-        case 'duration':
-          return 'CAST(s.duration_ns AS DOUBLE)';
-        case 'childCount': {
-          const win = windowSql(P, this.ctx.startNs, this.ctx.endNs, 'c.start_ns');
-          return `CAST((SELECT count(*) FROM spans c WHERE ${win} AND c.trace_id = s.trace_id AND c.parent_span_id = s.span_id) AS DOUBLE)`;
-        }
-        case 'traceDuration': {
-          const win = windowSql(P, this.ctx.startNs, this.ctx.endNs, 't.start_ns');
-          return `CAST((SELECT max(t.start_ns + t.duration_ns) - min(t.start_ns) FROM spans t WHERE ${win} AND t.trace_id = s.trace_id) AS DOUBLE)`;
-        }
-        default:
-          return 'CAST(NULL AS DOUBLE)';
-      }
-    }
-    const span = (): string => {
-      const hot = HOT_SPAN_ATTRS[f.name];
-      const json = `TRY_CAST(json_extract(s.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR AS DOUBLE)`;
-      return hot && hot[1] === 'number' ? `COALESCE(s.${hot[0]}, ${json})` : json;
-    };
-    const resource = (): string => {
-      this.needResource = true;
-      return `TRY_CAST(json_extract(r.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR AS DOUBLE)`;
-    };
-    if (f.scope === 'span') return span();
-    if (f.scope === 'resource') return resource();
-    return `COALESCE(${span()}, ${resource()})`;
-  }
-}
-
-/** code → keyword as a CASE over fixed, known words (no user input) */
-function keywordCase(col: string, words: readonly string[]): string {
-  return `(CASE ${col} ${words.map((w, i) => `WHEN ${i} THEN '${w}'`).join(' ')} END)`;
-}

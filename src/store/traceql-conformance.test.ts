@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parser } from '@grafana/lezer-traceql';
 import { Span, type Attributes, type SpanKind, type SpanStatus } from '../model/index.js';
-import { TraceQLError, parseTraceQL, type Expr, type FieldRef, type Literal, type PipelineStage, type ScalarExpr, type SpansetExpr } from '../traceql/index.js';
+import { TraceQLError, parseTraceQL, type Expr, type FieldRef, type Literal, type PipelineStage, type ScalarExpr, type SpansetExpr, type ValueExpr } from '../traceql/index.js';
 import { DuckStore } from './index.js';
 
 const BASE = 1_700_000_000_000_000_000n;
@@ -57,7 +57,8 @@ function dataset(): Span[] {
       }));
       if (depth >= 3) return;
       const kids = Math.floor(r() * (depth === 0 ? 4 : 3));
-      for (let k = 0; k < kids; k++) make(spanId, depth + 1, start + BigInt(k + 1) * 5n * MS);
+      // children start up to ~1 s after the root, so traces overlap in time and a time slice cuts through some
+      for (let k = 0; k < kids; k++) make(spanId, depth + 1, start + BigInt(k + 1) * 130n * MS);
     };
     make('', 0, t0);
   }
@@ -73,6 +74,10 @@ interface Ctx {
 type Val = string | number | boolean | undefined;
 
 function fieldValue(s: Span, f: FieldRef, c: Ctx): Val {
+  if (f.type === 'attribute' && f.parent) {
+    const p = s.parentSpanId ? c.byId.get(s.parentSpanId) : undefined;
+    return p ? fieldValue(p, { ...f, parent: undefined }, c) : undefined;
+  }
   if (f.type === 'attribute') {
     const span = s.attr(f.name);
     const res = s.resource[f.name];
@@ -137,6 +142,18 @@ function evalExpr(e: Expr, s: Span, c: Ctx): boolean {
       return evalExpr(e.left, s, c) || evalExpr(e.right, s, c);
     case 'not':
       return !evalExpr(e.expr, s, c);
+    case 'valueCompare': {
+      if (e.left.type === 'field' && e.right.type === 'field' && (e.op === '=' || e.op === '!=')) {
+        const l = fieldValue(s, e.left.field, c);
+        const r = fieldValue(s, e.right.field, c);
+        if (l === undefined || r === undefined) return false;
+        return e.op === '=' ? l === r : l !== r;
+      }
+      const l = numValue(e.left, s, c);
+      const r = numValue(e.right, s, c);
+      if (l === undefined || r === undefined || Number.isNaN(l) || Number.isNaN(r)) return false;
+      return { '=': l === r, '!=': l !== r, '>': l > r, '>=': l >= r, '<': l < r, '<=': l <= r, '=~': false, '!~': false }[e.op];
+    }
     case 'compare': {
       const v = fieldValue(s, e.field, c);
       const l = litValue(e.value);
@@ -159,6 +176,31 @@ function evalExpr(e: Expr, s: Span, c: Ctx): boolean {
           return new RegExp(`^(?:${String(l)})$`).test(String(v));
         case '!~':
           return !new RegExp(`^(?:${String(l)})$`).test(String(v));
+      }
+    }
+  }
+}
+
+/** a value expression as a number; undefined when a field is missing or not a number */
+function numValue(v: ValueExpr, s: Span, c: Ctx): number | undefined {
+  switch (v.type) {
+    case 'literal':
+      return v.value.type === 'duration' ? v.value.nanos : v.value.type === 'number' ? v.value.value : undefined;
+    case 'field': {
+      const x = fieldValue(s, v.field, c);
+      return typeof x === 'number' ? x : undefined;
+    }
+    case 'arith': {
+      const l = numValue(v.left, s, c);
+      const r = numValue(v.right, s, c);
+      if (l === undefined || r === undefined) return undefined;
+      switch (v.op) {
+        case '+': return l + r;
+        case '-': return l - r;
+        case '*': return l * r;
+        case '/': return r === 0 ? undefined : l / r;
+        case '%': return l % r;
+        case '^': return l ** r;
       }
     }
   }
@@ -388,6 +430,28 @@ export const SEARCH_CORPUS: readonly string[] = [
   '{ } | { status = error }',
   '{ kind = server } > { } | count() > 2',
   '{ } | by(span.db.system) | avg(duration) > 600ms',
+  // arithmetic and field-to-field comparisons inside { }
+  '{ duration * 2 > 1s }',
+  '{ duration / 1000000 >= 450 }',
+  '{ span.retries + span.http.response.status_code > 402 }',
+  '{ span.http.response.status_code - 100 * span.retries = 200 }',
+  '{ span.retries * 100ms < duration - 500ms }',
+  '{ -span.retries < -1 }',
+  '{ span.http.response.status_code % 400 = 100 }',
+  '{ span.retries ^ 2 >= 4 }',
+  '{ span.retries > span.cached }',
+  '{ span.retries = span.retries }',
+  '{ resource.service.name = .service.name && span.retries != span.http.response.status_code }',
+  '{ span.db.system != nil && span.retries * 2 > 2 } > { }',
+  // the parent's attributes
+  '{ parent.span.db.system = "postgres" }',
+  '{ parent.resource.service.name = "frontend" && resource.service.name != "frontend" }',
+  '{ parent.http.response.status_code >= 500 }',
+  '{ parent.span.cached = true || parent.span.retries > 2 }',
+  '{ parent.span.db.system = nil }',
+  '{ parent.span.db.system != nil }',
+  '{ !(parent.resource.deployment.environment = "prod") }',
+  '{ parent.resource.service.name = "cart" } | count() > 1',
 ];
 
 function lezerOk(q: string): boolean {
@@ -400,7 +464,8 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
   let store: DuckStore;
   const spans = dataset();
   before(async () => {
-    store = await DuckStore.open();
+    // the data set is from 2023: no retention (its 24 h age limit would empty the store mid-run)
+    store = await DuckStore.open({ retention: { maxAgeMs: Infinity, intervalMs: 0 } });
     store.append(spans);
     await store.flush();
   });
@@ -428,6 +493,23 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
       // the trace search agrees on trace ids and matched counts
       const traces = await store.searchTraces({ query: parseTraceQL(q), limit: 1000, spansPerSpanSet: 2 });
       assert.deepEqual(traces.map((t) => [t.traceID, t.spanSet.matched] as [string, number]).sort(), [...want].map(([k, v]) => [k, v.size] as [string, number]).sort());
+      // a few newest only (the search reads the newest time slice first and widens it):
+      // the traces whose last matching span is newest, over all time and within a window
+      const window = { startNs: BASE + 7_500n * MS, endNs: BASE + 33_200n * MS };
+      for (const w of [{}, window] as { startNs?: bigint; endNs?: bigint }[]) {
+        const inWindow = spans.filter((s) => (w.startNs === undefined || s.startTimeUnixNano >= w.startNs) && (w.endNs === undefined || s.startTimeUnixNano <= w.endNs));
+        const ref = reference(inWindow, q);
+        const startOf = new Map(inWindow.map((s) => [s.spanId, s.startTimeUnixNano]));
+        const newest = [...ref].map(([id, ss]) => ({ id, n: ss.size, last: [...ss].map((x) => startOf.get(x) as bigint).reduce((a, b) => (b > a ? b : a)) }))
+          .sort((a, b) => (a.last > b.last ? -1 : a.last < b.last ? 1 : a.id < b.id ? -1 : 1)).slice(0, 3);
+        const few = await store.searchTraces({ query: parseTraceQL(q), limit: 3, spansPerSpanSet: 1, ...w });
+        assert.deepEqual(few.map((t) => [t.traceID, t.spanSet.matched]), newest.map((t) => [t.id, t.n]), `limit 3 ${String(w.startNs ?? '-')}..${String(w.endNs ?? '-')}`);
+        // the span returned is the earliest matching one
+        for (const t of few) {
+          const first = [...(ref.get(t.traceID) ?? [])].sort((a, b) => Number((startOf.get(a) as bigint) - (startOf.get(b) as bigint)) || (a < b ? -1 : 1))[0];
+          assert.deepEqual(t.spanSet.spans.map((x) => x.spanId), [first]);
+        }
+      }
       equal++;
     });
   }
@@ -515,6 +597,14 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
       ['{ } | topk(3)', /must follow a metrics function/, 6],
       ['{ } | quantile_over_time(duration, 2)', /between 0 and 1/, 35],
       ['{ a = 1 }', /attribute names need a scope/, 2],
+      ['{ name + 1 > 2 }', /needs numbers or durations, name is not one/, 2],
+      ['{ span.a * "x" > 2 }', /needs numbers or durations, got "\\"x\\""/, 11],
+      ['{ span.a =~ span.b }', /unsupported: =~ between two fields/, 9],
+      ['{ parent.span.a + 1 > 2 }', /unsupported: parent scope in arithmetic/, 2],
+      ['{ } | by(parent.span.a)', /unsupported: parent scope outside a span condition/, 9],
+      ['{ event.exception.message = "x" }', /unsupported: event scope/, 2],
+      ['{ link:traceID = "a" }', /unsupported: intrinsic "link:traceID"/, 2],
+      ['{ instrumentation.name = "x" }', /unsupported: instrumentation scope/, 2],
     ];
     for (const [q, re, pos] of cases) {
       assert.throws(() => parseTraceQL(q), (e: unknown) => e instanceof TraceQLError && re.test(e.message) && e.pos === pos, q);

@@ -1,7 +1,7 @@
 // Small helpers over the IR, for callers that present results (the Tempo search API
 // returns the fields a query refers to as span attributes).
 
-import type { Expr, FieldRef, IntrinsicName, Query, SpansetExpr } from './ir.js';
+import type { Expr, FieldRef, IntrinsicName, Query, SpansetExpr, ValueExpr } from './ir.js';
 
 const INTRINSIC_TEXT: Readonly<Record<IntrinsicName, string>> = {
   name: 'name',
@@ -24,25 +24,31 @@ export function fieldToString(f: FieldRef): string {
   const name = /^[A-Za-z0-9_.:/-]+$/.test(f.name) && !f.name.startsWith('.') && !f.name.endsWith('.')
     ? f.name
     : `"${f.name.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-  return f.scope === 'any' ? `.${name}` : `${f.scope}.${name}`;
+  const scoped = f.scope === 'any' ? `.${name}` : `${f.scope}.${name}`;
+  return f.parent ? `parent${scoped.startsWith('.') ? scoped : `.${scoped}`}` : scoped;
 }
 
 /** The distinct fields a query's conditions refer to, in order of first appearance. */
 export function referencedFields(q: Query): FieldRef[] {
   const seen = new Set<string>();
   const out: FieldRef[] = [];
+  const add = (f: FieldRef): void => {
+    const key = fieldToString(f);
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(f);
+    }
+  };
   const walk = (e: Expr): void => {
     switch (e.type) {
       case 'const':
         return;
-      case 'compare': {
-        const key = fieldToString(e.field);
-        if (!seen.has(key)) {
-          seen.add(key);
-          out.push(e.field);
-        }
+      case 'compare':
+        add(e.field);
         return;
-      }
+      case 'valueCompare':
+        for (const f of [...valueFields(e.left), ...valueFields(e.right)]) add(f);
+        return;
       case 'and':
       case 'or':
         walk(e.left);
@@ -55,6 +61,18 @@ export function referencedFields(q: Query): FieldRef[] {
   };
   for (const e of spansetFilters(q.spanset)) walk(e);
   return out;
+}
+
+/** The fields a value expression reads. */
+export function valueFields(v: ValueExpr): FieldRef[] {
+  switch (v.type) {
+    case 'field':
+      return [v.field];
+    case 'literal':
+      return [];
+    case 'arith':
+      return [...valueFields(v.left), ...valueFields(v.right)];
+  }
 }
 
 /** Every span condition of a spanset expression, in order (filters and `| { }` stages). */

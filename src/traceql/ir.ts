@@ -38,6 +38,11 @@ export interface AttributeField {
   scope: AttributeScope;
   /** the attribute key with quoting removed, e.g. `http.route`, `a b` */
   name: string;
+  /**
+   * `parent.span.x` / `parent.resource.x` / `parent.x`: the attribute of the span's parent
+   * (a span whose parent is not stored has none). Only in span conditions.
+   */
+  parent?: true;
 }
 
 export type FieldRef = IntrinsicField | AttributeField;
@@ -64,10 +69,33 @@ export interface CompareExpr {
   pos: number;
 }
 
+export type ArithOp = '+' | '-' | '*' | '/' | '%' | '^';
+
+/** A value inside `{ }`: a field, a literal, or arithmetic over them (numbers; durations in ns). */
+export type ValueExpr =
+  | { type: 'field'; field: FieldRef }
+  | { type: 'literal'; value: Literal }
+  | { type: 'arith'; op: ArithOp; left: ValueExpr; right: ValueExpr };
+
+/**
+ * A comparison that is not `field op literal`: arithmetic (`span.a + span.b > 10`,
+ * `duration * 2 > 1s`) or two fields (`span.a = span.b`). With arithmetic or an order
+ * operator both sides are numbers (a non-numeric or missing value makes it false); `=`
+ * and `!=` between two fields compare value and type.
+ */
+export interface ValueCompareExpr {
+  type: 'valueCompare';
+  left: ValueExpr;
+  op: ComparisonOp;
+  right: ValueExpr;
+  pos: number;
+}
+
 export type Expr =
   /** `{}` / `{ true }` → true; `{ false }` → false */
   | { type: 'const'; value: boolean }
   | CompareExpr
+  | ValueCompareExpr
   | { type: 'and'; left: Expr; right: Expr }
   | { type: 'or'; left: Expr; right: Expr }
   | { type: 'not'; expr: Expr };

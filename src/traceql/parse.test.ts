@@ -252,17 +252,47 @@ describe('parseTraceQL: errors', () => {
   });
 
   it('other unsupported features', () => {
-    fails('{ duration + 1ms > 2ms }', 'unsupported', /arithmetic "\+"/);
-    fails('{ span.a = span.b }', 'unsupported', /two fields/);
+    fails('{ span.a =~ span.b }', 'unsupported', /=~ between two fields/, 9);
     fails('{ 1 = 1 }', 'unsupported', /two values/);
+    fails('{ span.a < span.b < 3 }', 'unsupported', /chained comparisons/);
     fails('{ span.a }', 'unsupported', /bare field "span\.a"/, 2);
     fails('{ .a = $var }', 'unsupported', /template variable/, 7);
-    fails('{ parent.span.a = 1 }', 'unsupported', /parent scope/);
+    fails('{ parent.span.a * 2 = 1 }', 'unsupported', /parent scope in arithmetic/, 2);
+    fails('{ } | select(parent.span.a)', 'unsupported', /parent scope outside a span condition/, 13);
     fails('{ event.a = 1 }', 'unsupported', /event scope/);
     fails('{ link.a = 1 }', 'unsupported', /link scope/);
     fails('{ instrumentation.a = 1 }', 'unsupported', /instrumentation scope/);
     fails('{ event:name = "x" }', 'unsupported', /intrinsic "event:name"/);
     fails('{ (.a = 1) = true }', 'unsupported', /comparing a condition/);
+  });
+
+  it('arithmetic is regrouped to Tempo\'s precedence; fields compare with fields; parent scope', () => {
+    const f = (q: string): unknown => parseTraceQL(q).filter;
+    const attr = (name: string) => ({ type: 'field', field: { type: 'attribute', scope: 'span', name } });
+    const num = (value: number) => ({ type: 'literal', value: { type: 'number', value } });
+    // lezer reads `a * 2 < b - 1` as `((a * 2) < b) - 1`
+    assert.deepEqual(f('{ span.a * 2 < span.b - 1 }'), {
+      type: 'valueCompare', op: '<', pos: 2,
+      left: { type: 'arith', op: '*', left: attr('a'), right: num(2) },
+      right: { type: 'arith', op: '-', left: attr('b'), right: num(1) },
+    });
+    assert.deepEqual(f('{ span.a + span.b * 2 ^ 3 ^ 2 > 0 }'), {
+      type: 'valueCompare', op: '>', pos: 2,
+      left: { type: 'arith', op: '+', left: attr('a'), right: { type: 'arith', op: '*', left: attr('b'), right: { type: 'arith', op: '^', left: num(2), right: { type: 'arith', op: '^', left: num(3), right: num(2) } } } },
+      right: num(0),
+    });
+    // and `-a < -1` as `-(a < -1)`
+    assert.deepEqual(f('{ -span.a < -1 }'), { type: 'valueCompare', op: '<', pos: 3, left: { type: 'arith', op: '-', left: num(0), right: attr('a') }, right: num(-1) });
+    assert.deepEqual(f('{ duration * 2 > 1s }'), {
+      type: 'valueCompare', op: '>', pos: 2,
+      left: { type: 'arith', op: '*', left: { type: 'field', field: { type: 'intrinsic', name: 'duration' } }, right: num(2) },
+      right: { type: 'literal', value: { type: 'duration', nanos: 1e9 } },
+    });
+    assert.deepEqual(f('{ span.a = span.b }'), { type: 'valueCompare', op: '=', pos: 2, left: attr('a'), right: attr('b') });
+    assert.deepEqual(f('{ parent.resource.service.name = "x" }'), {
+      type: 'compare', op: '=', pos: 2, field: { type: 'attribute', scope: 'resource', name: 'service.name', parent: true }, value: { type: 'string', value: 'x' },
+    });
+    fails('{ name * 2 > 1 }', 'invalid', /needs numbers or durations, name is not one/, 2);
   });
 
   it('type errors', () => {

@@ -12,6 +12,7 @@ import { parseGoDuration } from './duration.js';
 import { TraceQLError } from './errors.js';
 import type {
   AggregateFn,
+  ArithOp,
   AttributeScope,
   ComparisonOp,
   Expr,
@@ -25,6 +26,7 @@ import type {
   ScalarExpr,
   SpansetExpr,
   StructuralOp,
+  ValueExpr,
 } from './ir.js';
 
 type Node = ReturnType<typeof parser.parse>['topNode'];
@@ -81,7 +83,6 @@ type Piece =
   | { kind: 'metrics'; input: SpansetExpr; op: MetricsOp };
 
 const COMPARISON_OPS: ReadonlySet<string> = new Set(['=', '!=', '>', '>=', '<', '<=', '=~', '!~']);
-const ARITHMETIC_OPS: ReadonlySet<string> = new Set(['+', '-', '*', '/', '%', '^']);
 
 const FLIPPED: Readonly<Record<ComparisonOp, ComparisonOp | undefined>> = {
   '=': '=',
@@ -98,7 +99,9 @@ const FLIPPED: Readonly<Record<ComparisonOp, ComparisonOp | undefined>> = {
 type Operand =
   | { kind: 'expr'; expr: Expr; pos: number }
   | { kind: 'field'; field: FieldRef; pos: number; text: string }
-  | { kind: 'static'; lit: Literal; pos: number; text: string };
+  | { kind: 'static'; lit: Literal; pos: number; text: string }
+  /** arithmetic over fields and numbers */
+  | { kind: 'value'; value: ValueExpr; pos: number; text: string };
 
 /**
  * Parses a TraceQL query. Supported: one or more `{ ... }` selectors joined by `||`
@@ -340,6 +343,7 @@ class Parser {
         else if (c.name === 'FieldExpression') {
           const o = this.operand(c);
           if (o.kind !== 'field') throw new TraceQLError('invalid', `expected a field such as span.x or duration, got ${JSON.stringify(this.snip(c))}`, c.from);
+          this.noParent(o.field, c.from);
           out.push(o.field);
         } else throw this.unsupported(`unsupported: ${this.describe(c)}`, c.from);
       }
@@ -395,6 +399,7 @@ class Parser {
           if (!AGGREGATES.has(fn) || !fieldNode) throw this.unsupported(`unsupported: aggregate ${JSON.stringify(this.snip(node))}`, node.from);
           const o = this.operand(fieldNode);
           if (o.kind !== 'field') throw this.unsupported(`unsupported: ${fn}() of an expression (give a field such as duration or span.x)`, fieldNode.from);
+          this.noParent(o.field, fieldNode.from);
           if (o.field.type === 'intrinsic' && !NUMERIC_INTRINSICS.has(o.field.name)) {
             throw new TraceQLError('invalid', `${fn}() needs a numeric field, ${o.text} is not one`, fieldNode.from);
           }
@@ -423,6 +428,7 @@ class Parser {
           ? { kind: 'field', field: this.attribute(f), pos: f.from, text: this.text(f) }
           : this.operand(f);
       if (o.kind !== 'field') throw new TraceQLError('invalid', `${fn}() needs a field such as duration, got ${JSON.stringify(this.snip(n))}`, n.from);
+      this.noParent(o.field, n.from);
       if (o.field.type === 'intrinsic' && !NUMERIC_INTRINSICS.has(o.field.name)) {
         throw new TraceQLError('invalid', `${fn}() needs a numeric field, ${o.text} is not one`, n.from);
       }
@@ -527,6 +533,7 @@ class Parser {
   private operandInner(node: Node): Operand {
     const kids = this.children(node);
     const pos = node.from;
+    if (this.isFieldOpChain(node)) return this.fieldChain(node);
     if (node.name === 'FieldExpression' && kids.length === 1) {
       const k = kids[0] as Node;
       switch (k.name) {
@@ -555,7 +562,8 @@ class Parser {
               if (lit.type === 'duration') return { kind: 'static', lit: { type: 'duration', nanos: -lit.nanos }, pos, text: this.text(node) };
               throw new TraceQLError('invalid', `cannot negate ${JSON.stringify(inner.text)}`, pos);
             }
-            throw this.unsupported('unsupported: arithmetic "-"', pos);
+            const zero: Operand = { kind: 'static', lit: { type: 'number', value: 0 }, pos, text: '0' };
+            return this.arith(zero, '-', inner, pos, this.text(node));
           }
           throw this.unsupported(`unsupported: ${this.describe(node)}`, pos);
         }
@@ -570,21 +578,126 @@ class Parser {
         const right = this.asExpr(this.operand(r));
         return { kind: 'expr', expr: { type: op.name === 'And' ? 'and' : 'or', left, right }, pos };
       }
-      if (op.name === 'FieldOp') {
-        const opText = this.text(op);
-        if (ARITHMETIC_OPS.has(opText)) throw this.unsupported(`unsupported: arithmetic ${JSON.stringify(opText)}`, op.from);
-        if (!COMPARISON_OPS.has(opText)) throw this.unsupported(`unsupported: operator ${JSON.stringify(opText)}`, op.from);
-        const left = this.operand(l);
-        const right = this.operand(r);
-        return { kind: 'expr', expr: this.comparison(left, opText as ComparisonOp, right, op.from), pos };
-      }
     }
     throw this.unsupported(`unsupported: ${this.describe(node)}`, pos);
+  }
+
+  // lezer-traceql 1.0.0 gives every FieldOp (comparisons and arithmetic alike) one
+  // precedence, left to right, and lets a unary minus take a whole comparison:
+  // `a * 2 < b - 1` comes as `((a * 2) < b) - 1` and `-a < 1` as `-(a < 1)`. Tempo binds
+  // `^` tightest, then `* / %`, then `+ -`, then the comparisons, with unary minus above
+  // all. So a chain of FieldOps is flattened back into its operands and operators and
+  // regrouped here (parentheses, && and || keep the grammar's grouping).
+
+  /** a FieldExpression `l FieldOp r`, or a unary minus over one */
+  private isFieldOpChain(node: Node): boolean {
+    if (node.name !== 'FieldExpression') return false;
+    const kids = this.children(node);
+    if (kids.length === 3) return kids[1]?.name === 'FieldOp';
+    if (kids.length === 1 && kids[0]?.name === 'FieldExpression' && this.q[node.from] === '-') return this.isFieldOpChain(kids[0]);
+    return false;
+  }
+
+  /** the operands (with their unary minuses) and operators of a FieldOp chain, in order */
+  private flatten(node: Node, out: ({ atom: Node; neg: number } | { op: string; pos: number })[]): void {
+    const kids = this.children(node);
+    if (node.name === 'FieldExpression' && kids.length === 3 && kids[1]?.name === 'FieldOp') {
+      this.flatten(kids[0] as Node, out);
+      out.push({ op: this.text(kids[1]), pos: kids[1].from });
+      this.flatten(kids[2] as Node, out);
+      return;
+    }
+    if (node.name === 'FieldExpression' && kids.length === 1 && kids[0]?.name === 'FieldExpression' && this.q[node.from] === '-' && this.isFieldOpChain(kids[0])) {
+      const at = out.length;
+      this.flatten(kids[0], out);
+      const first = out[at];
+      if (first && 'atom' in first) first.neg++;
+      return;
+    }
+    out.push({ atom: node, neg: 0 });
+  }
+
+  private fieldChain(node: Node): Operand {
+    const items: ({ atom: Node; neg: number } | { op: string; pos: number })[] = [];
+    this.flatten(node, items);
+    let i = 0;
+    const PREC: Record<string, number> = { '^': 4, '*': 3, '/': 3, '%': 3, '+': 2, '-': 2 };
+    const prec = (op: string): number => PREC[op] ?? (COMPARISON_OPS.has(op) ? 1 : 0);
+    const atom = (): Operand => {
+      const it = items[i++];
+      if (!it || !('atom' in it)) throw new TraceQLError('syntax', 'syntax error: missing operand', it && 'pos' in it ? it.pos : node.to);
+      let o = this.operand(it.atom);
+      for (let n = 0; n < it.neg; n++) {
+        if (o.kind === 'static' && o.lit.type === 'number') o = { ...o, lit: { type: 'number', value: -o.lit.value } };
+        else if (o.kind === 'static' && o.lit.type === 'duration') o = { ...o, lit: { type: 'duration', nanos: -o.lit.nanos } };
+        else if (o.kind === 'static') throw new TraceQLError('invalid', `cannot negate ${JSON.stringify(o.text)}`, o.pos);
+        else o = this.arith({ kind: 'static', lit: { type: 'number', value: 0 }, pos: o.pos, text: '0' }, '-', o, o.pos, `-${o.kind === 'expr' ? '' : o.text}`);
+      }
+      return o;
+    };
+    // precedence climbing; ^ is right-associative, comparisons do not chain
+    const expr = (min: number): Operand => {
+      let left = atom();
+      let compared = false;
+      for (;;) {
+        const it = items[i];
+        if (!it || !('op' in it)) return left;
+        const p = prec(it.op);
+        if (p === 0) throw this.unsupported(`unsupported: operator ${JSON.stringify(it.op)}`, it.pos);
+        if (p < min) return left;
+        i++;
+        const right = expr(it.op === '^' ? p : p + 1);
+        if (p === 1) {
+          if (compared) throw this.unsupported('unsupported: chained comparisons (join them with &&)', it.pos);
+          left = { kind: 'expr', expr: this.comparison(left, it.op as ComparisonOp, right, it.pos), pos: left.pos };
+          compared = true;
+        } else {
+          left = this.arith(left, it.op as ArithOp, right, it.pos, this.q.slice(left.pos, it.pos + it.op.length) + '…');
+        }
+      }
+    };
+    return expr(1);
+  }
+
+  /** `left op right` as arithmetic: every operand must be able to be a number */
+  private arith(left: Operand, op: ArithOp, right: Operand, opPos: number, text: string): Operand {
+    return { kind: 'value', value: { type: 'arith', op, left: this.numeric(left, op), right: this.numeric(right, op) }, pos: left.pos < opPos ? left.pos : opPos, text };
+  }
+
+  /** an operand of arithmetic or of an order comparison between computed values */
+  private numeric(o: Operand, op: string): ValueExpr {
+    switch (o.kind) {
+      case 'value':
+        return o.value;
+      case 'static':
+        if (o.lit.type === 'number') return { type: 'literal', value: o.lit };
+        if (o.lit.type === 'duration') return { type: 'literal', value: o.lit };
+        throw new TraceQLError('invalid', `${op} needs numbers or durations, got ${JSON.stringify(o.text)}`, o.pos);
+      case 'field':
+        if (o.field.type === 'intrinsic' && !NUMERIC_INTRINSICS.has(o.field.name)) {
+          throw new TraceQLError('invalid', `${op} needs numbers or durations, ${o.text} is not one`, o.pos);
+        }
+        if (o.field.type === 'attribute' && o.field.parent) throw this.unsupported('unsupported: parent scope in arithmetic or between two fields (compare it with a value)', o.pos);
+        return { type: 'field', field: o.field };
+      case 'expr':
+        throw new TraceQLError('invalid', `${op} needs numbers or durations, not a condition`, o.pos);
+    }
   }
 
   private comparison(left: Operand, op: ComparisonOp, right: Operand, opPos: number): Expr {
     if (left.kind === 'expr' || right.kind === 'expr') {
       throw this.unsupported(`unsupported: comparing a condition with ${JSON.stringify(op)}`, opPos);
+    }
+    if (left.kind === 'value' || right.kind === 'value' || (left.kind === 'field' && right.kind === 'field')) {
+      if (op === '=~' || op === '!~') throw this.unsupported(`unsupported: ${op} between two fields or on a computed value (match a field with a regex string)`, opPos);
+      const pos = left.pos;
+      if (left.kind === 'field' && right.kind === 'field' && (op === '=' || op === '!=')) {
+        for (const f of [left, right]) {
+          if (f.field.type === 'attribute' && f.field.parent) throw this.unsupported('unsupported: parent scope in arithmetic or between two fields (compare it with a value)', f.pos);
+        }
+        return { type: 'valueCompare', left: { type: 'field', field: left.field }, op, right: { type: 'field', field: right.field }, pos };
+      }
+      return { type: 'valueCompare', left: this.numeric(left, op), op, right: this.numeric(right, op), pos };
     }
     let field: { field: FieldRef; pos: number; text: string };
     let value: { lit: Literal; pos: number; text: string };
@@ -598,8 +711,6 @@ class Parser {
       field = right;
       value = left;
       theOp = flipped;
-    } else if (left.kind === 'field') {
-      throw this.unsupported('unsupported: comparing two fields', opPos);
     } else {
       throw this.unsupported('unsupported: comparing two values', opPos);
     }
@@ -675,6 +786,7 @@ class Parser {
     if (this.childCountAt.has(node.from)) return { type: 'intrinsic', name: 'childCount' };
     const kids = this.children(node);
     let scope: AttributeScope = 'any';
+    let parent = false;
     let ident: Node | undefined;
     for (const k of kids) {
       switch (k.name) {
@@ -688,7 +800,8 @@ class Parser {
           scope = 'resource';
           break;
         case 'Parent':
-          throw this.unsupported('unsupported: parent scope', k.from);
+          parent = true;
+          break;
         case 'Event':
         case 'Link':
         case 'Instrumentation':
@@ -700,7 +813,7 @@ class Parser {
     if (!ident) throw new TraceQLError('syntax', 'syntax error: missing attribute name', node.to);
     const name = unquoteIdentifier(this.text(ident), ident.from);
     if (name === '') throw new TraceQLError('invalid', 'empty attribute name', ident.from);
-    return { type: 'attribute', scope, name };
+    return parent ? { type: 'attribute', scope, name, parent: true } : { type: 'attribute', scope, name };
   }
 
   private literal(node: Node): Literal {
@@ -771,6 +884,10 @@ class Parser {
     };
     const label = what[node.name] ?? node.name;
     return `${label} ${JSON.stringify(this.snip(node))}`;
+  }
+
+  private noParent(f: FieldRef, pos: number): void {
+    if (f.type === 'attribute' && f.parent) throw this.unsupported('unsupported: parent scope outside a span condition (use it inside { })', pos);
   }
 
   private unsupported(detail: string, pos: number): TraceQLError {
