@@ -5,8 +5,8 @@
 import type { Span } from '../src/model/index.js';
 import type { SpanCollector } from './agent-helpers.js';
 
-/** the unique suffix a span's path carries (/front/<x> and /api/item/<x> -> <x>) */
-export const suffixOf = (s: Span): string => String(s.attributes['url.path']).replace(/^\/(front|api\/item)\//, '');
+/** the unique suffix a span's path carries (/front/<x>, /api/item/<x> and /chain/<x> -> <x>) */
+export const suffixOf = (s: Span): string => String(s.attributes['url.path']).replace(/^\/(front|api\/item|chain)\//, '');
 
 /** the spans one request makes through nginx -> middle -> backend */
 export const HOPS = ['nginx server', 'nginx client', 'middle server', 'middle client', 'backend server'] as const;
@@ -18,16 +18,20 @@ export interface Verdict {
   mixedTraces: number;
   /** spans whose parent belongs to another request */
   wrongParents: number;
-  /** client spans of the middle linked by the thread rule */
+  /** client spans of the middle linked by the thread rule, and by the runtime rule */
   threadLinksInMiddle: number;
+  runtimeLinksInMiddle: number;
   /** per hop (child span), the share of requests whose span there has its true parent */
   linked: Record<string, number>;
-  /** the share of requests whose five spans (HOPS) are all there, in one trace */
+  /**
+   * the share of requests whose spans (HOPS, or exactly spansPerRequest when given) are all
+   * there in one trace, with one root and every other span under a span of the same request
+   */
   endToEnd: number;
 }
 
 /** requests: how many distinct requests the spans belong to (shares are of those) */
-export function judge(spans: Span[], middlePid: number): Verdict {
+export function judge(spans: Span[], middlePid: number, spansPerRequest?: number): Verdict {
   const bySuffix = new Map<string, Span[]>();
   for (const s of spans) {
     const k = suffixOf(s);
@@ -45,6 +49,7 @@ export function judge(spans: Span[], middlePid: number): Verdict {
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   let wrongParents = 0;
   let threadLinksInMiddle = 0;
+  let runtimeLinksInMiddle = 0;
   const linked: Record<string, number> = {};
   const hop = (s: Span): string => {
     const pid = s.resource['process.pid'];
@@ -52,7 +57,10 @@ export function judge(spans: Span[], middlePid: number): Verdict {
     return `${who} ${s.kind}`;
   };
   for (const s of spans) {
-    if (s.resource['process.pid'] === middlePid && s.kind === 'client' && s.attributes['osprey.link'] === 'thread') threadLinksInMiddle++;
+    if (s.resource['process.pid'] === middlePid && s.kind === 'client') {
+      if (s.attributes['osprey.link'] === 'thread') threadLinksInMiddle++;
+      if (s.attributes['osprey.link'] === 'runtime') runtimeLinksInMiddle++;
+    }
     if (!s.parentSpanId) continue;
     const p = byId.get(s.parentSpanId);
     if (!p) continue;
@@ -62,8 +70,11 @@ export function judge(spans: Span[], middlePid: number): Verdict {
   for (const k of Object.keys(linked)) linked[k] = linked[k]! / requests;
   let whole = 0;
   for (const list of bySuffix.values()) {
-    const hops = new Set(list.map(hop));
-    if (HOPS.every((h) => hops.has(h)) && new Set(list.map((s) => s.traceId)).size === 1) whole++;
+    if (spansPerRequest !== undefined ? list.length !== spansPerRequest : !HOPS.every((h) => list.some((s) => hop(s) === h))) continue;
+    if (new Set(list.map((s) => s.traceId)).size !== 1) continue;
+    const roots = list.filter((s) => !s.parentSpanId);
+    const underOwn = list.every((s) => !s.parentSpanId || (byId.has(s.parentSpanId) && suffixOf(byId.get(s.parentSpanId)!) === suffixOf(s)));
+    if (underOwn && roots.length === 1) whole++;
   }
   return {
     requests,
@@ -71,6 +82,7 @@ export function judge(spans: Span[], middlePid: number): Verdict {
     mixedTraces: [...byTrace.values()].filter((x) => x.size > 1).length,
     wrongParents,
     threadLinksInMiddle,
+    runtimeLinksInMiddle,
     linked,
     endToEnd: requests ? whole / requests : 0,
   };

@@ -16,14 +16,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Span } from '../src/model/index.js';
 import { writeNginxConfig } from '../src/demo/nginx.js';
 import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
 import { demoFile, pythonBin } from '../src/demo/stack.js';
 import { SpanCollector } from './agent-helpers.js';
 import { buildGo, goToolchains } from './go-build.js';
 import { run, sleep } from './helpers.js';
-import { lostEvents } from './linking-judge.js';
+import { judge, lostEvents, suffixOf } from './linking-judge.js';
 
 const RUNS = 3;
 const SECONDS = 4;
@@ -73,78 +72,6 @@ function middles(): Middle[] {
     spansPerRequest: 6,
   });
   return out;
-}
-
-/** the unique suffix a span's path carries (/front/<x> and /api/item/<x> -> <x>) */
-const suffixOf = (s: Span): string => String(s.attributes['url.path']).replace(/^\/(front|api\/item|chain)\//, '');
-
-interface Verdict {
-  requests: number;
-  spans: number;
-  mixedTraces: number;
-  wrongParents: number;
-  threadLinksInMiddle: number;
-  /** client calls of the middle linked by the runtime rule */
-  runtimeLinksInMiddle: number;
-  /** share of requests whose spans (all spansPerRequest of them) form one trace, each span but the root under its true parent */
-  endToEnd: number;
-  /** per hop (child span), the share of requests whose span there has its true parent */
-  linked: Record<string, number>;
-}
-
-/** requests: how many distinct requests the spans belong to (shares are of those) */
-function judge(spans: Span[], middlePid: number, spansPerRequest: number): Verdict {
-  const requests = new Set(spans.map(suffixOf)).size;
-  const byTrace = new Map<string, Set<string>>();
-  for (const s of spans) {
-    const set = byTrace.get(s.traceId) ?? new Set<string>();
-    set.add(suffixOf(s));
-    byTrace.set(s.traceId, set);
-  }
-  const byId = new Map(spans.map((s) => [s.spanId, s]));
-  let wrongParents = 0;
-  let threadLinksInMiddle = 0;
-  let runtimeLinksInMiddle = 0;
-  const linked: Record<string, number> = {};
-  const hop = (s: Span): string => {
-    const pid = s.resource['process.pid'];
-    const who = pid === middlePid ? 'middle' : String(s.resource['service.name']);
-    return `${who} ${s.kind}`;
-  };
-  for (const s of spans) {
-    if (s.resource['process.pid'] === middlePid && s.kind === 'client' && s.attributes['osprey.link'] === 'thread') threadLinksInMiddle++;
-    if (s.resource['process.pid'] === middlePid && s.kind === 'client' && s.attributes['osprey.link'] === 'runtime') runtimeLinksInMiddle++;
-    if (!s.parentSpanId) continue;
-    const p = byId.get(s.parentSpanId);
-    if (!p) continue;
-    if (suffixOf(p) !== suffixOf(s) || p.traceId !== s.traceId) wrongParents++;
-    else linked[hop(s)] = (linked[hop(s)] ?? 0) + 1;
-  }
-  for (const k of Object.keys(linked)) linked[k] = linked[k]! / requests;
-  // end to end: per request, one trace whose spans all hang under their true parent
-  const bySuffix = new Map<string, Span[]>();
-  for (const s of spans) {
-    const list = bySuffix.get(suffixOf(s));
-    if (list) list.push(s);
-    else bySuffix.set(suffixOf(s), [s]);
-  }
-  let endToEnd = 0;
-  for (const list of bySuffix.values()) {
-    if (list.length !== spansPerRequest || new Set(list.map((s) => s.traceId)).size !== 1) continue;
-    const roots = list.filter((s) => !s.parentSpanId);
-    const ok = list.every((s) => !s.parentSpanId || (byId.has(s.parentSpanId) && suffixOf(byId.get(s.parentSpanId)!) === suffixOf(s)));
-    if (ok && roots.length === 1) endToEnd++;
-  }
-  return {
-    requests,
-    spans: spans.length,
-    mixedTraces: [...byTrace.values()].filter((x) => x.size > 1).length,
-    wrongParents,
-    threadLinksInMiddle,
-    runtimeLinksInMiddle,
-    endToEnd: requests ? endToEnd / requests : 0,
-    linked,
-  };
 }
 
 describe('linking through Go and Node services at 32 connections', { timeout: 600_000 }, () => {
