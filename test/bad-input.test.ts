@@ -303,7 +303,7 @@ describe('bad input on every public surface', { timeout: 300_000 }, () => {
       const r = await run(OSPREY, c.args, { timeoutMs: 60_000 });
       assert.equal(r.code, c.code, `${what}: exit ${r.code}\n${r.stderr}`);
       const lines = r.stderr.trimEnd().split('\n');
-      const first = lines.find((l) => l.startsWith('osprey: ') && !/^osprey: (store|capture|tls|runtime context):/.test(l)) ?? '';
+      const first = lines.find((l) => l.startsWith('osprey: ') && !/^osprey: (store|capture|tls|runtime context|node context):/.test(l)) ?? '';
       assert.ok(first.includes(c.error), `${what}: stderr should say "${c.error}":\n${r.stderr}`);
       assert.doesNotMatch(r.stderr, /\n\s+at |Error:|node:internal/, `${what}: no stack trace\n${r.stderr}`);
       if (c.fix) assert.match(r.stderr, /\n {2}fix: \S/, `${what}: a fix line`);
