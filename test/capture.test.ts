@@ -202,11 +202,12 @@ while True:
     procs.push(srv);
     const c = await run('curl', ['-sS', `http://127.0.0.1:${port}/msg`]);
     assert.equal(c.stdout, 'ok');
-    await waitFor('server send', () => rec.of(srv.pid).find((e) => e.op === 'send'));
-    const recv = rec.of(srv.pid).find((e) => e.op === 'recv')!;
+    // curl's connection, not startServer's readiness probe (accepted first: no bytes read, a
+    // send into a closed socket)
+    const recv = await waitFor('server recv', () => rec.of(srv.pid).find((e) => e.op === 'recv' && e.data.startsWith('GET /msg')));
     assert.ok(recv.data.startsWith('GET /msg HTTP/1.1\r\nHost'), recv.data);
     assert.equal(recv.data.length, recv.bytes);
-    const send = rec.of(srv.pid).find((e) => e.op === 'send')!;
+    const send = await waitFor('server send', () => rec.of(srv.pid).find((e) => e.op === 'send' && e.connId === recv.connId));
     assert.equal(send.data, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
     assert.equal(send.bytes, 40);
     await srv.stop();
