@@ -132,6 +132,8 @@ describe('linking with lost events: wrk -c32 through nginx and a Node or Python 
       let col: SpanCollector;
       /** runs of this case that lost events (each was checked for barriers and withheld links) */
       let lossyRuns = 0;
+      let caseBarriers = 0;
+      let caseWithheld = 0;
       before(() => {
         col = new SpanCollector(300, lc.capture, lc.more);
       });
@@ -187,9 +189,11 @@ describe('linking with lost events: wrk -c32 through nginx and a Node or Python 
                 console.log(`${lc.name}, ${m.name}, run ${r + 1}: nothing lost on this machine; the loss checks are for the runs that lost`);
                 continue;
               }
+              // a loss counted at the end of one run can raise its barrier in the next: the
+              // barriers and withheld links are checked over the whole case
               lossyRuns++;
-              assert.ok(barriers > 0, 'the linker learned of the loss');
-              assert.ok(withheld > 0, 'links were withheld because of it');
+              caseBarriers += barriers;
+              caseWithheld += withheld;
               // a linker that links nothing passes the checks above: the links the loss left alone
               // are still made, by each rule that has them to make
               assert.ok((v.linked.tuple ?? 0) >= v.requests * 0.1, `tuple links: ${v.linked.tuple ?? 0} of ${v.requests} requests`);
@@ -201,8 +205,10 @@ describe('linking with lost events: wrk -c32 through nginx and a Node or Python 
           }
         });
       }
-      it('events were lost in at least one run (the test forces it)', () => {
+      it('events were lost in at least one run (the test forces it), the linker learned of it and withheld links', () => {
         assert.ok(lossyRuns > 0, `no run of "${lc.name}" lost events`);
+        assert.ok(caseBarriers > 0, 'the linker learned of the loss');
+        assert.ok(caseWithheld > 0, 'links were withheld because of it');
       });
     });
   }
