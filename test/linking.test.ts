@@ -31,7 +31,10 @@ function hopsOf(spans: Span[]): Span[] | string {
   return out;
 }
 
-const EXPECTED_LINK = ['none', 'tuple', 'thread', 'tuple', 'thread', 'tuple'];
+// curl's root; nginx's server by tuple; nginx's call by its thread (the identical request line
+// of a proxy); the Node frontend's server by tuple; its call by Node's runtime context (the
+// callback scope of the connection it serves, src/agent/nodectx); the backend by tuple
+const EXPECTED_LINK = ['none', 'tuple', 'thread', 'tuple', 'runtime', 'tuple'];
 
 function checkTree(hops: Span[]): string | undefined {
   for (let i = 1; i < hops.length; i++) {
