@@ -177,7 +177,7 @@ describe('linking with lost events: wrk -c32 through nginx and a Node or Python 
                 .map(([k, x]) => `${k} ${x}`)
                 .join(', ');
               console.log(
-                `${lc.name}, ${m.name}, run ${r + 1}: ${requests} requests completed, ${v.requests} seen, ${v.spans} spans (of ${requests * 5}); ` +
+                `${lc.name}, ${m.name}, run ${r + 1}: ${requests} requests completed, ${v.requests} seen, ${v.spans} spans; ` +
                   `${lost} lost, ${barriers} loss barriers, ${withheld} links withheld; ${v.mixedTraces} mixed traces, ${v.wrongParents} wrong parents; true links: ${links}`,
               );
               assert.equal(v.mixedTraces, 0, 'no trace mixes two requests');
