@@ -288,7 +288,7 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 			return 0;
 		}
 		if (tv == GATE_MORE)
-			return 0; /* a peek at the first byte: the next call tells */
+			return 0; /* a short first read: the next call tells */
 	}
 	if (!socket)
 		count(OSP_C_TLS_PLAINTEXT);
@@ -478,9 +478,18 @@ int osp_enter_read(struct trace_event_raw_sys_enter *ctx)
 	return enter_data(CALL_RECV, ctx->args[0], ctx->args[1], 0);
 }
 
+/*
+ * MSG_PEEK reads bytes without consuming them (curl peeks one byte to see whether a pooled
+ * connection is still alive, nginx to tell TLS from plaintext): the same bytes come again in
+ * the read that consumes them, so a peek is no part of the byte stream and is not seen at all.
+ */
+#define OSP_MSG_PEEK 0x2
+
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int osp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
+	if (ctx->args[3] & OSP_MSG_PEEK)
+		return 0;
 	return enter_data(CALL_RECV, ctx->args[0], ctx->args[1], 0);
 }
 
@@ -511,6 +520,8 @@ int osp_enter_writev(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int osp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
+	if (ctx->args[2] & OSP_MSG_PEEK)
+		return 0;
 	return enter_data(CALL_RECVMSG, ctx->args[0], ctx->args[1], 0);
 }
 

@@ -213,6 +213,39 @@ while True:
     await srv.stop();
   });
 
+  it('MSG_PEEK reads are not part of the byte stream (recv and recvmsg)', async () => {
+    // curl peeks one byte to test a pooled connection: counting the peeked byte twice shifted
+    // every HTTP/2 frame after it
+    const port = await freePort();
+    const srv = await startServer('node', ['-e', NODE_SERVER, String(port), '127.0.0.1'], port);
+    procs.push(srv);
+    const client = `
+import socket, sys
+c = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+got = b''
+for i, path in enumerate(['/peek-a', '/peek-b']):
+    c.sendall(b'GET ' + path.encode() + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+    # one peek through recvfrom, one through recvmsg, then the reads that consume
+    assert c.recv(1, socket.MSG_PEEK)
+    assert c.recvmsg(5, 0, socket.MSG_PEEK)[0]
+    r = b''
+    while not r.endswith(b'hello ' + path.encode()):
+        r += c.recv(4096)
+    got += r
+c.close()
+sys.stdout.buffer.write(got)
+`;
+    const c = await run('python3', ['-c', client, String(port)]);
+    assert.equal(c.code, 0, c.stderr);
+    const total = Buffer.byteLength(c.stdout);
+    assert.match(c.stdout, /hello \/peek-b$/);
+    await waitFor('client recvs', () => rec.of(c.pid).filter((e) => e.op === 'recv').reduce((a, e) => a + e.bytes, 0) >= total);
+    await new Promise((r) => setTimeout(r, 300));
+    const recvs = rec.of(c.pid).filter((e) => e.op === 'recv');
+    assert.equal(recvs.map((e) => e.data).join(''), c.stdout, 'each byte read once, in order: no peeked copies');
+    await srv.stop();
+  });
+
   it('a non-HTTP peer is ignored after its first payload', async () => {
     const port = await freePort();
     const server = `

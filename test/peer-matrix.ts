@@ -78,7 +78,7 @@ export function checkPairs(col: SpanCollector, reqs: Expect[]): { wrongParents: 
     assert.equal(s.status, r.status >= 500 ? 'error' : 'unset', `${r.path}: server status`);
     for (const x of spans) {
       assert.equal(x.attributes['http.request.method'], r.method ?? 'GET', `${r.path}: method`);
-      assert.equal(x.attributes['http.response.status_code'], r.status, `${r.path}: ${x.kind} status`);
+      assert.equal(x.attributes['http.response.status_code'], r.status, `${r.path}: ${x.kind} status: ${JSON.stringify(x)}`);
       if (r.version) assert.equal(x.attributes['network.protocol.version'], r.version, `${r.path}: ${x.kind} protocol`);
       assert.ok(x.durationNano > 0 && x.durationNano < 30e9, `${r.path}: ${x.kind} duration ${x.durationNano} ns`);
     }
