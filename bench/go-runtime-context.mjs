@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTracefs, ospreyMode, ROOT, runWrk, startNginxStatic } from './lib/load.mjs';
-import { CLK_TCK, freePort, installCleanup, log, nodeCpu, procCpuSec, startProcess } from './lib/proc.mjs';
+import { cpuCell, cpuOver, freePort, installCleanup, log, startProcess } from './lib/proc.mjs';
 import { loadDist, option } from './lib/script.mjs';
 
 const RATE = Number(option('rate', 2000));
@@ -24,17 +24,12 @@ const CONNS = Number(option('connections', 32));
 const { buildGo, goToolchains } = await loadDist('test/go-build.js');
 
 /** one wrk run: requests, node busy seconds, agent seconds (NaN without one) */
-async function measure(url, dir, agentPid) {
-  const n0 = nodeCpu();
-  const a0 = agentPid ? procCpuSec(agentPid) : NaN;
-  const r = await runWrk({ url, seconds: SECONDS, threads: 1, connections: CONNS, rate: RATE, dir });
-  const n1 = nodeCpu();
-  const a1 = agentPid ? procCpuSec(agentPid) : NaN;
-  if (r.socketErrors || r.non2xx) log(`warning: ${url}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
-  return { requests: r.requests, nodeSec: (n1.busy - n0.busy) / CLK_TCK, agentSec: a1 - a0 };
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const measure = (url, dir, agentPid) =>
+  cpuOver(async () => {
+    const r = await runWrk({ url, seconds: SECONDS, threads: 1, connections: CONNS, rate: RATE, dir });
+    if (r.socketErrors || r.non2xx) log(`warning: ${url}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
+    return r.requests;
+  }, agentPid);
 
 installCleanup();
 ensureTracefs();
@@ -54,11 +49,7 @@ try {
   const run = async (mode, agentPid) => {
     const xs = [];
     for (let i = 0; i < RUNS; i++) xs.push(await measure(url, dir, agentPid));
-    cells[mode] = {
-      nodeUsPerReq: median(xs.map((x) => (x.nodeSec / x.requests) * 1e6)),
-      agentUsPerReq: median(xs.map((x) => (x.agentSec / x.requests) * 1e6)),
-      requests: median(xs.map((x) => x.requests)),
-    };
+    cells[mode] = cpuCell(xs);
     log(`${mode}: ${JSON.stringify(cells[mode])}`);
   };
   await run('none');
@@ -88,7 +79,7 @@ try {
     console.log(`${m.padEnd(4)}  ${f(cells[m].nodeUsPerReq).padStart(9)} us  ${m === 'none' ? '' : `${f(added(m)).padStart(15)} us  ${f(cells[m].agentUsPerReq).padStart(10)} us`}`);
   }
   console.log(`ratio on/off: agent CPU per request ${(cells.on.agentUsPerReq / cells.off.agentUsPerReq).toFixed(2)}, added node CPU per request ${(added('on') / added('off')).toFixed(2)}, agent + added node CPU per request ${((cells.on.agentUsPerReq + added('on')) / (cells.off.agentUsPerReq + added('off'))).toFixed(2)}`);
-  console.log(`linker: runtime links ${linker.linker_linked_runtime}, thread links ${linker.linker_linked_thread}; kernel: ${JSON.stringify(Object.fromEntries(Object.entries(goCounters).filter(([k]) => k.startsWith('kernel_'))))}`);
+  console.log(`linker: ${Object.entries(linker).filter(([k, v]) => k.startsWith('linker_') && v).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}; kernel: ${JSON.stringify(Object.fromEntries(Object.entries(goCounters).filter(([k]) => k.startsWith('kernel_'))))}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -20,7 +20,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTracefs, NGINX, ospreyMode } from './lib/load.mjs';
-import { CLK_TCK, freePort, installCleanup, log, nodeCpu, procCpuSec, run, startProcess } from './lib/proc.mjs';
+import { cpuCell, cpuOver, freePort, installCleanup, log, run, startProcess } from './lib/proc.mjs';
 import { option } from './lib/script.mjs';
 
 const RATE = Number(option('rate', 2000));
@@ -86,14 +86,13 @@ http {
 }
 
 /** one h2load run: requests done, node busy seconds, agent seconds (NaN without one) */
-async function measure(cell, agentPid) {
-  const n0 = nodeCpu();
-  const a0 = agentPid ? procCpuSec(agentPid) : NaN;
+const measure = (cell, agentPid) => cpuOver(() => h2load(cell), agentPid);
+
+/** one h2load run on a cell: the requests it completed */
+async function h2load(cell) {
   // --rps is per client; -D runs for that long; --h1 speaks HTTP/1.1 (ALPN http/1.1 over TLS)
   const args = ['-c', String(CONNS), '-m', String(STREAMS), '-D', String(SECONDS), '--rps', String(RATE / CONNS), ...(cell.h1 ? ['--h1'] : []), cell.url];
   const r = await run('h2load', args, { env: { OTEL_SERVICE_NAME: 'bench-h2load' }, timeoutMs: (SECONDS + 15) * 1000 });
-  const n1 = nodeCpu();
-  const a1 = agentPid ? procCpuSec(agentPid) : NaN;
   if (r.code === 127 || /ENOENT/.test(r.stderr ?? '')) throw new Error('h2load not found: it is in Debian\'s nghttp2-client (make build installs it)');
   if (r.code !== 0) throw new Error(`h2load exited ${r.code ?? r.signal}: ${(r.stderr + r.stdout).trim().slice(-500)}`);
   const m = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(r.stdout);
@@ -102,10 +101,8 @@ async function measure(cell, agentPid) {
   const want = cell.h1 ? 'http/1.1' : cell.url.startsWith('https') ? 'h2' : 'h2c';
   if (proto !== want) throw new Error(`${cell.url}: h2load spoke ${proto}, not ${want}`);
   if (Number(m[3]) || Number(m[4])) log(`warning: ${cell.url}: ${m[3]} failed, ${m[4]} errored`);
-  return { requests: Number(m[1]), nodeSec: (n1.busy - n0.busy) / CLK_TCK, agentSec: a1 - a0 };
+  return Number(m[1]);
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 installCleanup();
 ensureTracefs();
@@ -117,11 +114,7 @@ try {
   const cellRun = async (mode, name, agentPid) => {
     const xs = [];
     for (let i = 0; i < RUNS; i++) xs.push(await measure(nginx.cells[name], agentPid));
-    cells[`${mode}/${name}`] = {
-      nodeUsPerReq: median(xs.map((x) => (x.nodeSec / x.requests) * 1e6)),
-      agentUsPerReq: median(xs.map((x) => (x.agentSec / x.requests) * 1e6)),
-      requests: median(xs.map((x) => x.requests)),
-    };
+    cells[`${mode}/${name}`] = cpuCell(xs);
     log(`${mode}/${name}: ${JSON.stringify(cells[`${mode}/${name}`])}`);
   };
   for (const name of names) await cellRun('none', name);

@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTracefs, NGINX, ospreyMode, runWrk } from './lib/load.mjs';
-import { CLK_TCK, freePort, installCleanup, log, nodeCpu, procCpuSec, startProcess } from './lib/proc.mjs';
+import { cpuCell, cpuOver, freePort, installCleanup, log, startProcess } from './lib/proc.mjs';
 import { option } from './lib/script.mjs';
 
 const RATE = Number(option('rate', 2000));
@@ -65,17 +65,12 @@ http {
 }
 
 /** one wrk run: requests, node busy seconds, agent seconds (NaN without one) */
-async function measure(url, dir, agentPid) {
-  const n0 = nodeCpu();
-  const a0 = agentPid ? procCpuSec(agentPid) : NaN;
-  const r = await runWrk({ url, seconds: SECONDS, threads: 1, connections: CONNS, rate: RATE, dir });
-  const n1 = nodeCpu();
-  const a1 = agentPid ? procCpuSec(agentPid) : NaN;
-  if (r.socketErrors || r.non2xx) log(`warning: ${url}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
-  return { requests: r.requests, nodeSec: (n1.busy - n0.busy) / CLK_TCK, agentSec: a1 - a0 };
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const measure = (url, dir, agentPid) =>
+  cpuOver(async () => {
+    const r = await runWrk({ url, seconds: SECONDS, threads: 1, connections: CONNS, rate: RATE, dir });
+    if (r.socketErrors || r.non2xx) log(`warning: ${url}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
+    return r.requests;
+  }, agentPid);
 
 installCleanup();
 ensureTracefs();
@@ -86,11 +81,7 @@ try {
   const run = async (mode, scheme, agentPid) => {
     const xs = [];
     for (let i = 0; i < RUNS; i++) xs.push(await measure(nginx.urls[scheme], dir, agentPid));
-    cells[`${mode}/${scheme}`] = {
-      nodeUsPerReq: median(xs.map((x) => (x.nodeSec / x.requests) * 1e6)),
-      agentUsPerReq: median(xs.map((x) => (x.agentSec / x.requests) * 1e6)),
-      requests: median(xs.map((x) => x.requests)),
-    };
+    cells[`${mode}/${scheme}`] = cpuCell(xs);
     log(`${mode}/${scheme}: ${JSON.stringify(cells[`${mode}/${scheme}`])}`);
   };
   for (const scheme of ['http', 'https']) await run('none', scheme);

@@ -70,6 +70,31 @@ export function procCpuSec(pid) {
   }
 }
 
+/**
+ * Runs one load (`load()` resolves to the number of requests it made) and returns
+ * { requests, nodeSec, agentSec }: the busy CPU of the whole node and the agent's own CPU
+ * (NaN without an agent pid) over it.
+ */
+export async function cpuOver(load, agentPid) {
+  const n0 = nodeCpu();
+  const a0 = agentPid ? procCpuSec(agentPid) : NaN;
+  const requests = await load();
+  const n1 = nodeCpu();
+  const a1 = agentPid ? procCpuSec(agentPid) : NaN;
+  return { requests, nodeSec: (n1.busy - n0.busy) / CLK_TCK, agentSec: a1 - a0 };
+}
+
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** a bench cell from runs of cpuOver: node and agent CPU per request in µs, and requests, medians */
+export function cpuCell(runs) {
+  return {
+    nodeUsPerReq: median(runs.map((x) => (x.nodeSec / x.requests) * 1e6)),
+    agentUsPerReq: median(runs.map((x) => (x.agentSec / x.requests) * 1e6)),
+    requests: median(runs.map((x) => x.requests)),
+  };
+}
+
 /** utime+stime of one thread of a process, seconds (tid = pid: the main thread, for Node the JS thread) */
 export function threadCpuSec(pid, tid = pid) {
   return procCpuSec(`${pid}/task/${tid}`);
