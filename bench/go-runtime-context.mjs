@@ -79,7 +79,7 @@ try {
     console.log(`${m.padEnd(4)}  ${f(cells[m].nodeUsPerReq).padStart(9)} us  ${m === 'none' ? '' : `${f(added(m)).padStart(15)} us  ${f(cells[m].agentUsPerReq).padStart(10)} us`}`);
   }
   console.log(`ratio on/off: agent CPU per request ${(cells.on.agentUsPerReq / cells.off.agentUsPerReq).toFixed(2)}, added node CPU per request ${(added('on') / added('off')).toFixed(2)}, agent + added node CPU per request ${((cells.on.agentUsPerReq + added('on')) / (cells.off.agentUsPerReq + added('off'))).toFixed(2)}`);
-  console.log(`linker: ${Object.entries(linker).filter(([k, v]) => k.startsWith('linker_') && v).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}; kernel: ${JSON.stringify(Object.fromEntries(Object.entries(goCounters).filter(([k]) => k.startsWith('kernel_'))))}`);
+  console.log(`linker: ${Object.entries(linker).filter(([k, v]) => (k.startsWith('linker_') || /drop|lost/.test(k)) && v).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}; kernel: ${JSON.stringify(Object.fromEntries(Object.entries(goCounters).filter(([k]) => k.startsWith('kernel_'))))}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
