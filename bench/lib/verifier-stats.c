@@ -20,6 +20,7 @@
 
 #include "abi/events.h"
 #include "abi/goctx.h" /* enums the skeleton names */
+#include "abi/rtctx.h"
 #include "capture.skel.h"
 
 #define LOG_BYTES 8192

@@ -143,20 +143,17 @@ static __always_inline int starts(const __u8 *p, const char *s, __u32 len)
  * order, also across a migration), and so does every record of what that thread did after
  * the loss (a peer reading bytes it wrote later): the records the lost one could mislead all
  * come after the barrier. What reads the count just before a bump on another CPU is a record
- * made at the same instant as the loss, not one that depends on it. Cost: one array lookup
+ * made at the same instant as the loss, not one that depends on it. Cost: one load of a global
  * per record, an atomic add per refused one.
  */
 static __always_inline void rb_out(void *rec, __u64 size)
 {
-	__u32 zero = 0;
-	__u64 *lost = bpf_map_lookup_elem(&lost_records, &zero);
-	((struct osp_event *)rec)->lost = lost ? *(volatile __u64 *)lost : 0;
+	((struct osp_event *)rec)->lost = *(volatile __u64 *)&lost_records;
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 										      : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, rec, size, flags)) {
 		count(OSP_C_RB_DROPPED);
-		if (lost)
-			__sync_fetch_and_add(lost, 1);
+		__sync_fetch_and_add(&lost_records, 1);
 	} else
 		count(OSP_C_EVENTS);
 }
