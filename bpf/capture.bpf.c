@@ -175,30 +175,44 @@ static __always_inline __u32 cap_limit(void)
 	return lim > OSP_MAX_CAPTURE ? OSP_MAX_CAPTURE : lim;
 }
 
+/*
+ * One iovec (its struct at user address `at`) into the event payload at `off`: the bytes
+ * copied, or -1 to stop. A global function: the unrolled loop below makes one call per iovec
+ * instead of a copy of this body whose lengths the verifier would carry on as states.
+ */
+__noinline int iov_copy(struct scratch *s, __u64 at, __u32 off, __u32 want)
+{
+	if (!s || off >= want)
+		return -1;
+	struct iovec v = {};
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)at))
+		return -1;
+	__u64 len = v.iov_len;
+	__u32 left = want - off;
+	if (len > left)
+		len = left;
+	if (len > OSP_MAX_CAPTURE)
+		len = OSP_MAX_CAPTURE;
+	__u32 o = off & (OSP_MAX_CAPTURE - 1);
+	if (len && bpf_probe_read_user(&s->data[o], len, v.iov_base)) {
+		count(OSP_C_READ_FAULT);
+		return -1;
+	}
+	return len;
+}
+
 /* copy up to `want` bytes from the first iovecs into s->data */
 static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov_addr, __u32 iovcnt, __u32 want)
 {
 	__u32 off = 0;
-	const struct iovec *iov = (const struct iovec *)iov_addr;
 #pragma unroll
 	for (int i = 0; i < MAX_IOV; i++) {
 		if (i >= iovcnt || off >= want)
 			break;
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+		int n = iov_copy(s, iov_addr + i * sizeof(struct iovec), off, want);
+		if (n < 0)
 			break;
-		__u64 len = v.iov_len;
-		__u32 left = want - off;
-		if (len > left)
-			len = left;
-		if (len > OSP_MAX_CAPTURE)
-			len = OSP_MAX_CAPTURE;
-		__u32 o = off & (OSP_MAX_CAPTURE - 1);
-		if (len && bpf_probe_read_user(&s->data[o], len, v.iov_base)) {
-			count(OSP_C_READ_FAULT);
-			break;
-		}
-		off += len;
+		off += n;
 	}
 	return off;
 }
