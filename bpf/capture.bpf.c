@@ -648,8 +648,8 @@ struct {
 };
 
 /*
- * The tail call fails only while exit_tail is empty (libbpf fills it at load, before anything
- * is attached; it is cleared when the capture closes): nothing is in flight then.
+ * The tail call fails only while exit_tail is empty: libbpf fills it at load, before anything
+ * is attached, and it is emptied when the capture closes its object (nothing is captured then).
  */
 #define EXIT_PROG(name)                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                   \
