@@ -110,12 +110,15 @@ static __always_inline struct conn *conn_new(struct fd_key *k, struct sock *sk, 
 	return bpf_map_lookup_elem(&conns, k);
 }
 
-static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int fd, __u64 ts)
+/*
+ * Fills the CPU's event scratch for a call on `c`. A global function (its pointer arguments are
+ * plain memory to the verifier): checked once per program on its own, not again at every
+ * site that makes an event with whatever the verifier knows there. 0 when filled.
+ */
+__noinline int event_fill(struct scratch *s, const struct conn *c, __u32 op, __s32 fd, __u64 ts)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return NULL;
+	if (!s || !c)
+		return -1;
 	struct osp_event *e = &s->ev;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	e->op = op;
@@ -140,17 +143,30 @@ static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int 
 	__builtin_memcpy(e->raddr, c->raddr, 16);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->rtx = runtime_ctx(pid_tgid, op, c);
+	return 0;
+}
+
+static __always_inline struct scratch *event_start(__u8 op, struct conn *c, int fd, __u64 ts)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s || event_fill(s, c, op, fd, ts))
+		return NULL;
 	return s;
 }
 
-static __always_inline void event_submit(struct scratch *s)
+/* the scratch event out, sized by its capture (global: one check per program) */
+__noinline int event_submit(struct scratch *s)
 {
+	if (!s)
+		return 0;
 	__u32 cap = s->ev.cap;
 	if (cap > OSP_MAX_CAPTURE)
 		cap = OSP_MAX_CAPTURE;
 	__u64 size = sizeof(struct osp_event) + cap;
 	s->ev.size = size;
 	rb_out(s, size);
+	return 0;
 }
 
 static __always_inline __u32 cap_limit(void)
@@ -159,51 +175,90 @@ static __always_inline __u32 cap_limit(void)
 	return lim > OSP_MAX_CAPTURE ? OSP_MAX_CAPTURE : lim;
 }
 
+/*
+ * One iovec (its struct at user address `at`) into the event payload at `off`: the bytes
+ * copied, or -1 to stop. A global function: the unrolled loop below makes one call per iovec
+ * instead of a copy of this body whose lengths the verifier would carry on as states.
+ */
+__noinline int iov_copy(struct scratch *s, __u64 at, __u32 off, __u32 want)
+{
+	if (!s || off >= want)
+		return -1;
+	struct iovec v = {};
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)at))
+		return -1;
+	__u64 len = v.iov_len;
+	__u32 left = want - off;
+	if (len > left)
+		len = left;
+	if (len > OSP_MAX_CAPTURE)
+		len = OSP_MAX_CAPTURE;
+	__u32 o = off & (OSP_MAX_CAPTURE - 1);
+	if (len && bpf_probe_read_user(&s->data[o], len, v.iov_base)) {
+		count(OSP_C_READ_FAULT);
+		return -1;
+	}
+	return len;
+}
+
 /* copy up to `want` bytes from the first iovecs into s->data */
 static __always_inline __u32 copy_iov(struct scratch *s, __u64 iov_addr, __u32 iovcnt, __u32 want)
 {
 	__u32 off = 0;
-	const struct iovec *iov = (const struct iovec *)iov_addr;
 #pragma unroll
 	for (int i = 0; i < MAX_IOV; i++) {
 		if (i >= iovcnt || off >= want)
 			break;
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+		int n = iov_copy(s, iov_addr + i * sizeof(struct iovec), off, want);
+		if (n < 0)
 			break;
-		__u64 len = v.iov_len;
-		__u32 left = want - off;
-		if (len > left)
-			len = left;
-		if (len > OSP_MAX_CAPTURE)
-			len = OSP_MAX_CAPTURE;
-		__u32 o = off & (OSP_MAX_CAPTURE - 1);
-		if (len && bpf_probe_read_user(&s->data[o], len, v.iov_base)) {
-			count(OSP_C_READ_FAULT);
-			break;
-		}
-		off += len;
+		off += n;
 	}
 	return off;
 }
 
-/* an HTTP/2 call: walk its frames into the event (lib/h2.h); a lost cursor ignores the connection */
-static __always_inline void h2_call(struct conn *c, struct scratch *s, __u32 op, __u64 buf, __u32 iovcnt, int send,
-				    long ret, __u32 skip)
+/*
+ * One data call, for the global functions below (a BPF function takes at most five
+ * arguments): what sys_enter stashed and sys_exit returned, or a TLS library call's plaintext.
+ */
+struct data_call {
+	__u64 buf;    /* user buffer, iovec array or msghdr (enum call_kind says which) */
+	__u64 ts;     /* the call's entry */
+	__s64 ret;    /* bytes the call moved (> 0) */
+	__s32 fd;
+	__u32 op;     /* enum call_kind */
+	__u32 iovcnt;
+	__u32 socket; /* 1: a socket call at sys_exit, 0: plaintext from a uprobe */
+};
+
+static __always_inline int call_sends(__u32 op)
 {
+	return op == CALL_SEND || op == CALL_SENDV || op == CALL_SENDMSG || op == CALL_SENDFILE;
+}
+
+/*
+ * An HTTP/2 call: walk its frames into the event (lib/h2.h); a lost cursor ignores the
+ * connection. A global function: checked once per program, not at each of its two sites.
+ */
+__noinline int h2_call(struct conn *c, struct scratch *s, const struct data_call *d, int send, __u32 skip)
+{
+	if (!c || !s || !d)
+		return 0;
+	__u32 op = d->op;
+	long ret = d->ret;
 	struct h2_walk w = {};
 	w.todo = ret;
 	w.out = skip;
 	w.left = skip;
 	if (op == CALL_RECV || op == CALL_SEND) {
-		w.base = buf;
+		w.base = d->buf;
 		w.len = ret;
 	} else if (op == CALL_RECVV || op == CALL_SENDV) {
-		w.iov = buf;
-		w.iv_n = iovcnt;
+		w.iov = d->buf;
+		w.iv_n = d->iovcnt;
 	} else if (op == CALL_RECVMSG || op == CALL_SENDMSG) {
 		struct user_msghdr msg = {};
-		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)buf)) {
+		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)d->buf)) {
 			w.iov = (__u64)msg.msg_iov;
 			w.iv_n = msg.msg_iovlen;
 		}
@@ -221,32 +276,23 @@ static __always_inline void h2_call(struct conn *c, struct scratch *s, __u32 op,
 		s->ev.flags |= OSP_F_IGNORED;
 		s->ev.cap = 0;
 		count(OSP_C_H2_LOST);
-		return;
+		return 0;
 	}
 	s->ev.cap = w.out;
+	return 0;
 }
 
 /*
- * One data call's event: a socket call's payload at sys_exit (socket = 1), or the plaintext
- * of a TLS connection from a uprobe (socket = 0, op CALL_RECV/CALL_SEND, buf its buffer).
- * Both go through the same gate and HTTP/1 summariser.
+ * The first capture_size bytes of the call's payload into the event; returns how many. A
+ * global function: the many lengths its copy paths end with would otherwise each be a state
+ * the verifier carries through everything that follows in data_out.
  */
-static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf, __u32 iovcnt, long ret,
-				    __u64 ts, int socket)
+__noinline __u32 data_copy(struct scratch *s, const struct data_call *d)
 {
-	int send = op == CALL_SEND || op == CALL_SENDV || op == CALL_SENDMSG || op == CALL_SENDFILE;
-	struct scratch *s = event_start(send ? OSP_OP_SEND : OSP_OP_RECV, c, fd, ts);
-	if (!s)
+	if (!s || !d)
 		return 0;
-	s->ev.bytes = ret;
-
-	/* HTTP/2: the call's frames without DATA payloads (lib/h2.h), not a prefix */
-	if (c->h2 && c->state == CONN_TRACKED && op != CALL_SENDFILE) {
-		h2_call(c, s, op, buf, iovcnt, send, ret, 0);
-		event_submit(s);
-		return 0;
-	}
-
+	__u32 op = d->op;
+	long ret = d->ret;
 	__u32 want = cap_limit();
 	if ((__u64)ret < want)
 		want = ret;
@@ -257,15 +303,16 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 		got = want;
 		if (got > OSP_MAX_CAPTURE)
 			got = OSP_MAX_CAPTURE;
-		if (got && bpf_probe_read_user(s->data, got, (void *)buf)) {
+		if (got && bpf_probe_read_user(s->data, got, (void *)d->buf)) {
 			count(OSP_C_READ_FAULT);
 			got = 0;
 		}
 	} else {
-		__u64 iov = buf;
+		__u64 iov = d->buf;
+		__u32 iovcnt = d->iovcnt;
 		if (op == CALL_RECVMSG || op == CALL_SENDMSG) {
 			struct user_msghdr msg = {};
-			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)d->buf))
 				iovcnt = 0;
 			iov = (__u64)msg.msg_iov;
 			iovcnt = msg.msg_iovlen;
@@ -277,9 +324,41 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 		s->ev.flags |= OSP_F_TRUNCATED;
 		count(OSP_C_TRUNCATED);
 	}
+	return got;
+}
+
+/*
+ * One data call's event: a socket call's payload at sys_exit (d->socket = 1), or the plaintext
+ * of a TLS connection from a uprobe (d->socket = 0, op CALL_RECV/CALL_SEND, buf its buffer).
+ * Both go through the same gate and HTTP/1 summariser. A global function: the socket path
+ * (sys_exit) and the three plaintext uprobes each check it once, on its own.
+ */
+__noinline int data_out(struct conn *c, const struct data_call *d)
+{
+	if (!c || !d)
+		return 0;
+	__u32 op = d->op;
+	int fd = d->fd;
+	long ret = d->ret;
+	int send = call_sends(op);
+	struct scratch *s = event_start(send ? OSP_OP_SEND : OSP_OP_RECV, c, fd, d->ts);
+	if (!s)
+		return 0;
+	s->ev.bytes = ret;
+
+	/* HTTP/2: the call's frames without DATA payloads (lib/h2.h), not a prefix */
+	if (c->h2 && c->state == CONN_TRACKED && op != CALL_SENDFILE) {
+		h2_call(c, s, d, send, 0);
+		event_submit(s);
+		return 0;
+	}
+
+	__u32 got = data_copy(s, d);
+	if (got > OSP_MAX_CAPTURE)
+		return 0; /* never: data_copy copies at most that */
 
 	/* a TLS connection: from now on its plaintext comes from uprobes, if any is attached */
-	if (socket && c->state == CONN_UNKNOWN) {
+	if (d->socket && c->state == CONN_UNKNOWN) {
 		int tv = tls_record(s->data, got);
 		if (tv == GATE_YES) {
 			c->tls = 1;
@@ -290,7 +369,7 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 		if (tv == GATE_MORE)
 			return 0; /* a short first read: the next call tells */
 	}
-	if (!socket)
+	if (!d->socket)
 		count(OSP_C_TLS_PLAINTEXT);
 
 	/*
@@ -304,7 +383,7 @@ static __always_inline int data_out(struct conn *c, int fd, __u32 op, __u64 buf,
 		c->state = CONN_TRACKED;
 		c->h2 = 1;
 		c->hx = HX_RAW;
-		h2_call(c, s, op, buf, iovcnt, send, ret, H2_PREFACE_LEN);
+		h2_call(c, s, d, send, H2_PREFACE_LEN);
 		event_submit(s);
 		return 0;
 	}
@@ -373,6 +452,26 @@ static __always_inline int enter_data(__u32 kind, int fd, __u64 buf, __u32 iovcn
 	return 0;
 }
 
+/*
+ * accept() or connect() succeeded on fd: the new connection's state and its event. A global
+ * function: its struct conn on the stack is not added to the data path's stack (the 512 bytes
+ * count the deepest call chain).
+ */
+__noinline int conn_opened(__u32 tgid, __s32 fd, __u32 accepted, __u64 ts)
+{
+	struct fd_key k = { .tgid = tgid, .fd = fd };
+	struct sock *sk = tcp_sock_of_fd(fd);
+	if (!sk)
+		return 0;
+	struct conn *c = conn_new(&k, sk, accepted ? OSP_ROLE_SERVER : OSP_ROLE_CLIENT, 0);
+	if (!c)
+		return 0;
+	struct scratch *s = event_start(accepted ? OSP_OP_ACCEPT : OSP_OP_CONNECT, c, fd, ts);
+	if (s)
+		event_submit(s);
+	return 0;
+}
+
 static __always_inline int exit_call(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -382,43 +481,31 @@ static __always_inline int exit_call(long ret)
 	struct inflight in = *p;
 	bpf_map_delete_elem(&inflight, &id);
 
-	struct fd_key k = { .tgid = id >> 32, .fd = in.fd };
-	struct conn *c;
-	struct scratch *s;
-
-	if (in.op == CALL_ACCEPT || in.op == CALL_CONNECT) {
-		if (in.op == CALL_ACCEPT) {
-			if (ret < 0)
-				return 0;
-			k.fd = ret;
-		} else if (ret != 0 && ret != -EINPROGRESS) {
+	if (in.op == CALL_ACCEPT) {
+		if (ret < 0)
 			return 0;
-		}
-		struct sock *sk = tcp_sock_of_fd(k.fd);
-		if (!sk)
+		return conn_opened(id >> 32, ret, 1, in.ts);
+	}
+	if (in.op == CALL_CONNECT) {
+		if (ret != 0 && ret != -EINPROGRESS)
 			return 0;
-		c = conn_new(&k, sk, in.op == CALL_ACCEPT ? OSP_ROLE_SERVER : OSP_ROLE_CLIENT, 0);
-		if (!c)
-			return 0;
-		s = event_start(in.op == CALL_ACCEPT ? OSP_OP_ACCEPT : OSP_OP_CONNECT, c, k.fd, in.ts);
-		if (s)
-			event_submit(s);
-		return 0;
+		return conn_opened(id >> 32, in.fd, 0, in.ts);
 	}
 
 	if (ret <= 0)
 		return 0;
-	c = bpf_map_lookup_elem(&conns, &k);
+	struct fd_key k = { .tgid = id >> 32, .fd = in.fd };
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
 	if (!c || c->state == CONN_IGNORED)
 		return 0;
-	int send = in.op == CALL_SEND || in.op == CALL_SENDV || in.op == CALL_SENDMSG ||
-		   in.op == CALL_SENDFILE;
 	if (c->tls) {
 		/* ciphertext: only its plaintext is reported (lib/tls.h) */
-		tls_socket_call(c, in.fd, send);
+		tls_socket_call(c, in.fd, call_sends(in.op));
 		return 0;
 	}
-	return data_out(c, in.fd, in.op, in.buf, in.iovcnt, ret, in.ts, 1);
+	struct data_call d = { .buf = in.buf, .ts = in.ts, .ret = ret, .fd = in.fd, .op = in.op,
+			       .iovcnt = in.iovcnt, .socket = 1 };
+	return data_out(c, &d);
 }
 
 static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flags)
@@ -537,12 +624,39 @@ int osp_enter_sendfile64(struct trace_event_raw_sys_enter *ctx)
 	return enter_data(CALL_SENDFILE, ctx->args[0], 0, 0);
 }
 
-/* every sys_exit_* above lands here; the inflight entry says what it was */
+/*
+ * Every sys_exit_* above lands in ONE program, osp_exit_call, by a tail call: the verifier
+ * checks the shared exit path once per load instead of once per syscall (twelve times), which
+ * was most of Capture.open's time. A tail call with a constant index is a direct jump once
+ * JITed. The sys_exit records all have the same layout (struct trace_event_raw_sys_exit).
+ * osp_exit_call's section has no target: it is never attached itself (src/kernel/capture.ts
+ * attaches the `tracepoint/...` sections).
+ */
+SEC("tracepoint")
+int osp_exit_call(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_call(ctx->ret);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32)); /* no BTF key type: a program array takes none */
+	__array(values, int(struct trace_event_raw_sys_exit *));
+} exit_tail SEC(".maps") = {
+	.values = { [0] = (void *)&osp_exit_call },
+};
+
+/*
+ * The tail call fails only while exit_tail is empty: libbpf fills it at load, before anything
+ * is attached, and it is emptied when the capture closes its object (nothing is captured then).
+ */
 #define EXIT_PROG(name)                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                   \
 	int osp_exit_##name(struct trace_event_raw_sys_exit *ctx)    \
 	{                                                            \
-		return exit_call(ctx->ret);                          \
+		bpf_tail_call(ctx, &exit_tail, 0);                   \
+		return 0;                                            \
 	}
 
 EXIT_PROG(accept)
@@ -604,7 +718,8 @@ static __always_inline int plaintext_out(int fd, int send, __u64 buf, long len, 
 	struct conn *c = bpf_map_lookup_elem(&conns, &k);
 	if (!c || c->state == CONN_IGNORED || len <= 0)
 		return 0;
-	return data_out(c, fd, send ? CALL_SEND : CALL_RECV, buf, 0, len, ts, 0);
+	struct data_call d = { .buf = buf, .ts = ts, .ret = len, .fd = fd, .op = send ? CALL_SEND : CALL_RECV };
+	return data_out(c, &d);
 }
 
 #include "lib/openssl.h"

@@ -143,20 +143,17 @@ static __always_inline int starts(const __u8 *p, const char *s, __u32 len)
  * order, also across a migration), and so does every record of what that thread did after
  * the loss (a peer reading bytes it wrote later): the records the lost one could mislead all
  * come after the barrier. What reads the count just before a bump on another CPU is a record
- * made at the same instant as the loss, not one that depends on it. Cost: one array lookup
+ * made at the same instant as the loss, not one that depends on it. Cost: one load of a global
  * per record, an atomic add per refused one.
  */
 static __always_inline void rb_out(void *rec, __u64 size)
 {
-	__u32 zero = 0;
-	__u64 *lost = bpf_map_lookup_elem(&lost_records, &zero);
-	((struct osp_event *)rec)->lost = lost ? *(volatile __u64 *)lost : 0;
+	((struct osp_event *)rec)->lost = *(volatile __u64 *)&lost_records;
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 										      : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, rec, size, flags)) {
 		count(OSP_C_RB_DROPPED);
-		if (lost)
-			__sync_fetch_and_add(lost, 1);
+		__sync_fetch_and_add(&lost_records, 1);
 	} else
 		count(OSP_C_EVENTS);
 }
@@ -223,15 +220,19 @@ static __always_inline void hx_resend(struct hx_pend *p, struct hx_msg *m)
 /*
  * Stop summarising: what was held back goes out first, as it would have been (the request
  * head and its folded body; the response head and its folded body), then raw events.
+ * hx_fallback, hx_hint and hx_emit are global functions: the verifier checks each once per
+ * program, not at each site with the state it has there.
  */
-static __noinline void hx_fallback(struct conn *c)
+__noinline int hx_fallback(struct conn *c)
 {
+	if (!c)
+		return 0;
 	__u64 id = c->id;
 	__u8 st = c->hx;
 	c->hx = HX_RAW;
 	count(OSP_C_FALLBACK);
 	if (st != HX_REQ && st != HX_RESP)
-		return;
+		return 0;
 	struct hx_pend *p = hx_take(id);
 	if (p)
 		hx_resend(p, &c->req);
@@ -239,16 +240,17 @@ static __noinline void hx_fallback(struct conn *c)
 	struct hx_pend *r = st == HX_RESP ? hx_take(id | (1ULL << 63)) : NULL;
 	if (r)
 		hx_resend(r, &c->resp);
+	return 0;
 }
 
 /* a linking hint (OSP_OP_HEAD for any request, OSP_OP_RESPONDED for a server's response): the
  * call's own event, re-labelled, with the head's bytes for HEAD and none for RESPONDED */
-static __noinline void hx_hint(struct scratch *s, __u8 op, __u64 ts, __u32 head_len)
+__noinline int hx_hint(struct scratch *s, __u32 op, __u64 ts, __u32 head_len)
 {
 	__u32 zero = 0;
 	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
 	if (!s || !o)
-		return;
+		return 0;
 	__u32 cap = op == OSP_OP_HEAD ? head_len : 0;
 	if (cap > HX_HEAD)
 		cap = HX_HEAD;
@@ -263,11 +265,14 @@ static __noinline void hx_hint(struct scratch *s, __u8 op, __u64 ts, __u32 head_
 	/* the head bytes follow the header directly (no struct osp_exchange in a hint) */
 	bpf_probe_read_kernel(&o->x, cap, s->data);
 	rb_out(o, sizeof(struct osp_event) + cap);
+	return 0;
 }
 
 /* the exchange is whole: one record out, the connection waits for its next request */
-static __noinline void hx_emit(struct conn *c)
+__noinline int hx_emit(struct conn *c)
 {
+	if (!c)
+		return 0;
 	__u64 id = c->id;
 	__u64 rid = id | (1ULL << 63);
 	struct hx_pend *p = hx_take(id);
@@ -306,6 +311,7 @@ static __noinline void hx_emit(struct conn *c)
 	if (c->resp.body_ts) /* the response head was kept while its body went */
 		bpf_map_delete_elem(&hx_pending, &rid);
 	c->hx = HX_IDLE;
+	return 0;
 }
 
 /* keep the current call's event (a head) for a possible fallback */

@@ -112,14 +112,10 @@ struct {
 /*
  * One number for all CPUs: records the ring buffer refused (osp_event.lost). Not per-CPU,
  * unlike the counters: every record carries the sum as it stands, so it has to be one word
- * that each failure bumps atomically.
+ * that each failure bumps atomically. A global (the object's .bss): the programs address it
+ * directly, without a map look-up per record.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost_records SEC(".maps");
+__u64 lost_records = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -33,6 +33,7 @@
 #define OSPREY_NODECTX_H
 
 #include "../abi/nodectx.h"
+#include "rtprocs.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -124,6 +125,8 @@ static __always_inline struct node_thread *node_thread_of(__u64 pid_tgid)
 	struct node_thread *t = bpf_map_lookup_elem(&node_threads, &pid_tgid);
 	if (t)
 		return t;
+	/* event_start asks node_call_ctx only for processes listed there (lib/rtctx.h) */
+	rt_mark(pid_tgid >> 32, OSP_RT_NODE);
 	struct node_thread z = {};
 	bpf_map_update_elem(&node_threads, &pid_tgid, &z, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&node_threads, &pid_tgid);

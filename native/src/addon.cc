@@ -13,6 +13,7 @@
 
 #include "abi/events.h"
 #include "abi/goctx.h" /* the skeleton names enum osp_go_counter (kept in BTF for the layout test) */
+#include "abi/rtctx.h" /* and enum osp_rt */
 #include "capture.h"
 #include "capture.skel.h"
 #include "elf_symbols.h"

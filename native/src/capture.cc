@@ -11,6 +11,7 @@
 
 #include "abi/events.h"
 #include "abi/goctx.h" /* the skeleton names enum osp_go_counter (kept in BTF for the layout test) */
+#include "abi/rtctx.h" /* and enum osp_rt */
 #include "capture.skel.h"
 
 Capture::Capture() = default;

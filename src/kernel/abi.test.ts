@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { GO_CTX_BINS, GO_CTX_COUNTERS, GO_CTX_LAYOUT, GO_CTX_MAP, GO_CTX_SIZE, GO_GKEY_SIZE, GO_PARENT_SIZE, GO_PROC_LAYOUT, GO_PROC_SIZE } from './abi-goctx.js';
 import { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE } from './abi-gotls.js';
+import { RT_PROCS, RT_PROCS_MAP, RtBit } from './abi-rtctx.js';
 import { EVENT_HEADER_SIZE, EVENT_LAYOUT, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, Op, Flag, Role, SummarizeMode } from './abi.js';
 
 interface BtfType {
@@ -121,5 +122,15 @@ describe('ABI layout (bpf/abi/events.h vs src/kernel/abi.ts)', () => {
     assert.ok(e?.values);
     const names = GO_CTX_COUNTERS.map((n) => `OSP_GC_${n.toUpperCase()}`);
     assert.deepEqual(e.values.filter((v) => v.name !== 'OSP_GC__COUNT').map((v) => [v.name, v.val]), names.map((n, i) => [n, i]));
+  });
+
+  it('runtime processes (bpf/abi/rtctx.h vs abi-rtctx.ts): the bits and the map', () => {
+    const bits = enumValues('osp_rt');
+    assert.deepEqual(Object.fromEntries(bits), { OSP_RT_GO: RtBit.go, OSP_RT_NODE: RtBit.node });
+    const map = types.find((t) => t.kind === 'VAR' && t.name === RT_PROCS_MAP);
+    assert.ok(map, `map ${RT_PROCS_MAP} in BTF`);
+    const def = byId.get(map.type_id!)!;
+    const maxEntries = def.members!.find((m) => m.name === 'max_entries')!;
+    assert.equal(byId.get(byId.get(maxEntries.type_id)!.type_id!)!.nr_elems, RT_PROCS);
   });
 });

@@ -17,6 +17,8 @@ import {
   GO_PROCS_MAP,
   GO_PROC_LAYOUT,
   GO_PROC_SIZE,
+  RT_PROCS_MAP,
+  RtBit,
   type GoCtxCounter,
 } from '../../kernel/index.js';
 import type { MappedFile, NoProbes, ProbeFamily, ProbeSpec } from '../tls/index.js';
@@ -160,6 +162,9 @@ export function goRuntimeFamily(kernel: GoRuntimeKernel, maxFiles = GO_CTX_BINS)
       v.writeInt32LE(info.gTls, GO_PROC_LAYOUT.g_tls[0]);
       v.writeUInt32LE(info.offsets.gGoid, GO_PROC_LAYOUT.g_goid[0]);
       try {
+        // rt_procs first: the kernel asks goctx.h only for processes listed there, and finds
+        // nothing until go_procs has the entry too (bpf/lib/rtctx.h)
+        kernel.mapUpdate(RT_PROCS_MAP, u32(pid), u32(RtBit.go));
         kernel.mapUpdate(GO_PROCS_MAP, u32(pid), v);
         counters.processes_now++;
       } catch {
@@ -169,6 +174,7 @@ export function goRuntimeFamily(kernel: GoRuntimeKernel, maxFiles = GO_CTX_BINS)
     processGone(pid: number): void {
       try {
         if (kernel.mapDelete(GO_PROCS_MAP, u32(pid))) counters.processes_now--;
+        kernel.mapDelete(RT_PROCS_MAP, u32(pid));
       } catch {
         counters.map_errors++;
       }
