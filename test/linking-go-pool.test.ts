@@ -86,8 +86,7 @@ describe('linking through a Go service that hands calls to a lazily started work
           const v = judge(spans, middle.pid, 6);
           const calls = spans.filter((s) => s.resource['process.pid'] === middle.pid && s.kind === 'client');
           const linked = calls.filter((s) => s.parentSpanId).length;
-          const c = col.agent.linker.counters as unknown as Record<string, number>;
-          const refused = (c.runtime_ancestry_outlived ?? 0) - ((countersBefore as unknown as Record<string, number>).runtime_ancestry_outlived ?? 0);
+          const refused = col.agent.linker.counters.runtime_ancestry_outlived - countersBefore.runtime_ancestry_outlived;
           wrong += v.wrongParents;
           poolCalls += calls.length;
           poolLinked += linked;
