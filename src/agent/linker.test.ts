@@ -444,13 +444,32 @@ describe('Linker', () => {
       assert.equal(l.counters.runtime_ancestry_outlived, 2);
     });
 
-    it('a call whose hold runs out before its request is answered is a root, and stays one', () => {
-      const l = new Linker({ holdNs: 10, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 120], 22: [7, 205, 0] }) });
+    it('a call and the records under it wait for the answer past their hold, at most awaitMaxNs', () => {
+      const l = new Linker({ holdNs: 10, awaitMaxNs: 1000, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 120] }) });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      const c = cli(l, 2, 'b:9>c:1', 110, 20);
+      // the backend's server request under the call (tuple)
+      const b = l.start('server', 6, 1, 'c:1>b:9', 'GET /api/1', 111, undefined);
+      assert.equal(b.parent, c);
+      l.finish(b, 114, 115);
+      l.finish(c, 115, 115);
+      assert.deepEqual(l.drain(200), [], 'held past the hold while the request is in progress');
+      assert.deepEqual(l.drain(500), []);
+      l.finish(s, 130, 600);
+      const out = l.drain(700);
+      assert.ok(out.includes(b) && out.includes(c) && out.includes(s));
+      assert.equal(c.parent, s);
+      assert.equal(b.trace, s.trace);
+    });
+
+    it('a call whose request is not answered within awaitMaxNs is a root, and stays one', () => {
+      const l = new Linker({ holdNs: 10, awaitMaxNs: 50, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 120], 22: [7, 205, 0] }) });
       const s = srv(l, 1, 'a:1>b:1', 100, 7);
       const c = cli(l, 2, 'b:9>c:1', 110, 20);
       l.finish(c, 115, 0);
       assert.deepEqual(l.drain(5), []);
-      assert.deepEqual(l.drain(20), [c]);
+      assert.deepEqual(l.drain(20), []);
+      assert.deepEqual(l.drain(200), [c]);
       assert.equal(c.parent, undefined);
       assert.equal(l.counters.runtime_ancestry_expired, 1);
       l.finish(s, 130, 30);

@@ -65,8 +65,8 @@
 //   them apart, and it can only be known when the request is answered. So an ancestry link is
 //   pending until then: the call is held (not settled, not emitted) and linked when the
 //   request's exchange ends, left without a parent when a goroutine on the way had not ended
-//   by then (runtime_ancestry_outlived), or when the call's hold runs out first or the request
-//   never ends (runtime_ancestry_expired). A goroutine whose end the kernel did not record
+//   by then (runtime_ancestry_outlived), or when the request is not answered within awaitMaxNs
+//   of the call or never (runtime_ancestry_expired); the records under the call wait with it. A goroutine whose end the kernel did not record
 //   (the map entry was evicted, no goexit1 probe) has not ended for this rule. What (c) does
 //   not rule out: a goroutine started by a request that takes work from other requests and
 //   ends before that request is answered (an idle-timeout worker of a request that outlasts
@@ -212,6 +212,12 @@ export interface LinkerOptions {
    */
   lossQuarantineNs?: number;
   /**
+   * a call waiting for its ancestry link (the runtime rule) and the records under it are held
+   * past their hold until its request is answered, but at most this long after the call started
+   * (ns, default 30 s); then the call is a root
+   */
+  awaitMaxNs?: number;
+  /**
    * the unit of work that started `rtx` in process `pid` and when (kernel ns), for the runtime
    * rule's ancestry (Go: the goroutine that started a goroutine)
    */
@@ -291,6 +297,7 @@ export class Linker {
   readonly #max: number;
   readonly #maxAge: number;
   readonly #quarantineNs: number;
+  readonly #awaitMaxNs: number;
   /** loss barriers so far; a record with a smaller epoch is stale */
   #lossEpoch = 0;
   /** event time of the latest barrier */
@@ -327,6 +334,7 @@ export class Linker {
     this.#threadModel = opts.threadModel ?? (() => 'per-request');
     this.#rtxParent = opts.rtxParent;
     this.#quarantineNs = opts.lossQuarantineNs ?? 10e9;
+    this.#awaitMaxNs = opts.awaitMaxNs ?? 30e9;
   }
 
   /**
@@ -715,8 +723,7 @@ export class Linker {
    * that record waits for the hold.
    */
   #settled(r: LinkRecord): boolean {
-    let cur = r;
-    for (let n = 0; !cur.trace && cur.parent && n < 64; n++) cur = cur.parent;
+    const cur = this.#chainTop(r);
     // a call waiting for its ancestry link (the runtime rule) may still get a parent
     return cur.trace !== undefined || (cur.kind === 'client' && cur.parent === undefined && cur.awaiting === undefined);
   }
@@ -741,12 +748,32 @@ export class Linker {
         this.#heldHead = 0;
       } else this.#heldHead = n;
     } else if (!out.length) out = [];
+    // a record whose chain ends in a call waiting for its ancestry link waits on (a handler
+    // may work a while after its started goroutines' calls before it answers)
+    if (this.#pendingAncestry.size && out.length) {
+      const kept: LinkRecord[] = [];
+      for (const r of out) {
+        const top = this.#chainTop(r);
+        if (top.awaiting !== undefined && now - top.start < this.#awaitMaxNs) {
+          r.emitAt = now + this.#holdNs;
+          held.push(r);
+        } else kept.push(r);
+      }
+      out = kept;
+    }
     for (const r of out) {
       this.#resolve(r);
       this.#forget(r);
     }
     this.#expire(now);
     return out;
+  }
+
+  /** the end of a record's parent chain (short of a record whose trace id is fixed) */
+  #chainTop(r: LinkRecord): LinkRecord {
+    let cur = r;
+    for (let n = 0; !cur.trace && cur.parent && n < 64; n++) cur = cur.parent;
+    return cur;
   }
 
   /** everything held, now (shutdown) */
