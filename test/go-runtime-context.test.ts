@@ -90,12 +90,14 @@ describe('Go runtime context: the goroutine of each call', { timeout: 300_000 },
       const ended = family.parentOf(srv.pid, child)!;
       const call = first(srv.pid, since2, 'send', 'GET /leaf', 1)!;
       assert.ok(ended.exitNs > ended.createdNs && ended.exitNs > call.ts, JSON.stringify({ ...ended, call: call.ts }));
-      // and before the handler answered (it waited for the child's reply): what the linker's
-      // ancestry rule needs to tell a fan-out child from a goroutine that outlives its request
+      // and, as a rule, before the handler answered (it waited for the child's reply): what the
+      // linker's ancestry rule needs to tell a fan-out child from a goroutine that outlives its
+      // request. Not asserted: the child readies the handler before it ends, and another thread
+      // may run the handler first (about 1% of fan-out children under load, whose calls then go
+      // unlinked; test/linking-runtimes.test.ts holds the share)
       const fanRead = first(srv.pid, since2, 'recv', 'GET /fan')!;
       const fanAnswer = onConn(fanRead, 'send')[0]!;
-      console.log(`${go.version}: child goroutine ended ${fanAnswer.ts - ended.exitNs} ns before the handler's answer`);
-      assert.ok(ended.exitNs <= fanAnswer.ts, `the child ended ${ended.exitNs - fanAnswer.ts} ns after the answer`);
+      console.log(`${go.version}: the child goroutine ended ${fanAnswer.ts - ended.exitNs} ns before the handler's answer`);
       const k = family.kernelCounters();
       assert.ok(k.handoffs >= 2 && k.spawns >= 1 && k.exits >= 1, JSON.stringify(k));
 
