@@ -90,6 +90,9 @@ describe('Go runtime context: the goroutine of each call', { timeout: 300_000 },
       const ended = family.parentOf(srv.pid, child)!;
       const call = first(srv.pid, since2, 'send', 'GET /leaf', 1)!;
       assert.ok(ended.exitNs > ended.createdNs && ended.exitNs > call.ts, JSON.stringify({ ...ended, call: call.ts }));
+      // in the events' clock (the linker compares them with requests' times): started after
+      // the /fan request was sent and before the child's call
+      assert.ok(ended.createdNs >= since2 && ended.createdNs <= call.ts, JSON.stringify({ ...ended, since: since2, call: call.ts }));
       // and, as a rule, before the handler answered (it waited for the child's reply): what the
       // linker's ancestry rule needs to tell a fan-out child from a goroutine that outlives its
       // request. Not asserted: the child readies the handler before it ends, and another thread
