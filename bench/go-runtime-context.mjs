@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // What the Go runtime context costs (bpf/lib/goctx.h: the goroutine read at every call of a Go
-// process; bpf/lib/goprobes.h: uprobes on runtime.newproc1 and net/http's
+// process; bpf/lib/goprobes.h: uprobes on runtime.newproc1, runtime.goexit1 and net/http's
 // (*persistConn).roundTrip): wrk paced against a Go net/http service
 // (test/fixtures/forwarder.go) that calls nginx for every request, without the agent, under
 // `osprey up --runtime-context off` and under `osprey up` (on). Prints per request the agent's

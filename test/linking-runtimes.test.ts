@@ -124,6 +124,7 @@ describe('linking through Go and Node services at 32 connections', { timeout: 60
             writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${tag}-" .. n)\nend\n`);
             const before = col.spans.length;
             const lostBefore = lostEvents(col);
+            const k0 = { ...col.agent.linker.counters };
             const w = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeoutMs: 60_000 });
             assert.equal(w.code, 0, w.stderr);
             const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
@@ -131,12 +132,15 @@ describe('linking through Go and Node services at 32 connections', { timeout: 60
             await sleep(1500);
             const spans = col.spans.slice(before).filter((s) => suffixOf(s).startsWith(`${tag}-`));
             const v = judge(spans, middle.pid, m.spansPerRequest);
+            const k1 = col.agent.linker.counters;
             const shares = Object.entries(v.linked)
               .map(([k, x]) => `${k} ${(x * 100).toFixed(1)}%`)
               .join(', ');
             console.log(
               `${m.name} run ${r + 1} (c=${CONNECTIONS}): ${requests} requests completed, ${v.requests} seen, ${v.spans} spans, ${v.mixedTraces} mixed traces, ${v.wrongParents} wrong parents; ` +
-                `linked end to end: ${(v.endToEnd * 100).toFixed(1)}% (${v.runtimeLinksInMiddle} runtime links); linked to their true parent: ${shares}`,
+                `linked end to end: ${(v.endToEnd * 100).toFixed(1)}% (${v.runtimeLinksInMiddle} runtime links); linked to their true parent: ${shares}; ` +
+                `ancestry links (started goroutines, all processes): ${k1.linked_runtime_ancestry - k0.linked_runtime_ancestry} made, ` +
+                `${k1.runtime_ancestry_outlived - k0.runtime_ancestry_outlived} refused (a goroutine had not ended when its request was answered), ${k1.runtime_ancestry_expired - k0.runtime_ancestry_expired} expired`,
             );
             assert.equal(v.mixedTraces, 0, 'no trace mixes two requests');
             assert.equal(v.wrongParents, 0, 'no span has a parent of another request');

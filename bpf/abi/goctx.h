@@ -47,7 +47,8 @@ enum osp_go_counter {
 	OSP_GC_ALIASES = 4,       /* connection background readers, attributed to their serving goroutine */
 	OSP_GC_UNPAIRED = 5,      /* newproc1 returns without their entry */
 	OSP_GC_READ_FAULT = 6,    /* a runtime structure could not be read */
-	OSP_GC__COUNT = 7,
+	OSP_GC_EXITS = 7,         /* goroutines with a recorded parent seen ending (runtime.goexit1) */
+	OSP_GC__COUNT = 8,
 };
 
 #endif

@@ -16,6 +16,16 @@
  *    (*Transport).dialConn (a connection's readLoop / writeLoop) serve every later request
  *    of their connection, not the one that dialled it: no parent is recorded for them. A
  *    server connection's background reader gets an alias (go_alias) to its serving goroutine.
+ *  - osp_go_exit: runtime.goexit1(), on the exiting goroutine (R14 = g): every goroutine
+ *    that ends normally or by runtime.Goexit passes here (runtime.goexit, the return address
+ *    at the base of every goroutine's stack, calls it) before goexit0 frees its g for reuse.
+ *    A goroutine with a recorded parent gets its exit time (go_parent.exit_ktime): the linker
+ *    trusts a started goroutine's ancestry only when it (and each goroutine between it and the
+ *    request's own) ended before that request was answered, so a goroutine that a request
+ *    started and that lives on (a worker pool started on first use, any long-lived goroutine)
+ *    never lends that request to calls it makes for others. Goroutine ids are never reused
+ *    (newproc1 takes them from a per-P cache of a global counter), but g structs are: the
+ *    maps are keyed by the id, so a recycled g carries nothing of its previous goroutine.
  */
 #ifndef OSPREY_LIB_GOPROBES_H
 #define OSPREY_LIB_GOPROBES_H
@@ -29,10 +39,11 @@ struct {
 	__type(value, struct osp_go_ctx);
 } go_ctx_bins SEC(".maps");
 
-/* a goroutine's parent and when it was started (read by user space) */
+/* a goroutine's parent, when it was started and when it ended (0: running; read by user space) */
 struct go_parent {
 	__u64 parent;
 	__u64 ktime;
+	__u64 exit_ktime;
 };
 
 /*
@@ -159,10 +170,13 @@ int osp_go_newproc_ret(struct pt_regs *ctx)
 		return 0;
 	}
 	if (s.callerpc >= b->dial_conn_lo && s.callerpc < b->dial_conn_hi) {
+		/* no parent, and none left by an earlier process of the same tgid (pid reuse) */
+		bpf_map_delete_elem(&go_parents, &k);
 		go_count(OSP_GC_POOL_SPAWNS);
 		return 0;
 	}
 	if (s.callerpc >= b->bg_read_lo && s.callerpc < b->bg_read_hi) {
+		bpf_map_delete_elem(&go_parents, &k);
 		bpf_map_update_elem(&go_alias, &k, &s.parent, BPF_ANY);
 		go_count(OSP_GC_ALIASES);
 		return 0;
@@ -170,6 +184,31 @@ int osp_go_newproc_ret(struct pt_regs *ctx)
 	struct go_parent p = { .parent = s.parent, .ktime = bpf_ktime_get_ns() };
 	bpf_map_update_elem(&go_parents, &k, &p, BPF_ANY);
 	go_count(OSP_GC_SPAWNS);
+	return 0;
+}
+
+SEC("uprobe")
+int osp_go_exit(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&go_procs, &tgid))
+		return 0;
+	const struct osp_go_ctx *b = go_ctx_bin(ctx);
+	if (!b)
+		return 0;
+	struct go_gkey k = { .tgid = tgid };
+	if (!ctx->r14 || bpf_probe_read_user(&k.goid, sizeof(k.goid), (void *)(ctx->r14 + b->g_goid)) || !k.goid) {
+		go_count(OSP_GC_READ_FAULT);
+		return 0;
+	}
+	/* its read-ahead alias (a server connection's background reader) is of no use any more */
+	bpf_map_delete_elem(&go_alias, &k);
+	struct go_parent *p = bpf_map_lookup_elem(&go_parents, &k);
+	if (!p)
+		return 0;
+	/* only this goroutine writes its entry after newproc1's return: no other writer races */
+	p->exit_ktime = bpf_ktime_get_ns();
+	go_count(OSP_GC_EXITS);
 	return 0;
 }
 

@@ -359,7 +359,8 @@ describe('Linker', () => {
   describe('the runtime rule (goroutines)', () => {
     const multiplexed = () => 'multiplexed' as const;
     /** goroutine parents: child -> [parent, created at] */
-    const tree = (m: Record<number, [number, number]>) => (_pid: number, g: number) => (m[g] ? { parent: m[g][0], createdNs: m[g][1] } : undefined);
+    /** goroutine -> [parent, created, ended (0: running)] */
+    const tree = (m: Record<number, [number, number, number?]>) => (_pid: number, g: number) => (m[g] ? { parent: m[g][0], createdNs: m[g][1], exitNs: m[g][2] ?? 0 } : undefined);
     const srv = (l: Linker, tid: number, conn: string, ts: number, rtx: number) => l.start('server', 5, tid, conn, 'GET /front/1', ts, undefined, undefined, true, undefined, rtx);
     const cli = (l: Linker, tid: number, conn: string, ts: number, rtx: number, line = 'GET /api/1') => l.start('client', 5, tid, conn, line, ts, undefined, undefined, true, undefined, rtx);
 
@@ -383,16 +384,104 @@ describe('Linker', () => {
       assert.equal(cli(l, 1, 'b:9>c:2', 130, 0).link, 'none');
     });
 
-    it('a goroutine started by the request goroutine links; one started before the request began does not', () => {
-      const l = new Linker({ holdNs: 0, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105], 21: [20, 106], 30: [7, 90] }) });
+    it('a goroutine started by the request goroutine links once it ended before the answer; one started before the request began does not', () => {
+      const l = new Linker({ holdNs: 1000, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 150], 21: [20, 106, 140], 30: [7, 90, 150] }) });
       const s = srv(l, 1, 'a:1>b:1', 100, 7);
       const child = cli(l, 2, 'b:9>c:1', 110, 21);
-      assert.equal(child.link, 'runtime');
-      assert.equal(child.parent, s);
-      assert.equal(l.counters.linked_runtime_ancestry, 1);
+      // pending until the request is answered: not linked, and not settled either
+      assert.equal(child.parent, undefined);
+      assert.equal(child.awaiting, s);
+      l.finish(child, 130, 0);
+      assert.deepEqual(l.drain(0), [], 'a call waiting for its ancestry link is held');
       // goroutine 30 was started by 7 while 7 served an earlier request (keep-alive)
       const stale = cli(l, 2, 'b:9>c:2', 111, 30);
       assert.equal(stale.link, 'none');
+      assert.equal(stale.awaiting, undefined);
+      l.responded(s, 1);
+      l.finish(s, 160, 0);
+      assert.equal(child.link, 'runtime');
+      assert.equal(child.parent, s);
+      assert.equal(l.counters.linked_runtime_ancestry, 1);
+      const out = l.drain(2000);
+      assert.ok(out.includes(child) && out.includes(s));
+      assert.equal(child.trace, s.trace);
+    });
+
+    it('a goroutine that outlives the request that started it (a worker pool started on first use) lends it no call', () => {
+      // 7 serves the first request and starts workers 40 and 41 (running for good); 41 starts
+      // 42, which ends; 8 serves a second request whose call worker 40 makes
+      const l = new Linker({ holdNs: 1000, threadModel: multiplexed, rtxParent: tree({ 40: [7, 105], 41: [7, 105], 42: [41, 120, 130] }) });
+      const first = srv(l, 1, 'a:1>b:1', 100, 7);
+      const second = srv(l, 1, 'a:1>b:2', 110, 8);
+      const forSecond = cli(l, 2, 'b:9>c:1', 115, 40);
+      const forFirst = cli(l, 2, 'b:9>c:2', 116, 41);
+      const grandchild = cli(l, 2, 'b:9>c:3', 121, 42);
+      assert.equal(forSecond.awaiting, first, 'by ancestry alone it would be the first request\'s');
+      for (const c of [forSecond, forFirst, grandchild]) l.finish(c, 125, 0);
+      l.responded(first, 1);
+      l.finish(first, 140, 0);
+      l.responded(second, 1);
+      l.finish(second, 141, 0);
+      for (const c of [forSecond, forFirst, grandchild]) {
+        assert.equal(c.parent, undefined);
+        assert.equal(c.link, 'none');
+      }
+      // 42 ended in time, but 41 between it and the request's goroutine did not
+      assert.equal(l.counters.runtime_ancestry_outlived, 3);
+      assert.equal(l.counters.linked_runtime_ancestry, 0);
+      const out = l.flush();
+      assert.ok(out.includes(forSecond) && forSecond.trace !== first.trace);
+    });
+
+    it('a goroutine that ended after the answer, or whose end is unknown, lends no call either', () => {
+      const l = new Linker({ holdNs: 1000, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 170], 21: [7, 105, 0] }) });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      const late = cli(l, 2, 'b:9>c:1', 110, 20);
+      const unknown = cli(l, 2, 'b:9>c:2', 111, 21);
+      l.finish(s, 160, 0);
+      assert.equal(late.parent, undefined);
+      assert.equal(unknown.parent, undefined);
+      assert.equal(l.counters.runtime_ancestry_outlived, 2);
+    });
+
+    it('a call and the records under it wait for the answer past their hold, at most awaitMaxNs', () => {
+      const l = new Linker({ holdNs: 10, awaitMaxNs: 1000, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 120] }) });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      const c = cli(l, 2, 'b:9>c:1', 110, 20);
+      // the backend's server request under the call (tuple)
+      const b = l.start('server', 6, 1, 'c:1>b:9', 'GET /api/1', 111, undefined);
+      assert.equal(b.parent, c);
+      l.finish(b, 114, 115);
+      l.finish(c, 115, 115);
+      assert.deepEqual(l.drain(200), [], 'held past the hold while the request is in progress');
+      assert.deepEqual(l.drain(500), []);
+      l.finish(s, 130, 600);
+      const out = l.drain(700);
+      assert.ok(out.includes(b) && out.includes(c) && out.includes(s));
+      assert.equal(c.parent, s);
+      assert.equal(b.trace, s.trace);
+    });
+
+    it('a call whose request is not answered within awaitMaxNs is a root, and stays one', () => {
+      const l = new Linker({ holdNs: 10, awaitMaxNs: 50, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 120], 22: [7, 205, 0] }) });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      const c = cli(l, 2, 'b:9>c:1', 110, 20);
+      l.finish(c, 115, 0);
+      assert.deepEqual(l.drain(5), []);
+      assert.deepEqual(l.drain(20), []);
+      assert.deepEqual(l.drain(200), [c]);
+      assert.equal(c.parent, undefined);
+      assert.equal(l.counters.runtime_ancestry_expired, 1);
+      l.finish(s, 130, 30);
+      assert.equal(c.parent, undefined, 'a record whose trace is fixed never changes parent');
+      assert.equal(l.counters.linked_runtime_ancestry, 0);
+      // and a request that is dropped unanswered decides its waiting calls: none
+      const s2 = srv(l, 1, 'a:1>b:2', 200, 7);
+      const c2 = cli(l, 2, 'b:9>c:2', 210, 22);
+      assert.equal(c2.awaiting, s2);
+      l.abandon(s2);
+      assert.equal(c2.awaiting, undefined);
+      assert.equal(l.counters.runtime_ancestry_expired, 2);
     });
 
     it('a request no longer in progress (answered) adopts no call', () => {

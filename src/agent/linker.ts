@@ -8,8 +8,9 @@
 //      multiplexing runtime, from uprobes, bpf/lib/rtctx.h: a goroutine for Go, the incoming
 //      connection whose JavaScript runs for Node) belongs to the one request of its process
 //      being worked on under that context or, for Go, under a goroutine that started it after
-//      the request began (see "The runtime rule" below); a call with a context and no such
-//      request gets no parent (the runtime says it is not that thread's other requests');
+//      the request began and ended before it was answered (see "The runtime rule" below); a
+//      call with a context and no such request gets no parent (the runtime says it is not
+//      that thread's other requests');
 //   4. thread: a client request sent by a thread that is working on exactly one
 //      request belongs to that request (thread-per-request runtimes only); on an event
 //      loop, the in-flight request with the identical request line, if exactly one (proxies);
@@ -50,12 +51,27 @@
 //   (as for the thread rule); two such requests of one unit at once (lost events) are
 //   ambiguous: no link;
 // - ancestry (fan-out): a client call of a goroutine started by the server's goroutine (or
-//   a descendant of it, up to MAX_ANCESTRY levels) belongs to that server request only when the
-//   request had begun before the goroutine was started: a goroutine started by an earlier
-//   request of the same serving goroutine (keep-alive) is not adopted by a later one. The
-//   kernel records no parent for goroutines that work for every request of a pool (net/http's
-//   connection loops; see bpf/lib/goprobes.h); a hand-written worker pool started by a request
-//   that is still in progress would be linked to it (README, known limits).
+//   a descendant of it, up to MAX_ANCESTRY levels) belongs to that server request only when
+//   (a) the request had begun before the goroutine was started: a goroutine started by an
+//   earlier request of the same serving goroutine (keep-alive) is not adopted by a later one;
+//   (b) the request is still in progress when the call starts (as above); and
+//   (c) the goroutine, and every goroutine between it and the request's own, ended before the
+//   request was answered (its exchange ended; the kernel records each started goroutine's
+//   end, runtime.goexit1 in bpf/lib/goprobes.h). A goroutine that a request started and that
+//   lives on works for whoever hands it work: a worker pool started by the first request that
+//   needs it, a cache refresher, any long-lived goroutine a handler happened to spawn. While
+//   the starting request is in flight its calls for OTHER requests look the same as a fan-out
+//   child's (measured: up to 54 wrong parents in a run at c=32 before (c)); (c) is what tells
+//   them apart, and it can only be known when the request is answered. So an ancestry link is
+//   pending until then: the call is held (not settled, not emitted) and linked when the
+//   request's exchange ends, left without a parent when a goroutine on the way had not ended
+//   by then (runtime_ancestry_outlived), or when the request is not answered within awaitMaxNs
+//   of the call or never (runtime_ancestry_expired); the records under the call wait with it. A goroutine whose end the kernel did not record
+//   (the map entry was evicted, no goexit1 probe) has not ended for this rule. What (c) does
+//   not rule out: a goroutine started by a request that takes work from other requests and
+//   ends before that request is answered (an idle-timeout worker of a request that outlasts
+//   it), README known limits. The kernel records no parent at all for goroutines that work
+//   for every request of a pool it knows (net/http's connection loops; bpf/lib/goprobes.h).
 //
 // Kernel events from different CPUs can arrive slightly out of order (on
 // loopback the receiver's read can be reported before the sender's write), so a
@@ -126,6 +142,11 @@ export interface LinkRecord {
   p1: number;
   /** payload the owner attaches (the span under construction) */
   data: unknown;
+  /**
+   * a client call whose runtime-rule parent (by goroutine ancestry) is pending: this server
+   * request, if the goroutines on the way end before it is answered (see the head of this file)
+   */
+  awaiting: LinkRecord | undefined;
   emitAt: number;
   /** loss barriers raised before this record started (see the head of this file) */
   readonly epoch: number;
@@ -139,6 +160,13 @@ export interface LinkerCounters {
   /** client requests linked by the runtime rule, and those of them through a started goroutine */
   linked_runtime: number;
   linked_runtime_ancestry: number;
+  /**
+   * ancestry links left out: a goroutine on the way from the call to the request's own was still
+   * running when the request was answered (it outlives the request: a pool, a long-lived goroutine)
+   */
+  runtime_ancestry_outlived: number;
+  /** ancestry links left out: no answer to the request before the call's hold ran out, or the request was dropped */
+  runtime_ancestry_expired: number;
   /** client calls with a runtime context under which no request was being worked on: no parent */
   runtime_no_request: number;
   /** client requests whose runtime context matched several server requests in progress: left unlinked */
@@ -184,10 +212,32 @@ export interface LinkerOptions {
    */
   lossQuarantineNs?: number;
   /**
+   * a call waiting for its ancestry link (the runtime rule) and the records under it are held
+   * past their hold until its request is answered, but at most this long after the call started
+   * (ns, default 30 s); then the call is a root
+   */
+  awaitMaxNs?: number;
+  /**
    * the unit of work that started `rtx` in process `pid` and when (kernel ns), for the runtime
    * rule's ancestry (Go: the goroutine that started a goroutine)
    */
-  rtxParent?: (pid: number, rtx: number) => { parent: number; createdNs: number } | undefined;
+  rtxParent?: (pid: number, rtx: number) => RtxParent | undefined;
+}
+
+/** what the runtime knows of a unit of work started by another (Go: a goroutine) */
+export interface RtxParent {
+  /** the unit that started it */
+  parent: number;
+  /** when it was started (kernel ns) */
+  createdNs: number;
+  /** when it ended (kernel ns); 0 or absent: not seen ending (running, or unknown) */
+  exitNs?: number;
+}
+
+/** a call whose ancestry link waits for its request's answer: the units from the call's up to (not including) the request's */
+interface PendingAncestry {
+  call: LinkRecord;
+  chain: number[];
 }
 
 /** how far up the runtime rule looks for the goroutine of a server request */
@@ -224,6 +274,8 @@ export class Linker {
     linked_thread: 0,
     linked_runtime: 0,
     linked_runtime_ancestry: 0,
+    runtime_ancestry_outlived: 0,
+    runtime_ancestry_expired: 0,
     runtime_no_request: 0,
     ambiguous_runtime: 0,
     linked_late: 0,
@@ -245,6 +297,7 @@ export class Linker {
   readonly #max: number;
   readonly #maxAge: number;
   readonly #quarantineNs: number;
+  readonly #awaitMaxNs: number;
   /** loss barriers so far; a record with a smaller epoch is stale */
   #lossEpoch = 0;
   /** event time of the latest barrier */
@@ -258,6 +311,8 @@ export class Linker {
   /** HTTP/1 server requests being worked on (read, not yet answered) per unit of work (rtxKey) */
   readonly #servingRtx = new Map<string, LinkRecord[]>();
   readonly #rtxParent: LinkerOptions['rtxParent'];
+  /** calls whose ancestry link waits for the answer of this server request */
+  readonly #pendingAncestry = new Map<LinkRecord, PendingAncestry[]>();
   readonly #threadModel: (pid: number) => ThreadModel;
   /** models learned from behaviour, per pid; they only ever move towards multiplexed */
   readonly #learned = new Map<number, ThreadModel>();
@@ -279,6 +334,7 @@ export class Linker {
     this.#threadModel = opts.threadModel ?? (() => 'per-request');
     this.#rtxParent = opts.rtxParent;
     this.#quarantineNs = opts.lossQuarantineNs ?? 10e9;
+    this.#awaitMaxNs = opts.awaitMaxNs ?? 30e9;
   }
 
   /**
@@ -361,6 +417,7 @@ export class Linker {
       p1: 0,
       rtx: threads ? rtx : 0,
       data: undefined,
+      awaiting: undefined,
       emitAt: 0,
       epoch: this.#lossEpoch,
     };
@@ -502,11 +559,14 @@ export class Linker {
   }
 
   /**
-   * The runtime rule (see the head of this file): 'linked', 'ambiguous', or 'none' when no
-   * server request in progress is the call's unit of work or an ancestor of it.
+   * The runtime rule (see the head of this file): 'linked', 'pending' (an ancestry link that
+   * waits for the request's answer), 'ambiguous', or 'none' when no server request in progress
+   * is the call's unit of work or an ancestor of it.
    */
-  #runtimeParent(r: LinkRecord): 'linked' | 'ambiguous' | 'none' {
+  #runtimeParent(r: LinkRecord): 'linked' | 'pending' | 'ambiguous' | 'none' {
     let rtx = r.rtx;
+    // the units walked so far (the call's own, then each ancestor not serving the request)
+    const chain: number[] = [];
     // the latest start a server request may have: the call's own start, then each started
     // goroutine's creation on the way up
     let before = r.start;
@@ -530,13 +590,22 @@ export class Linker {
           this.counters.withheld_loss++;
           return 'ambiguous';
         }
-        this.#setParent(r, match, 'runtime');
-        if (depth > 0) this.counters.linked_runtime_ancestry++;
-        return 'linked';
+        if (depth === 0) {
+          this.#setParent(r, match, 'runtime');
+          return 'linked';
+        }
+        // a started goroutine: linked only if it (and those between) end before the answer
+        r.awaiting = match;
+        const list = this.#pendingAncestry.get(match);
+        const p: PendingAncestry = { call: r, chain };
+        if (list) list.push(p);
+        else this.#pendingAncestry.set(match, [p]);
+        return 'pending';
       }
       if (depth >= MAX_ANCESTRY || !this.#rtxParent) return 'none';
       const up = this.#rtxParent(r.pid, rtx);
       if (!up || !up.parent) return 'none';
+      chain.push(rtx);
       rtx = up.parent;
       before = Math.min(before, up.createdNs);
     }
@@ -582,6 +651,40 @@ export class Linker {
     return undefined;
   }
 
+  /**
+   * Server request `s` was answered at `end` (kernel ns): each call waiting for it by ancestry
+   * is linked if every goroutine on its way had ended by then, else left without a parent.
+   * undefined `end`: the request will never be answered (dropped), no link.
+   */
+  #decideAncestry(s: LinkRecord, end: number | undefined): void {
+    const list = this.#pendingAncestry.get(s);
+    if (!list) return;
+    this.#pendingAncestry.delete(s);
+    for (const { call, chain } of list) {
+      // resolved meanwhile (its hold ran out): already counted as expired
+      if (call.awaiting !== s) continue;
+      call.awaiting = undefined;
+      if (end === undefined) {
+        this.counters.runtime_ancestry_expired++;
+        continue;
+      }
+      let ended = true;
+      for (const g of chain) {
+        const info = this.#rtxParent?.(call.pid, g);
+        if (!info || !info.exitNs || info.exitNs > end) {
+          ended = false;
+          break;
+        }
+      }
+      if (!ended) {
+        this.counters.runtime_ancestry_outlived++;
+        continue;
+      }
+      this.#setParent(call, s, 'runtime');
+      this.counters.linked_runtime_ancestry++;
+    }
+  }
+
   #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread' | 'runtime'): void {
     r.parent = parent;
     if (how === 'tuple') {
@@ -599,6 +702,7 @@ export class Linker {
   finish(r: LinkRecord, ts: number, now: number): void {
     r.end = Math.max(ts, r.start);
     this.#unserve(r);
+    if (r.kind === 'server') this.#decideAncestry(r, r.end);
     // the server side reads a request before the client can read its response,
     // so a finished client request has met (or missed) its server already
     if (r.kind === 'client') this.#unlistClient(r);
@@ -619,9 +723,9 @@ export class Linker {
    * that record waits for the hold.
    */
   #settled(r: LinkRecord): boolean {
-    let cur = r;
-    for (let n = 0; !cur.trace && cur.parent && n < 64; n++) cur = cur.parent;
-    return cur.trace !== undefined || (cur.kind === 'client' && cur.parent === undefined);
+    const cur = this.#chainTop(r);
+    // a call waiting for its ancestry link (the runtime rule) may still get a parent
+    return cur.trace !== undefined || (cur.kind === 'client' && cur.parent === undefined && cur.awaiting === undefined);
   }
 
   /** records whose hold passed (and the settled ones), with trace ids fixed */
@@ -644,12 +748,32 @@ export class Linker {
         this.#heldHead = 0;
       } else this.#heldHead = n;
     } else if (!out.length) out = [];
+    // a record whose chain ends in a call waiting for its ancestry link waits on (a handler
+    // may work a while after its started goroutines' calls before it answers)
+    if (this.#pendingAncestry.size && out.length) {
+      const kept: LinkRecord[] = [];
+      for (const r of out) {
+        const top = this.#chainTop(r);
+        if (top.awaiting !== undefined && now - top.start < this.#awaitMaxNs) {
+          r.emitAt = now + this.#holdNs;
+          held.push(r);
+        } else kept.push(r);
+      }
+      out = kept;
+    }
     for (const r of out) {
       this.#resolve(r);
       this.#forget(r);
     }
     this.#expire(now);
     return out;
+  }
+
+  /** the end of a record's parent chain (short of a record whose trace id is fixed) */
+  #chainTop(r: LinkRecord): LinkRecord {
+    let cur = r;
+    for (let n = 0; !cur.trace && cur.parent && n < 64; n++) cur = cur.parent;
+    return cur;
   }
 
   /** everything held, now (shutdown) */
@@ -681,6 +805,11 @@ export class Linker {
         x.p0 = x.parent.s0;
         x.p1 = x.parent.s1;
       } else {
+        // a call still waiting for its ancestry link: its trace is fixed now, as a root
+        if (x.awaiting) {
+          x.awaiting = undefined;
+          this.counters.runtime_ancestry_expired++;
+        }
         x.parent = undefined;
         x.link = 'none';
         x.trace = trace = newTraceId();
@@ -732,12 +861,18 @@ export class Linker {
     this.counters.abandoned++;
     this.#forget(r);
     this.#unserve(r);
+    if (r.kind === 'server') this.#decideAncestry(r, undefined);
   }
 
   #drop(r: LinkRecord): void {
     this.counters.evicted++;
     this.#forget(r);
     this.#unserve(r);
+    if (r.kind === 'server') this.#decideAncestry(r, undefined);
+    else if (r.awaiting) {
+      r.awaiting = undefined;
+      this.counters.runtime_ancestry_expired++;
+    }
   }
 
   #unserve(r: LinkRecord): void {

@@ -33,10 +33,10 @@ export const GO_CTX_SIZE = 88;
 export const GO_PROC_LAYOUT = { g_tls: [0, 4], g_goid: [4, 4] } as const;
 export const GO_PROC_SIZE = 8;
 
-/** go_parents: key struct go_gkey {tgid, _pad, goid}, value struct go_parent {parent, ktime} */
+/** go_parents: key struct go_gkey {tgid, _pad, goid}, value struct go_parent {parent, ktime, exit_ktime} */
 export const GO_GKEY_SIZE = 16;
-export const GO_PARENT_SIZE = 16;
+export const GO_PARENT_SIZE = 24;
 
 /** enum osp_go_counter, in slot order */
-export const GO_CTX_COUNTERS = ['handoffs', 'handoff_unbound', 'spawns', 'pool_spawns', 'aliases', 'unpaired', 'read_fault'] as const;
+export const GO_CTX_COUNTERS = ['handoffs', 'handoff_unbound', 'spawns', 'pool_spawns', 'aliases', 'unpaired', 'read_fault', 'exits'] as const;
 export type GoCtxCounter = (typeof GO_CTX_COUNTERS)[number];

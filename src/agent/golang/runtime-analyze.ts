@@ -6,6 +6,9 @@
 //   with C thread-locals of its own has the g slot at an offset no symbol gives: unsupported;
 // - runtime.newproc1 (entry after its stack check, every RET) and its register arguments
 //   (fn, callergp, callerpc in RAX, RBX, RCX from Go 1.17 to 1.26; the new g returned in RAX);
+// - runtime.goexit1 (entry after its stack check), which every goroutine runs as it ends: the
+//   linker trusts a started goroutine's ancestry only once it has seen it end (linker.ts); a
+//   file without it still gets the other probes, and no ancestry link is then ever made;
 // - net/http.(*persistConn).roundTrip when the program has net/http's client, with the path
 //   from a *persistConn to its socket fd (persistConn.conn is a net.Conn holding a
 //   *net.TCPConn, or a *tls.Conn over one) from DWARF, and the itabs that tell them apart;
@@ -20,6 +23,7 @@ import { EM_X86_64, ElfFormatError, findSymbols, readElf, type ElfFile } from '.
 import { nativeAddon } from '../../kernel/native.js';
 
 export const GO_NEWPROC1 = 'runtime.newproc1';
+export const GO_EXIT1 = 'runtime.goexit1';
 export const GO_ROUND_TRIP = 'net/http.(*persistConn).roundTrip';
 const DIAL_CONN = 'net/http.(*Transport).dialConn';
 const BG_READ = 'net/http.(*connReader).startBackgroundRead';
@@ -57,6 +61,8 @@ export interface GoRuntimeInfo {
   /** offset of the current g pointer from a thread's FS base */
   gTls: number;
   newproc1: GoFunction;
+  /** where goroutines end (absent: no exits are seen, so no ancestry is trusted) */
+  goexit1?: GoFunction;
   /** the client hand-off probe point, when the program has net/http's client and its layout */
   roundTrip?: GoFunction;
   offsets: GoRuntimeOffsets;
@@ -121,7 +127,7 @@ function analyzeOpen(fd: number, path: string): Omit<GoRuntimeInfo, 'path' | 'ke
   if (!release) throw new Unsupported('go-version-unknown', `${path} is a Go program whose version cannot be read from its build info`);
   if (elf.machine !== EM_X86_64) throw new Unsupported('not-x86-64', `${path} (${version}): goroutine context supports x86-64 only`, version);
   if (release[0] === 1 && release[1] < MIN_MINOR) throw new Unsupported('go-too-old', `${path} was built with ${version}: goroutine context needs the register ABI of Go ≥ 1.${MIN_MINOR}`, version);
-  const syms = findSymbols(elf, [GO_NEWPROC1, GO_ROUND_TRIP, DIAL_CONN, BG_READ, ...ITAB_TCP, ...ITAB_TLS]);
+  const syms = findSymbols(elf, [GO_NEWPROC1, GO_EXIT1, GO_ROUND_TRIP, DIAL_CONN, BG_READ, ...ITAB_TCP, ...ITAB_TLS]);
   if (!syms || !syms.get(GO_NEWPROC1)) {
     const named = namedInPclntab(elf, GO_NEWPROC1);
     throw new Unsupported('stripped', `${path} (${version}) is stripped (no symbol table${named ? '; its pclntab names ' + GO_NEWPROC1 : ''}): goroutine context needs the symbols and DWARF, and Osprey does not guess offsets`, version);
@@ -153,6 +159,8 @@ function analyzeOpen(fd: number, path: string): Omit<GoRuntimeInfo, 'path' | 'ke
     const s = syms.get(name);
     return s && s.size > 0 ? [s.value, s.value + s.size] : undefined;
   };
+  const exit1 = syms.get(GO_EXIT1);
+  if (exit1) info.goexit1 = goFunction(elf, GO_EXIT1, exit1.value, exit1.size, version);
   const dial = range(DIAL_CONN);
   const bg = range(BG_READ);
   if (dial) info.dialConn = dial;

@@ -1,9 +1,11 @@
 // The Go runtime-context probes (bpf/lib/goprobes.h) as a probe family of the uprobe watcher
 // (src/agent/tls): each Go executable gets a go_ctx_bins slot with its offsets and addresses
-// and uprobes on runtime.newproc1 (+ its RETs) and net/http.(*persistConn).roundTrip; each
+// and uprobes on runtime.newproc1 (+ its RETs), runtime.goexit1 and
+// net/http.(*persistConn).roundTrip; each
 // process running it gets a go_procs entry, which turns on the goroutine read at its calls
 // (bpf/lib/goctx.h); the entry goes when the process is gone. Also answers the linker's
-// question "which goroutine started this one, and when" from the kernel's go_parents map.
+// question "which goroutine started this one, when, and has it ended" from the kernel's
+// go_parents map.
 import {
   GO_CTX_BINS,
   GO_CTX_COUNTERS,
@@ -24,13 +26,19 @@ import {
 import type { MappedFile, NoProbes, ProbeFamily, ProbeSpec } from '../tls/index.js';
 import { analyzeGoRuntime, isGoRuntimeSupported, type GoRuntimeInfo, type GoRuntimeUnsupportedReason } from './runtime-analyze.js';
 
-export const GO_CTX_PROGRAMS = { newproc: 'osp_go_newproc', newprocReturn: 'osp_go_newproc_ret', roundTrip: 'osp_go_round_trip' } as const;
+export const GO_CTX_PROGRAMS = { newproc: 'osp_go_newproc', newprocReturn: 'osp_go_newproc_ret', exit: 'osp_go_exit', roundTrip: 'osp_go_round_trip' } as const;
 
 /** what the family needs of the capture */
 export interface GoRuntimeKernel {
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
   mapLookup(map: string, key: Buffer, value: Buffer): boolean;
   mapDelete(map: string, key: Buffer): boolean;
+  /**
+   * CLOCK_MONOTONIC ns of the capture's epoch (Capture.monoBase): the kernel's go_parents times
+   * are raw bpf_ktime_get_ns, events' times are relative to this; parentOf answers in the
+   * events' clock (0 when absent, as in tests that drive the family alone)
+   */
+  readonly monoBase?: bigint;
 }
 
 const LEVEL: Record<GoRuntimeUnsupportedReason, NoProbes['level']> = {
@@ -68,8 +76,11 @@ export interface GoRuntimeCounters {
 
 export interface GoRuntimeFamily extends ProbeFamily {
   readonly counters: GoRuntimeCounters;
-  /** the goroutine that started `goid` in process `pid` and when (kernel ns), if recorded */
-  parentOf(pid: number, goid: number): { parent: number; createdNs: number } | undefined;
+  /**
+   * the goroutine that started `goid` in process `pid`, when, and when `goid` ended (0: not
+   * seen ending), if recorded; times in the events' clock (ns since the capture's epoch)
+   */
+  parentOf(pid: number, goid: number): { parent: number; createdNs: number; exitNs: number } | undefined;
   /** the kernel side's counters (bpf/abi/goctx.h enum osp_go_counter) */
   kernelCounters(): Record<GoCtxCounter, number>;
 }
@@ -80,6 +91,7 @@ export function goRuntimeProbeSpecs(info: GoRuntimeInfo, slot: number): ProbeSpe
   return [
     { program: GO_CTX_PROGRAMS.newproc, offset: f.body, retprobe: false, cookie, label: `${f.symbol} (after stack check)` },
     ...f.rets.map((offset, i) => ({ program: GO_CTX_PROGRAMS.newprocReturn, offset, retprobe: false, cookie, label: `${f.symbol} RET #${i + 1}` })),
+    ...(info.goexit1 ? [{ program: GO_CTX_PROGRAMS.exit, offset: info.goexit1.body, retprobe: false, cookie, label: `${info.goexit1.symbol} (after stack check)` }] : []),
     ...(info.roundTrip ? [{ program: GO_CTX_PROGRAMS.roundTrip, offset: info.roundTrip.body, retprobe: false, cookie, label: `${info.roundTrip.symbol} (after stack check)` }] : []),
   ];
 }
@@ -193,7 +205,11 @@ export function goRuntimeFamily(kernel: GoRuntimeKernel, maxFiles = GO_CTX_BINS)
       }
       if (!found) return undefined;
       counters.parent_found++;
-      return { parent: Number(value.readBigUInt64LE(0)), createdNs: Number(value.readBigUInt64LE(8)) };
+      // the events' clock: without this a goroutine's start time would be compared with
+      // requests' times on two different zeros (and every request would seem to begin first)
+      const base = kernel.monoBase ?? 0n;
+      const exit = value.readBigUInt64LE(16);
+      return { parent: Number(value.readBigUInt64LE(0)), createdNs: Number(value.readBigUInt64LE(8) - base), exitNs: exit ? Number(exit - base) : 0 };
     },
     kernelCounters() {
       const out = {} as Record<GoCtxCounter, number>;
