@@ -108,3 +108,44 @@ describe('Go runtime context: the goroutine of each call', { timeout: 300_000 },
     });
   }
 });
+
+// A service running before the agent (the usual case: an agent deployed onto a busy node) has
+// pooled client connections the capture never saw dialled: no connect(), role unknown, and no
+// syscall on them since. Its next call on such a connection must still carry the goroutine that
+// called (the roundTrip probe tracks the connection itself), or every call of a long-running
+// service would carry its writeLoop goroutine and link to nothing.
+describe('Go runtime context: a keep-alive pool dialled before the capture started', { timeout: 300_000 }, () => {
+  for (const go of goToolchains()) {
+    it(`${go.version}: the first call on a pooled connection carries its caller`, async () => {
+      const bin = buildGo(resolve('test/fixtures/goid.go'), go);
+      const port = await freePort();
+      const srv = await startServer(bin, [String(port)], port);
+      let rec: Recorder | undefined;
+      let watcher: UprobeWatcher | undefined;
+      try {
+        // /front calls /leaf on itself: the pool keeps that connection (idle timeout 90 s)
+        const warm = await run('curl', ['-sS', `http://127.0.0.1:${port}/front`]);
+        assert.match(warm.stdout, /^front \d+ leaf \d+$/);
+        rec = Recorder.open();
+        const family = goRuntimeFamily(rec.cap);
+        watcher = new UprobeWatcher(rec.cap, { families: [family], scanMs: 60_000 });
+        watcher.scan();
+        assert.equal(watcher.files().find((f) => f.path === bin)?.status, 'attached');
+        const since = Number(process.hrtime.bigint() - rec.cap.monoBase);
+        const front = await run('curl', ['-sS', `http://127.0.0.1:${port}/front`]);
+        const m = /^front (\d+) leaf (\d+)$/.exec(front.stdout);
+        assert.ok(m, front.stdout);
+        const handler = Number(m[1]);
+        const r = rec;
+        const write = await waitFor('the /leaf call', () => r.events.find((e) => e.pid === srv.pid && e.ts >= since && e.op === 'send' && e.data.startsWith('GET /leaf')));
+        assert.equal(write.role, 0, 'the pooled connection: no connect() seen, role unknown');
+        assert.equal(write.rtx, handler, 'the call carries the goroutine that called roundTrip, not the writeLoop');
+        assert.equal(family.kernelCounters().handoff_unbound, 0);
+      } finally {
+        watcher?.stop();
+        await rec?.close();
+        await srv.stop();
+      }
+    });
+  }
+});

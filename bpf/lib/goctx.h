@@ -97,7 +97,12 @@ __noinline __u64 go_runtime_ctx(__u64 pid_tgid, __u32 role, __u64 conn_id)
 	struct osp_go_proc *p = bpf_map_lookup_elem(&go_procs, &tgid);
 	if (!p)
 		return 0;
-	if (role == OSP_ROLE_CLIENT) {
+	/*
+	 * not only OSP_ROLE_CLIENT: a pooled connection dialled before the capture started has no
+	 * known role (no connect() seen), and a long-running service's pool is mostly such
+	 * connections. Only roundTrip writes go_conn_owner, for client connections alone.
+	 */
+	if (role != OSP_ROLE_SERVER) {
 		__u64 *owner = bpf_map_lookup_elem(&go_conn_owner, &conn_id);
 		if (owner)
 			return *owner;

@@ -120,6 +120,16 @@ int osp_go_round_trip(struct pt_regs *ctx)
 	int fd = go_conn_fd(b, ctx->ax + b->pconn_conn);
 	struct fd_key k = { .tgid = tgid, .fd = fd };
 	struct conn *c = fd >= 0 ? bpf_map_lookup_elem(&conns, &k) : NULL;
+	if (!c && fd >= 0 && !bpf_map_lookup_elem(&not_tcp, &k)) {
+		/*
+		 * a pooled connection dialled before the capture started, not used since: tracked
+		 * from here, as its next syscall would (role unknown: no connect() was seen), so
+		 * that this very request carries its caller
+		 */
+		struct sock *sk = tcp_sock_of_fd(fd);
+		if (sk)
+			c = conn_new(&k, sk, OSP_ROLE_UNKNOWN, 1);
+	}
 	if (!c) {
 		go_count(OSP_GC_HANDOFF_UNBOUND);
 		return 0;
