@@ -400,6 +400,17 @@ __noinline int data_out(struct conn *c, const struct data_call *d)
 		if (v == GATE_YES) {
 			c->state = CONN_TRACKED;
 			count(OSP_C_CONN_TRACKED);
+			if (c->role == OSP_ROLE_UNKNOWN) {
+				/*
+				 * a connection from before the capture (no accept or connect seen): its
+				 * first HTTP message tells the side. The runtime context follows the role
+				 * (Node's unit of a server connection is the connection), so this call's
+				 * is asked again. Still not summarised in the kernel (c->preexisting).
+				 */
+				int response = s->data[0] == 'H' && s->data[1] == 'T';
+				c->role = response == send ? OSP_ROLE_SERVER : OSP_ROLE_CLIENT;
+				s->ev.rtx = runtime_ctx(bpf_get_current_pid_tgid(), s->ev.op, c);
+			}
 		} else if (v == GATE_NO) {
 			c->state = CONN_IGNORED;
 			s->ev.flags |= OSP_F_IGNORED;
