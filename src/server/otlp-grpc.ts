@@ -22,6 +22,7 @@
 // - memory: one message is at most maxBodyBytes; a connection carries at most MAX_STREAMS calls
 //   at once (HTTP/2 SETTINGS), so a client cannot make grpc-js buffer more than that.
 import type { Http2Server, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { createServer as createNetServer } from 'node:net';
 import { Server, ServerCredentials, status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
 import type { MetricFamily } from '../metrics/prometheus.js';
 import type { Signal } from './otlp-decode.js';
@@ -137,6 +138,10 @@ export class OtlpGrpcReceiver {
     const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
     let port: number;
     try {
+      // grpc-js writes its own bind failure to stderr before rejecting: a taken port (the usual
+      // failure, e.g. a local collector on 4317) is found first with a plain listen, so osprey's
+      // message is the only one. grpc-js's bind below still reports whatever this misses.
+      if (opts.port !== 0) await probeListen(opts.host, opts.port);
       port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(`${host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
       );
@@ -225,14 +230,23 @@ export class OtlpGrpcReceiver {
   }
 }
 
+/** listens on host:port and closes at once: rejects with the errno error if it cannot */
+function probeListen(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 function methodOf(path: string): GrpcCallMethod {
   for (const s of SIGNALS) if (path === `/${OTLP_GRPC_SERVICES[s]}/Export`) return s;
   return 'unknown';
 }
 
-/** grpc-js's bind failure ("No address added out of total 1 resolved", errno inside) in words */
+/** a listen failure (the probe's errno error, or grpc-js's "No address added…" with the errno inside) in words */
 function bindError(err: Error, where: string): OtlpGrpcError {
-  const code = /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES|ENOTFOUND|EAI_AGAIN)\b/.exec(err.message)?.[1];
+  const code = (err as NodeJS.ErrnoException).code ?? /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES|ENOTFOUND|EAI_AGAIN)\b/.exec(err.message)?.[1];
   switch (code) {
     case 'EADDRINUSE':
       return new OtlpGrpcError(`cannot listen for OTLP/gRPC on ${where}: the port is in use`, 'another OpenTelemetry Collector or osprey may hold it: pass --otlp-grpc HOST:PORT or --otlp-grpc off', code, { cause: err });
