@@ -3,7 +3,8 @@
 // serializer its gRPC exporter uses; metrics and logs requests from the generated definitions),
 // sent by a real gRPC client (@grpc/grpc-js) and, for what a well-behaved client never sends
 // (damaged compression, an unknown grpc-encoding, a message cut short, two messages in a unary
-// call, a request that is not gRPC), as raw HTTP/2 with node:http2. Every call must be answered
+// call, a request that is not gRPC), as raw HTTP/2 with node:http2, and bytes that are not HTTP/2
+// at all. Every call must be answered
 // with the gRPC status its input calls for, never a crash; the counters must add up; afterwards the
 // receiver still serves and every span stored before is still there. Server and store run in this
 // process on a real in-memory DuckStore: a crash of the receiver is a crash of this test. Call #i
@@ -12,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { Client, credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
@@ -271,6 +273,19 @@ describe('OTLP/gRPC receiver fuzzing: malformed, oversized, wrong-method calls',
     // the calls that reached the decoder are counted by the receiver shared with OTLP/HTTP
     const decoded = Object.values(server.otlp.counters.requests).reduce((a, s) => a + s.accepted + s.partial + s.refused, 0);
     assert.equal(decoded, (byCode.get('OK') ?? 0) + (byCode.get('INVALID_ARGUMENT') ?? 0) + 1, 'every call that reached the decoder (OK and INVALID_ARGUMENT are only its answers) counted once by the OTLP receiver, and the one before');
+
+    // bytes that are not HTTP/2 at all (an HTTP/1 request, TLS, noise): the connection is closed,
+    // no call is made, the receiver carries on
+    const noise = [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from('160301', 'hex'), Buffer.from(Array.from({ length: 300 }, (_, k) => (k * 37) % 256))];
+    for (const bytes of noise) {
+      await new Promise<void>((resolve) => {
+        const sock = netConnect({ host: '127.0.0.1', port: Number(grpc.address.split(':')[1]) }, () => sock.end(bytes));
+        sock.on('data', () => {});
+        sock.on('error', () => resolve());
+        sock.on('close', () => resolve());
+        sock.setTimeout(10_000, () => sock.destroy());
+      });
+    }
 
     // still serving, and what was stored before is all there
     const again = sdkSpans(2, 'after');
