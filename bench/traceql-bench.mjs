@@ -121,6 +121,8 @@ async function time(label, text, run, runs = RUNS) {
 const search = (limit = 20) => (query) => store.searchTraces({ query, startNs: from, endNs: nowNs, limit, spansPerSpanSet: 3 });
 const spans = (query) => store.search({ query, startNs: from, endNs: nowNs, limit: 20 });
 const metrics = (query) => store.metricsQuery(query, { startNs: from, endNs: nowNs, stepNs: step });
+// what /api/metrics/query_range runs by default: the same with 10 exemplars per series
+const metricsEx = (query) => store.metricsQuery(query, { startNs: from, endNs: nowNs, stepNs: step, exemplars: 10 });
 
 // /api/search (searchTraces): Tempo's search, what Grafana's search runs
 await time('search {}', '{}', search());
@@ -147,6 +149,8 @@ await time('pipeline {client} | count() > 3 | select(span.http.route)', '{ kind 
 await time('metrics {server} | rate() by (svc)', '{ kind = server } | rate() by (resource.service.name)', metrics);
 await time('metrics quantile_over_time(duration, .5,.9,.99) by (svc)', '{ kind = server } | quantile_over_time(duration, 0.5, 0.9, 0.99) by (resource.service.name)', metrics);
 await time('metrics {} | histogram_over_time(duration)', '{ } | histogram_over_time(duration)', metrics);
+await time('metrics {server} | rate() by (svc), 10 exemplars', '{ kind = server } | rate() by (resource.service.name)', metricsEx);
+await time('metrics quantile_over_time(...) by (svc), 10 exemplars', '{ kind = server } | quantile_over_time(duration, 0.5, 0.9, 0.99) by (resource.service.name)', metricsEx);
 await time('metrics {server} | compare({status=error})', '{ kind = server } | compare({ status = error })', metrics, 3);
 
 globalThis.gc?.();

@@ -86,6 +86,8 @@ export function formatStatus(s: StatusReport): string {
     const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
     lines.push(`cost:     ${self.cpuCoresAverage} cores on average (${self.cpuSeconds} s of CPU), RSS ${mb(self.rssBytes)} (JS heap ${mb(self.heapUsedBytes)})`);
   }
+  const grpc = s.otlpGrpc as { listening: string | false } | undefined;
+  if (grpc) lines.push(`otlp/grpc: ${grpc.listening === false ? 'off' : `listening on ${grpc.listening}`}`);
   const ok = s.programs.filter((p) => p.attached).length;
   lines.push(`programs: ${ok}/${s.programs.length} attached`);
   for (const p of s.programs) lines.push(`  ${p.attached ? 'ok  ' : 'FAIL'} ${p.tracepoint}${p.error ? `  (${p.error})` : ''}`);

@@ -23,6 +23,8 @@ import { intOption, parseDuration, untilSignal, UsageError, type Command } from 
 import { LiveSummary } from './live.js';
 import { uiPage } from './ui-page.js';
 import { defaultUiDir } from '../server/ui.js';
+import type { OtlpGrpcReceiver } from '../server/otlp-grpc.js';
+import { OTLP_GRPC_HELP, parseOtlpGrpcFlag, startOtlpGrpcFor, withOtlpGrpc } from './up-otlp-grpc.js';
 
 export function defaultDataDir(): string {
   const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
@@ -88,7 +90,7 @@ export const upCommand: Command = {
   name: 'up',
   summary:
     'Run agent, store and query server in one process: every HTTP request of every process on\nthis machine becomes a span, queryable within seconds. Ctrl-C flushes and exits.',
-  usage: 'osprey up [--data DIR] [--listen HOST:PORT] [--demo] [--no-ui] [--export URL] [--no-store] [--kubeconfig PATH] [--node-name NAME]',
+  usage: 'osprey up [--data DIR] [--listen HOST:PORT] [--otlp-grpc HOST:PORT|off] [--demo] [--no-ui] [--export URL] [--no-store] [--kubeconfig PATH] [--node-name NAME]',
   help: [
     `      --data DIR            where spans are stored (default ${defaultDataDir()})`,
     '      --memory              keep spans in memory only',
@@ -96,6 +98,7 @@ export const upCommand: Command = {
     '                            data dir, where the rest stays on disk; with --memory, DuckDB\'s',
     '                            default of 80% of RAM, and the spans themselves must fit)',
     '      --listen HOST:PORT    HTTP API, Tempo API, OTLP/HTTP receiver (/v1/traces) and UI (default 127.0.0.1:7070)',
+    ...OTLP_GRPC_HELP,
     '      --demo                also start demo services (Node, Python, nginx) with traffic',
     '      --no-ui               do not serve the web UI at /',
     '      --retention DUR       drop spans older than this (default 24h)',
@@ -136,6 +139,7 @@ export const upCommand: Command = {
     memory: { type: 'boolean' },
     'store-memory': { type: 'string' },
     listen: { type: 'string' },
+    'otlp-grpc': { type: 'string' },
     demo: { type: 'boolean' },
     'no-ui': { type: 'boolean' },
     retention: { type: 'string' },
@@ -192,6 +196,7 @@ export const upCommand: Command = {
       if (err instanceof ExportConfigError) throw new UsageError(err.hint ? `${err.message} (${err.hint})` : err.message);
       throw err;
     }
+    const otlpGrpc = parseOtlpGrpcFlag(values['otlp-grpc'] as string | undefined, noStore, parseListen);
     if (noStore && !exportConfig?.traces) {
       throw new UsageError('--no-store needs somewhere to send spans: --export URL (or OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)');
     }
@@ -286,14 +291,15 @@ export const upCommand: Command = {
     for (const p of cap.programs.filter((p) => !p.attached)) say(`warning: ${p.tracepoint} not attached: ${p.error}`);
 
     const started = Date.now();
-    const status = () => ({ ...statusReport(agent, store, exporter, started), ...(kube ? { kubernetes: kube.status() } : {}) });
+    let grpc: OtlpGrpcReceiver | undefined;
+    const status = () => withOtlpGrpc({ ...statusReport(agent, store, exporter, started), ...(kube ? { kubernetes: kube.status() } : {}) }, grpc);
     let server;
     try {
       server = await startServer(
         {
           store,
           status,
-          metrics: () => exposition([...metricFamilies(agent, store, red, exporter), ...kubeFamilies(kube)]),
+          metrics: () => exposition([...metricFamilies(agent, store, red, exporter), ...kubeFamilies(kube), ...(grpc?.families() ?? [])]),
           ui: values['no-ui'] ? undefined : uiPage,
           uiDir: values['no-ui'] ? undefined : defaultUiDir(),
           observingSinceNs: BigInt(started) * 1_000_000n,
@@ -301,6 +307,12 @@ export const upCommand: Command = {
         },
         listen,
       );
+      // SDK spans over gRPC go to the same receiver, so to the same sink, limits and counters
+      const http = server;
+      grpc = await startOtlpGrpcFor(otlpGrpc, http.otlp, say).catch(async (err: unknown) => {
+        await http.close();
+        throw err;
+      });
     } catch (err) {
       await agent.shutdown();
       await kube?.stop();
@@ -338,6 +350,7 @@ export const upCommand: Command = {
     red.stop();
     // the agent has handed over its last spans: deliver them (a few seconds at most)
     await exporter?.shutdown();
+    await grpc?.close();
     await server.close();
     await store?.shutdown();
     const c = agent.counters;

@@ -1,13 +1,16 @@
 // Tempo's TraceQL metrics endpoints: /api/metrics/query_range and /api/metrics/query.
 // The store runs the query (src/store/metrics-query.ts); this module reads the parameters
-// Tempo takes (q, start, end, since, step) and answers QueryRangeResponse /
+// Tempo takes (q, start, end, since, step, exemplars) and answers QueryRangeResponse /
 // QueryInstantResponse JSON. A query that is not a metrics query, or bad TraceQL, is a 400
 // with the position.
 
-import { MAX_STEPS, toInstant, type SpanStore } from '../store/index.js';
+import { MAX_EXEMPLARS, MAX_STEPS, toInstant, type SpanStore } from '../store/index.js';
 import { TraceQLError, parseGoDuration, parseTraceQL, type Query } from '../traceql/index.js';
 import { HttpError, badParam } from './errors.js';
-import { clip, windowOf } from './params.js';
+import { clip, countOf, windowOf } from './params.js';
+
+/** exemplars per series of a range query when the request names none (Grafana sends `exemplars`) */
+export const DEFAULT_EXEMPLARS = 10;
 
 type Reply = { status?: number; type: string; body: unknown };
 type Handler = (req: unknown, url: URL, groups: string[]) => Promise<Reply>;
@@ -54,7 +57,9 @@ export function metricsRoutes(store: SpanStore): [string, RegExp, Handler][] {
     const q = metricsQuery(p.get('q') ?? p.get('query'));
     let res;
     try {
-      res = await store.metricsQuery(q, range(p, instant));
+      // exemplars belong to range queries (an instant answer has no points to hang them on)
+      const exemplars = instant ? 0 : countOf(p, 'exemplars', DEFAULT_EXEMPLARS, MAX_EXEMPLARS);
+      res = await store.metricsQuery(q, { ...range(p, instant), exemplars });
     } catch (err) {
       if (err instanceof TraceQLError) throw new HttpError(400, `invalid TraceQL: ${err.message}`, HINT, { cause: err });
       if (err instanceof RangeError) throw badParam(err.message);

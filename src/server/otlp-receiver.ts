@@ -82,6 +82,11 @@ export interface OtlpReply {
 
 type Encoding = 'protobuf' | 'json';
 
+/** the outcome of handleMessage: the Export*ServiceResponse, or a refusal as its HTTP status */
+export type OtlpMessageResult =
+  | { ok: true; response: Uint8Array }
+  | { ok: false; status: number; reason: RefusalReason; message: string };
+
 class Refusal extends Error {
   constructor(
     readonly status: number,
@@ -117,6 +122,11 @@ export class OtlpReceiver {
     };
   }
 
+  /** the largest message or body accepted, in bytes (on the wire and decompressed) */
+  get maxBodyBytes(): number {
+    return this.maxBody;
+  }
+
   async handle(signal: Signal, req: IncomingMessage): Promise<OtlpReply> {
     let encoding: Encoding | undefined;
     try {
@@ -128,12 +138,42 @@ export class OtlpReceiver {
       const message = decodeRequest(signal, body, encoding);
       return this.accept(signal, message, encoding);
     } catch (err) {
-      if (err instanceof OtlpDecodeError) err = new Refusal(400, 'malformed', err.message);
-      if (!(err instanceof Refusal)) throw err;
-      this.counters.requests[signal].refused++;
-      this.counters.refused[signal][err.reason]++;
-      return { ...errorBody(err.status, err.message, encoding), ...(err.headers ? { headers: err.headers } : {}) };
+      const r = this.refused(signal, err);
+      return { ...errorBody(r.status, r.message, encoding), ...(r.headers ? { headers: r.headers } : {}) };
     }
+  }
+
+  /**
+   * One OTLP protobuf message that came by another transport (OTLP/gRPC, otlp-grpc.ts), already
+   * read and decompressed by it: the same checks, limits, counters and partial-success answer
+   * as a POST /v1/<signal>. The in-flight byte budget covers the decoding, which is where a
+   * message grows (decoded objects are several times the wire size).
+   */
+  handleMessage(signal: Signal, body: Uint8Array): OtlpMessageResult {
+    let reserved = 0;
+    try {
+      if (signal === 'traces' && !this.opts.ingest) throw new Refusal(503, 'no_destination', 'this osprey keeps no spans and exports none');
+      if (body.length > this.maxBody) throw this.tooLarge(`the message is ${body.length} bytes`);
+      if (this.inFlight + body.length > this.maxInFlight) throw new Refusal(503, 'busy', 'osprey is decoding too many OTLP messages at once: retry shortly');
+      this.inFlight += body.length;
+      reserved = body.length;
+      const reply = this.accept(signal, decodeRequest(signal, body, 'protobuf'), 'protobuf');
+      return { ok: true, response: reply.body as Uint8Array };
+    } catch (err) {
+      const r = this.refused(signal, err);
+      return { ok: false, status: r.status, reason: r.reason, message: r.message };
+    } finally {
+      this.inFlight -= reserved;
+    }
+  }
+
+  /** counts a refusal; anything that is not one (a bug) is thrown on */
+  private refused(signal: Signal, err: unknown): Refusal {
+    if (err instanceof OtlpDecodeError) err = new Refusal(400, 'malformed', err.message);
+    if (!(err instanceof Refusal)) throw err;
+    this.counters.requests[signal].refused++;
+    this.counters.refused[signal][err.reason]++;
+    return err;
   }
 
   private accept(signal: Signal, message: protobuf.Message, encoding: Encoding): OtlpReply {
@@ -267,7 +307,7 @@ export class OtlpReceiver {
     return [
       {
         name: 'osprey_otlp_requests_total',
-        help: 'OTLP/HTTP requests by signal and outcome: accepted whole, partial (some items refused), refused (4xx/5xx).',
+        help: 'OTLP requests (OTLP/HTTP and OTLP/gRPC) by signal and outcome: accepted whole, partial (some items refused), refused (4xx/5xx, gRPC error).',
         type: 'counter',
         samples: SIGNALS.flatMap((signal) =>
           (['accepted', 'partial', 'refused'] as const).map((outcome) => ({ labels: { signal, outcome }, value: c.requests[signal][outcome] })),
@@ -275,7 +315,7 @@ export class OtlpReceiver {
       },
       {
         name: 'osprey_otlp_refused_requests_total',
-        help: 'OTLP/HTTP requests refused whole, by signal and reason (too_large 413, unsupported_media_type 415, malformed/bad_compression 400, busy 503...).',
+        help: 'OTLP requests refused whole, by signal and reason (too_large 413, unsupported_media_type 415, malformed/bad_compression 400, busy 503...; gRPC refusals of grpc-js itself are in osprey_otlp_grpc_calls_total).',
         type: 'counter',
         samples: SIGNALS.flatMap((signal) => REFUSAL_REASONS.map((reason) => ({ labels: { signal, reason }, value: c.refused[signal][reason] }))),
       },

@@ -51,6 +51,8 @@ export interface RunningServer {
   server: Server;
   /** requests refused, by reason, and requests that failed inside osprey */
   counters: ServerCounters;
+  /** the OTLP receiver behind /v1/*: the OTLP/gRPC receiver (otlp-grpc.ts) hands it its messages too */
+  otlp: OtlpReceiver;
   close(): Promise<void>;
 }
 
@@ -350,7 +352,8 @@ function serverFamilies(c: ServerCounters) {
 
 export async function startServer(deps: ServerDeps, listen: { host: string; port: number }): Promise<RunningServer> {
   const counters = newCounters();
-  const table = routes(deps, counters);
+  const otlp = newReceiver(deps);
+  const table = routes(deps, counters, otlp);
   const server = createServer((req, res) => {
     void handle(table, counters, req, res);
   });
@@ -392,6 +395,7 @@ export async function startServer(deps: ServerDeps, listen: { host: string; port
     url: `http://${host}:${a.port}`,
     server,
     counters,
+    otlp,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -4,8 +4,8 @@ export { DuckStore, MAX_LIMIT, normalizeTraceId, parseMemoryLimit } from './duck
 export { UNKNOWN_SERVICE } from './schema.js';
 /** where services()/edges() windows really start: the rollup bucket of their start */
 export { bucketStart as rollupWindowStart } from './rollups.js';
-export { MAX_SERIES, MAX_STEPS, toInstant } from './metrics-query.js';
-export type { MetricsRange, QueryRangeResponse, RangeSeries, SeriesLabel } from './metrics-query.js';
+export { MAX_EXEMPLARS, MAX_SERIES, MAX_STEPS, toInstant } from './metrics-query.js';
+export type { Exemplar, MetricsRange, QueryRangeResponse, RangeSeries, SeriesLabel } from './metrics-query.js';
 export type { Analysis, Comparison, Heatmap, TracePage } from './analysis.js';
 export type { TraceList, TraceRow } from './trace-page.js';
 export type { TypicalTrace } from './typical.js';

@@ -10,6 +10,15 @@
 // Differences from Tempo, on purpose: quantiles are exact (DuckDB's quantile_cont over
 // the step's values) where Tempo interpolates within log2 buckets, so they differ by up
 // to the bucket width; a step's timestamp is the start of its interval.
+//
+// Exemplars (range queries, `exemplars` per series): in each step of each series one span is
+// picked in the same aggregation (arg_max), the slowest one (for min_over_time/max_over_time of
+// a field: the one with the lowest/highest value, the span that made the sample), and of those
+// a window keeps the `exemplars` most extreme per series. Each carries Tempo's labels `trace:id`
+// and `span:id`, the span's start as timestampMs, and as value the sample's own value for
+// rate/count_over_time (so the point sits on the line), else the span's measured value (its
+// duration in seconds for the duration functions). Tempo picks its exemplars at random, a few per
+// slice of the range; the slowest span is the one a person looking at a latency graph wants.
 
 import { BIGINT, DOUBLE, UINTEGER } from '@duckdb/node-api';
 import { TraceQLError, fieldToString, spansetFilters, type FieldRef, type MetricsOp, type Query } from '../traceql/index.js';
@@ -22,6 +31,8 @@ export interface MetricsRange {
   endNs: bigint;
   /** step in ns (> 0); an instant query uses end - start */
   stepNs: bigint;
+  /** most exemplars per series (default 0: none; at most MAX_EXEMPLARS) */
+  exemplars?: number;
 }
 
 export type LabelValue = { stringValue: string } | { intValue: string } | { doubleValue: number } | { boolValue: boolean } | Record<string, never>;
@@ -29,9 +40,16 @@ export interface SeriesLabel {
   key: string;
   value: LabelValue;
 }
+export interface Exemplar {
+  /** `trace:id` and `span:id`, lowercase hex */
+  labels: SeriesLabel[];
+  value: number;
+  timestampMs: string;
+}
 export interface RangeSeries {
   labels: SeriesLabel[];
   samples: { timestampMs: string; value: number }[];
+  exemplars: Exemplar[];
   promLabels: string;
 }
 export interface QueryRangeResponse {
@@ -47,6 +65,8 @@ export const COMPARE_SAMPLE = 25_000;
 const SAMPLE_SCALE = 1_000_000;
 /** Most steps in a range */
 export const MAX_STEPS = 11_000;
+/** Most exemplars a series may ask for */
+export const MAX_EXEMPLARS = 100;
 
 /** What the metrics query runner needs from the store. */
 export interface MetricsStoreAccess {
@@ -125,7 +145,9 @@ export async function runMetricsQuery(store: MetricsStoreAccess, q: Query, range
   const labels = [...labelCols, ...(extraLabel ? [extraLabel.sql] : [])];
   const labelSelect = labels.map((l, i) => `${l} AS l${i}`).join(', ');
   const groupCols = labels.map((_, i) => `l${i}`);
-  let sql = `${prefix} SELECT ${bucket} AS b${labelSelect ? `, ${labelSelect}` : ''}, ${value} AS v ${from} ${v.resourceJoin()}
+  const maxExemplars = Math.min(Math.max(0, Math.floor(range.exemplars ?? 0)), MAX_EXEMPLARS);
+  const pick = maxExemplars > 0 ? exemplarPick(m, measured) : undefined;
+  let sql = `${prefix} SELECT ${bucket} AS b${labelSelect ? `, ${labelSelect}` : ''}, ${value} AS v${pick ? `, ${pick.agg} AS ex` : ''} ${from} ${v.resourceJoin()}
     GROUP BY ALL`;
   if (m.fn !== 'quantile_over_time') {
     sql = `SELECT * FROM (${sql}) WHERE v IS NOT NULL`;
@@ -133,34 +155,73 @@ export async function runMetricsQuery(store: MetricsStoreAccess, q: Query, range
       sql += ` QUALIFY row_number() OVER (PARTITION BY b ORDER BY v ${m.top.fn === 'topk' ? 'DESC' : 'ASC'}, ${groupCols.join(', ') || 'b'}) <= ${P.add(m.top.n, UINTEGER)}`;
     }
   }
+  if (pick) {
+    // each step's pick, kept for the `maxExemplars` most extreme steps of its series
+    const rank = `row_number() OVER (${groupCols.length ? `PARTITION BY ${groupCols.join(', ')} ` : ''}ORDER BY ex.k ${pick.order} NULLS LAST, b)`;
+    const keep = `ex.k IS NOT NULL AND ${rank} <= ${P.add(maxExemplars, UINTEGER)}`;
+    sql = `SELECT b${groupCols.map((c) => `, ${c}`).join('')}, v,
+      CASE WHEN ${keep} THEN replace(CAST(ex.t AS VARCHAR), '-', '') END AS ex_trace,
+      CASE WHEN ${keep} THEN lower(lpad(to_hex(ex.s), 16, '0')) END AS ex_span,
+      ex.st AS ex_start, ex.x AS ex_value FROM (${sql})`;
+  }
   sql += ' ORDER BY ALL';
   const rows = await store.query(sql, P);
 
   const keys = [...m.by.map(fieldToString), ...(extraLabel ? [extraLabel.key] : [])];
   const series = new Map<string, RangeSeries>();
-  const add = (labels: SeriesLabel[], b: bigint, val: number): void => {
+  const add = (labels: SeriesLabel[], b: bigint, val: number, ex: unknown[]): void => {
     if (!Number.isFinite(val)) return;
     const id = JSON.stringify(labels);
     let s = series.get(id);
     if (!s) {
       if (series.size >= MAX_SERIES) return;
-      s = { labels, samples: [], promLabels: promLabels(labels) };
+      s = { labels, samples: [], exemplars: [], promLabels: promLabels(labels) };
       series.set(id, s);
     }
     s.samples.push({ timestampMs: String((start + b * range.stepNs) / 1_000_000n), value: val });
+    const [trace, span, startNs, measuredValue] = ex;
+    if (typeof trace === 'string' && typeof span === 'string') {
+      const value = pick?.value === 'sample' ? val : Number(measuredValue);
+      s.exemplars.push({
+        labels: [
+          { key: 'trace:id', value: { stringValue: trace } },
+          { key: 'span:id', value: { stringValue: span } },
+        ],
+        value: Number.isFinite(value) ? value : val,
+        timestampMs: String(BigInt(startNs as bigint | number) / 1_000_000n),
+      });
+    }
   };
   for (const r of rows) {
     const b = BigInt(r[0] as bigint | number);
     const base: SeriesLabel[] = keys.length === 0 ? [{ key: '__name__', value: { stringValue: m.fn } }] : keys.map((k, i) => ({ key: k, value: labelValue(r[1 + i]) }));
     const val = r[1 + labels.length];
+    const ex = pick ? r.slice(2 + labels.length, 6 + labels.length) : [];
     if (m.fn === 'quantile_over_time') {
       const list = (val as { items?: unknown[] } | null)?.items ?? (Array.isArray(val) ? val : []);
-      (m.quantiles ?? []).forEach((p, i) => add([...base, { key: 'p', value: { doubleValue: p } }], b, Number(list[i])));
+      (m.quantiles ?? []).forEach((p, i) => add([...base, { key: 'p', value: { doubleValue: p } }], b, Number(list[i]), ex));
     } else {
-      add(base, b, Number(val));
+      add(base, b, Number(val), ex);
     }
   }
   return { series: [...series.values()], metrics: { inspectedSpans: '0', completedJobs: 1, totalJobs: 1 }, status: 'COMPLETE' };
+}
+
+/**
+ * How a step's exemplar is picked (see the top of this file): `agg` aggregates the step's spans
+ * into {t trace id, s span id, st start, x measured value, k ranking key} of one span; `order`
+ * ranks a series' picks; `value` says what an exemplar's value is.
+ */
+function exemplarPick(m: MetricsOp, measured: (f: FieldRef | undefined) => string): { agg: string; order: 'ASC' | 'DESC'; value: 'sample' | 'measured' } {
+  const x = m.field ? measured(m.field) : '(s.duration_ns / 1e9)';
+  const byValue = m.fn === 'min_over_time' || m.fn === 'max_over_time';
+  const key = byValue ? x : 's.duration_ns';
+  const fn = m.fn === 'min_over_time' ? 'arg_min' : 'arg_max';
+  return {
+    agg: `${fn}({'t': s.trace_id, 's': s.span_id, 'st': s.start_ns, 'x': ${x}, 'k': ${key}}, ${key})`,
+    order: m.fn === 'min_over_time' ? 'ASC' : 'DESC',
+    value: m.fn === 'rate' || m.fn === 'count_over_time' ? 'sample' : 'measured',
+  };
 }
 
 /** Instant form: one value per series over the whole range. */
@@ -270,7 +331,7 @@ async function compare(
     let ser = series.get(id);
     if (!ser) {
       if (series.size >= MAX_SERIES * 4) continue;
-      ser = { labels, samples: [], promLabels: promLabels(labels) };
+      ser = { labels, samples: [], exemplars: [], promLabels: promLabels(labels) };
       series.set(id, ser);
     }
     ser.samples.push({ timestampMs: String((start + BigInt(b as bigint) * stepNs) / 1_000_000n), value: Number(n) });
