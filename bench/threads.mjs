@@ -7,8 +7,12 @@
 //   node bench/threads.mjs [--rate 4000] [--seconds 8] [--store memory|file|none] [--prof DIR]
 // --store none: export-only (--no-store), OTLP/HTTP to a sink in this process that answers 200.
 // --prof DIR: also a CPU profile of the agent's JS thread (node --cpu-prof) into DIR.
+// --attach 'CMD {pid}': runs CMD (a shell command, {pid} replaced by the agent's pid) during
+//   the measured run and prints its output after the table: `strace -c -f -p {pid}`,
+//   `perf record -g -p {pid} -o FILE`... It ends with SIGINT when the run ends.
 // Needs root. Prints a table; asserts nothing.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +24,7 @@ const RATE = Number(option('rate', 4000));
 const SECONDS = Number(option('seconds', 8));
 const STORE = option('store', 'file');
 const PROF = option('prof', undefined);
+const ATTACH = option('attach', undefined);
 
 function threads(pid) {
   const out = new Map();
@@ -53,9 +58,24 @@ try {
     const url = `http://127.0.0.1:${nginx.port}/`;
     await runWrk({ url, seconds: 2, rate: RATE, connections: 20, threads: 1, dir }); // warm-up
     await sleep(1000);
+    let attached;
+    let attachOut = '';
+    if (ATTACH) {
+      attached = spawn('/bin/sh', ['-c', ATTACH.replaceAll('{pid}', String(osprey.pid))], { stdio: ['ignore', 'pipe', 'pipe'] });
+      attached.stdout.on('data', (d) => (attachOut += d));
+      attached.stderr.on('data', (d) => (attachOut += d));
+      await sleep(500);
+    }
+    const c0 = await osprey.sample();
     const t0 = threads(osprey.pid);
     const w = await runWrk({ url, seconds: SECONDS, rate: RATE, connections: 20, threads: 1, dir });
     const t1 = threads(osprey.pid);
+    const c1 = await osprey.sample();
+    if (attached) {
+      const ended = new Promise((r) => attached.on('close', r));
+      attached.kill('SIGINT');
+      await Promise.race([ended, sleep(10_000)]);
+    }
     const groups = new Map();
     for (const [tid, b] of t1) {
       const a = t0.get(tid) ?? { user: 0, sys: 0 };
@@ -77,6 +97,11 @@ try {
       console.log(`${name.padEnd(28)} ${String(g.n).padStart(2)}  ${((g.user * 1e6) / reqs).toFixed(1).padStart(11)}  ${((g.sys * 1e6) / reqs).toFixed(1).padStart(10)}`);
     }
     console.log(`${'all'.padEnd(28)}     ${((tu * 1e6) / reqs).toFixed(1).padStart(11)}  ${((ts * 1e6) / reqs).toFixed(1).padStart(10)}   = ${(((tu + ts) * 1e6) / reqs).toFixed(1)} µs/req, ${(((tu + ts) / SECONDS / (reqs / SECONDS)) * 1e4).toFixed(3)} cores per 10k req/s`);
+    // the agent traces every process on the machine: spans and events per request above 2 and
+    // ~4.6 mean other traffic (another engineer's tests) was traced too, and paid for here
+    const d = (k) => (c1[k] ?? 0) - (c0[k] ?? 0);
+    console.log(`agent spans/req ${(d('agent_spans') / reqs).toFixed(2)}, events/req ${(d('agent_events') / reqs).toFixed(2)}, batches/req ${(d('batches') / reqs).toFixed(3)}; µs per span ${(((tu + ts) * 1e6) / Math.max(1, d('agent_spans'))).toFixed(1)}`);
+    if (attached) console.log(attachOut);
   } finally {
     await osprey.stop();
     await nginx.stop();

@@ -119,6 +119,37 @@ describe('column buffers into DuckDB data chunks', () => {
     }
   });
 
+  it('a long value repeated within a chunk is assigned once and read back in every row', async () => {
+    await con.run('CREATE TABLE rep (i INTEGER, v VARCHAR)');
+    const app = await con.createAppender('rep');
+    const types = Array.from({ length: app.columnCount }, (_, i) => app.columnType(i));
+    const i = new NumberColumn(DuckDBTypeId.UINTEGER);
+    const v = new VarcharColumn();
+    const longs = ['http://127.0.0.1:8080/orders/1234', 'GET /orders/{id} and more', 'ünïcode repeated value'];
+    const want: (string | null)[] = [];
+    for (let r = 0; r < CHUNK_ROWS; r++) {
+      i.set(r, r);
+      // repeats of three long values, a unique one now and then, inline ones and nulls between
+      const s = r % 11 === 0 ? `unique value number ${r}` : r % 5 === 0 ? 'short' : r % 13 === 0 ? null : longs[r % 3]!;
+      if (s === null) v.setNull(r);
+      else v.set(r, s);
+      want.push(s);
+    }
+    app.appendDataChunk(toDataChunk(types, [i, v], CHUNK_ROWS));
+    // a second chunk from the same buffers: the repeats of the first are not carried over
+    i.set(0, CHUNK_ROWS);
+    v.set(0, longs[0]!);
+    want.push(longs[0]!);
+    app.appendDataChunk(toDataChunk(types, [i, v], 1));
+    app.flushSync();
+    app.closeSync();
+    const rows = (await con.runAndReadAll('SELECT v FROM rep ORDER BY i')).getRows();
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      want,
+    );
+  });
+
   it('refuses buffers whose layout does not match the table, and an abandoned chunk leaves nothing behind', async () => {
     await con.run('CREATE TABLE u (v VARCHAR, k UTINYINT)');
     const app = await con.createAppender('u');

@@ -194,6 +194,9 @@ export class VarcharColumn extends Column {
   private readonly u32 = new Uint32Array(this.buf);
   private longRows: number[] = [];
   private longValues: string[] = [];
+  /** copyData's scratch: the first row of each long value, and per long row the row it repeats (-1: none) */
+  private readonly firstRow = new Map<string, number>();
+  private readonly copyFrom = new Int32Array(CHUNK_ROWS);
 
   set(i: number, s: string | null): void {
     if (s === null) return this.setNull(i);
@@ -223,11 +226,43 @@ export class VarcharColumn extends Column {
     this.u8.fill(0, 16 * i, 16 * i + 16);
   }
 
+  /**
+   * Each distinct long value is handed to DuckDB once per chunk (a native call that converts
+   * it to UTF-8 and copies it into the vector's string heap); rows repeating it get a copy of
+   * that row's 16-byte duckdb_string_t, which points into the same vector's heap. Span names,
+   * url.full and user agents repeat within a chunk (one connection, one endpoint): in the
+   * recorded wrk -> nginx -> Node stream most long values are repeats.
+   */
   protected copyData(v: Vector, n: number): void {
     bindings.copy_data_to_vector(v, 0, this.buf, 0, n * 16);
     const rows = this.longRows;
     const values = this.longValues;
-    for (let k = 0; k < rows.length; k++) bindings.vector_assign_string_element(v, rows[k] as number, values[k] as string);
+    if (rows.length === 0) return;
+    const first = this.firstRow;
+    const from = this.copyFrom;
+    let dups = 0;
+    for (let k = 0; k < rows.length; k++) {
+      const s = values[k] as string;
+      const r = rows[k] as number;
+      const f = first.get(s);
+      if (f === undefined) {
+        first.set(s, r);
+        bindings.vector_assign_string_element(v, r, s);
+        from[k] = -1;
+      } else {
+        from[k] = f;
+        dups++;
+      }
+    }
+    first.clear();
+    if (dups === 0) return;
+    // the vector's rows as DuckDB holds them now (a copy), the repeats filled in, written back
+    const d = bindings.vector_get_data(v, n * 16);
+    for (let k = 0; k < rows.length; k++) {
+      const f = from[k] as number;
+      if (f >= 0) d.copyWithin(16 * (rows[k] as number), 16 * f, 16 * f + 16);
+    }
+    bindings.copy_data_to_vector(v, 0, d.buffer as ArrayBuffer, d.byteOffset, n * 16);
   }
 
   override reset(): void {
