@@ -12,16 +12,15 @@
 // LINK_CONNECTIONS=<n> runs wrk with n connections instead of 32 (to measure, not in CI).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeNginxConfig } from '../src/demo/nginx.js';
 import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
-import { demoFile, pythonBin } from '../src/demo/stack.js';
 import { SpanCollector } from './agent-helpers.js';
 import { buildGo, goToolchains } from './go-build.js';
-import { run, sleep } from './helpers.js';
-import { judge, lostEvents, suffixOf } from './linking-judge.js';
+import { sleep } from './helpers.js';
+import { judge, lostEvents, startBackend, suffixOf, wrkUnique } from './linking-judge.js';
 
 const RUNS = 3;
 const SECONDS = 3;
@@ -37,15 +36,7 @@ describe('linking through a Go service that hands calls to a lazily started work
   before(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'osprey-gopool-'));
     col = new SpanCollector();
-    const port = await freePort();
-    backend = await startProcess({
-      name: 'backend',
-      cmd: pythonBin(),
-      args: [demoFile('backend.py'), String(port)],
-      env: { OTEL_SERVICE_NAME: 'backend', PYTHONDONTWRITEBYTECODE: '1' },
-      port,
-    });
-    backendUrl = `http://127.0.0.1:${port}`;
+    ({ proc: backend, url: backendUrl } = await startBackend());
   });
   after(async () => {
     await backend?.stop();
@@ -73,15 +64,10 @@ describe('linking through a Go service that hands calls to a lazily started work
         const nginx = await startProcess({ name: 'nginx', cmd: conf.cmd, args: conf.args, port: proxyPort });
         try {
           const tag = `${middlePort}r${r}x${Math.random().toString(36).slice(2, 7)}`;
-          const script = join(workDir, `${tag}.lua`);
-          writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${tag}-" .. n)\nend\n`);
           const before = col.spans.length;
           const lostBefore = lostEvents(col);
           const countersBefore = { ...col.agent.linker.counters };
-          const w = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeoutMs: 60_000 });
-          assert.equal(w.code, 0, w.stderr);
-          const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
-          assert.ok(requests > 100, w.stdout);
+          const { requests } = await wrkUnique({ url: `http://127.0.0.1:${proxyPort}`, tag, connections: CONNECTIONS, seconds: SECONDS, dir: workDir });
           await sleep(1500);
           const spans = col.spans.slice(before).filter((s) => suffixOf(s).startsWith(`${tag}-`));
           const v = judge(spans, middle.pid, 6);

@@ -2,8 +2,14 @@
 // unique suffix per request: GET /front/<x> at nginx and the middle, GET /api/item/<x> at the
 // backend. The suffix travels along, so spans of one request are known without trusting the
 // linker; every verdict here is computed from it.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Span } from '../src/model/index.js';
+import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
+import { demoFile, pythonBin } from '../src/demo/stack.js';
 import type { SpanCollector } from './agent-helpers.js';
+import { run } from './helpers.js';
 
 /** the unique suffix a span's path carries (/front/<x>, /api/item/<x> and /chain/<x> -> <x>) */
 export const suffixOf = (s: Span): string => String(s.attributes['url.path']).replace(/^\/(front|api\/item|chain)\//, '');
@@ -107,4 +113,32 @@ export async function despiteLoss(col: SpanCollector, round: () => Promise<void>
     console.log(`the round lost events (${n} ring-buffer records or batches dropped under load): once more`);
     await round();
   }
+}
+
+/** the chain's backend: the demo's Python service (GET /api/item/<x>), as service `name` */
+export async function startBackend(name = 'backend'): Promise<{ proc: StartedProcess; url: string }> {
+  const port = await freePort();
+  const proc = await startProcess({
+    name,
+    cmd: pythonBin(),
+    args: [demoFile('backend.py'), String(port)],
+    env: { OTEL_SERVICE_NAME: name, PYTHONDONTWRITEBYTECODE: '1' },
+    port,
+  });
+  return { proc, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * One unpaced round of `wrk -t1 -c<connections>` against url for `seconds`, every request
+ * `GET /front/<tag>-<n>` (its own suffix: see suffixOf); the script goes in dir. Asserts wrk
+ * succeeded with more than `atLeast` requests; returns them and wrk's report.
+ */
+export async function wrkUnique(opts: { url: string; tag: string; connections: number; seconds: number; dir: string; atLeast?: number }): Promise<{ requests: number; stdout: string }> {
+  const script = join(opts.dir, `${opts.tag}.lua`);
+  writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${opts.tag}-" .. n)\nend\n`);
+  const w = await run('wrk', ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '-s', script, opts.url], { timeoutMs: 60_000 });
+  assert.equal(w.code, 0, w.stderr);
+  const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
+  assert.ok(requests > (opts.atLeast ?? 100), w.stdout);
+  return { requests, stdout: w.stdout };
 }

@@ -17,17 +17,17 @@
 // linked where the runtime makes the thread rule sound. The shares are printed (README table).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeNginxConfig } from '../src/demo/nginx.js';
 import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
-import { demoFile, pythonBin } from '../src/demo/stack.js';
+import { pythonBin } from '../src/demo/stack.js';
 import { SpanCollector } from './agent-helpers.js';
 import { buildJava } from './java-build.js';
-import { despiteLoss, HOPS, judge, suffixOf } from './linking-judge.js';
+import { despiteLoss, HOPS, judge, startBackend, suffixOf, wrkUnique } from './linking-judge.js';
 import { pythonVenv } from './py-venv.js';
-import { run, sleep } from './helpers.js';
+import { sleep } from './helpers.js';
 
 const SECONDS = Number(process.env.JVMPY_SECONDS ?? 3);
 const CONNECTIONS = [1, 32] as const;
@@ -77,17 +77,9 @@ describe('linking through Java and Python services at 1 and 32 connections', { t
   before(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'osprey-jvmpy-'));
     col = new SpanCollector();
-    const port = await freePort();
-    procs.push(
-      await startProcess({
-        name: 'backend',
-        cmd: pythonBin(),
-        args: [demoFile('backend.py'), String(port)],
-        env: { OTEL_SERVICE_NAME: 'backend', PYTHONDONTWRITEBYTECODE: '1' },
-        port,
-      }),
-    );
-    backendUrl = `http://127.0.0.1:${port}`;
+    const b = await startBackend();
+    procs.push(b.proc);
+    backendUrl = b.url;
   });
   after(async () => {
     for (const p of procs.reverse()) await p.stop();
@@ -113,14 +105,9 @@ describe('linking through Java and Python services at 1 and 32 connections', { t
         for (const c of CONNECTIONS) {
           await despiteLoss(col, async () => {
             const tag = `${middlePort}c${c}x${Math.random().toString(36).slice(2, 7)}`;
-            const script = join(workDir, `${tag}.lua`);
-            writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${tag}-" .. n)\nend\n`);
             const before = col.spans.length;
-            const w = await run('wrk', ['-t1', `-c${c}`, `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeoutMs: 60_000 });
-            assert.equal(w.code, 0, w.stderr);
-            const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
-            assert.ok(requests > 50, w.stdout);
-            assert.doesNotMatch(w.stdout, /Non-2xx/, 'every request answered by the backend');
+            const { requests, stdout } = await wrkUnique({ url: `http://127.0.0.1:${proxyPort}`, tag, connections: c, seconds: SECONDS, dir: workDir, atLeast: 50 });
+            assert.doesNotMatch(stdout, /Non-2xx/, 'every request answered by the backend');
             await sleep(1500);
             const spans = col.spans.slice(before).filter((s) => suffixOf(s).startsWith(`${tag}-`));
             const v = judge(spans, middle.pid);

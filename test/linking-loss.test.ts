@@ -13,16 +13,17 @@
 // parent with another suffix, and the links the loss did not touch must still be made.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AgentOptions } from '../src/agent/agent.js';
 import type { Span } from '../src/model/index.js';
 import { writeNginxConfig } from '../src/demo/nginx.js';
 import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
-import { demoFile, pythonBin } from '../src/demo/stack.js';
+import { pythonBin } from '../src/demo/stack.js';
 import { SpanCollector } from './agent-helpers.js';
-import { run, sleep } from './helpers.js';
+import { startBackend, wrkUnique } from './linking-judge.js';
+import { sleep } from './helpers.js';
 
 const RUNS = 2;
 const SECONDS = 4;
@@ -111,17 +112,9 @@ describe('linking with lost events: wrk -c32 through nginx and a Node or Python 
 
   before(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'osprey-loss-'));
-    const port = await freePort();
-    procs.push(
-      await startProcess({
-        name: 'backend',
-        cmd: pythonBin(),
-        args: [demoFile('backend.py'), String(port)],
-        env: { OTEL_SERVICE_NAME: 'backend', PYTHONDONTWRITEBYTECODE: '1' },
-        port,
-      }),
-    );
-    backendUrl = `http://127.0.0.1:${port}`;
+    const b = await startBackend();
+    procs.push(b.proc);
+    backendUrl = b.url;
   });
   after(async () => {
     for (const p of procs.reverse()) await p.stop();
@@ -156,17 +149,12 @@ describe('linking with lost events: wrk -c32 through nginx and a Node or Python 
           try {
             for (let r = 0; r < RUNS; r++) {
               const tag = `${middlePort}r${r}x${Math.random().toString(36).slice(2, 7)}`;
-              const script = join(workDir, `${tag}.lua`);
-              writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${tag}-" .. n)\nend\n`);
               const lostBefore = lc.lost(col);
               const linker = col.agent.linker.counters;
               const barriersBefore = linker.loss_barriers;
               const withheldBefore = linker.withheld_loss;
               const before = col.spans.length;
-              const w = await run('wrk', ['-t1', '-c32', `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeoutMs: 60_000 });
-              assert.equal(w.code, 0, w.stderr);
-              const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
-              assert.ok(requests > 100, w.stdout);
+              const { requests } = await wrkUnique({ url: `http://127.0.0.1:${proxyPort}`, tag, connections: 32, seconds: SECONDS, dir: workDir });
               await sleep(1500);
               const spans = col.spans.slice(before).filter((s) => suffixOf(s).startsWith(`${tag}-`));
               const v = judge(spans);

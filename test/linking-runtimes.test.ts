@@ -13,16 +13,15 @@
 // LINK_CONNECTIONS=<n> runs wrk with n connections instead of 32 (to measure, not in CI).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeNginxConfig } from '../src/demo/nginx.js';
 import { freePort, startProcess, type StartedProcess } from '../src/demo/processes.js';
-import { demoFile, pythonBin } from '../src/demo/stack.js';
 import { SpanCollector } from './agent-helpers.js';
 import { buildGo, goToolchains } from './go-build.js';
-import { run, sleep } from './helpers.js';
-import { judge, lostEvents, suffixOf } from './linking-judge.js';
+import { sleep } from './helpers.js';
+import { judge, lostEvents, startBackend, suffixOf, wrkUnique } from './linking-judge.js';
 
 const RUNS = 3;
 const SECONDS = 4;
@@ -84,17 +83,9 @@ describe('linking through Go and Node services at 32 connections', { timeout: 60
     workDir = mkdtempSync(join(tmpdir(), 'osprey-runtimes-'));
     col = new SpanCollector();
     for (const name of ['backend', 'backend2']) {
-      const port = await freePort();
-      procs.push(
-        await startProcess({
-          name,
-          cmd: pythonBin(),
-          args: [demoFile('backend.py'), String(port)],
-          env: { OTEL_SERVICE_NAME: name, PYTHONDONTWRITEBYTECODE: '1' },
-          port,
-        }),
-      );
-      backendUrls.push(`http://127.0.0.1:${port}`);
+      const b = await startBackend(name);
+      procs.push(b.proc);
+      backendUrls.push(b.url);
     }
   });
   after(async () => {
@@ -120,15 +111,10 @@ describe('linking through Go and Node services at 32 connections', { timeout: 60
       try {
         for (let r = 0; r < RUNS; r++) {
             const tag = `${middlePort}r${r}x${Math.random().toString(36).slice(2, 7)}`;
-            const script = join(workDir, `${tag}.lua`);
-            writeFileSync(script, `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format("GET", "/front/${tag}-" .. n)\nend\n`);
             const before = col.spans.length;
             const lostBefore = lostEvents(col);
             const k0 = { ...col.agent.linker.counters };
-            const w = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`], { timeoutMs: 60_000 });
-            assert.equal(w.code, 0, w.stderr);
-            const requests = Number(/(\d+) requests in/.exec(w.stdout)?.[1]);
-            assert.ok(requests > 100, w.stdout);
+            const { requests } = await wrkUnique({ url: `http://127.0.0.1:${proxyPort}`, tag, connections: CONNECTIONS, seconds: SECONDS, dir: workDir });
             await sleep(1500);
             const spans = col.spans.slice(before).filter((s) => suffixOf(s).startsWith(`${tag}-`));
             const v = judge(spans, middle.pid, m.spansPerRequest);
