@@ -1,6 +1,7 @@
 // HTTP/2 over cleartext (h2c) from real, unmodified peers: Node's http2 server and client with
-// concurrent streams on one connection, curl with prior knowledge, binary noise after a valid
-// preface, and a connection that predates the agent (mid-stream join).
+// concurrent streams on one connection, curl with prior knowledge (and a traceparent in its
+// HEADERS), binary noise after a valid preface, and a connection that predates the agent
+// (mid-stream join).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -73,6 +74,20 @@ describe('HTTP/2 (h2c) spans from real programs', { timeout: 180_000 }, () => {
       assert.equal(client.attributes['url.full'], `http://127.0.0.1:${port}${p}`);
       assert.equal(server.parentSpanId, client.spanId);
     }
+  });
+
+  it('traceparent in the HEADERS block: the server span joins the caller\'s trace', async () => {
+    const traceId = Array.from({ length: 32 }, () => Math.floor(Math.random() * 16).toString(16)).join('');
+    const parent = '00f067aa0ba902b7';
+    const p = `/tp/${traceId.slice(0, 8)}`;
+    const c = await run('curl', ['-sS', '--http2-prior-knowledge', '-H', `traceparent: 00-${traceId}-${parent}-01`, `http://127.0.0.1:${port}${p}`]);
+    assert.equal(c.stdout, 'x'.repeat(10));
+    await col.waitSpans('the traceparent spans', () => col.byPath(p).some((s) => s.kind === 'server'));
+    const server = col.byPath(p).find((s) => s.kind === 'server')!;
+    assert.equal(server.attributes['network.protocol.version'], '2');
+    assert.equal(server.traceId, traceId, 'the caller\'s trace, read from the HPACK-decoded headers');
+    assert.equal(server.parentSpanId, parent);
+    assert.equal(server.attributes['osprey.link'], 'traceparent');
   });
 
   it('binary noise after a valid preface: counted, the agent goes on', async () => {

@@ -3,7 +3,8 @@
 // run on the test machines), both over HTTPS with HTTP/2 (ALPN), seen through the Go crypto/tls
 // uprobes. client-go's Lists at concurrency 1 and 32 (streams multiplexed on one connection),
 // Watches that the server ends after timeoutSeconds (one long-lived stream span each), and
-// informers (client-go's watch-list: one watch per informer, ended by the client when it stops):
+// informers (client-go's watch-list: one watch per informer, ended by the client's RST_STREAM
+// when it stops, or cut short by the connection's close when it exits with them open):
 // every request is one linked server/client pair (tuple + stream id: client-go sends no
 // traceparent) with GET, its path and 200, and 0 wrong parents. The bearer token of the
 // kubeconfig appears in no span.
@@ -118,7 +119,38 @@ describe('client-go (k8s.io/client-go) against a FAKE API server over HTTPS/h2',
         assert.match(String(s.attributes['url.query']), /(^|&)sendInitialEvents=true(&|$)/, `${r.path}: ${s.kind} is the watch-list`);
         assert.match(String(s.attributes['url.query']), /(^|&)watch=true(&|$)/);
         // ended by the client's RST_STREAM CANCEL: a stream stopped on purpose, not a failure
+        // (the fixture waits for the transport to send them before it exits)
         assert.equal(s.status, 'unset', `${r.path}: ${s.kind} ${JSON.stringify(spanToJson(s))}`);
+        assert.ok(Number(s.attributes['http.response.body.size']) > 0, `${r.path}: the events' bytes are counted`);
+      }
+    }
+  }));
+
+  // The other way a watch ends: the client exits with its informers running (killed, crashed,
+  // or stopped without waiting for the transport, as the informers fixture once did: it made
+  // the case above flaky). No RST_STREAM is sent; the kernel closes the connection under the
+  // open streams, and both sides see a 200 response cut short by the close ('eof'), which is
+  // what the parser reports for any stream still open at the close.
+  it('informers that exit with their watches open: each stream ends with the connection, cut short', () => despiteDrops(col, async () => {
+    const t = tag('infx');
+    const namespaces = Array.from({ length: 8 }, (_, i) => `${t}-${i}`);
+    const res = await run(bin, ['informers-exit', kubeconfig, ...namespaces], { timeoutMs: 60_000 });
+    assert.equal(res.code, 0, res.stderr + res.stdout);
+    assert.deepEqual(res.stdout.trim().split('\n'), namespaces.map((ns) => `${ns} 3`));
+    const reqs: Expect[] = namespaces.map((ns) => ({ path: configMaps(ns), status: 200, version: '2', serverPid: api.pid, clientPid: res.pid }));
+    await waitPairs(col, reqs);
+    checkLinks(reqs);
+    for (const r of reqs) {
+      const { server, client } = pairOf(col, r.path, api.pid);
+      assert.deepEqual([server.length, client.length], [1, 1], `${r.path}: ${show(col.byPath(r.path))}`);
+      assert.equal(server[0]!.parentSpanId, client[0]!.spanId, `${r.path}: linked`);
+      assert.equal(client[0]!.resource['process.pid'], res.pid);
+      for (const s of [server[0]!, client[0]!]) {
+        assert.match(String(s.attributes['url.query']), /(^|&)sendInitialEvents=true(&|$)/);
+        assert.equal(s.attributes['http.response.status_code'], 200);
+        assert.equal(s.status, 'error', `${r.path}: ${s.kind} ${JSON.stringify(spanToJson(s))}`);
+        assert.equal(s.attributes['error.type'], 'eof');
+        assert.equal(s.statusMessage, 'response cut short: eof');
         assert.ok(Number(s.attributes['http.response.body.size']) > 0, `${r.path}: the events' bytes are counted`);
       }
     }

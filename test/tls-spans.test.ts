@@ -1,6 +1,6 @@
 // HTTPS spans from real, unmodified peers through TLS uprobes (src/agent/tls, bpf/lib/tls.h):
 // curl -> nginx (libssl.so.3), Python ssl server and client (libssl.so.3, SSL_read_ex), Node
-// https (OpenSSL inside /usr/bin/node, memory BIOs), at concurrency, with the files attached
+// https (OpenSSL inside /usr/bin/node, memory BIOs), at concurrency 32 (Python, Node), with the files attached
 // and released as processes come and go.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SpanCollector } from './agent-helpers.js';
+import { checkPairs, despiteDrops, type Expect, waitPairs } from './peer-matrix.js';
 import { freePort, run, sleep, startServer, waitFor, type Proc } from './helpers.js';
 import type { Span } from '../src/model/index.js';
 
@@ -37,6 +38,19 @@ c = http.client.HTTPSConnection('127.0.0.1', port, context=ctx)
 for p in paths:
     c.request('GET', p, headers={'traceparent': tp} if tp else {})
     r = c.getresponse(); r.read(); print(r.status)
+`;
+
+/** GETs the paths, CONC at once, each on its own connection; argv: port, conc, paths... */
+const PY_CLIENT_PAR = `
+import http.client, ssl, sys
+from concurrent.futures import ThreadPoolExecutor
+port, conc, paths = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def get(p):
+    c = http.client.HTTPSConnection('127.0.0.1', port, context=ctx)
+    c.request('GET', p); r = c.getresponse(); r.read(); c.close(); return r.status
+with ThreadPoolExecutor(conc) as ex:
+    print('\\n'.join(str(s) for s in ex.map(get, paths)))
 `;
 
 const NODE_SERVER = `
@@ -208,17 +222,37 @@ describe('HTTPS spans through TLS uprobes (real peers)', { timeout: 300_000 }, (
     }
   });
 
-  it('Node https server and client (OpenSSL inside node, memory BIOs): 8 connections in parallel', async () => {
+  it('Python ssl server and client at concurrency 32 (a connection per call): each exchange one linked pair, 0 wrong parents', async () => {
+    const port = await freePort();
+    const srv = await startServer('python3', ['-c', PY_SERVER, String(port), cert, key], port);
+    procs.push(srv);
+    await waitFor('libssl attached', () => attached((p) => /\/libssl\.so/.test(p)), 5000);
+    await despiteDrops(col, async () => {
+      const tag = Math.random().toString(36).slice(2, 8);
+      const reqs: Expect[] = Array.from({ length: 64 }, (_, i) => ({ path: i % 8 === 7 ? `/missing/${tag}-${i}` : `/py32/${tag}-${i}`, status: i % 8 === 7 ? 404 : 200, version: '1.1', serverPid: srv.pid }));
+      const c = await run('python3', ['-c', PY_CLIENT_PAR, String(port), '32', ...reqs.map((r) => r.path)], { timeoutMs: 60_000 });
+      assert.equal(c.code, 0, c.stderr);
+      assert.deepEqual(c.stdout.trim().split('\n'), reqs.map((r) => String(r.status)));
+      for (const r of reqs) r.clientPid = c.pid;
+      await waitPairs(col, reqs);
+      const { wrongParents, linked } = checkPairs(col, reqs);
+      assert.equal(wrongParents, 0);
+      assert.equal(linked, reqs.length);
+      for (const r of reqs) assert.equal(col.byPath(r.path).find((s) => s.kind === 'server')!.attributes['url.scheme'], 'https');
+    });
+  });
+
+  it('Node https server and client (OpenSSL inside node, memory BIOs): 32 connections in parallel', async () => {
     const port = await freePort();
     const srv = await startServer('node', ['-e', NODE_SERVER, String(port), cert, key], port);
     procs.push(srv);
     await waitFor('node attached', () => attached((p) => p.endsWith('/node')), 5000);
     const tag = Math.random().toString(36).slice(2, 8);
     const before = col.agent.capture!.counters();
-    const c = await run('node', ['-e', NODE_CLIENT, String(port), '8', '6', tag], { timeoutMs: 60_000 });
+    const c = await run('node', ['-e', NODE_CLIENT, String(port), '32', '2', tag], { timeoutMs: 60_000 });
     assert.equal(c.code, 0, c.stderr);
     const results = c.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]);
-    assert.equal(results.length, 48);
+    assert.equal(results.length, 64);
     await col.waitSpans('node spans', () => results.every(([p]) => typeof pair(col, p) !== 'string'), 15_000).catch(() => undefined);
     const problems: string[] = [];
     for (const [p, status] of results) {
@@ -239,7 +273,7 @@ describe('HTTPS spans through TLS uprobes (real peers)', { timeout: 300_000 }, (
     }
     const after = col.agent.capture!.counters();
     const unbound = after.tls_plaintext_unbound - before.tls_plaintext_unbound;
-    console.log(`node x8: ${48 - problems.length}/48 pairs right; plaintext calls unbound ${unbound}, rebinds ${after.tls_rebind - before.tls_rebind}`);
+    console.log(`node x32: ${64 - problems.length}/64 pairs right; plaintext calls unbound ${unbound}, rebinds ${after.tls_rebind - before.tls_rebind}`);
     assert.deepEqual(problems, []);
   });
 

@@ -78,6 +78,57 @@ describe('Http2Parser', () => {
     ]);
     assert.equal(done[0]!.response!.tsEnd, 51, 'the stream ends at the reset');
   });
+  it('the close ends the streams still open: cut short (eof) with the status they had; ended ones are untouched', () => {
+    const c = newHttp2Counters();
+    const p = new Http2Parser({ counters: c });
+    const req = (id: number): Buffer => frame(1, 0x5, id, Buffer.concat([Buffer.from([0x82]), litIdx(4, `/w/${id}`)]));
+    p.push(chunk('out', Buffer.concat([PREFACE, req(1), req(3), req(5)]), 1));
+    // 1: a whole response; 3: a watch under way (200, events, no END_STREAM); 5: no response yet
+    const whole = p.push(chunk('in', Buffer.concat([frame(1, 0x4, 1, Buffer.from([0x88])), frame(0, 0x1, 1, Buffer.alloc(0), 10)]), 2, 28));
+    assert.deepEqual(whole.map((x) => [x.streamId, x.incomplete]), [[1, undefined]]);
+    p.push(chunk('in', Buffer.concat([frame(1, 0x4, 3, Buffer.from([0x88])), frame(0, 0, 3, Buffer.alloc(0), 300)]), 3, 318));
+    // the process exits before any RST_STREAM: the kernel closes the connection under 3 and 5
+    const done = p.end(90);
+    assert.deepEqual(done.map((x) => [x.streamId, x.response?.status, x.response?.bodySize, x.incomplete]), [
+      [3, 200, 300, 'eof'],
+      [5, undefined, undefined, 'eof'],
+    ]);
+    assert.equal(done[0]!.response!.tsEnd, 90, 'cut at the close');
+    assert.deepEqual([c.exchanges, c.incomplete, c.rstStreams], [3, 2, 0]);
+  });
+
+  it('GOAWAY ends the streams above its last stream id that had no response; the others go on', () => {
+    const c = newHttp2Counters();
+    const p = new Http2Parser({ counters: c });
+    const req = (id: number): Buffer => frame(1, 0x5, id, Buffer.concat([Buffer.from([0x82]), litIdx(4, `/g/${id}`)]));
+    p.push(chunk('out', Buffer.concat([PREFACE, req(1), req(3), req(5)]), 1));
+    p.push(chunk('in', frame(1, 0x4, 5, Buffer.from([0x88])), 2));
+    // last stream id 1, NO_ERROR: 3 was never processed (goaway); 5 already answered goes on; 1 goes on
+    const goaway = Buffer.alloc(8);
+    goaway.writeUInt32BE(1, 0);
+    const done = p.push(chunk('in', frame(7, 0, 0, goaway), 3));
+    assert.deepEqual(done.map((x) => [x.streamId, x.incomplete]), [[3, 'goaway']]);
+    assert.equal(c.goaways, 1);
+    const rest = p.push(chunk('in', Buffer.concat([frame(0, 0x1, 5, Buffer.alloc(0), 4), frame(1, 0x5, 1, Buffer.from([0x88]))]), 4));
+    assert.deepEqual(rest.map((x) => [x.streamId, x.response?.status, x.incomplete]), [[5, 200, undefined], [1, 200, undefined]]);
+  });
+
+  it('bounds: too many open streams evict the oldest, a stream open too long expires; counted, never an exchange', () => {
+    const c = newHttp2Counters();
+    const p = new Http2Parser({ counters: c, maxStreams: 2, maxStreamAgeNs: 1000 });
+    const req = (id: number): Buffer => frame(1, 0x4, id, Buffer.concat([Buffer.from([0x82]), litIdx(4, `/b/${id}`)]));
+    p.push(chunk('out', Buffer.concat([PREFACE, req(1), req(3)]), 10));
+    p.push(chunk('out', req(5), 500));
+    assert.equal(c.streamsEvicted, 1, 'stream 1 made room for 5');
+    assert.deepEqual(p.idle(1200), []);
+    assert.equal(c.streamsExpired, 1, 'stream 3 (opened at 10) is past the bound; 5 (at 500) is not');
+    // answers to the dropped streams give nothing (and open no entry that would evict 5); 5 completes
+    const done = p.push(chunk('in', Buffer.concat([1, 3, 5].map((id) => frame(1, 0x5, id, Buffer.from([0x88])))), 1300));
+    assert.deepEqual(done.map((x) => x.streamId), []);
+    const fin = p.push(chunk('out', frame(0, 0x1, 5, Buffer.alloc(0), 0), 1301));
+    assert.deepEqual(fin.map((x) => [x.streamId, x.response?.status, x.incomplete]), [[5, 200, undefined]]);
+    assert.equal(c.exchanges, 1);
+  });
 });
 
 describe('HpackBlocks', () => {

@@ -452,6 +452,14 @@ export class Http2Parser implements ProtocolParser {
       return;
     }
     const fromClient = this.#fromClient(side);
+    if (!fromClient && s.req === undefined) {
+      // an answer on a stream whose request was never seen (evicted, expired, or sent before a
+      // mid-stream join): decoded above for the table's sake; nothing to report, and no entry
+      // kept that would count against maxStreams and evict a live stream
+      if (!headers) this.#c.headerBlocksUnknown++;
+      this.#streams.delete(s.id);
+      return;
+    }
     if (fromClient) {
       if (s.req === undefined) {
         if (!headers) {
