@@ -10,6 +10,8 @@ import { anyValue, type OtlpKeyValue } from '../export/otlp-json.js';
 export function fieldValue(s: Span, f: FieldRef): AttrValue | undefined {
   if (f.type === 'attribute') {
     if (f.scope === 'resource') return s.resource[f.name];
+    // several per span (and not read by a search): not one span's value
+    if (f.scope === 'event' || f.scope === 'link') return undefined;
     const v = s.attr(f.name);
     return v !== undefined || f.scope === 'span' ? v : s.resource[f.name];
   }

@@ -4,6 +4,7 @@
 import { BIGINT, LIST, UBIGINT, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
 import type { Span } from '../model/index.js';
 import { INTRINSIC_TAGS, TraceQLError, parseTagName, spansetFilters, valueFields, type CompareExpr, type Expr, type FieldRef } from '../traceql/index.js';
+import { attachExtras } from './extras.js';
 import { SpansetCompiler } from './spanset.js';
 import { runMetricsQuery, type MetricsRange, type QueryRangeResponse } from './metrics-query.js';
 import type { Query } from '../traceql/index.js';
@@ -89,7 +90,9 @@ export class Queries {
     const idParam = P.add(id, VARCHAR);
     const win = windowSql(P, startNs, endNs);
     const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE trace_id = CAST(${idParam} AS UUID) AND ${win} ORDER BY start_ns, span_id`;
-    return this.core.toSpans(await this.core.query(sql, P));
+    const spans = await this.core.toSpans(await this.core.query(sql, P));
+    await attachExtras(this.core, id, startNs, endNs, spans);
+    return spans;
   }
 
   async searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]> {
