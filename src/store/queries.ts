@@ -377,6 +377,18 @@ export class Queries {
         if (present?.[i] === true) names.add(k);
       });
     }
+    if (scope === 'event' || scope === 'link') {
+      // keys of the newest events (links) in the window: few rows, most spans have none
+      const P = new Params();
+      const rows = await this.core.query(
+        `SELECT DISTINCT k FROM (SELECT unnest(json_keys(attributes)) AS k FROM
+           (SELECT attributes FROM ${scope === 'event' ? 'span_events' : 'span_links'} WHERE ${windowSql(P, opts.startNs, opts.endNs)} AND attributes IS NOT NULL
+            ORDER BY start_ns DESC LIMIT ${P.add(TAG_SAMPLE_SPANS, UINTEGER)}))
+         ORDER BY k LIMIT ${P.add(limit, UINTEGER)}`,
+        P,
+      );
+      for (const [k] of rows) names.add(String(k));
+    }
     return [...names].sort().slice(0, limit);
   }
 
@@ -405,11 +417,29 @@ export class Queries {
           );
           return rows.map(([v]) => ({ type: 'string' as const, value: String(v) }));
         }
+        case 'eventName': {
+          const rows = await this.core.query(`SELECT DISTINCT name AS v FROM span_events WHERE ${win} ORDER BY v LIMIT ${lim}`, P);
+          return rows.map(([v]) => ({ type: 'string' as const, value: String(v) }));
+        }
         default:
           return [];
       }
     }
     const ptr = P.add(jsonPointer(tag.name), VARCHAR);
+    if (tag.scope === 'event' || tag.scope === 'link') {
+      const rows = await this.core.query(
+        `SELECT DISTINCT v FROM (SELECT json_extract(attributes, ${ptr})::VARCHAR AS v FROM ${tag.scope === 'event' ? 'span_events' : 'span_links'}
+           WHERE ${win} AND attributes IS NOT NULL ORDER BY start_ns DESC LIMIT ${P.add(TAG_SAMPLE_SPANS, UINTEGER)})
+         WHERE v IS NOT NULL ORDER BY v LIMIT ${lim}`,
+        P,
+      );
+      const out: TagValue[] = [];
+      for (const [v] of rows) {
+        const tv = jsonTextToTagValue(String(v));
+        if (tv) out.push(tv);
+      }
+      return out;
+    }
     const texts = new Set<string>();
     if (tag.scope !== 'span') {
       const rows = await this.core.query(
