@@ -133,7 +133,7 @@ describe('OTLP receiver: the OpenTelemetry JS SDK exporting to osprey up', { tim
       const service = `sdk-fail-${protocol}-${process.pid}`;
       const port = await startApp(service, protocol);
       const linkTrace = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
-      const linkSpan = '0f1e2d3c4b5a6978';
+      const linkSpan = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');
       const c = await run('curl', ['-sS', `http://127.0.0.1:${port}/fail?link=${linkTrace}-${linkSpan}`]);
       assert.equal(c.stdout, 'failed\n', c.stderr);
       // TraceQL over the osprey API and Tempo's search: by the event and by the link

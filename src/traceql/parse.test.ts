@@ -216,7 +216,6 @@ describe('parseTraceQL: selectors', () => {
     fails('{ } | select(event.a)', 'unsupported', /event\.a outside a span condition/, 13);
     fails('{ } | avg(event:timeSinceStart) > 1s', 'unsupported', /event:timeSinceStart outside a span condition/);
     fails('{ } | rate() by (event:name)', 'unsupported', /event:name outside a span condition/);
-    fails('{ parent.event.a = 1 }', 'unsupported', /the parent's event attributes/, 2);
   });
 
   it('ids are normalised to lowercase, padded hex', () => {
