@@ -28,7 +28,7 @@ for (let i = 0; i < N; i += 5000) {
   await store.flush();
 }
 console.log(JSON.stringify({ ingestedMs: Math.round(performance.now()) }));
-for (const q of ['{ event:name = "exception" }', '{ event.exception.type = "E3" }', `{ link:traceID = "${h(100 * 500 + 7, 32)}" }`, '{ event:timeSinceStart > 1ms }', '{ span.http.response.status_code = 200 }']) {
+for (const q of ['{ event:name = "exception" }', '{ event.exception.type = "E3" }', `{ link:traceID = "${h(100 * Math.floor(N / 200) + 7, 32)}" }`, '{ event:timeSinceStart > 1ms }', '{ span.http.response.status_code = 200 }']) {
   const ts = [];
   let n = 0;
   for (let k = 0; k < 7; k++) {
