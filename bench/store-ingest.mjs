@@ -2,11 +2,13 @@
 // Store ingest benchmark: what storing a span costs, and how much memory the process needs
 // while it stores millions of them.
 //   node bench/store-ingest.mjs [--spans 2000000] [--path /tmp/osprey-ingest.duckdb] [--memory-limit 128MB]
-//                               [--tick 200] [--flush-every 5000] [--uncompressed]
+//                               [--tick 200] [--flush-every 5000] [--uncompressed] [--events 0]
 // Without --path the store is in memory. Spans look like the agent's HTTP spans
 // (src/agent/spans.ts fillHttpSpan + osprey.link: 15-17 attributes, mostly repeated
 // strings, a client and a server span per request). Prints one JSON line; asserts nothing.
 // Peak RSS is the process's VmHWM (/proc/self/status).
+// --events F: that fraction of server spans also carries an exception event (3 attributes) and a
+// link to another trace, as OTLP spans from an instrumented app do (the agent's spans have none).
 
 import { rmSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -22,6 +24,7 @@ const FLUSH_EVERY = Number(option('flush-every', 5000));
 const PATH = option('path', undefined);
 const MEMORY_LIMIT = option('memory-limit', undefined);
 const UNCOMPRESSED = args.includes('--uncompressed');
+const EVENTS = Number(option('events', 0));
 
 const status = () => procMem(process.pid);
 
@@ -123,6 +126,11 @@ function request(out) {
       attributes: server,
     }),
   );
+  if (EVENTS > 0 && rand() < EVENTS) {
+    const s = out[out.length - 1];
+    s.events = [{ timeUnixNano: clock + 60_000n, name: 'exception', attributes: { 'exception.type': 'UpstreamError', 'exception.message': `upstream answered ${status}`, 'exception.escaped': false } }];
+    s.links = [{ traceId: hex(32), spanId: hex(16), attributes: { 'link.reason': 'retry-of' } }];
+  }
   clock += 1_700_000n; // ~2M spans over the hour before now
 }
 
@@ -189,6 +197,7 @@ const r = (x, d = 2) => Number(x.toFixed(d));
 console.log(
   JSON.stringify({
     spans: N,
+    withEvents: EVENTS,
     store: PATH ? `file ${PATH}` : UNCOMPRESSED ? 'memory (uncompressed)' : 'memory',
     memoryLimit: MEMORY_LIMIT ?? (PATH ? 'default' : 'DuckDB default'),
     storeCpuUsPerSpan: r((totalCpu - genCpu) / N),

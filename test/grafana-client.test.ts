@@ -31,6 +31,8 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
   const traceId = hex(16);
   const rootId = hex(8);
   const childId = hex(8);
+  const linkedTrace = hex(16);
+  const linkedSpan = hex(8);
   const startNs = BigInt(Date.now() - 10_000) * 1_000_000n + 123_456n;
   const win = `start=${Math.floor(Date.now() / 1000) - 3600}&end=${Math.floor(Date.now() / 1000) + 60}`;
   // the store names tags from a sample of the newest spans in the window, and other tests trace
@@ -51,6 +53,19 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
         { key: 'app.flag', value: { boolValue: true } },
       ],
       status: { code: 2, message: 'boom' },
+      // an exception event and a link to another trace: Grafana shows both in the span details
+      events: [
+        {
+          timeUnixNano: String(startNs + 7_000_000n),
+          name: 'exception',
+          attributes: [
+            { key: 'exception.type', value: { stringValue: 'CartError' } },
+            { key: 'exception.message', value: { stringValue: 'cart 42 is locked' } },
+          ],
+        },
+      ],
+      links: [{ traceId: linkedTrace, spanId: linkedSpan, attributes: [{ key: 'reason', value: { stringValue: 'retry' } }] }],
+      droppedEventsCount: 2,
     },
     {
       traceId,
@@ -148,6 +163,28 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
     // JSON stays JSON (a browser, curl): Tempo's v1 shape with "batches"
     const j = await getJson(`/api/traces/${traceId}`);
     assert.ok(Array.isArray(j.batches));
+    const jspans = (j.batches as { scopeSpans: { spans: { spanId: string; events?: { name: string }[]; links?: { traceId: string }[] }[] }[] }[]).flatMap((b) =>
+      b.scopeSpans.flatMap((x) => x.spans),
+    );
+    const jroot = jspans.find((x) => x.spanId === rootId);
+    assert.equal(jroot?.events?.[0]?.name, 'exception');
+    assert.equal(jroot?.links?.[0]?.traceId, linkedTrace);
+  });
+
+  it('search by the span\'s event and link: event:name, event.<attr>, link:traceID, link:spanID', async () => {
+    for (const q of [
+      `{ event:name = "exception" && resource.service.name = "${service}" }`,
+      `{ event.exception.type = "CartError" }`,
+      `{ link:traceID = "${linkedTrace}" }`,
+      `{ link:spanID = "${linkedSpan}" && link.reason = "retry" }`,
+    ]) {
+      const s = (await getJson(`/api/search?q=${encodeURIComponent(q)}&limit=20&spss=3&${win}`)) as unknown as SearchResponse;
+      const t = s.traces.find((x) => x.traceID === traceId);
+      assert.ok(t, q);
+      assert.deepEqual(t.spanSets[0]?.spans.map((x) => x.spanID), [rootId], q);
+    }
+    const none = (await getJson(`/api/search?q=${encodeURIComponent(`{ link:traceID = "${hex(16)}" }`)}&limit=20&${win}`)) as unknown as SearchResponse;
+    assert.equal(none.traces.length, 0);
   });
 
   it('search: Tempo\'s response with spanSets, matched attributes and metrics', async () => {
@@ -185,7 +222,9 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
     const scope = (n: string) => v2.scopes.find((s) => s.name === n)?.tags ?? [];
     assert.ok(scope('resource').includes('k8s.namespace.name'));
     assert.ok(scope('span').includes('db.system.name'));
-    for (const i of ['duration', 'kind', 'name', 'status', 'rootServiceName']) assert.ok(scope('intrinsic').includes(i), i);
+    for (const i of ['duration', 'kind', 'name', 'status', 'rootServiceName', 'event:name', 'link:traceID']) assert.ok(scope('intrinsic').includes(i), i);
+    assert.ok(scope('event').includes('exception.type'), 'event attribute keys');
+    assert.ok(scope('link').includes('reason'), 'link attribute keys');
     const only = (await getJson(`/api/v2/search/tags?scope=resource&${win}`)) as { scopes: { name: string }[] };
     assert.deepEqual(only.scopes.map((s) => s.name), ['resource']);
   });
@@ -205,6 +244,13 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
       tagValues: { type: string; value: string }[];
     };
     assert.deepEqual(ratio.tagValues, [{ type: 'float', value: '0.25' }]);
+    // event names and event attribute values, as the editor offers them after `event:name =` / `event.exception.type =`
+    const evNames = (await getJson(`/api/v2/search/tag/event:name/values?${spanWin}`)) as { tagValues: { type: string; value: string }[] };
+    assert.ok(evNames.tagValues.some((v) => v.type === 'string' && v.value === 'exception'));
+    const evTypes = (await getJson(`/api/v2/search/tag/event.exception.type/values?q=${encodeURIComponent(`{ resource.service.name = "${service}" }`)}&${spanWin}`)) as {
+      tagValues: { type: string; value: string }[];
+    };
+    assert.ok(evTypes.tagValues.some((v) => v.type === 'string' && v.value === 'CartError'));
     const status = (await getJson(`/api/v2/search/tag/status/values?${win}`)) as { tagValues: { type: string; value: string }[] };
     assert.deepEqual(status.tagValues.map((v) => v.type), ['keyword', 'keyword', 'keyword']);
     // half-typed, as the editor sends it while the user types: the unfiltered list, and a header saying why
@@ -254,6 +300,21 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
     assert.deepEqual(attr(root.s, 'app.ratio'), { doubleValue: 0.25 });
     assert.deepEqual(attr(root.s, 'app.flag'), { boolValue: true });
     assert.deepEqual(attr(child.s, 'db.system.name'), { stringValue: 'postgresql' });
+    // the span's event and link, whole
+    assert.equal(root.s.events?.length, 1);
+    const ev = root.s.events[0]!;
+    assert.equal(ev.name, 'exception');
+    assert.equal(ev.timeUnixNano, String(startNs + 7_000_000n));
+    assert.deepEqual(ev.attributes, [
+      { key: 'exception.type', value: { stringValue: 'CartError' } },
+      { key: 'exception.message', value: { stringValue: 'cart 42 is locked' } },
+    ]);
+    assert.equal(root.s.droppedEventsCount, 2);
+    assert.equal(root.s.links?.length, 1);
+    assert.equal(root.s.links[0]!.traceId, id(linkedTrace));
+    assert.equal(root.s.links[0]!.spanId, id(linkedSpan));
+    assert.deepEqual(root.s.links[0]!.attributes, [{ key: 'reason', value: { stringValue: 'retry' } }]);
+    assert.ok(!child.s.events?.length && !child.s.links?.length, 'a span without events and links has none');
     const res = root.rs.resource.attributes.find((a) => a.key === 'service.name')?.value;
     assert.deepEqual(res, { stringValue: service });
   }
@@ -278,6 +339,9 @@ interface ProtoSpan {
   endTimeUnixNano: string;
   attributes: ProtoKeyValue[];
   status?: { code?: string; message?: string };
+  events?: { timeUnixNano: string; name: string; attributes: ProtoKeyValue[] }[];
+  droppedEventsCount?: number;
+  links?: { traceId: string; spanId: string; attributes: ProtoKeyValue[] }[];
 }
 interface ProtoResourceSpans {
   resource: { attributes: ProtoKeyValue[] };

@@ -6,11 +6,25 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { spawnChild, type Child } from '../src/proc/index.js';
+import protobuf from 'protobufjs';
 import { freePort, ospreyUp, run, sleep, startServer, type OspreyUp, type Proc } from './helpers.js';
+
+const PROTO = fileURLToPath(new URL('../../proto/', import.meta.url));
+let tempo: protobuf.Root | undefined;
+/** Tempo's query messages from proto/tempopb, as test/grafana-client.test.ts loads them */
+function tempoRoot(): protobuf.Root {
+  if (!tempo) {
+    tempo = new protobuf.Root();
+    tempo.resolvePath = (_o, target) => PROTO + target;
+    tempo.loadSync('tempopb/tempo.proto');
+  }
+  return tempo;
+}
 
 const APP = fileURLToPath(new URL('../../test/fixtures/otel-sdk-app.mjs', import.meta.url));
 
 interface SpanJson {
+  startTimeUnixNano?: string;
   traceId: string;
   spanId: string;
   parentSpanId: string;
@@ -96,15 +110,74 @@ describe('OTLP receiver: the OpenTelemetry JS SDK exporting to osprey up', { tim
         assert.equal(child.name, 'compute');
         assert.equal(child.attributes['work.items'], 3);
       }
-      // by trace id, through Tempo's API
-      const t = JSON.parse(await get(`/api/traces/${servers[0]!.traceId}`)) as { batches: { scopeSpans: { spans: unknown[] }[] }[] };
-      assert.equal(t.batches.flatMap((b) => b.scopeSpans.flatMap((s) => s.spans)).length, 2);
-      // counted: spans received, events dropped (the store keeps no events; "compute" has one)
+      // by trace id, through Tempo's API: both spans, the "compute" span with its event
+      const t = JSON.parse(await get(`/api/traces/${servers[0]!.traceId}`)) as { batches: { scopeSpans: { spans: { name: string; events?: unknown[] }[] }[] }[] };
+      const byId = t.batches.flatMap((b) => b.scopeSpans.flatMap((s) => s.spans));
+      assert.equal(byId.length, 2);
+      const events = byId.find((s) => s.name === 'compute')?.events as { name: string; attributes: { key: string; value: unknown }[] }[] | undefined;
+      assert.equal(events?.length, 1);
+      assert.equal(events[0]!.name, 'computed');
+      assert.deepEqual(events[0]!.attributes, [{ key: 'work.result', value: { stringValue: 'ok' } }]);
+      assert.equal(byId.find((s) => s.name === 'GET /work')?.events, undefined, 'a span without events has none');
+      // counted: spans received; no event dropped (each span has one at most)
       const now = await get('/metrics');
       assert.ok(metric(now, 'osprey_otlp_received_spans_total') - metric(before, 'osprey_otlp_received_spans_total') >= 6);
-      assert.ok(metric(now, 'osprey_otlp_dropped_span_events_total') - metric(before, 'osprey_otlp_dropped_span_events_total') >= 3);
+      assert.equal(metric(now, 'osprey_otlp_dropped_span_events_total'), metric(before, 'osprey_otlp_dropped_span_events_total'));
       assert.ok(metric(now, 'osprey_otlp_requests_total{signal="traces",outcome="accepted"}') > metric(before, 'osprey_otlp_requests_total{signal="traces",outcome="accepted"}'));
       assert.equal(metric(now, 'osprey_otlp_requests_total{signal="traces",outcome="refused"}'), 0);
+    });
+  }
+
+  for (const protocol of ['proto', 'json'] as const) {
+    it(`${protocol}: a span with an exception event and a link to another trace is found by event:name and link:traceID, and comes back whole by id`, async () => {
+      const service = `sdk-fail-${protocol}-${process.pid}`;
+      const port = await startApp(service, protocol);
+      const linkTrace = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+      const linkSpan = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');
+      const c = await run('curl', ['-sS', `http://127.0.0.1:${port}/fail?link=${linkTrace}-${linkSpan}`]);
+      assert.equal(c.stdout, 'failed\n', c.stderr);
+      // TraceQL over the osprey API and Tempo's search: by the event and by the link
+      const [span] = await poll('the span, by event:name', async () => {
+        const s = await spans(`{ event:name = "exception" && resource.service.name = "${service}" }`);
+        return s.length ? s : undefined;
+      });
+      assert.ok(span);
+      assert.equal(span.name, 'GET /fail');
+      assert.deepEqual((await spans(`{ link:traceID = "${linkTrace}" }`)).map((s) => s.spanId), [span.spanId]);
+      assert.deepEqual((await spans(`{ link:spanID = "${linkSpan}" && link."link.reason" = "retry-of" }`)).map((s) => s.spanId), [span.spanId]);
+      assert.deepEqual((await spans(`{ event.exception.type = "TypeError" && resource.service.name = "${service}" }`)).map((s) => s.spanId), [span.spanId]);
+      assert.deepEqual(await spans(`{ event:name = "exception" && resource.service.name = "${service}" && event:timeSinceStart > 1h }`), []);
+      const search = JSON.parse(await get(`/api/search?q=${encodeURIComponent(`{ link:traceID = "${linkTrace}" }`)}&limit=20`)) as { traces: { traceID: string }[] };
+      assert.deepEqual(search.traces.map((t) => t.traceID), [span.traceId]);
+
+      // whole by id, osprey JSON: the event (secrets redacted as in span attributes) and the link
+      const full = (JSON.parse(await get(`/api/osprey/traces/${span.traceId}`)) as { spans: (SpanJson & { events?: { name: string; timeUnixNano: string; attributes: Record<string, unknown> }[]; links?: { traceId: string; spanId: string; attributes: Record<string, unknown> }[] })[] }).spans;
+      const s = full.find((x) => x.spanId === span.spanId);
+      assert.ok(s?.events && s.links);
+      assert.equal(s.events.length, 1);
+      const ev = s.events[0]!;
+      assert.equal(ev.name, 'exception');
+      assert.equal(ev.attributes['exception.type'], 'TypeError');
+      assert.match(String(ev.attributes['exception.message']), /^upstream refused Authorization: Bearer REDACTED$/);
+      assert.doesNotMatch(JSON.stringify(full), /sk-live|tok-123/, 'no secret stored');
+      assert.match(String(ev.attributes['exception.stacktrace']), /TypeError/);
+      assert.ok(BigInt(ev.timeUnixNano) >= BigInt(span.startTimeUnixNano ?? 0));
+      assert.deepEqual(s.links, [{ traceId: linkTrace, spanId: linkSpan, attributes: { 'link.reason': 'retry-of', 'api.token': 'REDACTED' } }]);
+
+      // and in Tempo's protobuf, decoded with the message definitions Grafana uses (proto/tempopb)
+      const r = await fetch(`${osprey.url}/api/v2/traces/${span.traceId}`, { headers: { accept: 'application/protobuf' } });
+      assert.equal(r.status, 200);
+      const T = tempoRoot().lookupType('tempopb.TraceByIDResponse');
+      const msg = T.toObject(T.decode(new Uint8Array(await r.arrayBuffer())), { longs: String, enums: String, bytes: String }) as {
+        trace: { resourceSpans: { scopeSpans: { spans: { spanId: string; events: { name: string; timeUnixNano: string; attributes: { key: string; value: { stringValue?: string } }[] }[]; links: { traceId: string; spanId: string }[] }[] }[] }[] };
+      };
+      const ps = msg.trace.resourceSpans.flatMap((x) => x.scopeSpans.flatMap((y) => y.spans)).find((x) => x.spanId === Buffer.from(span.spanId, 'hex').toString('base64'));
+      assert.ok(ps);
+      assert.equal(ps.events.length, 1);
+      assert.equal(ps.events[0]!.name, 'exception');
+      assert.equal(ps.events[0]!.timeUnixNano, ev.timeUnixNano);
+      assert.equal(ps.events[0]!.attributes.find((a) => a.key === 'exception.type')?.value.stringValue, 'TypeError');
+      assert.deepEqual(ps.links.map((l) => [Buffer.from(l.traceId, 'base64').toString('hex'), Buffer.from(l.spanId, 'base64').toString('hex')]), [[linkTrace, linkSpan]]);
     });
   }
 

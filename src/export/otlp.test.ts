@@ -88,6 +88,23 @@ const CASES: [string, Span[]][] = [
     span({ resource: other }),
   ]],
   ['no attributes, empty resource', [span({ resource: {} })]],
+  ['span events and links (OTLP spans re-exported), with dropped counts, beside a span without', [
+    span({
+      resource: proc,
+      status: 'error',
+      events: [
+        { timeUnixNano: 1_700_000_000_123_456_789n, name: 'exception', attributes: { 'exception.type': 'E', 'exception.message': 'naïve ☃', n: 3, ok: false, d: 0.5 } },
+        { timeUnixNano: 1_700_000_000_200_000_000n, name: '', attributes: {} },
+      ],
+      links: [
+        { traceId: hex(32), spanId: hex(16), attributes: { reason: 'retry' } },
+        { traceId: hex(32), spanId: hex(16), attributes: {} },
+      ],
+      droppedEvents: 3,
+      droppedLinks: 200,
+    }),
+    span({ resource: proc }),
+  ]],
 ];
 
 describe('OTLP span encoding', () => {

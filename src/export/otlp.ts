@@ -22,7 +22,7 @@
 import { ValueType } from '@opentelemetry/api';
 import { ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { AggregationTemporality, DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { HOT_ATTRIBUTES, type AttrValue, type Attributes, type Span, type SpanKind, type SpanStatus } from '../model/index.js';
+import { HOT_ATTRIBUTES, type AttrValue, type Attributes, type Span, type SpanEvent, type SpanKind, type SpanLink, type SpanStatus } from '../model/index.js';
 import type { MetricFamily } from '../metrics/prometheus.js';
 
 /** OTLP Span.SpanKind numbers (proto enum) */
@@ -81,11 +81,11 @@ class SpanView {
   readonly resource: ResourceView;
   readonly instrumentationScope = SCOPE;
   readonly parentSpanContext: { spanId: string; isRemote: boolean } | undefined;
-  readonly events = NO_EVENTS;
-  readonly links = NO_EVENTS;
+  readonly events: readonly { time: HrTime; name: string; attributes: Attributes; droppedAttributesCount: number }[];
+  readonly links: readonly { context: { traceId: string; spanId: string; traceFlags: number }; attributes: Attributes; droppedAttributesCount: number }[];
   readonly droppedAttributesCount = 0;
-  readonly droppedEventsCount = 0;
-  readonly droppedLinksCount = 0;
+  readonly droppedEventsCount: number;
+  readonly droppedLinksCount: number;
   readonly #ctx: { traceId: string; spanId: string; traceFlags: number };
 
   constructor(s: Span) {
@@ -97,6 +97,11 @@ class SpanView {
     this.attributes = s.attributes;
     this.status = s.statusMessage ? { code: OTLP_STATUS_CODE[s.status], message: s.statusMessage } : STATUS[s.status];
     this.resource = resourceView(s.resource);
+    this.events = s.events?.map((e) => ({ time: hrTime(e.timeUnixNano), name: e.name, attributes: e.attributes, droppedAttributesCount: 0 })) ?? NO_EVENTS;
+    // a link's trace flags are not kept: 0, as encodeSpans() writes them
+    this.links = s.links?.map((l) => ({ context: { traceId: l.traceId, spanId: l.spanId, traceFlags: 0 }, attributes: l.attributes, droppedAttributesCount: 0 })) ?? NO_EVENTS;
+    this.droppedEventsCount = s.droppedEvents;
+    this.droppedLinksCount = s.droppedLinks;
     // a parent found through the thread rule is in the same process; every other rule links
     // across processes (a traceparent header, a connection's 4-tuple)
     this.parentSpanContext = s.parentSpanId ? { spanId: s.parentSpanId, isRemote: !LOCAL_LINKS.has(String(s.attributes['osprey.link'])) } : undefined;
@@ -347,6 +352,40 @@ function spanAttributes(w: Writer, s: Span): void {
   if (s.extra) attributes(w, s.extra, 9);
 }
 
+/** Span.events (11): Event{1 time fixed64, 2 name, 3 attributes, 4 dropped_attributes_count} */
+function spanEvent(w: Writer, e: SpanEvent): void {
+  w.byte(0x5a);
+  const at = w.begin();
+  const t = e.timeUnixNano >= 0n && e.timeUnixNano < 1n << 64n ? e.timeUnixNano : 0n;
+  w.byte(0x09);
+  w.fixed64Words(Number(t >> 32n), Number(t & 0xffffffffn));
+  w.byte(0x12);
+  w.string(e.name);
+  attributes(w, e.attributes, 3);
+  w.byte(0x20);
+  w.byte(0);
+  w.finish(at);
+}
+
+/** Span.links (13): Link{1 trace_id, 2 span_id, 4 attributes, 5 dropped_attributes_count, 6 flags fixed32} */
+function spanLink(w: Writer, l: SpanLink): void {
+  w.byte(0x6a);
+  const at = w.begin();
+  w.byte(0x0a);
+  w.byte(16);
+  w.raw(Buffer.from(l.traceId, 'hex'));
+  w.byte(0x12);
+  w.byte(8);
+  w.raw(Buffer.from(l.spanId, 'hex'));
+  attributes(w, l.attributes, 4);
+  w.byte(0x28);
+  w.byte(0);
+  // flags: the linked context's trace flags are not kept (0) and "has is_remote" as the official serializer writes
+  w.byte(0x35);
+  w.fixed32(SPAN_FLAGS_SAMPLED_HAS_IS_REMOTE & ~0x1);
+  w.finish(at);
+}
+
 function span(w: Writer, s: Span): void {
   w.byte(0x12); // ScopeSpans.spans
   const at = w.begin();
@@ -381,13 +420,15 @@ function span(w: Writer, s: Span): void {
   w.byte(0x41);
   w.fixed64Words(hi, lo);
   spanAttributes(w, s);
-  // dropped attributes, events, links: 0 (written, as the official serializer does)
+  // dropped attributes: 0; the dropped counts are written even when 0, as the official serializer does
   w.byte(0x50);
   w.byte(0);
+  if (s.events !== undefined) for (const e of s.events) spanEvent(w, e);
   w.byte(0x60);
-  w.byte(0);
+  w.varint(s.droppedEvents);
+  if (s.links !== undefined) for (const l of s.links) spanLink(w, l);
   w.byte(0x70);
-  w.byte(0);
+  w.varint(s.droppedLinks);
   w.byte(0x7a); // status
   const st = w.begin();
   if (s.statusMessage) {

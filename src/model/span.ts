@@ -19,6 +19,24 @@ export type Attributes = Record<string, AttrValue>;
 export type LinkSource = 'traceparent' | 'tuple' | 'thread' | 'runtime' | 'none';
 
 /**
+ * A span event (OTLP Span.Event): something that happened at a point in the span, most often
+ * an exception (`name` "exception", attributes `exception.type`, `exception.message`...).
+ * The agent makes none; spans received over OTLP carry them.
+ */
+export interface SpanEvent {
+  timeUnixNano: bigint;
+  name: string;
+  attributes: Attributes;
+}
+
+/** A link from a span to another span (OTLP Span.Link), often in another trace. */
+export interface SpanLink {
+  traceId: string; // 32 lowercase hex
+  spanId: string; // 16 lowercase hex
+  attributes: Attributes;
+}
+
+/**
  * Attributes held in fields, in the order the agent writes them (which is the order read
  * back): key, then the JS type the field holds. A value of another type (a numeric
  * http.route from an OTLP sender) goes to `extra` like any other key.
@@ -69,6 +87,11 @@ export interface SpanInit {
   statusMessage?: string;
   resource: Attributes;
   attributes: Attributes;
+  events?: SpanEvent[];
+  links?: SpanLink[];
+  /** events / links the sender or a limit dropped (OTLP dropped_events_count, dropped_links_count) */
+  droppedEvents?: number;
+  droppedLinks?: number;
 }
 
 export class Span {
@@ -116,6 +139,15 @@ export class Span {
   link: string | undefined = undefined;
   /** every other attribute (or a hot key whose value has another type) */
   extra: Attributes | undefined = undefined;
+  /**
+   * Span events and links: undefined when there are none (every span the agent makes), so a
+   * span without them costs one field read wherever they are handled.
+   */
+  events: SpanEvent[] | undefined = undefined;
+  links: SpanLink[] | undefined = undefined;
+  /** events and links not kept (by the sender or a limit here), as OTLP counts them */
+  droppedEvents = 0;
+  droppedLinks = 0;
 
   /** a span from the plain shape; throws RangeError on ids that are not hex of their length */
   static from(init: SpanInit): Span {
@@ -131,6 +163,10 @@ export class Span {
     if (init.statusMessage !== undefined) s.statusMessage = init.statusMessage;
     s.resource = init.resource;
     s.setAttributes(init.attributes);
+    if (init.events !== undefined && init.events.length > 0) s.events = init.events;
+    if (init.links !== undefined && init.links.length > 0) s.links = init.links;
+    if (init.droppedEvents) s.droppedEvents = init.droppedEvents;
+    if (init.droppedLinks) s.droppedLinks = init.droppedLinks;
     return s;
   }
 
@@ -149,6 +185,10 @@ export class Span {
       attributes: this.attributes,
     };
     if (this.statusMessage !== undefined) o.statusMessage = this.statusMessage;
+    if (this.events !== undefined) o.events = this.events;
+    if (this.links !== undefined) o.links = this.links;
+    if (this.droppedEvents) o.droppedEvents = this.droppedEvents;
+    if (this.droppedLinks) o.droppedLinks = this.droppedLinks;
     return o;
   }
 
@@ -319,10 +359,15 @@ export interface SpanJson {
   status: SpanStatus;
   resource: Attributes;
   attributes: Attributes;
+  /** only when the span has events (OTLP spans; never the agent's) */
+  events?: { timeUnixNano: string; name: string; attributes: Attributes }[];
+  links?: { traceId: string; spanId: string; attributes: Attributes }[];
+  droppedEventsCount?: number;
+  droppedLinksCount?: number;
 }
 
 export function spanToJson(s: Span): SpanJson {
-  return {
+  const o: SpanJson = {
     traceId: s.traceId,
     spanId: s.spanId,
     parentSpanId: s.parentSpanId,
@@ -334,4 +379,9 @@ export function spanToJson(s: Span): SpanJson {
     resource: s.resource,
     attributes: s.attributes,
   };
+  if (s.events !== undefined) o.events = s.events.map((e) => ({ timeUnixNano: e.timeUnixNano.toString(), name: e.name, attributes: e.attributes }));
+  if (s.links !== undefined) o.links = s.links.map((l) => ({ traceId: l.traceId, spanId: l.spanId, attributes: l.attributes }));
+  if (s.droppedEvents) o.droppedEventsCount = s.droppedEvents;
+  if (s.droppedLinks) o.droppedLinksCount = s.droppedLinks;
+  return o;
 }

@@ -2,7 +2,7 @@
 // JSON give the same spans. Requests are made with the OpenTelemetry generated definitions.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRequest, encodeResponse, OtlpDecodeError, toSpans, countDataPoints } from './otlp-decode.js';
+import { decodeRequest, encodeResponse, OtlpDecodeError, toSpans, countDataPoints, MAX_EVENTS_PER_SPAN } from './otlp-decode.js';
 import { wantsProtobuf } from './tempo-proto.js';
 
 const T = '5b8efff798038103d269b633813fc60c';
@@ -31,13 +31,14 @@ const good = {
     { key: 'url.full', value: { stringValue: 'https://u:pw@h/p?token=abc&x=1' } },
   ],
   events: [{ name: 'e', timeUnixNano: '1700000000000000002' }],
+  links: [{ traceId: 'ab'.repeat(16), spanId: 'cd'.repeat(8), attributes: [{ key: 'k', value: { stringValue: 'v' } }] }],
 };
 
 describe('OTLP decoding', () => {
   it('JSON: hex ids, integer and string int64s, every value type, scope kept as attributes, secrets redacted', () => {
     const b = toSpans(decodeRequest('traces', jsonRequest([good]), 'json'));
     assert.equal(b.spans.length, 1);
-    assert.equal(b.droppedEvents, 1);
+    assert.equal(b.droppedEvents, 0);
     const s = b.spans[0]!;
     assert.equal(s.traceId, T);
     assert.equal(s.spanId, S);
@@ -57,6 +58,46 @@ describe('OTLP decoding', () => {
     assert.equal(a['otel.scope.version'], '2');
     assert.equal(a['http.request.header.authorization'], 'REDACTED');
     assert.doesNotMatch(String(a['url.full']), /pw|abc/);
+  });
+
+  it('events and links: kept with their attributes, redacted like span attributes, capped per span with the rest counted', () => {
+    const L = 'aa'.repeat(16);
+    const events = [
+      {
+        name: 'exception',
+        timeUnixNano: '1700000000000000003',
+        attributes: [
+          { key: 'exception.message', value: { stringValue: 'denied: Authorization: Bearer abc.def.ghi' } },
+          { key: 'http.request.header.cookie', value: { stringValue: 'sid=1' } },
+          { key: 'url.full', value: { stringValue: 'https://h/p?api_key=k1&x=1' } },
+        ],
+      },
+      ...Array.from({ length: MAX_EVENTS_PER_SPAN + 9 }, (_, i) => ({ name: `log ${i}`, timeUnixNano: String(1700000000000000004n + BigInt(i)) })),
+    ];
+    const links = [
+      { traceId: L, spanId: S, attributes: [{ key: 'db.password', value: { stringValue: 'hunter2' } }, { key: 'n', value: { intValue: 3 } }] },
+      { traceId: 'abcd', spanId: S }, // broken: dropped and counted
+      { traceId: L, spanId: '0'.repeat(16) }, // all-zero span id: dropped and counted
+    ];
+    const b = toSpans(decodeRequest('traces', jsonRequest([{ ...good, events, links, droppedEventsCount: 5, droppedLinksCount: 1 }]), 'json'));
+    const s = b.spans[0]!;
+    assert.equal(s.events?.length, MAX_EVENTS_PER_SPAN);
+    const e = s.events[0]!;
+    assert.equal(e.name, 'exception');
+    assert.equal(e.timeUnixNano, 1700000000000000003n);
+    assert.equal(e.attributes['exception.message'], 'denied: Authorization: Bearer REDACTED');
+    assert.equal(e.attributes['http.request.header.cookie'], 'REDACTED');
+    assert.doesNotMatch(String(e.attributes['url.full']), /k1/);
+    assert.equal(s.droppedEvents, 5 + 10, "the sender's count plus what the cap cut");
+    assert.equal(b.droppedEvents, 10);
+    assert.deepEqual(s.links, [{ traceId: L, spanId: S, attributes: { 'db.password': 'REDACTED', n: 3 } }]);
+    assert.equal(s.droppedLinks, 1 + 2);
+    assert.equal(b.droppedLinks, 2);
+    // a span without events or links has none (nothing allocated)
+    const plain = toSpans(decodeRequest('traces', jsonRequest([{ ...good, events: [], links: [] }]), 'json')).spans[0]!;
+    assert.equal(plain.events, undefined);
+    assert.equal(plain.links, undefined);
+    assert.equal(plain.droppedEvents + plain.droppedLinks, 0);
   });
 
   it('protobuf gives the same spans as JSON', () => {

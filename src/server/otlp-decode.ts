@@ -14,7 +14,7 @@
 // and converts the rest exactly as it does for its own JSON.
 import { createRequire } from 'node:module';
 import type protobuf from 'protobufjs';
-import { Span, type AttrValue, type Attributes, type SpanKind, type SpanStatus } from '../model/index.js';
+import { Span, type AttrValue, type Attributes, type SpanEvent, type SpanKind, type SpanLink, type SpanStatus } from '../model/index.js';
 import { REDACTED, isSecretName, redactQuery, redactText, redactUrl } from '../agent/redact.js';
 
 export type Signal = 'traces' | 'metrics' | 'logs';
@@ -196,10 +196,23 @@ export interface SpanBatch {
   rejected: Record<SpanRejectReason, number>;
   /** the first refusal, in words, for the partial-success message */
   firstRejection: string | undefined;
-  /** span events and links the store has no place for: dropped, counted, reported as a warning */
+  /** span events and links over the per-span limits (or broken links): dropped here, counted on their span and here */
   droppedEvents: number;
   droppedLinks: number;
 }
+
+/**
+ * Events and links kept per span (the OpenTelemetry SDKs' default span limits, 128 each): an
+ * exception event or two and a few links are what spans carry; a span with thousands (a loop
+ * logging into its span) keeps the first 128 and counts the rest in dropped_events_count /
+ * dropped_links_count, as an SDK at its limit does.
+ */
+export const MAX_EVENTS_PER_SPAN = 128;
+export const MAX_LINKS_PER_SPAN = 128;
+/** attributes kept per event or link (the SDKs' default attribute count limit) */
+export const MAX_EXTRA_ATTRIBUTES = 128;
+/** an event name longer than this is cut (names are short: "exception", "message") */
+const MAX_EVENT_NAME_CHARS = 256;
 
 const KIND_BY_NUMBER: readonly SpanKind[] = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
 const STATUS_BY_NUMBER: readonly SpanStatus[] = ['unset', 'ok', 'error'];
@@ -275,15 +288,61 @@ function cleanValue(key: string, v: AttrValue): AttrValue {
   return s;
 }
 
-function attributes(list: unknown, into: Attributes = {}): Attributes {
+function attributes(list: unknown, into: Attributes = {}, max = Infinity): Attributes {
+  let n = 0;
   for (const kv of arr(list)) {
+    if (n >= max) break;
     const key = typeof kv.key === 'string' ? kv.key : '';
     if (key === '') continue;
     const v = attrValue(kv.value as Loose | undefined);
     if (v === undefined) continue;
     into[key] = cleanValue(key, v);
+    n++;
   }
   return into;
+}
+
+/** the u32 of a dropped_*_count field (anything else: 0) */
+function count(v: unknown): number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : 0;
+}
+
+/**
+ * A span's events, at most MAX_EVENTS_PER_SPAN (the rest counted in `dropped`), attributes
+ * redacted by the span attributes' rules: an exception message or a logged URL is text an
+ * application wrote, and may hold a token as easily as an attribute does.
+ */
+function spanEvents(list: unknown, dropped: { n: number }): SpanEvent[] | undefined {
+  const all = arr(list);
+  if (all.length === 0) return undefined;
+  const out: SpanEvent[] = [];
+  for (const e of all) {
+    if (out.length >= MAX_EVENTS_PER_SPAN) {
+      dropped.n += all.length - out.length;
+      break;
+    }
+    const raw = typeof e.name === 'string' ? e.name : '';
+    const name = redactText(raw.length > MAX_EVENT_NAME_CHARS ? raw.slice(0, MAX_EVENT_NAME_CHARS) : raw);
+    out.push({ timeUnixNano: u64(e.timeUnixNano), name, attributes: attributes(e.attributes, {}, MAX_EXTRA_ATTRIBUTES) });
+  }
+  return out;
+}
+
+/** A span's links, at most MAX_LINKS_PER_SPAN; a link without a valid trace and span id is dropped and counted. */
+function spanLinks(list: unknown, dropped: { n: number }): SpanLink[] | undefined {
+  const all = arr(list);
+  if (all.length === 0) return undefined;
+  const out: SpanLink[] = [];
+  for (const l of all) {
+    const traceId = hexOf(l.traceId);
+    const spanId = hexOf(l.spanId);
+    if (out.length >= MAX_LINKS_PER_SPAN || traceId.length !== 32 || spanId.length !== 16 || /^0+$/.test(traceId) || /^0+$/.test(spanId)) {
+      dropped.n++;
+      continue;
+    }
+    out.push({ traceId, spanId, attributes: attributes(l.attributes, {}, MAX_EXTRA_ATTRIBUTES) });
+  }
+  return out.length > 0 ? out : undefined;
 }
 
 /** an ExportTraceServiceRequest into spans of the model, refusing (and counting) broken ones */
@@ -339,8 +398,14 @@ export function toSpans(req: protobuf.Message): SpanBatch {
         const code = typeof status?.code === 'number' ? status.code : 0;
         const message = typeof status?.message === 'string' && status.message !== '' ? redactText(status.message) : undefined;
         const kind = typeof s.kind === 'number' ? KIND_BY_NUMBER[s.kind] : undefined;
-        out.droppedEvents += arr(s.events).length;
-        out.droppedLinks += arr(s.links).length;
+        const evDropped = { n: 0 };
+        const lkDropped = { n: 0 };
+        const events = spanEvents(s.events, evDropped);
+        const links = spanLinks(s.links, lkDropped);
+        out.droppedEvents += evDropped.n;
+        out.droppedLinks += lkDropped.n;
+        const droppedEvents = count(s.droppedEventsCount) + evDropped.n;
+        const droppedLinks = count(s.droppedLinksCount) + lkDropped.n;
         out.spans.push(
           Span.from({
             traceId,
@@ -354,6 +419,10 @@ export function toSpans(req: protobuf.Message): SpanBatch {
             ...(message !== undefined ? { statusMessage: message } : {}),
             resource,
             attributes: attrs,
+            ...(events ? { events } : {}),
+            ...(links ? { links } : {}),
+            ...(droppedEvents ? { droppedEvents } : {}),
+            ...(droppedLinks ? { droppedLinks } : {}),
           }),
         );
       }

@@ -12,7 +12,7 @@
 //   google.rpc.Status in the request's encoding.
 // - success is 200 with Export*ServiceResponse in the request's encoding; partial_success is set
 //   only when something was refused (rejected_* > 0) or is worth a warning (span events and links
-//   the store has no place for).
+//   over the per-span limits, or links without valid ids, dropped and counted on their span).
 // - traces become spans of the model (otlp-decode.ts) and go where the agent's spans go (the
 //   store; in `osprey up` also the RED metrics and the export). A span with a broken id or time is
 //   refused alone, counted by reason and named in the partial-success message.
@@ -26,7 +26,19 @@ import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import type { Span } from '../model/index.js';
 import type { MetricFamily } from '../metrics/prometheus.js';
-import { countDataPoints, countLogRecords, decodeRequest, encodeResponse, OtlpDecodeError, SPAN_REJECT_REASONS, toSpans, type Signal, type SpanRejectReason } from './otlp-decode.js';
+import {
+  countDataPoints,
+  countLogRecords,
+  decodeRequest,
+  encodeResponse,
+  MAX_EVENTS_PER_SPAN,
+  MAX_LINKS_PER_SPAN,
+  OtlpDecodeError,
+  SPAN_REJECT_REASONS,
+  toSpans,
+  type Signal,
+  type SpanRejectReason,
+} from './otlp-decode.js';
 import { loadProtos } from './tempo-proto.js';
 import type protobuf from 'protobufjs';
 
@@ -193,7 +205,9 @@ export class OtlpReceiver {
       const notes: string[] = [];
       if (rejected) notes.push(`${rejected} span(s) refused, e.g. ${batch.firstRejection}`);
       if (batch.droppedEvents || batch.droppedLinks) {
-        notes.push(`osprey stores no span events or links: ${batch.droppedEvents} event(s) and ${batch.droppedLinks} link(s) not kept (their spans are)`);
+        notes.push(
+          `${batch.droppedEvents} span event(s) and ${batch.droppedLinks} link(s) not kept: over ${MAX_EVENTS_PER_SPAN} events or ${MAX_LINKS_PER_SPAN} links per span, or a link without a valid trace and span id (counted in their spans' dropped counts)`,
+        );
       }
       if (notes.length) partial = { rejected, message: notes.join('; ') };
     } else if (signal === 'metrics') {
@@ -328,13 +342,13 @@ export class OtlpReceiver {
       },
       {
         name: 'osprey_otlp_dropped_span_events_total',
-        help: 'Span events received over OTLP and not kept: the store has no place for them (their spans are kept).',
+        help: 'Span events received over OTLP and not kept: over the per-span limit (their spans are kept, with the count in dropped_events_count).',
         type: 'counter',
         samples: [{ value: c.spanEventsDropped }],
       },
       {
         name: 'osprey_otlp_dropped_span_links_total',
-        help: 'Span links received over OTLP and not kept: the store has no place for them (their spans are kept).',
+        help: 'Span links received over OTLP and not kept: over the per-span limit or without a valid trace and span id (their spans are kept, with the count in dropped_links_count).',
         type: 'counter',
         samples: [{ value: c.spanLinksDropped }],
       },

@@ -67,7 +67,7 @@ export function choiceOf<T extends string>(p: URLSearchParams, name: string, cho
   return v as T;
 }
 
-/** Tempo's tag scopes; osprey stores no events, links or instrumentation scopes, so those list nothing */
+/** Tempo's tag scopes; osprey stores no instrumentation scope attributes, so that one lists nothing */
 export const TEMPO_SCOPES = ['resource', 'span', 'intrinsic', 'event', 'link', 'instrumentation'] as const;
 export type TempoScope = (typeof TEMPO_SCOPES)[number];
 
@@ -79,7 +79,7 @@ export function scopeOf(p: URLSearchParams): TempoScope | undefined {
 }
 
 export function storeScope(s: TempoScope): TagScope | undefined {
-  return s === 'resource' || s === 'span' || s === 'intrinsic' ? s : undefined;
+  return s === 'instrumentation' ? undefined : s;
 }
 
 /**

@@ -10,6 +10,8 @@ import { anyValue, type OtlpKeyValue } from '../export/otlp-json.js';
 export function fieldValue(s: Span, f: FieldRef): AttrValue | undefined {
   if (f.type === 'attribute') {
     if (f.scope === 'resource') return s.resource[f.name];
+    // several per span (and not read by a search): not one span's value
+    if (f.scope === 'event' || f.scope === 'link') return undefined;
     const v = s.attr(f.name);
     return v !== undefined || f.scope === 'span' ? v : s.resource[f.name];
   }
@@ -78,6 +80,7 @@ export async function tagValuesFor(store: SpanStore, tag: string, q: string | nu
   const all = async (why: string): Promise<FilteredValues> => ({ values: await store.tagValues(tag, w), ignored: why });
   if (q === null || q.trim() === '' || /^\{\s*\}$/.test(q.trim())) return { values: await store.tagValues(tag, w) };
   if (!field) return all(`the tag ${tag} is not a span field`);
+  if (field.type === 'attribute' && (field.scope === 'event' || field.scope === 'link')) return all(`values of ${field.scope} attributes are not narrowed by q`);
   let query: Query;
   try {
     query = parseTraceQL(q);

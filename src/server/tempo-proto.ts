@@ -88,6 +88,14 @@ function resourceSpans(spans: readonly Span[]): unknown[] {
           startTimeUnixNano: s.startTimeUnixNano.toString(),
           endTimeUnixNano: (s.startTimeUnixNano + BigInt(s.durationNano)).toString(),
           attributes: keyValues(s.attributes),
+          ...(s.events !== undefined
+            ? { events: s.events.map((e) => ({ timeUnixNano: e.timeUnixNano.toString(), name: e.name, attributes: keyValues(e.attributes) })) }
+            : {}),
+          ...(s.droppedEvents ? { droppedEventsCount: s.droppedEvents } : {}),
+          ...(s.links !== undefined
+            ? { links: s.links.map((l) => ({ traceId: Buffer.from(l.traceId, 'hex'), spanId: Buffer.from(l.spanId, 'hex'), attributes: keyValues(l.attributes) })) }
+            : {}),
+          ...(s.droppedLinks ? { droppedLinksCount: s.droppedLinks } : {}),
           status: { code: STATUS[s.status], message: s.statusMessage ?? '' },
         })),
       },

@@ -19,7 +19,7 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import type { AttributeField, CompareExpr, ComparisonOp, Expr, IntrinsicName, Literal, ValueCompareExpr, ValueExpr } from '../traceql/index.js';
+import { isEventOrLinkField, type AttributeField, type CompareExpr, type ComparisonOp, type Expr, type IntrinsicName, type Literal, type ValueCompareExpr, type ValueExpr } from '../traceql/index.js';
 import { FieldValues } from './values.js';
 import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_CODE, STATUS_CODE } from './schema.js';
 
@@ -77,6 +77,7 @@ export function compileFilter(e: Expr, ctx: CompileContext): string {
       // a comparison on a missing field is NULL (= false); its negation must be true
       return `(NOT COALESCE(${compileFilter(e.expr, ctx)}, FALSE))`;
     case 'compare':
+      if (isEventOrLinkField(e.field)) return eventOrLink(e, ctx);
       if (e.field.type === 'intrinsic') return intrinsic(e.field.name, e.op, e.value, ctx);
       if (e.field.parent) return parentAttribute(e as CompareExpr & { field: AttributeField }, ctx);
       return attribute(e as CompareExpr & { field: AttributeField }, ctx);
@@ -195,6 +196,12 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
       return cmp('trace_id', op, `CAST(${P.add(str(lit), VARCHAR)} AS UUID)`);
     case 'spanId':
       return cmp('span_id', op, P.add(BigInt(`0x${str(lit)}`), UBIGINT));
+    case 'eventName':
+    case 'eventTimeSinceStart':
+    case 'linkTraceId':
+    case 'linkSpanId':
+      // compileFilter sends these to eventOrLink()
+      return 'FALSE';
     case 'childCount': {
       // children stored in the window; a span's children start at or after it, so only
       // the window's end bounds them
@@ -205,6 +212,51 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
       if (lit.type === 'nil') return op === '=' ? '(parent_span_id IS NULL)' : '(parent_span_id IS NOT NULL)';
       return cmp('parent_span_id', op, P.add(BigInt(`0x${str(lit)}`), UBIGINT));
   }
+}
+
+/**
+ * A condition on the span's events or links (extras.ts): the span has at least one event
+ * (link) for which it holds; `x = nil` holds when none has the attribute (so also for a
+ * span without any). An EXISTS over the small table, matched on the span's ids and start
+ * (the rows repeat it) and bounded by the search window, which DuckDB runs as a semi-join.
+ */
+function eventOrLink(c: CompareExpr, ctx: CompileContext): string {
+  const P = ctx.params;
+  const f = c.field;
+  const isEvent = f.type === 'attribute' ? f.scope === 'event' : f.name === 'eventName' || f.name === 'eventTimeSinceStart';
+  const a = isEvent ? 'ev' : 'lk';
+  const table = isEvent ? 'span_events' : 'span_links';
+  const exists = (cond: string): string => {
+    const win = windowSql(P, ctx.startNs, ctx.endNs, `${a}.start_ns`);
+    return `EXISTS (SELECT 1 FROM ${table} ${a} WHERE ${win} AND ${a}.trace_id = spans.trace_id AND ${a}.span_id = spans.span_id AND ${a}.start_ns = spans.start_ns AND ${cond})`;
+  };
+  const lit = c.value;
+  if (f.type === 'intrinsic') {
+    switch (f.name) {
+      case 'eventName':
+        return exists(cmp(`${a}.name`, c.op, P.add(str(lit), VARCHAR)));
+      case 'eventTimeSinceStart': {
+        const d = durationCmp(`(${a}.time_ns - ${a}.start_ns)`, c.op, nanos(lit), P);
+        return d === 'FALSE' ? d : exists(d);
+      }
+      case 'linkTraceId':
+        return exists(cmp(`${a}.link_trace_id`, c.op, `CAST(${P.add(str(lit), VARCHAR)} AS UUID)`));
+      case 'linkSpanId':
+        return exists(cmp(`${a}.link_span_id`, c.op, P.add(BigInt(`0x${str(lit) || '0'}`), UBIGINT)));
+      default:
+        return 'FALSE';
+    }
+  }
+  const ptr = (): string => P.add(jsonPointer(f.name), VARCHAR);
+  if (lit.type === 'nil') {
+    const has = exists(`json_extract(${a}.attributes, ${ptr()}) IS NOT NULL`);
+    return c.op === '=' ? `(NOT ${has})` : has;
+  }
+  const t = attrLiteral(lit);
+  if (!t) return 'FALSE';
+  const exact = cmp(typedJson(`${a}.attributes`, ptr(), t.t), c.op, P.add(t.value, t.type));
+  const needle = lit.type === 'string' ? jsonNeedle(c.op, lit.value) : undefined;
+  return exists(needle ? `contains(${a}.attributes, ${P.add(needle, VARCHAR)}) AND ${exact}` : exact);
 }
 
 /**
@@ -259,7 +311,7 @@ function attrLiteral(lit: Literal): { t: 'string' | 'number' | 'boolean'; value:
  * Undefined when the resource side needs no lookup (a typed hot column, or a keyword).
  */
 export function resourcePredicate(c: CompareExpr, P: Params): string | undefined {
-  if (c.field.type !== 'attribute' || c.field.scope === 'span') return undefined;
+  if (c.field.type !== 'attribute' || (c.field.scope !== 'resource' && c.field.scope !== 'any')) return undefined;
   const key = c.field.name;
   if (c.value.type === 'nil') return `(json_extract(r.attributes, ${P.add(jsonPointer(key), VARCHAR)}) IS NULL)`;
   const a = attrLiteral(c.value);

@@ -23,6 +23,7 @@ import { SPAN_SELECT, StoreCore, connectTo, nowNs } from './core.js';
 import { Queries } from './queries.js';
 import { Analysis } from './analysis.js';
 import { Retention } from './retention.js';
+import { EXTRAS_DDL } from './extras.js';
 import { ROLLUP_BUCKET_NS, ROLLUP_DDL, Rollups, type RollupOptions } from './rollups.js';
 import { DDL, SCHEMA_VERSION, SPAN_COLUMNS, UNKNOWN_SERVICE } from './schema.js';
 import type {
@@ -184,7 +185,7 @@ export class DuckStore implements SpanStore {
       }
       writer = await connectTo(instance, catalog);
       maint = await connectTo(instance, catalog);
-      for (const stmt of [...DDL, ...ROLLUP_DDL]) await writer.run(stmt);
+      for (const stmt of [...DDL, ...ROLLUP_DDL, ...EXTRAS_DDL]) await writer.run(stmt);
       const v = (await writer.runAndReadAll(`SELECT value FROM osprey_meta WHERE key = 'schema_version'`)).getRows();
       const found = v[0]?.[0];
       if (found === undefined) {

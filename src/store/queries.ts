@@ -4,6 +4,7 @@
 import { BIGINT, LIST, UBIGINT, UINTEGER, VARCHAR, listValue } from '@duckdb/node-api';
 import type { Span } from '../model/index.js';
 import { INTRINSIC_TAGS, TraceQLError, parseTagName, spansetFilters, valueFields, type CompareExpr, type Expr, type FieldRef } from '../traceql/index.js';
+import { attachExtras } from './extras.js';
 import { SpansetCompiler } from './spanset.js';
 import { runMetricsQuery, type MetricsRange, type QueryRangeResponse } from './metrics-query.js';
 import type { Query } from '../traceql/index.js';
@@ -89,7 +90,9 @@ export class Queries {
     const idParam = P.add(id, VARCHAR);
     const win = windowSql(P, startNs, endNs);
     const sql = `SELECT ${SPAN_SELECT} FROM spans WHERE trace_id = CAST(${idParam} AS UUID) AND ${win} ORDER BY start_ns, span_id`;
-    return this.core.toSpans(await this.core.query(sql, P));
+    const spans = await this.core.toSpans(await this.core.query(sql, P));
+    await attachExtras(this.core, id, startNs, endNs, spans);
+    return spans;
   }
 
   async searchTraces(opts: TraceSearchOptions): Promise<TraceSummary[]> {
@@ -374,6 +377,18 @@ export class Queries {
         if (present?.[i] === true) names.add(k);
       });
     }
+    if (scope === 'event' || scope === 'link') {
+      // keys of the newest events (links) in the window: few rows, most spans have none
+      const P = new Params();
+      const rows = await this.core.query(
+        `SELECT DISTINCT k FROM (SELECT unnest(json_keys(attributes)) AS k FROM
+           (SELECT attributes FROM ${scope === 'event' ? 'span_events' : 'span_links'} WHERE ${windowSql(P, opts.startNs, opts.endNs)} AND attributes IS NOT NULL
+            ORDER BY start_ns DESC LIMIT ${P.add(TAG_SAMPLE_SPANS, UINTEGER)}))
+         ORDER BY k LIMIT ${P.add(limit, UINTEGER)}`,
+        P,
+      );
+      for (const [k] of rows) names.add(String(k));
+    }
     return [...names].sort().slice(0, limit);
   }
 
@@ -402,11 +417,29 @@ export class Queries {
           );
           return rows.map(([v]) => ({ type: 'string' as const, value: String(v) }));
         }
+        case 'eventName': {
+          const rows = await this.core.query(`SELECT DISTINCT name AS v FROM span_events WHERE ${win} ORDER BY v LIMIT ${lim}`, P);
+          return rows.map(([v]) => ({ type: 'string' as const, value: String(v) }));
+        }
         default:
           return [];
       }
     }
     const ptr = P.add(jsonPointer(tag.name), VARCHAR);
+    if (tag.scope === 'event' || tag.scope === 'link') {
+      const rows = await this.core.query(
+        `SELECT DISTINCT v FROM (SELECT json_extract(attributes, ${ptr})::VARCHAR AS v FROM ${tag.scope === 'event' ? 'span_events' : 'span_links'}
+           WHERE ${win} AND attributes IS NOT NULL ORDER BY start_ns DESC LIMIT ${P.add(TAG_SAMPLE_SPANS, UINTEGER)})
+         WHERE v IS NOT NULL ORDER BY v LIMIT ${lim}`,
+        P,
+      );
+      const out: TagValue[] = [];
+      for (const [v] of rows) {
+        const tv = jsonTextToTagValue(String(v));
+        if (tv) out.push(tv);
+      }
+      return out;
+    }
     const texts = new Set<string>();
     if (tag.scope !== 'span') {
       const rows = await this.core.query(

@@ -3,6 +3,7 @@
 
 import { BIGINT, LIST, UINTEGER, listValue, type DuckDBConnection } from '@duckdb/node-api';
 import { nowNs, type StoreCore } from './core.js';
+import { pruneExtras } from './extras.js';
 import { PRUNE_SQL, ROLLUP_BUCKET_NS, bucketStart, isErrorStatus, type Rollups } from './rollups.js';
 import { UNKNOWN_SERVICE } from './schema.js';
 import type { Counters, SpanWriter } from './writer.js';
@@ -49,6 +50,7 @@ export class Retention {
         result.deletedByAge = r.rowsChanged;
         deletedNow(r.rowsChanged);
         await this.maint.run('DELETE FROM trace_index WHERE max_ns < $1', [cutoff], [BIGINT]);
+        await pruneExtras(this.maint, cutoff, false);
         await this.pruneRollups(cutoff);
       }
       if (Number.isFinite(this.maxSpans)) {
@@ -77,6 +79,7 @@ export class Retention {
             result.deletedByCount += gone.length;
             deletedNow(gone.length);
             await this.maint.run('DELETE FROM trace_index WHERE max_ns <= $1', [cut], [BIGINT]);
+            await pruneExtras(this.maint, cut, true);
             await this.pruneRollups(b0);
             if (gone.length > 0) {
               const bucket = Number(b0 / ROLLUP_BUCKET_NS);

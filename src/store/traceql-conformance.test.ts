@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parser } from '@grafana/lezer-traceql';
-import { Span, type Attributes, type SpanKind, type SpanStatus } from '../model/index.js';
-import { TraceQLError, parseTraceQL, type Expr, type FieldRef, type Literal, type PipelineStage, type ScalarExpr, type SpansetExpr, type ValueExpr } from '../traceql/index.js';
+import { Span, type Attributes, type SpanEvent, type SpanInit, type SpanKind, type SpanLink, type SpanStatus } from '../model/index.js';
+import { TraceQLError, isEventOrLinkField, parseTraceQL, type CompareExpr, type Expr, type FieldRef, type Literal, type PipelineStage, type ScalarExpr, type SpansetExpr, type ValueExpr } from '../traceql/index.js';
 import { DuckStore } from './index.js';
 
 const BASE = 1_700_000_000_000_000_000n;
@@ -29,6 +29,8 @@ const STATUSES: SpanStatus[] = ['unset', 'ok', 'error'];
 
 function dataset(): Span[] {
   const r = rng(42);
+  // events and links from a generator of their own, so the spans stay what they were
+  const r2 = rng(7);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const spans: Span[] = [];
   let sid = 1;
@@ -54,6 +56,7 @@ function dataset(): Span[] {
         statusMessage: status === 'error' ? pick(['timeout', 'refused']) : '',
         resource: { 'service.name': depth === 0 ? pick(['frontend', 'cart']) : pick(SERVICES), 'deployment.environment': pick(['prod', 'dev']) },
         attributes,
+        ...extras(r2, status, start, t),
       }));
       if (depth >= 3) return;
       const kids = Math.floor(r() * (depth === 0 ? 4 : 3));
@@ -63,6 +66,31 @@ function dataset(): Span[] {
     make('', 0, t0);
   }
   return spans;
+}
+
+/** events and links for a span: an exception on most error spans, log events, links to other traces */
+function extras(r: () => number, status: SpanStatus, start: bigint, t: number): Pick<SpanInit, 'events' | 'links'> {
+  const out: Pick<SpanInit, 'events' | 'links'> = {};
+  const events: SpanEvent[] = [];
+  if (status === 'error' && r() < 0.8) {
+    events.push({
+      timeUnixNano: start + BigInt(Math.floor(r() * 50)) * MS,
+      name: 'exception',
+      attributes: { 'exception.type': r() < 0.5 ? 'TimeoutError' : 'IOError', 'exception.escaped': r() < 0.5 },
+    });
+  }
+  const logs = r() < 0.3 ? 1 + Math.floor(r() * 3) : 0;
+  for (let i = 0; i < logs; i++) {
+    events.push({ timeUnixNano: start + BigInt(i * 20 + 1) * MS, name: 'log', attributes: r() < 0.7 ? { level: r() < 0.5 ? 'info' : 'warn', seq: i } : {} });
+  }
+  if (events.length) out.events = events;
+  if (r() < 0.15) {
+    const other = ((t * 7) % 40) + 1;
+    const links: SpanLink[] = [{ traceId: other.toString(16).padStart(32, '0'), spanId: (other * 3).toString(16).padStart(16, '0'), attributes: r() < 0.5 ? { relation: 'follows' } : {} }];
+    if (r() < 0.3) links.push({ traceId: 'ab'.repeat(16), spanId: 'cd'.repeat(8), attributes: { relation: 'batch', n: 2 } });
+    out.links = links;
+  }
+  return out;
 }
 
 // ---- the reference evaluator ----------------------------------------------------------------
@@ -114,6 +142,29 @@ function fieldValue(s: Span, f: FieldRef, c: Ctx): Val {
       return s.parentSpanId || undefined;
     case 'childCount':
       return (c.children.get(s.spanId) ?? []).length;
+    default:
+      // event and link fields: several values per span (see compareAny)
+      return undefined;
+  }
+}
+
+/** the values an event or link field takes on a span: one per event (link) that has it */
+function manyValues(s: Span, f: FieldRef): Val[] {
+  if (f.type === 'attribute') {
+    const list = f.scope === 'event' ? s.events ?? [] : s.links ?? [];
+    return list.map((x) => x.attributes[f.name]).filter((v) => v !== undefined);
+  }
+  switch (f.name) {
+    case 'eventName':
+      return (s.events ?? []).map((e) => e.name);
+    case 'eventTimeSinceStart':
+      return (s.events ?? []).map((e) => Number(e.timeUnixNano - s.startTimeUnixNano));
+    case 'linkTraceId':
+      return (s.links ?? []).map((l) => l.traceId);
+    case 'linkSpanId':
+      return (s.links ?? []).map((l) => l.spanId);
+    default:
+      return [];
   }
 }
 
@@ -155,29 +206,39 @@ function evalExpr(e: Expr, s: Span, c: Ctx): boolean {
       return { '=': l === r, '!=': l !== r, '>': l > r, '>=': l >= r, '<': l < r, '<=': l <= r, '=~': false, '!~': false }[e.op];
     }
     case 'compare': {
-      const v = fieldValue(s, e.field, c);
       const l = litValue(e.value);
-      if (l === null) return e.op === '=' ? v === undefined : v !== undefined;
-      if (v === undefined || typeof v !== typeof l) return false;
-      switch (e.op) {
-        case '=':
-          return v === l;
-        case '!=':
-          return v !== l;
-        case '>':
-          return (v as number) > (l as number);
-        case '>=':
-          return (v as number) >= (l as number);
-        case '<':
-          return (v as number) < (l as number);
-        case '<=':
-          return (v as number) <= (l as number);
-        case '=~':
-          return new RegExp(`^(?:${String(l)})$`).test(String(v));
-        case '!~':
-          return !new RegExp(`^(?:${String(l)})$`).test(String(v));
+      if (isEventOrLinkField(e.field)) {
+        // holds when it holds for one of the span's events (links); `= nil`: none has it
+        const vs = manyValues(s, e.field);
+        if (l === null) return e.op === '=' ? vs.length === 0 : vs.length > 0;
+        return vs.some((v) => compareOne(v, e.op, l));
       }
+      const v = fieldValue(s, e.field, c);
+      if (l === null) return e.op === '=' ? v === undefined : v !== undefined;
+      return compareOne(v, e.op, l);
     }
+  }
+}
+
+function compareOne(v: Val, op: CompareExpr['op'], l: Val): boolean {
+  if (v === undefined || typeof v !== typeof l) return false;
+  switch (op) {
+    case '=':
+      return v === l;
+    case '!=':
+      return v !== l;
+    case '>':
+      return (v as number) > (l as number);
+    case '>=':
+      return (v as number) >= (l as number);
+    case '<':
+      return (v as number) < (l as number);
+    case '<=':
+      return (v as number) <= (l as number);
+    case '=~':
+      return new RegExp(`^(?:${String(l)})$`).test(String(v));
+    case '!~':
+      return !new RegExp(`^(?:${String(l)})$`).test(String(v));
   }
 }
 
@@ -452,6 +513,28 @@ export const SEARCH_CORPUS: readonly string[] = [
   '{ parent.span.db.system != nil }',
   '{ !(parent.resource.deployment.environment = "prod") }',
   '{ parent.resource.service.name = "cart" } | count() > 1',
+  // span events and links
+  '{ event:name = "exception" }',
+  '{ event:name != "log" }',
+  '{ event:name =~ "exc.*" }',
+  '{ event.exception.type = "TimeoutError" }',
+  '{ event.exception.escaped = true && status = error }',
+  '{ event.level = nil }',
+  '{ event.level != nil }',
+  '{ event.seq >= 1 }',
+  '{ event.level = "warn" || event:name = "exception" }',
+  '{ !(event:name = "exception") && status = error }',
+  '{ event:timeSinceStart > 20ms }',
+  '{ event:timeSinceStart <= 1ms }',
+  '{ event:name = "exception" } >> { event:name = "log" }',
+  '{ event:name = "exception" } | count() > 1',
+  '{ link:traceID = "abababababababababababababababab" }',
+  '{ link:traceID != "abababababababababababababababab" }',
+  '{ link:spanID = "cdcdcdcdcdcdcdcd" }',
+  '{ link.relation = "follows" }',
+  '{ link.n > 1 }',
+  '{ link.relation = nil && kind = server }',
+  '{ resource.service.name = "db" && link.relation != nil }',
 ];
 
 function lezerOk(q: string): boolean {
@@ -484,6 +567,8 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
   for (const q of SEARCH_CORPUS) {
     it(`search ${q}`, async () => {
       const want = reference(spans, q);
+      // the event and link queries each select something (an empty answer would agree by default)
+      if (/event[.:]|link[.:]/.test(q)) assert.ok(want.size > 0, 'the data set has spans for this query');
       const got = new Map<string, Set<string>>();
       for (const s of await store.search({ query: parseTraceQL(q), limit: 100_000 })) {
         got.set(s.traceId, (got.get(s.traceId) ?? new Set()).add(s.spanId));
@@ -602,8 +687,10 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
       ['{ span.a =~ span.b }', /unsupported: =~ between two fields/, 9],
       ['{ parent.span.a + 1 > 2 }', /unsupported: parent scope in arithmetic/, 2],
       ['{ } | by(parent.span.a)', /unsupported: parent scope outside a span condition/, 9],
-      ['{ event.exception.message = "x" }', /unsupported: event scope/, 2],
-      ['{ link:traceID = "a" }', /unsupported: intrinsic "link:traceID"/, 2],
+      ['{ } | by(event.exception.type)', /unsupported: event.exception.type outside a span condition/, 9],
+      ['{ event:timeSinceStart * 2 > 1s }', /unsupported: event:timeSinceStart in arithmetic/, 2],
+      ['{ link.a = span.a }', /unsupported: link.a compared with another field/, 2],
+      ['{ link:traceID = "xyz" }', /link:traceID must be compared with up to 32 hex digits/, 17],
       ['{ instrumentation.name = "x" }', /unsupported: instrumentation scope/, 2],
     ];
     for (const [q, re, pos] of cases) {

@@ -109,7 +109,8 @@ export interface EdgeStats {
   serverP95Ns: number;
 }
 
-export type TagScope = 'span' | 'resource' | 'intrinsic';
+/** `event` / `link`: attribute keys of span events / links (Tempo's scopes of those names) */
+export type TagScope = 'span' | 'resource' | 'intrinsic' | 'event' | 'link';
 
 export interface TagOptions extends TimeWindow {
   /** maximum number of names/values returned (default 1000) */

@@ -3,7 +3,7 @@
 // (spanset.ts), the metrics queries and the span filter (compile.ts).
 
 import { VARCHAR } from '@duckdb/node-api';
-import type { FieldRef } from '../traceql/index.js';
+import { TraceQLError, fieldToString, isEventOrLinkField, type FieldRef } from '../traceql/index.js';
 import { jsonPointer, windowSql, type CompileContext } from './compile.js';
 import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
 
@@ -35,6 +35,7 @@ export class FieldValues {
 
   /** the value as JSON text; NULL when absent */
   text(f: FieldRef): string {
+    oneValuePerSpan(f);
     const P = this.ctx.params;
     const s = this.s;
     if (f.type === 'intrinsic') {
@@ -79,6 +80,7 @@ export class FieldValues {
 
   /** the value as a DOUBLE (durations in nanoseconds); NULL when absent or not a number */
   number(f: FieldRef): string {
+    oneValuePerSpan(f);
     const P = this.ctx.params;
     const s = this.s;
     if (f.type === 'intrinsic') {
@@ -107,6 +109,11 @@ export class FieldValues {
     if (f.scope === 'resource') return resource();
     return `COALESCE(${span()}, ${resource()})`;
   }
+}
+
+/** event and link fields have a value per event or link: the parser lets them only into comparisons (compile.ts) */
+function oneValuePerSpan(f: FieldRef): void {
+  if (isEventOrLinkField(f)) throw new TraceQLError('unsupported', `unsupported: ${fieldToString(f)} here (compare it with a value inside { })`, 0);
 }
 
 /** code → keyword as a CASE over fixed, known words (no user input) */

@@ -13,6 +13,7 @@ import { HOT_ATTRIBUTES, Span, type Attributes, type HotValue, type SpanKind, ty
 import { AttrEncoder, HOT_TYPES, attrsJson } from './attrs.js';
 import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
 import { discardAppenders, makeResource, type ResourceEntry, type StoreCore } from './core.js';
+import { ExtrasAppenders, ExtrasBatch, hasExtras } from './extras.js';
 import type { Rollups } from './rollups.js';
 import { KIND_CODE, MAX_SPAN_KEYS, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { StoreStats } from './types.js';
@@ -42,6 +43,8 @@ export class SpanWriter {
   private resAppender: DuckDBAppender | undefined;
   private traceAppender: DuckDBAppender | undefined;
   private keyAppender: DuckDBAppender | undefined;
+  /** span events, links and drop counts (extras.ts) */
+  private readonly extras = new ExtrasAppenders();
   private spanTypes: DuckDBType[] = [];
   private traceTypes: DuckDBType[] = [];
   private readonly attrEncoder = new AttrEncoder();
@@ -112,6 +115,7 @@ export class SpanWriter {
       this.resAppender?.closeSync();
       this.traceAppender?.closeSync();
       this.keyAppender?.closeSync();
+      this.extras.close();
     } catch {
       this.c.flushErrors++;
     }
@@ -128,6 +132,7 @@ export class SpanWriter {
     this.traceAppender = await this.writer.createAppender('trace_index', 'main', this.core.catalog ?? null);
     this.keyAppender = await this.writer.createAppender('span_keys', 'main', this.core.catalog ?? null);
     await this.rollups.openAppenders(this.writer);
+    await this.extras.open(this.writer, this.core.catalog);
     this.spanTypes = [];
     for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
     this.traceTypes = [];
@@ -136,6 +141,7 @@ export class SpanWriter {
 
   dropAppenders(): void {
     this.rollups.dropAppenders();
+    this.extras.drop();
     discardAppenders([this.spanAppender, this.resAppender, this.traceAppender, this.keyAppender]);
     this.spanAppender = undefined;
     this.resAppender = undefined;
@@ -222,7 +228,7 @@ export class SpanWriter {
       this.buffered -= b.rows;
       try {
         cur?.seal(b.chunks);
-        if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.rollups.ready) await this.openAppenders();
+        if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.rollups.ready || !this.extras.ready) await this.openAppenders();
         await this.writeBatch(b);
       } catch (e) {
         this.c.flushErrors++;
@@ -315,6 +321,9 @@ export class SpanWriter {
         for (const c of b.traces.toChunks(this.traceTypes)) traceApp.appendDataChunk(c);
         traceApp.flushSync();
       }
+      // events and links before their spans, like the trace index: rows of spans that never
+      // arrive are never joined to anything
+      if (b.extras !== undefined) this.extras.write(b.extras);
       if (b.chunks.length > 0) {
         for (const c of b.chunks) spanApp.appendDataChunk(c);
         spanApp.flushSync();
@@ -369,6 +378,11 @@ export class SpanWriter {
     const json = s.extra === undefined ? null : enc.encode(s.extra, this.noteKey);
     const res = this.resourceOf(s.resource, b.fresh);
     const msg = typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null;
+    // events and links (OTLP spans only): one check for a span without them
+    if (hasExtras(s)) {
+      if (!this.extras.types) throw new Error('event/link appenders are not open');
+      (b.extras ??= new ExtrasBatch(this.extras.types)).add(s);
+    }
     const c = (b.cur ??= new SpanChunk(this.spanTypes));
     const i = c.n;
     c.start.setWords(i, s.startHi, s.startLo);
@@ -417,6 +431,10 @@ export class SpanWriter {
     }
     b.rows++;
     b.bytes += (json?.length ?? 0) + hotBytes + s.name.length + ROW_OVERHEAD_BYTES;
+    if (b.extras !== undefined && b.extras.bytes > 0) {
+      b.bytes += b.extras.bytes;
+      b.extras.bytes = 0;
+    }
     if (res.id !== b.lastResId) {
       b.resIds.add(res.id);
       b.lastResId = res.id;
@@ -515,10 +533,12 @@ interface Batch {
   /** resources its rows refer to (resource GC keeps them) */
   readonly resIds: Set<number>;
   lastResId: number;
+  /** the events, links and drop counts of its spans, when any has some */
+  extras: ExtrasBatch | undefined;
 }
 
 function newBatch(): Batch {
-  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1 };
+  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined };
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */

@@ -16,7 +16,17 @@ const INTRINSIC_TEXT: Readonly<Record<IntrinsicName, string>> = {
   spanId: 'span:id',
   parentSpanId: 'span:parentID',
   childCount: 'span:childCount',
+  eventName: 'event:name',
+  eventTimeSinceStart: 'event:timeSinceStart',
+  linkTraceId: 'link:traceID',
+  linkSpanId: 'link:spanID',
 };
+
+/** fields of a span's events or links: several values per span, so usable only in comparisons with a value */
+export function isEventOrLinkField(f: FieldRef): boolean {
+  if (f.type === 'attribute') return f.scope === 'event' || f.scope === 'link';
+  return f.name === 'eventName' || f.name === 'eventTimeSinceStart' || f.name === 'linkTraceId' || f.name === 'linkSpanId';
+}
 
 /** TraceQL spelling of a field: `name`, `span.http.route`, `resource.service.name`, `.x`, `span."a b"`. */
 export function fieldToString(f: FieldRef): string {

@@ -6,7 +6,7 @@ export type { TraceQLErrorKind } from './errors.js';
 export { parseGoDuration } from './duration.js';
 export { INTRINSIC_TAGS, parseTagName } from './tags.js';
 export type { ParsedTag } from './tags.js';
-export { fieldToString, referencedFields, spansetFilters, valueFields, withCondition } from './fields.js';
+export { fieldToString, isEventOrLinkField, referencedFields, spansetFilters, valueFields, withCondition } from './fields.js';
 export type {
   ArithOp,
   AttributeField,

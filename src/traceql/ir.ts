@@ -23,10 +23,22 @@ export type IntrinsicName =
   | 'spanId'
   | 'parentSpanId'
   /** number of direct children stored for the span */
-  | 'childCount';
+  | 'childCount'
+  /**
+   * Of the span's events and links (`event:name`, `event:timeSinceStart`, `link:traceID`,
+   * `link:spanID`): a comparison holds when it holds for at least one of them.
+   */
+  | 'eventName'
+  | 'eventTimeSinceStart'
+  | 'linkTraceId'
+  | 'linkSpanId';
 
-/** `span.x` → 'span', `resource.x` → 'resource', `.x` → 'any' (span or resource). */
-export type AttributeScope = 'span' | 'resource' | 'any';
+/**
+ * `span.x` → 'span', `resource.x` → 'resource', `.x` → 'any' (span or resource),
+ * `event.x` / `link.x` → an attribute of one of the span's events / links (a comparison
+ * holds when it holds for at least one of them; `= nil` when none has the attribute).
+ */
+export type AttributeScope = 'span' | 'resource' | 'any' | 'event' | 'link';
 
 export interface IntrinsicField {
   type: 'intrinsic';

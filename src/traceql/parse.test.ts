@@ -191,6 +191,33 @@ describe('parseTraceQL: selectors', () => {
     assert.ok(w.type === 'or' && w.right.type === 'or');
   });
 
+  it('event and link fields: scopes, intrinsics, their types, and only in comparisons with a value', () => {
+    assert.deepEqual(filter('{ event.exception.type = "E" }'), {
+      type: 'compare', field: { type: 'attribute', scope: 'event', name: 'exception.type' }, op: '=', value: { type: 'string', value: 'E' }, pos: 2,
+    });
+    assert.deepEqual(filter('{ link."a b" != nil }'), { type: 'compare', field: { type: 'attribute', scope: 'link', name: 'a b' }, op: '!=', value: { type: 'nil' }, pos: 2 });
+    assert.deepEqual(filter('{ event:name =~ "exc.*" }'), { type: 'compare', field: { type: 'intrinsic', name: 'eventName' }, op: '=~', value: { type: 'string', value: 'exc.*' }, pos: 2 });
+    assert.deepEqual(filter('{ event:timeSinceStart > 1ms }'), {
+      type: 'compare', field: { type: 'intrinsic', name: 'eventTimeSinceStart' }, op: '>', value: { type: 'duration', nanos: 1e6 }, pos: 2,
+    });
+    const l = filter('{ link:traceID = "ABC" && link:spanID != "ff" }');
+    assert.ok(l.type === 'and' && l.left.type === 'compare' && l.right.type === 'compare');
+    if (l.type === 'and' && l.left.type === 'compare' && l.right.type === 'compare') {
+      assert.deepEqual(l.left.value, { type: 'string', value: '0'.repeat(29) + 'abc' });
+      assert.deepEqual(l.right.value, { type: 'string', value: '00000000000000ff' });
+    }
+    fails('{ event:name = 1 }', 'invalid', /event:name is a string/, 15);
+    fails('{ event:timeSinceStart = "x" }', 'invalid', /must be compared with a duration/, 25);
+    fails('{ link:spanID > "ab" }', 'invalid', /can only be compared with = or !=/);
+    fails('{ link:traceID = "xyz" }', 'invalid', /up to 32 hex digits/, 17);
+    fails('{ event.a + 1 > 2 }', 'unsupported', /event\.a in arithmetic/, 2);
+    fails('{ event.a = span.b }', 'unsupported', /event\.a compared with another field/, 2);
+    fails('{ } | by(link:traceID)', 'unsupported', /link:traceID outside a span condition/, 9);
+    fails('{ } | select(event.a)', 'unsupported', /event\.a outside a span condition/, 13);
+    fails('{ } | avg(event:timeSinceStart) > 1s', 'unsupported', /event:timeSinceStart outside a span condition/);
+    fails('{ } | rate() by (event:name)', 'unsupported', /event:name outside a span condition/);
+  });
+
   it('ids are normalised to lowercase, padded hex', () => {
     const e = filter('{ trace:id = "ABC" }');
     assert.ok(e.type === 'compare' && e.value.type === 'string');
@@ -259,10 +286,8 @@ describe('parseTraceQL: errors', () => {
     fails('{ .a = $var }', 'unsupported', /template variable/, 7);
     fails('{ parent.span.a * 2 = 1 }', 'unsupported', /parent scope in arithmetic/, 2);
     fails('{ } | select(parent.span.a)', 'unsupported', /parent scope outside a span condition/, 13);
-    fails('{ event.a = 1 }', 'unsupported', /event scope/);
-    fails('{ link.a = 1 }', 'unsupported', /link scope/);
     fails('{ instrumentation.a = 1 }', 'unsupported', /instrumentation scope/);
-    fails('{ event:name = "x" }', 'unsupported', /intrinsic "event:name"/);
+    fails('{ instrumentation:name = "x" }', 'unsupported', /intrinsic "instrumentation:name"/);
     fails('{ (.a = 1) = true }', 'unsupported', /comparing a condition/);
   });
 
@@ -375,8 +400,8 @@ describe('fields helpers', () => {
   });
 
   it('fieldToString round-trips through the parser', () => {
-    for (const text of ['name', 'status', 'kind', 'duration', 'traceDuration', 'span.http.route', 'resource.k8s.pod.name', '.a', 'span."a b"', 'span."q\\"x"']) {
-      const value = text === 'status' ? 'ok' : text === 'kind' ? 'client' : /uration/.test(text) ? '1s' : '"v"';
+    for (const text of ['name', 'status', 'kind', 'duration', 'traceDuration', 'span.http.route', 'resource.k8s.pod.name', '.a', 'span."a b"', 'span."q\\"x"', 'event.exception.type', 'link."a b"', 'event:name', 'link:traceID']) {
+      const value = text === 'status' ? 'ok' : text === 'kind' ? 'client' : /uration/.test(text) ? '1s' : text === 'link:traceID' ? '"ab"' : '"v"';
       const e = parseTraceQL(`{ ${text} = ${value} }`).filter as Expr;
       assert.ok(e.type === 'compare');
       if (e.type === 'compare') {

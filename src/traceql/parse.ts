@@ -9,6 +9,7 @@
 import { parser } from '@grafana/lezer-traceql';
 import type { SpanKind, SpanStatus } from '../model/index.js';
 import { parseGoDuration } from './duration.js';
+import { fieldToString, isEventOrLinkField } from './fields.js';
 import { TraceQLError } from './errors.js';
 import type {
   AggregateFn,
@@ -60,6 +61,10 @@ const INTRINSICS: Readonly<Record<string, IntrinsicName>> = {
   'span:parentID': 'parentSpanId',
   'span:childCount': 'childCount',
   'trace:rootService': 'rootServiceName',
+  'event:name': 'eventName',
+  'event:timeSinceStart': 'eventTimeSinceStart',
+  'link:traceID': 'linkTraceId',
+  'link:spanID': 'linkSpanId',
 };
 
 /** numeric intrinsics (aggregates and metrics over them) */
@@ -674,6 +679,7 @@ class Parser {
         if (o.lit.type === 'duration') return { type: 'literal', value: o.lit };
         throw new TraceQLError('invalid', `${op} needs numbers or durations, got ${JSON.stringify(o.text)}`, o.pos);
       case 'field':
+        this.notEventOrLink(o.field, o.pos, 'in arithmetic');
         if (o.field.type === 'intrinsic' && !NUMERIC_INTRINSICS.has(o.field.name)) {
           throw new TraceQLError('invalid', `${op} needs numbers or durations, ${o.text} is not one`, o.pos);
         }
@@ -694,6 +700,7 @@ class Parser {
       if (left.kind === 'field' && right.kind === 'field' && (op === '=' || op === '!=')) {
         for (const f of [left, right]) {
           if (f.field.type === 'attribute' && f.field.parent) throw this.unsupported('unsupported: parent scope in arithmetic or between two fields (compare it with a value)', f.pos);
+          this.notEventOrLink(f.field, f.pos, 'compared with another field');
         }
         return { type: 'valueCompare', left: { type: 'field', field: left.field }, op, right: { type: 'field', field: right.field }, pos };
       }
@@ -740,6 +747,14 @@ class Parser {
       case 'rootServiceName':
         if (lit.type !== 'string') throw bad(`${fieldText} is a string; compare it with a quoted string, got ${JSON.stringify(litText)}`);
         return lit;
+      case 'eventName':
+        if (lit.type !== 'string') throw bad(`${fieldText} is a string; compare it with a quoted string, got ${JSON.stringify(litText)}`);
+        return lit;
+      case 'eventTimeSinceStart':
+        if (isRegex) throw new TraceQLError('invalid', `${fieldText} cannot be matched with ${op}`, opPos);
+        if (lit.type === 'duration') return lit;
+        if (lit.type === 'number') return { type: 'duration', nanos: lit.value };
+        throw bad(`${fieldText} must be compared with a duration such as 200ms, got ${JSON.stringify(litText)}`);
       case 'childCount':
         if (isRegex) throw new TraceQLError('invalid', `${fieldText} cannot be matched with ${op}`, opPos);
         if (lit.type !== 'number') throw bad(`${fieldText} must be compared with a number, got ${JSON.stringify(litText)}`);
@@ -761,11 +776,13 @@ class Parser {
         throw bad(`${fieldText} must be compared with a duration such as 200ms, got ${JSON.stringify(litText)}`);
       case 'traceId':
       case 'spanId':
-      case 'parentSpanId': {
+      case 'parentSpanId':
+      case 'linkTraceId':
+      case 'linkSpanId': {
         if (!isEq) throw new TraceQLError('invalid', `${fieldText} can only be compared with = or !=`, opPos);
         if (lit.type === 'nil' && field.name === 'parentSpanId') return lit;
         if (lit.type !== 'string') throw bad(`${fieldText} must be compared with a quoted hex id, got ${JSON.stringify(litText)}`);
-        const width = field.name === 'traceId' ? 32 : 16;
+        const width = field.name === 'traceId' || field.name === 'linkTraceId' ? 32 : 16;
         const hex = lit.value.trim().toLowerCase();
         if (!new RegExp(`^[0-9a-f]{1,${width}}$`).test(hex)) {
           throw bad(`${fieldText} must be compared with up to ${width} hex digits, got ${JSON.stringify(lit.value)}`);
@@ -803,7 +820,11 @@ class Parser {
           parent = true;
           break;
         case 'Event':
+          scope = 'event';
+          break;
         case 'Link':
+          scope = 'link';
+          break;
         case 'Instrumentation':
           throw this.unsupported(`unsupported: ${this.text(k)} scope`, k.from);
         default:
@@ -813,6 +834,7 @@ class Parser {
     if (!ident) throw new TraceQLError('syntax', 'syntax error: missing attribute name', node.to);
     const name = unquoteIdentifier(this.text(ident), ident.from);
     if (name === '') throw new TraceQLError('invalid', 'empty attribute name', ident.from);
+    if (parent && (scope === 'event' || scope === 'link')) throw this.unsupported(`unsupported: the parent's ${scope} attributes`, node.from);
     return parent ? { type: 'attribute', scope, name, parent: true } : { type: 'attribute', scope, name };
   }
 
@@ -888,6 +910,14 @@ class Parser {
 
   private noParent(f: FieldRef, pos: number): void {
     if (f.type === 'attribute' && f.parent) throw this.unsupported('unsupported: parent scope outside a span condition (use it inside { })', pos);
+    this.notEventOrLink(f, pos, 'outside a span condition');
+  }
+
+  /** event and link fields have one value per event or link, not per span: only `field op value` inside { } */
+  private notEventOrLink(f: FieldRef, pos: number, where: string): void {
+    if (isEventOrLinkField(f)) {
+      throw this.unsupported(`unsupported: ${fieldToString(f)} ${where} (a span may have several events and links: compare it with a value inside { })`, pos);
+    }
   }
 
   private unsupported(detail: string, pos: number): TraceQLError {

@@ -4,7 +4,11 @@
 /** the intrinsic tag names the tags API lists */
 export const INTRINSIC_TAGS: readonly string[] = [
   'duration',
+  'event:name',
+  'event:timeSinceStart',
   'kind',
+  'link:spanID',
+  'link:traceID',
   'name',
   'rootName',
   'rootServiceName',
@@ -25,8 +29,8 @@ export const INTRINSIC_TAGS: readonly string[] = [
 ];
 
 export type ParsedTag =
-  | { kind: 'intrinsic'; name: 'status' | 'kind' | 'name' | 'statusMessage' | 'rootName' | 'rootServiceName' | 'other' }
-  | { kind: 'attribute'; scope: 'span' | 'resource' | 'any'; name: string };
+  | { kind: 'intrinsic'; name: 'status' | 'kind' | 'name' | 'statusMessage' | 'rootName' | 'rootServiceName' | 'eventName' | 'other' }
+  | { kind: 'attribute'; scope: 'span' | 'resource' | 'any' | 'event' | 'link'; name: string };
 
 const INTRINSIC_TAG_NAMES: Readonly<Record<string, ParsedTag & { kind: 'intrinsic' }>> = {
   name: { kind: 'intrinsic', name: 'name' },
@@ -41,6 +45,7 @@ const INTRINSIC_TAG_NAMES: Readonly<Record<string, ParsedTag & { kind: 'intrinsi
   'trace:rootName': { kind: 'intrinsic', name: 'rootName' },
   rootServiceName: { kind: 'intrinsic', name: 'rootServiceName' },
   'trace:rootService': { kind: 'intrinsic', name: 'rootServiceName' },
+  'event:name': { kind: 'intrinsic', name: 'eventName' },
 };
 
 /** `resource.service.name`, `span.x`, `.x`, `span."a b"`, an intrinsic, or a bare attribute name (either scope). */
@@ -50,11 +55,14 @@ export function parseTagName(raw: string): ParsedTag | undefined {
   const intrinsic = INTRINSIC_TAG_NAMES[name];
   if (intrinsic) return intrinsic;
   if (INTRINSIC_TAGS.includes(name)) return { kind: 'intrinsic', name: 'other' };
-  let scope: 'span' | 'resource' | 'any' = 'any';
+  let scope: 'span' | 'resource' | 'any' | 'event' | 'link' = 'any';
   let key = name;
   if (name.startsWith('span.')) {
     scope = 'span';
     key = name.slice(5);
+  } else if (name.startsWith('event.') || name.startsWith('link.')) {
+    scope = name.startsWith('event.') ? 'event' : 'link';
+    key = name.slice(scope.length + 1);
   } else if (name.startsWith('resource.')) {
     scope = 'resource';
     key = name.slice(9);
