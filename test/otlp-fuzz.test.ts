@@ -18,23 +18,13 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { DuckStore } from '../src/store/index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
+import { mutateBytes, rng } from './fuzz-bytes.js';
 
 const MAX_BODY = 64 * 1024;
 const TOTAL = 10_000;
 const CONCURRENCY = 8;
 const OK_STATUSES = new Set([200, 400, 413, 415]);
 
-/** mulberry32: a small seeded generator, so a failing input can be made again */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Req {
   path: string;
@@ -135,42 +125,7 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
     seeds.push({ path: '/v1/logs', json: false, body: Buffer.from(L.encode(L.fromObject(logsReq)).finish() as Uint8Array) });
     /* eslint-enable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment */
 
-    const mutateBytes = (b: Buffer): [Buffer, string] => {
-      const out = Buffer.from(b);
-      switch (int(8)) {
-        case 0: {
-          const n = 1 + int(8);
-          for (let i = 0; i < n && out.length; i++) out[int(out.length)]! ^= 1 << int(8);
-          return [out, `flip ${n} bits`];
-        }
-        case 1:
-          return [out.subarray(0, int(out.length)), 'truncate'];
-        case 2: {
-          const at = int(out.length + 1);
-          return [Buffer.concat([out.subarray(0, at), Buffer.from(Array.from({ length: 1 + int(16) }, () => int(256))), out.subarray(at)]), 'insert random bytes'];
-        }
-        case 3: {
-          const a = int(out.length + 1);
-          return [Buffer.concat([out.subarray(0, a), out.subarray(Math.min(out.length, a + 1 + int(32)))]), 'delete a range'];
-        }
-        case 4: {
-          const a = int(out.length + 1);
-          const len = int(64);
-          return [Buffer.concat([out.subarray(0, a), out.subarray(a, a + len), out.subarray(a)]), 'duplicate a range'];
-        }
-        case 5: {
-          const other = seeds[int(seeds.length)]!.body;
-          return [Buffer.concat([out.subarray(0, int(out.length + 1)), other.subarray(int(other.length + 1))]), 'splice two requests'];
-        }
-        case 6: {
-          const at = int(out.length + 1);
-          return [Buffer.concat([out.subarray(0, at), Buffer.alloc(1 + int(10), 0xff), out.subarray(at)]), 'varint overflow'];
-        }
-        default:
-          for (let i = 0; i < 4 && out.length; i++) out[int(out.length)] = int(256);
-          return [out, 'overwrite bytes'];
-      }
-    };
+    const seedBodies = seeds.map((x) => x.body);
     /** JSON mutations that keep it JSON: wrong types, nulls, huge or negative numbers, bad ids */
     const mutateJson = (b: Buffer): [Buffer, string] => {
       const doc = JSON.parse(b.toString()) as unknown;
@@ -205,15 +160,15 @@ describe('OTLP receiver fuzzing: malformed, truncated, oversized bodies', { time
       let body: Buffer;
       let what: string;
       const pick = int(100);
-      if (pick < 40) [body, what] = mutateBytes(seed.body);
+      if (pick < 40) [body, what] = mutateBytes(seed.body, int, seedBodies);
       else if (pick < 55 && seed.json) [body, what] = mutateJson(seed.body);
       else if (pick < 60) [body, what] = [seed.body, 'unchanged'];
       else if (pick < 75) {
         // gzip: of a mutated body, or gzip data itself damaged, or labelled gzip without being it
-        const [m, w] = mutateBytes(seed.body);
+        const [m, w] = mutateBytes(seed.body, int, seedBodies);
         const z = gzipSync(int(2) ? m : seed.body);
         const k = int(3);
-        const req: Req = { path: seed.path, type, encoding: 'gzip', body: k === 0 ? z : k === 1 ? mutateBytes(z)[0] : m, what: `#${i} gzip ${['of ' + w, 'damaged', 'not gzip'][k]}` };
+        const req: Req = { path: seed.path, type, encoding: 'gzip', body: k === 0 ? z : k === 1 ? mutateBytes(z, int, seedBodies)[0] : m, what: `#${i} gzip ${['of ' + w, 'damaged', 'not gzip'][k]}` };
         return req;
       } else if (pick < 80) {
         // oversized: on the wire, or only once decompressed (a gzip bomb)

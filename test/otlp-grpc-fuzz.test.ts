@@ -23,6 +23,7 @@ import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace } from '@opentelemetry/ap
 import { DuckStore } from '../src/store/index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { OTLP_GRPC_SERVICES, OtlpGrpcReceiver } from '../src/server/otlp-grpc.js';
+import { mutateBytes, rng } from './fuzz-bytes.js';
 
 const MAX_BODY = 64 * 1024;
 const TOTAL = 1500;
@@ -30,17 +31,6 @@ const CONCURRENCY = 8;
 const TRACES = `/${OTLP_GRPC_SERVICES.traces}/Export`;
 const PATHS = [TRACES, `/${OTLP_GRPC_SERVICES.metrics}/Export`, `/${OTLP_GRPC_SERVICES.logs}/Export`];
 
-/** mulberry32: a small seeded generator, so a failing input can be made again */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sdkSpans(n: number, tag: string) {
   const exporter = new InMemorySpanExporter();
@@ -156,33 +146,6 @@ describe('OTLP/gRPC receiver fuzzing: malformed, oversized, wrong-method calls',
     seeds.push({ path: PATHS[2]!, body: Buffer.from(L.encode(L.fromObject(logsReq)).finish() as Uint8Array) });
     /* eslint-enable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment */
 
-    const mutate = (b: Buffer): [Buffer, string] => {
-      const out = Buffer.from(b);
-      switch (int(6)) {
-        case 0: {
-          const n = 1 + int(8);
-          for (let i = 0; i < n && out.length; i++) out[int(out.length)]! ^= 1 << int(8);
-          return [out, `flip ${n} bits`];
-        }
-        case 1:
-          return [out.subarray(0, int(out.length)), 'truncate'];
-        case 2: {
-          const at = int(out.length + 1);
-          return [Buffer.concat([out.subarray(0, at), Buffer.from(Array.from({ length: 1 + int(16) }, () => int(256))), out.subarray(at)]), 'insert random bytes'];
-        }
-        case 3: {
-          const a = int(out.length + 1);
-          return [Buffer.concat([out.subarray(0, a), out.subarray(Math.min(out.length, a + 1 + int(32)))]), 'delete a range'];
-        }
-        case 4: {
-          const at = int(out.length + 1);
-          return [Buffer.concat([out.subarray(0, at), Buffer.alloc(1 + int(10), 0xff), out.subarray(at)]), 'varint overflow'];
-        }
-        default:
-          for (let i = 0; i < 4 && out.length; i++) out[int(out.length)] = int(256);
-          return [out, 'overwrite bytes'];
-      }
-    };
     const DECODED = ['OK', 'INVALID_ARGUMENT'];
     const WRONG_PATHS = [
       `/${OTLP_GRPC_SERVICES.traces}/Exprt`,
@@ -199,14 +162,14 @@ describe('OTLP/gRPC receiver fuzzing: malformed, oversized, wrong-method calls',
       const seed = seeds[int(seeds.length)]!;
       const pick = int(100);
       if (pick < 45) {
-        const [body, w] = mutate(seed.body);
+        const [body, w] = mutateBytes(seed.body, int);
         return { what: `#${i} ${seed.path} ${w}`, path: seed.path, body, expect: DECODED };
       }
       if (pick < 50) return { what: `#${i} unchanged`, path: seed.path, body: seed.body, expect: ['OK'] };
       if (pick < 55) return { what: `#${i} empty message`, path: seed.path, body: Buffer.alloc(0), expect: ['OK'] };
       if (pick < 62) return { what: `#${i} random bytes`, path: seed.path, body: Buffer.from(Array.from({ length: int(512) }, () => int(256))), expect: DECODED };
       if (pick < 68) {
-        const [body, w] = int(2) ? mutate(seed.body) : [seed.body, 'intact'];
+        const [body, w] = int(2) ? mutateBytes(seed.body, int) : [seed.body, 'intact'];
         return { what: `#${i} gzip (${w})`, path: seed.path, body, gzip: true, expect: DECODED };
       }
       if (pick < 74) {
