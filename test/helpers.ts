@@ -1,7 +1,8 @@
 // Shared fixtures for end-to-end tests: a running capture that keeps decoded events, and
 // (from src/proc) real server processes, free ports and polling with deadlines.
 import { fileURLToPath } from 'node:url';
-import { spawnChild, type Child } from '../src/proc/index.js';
+import assert from 'node:assert/strict';
+import { sleep, spawnChild, type Child } from '../src/proc/index.js';
 import { Capture, decodeBatch, formatAddr, type CaptureOptions, type DecodeStats, type KernelEvent } from '../src/kernel/index.js';
 
 export interface SeenEvent {
@@ -84,6 +85,49 @@ export interface OspreyUp {
   err(): string;
   /** SIGINT (flush and exit), SIGKILL after 10 s; resolves with the exit code */
   stop(): Promise<number | null>;
+}
+
+/** a span as /api/osprey/spans returns it (the fields the tests read) */
+export interface SpanJson {
+  startTimeUnixNano?: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: string;
+  status: string;
+  resource: Record<string, unknown>;
+  attributes: Record<string, unknown>;
+}
+
+/**
+ * Reads a running `osprey up` over its HTTP API (`up()` gives it once started): `get` a path
+ * (asserting 200), `spans` matching a TraceQL query, `poll` until f gives a value (the error
+ * carries osprey's and `moreLog()`'s last output), `metric` reads one series from /metrics text.
+ */
+export function ospreyApi(up: () => OspreyUp, moreLog: () => string = () => '') {
+  const get = async (path: string): Promise<string> => {
+    const r = await fetch(`${up().url}${path}`);
+    const text = await r.text();
+    assert.equal(r.status, 200, `${path}: ${text}`);
+    return text;
+  };
+  const spans = async (q: string): Promise<SpanJson[]> =>
+    (JSON.parse(await get(`/api/osprey/spans?since=10m&limit=1000&q=${encodeURIComponent(q)}`)) as { spans: SpanJson[] }).spans;
+  const poll = async <T>(what: string, f: () => Promise<T | undefined>, ms = 30_000): Promise<T> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await f();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${up().err().slice(-2000)}\n${moreLog().slice(-2000)}`);
+      await sleep(250);
+    }
+  };
+  const metric = (text: string, series: string): number => {
+    const m = new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+  return { get, spans, poll, metric };
 }
 
 /** starts `osprey up ARGS` and waits until it listens (the probes are attached by then) */

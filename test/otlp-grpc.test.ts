@@ -12,21 +12,11 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@open
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { SpanKind, SpanStatusCode, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { spawnChild, type Child } from '../src/proc/index.js';
-import { freePort, ospreyUp, OSPREY, run, sleep, type OspreyUp } from './helpers.js';
+import { freePort, OSPREY, ospreyApi, ospreyUp, type OspreyUp, run } from './helpers.js';
 import { startOtelcol, type Otelcol } from './otelcol.js';
 
 const APP = fileURLToPath(new URL('../../test/fixtures/otel-sdk-app.mjs', import.meta.url));
 
-interface SpanJson {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: string;
-  status: string;
-  resource: Record<string, unknown>;
-  attributes: Record<string, unknown>;
-}
 
 describe('OTLP/gRPC receiver: the OpenTelemetry JS SDK and the OpenTelemetry Collector exporting to osprey up', { timeout: 420_000 }, () => {
   let osprey: OspreyUp;
@@ -34,27 +24,9 @@ describe('OTLP/gRPC receiver: the OpenTelemetry JS SDK and the OpenTelemetry Col
   const apps: Child[] = [];
   let otelcol: Otelcol | undefined;
 
-  const get = async (path: string): Promise<string> => {
-    const r = await fetch(`${osprey.url}${path}`);
-    const text = await r.text();
-    assert.equal(r.status, 200, `${path}: ${text}`);
-    return text;
-  };
-  const spans = async (q: string): Promise<SpanJson[]> =>
-    (JSON.parse(await get(`/api/osprey/spans?since=10m&limit=1000&q=${encodeURIComponent(q)}`)) as { spans: SpanJson[] }).spans;
-  const poll = async <T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${osprey.err().slice(-2000)}\n${otelcol?.log().slice(-2000) ?? ''}`);
-      await sleep(250);
-    }
-  };
-  const metric = (text: string, series: string): number => {
-    const m = new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
-    return m ? Number(m[1]) : NaN;
-  };
+  const api = ospreyApi(() => osprey, () => otelcol?.log() ?? '');
+  const { get, spans, metric } = api;
+  const poll = <T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> => api.poll(what, f, ms);
   const okCalls = async () => metric(await get('/metrics'), 'osprey_otlp_grpc_calls_total{method="traces",code="OK"}');
 
   before(async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { spawnChild, type Child } from '../src/proc/index.js';
 import protobuf from 'protobufjs';
-import { freePort, ospreyUp, run, sleep, startServer, type OspreyUp, type Proc } from './helpers.js';
+import { freePort, ospreyApi, ospreyUp, type OspreyUp, type Proc, run, type SpanJson, startServer } from './helpers.js';
 
 const PROTO = fileURLToPath(new URL('../../proto/', import.meta.url));
 let tempo: protobuf.Root | undefined;
@@ -23,44 +23,13 @@ function tempoRoot(): protobuf.Root {
 
 const APP = fileURLToPath(new URL('../../test/fixtures/otel-sdk-app.mjs', import.meta.url));
 
-interface SpanJson {
-  startTimeUnixNano?: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  name: string;
-  kind: string;
-  status: string;
-  resource: Record<string, unknown>;
-  attributes: Record<string, unknown>;
-}
 
 describe('OTLP receiver: the OpenTelemetry JS SDK exporting to osprey up', { timeout: 240_000 }, () => {
   let osprey: OspreyUp;
   const apps: Child[] = [];
   let py: Proc | undefined;
 
-  const get = async (path: string): Promise<string> => {
-    const r = await fetch(`${osprey.url}${path}`);
-    const text = await r.text();
-    assert.equal(r.status, 200, `${path}: ${text}`);
-    return text;
-  };
-  const spans = async (q: string): Promise<SpanJson[]> =>
-    (JSON.parse(await get(`/api/osprey/spans?since=10m&limit=1000&q=${encodeURIComponent(q)}`)) as { spans: SpanJson[] }).spans;
-  const poll = async <T>(what: string, f: () => Promise<T | undefined>, ms = 30_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${osprey.err().slice(-2000)}`);
-      await sleep(250);
-    }
-  };
-  const metric = (text: string, name: string): number => {
-    const m = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
-    return m ? Number(m[1]) : NaN;
-  };
+  const { get, spans, poll, metric } = ospreyApi(() => osprey);
   const startApp = async (service: string, protocol: 'proto' | 'json', downstream?: string): Promise<number> => {
     const port = await freePort();
     const child = await spawnChild('node', [APP], {
