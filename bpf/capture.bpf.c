@@ -409,6 +409,7 @@ __noinline int data_out(struct conn *c, const struct data_call *d)
 				 */
 				int response = s->data[0] == 'H' && s->data[1] == 'T';
 				c->role = response == send ? OSP_ROLE_SERVER : OSP_ROLE_CLIENT;
+				s->ev.role = c->role;
 				s->ev.rtx = runtime_ctx(bpf_get_current_pid_tgid(), s->ev.op, c);
 			}
 		} else if (v == GATE_NO) {
@@ -661,12 +662,15 @@ struct {
 /*
  * The tail call fails only while exit_tail is empty: libbpf fills it at load, before anything
  * is attached, and it is emptied when the capture closes its object (nothing is captured then).
+ * Should it fail, the call's entry stash goes: a later exit on this thread must not take it.
  */
 #define EXIT_PROG(name)                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                   \
 	int osp_exit_##name(struct trace_event_raw_sys_exit *ctx)    \
 	{                                                            \
 		bpf_tail_call(ctx, &exit_tail, 0);                   \
+		__u64 id = bpf_get_current_pid_tgid();               \
+		bpf_map_delete_elem(&inflight, &id);                 \
 		return 0;                                            \
 	}
 

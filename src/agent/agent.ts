@@ -420,7 +420,7 @@ export class Agent {
       counters: this.http1,
       midStream: c.preexisting,
       onRequest: (req) => this.#requestStarted(c, req),
-      onResponse: (req, res) => this.#responseStarted(c, req, res.tid),
+      onResponse: (req, res) => this.#responseStarted(c, req, res.tid, res.tsStart),
     });
   }
 
@@ -434,7 +434,7 @@ export class Agent {
       },
       onResponse: (req, res) => {
         const rec = c.h2open?.get(req);
-        if (rec) this.linker.responded(rec, res.tid);
+        if (rec) this.linker.responded(rec, res.tid, res.tsStart);
       },
     });
   }
@@ -478,9 +478,9 @@ export class Agent {
   }
 
   /** a server request is being answered: its thread is free of it for the thread rule */
-  #responseStarted(c: Conn, req: HttpRequest, tid: number): void {
+  #responseStarted(c: Conn, req: HttpRequest, tid: number, ts: number): void {
     const rec = c.open1?.data === req ? c.open1 : c.openMore?.find((r) => r.data === req);
-    if (rec) this.linker.responded(rec, tid);
+    if (rec) this.linker.responded(rec, tid, ts);
   }
 
   /**
@@ -511,7 +511,7 @@ export class Agent {
       return;
     }
     if (e.op === 'responded') {
-      if (c.kept) this.linker.responded(c.kept, e.tid);
+      if (c.kept) this.linker.responded(c.kept, e.tid, e.ts);
       return;
     }
     const kept = c.kept;
@@ -523,7 +523,7 @@ export class Agent {
       const span = (kept.data as KeptHead).span;
       fillRequestBody(span, e.bytes - x.reqHeadLen);
       fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
-      if (kept.kind === 'server') this.linker.responded(kept, x.respTid);
+      if (kept.kind === 'server') this.linker.responded(kept, x.respTid, x.respTs);
       kept.data = this.#timed(c, span, e.ts, e.tsEnd);
       this.linker.finish(kept, e.tsEnd, this.#linkNow());
       return;
@@ -535,7 +535,7 @@ export class Agent {
     }
     this.counters.kernel_exchanges++;
     const rec = this.#link(c, ex.role, ex.request, undefined, e.rtx);
-    if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid);
+    if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid, ex.response!.tsStart);
     const end = ex.response!.tsEnd;
     rec.data = this.#span(c, ex, end);
     this.linker.finish(rec, end, this.#linkNow());

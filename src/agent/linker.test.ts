@@ -484,6 +484,34 @@ describe('Linker', () => {
       assert.equal(l.counters.runtime_ancestry_expired, 2);
     });
 
+    it('a goroutine still running when the answer began lends no call, even if it ended before the exchange did', () => {
+      const l = new Linker({ holdNs: 1000, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 150], 21: [7, 105, 130] }) });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      const late = cli(l, 2, 'b:9>c:1', 110, 20);
+      const early = cli(l, 2, 'b:9>c:2', 111, 21);
+      l.responded(s, 1, 140); // the answer begins at 140; a long body ends the exchange at 160
+      l.finish(s, 160, 0);
+      assert.equal(late.parent, undefined, 'ended at 150: after the answer began');
+      assert.equal(early.parent, s);
+      assert.equal(l.counters.runtime_ancestry_outlived, 1);
+    });
+
+    it('a call that stops waiting (resolved as a root, abandoned) leaves its request: nothing kept for it', () => {
+      const l = new Linker({ holdNs: 10, awaitMaxNs: 50, threadModel: multiplexed, rtxParent: tree({ 20: [7, 105, 120], 21: [7, 105, 0] }) });
+      const s = srv(l, 1, 'a:1>b:1', 100, 7);
+      const c = cli(l, 2, 'b:9>c:1', 110, 20);
+      const d = cli(l, 2, 'b:9>c:2', 111, 21);
+      assert.equal(l.pendingAncestryCalls, 2);
+      l.abandon(d);
+      assert.equal(l.pendingAncestryCalls, 1);
+      l.finish(c, 115, 0);
+      assert.deepEqual(l.drain(200), [c], 'out as a root once awaitMaxNs has passed');
+      assert.equal(l.pendingAncestryCalls, 0, 'the request no longer holds the emitted call');
+      l.finish(s, 300, 300);
+      assert.equal(c.parent, undefined);
+      assert.equal(l.counters.runtime_ancestry_outlived, 0);
+    });
+
     it('a request no longer in progress (answered) adopts no call', () => {
       const l = new Linker({ holdNs: 0, threadModel: multiplexed });
       const s = srv(l, 1, 'a:1>b:1', 100, 7);

@@ -64,8 +64,8 @@
 //   child's (measured: up to 54 wrong parents in a run at c=32 before (c)); (c) is what tells
 //   them apart, and it can only be known when the request is answered. So an ancestry link is
 //   pending until then: the call is held (not settled, not emitted) and linked when the
-//   request's exchange ends, left without a parent when a goroutine on the way had not ended
-//   by then (runtime_ancestry_outlived), or when the request is not answered within awaitMaxNs
+//   request's answer begins (or its exchange ends), left without a parent when a goroutine on
+//   the way had not ended by then (runtime_ancestry_outlived), or when the request is not answered within awaitMaxNs
 //   of the call or never (runtime_ancestry_expired); the records under the call wait with it. A goroutine whose end the kernel did not record
 //   (the map entry was evicted, no goexit1 probe) has not ended for this rule. What (c) does
 //   not rule out: a goroutine started by a request that takes work from other requests and
@@ -147,6 +147,8 @@ export interface LinkRecord {
    * request, if the goroutines on the way end before it is answered (see the head of this file)
    */
   awaiting: LinkRecord | undefined;
+  /** a server request: when its answer began (kernel ns), once known (responded) */
+  answered: number | undefined;
   emitAt: number;
   /** loss barriers raised before this record started (see the head of this file) */
   readonly epoch: number;
@@ -214,7 +216,7 @@ export interface LinkerOptions {
   /**
    * a call waiting for its ancestry link (the runtime rule) and the records under it are held
    * past their hold until its request is answered, but at most this long after the call started
-   * (ns, default 30 s); then the call is a root
+   * (ns, default 3 s, so that a finished span is still stored within 5 s); then the call is a root
    */
   awaitMaxNs?: number;
   /**
@@ -334,7 +336,7 @@ export class Linker {
     this.#threadModel = opts.threadModel ?? (() => 'per-request');
     this.#rtxParent = opts.rtxParent;
     this.#quarantineNs = opts.lossQuarantineNs ?? 10e9;
-    this.#awaitMaxNs = opts.awaitMaxNs ?? 30e9;
+    this.#awaitMaxNs = opts.awaitMaxNs ?? 3e9;
   }
 
   /**
@@ -418,6 +420,7 @@ export class Linker {
       rtx: threads ? rtx : 0,
       data: undefined,
       awaiting: undefined,
+      answered: undefined,
       emitAt: 0,
       epoch: this.#lossEpoch,
     };
@@ -480,8 +483,11 @@ export class Linker {
    * A server request's response started (written by thread `tid`): its handler's work is
    * done, and calls of its thread from now on are not its own.
    */
-  responded(r: LinkRecord, tid: number): void {
+  responded(r: LinkRecord, tid: number, ts?: number): void {
     if (r.kind !== 'server') return;
+    // the answer's start: a started goroutine must have ended by then (not merely by the
+    // exchange's end, which a long body or a close-delimited answer pushes back)
+    if (ts !== undefined && r.answered === undefined) r.answered = ts;
     this.#unserve(r);
     if (tid !== r.tid) this.#learn(r.pid, 'multiplexed');
   }
@@ -651,6 +657,25 @@ export class Linker {
     return undefined;
   }
 
+  /** client calls now waiting for their ancestry link (bounded by awaitMaxNs of calls) */
+  get pendingAncestryCalls(): number {
+    let n = 0;
+    for (const list of this.#pendingAncestry.values()) n += list.length;
+    return n;
+  }
+
+  /** call `r` no longer waits for its ancestry link (resolved as a root, dropped, abandoned) */
+  #unpend(r: LinkRecord): void {
+    const s = r.awaiting;
+    if (!s) return;
+    r.awaiting = undefined;
+    const list = this.#pendingAncestry.get(s);
+    if (!list) return;
+    const i = list.findIndex((p) => p.call === r);
+    if (i >= 0) list.splice(i, 1);
+    if (!list.length) this.#pendingAncestry.delete(s);
+  }
+
   /**
    * Server request `s` was answered at `end` (kernel ns): each call waiting for it by ancestry
    * is linked if every goroutine on its way had ended by then, else left without a parent.
@@ -702,7 +727,7 @@ export class Linker {
   finish(r: LinkRecord, ts: number, now: number): void {
     r.end = Math.max(ts, r.start);
     this.#unserve(r);
-    if (r.kind === 'server') this.#decideAncestry(r, r.end);
+    if (r.kind === 'server') this.#decideAncestry(r, r.answered ?? r.end);
     // the server side reads a request before the client can read its response,
     // so a finished client request has met (or missed) its server already
     if (r.kind === 'client') this.#unlistClient(r);
@@ -807,7 +832,7 @@ export class Linker {
       } else {
         // a call still waiting for its ancestry link: its trace is fixed now, as a root
         if (x.awaiting) {
-          x.awaiting = undefined;
+          this.#unpend(x);
           this.counters.runtime_ancestry_expired++;
         }
         x.parent = undefined;
@@ -845,7 +870,12 @@ export class Linker {
       this.#drop(oldest);
       return;
     }
-    // finished: out with the next drain (a settled one is in #ready already)
+    // finished: out with the next drain (a settled one is in #ready already); a call waiting
+    // for its ancestry link goes as it stands (it would otherwise be held again, unbounded)
+    if (oldest.awaiting) {
+      this.#unpend(oldest);
+      this.counters.runtime_ancestry_expired++;
+    }
     const i = this.#held.indexOf(oldest, this.#heldHead);
     if (i >= 0) {
       this.#held.splice(i, 1);
@@ -862,6 +892,7 @@ export class Linker {
     this.#forget(r);
     this.#unserve(r);
     if (r.kind === 'server') this.#decideAncestry(r, undefined);
+    else this.#unpend(r);
   }
 
   #drop(r: LinkRecord): void {
@@ -870,7 +901,7 @@ export class Linker {
     this.#unserve(r);
     if (r.kind === 'server') this.#decideAncestry(r, undefined);
     else if (r.awaiting) {
-      r.awaiting = undefined;
+      this.#unpend(r);
       this.counters.runtime_ancestry_expired++;
     }
   }

@@ -281,7 +281,7 @@ function stage<T>(name: string, fn: () => T): T {
       `loading the eBPF programs failed at ${name}: ${e.message}${log}`,
       e.errno === 1 || e.errno === 13
         ? 'run as root or with CAP_BPF+CAP_PERFMON+CAP_SYS_RESOURCE'
-        : 'check `dmesg` and the libbpf log above; osprey needs kernel 5.8+ with BTF',
+        : 'check `dmesg` and the libbpf log above; osprey needs kernel 5.15+ with BTF',
       { cause: err },
     );
   }

@@ -72,11 +72,11 @@ export function doctorChecks(given: Partial<DoctorEnv> = {}): Check[] {
   const checks: Check[] = [];
   const add = (c: Check) => (checks.push(c), c);
 
-  const kernelOk = atLeast(env.release, 5, 8);
+  const kernelOk = atLeast(env.release, 5, 15);
   add(
     kernelOk
-      ? { id: 'kernel', status: 'pass', detail: `${env.release} (5.8 or newer needed: BPF ring buffer, CAP_BPF)` }
-      : { id: 'kernel', status: 'fail', detail: `${env.release} is older than 5.8`, fix: FIX.kernel },
+      ? { id: 'kernel', status: 'pass', detail: `${env.release} (5.15 or newer needed: BPF ring buffer, global BPF functions with pointer arguments, uprobe cookies)` }
+      : { id: 'kernel', status: 'fail', detail: `${env.release} is older than 5.15`, fix: FIX.kernel },
   );
 
   const btf = existsSync(env.btf);

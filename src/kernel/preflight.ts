@@ -21,7 +21,7 @@ export const TRACEFS_DIRS = [TRACEFS, '/sys/kernel/debug/tracing'];
 /** what to do about each failure: preflight's errors and `osprey doctor` say the same */
 export const FIX = {
   privilege: 'run it with sudo, or grant: setcap cap_bpf,cap_perfmon,cap_sys_resource+ep $(readlink -f $(which node))',
-  kernel: 'upgrade the kernel to 5.8+',
+  kernel: 'upgrade the kernel to 5.15+',
   btf: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (all major distributions since 2021)',
   tracefs: `mount it: mount -t tracefs nodev ${TRACEFS}`,
 } as const;
@@ -72,10 +72,12 @@ export function preflight(opts: { mountTracefs?: boolean } = {}): PreflightRepor
     );
   }
   const [major, minor] = kernelVersion();
-  if (major < 5 || (major === 5 && minor < 8)) {
+  // 5.8: the BPF ring buffer; 5.12: pointer arguments of global BPF functions (the capture's
+  // shared exit path); 5.15: bpf_get_attach_cookie (which file a uprobe fired in)
+  if (major < 5 || (major === 5 && minor < 15)) {
     throw new KernelError(
       'kernel-too-old',
-      `kernel ${release()} is too old: osprey needs 5.8 or newer (BPF ring buffer)`,
+      `kernel ${release()} is too old: osprey needs 5.15 or newer (BPF ring buffer, global functions with pointer arguments, uprobe cookies)`,
       FIX.kernel,
     );
   }
