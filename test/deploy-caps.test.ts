@@ -93,7 +93,7 @@ test('doctor check logic: kernel too old, BTF missing, no cgroup v2, no uprobes:
     load: false,
   });
   assert.equal(byId(checks, 'kernel')?.status, 'fail');
-  assert.match(byId(checks, 'kernel')!.fix!, /5\.8/);
+  assert.match(byId(checks, 'kernel')!.fix!, /5\.15/);
   assert.equal(byId(checks, 'btf')?.status, 'fail');
   assert.match(byId(checks, 'btf')!.fix!, /CONFIG_DEBUG_INFO_BTF/);
   assert.equal(byId(checks, 'cgroup-v2')?.status, 'warn');
