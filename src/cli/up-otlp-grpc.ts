@@ -2,8 +2,10 @@
 //
 // Default: on at 127.0.0.1:4317 when osprey keeps spans, because that is where an SDK or a
 // Collector sends OTLP when nobody configured an endpoint, so an instrumented app on this machine
-// reaches osprey with no setting at all. Off with --no-store: in the export-only DaemonSet mode the
-// node's OpenTelemetry Collector owns 4317, and osprey taking it first would stop that collector.
+// reaches osprey with no setting at all. Off when osprey exports (--export, or the
+// OTEL_EXPORTER_OTLP_* environment) or keeps nothing (--no-store): there an OpenTelemetry Collector
+// is the node's OTLP entry point and owns 4317, and osprey taking it first would stop a collector
+// started after it.
 // When the default port is taken (a local collector runs), osprey warns and runs without it; an
 // address given explicitly must work or `osprey up` stops with the reason.
 import type { OtlpReceiver } from '../server/otlp-receiver.js';
@@ -14,8 +16,9 @@ export const OTLP_GRPC_HELP = [
   '      --otlp-grpc HOST:PORT|off  OTLP/gRPC receiver (TraceService/Export; metrics and logs are answered',
   '                            as not kept). Default on at 127.0.0.1:4317, the endpoint SDKs and Collectors',
   '                            use when none is set, so local apps need no configuration; a taken default',
-  '                            port is a warning. Default off with --no-store, where the node\'s collector',
-  '                            owns 4317. Use 0.0.0.0:4317 to accept other machines (no TLS, no auth)',
+  '                            port is a warning. Default off when exporting (--export) or with --no-store:',
+  '                            the collector owns 4317 then. Use 0.0.0.0:4317 to accept other machines',
+  '                            (no TLS, no auth)',
 ];
 
 export interface OtlpGrpcSetting {
@@ -25,9 +28,12 @@ export interface OtlpGrpcSetting {
   explicit: boolean;
 }
 
-/** the flag's value, checked before anything starts; undefined: off */
-export function parseOtlpGrpcFlag(v: string | undefined, noStore: boolean, parseListen: (v: string) => { host: string; port: number }): OtlpGrpcSetting | undefined {
-  if (v === undefined) return noStore ? undefined : { ...OTLP_GRPC_DEFAULT, explicit: false };
+/**
+ * the flag's value, checked before anything starts; undefined: off. collectorOwns4317: osprey
+ * exports or keeps nothing (the default is off then).
+ */
+export function parseOtlpGrpcFlag(v: string | undefined, collectorOwns4317: boolean, parseListen: (v: string) => { host: string; port: number }): OtlpGrpcSetting | undefined {
+  if (v === undefined) return collectorOwns4317 ? undefined : { ...OTLP_GRPC_DEFAULT, explicit: false };
   if (v === 'off') return undefined;
   if (v === 'on') return { ...OTLP_GRPC_DEFAULT, explicit: true };
   try {

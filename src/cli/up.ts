@@ -196,7 +196,7 @@ export const upCommand: Command = {
       if (err instanceof ExportConfigError) throw new UsageError(err.hint ? `${err.message} (${err.hint})` : err.message);
       throw err;
     }
-    const otlpGrpc = parseOtlpGrpcFlag(values['otlp-grpc'] as string | undefined, noStore, parseListen);
+    const otlpGrpc = parseOtlpGrpcFlag(values['otlp-grpc'] as string | undefined, noStore || exportConfig?.traces !== undefined, parseListen);
     if (noStore && !exportConfig?.traces) {
       throw new UsageError('--no-store needs somewhere to send spans: --export URL (or OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)');
     }
