@@ -20,8 +20,11 @@
 //   is counted from its HTTP/2 stream when the stream closes, by method and by the status it was
 //   answered with (osprey_otlp_grpc_calls_total): every call, whoever answered it.
 // - memory: one message is at most maxBodyBytes; a connection carries at most MAX_STREAMS calls
-//   at once (HTTP/2 SETTINGS), so a client cannot make grpc-js buffer more than that.
-import type { Http2Server, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+//   at once (HTTP/2 SETTINGS), and at most MAX_SESSIONS connections are open at once (more are
+//   closed at once and counted): grpc-js buffers at most MAX_SESSIONS x MAX_STREAMS messages.
+//   The HTTP receiver's in-flight budget does not apply here (grpc-js has buffered a message
+//   before the handler sees it), hence these bounds.
+import type { Http2Server, Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer } from 'node:net';
 import { Server, ServerCredentials, status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
 import type { MetricFamily } from '../metrics/prometheus.js';
@@ -40,6 +43,8 @@ export const OTLP_GRPC_DEFAULT = { host: '127.0.0.1', port: 4317 } as const;
 
 /** calls one connection may have open at once (grpc-js buffers each one's message) */
 const MAX_STREAMS = 32;
+/** connections open at once; an exporter keeps one (a collector a few) */
+const MAX_SESSIONS = 16;
 
 /** the label of a call: its signal, or `unknown` for a path that is none of the services' Export */
 export type GrpcCallMethod = Signal | 'unknown';
@@ -115,6 +120,9 @@ export class OtlpGrpcReceiver {
   readonly calls: Record<GrpcCallMethod, Record<string, number>>;
   /** handler failures that are bugs (answered INTERNAL) */
   internalErrors = 0;
+  /** connections open now, and those closed at once because MAX_SESSIONS were open */
+  private sessions = 0;
+  private sessionsRefused = 0;
   /** false when grpc-js's HTTP/2 servers could not be reached: then calls are not counted by code */
   callsObserved = false;
   private closed = false;
@@ -181,6 +189,15 @@ export class OtlpGrpcReceiver {
     const servers = (this.server as unknown as { http2Servers?: unknown }).http2Servers;
     if (!(servers instanceof Map)) return;
     for (const h2 of (servers as Map<Http2Server, unknown>).keys()) {
+      h2.on('session', (session: Http2Session) => {
+        if (this.sessions >= MAX_SESSIONS) {
+          this.sessionsRefused++;
+          session.destroy();
+          return;
+        }
+        this.sessions++;
+        session.once('close', () => this.sessions--);
+      });
       h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
         const method = methodOf(String(headers[':path'] ?? ''));
         stream.once('close', () => {
@@ -211,7 +228,11 @@ export class OtlpGrpcReceiver {
 
   /** counters for osprey status: calls by method and code (those that happened), and whether they are counted at all */
   status(): Record<string, number> {
-    const out: Record<string, number> = { otlp_grpc_calls_observed: this.callsObserved ? 1 : 0, otlp_grpc_internal_errors: this.internalErrors };
+    const out: Record<string, number> = {
+      otlp_grpc_calls_observed: this.callsObserved ? 1 : 0,
+      otlp_grpc_internal_errors: this.internalErrors,
+      otlp_grpc_connections_refused: this.sessionsRefused,
+    };
     for (const m of METHODS) for (const [code, n] of Object.entries(this.calls[m])) if (n > 0) out[`otlp_grpc_calls_${m}_${code}`] = n;
     return out;
   }
