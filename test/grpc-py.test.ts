@@ -1,5 +1,6 @@
 // grpcio (PyPI, in a venv cached under node_modules/.cache/osprey-py) server and client,
-// unmodified, insecure (h2c): unary calls, an error status and server streaming, at
+// unmodified, insecure (h2c): unary calls, server, client and bidirectional
+// streaming (each with a non-OK status in one kind; client-side streams held open 20 ms), at
 // concurrency 1 and 32 (a thread pool of callers on one channel). Every call has a unique
 // method name; each is one linked server/client pair with rpc.* attributes, 0 wrong parents.
 // Over TLS grpcio uses the BoringSSL linked into its own extension module without any symbol
