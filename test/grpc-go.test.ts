@@ -1,10 +1,11 @@
 // grpc-go (google.golang.org/grpc from the Go module proxy, built with this machine's Go) server
-// and client, unmodified: unary calls, server, client and bidirectional
-// streaming (each with a non-OK status in one kind; client-side streams held open 20 ms), insecure (h2c) and
-// over TLS (crypto/tls uprobes), at concurrency 1 and 32 (calls multiplexed on one channel).
-// Every call has a unique method name, so its path identifies its spans; each call is one linked
-// server/client pair with rpc.* attributes and the gRPC status, and 0 wrong parents.
-// (grpc-go 1.85 needs Go >= 1.23: Debian's Go 1.19 cannot build it.)
+// and client, unmodified: unary calls, server, client and bidirectional streaming (the kinds of
+// GRPC_KINDS in peer-matrix.ts: a non-OK status among the unary, client- and bidirectional-
+// streaming calls, streams the client holds open for a known time), insecure (h2c) and over TLS
+// (crypto/tls uprobes), at concurrency 1 and 32 (calls multiplexed on one channel). Every call has
+// a unique method name, so its path identifies its spans; each call is one linked server/client
+// pair with rpc.* attributes and the gRPC status, and 0 wrong parents. (grpc-go 1.85 needs Go >=
+// 1.23: Debian's Go 1.19 cannot build it.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';

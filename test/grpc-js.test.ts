@@ -1,11 +1,11 @@
 // @grpc/grpc-js (npm) server and client, unmodified, in the gRPC peer matrix with grpc-go and
-// grpcio: unary calls, server, client and bidirectional
-// streaming (each with a non-OK status in one kind; client-side streams held open 20 ms), insecure (h2c) and over TLS (Node's
-// own OpenSSL, through the OpenSSL uprobes), at concurrency 1 and 32 (calls multiplexed on one
-// channel). Every call has a unique method name, so its path identifies its spans; each call is
-// one linked server/client pair with rpc.* attributes and the gRPC status, and 0 wrong parents.
-// grpc-js serves only methods it registered, so each round starts a server for its own names.
-// (test/grpc.test.ts covers a grpc-js chain of two services.)
+// grpcio: unary calls, server, client and bidirectional streaming (the kinds of GRPC_KINDS in
+// peer-matrix.ts), insecure (h2c) and over TLS (Node's own OpenSSL, through the OpenSSL uprobes),
+// at concurrency 1 and 32 (calls multiplexed on one channel). Every call has a unique method name,
+// so its path identifies its spans; each call is one linked server/client pair with rpc.*
+// attributes and the gRPC status, and 0 wrong parents. grpc-js serves only methods it registered,
+// so each round starts a server for its own names. (test/grpc.test.ts covers a grpc-js chain of two
+// services.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
