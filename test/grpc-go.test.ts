@@ -1,9 +1,11 @@
 // grpc-go (google.golang.org/grpc from the Go module proxy, built with this machine's Go) server
-// and client, unmodified: unary calls, an error status and server streaming, insecure (h2c) and
-// over TLS (crypto/tls uprobes), at concurrency 1 and 32 (calls multiplexed on one channel).
-// Every call has a unique method name, so its path identifies its spans; each call is one linked
-// server/client pair with rpc.* attributes and the gRPC status, and 0 wrong parents.
-// (grpc-go 1.85 needs Go >= 1.23: Debian's Go 1.19 cannot build it.)
+// and client, unmodified: unary calls, server, client and bidirectional streaming (the kinds of
+// GRPC_KINDS in peer-matrix.ts: a non-OK status among the unary, client- and bidirectional-
+// streaming calls, streams the client holds open for a known time), insecure (h2c) and over TLS
+// (crypto/tls uprobes), at concurrency 1 and 32 (calls multiplexed on one channel). Every call has
+// a unique method name, so its path identifies its spans; each call is one linked server/client
+// pair with rpc.* attributes and the gRPC status, and 0 wrong parents. (grpc-go 1.85 needs Go >=
+// 1.23: Debian's Go 1.19 cannot build it.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
@@ -13,7 +15,7 @@ import { buildGoModule } from './go-module.js';
 import { run } from './helpers.js';
 import { checkGrpc, despiteDrops, grpcCalls } from './peer-matrix.js';
 
-describe('grpc-go server and client: unary and server streaming, h2c and TLS', { timeout: 600_000 }, () => {
+describe('grpc-go server and client: unary and all three kinds of streaming, h2c and TLS', { timeout: 600_000 }, () => {
   let bin: string;
   let col: SpanCollector;
   const servers = new Map<string, { proc: StartedProcess; port: number }>();

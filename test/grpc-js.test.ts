@@ -1,10 +1,11 @@
 // @grpc/grpc-js (npm) server and client, unmodified, in the gRPC peer matrix with grpc-go and
-// grpcio: unary calls, an error status and server streaming, insecure (h2c) and over TLS (Node's
-// own OpenSSL, through the OpenSSL uprobes), at concurrency 1 and 32 (calls multiplexed on one
-// channel). Every call has a unique method name, so its path identifies its spans; each call is
-// one linked server/client pair with rpc.* attributes and the gRPC status, and 0 wrong parents.
-// grpc-js serves only methods it registered, so each round starts a server for its own names.
-// (test/grpc.test.ts covers a grpc-js chain of two services.)
+// grpcio: unary calls, server, client and bidirectional streaming (the kinds of GRPC_KINDS in
+// peer-matrix.ts), insecure (h2c) and over TLS (Node's own OpenSSL, through the OpenSSL uprobes),
+// at concurrency 1 and 32 (calls multiplexed on one channel). Every call has a unique method name,
+// so its path identifies its spans; each call is one linked server/client pair with rpc.*
+// attributes and the gRPC status, and 0 wrong parents. grpc-js serves only methods it registered,
+// so each round starts a server for its own names. (test/grpc.test.ts covers a grpc-js chain of two
+// services.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { checkGrpc, despiteDrops, grpcCalls } from './peer-matrix.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/h2/grpc-js-matrix.cjs', import.meta.url));
 
-describe('grpc-js server and client: unary and server streaming, h2c and TLS', { timeout: 600_000 }, () => {
+describe('grpc-js server and client: unary and all three kinds of streaming, h2c and TLS', { timeout: 600_000 }, () => {
   let col: SpanCollector;
   let dir: string;
   let cert: string;

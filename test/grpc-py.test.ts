@@ -1,10 +1,10 @@
 // grpcio (PyPI, in a venv cached under node_modules/.cache/osprey-py) server and client,
-// unmodified, insecure (h2c): unary calls, an error status and server streaming, at
-// concurrency 1 and 32 (a thread pool of callers on one channel). Every call has a unique
-// method name; each is one linked server/client pair with rpc.* attributes, 0 wrong parents.
-// Over TLS grpcio uses the BoringSSL linked into its own extension module without any symbol
-// table: Osprey cannot probe it (README, Known limits), and the test holds it to that: the
-// ciphertext is counted and gives no span, never a wrong one.
+// unmodified, insecure (h2c): unary calls, server, client and bidirectional streaming (the kinds of
+// GRPC_KINDS in peer-matrix.ts), at concurrency 1 and 32 (a thread pool of callers on one channel).
+// Every call has a unique method name; each is one linked server/client pair with rpc.* attributes,
+// 0 wrong parents. Over TLS grpcio uses the BoringSSL linked into its own extension module without
+// any symbol table: Osprey cannot probe it (README, Known limits), and the test holds it to that:
+// the ciphertext is counted and gives no span, never a wrong one.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';

@@ -93,18 +93,39 @@ export interface GrpcCall {
   method: string;
   code: number;
   messages: number;
+  /** the least the server span must last: the handler's wait, or the time the client holds its side of the stream open */
+  minMs: number;
 }
 
-/** the calls of a round: each kind (Say, Fail, Count, Slow) `per` times, with unique names */
+/**
+ * The kinds of call every gRPC fixture (test/fixtures/grpcgo, h2/grpc-py.py, h2/grpc-js-matrix.cjs)
+ * knows by the prefix of the method name. Client and bidirectional streams are held open by the
+ * client for a known time (three messages 10 ms apart), and one kind of each ends with a non-OK
+ * status; Drop ends from the server's side while the client's side is still open.
+ */
+export const GRPC_KINDS = [
+  /** unary */
+  { prefix: 'Say', code: 0, messages: 1, minMs: 0 },
+  /** unary, INVALID_ARGUMENT */
+  { prefix: 'Fail', code: 3, messages: 0, minMs: 0 },
+  /** server streaming: three replies */
+  { prefix: 'Count', code: 0, messages: 3, minMs: 0 },
+  /** unary, answered after 20 ms */
+  { prefix: 'Slow', code: 0, messages: 1, minMs: 18 },
+  /** client streaming: three messages 10 ms apart, then half-close; one reply */
+  { prefix: 'Gather', code: 0, messages: 1, minMs: 18 },
+  /** client streaming as Gather, answered FAILED_PRECONDITION once the client half-closed */
+  { prefix: 'Refuse', code: 9, messages: 0, minMs: 18 },
+  /** bidirectional: three messages 10 ms apart, each echoed as it arrives, then half-close */
+  { prefix: 'Chat', code: 0, messages: 3, minMs: 18 },
+  /** bidirectional: one message echoed, a second 10 ms later answered ABORTED, the client's side still open */
+  { prefix: 'Drop', code: 10, messages: 1, minMs: 8 },
+] as const;
+
+/** the calls of a round: each kind of GRPC_KINDS `per` times, with unique names */
 export function grpcCalls(tag: string, per: number): GrpcCall[] {
-  const kinds = [
-    { prefix: 'Say', code: 0, messages: 1 },
-    { prefix: 'Fail', code: 3, messages: 0 },
-    { prefix: 'Count', code: 0, messages: 3 },
-    { prefix: 'Slow', code: 0, messages: 1 },
-  ];
   const out: GrpcCall[] = [];
-  for (let i = 0; i < per; i++) for (const k of kinds) out.push({ path: `/demo.Echo/${k.prefix}_${tag}_${i}`, method: `${k.prefix}_${tag}_${i}`, code: k.code, messages: k.messages });
+  for (let i = 0; i < per; i++) for (const k of GRPC_KINDS) out.push({ path: `/demo.Echo/${k.prefix}_${tag}_${i}`, method: `${k.prefix}_${tag}_${i}`, code: k.code, messages: k.messages, minMs: k.minMs });
   return out;
 }
 
@@ -132,11 +153,14 @@ export async function checkGrpc(col: SpanCollector, calls: GrpcCall[], serverPid
       assert.ok(sp.durationNano > 0 && sp.durationNano < 30e9);
     }
     assert.equal(cl.status, x.code === 0 ? 'unset' : 'error');
-    assert.equal(s.status, 'unset', "INVALID_ARGUMENT is the caller's error");
+    // the error is the gRPC status, not a stream cut short (a reset, or one that lingered to the close)
+    for (const sp of [s, cl]) assert.equal(sp.errorType, x.code === 0 || sp === s ? undefined : String(x.code), `${x.path}: ${sp.kind} error type`);
+    // no code of GRPC_KINDS is one the conventions count as the server's own failure
+    assert.equal(s.status, 'unset', `${x.path}: status ${x.code} is the caller's error`);
     assert.equal(s.parentSpanId, cl.spanId, `${x.path}: server span is its client span's child`);
     assert.equal(s.traceId, cl.traceId);
     assert.ok(cl.durationNano + 5e6 >= s.durationNano, `${x.path}: durations`);
-    if (x.path.includes('/Slow_')) assert.ok(s.durationNano >= 18e6, `${x.path}: 20 ms handler, ${s.durationNano / 1e6} ms`);
+    for (const sp of [s, cl]) assert.ok(sp.durationNano >= x.minMs * 1e6, `${x.path}: ${sp.kind} at least ${x.minMs} ms, ${sp.durationNano / 1e6} ms`);
   }
   assert.equal(wrong, 0, 'wrong parents');
 }

@@ -51,6 +51,48 @@ describe('Http2Parser', () => {
     assert.deepEqual(done[0]!.grpc, { service: 'pkg.Svc', method: 'Do', status: 5, message: 'nope' });
   });
 
+  it('gRPC streaming (server side): both sides open for a while, either one ending first; one exchange each with its trailers', () => {
+    const c = newHttp2Counters();
+    const p = new Http2Parser({ counters: c });
+    const req = (id: number, name: string): Buffer => frame(1, 0x4, id, Buffer.concat([Buffer.from([0x83]), litIdx(4, `/demo.Echo/${name}`), litIdx(31, 'application/grpc')]));
+    const msg = (id: number, len: number, flags = 0): Buffer => frame(0, flags, id, Buffer.alloc(0), len);
+    const trailers = (id: number, code: string): Buffer => frame(1, 0x5, id, litNew('grpc-status', code));
+    // 1, bidirectional (Chat): a message each way, again, then the client half-closes first
+    // (an empty DATA with END_STREAM) and the server's trailers end the stream
+    assert.deepEqual(p.push(chunk('in', Buffer.concat([PREFACE, frame(4, 0, 0, Buffer.alloc(0)), req(1, 'Chat'), msg(1, 5)]), 1)), []);
+    assert.deepEqual(p.push(chunk('out', Buffer.concat([frame(1, 0x4, 1, Buffer.from([0x88])), msg(1, 8)]), 10)), [], 'the response begins before the request ends');
+    assert.deepEqual(p.push(chunk('in', msg(1, 5), 20)), []);
+    assert.deepEqual(p.push(chunk('out', msg(1, 8), 30)), []);
+    assert.deepEqual(p.push(chunk('in', msg(1, 0, 0x1), 40)), [], 'half-closed by the client: the server side goes on');
+    const chat = p.push(chunk('out', trailers(1, '0'), 50));
+    assert.deepEqual(chat.map((x) => [x.grpc?.method, x.grpc?.status, x.request.tsStart, x.request.tsEnd, x.response?.tsStart, x.response?.tsEnd, x.request.bodySize, x.response?.bodySize, x.incomplete]), [
+      ['Chat', 0, 2, 41, 10, 51, 10, 16, undefined],
+    ]);
+    // 3, bidirectional (Drop): the server answers ABORTED while the client's side is open, and
+    // resets it with NO_ERROR (RFC 9113 §8.1; grpc-go and grpcio do): the exchange ends there,
+    // whole, with its status
+    p.push(chunk('in', Buffer.concat([req(3, 'Drop'), msg(3, 5)]), 60));
+    p.push(chunk('out', Buffer.concat([frame(1, 0x4, 3, Buffer.from([0x88])), msg(3, 8)]), 61));
+    p.push(chunk('in', msg(3, 5), 70));
+    assert.deepEqual(p.push(chunk('out', trailers(3, '10'), 80)), [], 'the client side is still open');
+    const drop = p.push(chunk('out', frame(3, 0, 3, Buffer.from([0, 0, 0, 0])), 81));
+    assert.deepEqual(drop.map((x) => [x.grpc?.method, x.grpc?.status, x.request.tsStart, x.response?.tsEnd, x.incomplete]), [['Drop', 10, 61, 82, undefined]]);
+    // 7, the same, as grpc-js does it: no reset; the client half-closes once it has the status
+    p.push(chunk('in', Buffer.concat([req(7, 'Drop2'), msg(7, 5)]), 90));
+    p.push(chunk('out', Buffer.concat([frame(1, 0x4, 7, Buffer.from([0x88])), msg(7, 8)]), 91));
+    assert.deepEqual(p.push(chunk('out', trailers(7, '10'), 95)), []);
+    const drop2 = p.push(chunk('in', msg(7, 0, 0x1), 96));
+    assert.deepEqual(drop2.map((x) => [x.grpc?.method, x.grpc?.status, x.response?.tsEnd, x.incomplete]), [['Drop2', 10, 96, undefined]]);
+    // 5, client streaming (Refuse): messages over time, END_STREAM on the last one, then a
+    // trailers-only answer
+    p.push(chunk('in', Buffer.concat([req(5, 'Refuse'), msg(5, 5)]), 100));
+    p.push(chunk('in', msg(5, 5), 110));
+    assert.deepEqual(p.push(chunk('in', msg(5, 5, 0x1), 120)), []);
+    const refuse = p.push(chunk('out', frame(1, 0x5, 5, Buffer.concat([Buffer.from([0x88]), litNew('grpc-status', '9')])), 130));
+    assert.deepEqual(refuse.map((x) => [x.grpc?.method, x.grpc?.status, x.request.tsStart, x.request.tsEnd, x.response?.tsEnd, x.request.bodySize, x.incomplete]), [['Refuse', 9, 101, 121, 131, 15, undefined]]);
+    assert.deepEqual([c.exchanges, c.incomplete], [4, 0]);
+  });
+
   it('RST_STREAM ends a stream as incomplete; noise stops the parser without throwing', () => {
     const c = newHttp2Counters();
     const p = new Http2Parser({ counters: c });
