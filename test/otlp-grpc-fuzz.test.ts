@@ -24,6 +24,7 @@ import { DuckStore } from '../src/store/index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { OTLP_GRPC_SERVICES, OtlpGrpcReceiver } from '../src/server/otlp-grpc.js';
 import { mutateBytes, rng } from './fuzz-bytes.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const MAX_BODY = 64 * 1024;
 const TOTAL = 1500;
@@ -256,5 +257,30 @@ describe('OTLP/gRPC receiver fuzzing: malformed, oversized, wrong-method calls',
     await store.flush();
     for (const id of storedBefore) assert.equal((await store.trace(id)).length, 2, `trace ${id} still stored`);
     assert.equal((await store.trace(again[0]!.spanContext().traceId)).length, 2, 'a good call after the fuzzing is stored');
+  });
+
+  it('at most 16 connections at once: the next is closed and counted, and one is taken again once others go', async () => {
+    // three connections are open already (the two clients and the raw session); fill up to the bound
+    const refused0 = grpc.status().otlp_grpc_connections_refused ?? 0;
+    const extra: ClientHttp2Session[] = [];
+    const open = async (): Promise<ClientHttp2Session> => {
+      const s = connect(`http://${grpc.address}`);
+      s.on('error', () => {});
+      await new Promise<void>((resolve) => {
+        s.once('remoteSettings', () => resolve());
+        s.once('close', () => resolve());
+      });
+      return s;
+    };
+    for (let i = 0; i < 20; i++) extra.push(await open());
+    await sleep(300);
+    const closed = extra.filter((s) => s.closed || s.destroyed);
+    assert.ok(closed.length >= 4, `${closed.length} of 20 more connections closed`);
+    assert.equal((grpc.status().otlp_grpc_connections_refused ?? 0) - refused0, closed.length);
+    for (const s of extra) s.destroy();
+    await sleep(300);
+    const again = await open();
+    assert.ok(!again.closed && !again.destroyed, 'a connection is taken again');
+    again.destroy();
   });
 });
