@@ -138,7 +138,8 @@ describe('Go runtime context: a keep-alive pool dialled before the capture start
         const handler = Number(m[1]);
         const r = rec;
         const write = await waitFor('the /leaf call', () => r.events.find((e) => e.pid === srv.pid && e.ts >= since && e.op === 'send' && e.data.startsWith('GET /leaf')));
-        assert.equal(write.role, 0, 'the pooled connection: no connect() seen, role unknown');
+        assert.ok(!r.events.some((e) => e.connId === write.connId && e.op === 'connect'), 'the pooled connection: no connect() seen');
+        assert.equal(write.role, 1, 'its side learned from the request it sends: client');
         assert.equal(write.rtx, handler, 'the call carries the goroutine that called roundTrip, not the writeLoop');
         assert.equal(family.kernelCounters().handoff_unbound, 0);
       } finally {
