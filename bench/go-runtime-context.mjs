@@ -12,8 +12,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureTracefs, ospreyMode, ROOT, runWrk, startNginxStatic } from './lib/load.mjs';
-import { cpuCell, cpuOver, freePort, installCleanup, log, startProcess } from './lib/proc.mjs';
+import { ensureTracefs, ospreyMode, ROOT, startNginxStatic, wrkCpu } from './lib/load.mjs';
+import { cpuCell, freePort, installCleanup, log, startProcess } from './lib/proc.mjs';
 import { loadDist, option } from './lib/script.mjs';
 
 const RATE = Number(option('rate', 2000));
@@ -24,12 +24,7 @@ const CONNS = Number(option('connections', 32));
 const { buildGo, goToolchains } = await loadDist('test/go-build.js');
 
 /** one wrk run: requests, node busy seconds, agent seconds (NaN without one) */
-const measure = (url, dir, agentPid) =>
-  cpuOver(async () => {
-    const r = await runWrk({ url, seconds: SECONDS, threads: 1, connections: CONNS, rate: RATE, dir });
-    if (r.socketErrors || r.non2xx) log(`warning: ${url}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
-    return r.requests;
-  }, agentPid);
+const measure = (url, dir, agentPid) => wrkCpu({ url, dir, seconds: SECONDS, connections: CONNS, rate: RATE }, agentPid);
 
 installCleanup();
 ensureTracefs();
@@ -79,7 +74,7 @@ try {
     console.log(`${m.padEnd(4)}  ${f(cells[m].nodeUsPerReq).padStart(9)} us  ${m === 'none' ? '' : `${f(added(m)).padStart(15)} us  ${f(cells[m].agentUsPerReq).padStart(10)} us`}`);
   }
   console.log(`ratio on/off: agent CPU per request ${(cells.on.agentUsPerReq / cells.off.agentUsPerReq).toFixed(2)}, added node CPU per request ${(added('on') / added('off')).toFixed(2)}, agent + added node CPU per request ${((cells.on.agentUsPerReq + added('on')) / (cells.off.agentUsPerReq + added('off'))).toFixed(2)}`);
-  console.log(`linker: ${Object.entries(linker).filter(([k, v]) => (k.startsWith('linker_') || /drop|lost/.test(k)) && v).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}; kernel: ${JSON.stringify(Object.fromEntries(Object.entries(goCounters).filter(([k]) => k.startsWith('kernel_'))))}`);
+  console.log(`linker: ${Object.entries(linker).filter(([k, v]) => (k.startsWith('linker_') || /drop|lost/.test(k)) && v).map(([k, v]) => `${k.replace(/^linker_/, "")} ${v}`).join(', ')}; kernel: ${JSON.stringify(Object.fromEntries(Object.entries(goCounters).filter(([k]) => k.startsWith('kernel_'))))}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -11,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureTracefs, NGINX, ospreyMode, runWrk } from './lib/load.mjs';
-import { cpuCell, cpuOver, freePort, installCleanup, log, startProcess } from './lib/proc.mjs';
+import { ensureTracefs, NGINX, ospreyMode, wrkCpu } from './lib/load.mjs';
+import { cpuCell, freePort, installCleanup, log, startProcess } from './lib/proc.mjs';
 import { option } from './lib/script.mjs';
 
 const RATE = Number(option('rate', 2000));
@@ -65,12 +65,7 @@ http {
 }
 
 /** one wrk run: requests, node busy seconds, agent seconds (NaN without one) */
-const measure = (url, dir, agentPid) =>
-  cpuOver(async () => {
-    const r = await runWrk({ url, seconds: SECONDS, threads: 1, connections: CONNS, rate: RATE, dir });
-    if (r.socketErrors || r.non2xx) log(`warning: ${url}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
-    return r.requests;
-  }, agentPid);
+const measure = (url, dir, agentPid) => wrkCpu({ url, dir, seconds: SECONDS, connections: CONNS, rate: RATE }, agentPid);
 
 installCleanup();
 ensureTracefs();

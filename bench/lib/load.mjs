@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childrenCpuSec, freePort, log, procCpuSec, procMem, run, sleep, spawnChild, startProcess } from './proc.mjs';
+import { childrenCpuSec, cpuOver, freePort, log, procCpuSec, procMem, run, sleep, spawnChild, startProcess } from './proc.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const NGINX = '/usr/sbin/nginx';
@@ -104,6 +104,18 @@ export async function runWrk({ url, seconds, threads = 2, connections = 50, rate
   r.wrkCpuSec = stat ? childrenCpuSec(stat[1]) : NaN;
   if (!Number.isFinite(r.requests)) log(`warning: could not parse wrk output: ${res.stdout.trim().slice(-400)} ${res.stderr.trim().slice(-200)}`);
   return r;
+}
+
+/**
+ * One paced wrk run (1 thread) through cpuOver: { requests, nodeSec, agentSec } (agentSec NaN
+ * without an agent pid); socket errors and non-2xx answers are logged as warnings.
+ */
+export function wrkCpu({ url, dir, seconds, connections, rate }, agentPid) {
+  return cpuOver(async () => {
+    const r = await runWrk({ url, seconds, threads: 1, connections, rate, dir });
+    if (r.socketErrors || r.non2xx) log(`warning: ${url}: ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`);
+    return r.requests;
+  }, agentPid);
 }
 
 const UNIT_MS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3 };
