@@ -58,6 +58,18 @@ export function hasExtras(s: Span): boolean {
 abstract class Rows {
   n = 0;
   readonly chunks: DuckDBDataChunk[] = [];
+  /** every table's first columns: the span a row belongs to (its start, trace id, span id) */
+  readonly start = new I64Column();
+  readonly traceId = new UuidHexColumn();
+  readonly spanId = new U64HexColumn();
+  /** writes span `s`'s key columns into the next row and returns the row */
+  key(s: Span): number {
+    const i = this.n;
+    this.start.setWords(i, s.startHi, s.startLo);
+    this.traceId.setWords(i, s.t0, s.t1, s.t2, s.t3);
+    this.spanId.setWords(i, s.s0, s.s1);
+    return i;
+  }
   /** the table's columns, in its order */
   abstract readonly cols: readonly Column[];
   /** row `n` is written: move on */
@@ -75,9 +87,6 @@ abstract class Rows {
 }
 
 class EventRows extends Rows {
-  readonly start = new I64Column();
-  readonly traceId = new UuidHexColumn();
-  readonly spanId = new U64HexColumn();
   readonly time = new I64Column();
   readonly name = new VarcharColumn();
   readonly attributes = new VarcharColumn();
@@ -85,9 +94,6 @@ class EventRows extends Rows {
 }
 
 class LinkRows extends Rows {
-  readonly start = new I64Column();
-  readonly traceId = new UuidHexColumn();
-  readonly spanId = new U64HexColumn();
   readonly linkTraceId = new UuidHexColumn();
   readonly linkSpanId = new U64HexColumn();
   readonly attributes = new VarcharColumn();
@@ -95,9 +101,6 @@ class LinkRows extends Rows {
 }
 
 class DropRows extends Rows {
-  readonly start = new I64Column();
-  readonly traceId = new UuidHexColumn();
-  readonly spanId = new U64HexColumn();
   readonly events = new NumberColumn(DuckDBTypeId.UINTEGER);
   readonly links = new NumberColumn(DuckDBTypeId.UINTEGER);
   override readonly cols: readonly Column[] = [this.start, this.traceId, this.spanId, this.events, this.links];
@@ -153,10 +156,7 @@ export class ExtrasBatch {
     if (evs !== undefined && evs.length > 0) {
       const r = (this.events ??= new EventRows());
       for (let k = 0; k < evs.length; k++) {
-        const i = r.n;
-        r.start.setWords(i, s.startHi, s.startLo);
-        r.traceId.setWords(i, s.t0, s.t1, s.t2, s.t3);
-        r.spanId.setWords(i, s.s0, s.s1);
+        const i = r.key(s);
         r.time.setBig(i, eventTime(evs[k]!));
         r.name.set(i, evNames[k]!);
         r.attributes.set(i, evJson[k]!);
@@ -174,10 +174,7 @@ export class ExtrasBatch {
           continue;
         }
         const l = lks[k] as SpanLink;
-        const i = r.n;
-        r.start.setWords(i, s.startHi, s.startLo);
-        r.traceId.setWords(i, s.t0, s.t1, s.t2, s.t3);
-        r.spanId.setWords(i, s.s0, s.s1);
+        const i = r.key(s);
         r.linkTraceId.set(i, l.traceId);
         r.linkSpanId.set(i, l.spanId);
         r.attributes.set(i, lkJson[k]!);
@@ -190,10 +187,7 @@ export class ExtrasBatch {
     const dl = s.droppedLinks + badLinks;
     if (de > 0 || dl > 0) {
       const r = (this.drops ??= new DropRows());
-      const i = r.n;
-      r.start.setWords(i, s.startHi, s.startLo);
-      r.traceId.setWords(i, s.t0, s.t1, s.t2, s.t3);
-      r.spanId.setWords(i, s.s0, s.s1);
+      const i = r.key(s);
       r.events.set(i, Math.min(U32_MAX, Math.max(0, Math.floor(de) || 0)));
       r.links.set(i, Math.min(U32_MAX, Math.max(0, Math.floor(dl) || 0)));
       this.rows++;

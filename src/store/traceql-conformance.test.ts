@@ -242,6 +242,18 @@ function compareOne(v: Val, op: CompareExpr['op'], l: Val): boolean {
   }
 }
 
+/** l op r as TraceQL computes it; undefined for a division by zero */
+function arithmetic(op: '+' | '-' | '*' | '/' | '%' | '^', l: number, r: number): number | undefined {
+  switch (op) {
+    case '+': return l + r;
+    case '-': return l - r;
+    case '*': return l * r;
+    case '/': return r === 0 ? undefined : l / r;
+    case '%': return l % r;
+    case '^': return l ** r;
+  }
+}
+
 /** a value expression as a number; undefined when a field is missing or not a number */
 function numValue(v: ValueExpr, s: Span, c: Ctx): number | undefined {
   switch (v.type) {
@@ -255,14 +267,7 @@ function numValue(v: ValueExpr, s: Span, c: Ctx): number | undefined {
       const l = numValue(v.left, s, c);
       const r = numValue(v.right, s, c);
       if (l === undefined || r === undefined) return undefined;
-      switch (v.op) {
-        case '+': return l + r;
-        case '-': return l - r;
-        case '*': return l * r;
-        case '/': return r === 0 ? undefined : l / r;
-        case '%': return l % r;
-        case '^': return l ** r;
-      }
+      return arithmetic(v.op, l, r);
     }
   }
 }
@@ -359,15 +364,7 @@ function scalar(e: ScalarExpr, rows: Row[], c: Ctx): number | undefined {
       const l = scalar(e.left, rows, c);
       const r = scalar(e.right, rows, c);
       if (l === undefined || r === undefined) return undefined;
-      switch (e.op) {
-        case '+': return l + r;
-        case '-': return l - r;
-        case '*': return l * r;
-        case '/': return r === 0 ? undefined : l / r;
-        case '%': return l % r;
-        case '^': return l ** r;
-      }
-      return undefined;
+      return arithmetic(e.op, l, r);
     }
     case 'aggregate': {
       if (e.fn === 'count') return rows.length;
