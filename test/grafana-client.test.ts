@@ -274,6 +274,13 @@ describe('Grafana Tempo data source against osprey up', { timeout: 600_000 }, ()
     assert.equal(instant.status, 200, Buffer.from(instant.bytes).toString());
     const i = JSON.parse(Buffer.from(instant.bytes).toString()) as { series: { value: number }[] };
     assert.equal(i.series.reduce((a, x) => a + x.value, 0), 2);
+    // a threshold keeps the data points that meet it (Tempo's `... > n`)
+    for (const [cmp, series] of [['> 1', 1], ['> 2', 0]] as const) {
+      const t = encodeURIComponent(`{ resource.service.name = "${service}" } | count_over_time() ${cmp}`);
+      const res = await get(`/api/metrics/query?q=${t}&${win}`);
+      assert.equal(res.status, 200, Buffer.from(res.bytes).toString());
+      assert.equal((JSON.parse(Buffer.from(res.bytes).toString()) as { series: unknown[] }).series.length, series, cmp);
+    }
   });
 
   // --- what the decoded answers must hold -------------------------------------------------

@@ -6,7 +6,9 @@
 // duration is in seconds; quantile_over_time gives one series per quantile with label
 // `p`; histogram_over_time counts spans per power-of-two bucket (label `__bucket`, the
 // bucket's upper bound in seconds); ungrouped series carry `__name__` = the function;
-// topk/bottomk keep the n highest/lowest series at each step (as in PromQL).
+// topk/bottomk keep the n highest/lowest series at each step (as in PromQL); a threshold at
+// the end (`... by (x) > 10`, after topk when both are there) keeps only the data points that
+// meet it, and a series none of whose points do is left out, exemplars included.
 // Differences from Tempo, on purpose: quantiles are exact (DuckDB's quantile_cont over
 // the step's values) where Tempo interpolates within log2 buckets, so they differ by up
 // to the bucket width; a step's timestamp is the start of its interval.
@@ -21,7 +23,7 @@
 // slice of the range; the slowest span is the one a person looking at a latency graph wants.
 
 import { BIGINT, DOUBLE, UINTEGER } from '@duckdb/node-api';
-import { TraceQLError, fieldToString, spansetFilters, type FieldRef, type MetricsOp, type Query } from '../traceql/index.js';
+import { TraceQLError, fieldToString, meetsThreshold, spansetFilters, type FieldRef, type MetricsOp, type Query } from '../traceql/index.js';
 import { Params, compileFilter, windowSql, type CompileContext } from './compile.js';
 import { FieldValues, SpansetCompiler } from './spanset.js';
 import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
@@ -170,7 +172,8 @@ export async function runMetricsQuery(store: MetricsStoreAccess, q: Query, range
   const keys = [...m.by.map(fieldToString), ...(extraLabel ? [extraLabel.key] : [])];
   const series = new Map<string, RangeSeries>();
   const add = (labels: SeriesLabel[], b: bigint, val: number, ex: unknown[]): void => {
-    if (!Number.isFinite(val)) return;
+    // a threshold drops the data points that fail it; a series left with none is not returned
+    if (!Number.isFinite(val) || !meetsThreshold(m.threshold, val)) return;
     const id = JSON.stringify(labels);
     let s = series.get(id);
     if (!s) {

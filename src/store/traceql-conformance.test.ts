@@ -602,7 +602,8 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
   // metrics: each query's series against the reference (spans per step, grouped, in seconds)
   const STEP = 10_000n * MS;
   const RANGE = { startNs: BASE, endNs: BASE + 41_000n * MS, stepNs: STEP };
-  const METRICS_CORPUS: [string, (xs: Span[]) => number | number[]][] = [
+  // the third element: a threshold's test of a data point (Tempo's `... > 10`, not in lezer-traceql 1.0.0)
+  const METRICS_CORPUS: [string, (xs: Span[]) => number | number[], ((x: number) => boolean)?][] = [
     ['{ } | count_over_time()', (xs) => xs.length],
     ['{ status = error } | rate()', (xs) => xs.length / 10],
     ['{ } | count_over_time() by (resource.service.name)', (xs) => xs.length],
@@ -614,8 +615,12 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
     ['{ } | quantile_over_time(duration, 0.5, 0.9)', (xs) => [0.5, 0.9].map((p) => quantile(xs.map((s) => s.durationNano / 1e9), p))],
     ['{ } | histogram_over_time(duration)', (xs) => xs.length],
     ['{ kind = server } > { } | count_over_time() by (resource.service.name)', (xs) => xs.length],
+    ['{ } | count_over_time() by (resource.service.name) > 3', (xs) => xs.length, (x) => x > 3],
+    ['{ } | count_over_time() by (resource.service.name) != 8', (xs) => xs.length, (x) => x !== 8],
+    ['{ } | quantile_over_time(duration, 0.5, 0.9) <= 0.45', (xs) => [0.5, 0.9].map((p) => quantile(xs.map((s) => s.durationNano / 1e9), p)), (x) => x <= 0.45],
+    ['{ status = error } | rate() >= 1.9', (xs) => xs.length / 10, (x) => x >= 1.9],
   ];
-  for (const [mq, fn] of METRICS_CORPUS) {
+  for (const [mq, fn, keep] of METRICS_CORPUS) {
     it(`metrics ${mq}`, async () => {
       const q = parseTraceQL(mq);
       const m = q.metrics;
@@ -631,12 +636,15 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
         groups.set(k, [...(groups.get(k) ?? []), s]);
       }
       const want: string[] = [];
+      let dropped = 0;
       for (const [k, xs] of groups) {
         const [b, ...labels] = JSON.parse(k) as [string, ...Val[]];
         const v = fn(xs);
         const vs = Array.isArray(v) ? v : [v];
-        vs.forEach((x, i) => want.push(`${JSON.stringify([...labels, ...(Array.isArray(v) ? [m.quantiles?.[i]] : [])])}@${Number(RANGE.startNs / MS + BigInt(b) * (STEP / MS))}=${x.toPrecision(9)}`));
+        vs.forEach((x, i) => (keep && !keep(x) ? dropped++ : want.push(`${JSON.stringify([...labels, ...(Array.isArray(v) ? [m.quantiles?.[i]] : [])])}@${Number(RANGE.startNs / MS + BigInt(b) * (STEP / MS))}=${x.toPrecision(9)}`)));
       }
+      // a threshold case must keep some points and drop others, or it proves nothing
+      if (keep) assert.ok(want.length > 0 && dropped > 0, `threshold keeps ${want.length}, drops ${dropped}`);
       const res = await store.metricsQuery(q, RANGE);
       const got: string[] = [];
       for (const ser of res.series) {
@@ -658,6 +666,10 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
     const topAt = new Map<string, number[]>();
     for (const s of top.series) for (const x of s.samples) topAt.set(x.timestampMs, [...(topAt.get(x.timestampMs) ?? []), x.value]);
     for (const [ts, vs] of at) assert.deepEqual((topAt.get(ts) ?? []).sort((a, b) => b - a), vs.sort((a, b) => b - a).slice(0, 2), ts);
+    // a threshold after topk filters the top series' points
+    const topMin = await store.metricsQuery(parseTraceQL('{ } | count_over_time() by (resource.service.name) | topk(2) > 5'), RANGE);
+    const kept = topMin.series.flatMap((s) => s.samples.map((x) => x.value)).sort((a, b) => b - a);
+    assert.deepEqual(kept, [...topAt.values()].flat().filter((x) => x > 5).sort((a, b) => b - a));
 
     const cmp = await store.metricsQuery(parseTraceQL('{ } | compare({ status = error })'), RANGE);
     const total = (type: string, key: string): number =>
@@ -689,6 +701,8 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
       ['{ link.a = span.a }', /unsupported: link.a compared with another field/, 2],
       ['{ link:traceID = "xyz" }', /link:traceID must be compared with up to 32 hex digits/, 17],
       ['{ instrumentation.name = "x" }', /unsupported: instrumentation scope/, 2],
+      ['{ } | compare({ status = error }) > 1', /compare\(\) has no threshold/, 34],
+      ['{ } | count() > 1 > 2', /syntax error: unexpected end of query/, 21],
     ];
     for (const [q, re, pos] of cases) {
       assert.throws(() => parseTraceQL(q), (e: unknown) => e instanceof TraceQLError && re.test(e.message) && e.pos === pos, q);

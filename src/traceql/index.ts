@@ -1,6 +1,6 @@
 // TraceQL: text → typed IR. The store (src/store) compiles the IR to SQL.
 
-export { parseTraceQL, MAX_QUERY_LENGTH } from './parse.js';
+export { meetsThreshold, parseTraceQL, MAX_QUERY_LENGTH } from './parse.js';
 export { TraceQLError } from './errors.js';
 export type { TraceQLErrorKind } from './errors.js';
 export { parseGoDuration } from './duration.js';
@@ -22,6 +22,7 @@ export type {
   Literal,
   MetricsFn,
   MetricsOp,
+  ThresholdOp,
   PipelineStage,
   Query,
   ScalarExpr,

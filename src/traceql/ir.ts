@@ -169,7 +169,11 @@ export interface MetricsOp {
   compare?: { selection: Expr; topN: number; startNs?: bigint; endNs?: bigint };
   /** `| topk(n)` / `| bottomk(n)` after the metrics function */
   top?: { fn: 'topk' | 'bottomk'; n: number };
+  /** a comparison at the very end (`{ } | rate() by (x) > 10`): only data points that meet it are kept */
+  threshold?: { op: ThresholdOp; value: number };
 }
+
+export type ThresholdOp = '>' | '>=' | '<' | '<=' | '=' | '!=';
 
 /**
  * A parsed query. `spanset` is what it selects; `filter` is set when that is a plain

@@ -269,6 +269,31 @@ describe('parseTraceQL: errors', () => {
     assert.equal(parseTraceQL('{ } | rate()').metrics?.fn, 'rate');
   });
 
+  it('a metrics query may end with a threshold on its data points', () => {
+    const cases: [string, string, number][] = [
+      ['{ } | rate() by (resource.service.name) > 10', '>', 10],
+      ['{ } | rate()>=0.5', '>=', 0.5],
+      ['{ } | count_over_time() < 3 ', '<', 3],
+      ['{ } | avg_over_time(span.x) <= -1.5e3', '<=', -1500],
+      ['{ } | max_over_time(duration) = .25', '=', 0.25],
+      ['{ } | quantile_over_time(duration, 0.9) by (name) | bottomk(3) != 0', '!=', 0],
+    ];
+    for (const [q, op, value] of cases) {
+      const p = parseTraceQL(q);
+      assert.deepEqual(p.metrics?.threshold, { op, value }, q);
+      assert.equal(p.source, q);
+    }
+    assert.deepEqual(parseTraceQL('{ } | quantile_over_time(duration, 0.9) by (name) | bottomk(3) != 0').metrics?.top, { fn: 'bottomk', n: 3 });
+    // a spanset pipeline's scalar filter is not a threshold
+    const count = parseTraceQL('{ } | count() > 10');
+    assert.equal(count.metrics, undefined);
+    assert.equal(count.spanset.type, 'pipeline');
+    // the original error stands when what is left is no metrics query
+    fails('{ .a = } > 10', 'syntax', /syntax error/);
+    fails('{ } | rate() > 10 | topk(2)', 'syntax', /syntax error/);
+    fails('{ } | compare({ status = error }) < 1', 'invalid', /compare\(\) has no threshold/, 34);
+  });
+
   it('spanset and structural operators parse with their position', () => {
     for (const op of ['>', '>>', '<', '<<', '~', '&>', '&>>', '&<', '&<<', '&~', '!>', '!>>', '!<', '!<<', '!~']) {
       const q = parseTraceQL(`{ } ${op} { .b = 1 }`);

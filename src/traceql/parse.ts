@@ -22,6 +22,7 @@ import type {
   Literal,
   MetricsFn,
   MetricsOp,
+  ThresholdOp,
   PipelineStage,
   Query,
   ScalarExpr,
@@ -121,12 +122,63 @@ export function parseTraceQL(q: string): Query {
   }
   if (q.trim() === '') throw new TraceQLError('syntax', 'syntax error: empty query', 0);
   try {
-    return new Parser(q).parse();
+    try {
+      return new Parser(q).parse();
+    } catch (e) {
+      const t = e instanceof TraceQLError && e.kind === 'syntax' ? withThreshold(q) : undefined;
+      if (t) return t;
+      throw e;
+    }
   } catch (e) {
     if (e instanceof TraceQLError) throw e;
     // lezer or our walk failed in an unforeseen way (e.g. stack overflow): still typed
     const msg = e instanceof Error ? e.message : String(e);
     throw new TraceQLError('invalid', `could not parse query (${msg})`, 0);
+  }
+}
+
+/** a comparison with a number at the end of a query: `> 10`, `<= 0.5` */
+const THRESHOLD = /(>=|<=|!=|=|>|<)\s*(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*$/;
+
+/**
+ * A metrics query that ends with a threshold (`{ } | rate() by (x) > 10`: keep the data points
+ * above 10). Tempo's TraceQL has it; Grafana's grammar (lezer-traceql 1.0.0) does not, so the
+ * whole query is a syntax error to it: the comparison is taken off and what is left must be a
+ * metrics query. Anything else keeps the original error (undefined here).
+ */
+function withThreshold(q: string): Query | undefined {
+  const m = THRESHOLD.exec(q);
+  if (!m) return undefined;
+  let head: Query;
+  try {
+    head = new Parser(q.slice(0, m.index)).parse();
+  } catch {
+    return undefined;
+  }
+  const metrics = head.metrics;
+  if (!metrics) return undefined;
+  if (metrics.fn === 'compare') throw new TraceQLError('invalid', 'compare() has no threshold: it returns counts per attribute value', m.index);
+  const value = Number(m[2]);
+  if (!Number.isFinite(value)) return undefined;
+  return { ...head, source: q, metrics: { ...metrics, threshold: { op: m[1] as ThresholdOp, value } } };
+}
+
+/** whether a data point's value meets a metrics query's threshold */
+export function meetsThreshold(t: { op: ThresholdOp; value: number } | undefined, v: number): boolean {
+  if (!t) return true;
+  switch (t.op) {
+    case '>':
+      return v > t.value;
+    case '>=':
+      return v >= t.value;
+    case '<':
+      return v < t.value;
+    case '<=':
+      return v <= t.value;
+    case '=':
+      return v === t.value;
+    case '!=':
+      return v !== t.value;
   }
 }
 
