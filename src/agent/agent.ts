@@ -12,7 +12,8 @@ import { Span, type Attributes } from '../model/index.js';
 import { opensslFamily, UprobeWatcher, type UprobeWatcherOptions } from './tls/index.js';
 import { goRuntimeFamily, goTlsFamily, type GoRuntimeFamily } from './golang/index.js';
 import { nodeCtxFamily } from './nodectx/index.js';
-import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
+import { HeadMemo } from './head-memo.js';
+import { fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
  * Whether the kernel summarises HTTP/1 exchanges (bpf/lib/http1x.h) unless the caller says:
@@ -103,6 +104,8 @@ interface Conn {
   openMore: LinkRecord[] | undefined;
   /** a request the kernel summarises (its HEAD hint came, its exchange record not yet) */
   kept: LinkRecord | undefined;
+  /** the last summarised request head and what it gave (made at the first) */
+  head: HeadMemo | undefined;
   last: number;
   /** read from /proc when the connection was first seen, while the process surely lived */
   resource: Attributes;
@@ -406,6 +409,7 @@ export class Agent {
       open1: undefined,
       openMore: undefined,
       kept: undefined,
+      head: undefined,
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
@@ -491,21 +495,20 @@ export class Agent {
    */
   #summarised(c: Conn, e: KernelEvent): void {
     if (e.op === 'head') {
-      const data = e.data;
-      const head = Http1Parser.requestHead(data, data.length);
-      if (!head) {
+      // until its exchange record comes, the record holds the span (made from the head now,
+      // or copied from the connection's last one when the head repeats it) and the head call
+      const span = new Span();
+      const server = e.role === Role.server;
+      const headLen = e.dataEnd - e.dataStart;
+      const memo = (c.head ??= new HeadMemo());
+      if (!memo.fill(span, e.batch, e.dataStart, headLen, server, c.local, c.remote, c.tls)) {
         this.counters.kernel_records_unparsed++;
         return;
       }
       if (c.kept) this.linker.abandon(c.kept);
-      const role = e.role === Role.server ? 'server' : 'client';
-      const line = `${head.method} ${head.target}`;
-      const rec = this.linker.start(role, c.pid, e.tid, c.key, line, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey, true, line, e.rtx);
-      // until its exchange record comes, the record holds the span (made from the head now:
-      // the head's objects die young) and the head call
-      const span = new Span();
-      fillHttpRequest(span, role, head, c.local, c.remote, c.tls);
-      const kept: KeptHead = { span, tsEnd: e.tsEnd, bytes: e.bytes, headLen: data.length };
+      const line = memo.line;
+      const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx);
+      const kept: KeptHead = { span, tsEnd: e.tsEnd, bytes: e.bytes, headLen };
       rec.data = kept;
       c.kept = rec;
       return;

@@ -182,13 +182,13 @@ const NO_HEADERS: Record<string, string> = Object.freeze({});
 const HDR_END = Buffer.from('\r\n\r\n', 'latin1');
 
 /** index of the first CR LF in buf[from, end), or -1 (a plain loop: no native call for a short scan) */
-function indexOfCrlf(buf: Buffer, from: number, end: number): number {
+export function indexOfCrlf(buf: Buffer, from: number, end: number): number {
   for (let i = from + 1; i < end; i++) if (buf[i] === LF && buf[i - 1] === CR) return i - 1;
   return -1;
 }
 
-const MAX_TARGET = 2048;
-const MAX_HEADER_VALUE = 1024;
+export const MAX_TARGET = 2048;
+export const MAX_HEADER_VALUE = 1024;
 const MAX_CHUNK_LINE = 4096;
 
 // stream states
@@ -210,7 +210,7 @@ const BY_LEN: (readonly string[] | undefined)[] = [];
 for (const n of KEPT_HEADERS) BY_LEN[n.length] = [...(BY_LEN[n.length] ?? []), n];
 
 /** the kept header name buf[pos, pos+len) spells (any case), or undefined */
-function keptName(buf: Buffer, pos: number, len: number): string | undefined {
+export function keptName(buf: Buffer, pos: number, len: number): string | undefined {
   const cands = BY_LEN[len];
   if (cands === undefined) return undefined;
   for (const cand of cands) {
@@ -231,7 +231,7 @@ const KNOWN_METHODS = new Set([
   'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'PURGE',
 ]);
 
-function isMethodChar(b: number | undefined): boolean {
+export function isMethodChar(b: number | undefined): boolean {
   // real-world methods are upper-case tokens; rejecting the rest catches noise early
   return b !== undefined && ((b >= 65 && b <= 90) || b === 45 || b === 95);
 }
@@ -359,7 +359,7 @@ function parseChunkSize(line: string): number {
 }
 
 /** Content-Length value: digits, or a list of identical values; -1 when invalid. */
-function parseContentLength(v: string): number {
+export function parseContentLength(v: string): number {
   let n = -1;
   let cur = -1;
   for (let i = 0; i <= v.length; i++) {
