@@ -24,18 +24,16 @@ function summarizeDefault(): 'off' | 'on' {
   return process.env.OSPREY_SUMMARIZE === 'off' ? 'off' : 'on';
 }
 
-/** a summarised request between its HEAD hint and its exchange record */
-interface KeptHead {
-  /** the span, filled from the head already (the exchange record adds the response) */
-  span: Span;
-  /** the head call's exit, size and head length: the request, should no record follow */
-  tsEnd: number;
-  bytes: number;
-  headLen: number;
-}
-
 /** closed connection ids remembered (a late event comes within a batch or two of its close) */
 const CLOSED_REMEMBERED = 16384;
+
+/**
+ * Connections and closed ids are found by the low bits of their id first (ids count up, so the
+ * live ones rarely share them): one array read per event instead of a hash lookup in a table
+ * of tens of thousands. The map and set behind stay the truth when two ids share a slot.
+ */
+const ID_SLOTS = 65536;
+const ID_MASK = ID_SLOTS - 1;
 
 /** 127.0.0.0/8 and ::1, as formatIp prints them */
 const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
@@ -102,8 +100,16 @@ interface Conn {
    */
   open1: LinkRecord | undefined;
   openMore: LinkRecord[] | undefined;
-  /** a request the kernel summarises (its HEAD hint came, its exchange record not yet) */
+  /**
+   * a request the kernel summarises (its HEAD hint came, its exchange record not yet): its
+   * record holds the span, filled from the head already (the exchange record adds the
+   * response); the head call's exit, size and head length are the request, should no
+   * record follow
+   */
   kept: LinkRecord | undefined;
+  keptTsEnd: number;
+  keptBytes: number;
+  keptHeadLen: number;
   /** the last summarised request head and what it gave (made at the first) */
   head: HeadMemo | undefined;
   last: number;
@@ -162,8 +168,15 @@ export class Agent {
   goRuntime: GoRuntimeFamily | undefined;
   readonly #opts: AgentOptions;
   readonly #conns = new Map<number, Conn>();
-  /** ids of the connections closed last (connection ids are never reused while the agent runs) */
-  readonly #closed = new Set<number>();
+  /** #conns by the low bits of the id (ID_SLOTS): a slot holds the last connection opened there */
+  readonly #connSlots = new Array<Conn | undefined>(ID_SLOTS).fill(undefined);
+  /**
+   * ids of the connections closed last (connection ids are never reused while the agent runs),
+   * by the low bits of the id, -1 for none; a remembered id pushed out of its slot by another
+   * goes to #closedMore
+   */
+  readonly #closedSlots = new Array<number>(ID_SLOTS).fill(-1);
+  readonly #closedMore = new Set<number>();
   readonly #closedRing: number[] = [];
   #closedAt = 0;
   readonly #maxConns: number;
@@ -337,14 +350,15 @@ export class Agent {
       this.#lossPending = false;
       this.linker.lossBarrier(this.#eventNow);
     }
-    let c = this.#conns.get(e.connId);
+    const slot = this.#connSlots[e.connId & ID_MASK];
+    let c = slot !== undefined && slot.id === e.connId ? slot : this.#conns.get(e.connId);
     if (e.op === 'close') {
       if (c) this.#close(c, e.tsEnd);
       return;
     }
     if (!c) {
       if (e.flags & Flag.ignored) return;
-      if (this.#closed.has(e.connId)) {
+      if (this.#wasClosed(e.connId)) {
         this.counters.events_after_close++;
         return;
       }
@@ -409,11 +423,15 @@ export class Agent {
       open1: undefined,
       openMore: undefined,
       kept: undefined,
+      keptTsEnd: 0,
+      keptBytes: 0,
+      keptHeadLen: 0,
       head: undefined,
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
     this.#conns.set(e.connId, c);
+    this.#connSlots[e.connId & ID_MASK] = c;
     this.counters.connections++;
     return c;
   }
@@ -508,9 +526,11 @@ export class Agent {
       if (c.kept) this.linker.abandon(c.kept);
       const line = memo.line;
       const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx);
-      const kept: KeptHead = { span, tsEnd: e.tsEnd, bytes: e.bytes, headLen };
-      rec.data = kept;
+      rec.data = span;
       c.kept = rec;
+      c.keptTsEnd = e.tsEnd;
+      c.keptBytes = e.bytes;
+      c.keptHeadLen = headLen;
       return;
     }
     if (e.op === 'responded') {
@@ -523,7 +543,7 @@ export class Agent {
       this.counters.kernel_exchanges++;
       c.kept = undefined;
       const x = e.exchange;
-      const span = (kept.data as KeptHead).span;
+      const span = kept.data as Span;
       fillRequestBody(span, e.bytes - x.reqHeadLen);
       fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
       if (kept.kind === 'server') this.linker.responded(kept, x.respTid, x.respTs);
@@ -598,27 +618,40 @@ export class Agent {
     const kept = c.kept;
     if (kept !== undefined) {
       c.kept = undefined;
-      const k = kept.data as KeptHead;
-      fillRequestBody(k.span, k.bytes - k.headLen);
-      fillIncomplete(k.span, 'eof');
-      kept.data = this.#timed(c, k.span, kept.start, k.tsEnd);
-      this.linker.finish(kept, k.tsEnd, this.#linkNow());
+      const span = kept.data as Span;
+      fillRequestBody(span, c.keptBytes - c.keptHeadLen);
+      fillIncomplete(span, 'eof');
+      kept.data = this.#timed(c, span, kept.start, c.keptTsEnd);
+      this.linker.finish(kept, c.keptTsEnd, this.#linkNow());
     }
     this.#drop(c);
     // remembered for a while: a call reported after the close must not reopen it
     const ring = this.#closedRing;
     if (ring.length < CLOSED_REMEMBERED) ring.push(c.id);
     else {
-      this.#closed.delete(ring[this.#closedAt]!);
+      const old = ring[this.#closedAt]!;
+      const i = old & ID_MASK;
+      if (this.#closedSlots[i] === old) this.#closedSlots[i] = -1;
+      else this.#closedMore.delete(old);
       ring[this.#closedAt] = c.id;
       this.#closedAt = (this.#closedAt + 1) % CLOSED_REMEMBERED;
     }
-    this.#closed.add(c.id);
+    const i = c.id & ID_MASK;
+    const there = this.#closedSlots[i]!;
+    if (there !== -1) this.#closedMore.add(there);
+    this.#closedSlots[i] = c.id;
+  }
+
+  /** whether a connection of this id closed lately */
+  #wasClosed(id: number): boolean {
+    return this.#closedSlots[id & ID_MASK] === id || (this.#closedMore.size > 0 && this.#closedMore.has(id));
   }
 
   /** forget a connection; requests it never finished are dropped with it */
   #drop(c: Conn): void {
     this.#conns.delete(c.id);
+    const slot = c.id & ID_MASK;
+    if (this.#connSlots[slot] === c) this.#connSlots[slot] = undefined;
     if (c.open1) this.linker.abandon(c.open1);
     if (c.kept) this.linker.abandon(c.kept);
     c.kept = undefined;
