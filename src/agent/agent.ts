@@ -519,7 +519,7 @@ export class Agent {
       const server = e.role === Role.server;
       const headLen = e.dataEnd - e.dataStart;
       const memo = (c.head ??= new HeadMemo());
-      if (!memo.fill(span, e.batch, e.dataStart, headLen, server, c.local, c.remote, c.tls)) {
+      if (!memo.fill(span, e.batch, e.view, e.dataStart, headLen, server, c.local, c.remote, c.tls)) {
         this.counters.kernel_records_unparsed++;
         return;
       }

@@ -8,6 +8,7 @@ import { Http1Parser } from './protocols/http1.js';
 import { fillHttpRequest } from './spans.js';
 import { Span } from '../model/index.js';
 
+const view = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.length);
 const local = { ip: '10.0.0.2', port: 8080 };
 const remote = { ip: '10.0.0.1', port: 51234 };
 
@@ -54,7 +55,7 @@ describe('HeadMemo', () => {
       const pad = next(8);
       const buf = Buffer.concat([Buffer.alloc(pad, 0x41), Buffer.from(head, 'latin1'), Buffer.alloc(3, 0x42)]);
       const span = new Span();
-      const ok = memo.fill(span, buf, pad, Buffer.byteLength(head, 'latin1'), server, local, remote, tls);
+      const ok = memo.fill(span, buf, view(buf), pad, Buffer.byteLength(head, 'latin1'), server, local, remote, tls);
       const want = fresh(head, server, tls);
       assert.equal(ok, want !== undefined);
       if (want) assert.deepEqual({ ...fields(span), line: memo.line, traceparent: memo.traceparent }, want, `step ${i}: ${JSON.stringify(head)}`);
@@ -64,12 +65,12 @@ describe('HeadMemo', () => {
   it('a head that does not parse changes nothing and reports false', () => {
     const memo = new HeadMemo();
     const good = Buffer.from(HEADS[0]!, 'latin1');
-    assert.equal(memo.fill(new Span(), good, 0, good.length, true, local, remote, false), true);
+    assert.equal(memo.fill(new Span(), good, view(good), 0, good.length, true, local, remote, false), true);
     const bad = Buffer.from('NOT A REQUEST\r\n\r\n', 'latin1');
-    assert.equal(memo.fill(new Span(), bad, 0, bad.length, true, local, remote, false), false);
+    assert.equal(memo.fill(new Span(), bad, view(bad), 0, bad.length, true, local, remote, false), false);
     assert.equal(memo.line, 'GET /orders/1234?x=1');
     const again = new Span();
-    assert.equal(memo.fill(again, good, 0, good.length, true, local, remote, false), true);
+    assert.equal(memo.fill(again, good, view(good), 0, good.length, true, local, remote, false), true);
     assert.deepEqual({ ...fields(again), line: memo.line, traceparent: memo.traceparent }, fresh(HEADS[0]!, true, false));
   });
 });

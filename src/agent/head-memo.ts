@@ -18,8 +18,9 @@ const fields = newRequestHeadFields();
 
 /** A connection's last summarised request head and what it gave. */
 export class HeadMemo {
-  /** the head's bytes (a copy: batches are reused), bytes [0, len) */
+  /** the head's bytes (a copy: batches are reused), bytes [0, len), and a view of them */
   #bytes: Buffer | undefined = undefined;
+  #view: DataView | undefined = undefined;
   #len = -1;
   #server = false;
   #tls = false;
@@ -31,13 +32,14 @@ export class HeadMemo {
   traceparent: string | undefined = undefined;
 
   /**
-   * Fills `span`'s request side from the head at buf[start, start + len) seen on a connection
-   * with these ends, and sets `line` and `traceparent` to the head's. False when the head does
-   * not parse (then nothing changed).
+   * Fills `span`'s request side from the head at buf[start, start + len) (`view`: a DataView
+   * of all of buf) seen on a connection with these ends, and sets `line` and `traceparent` to
+   * the head's. False when the head does not parse (then nothing changed).
    */
-  fill(span: Span, buf: Buffer, start: number, len: number, server: boolean, local: Endpoint, remote: Endpoint, tls: boolean): boolean {
+  fill(span: Span, buf: Buffer, view: DataView, start: number, len: number, server: boolean, local: Endpoint, remote: Endpoint, tls: boolean): boolean {
     const prev = this.#bytes;
-    if (len === this.#len && prev !== undefined && server === this.#server && tls === this.#tls && sameBytes(buf, start, prev, len)) {
+    const prevView = this.#view;
+    if (len === this.#len && prevView !== undefined && server === this.#server && tls === this.#tls && sameBytes(view, start, prevView, len)) {
       copyRequestFields(this.#template, span);
       return true;
     }
@@ -54,7 +56,10 @@ export class HeadMemo {
       return true;
     }
     let bytes = prev;
-    if (bytes === undefined || bytes.length < len) bytes = this.#bytes = Buffer.allocUnsafe(Math.max(len, 128));
+    if (bytes === undefined || bytes.length < len) {
+      bytes = this.#bytes = Buffer.allocUnsafe(Math.max(len, 128));
+      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    }
     buf.copy(bytes, 0, start, start + len);
     this.#len = len;
     this.#server = server;

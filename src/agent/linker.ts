@@ -154,6 +154,8 @@ export interface LinkRecord {
   readonly epoch: number;
   /** in the linker's live list (in flight or held), and its neighbours there (start order) */
   live: boolean;
+  /** the linker's lists it is in (IN_* bits): leaving a list it is not in costs no lookup */
+  listed: number;
   liveNext: LinkRecord | undefined;
   livePrev: LinkRecord | undefined;
 }
@@ -260,8 +262,14 @@ export const mirror = (key: string): string => {
 /** removes the element at i, in place (splice would allocate the array of removed elements) */
 function removeAt(list: LinkRecord[], i: number): void {
   for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j]!;
-  list.length--;
+  list.pop();
 }
+
+/** LinkRecord.listed: in #clients, #waiting, #serving, #servingRtx */
+const IN_CLIENTS = 1;
+const IN_WAITING = 2;
+const IN_SERVING = 4;
+const IN_SERVING_RTX = 8;
 
 /**
  * Records listed by key (a connection, a thread, a unit of work). A list that empties stays
@@ -476,6 +484,7 @@ export class Linker {
       emitAt: 0,
       epoch: this.#lossEpoch,
       live: true,
+      listed: 0,
       liveNext: undefined,
       livePrev: this.#liveTail,
     };
@@ -506,13 +515,20 @@ export class Linker {
         // the candidate is stale: no parent, and none later either (a later client
         // request could take the place the stale one had in pipelining order)
         this.counters.withheld_loss++;
-      } else this.#waiting.push(key, r);
+      } else {
+        this.#waiting.push(key, r);
+        r.listed |= IN_WAITING;
+      }
     }
-    if (r.rtx) this.#servingRtx.push(rtxKey(r.pid, r.rtx), r);
+    if (r.rtx) {
+      this.#servingRtx.push(rtxKey(r.pid, r.rtx), r);
+      r.listed |= IN_SERVING_RTX;
+    }
     const tk = threadKey(r.pid, r.tid);
     let list = this.#serving.get(tk);
     // a thread that works on one request at a time finished its stale ones before this read
     if (list && this.#lossEpoch > 0 && list.some((x) => x.epoch !== this.#lossEpoch) && this.modelOf(r.pid) === 'per-request') {
+      for (const x of list) if (x.epoch !== this.#lossEpoch) x.listed &= ~IN_SERVING;
       list = list.filter((x) => x.epoch === this.#lossEpoch);
       if (list.length) this.#serving.set(tk, list);
       else {
@@ -520,10 +536,16 @@ export class Linker {
         list = undefined;
       }
     }
+    r.listed |= IN_SERVING;
     if (list) {
       // a second connection's request read before the first is answered: an event loop
       // (not from a stale request: its response may be what was lost)
-      if (list.length && list.some((x) => x.connKey !== r.connKey && x.epoch === this.#lossEpoch)) this.#learn(r.pid, 'event-loop');
+      for (const x of list) {
+        if (x.connKey !== r.connKey && x.epoch === this.#lossEpoch) {
+          this.#learn(r.pid, 'event-loop');
+          break;
+        }
+      }
       list.push(r);
     } else this.#serving.set(tk, [r]);
   }
@@ -673,6 +695,7 @@ export class Linker {
       if (this.#runtimeParent(r) === 'none') this.counters.runtime_no_request++;
     } else if (threads) this.#threadParent(r);
     this.#clients.push(r.connKey, r);
+    r.listed |= IN_CLIENTS;
     // a server request on the other end may have been reported first
     const waiting = this.#waiting.get(r.connKey);
     if (waiting !== undefined && waiting.length) {
@@ -684,8 +707,11 @@ export class Linker {
       }
       // those still without a parent wait on (in place)
       let n = 0;
-      for (const s of waiting) if (!s.parent && !s.trace) waiting[n++] = s;
-      waiting.length = n;
+      for (const s of waiting) {
+        if (!s.parent && !s.trace) waiting[n++] = s;
+        else s.listed &= ~IN_WAITING;
+      }
+      while (waiting.length > n) waiting.pop();
     }
   }
 
@@ -889,10 +915,12 @@ export class Linker {
         this.counters.roots++;
       }
     }
-    chain.length = 0;
+    while (chain.length) chain.pop();
   }
 
   #unlistClient(r: LinkRecord): void {
+    if ((r.listed & IN_CLIENTS) === 0) return;
+    r.listed &= ~IN_CLIENTS;
     this.#clients.remove(r.connKey, r);
   }
 
@@ -908,8 +936,11 @@ export class Linker {
       r.livePrev = r.liveNext = undefined;
       this.#liveCount--;
     }
-    if (r.kind === 'client') this.#clients.remove(r.connKey, r);
-    else this.#waiting.remove(r.peerKey, r);
+    if (r.kind === 'client') this.#unlistClient(r);
+    else if (r.listed & IN_WAITING) {
+      r.listed &= ~IN_WAITING;
+      this.#waiting.remove(r.peerKey, r);
+    }
   }
 
   /** in-flight records older than maxAge never finish: drop them */
@@ -968,7 +999,13 @@ export class Linker {
 
   #unserve(r: LinkRecord): void {
     if (r.kind !== 'server') return;
-    if (r.rtx) this.#servingRtx.remove(rtxKey(r.pid, r.rtx), r);
-    this.#serving.remove(threadKey(r.pid, r.tid), r);
+    if (r.listed & IN_SERVING_RTX) {
+      r.listed &= ~IN_SERVING_RTX;
+      this.#servingRtx.remove(rtxKey(r.pid, r.rtx), r);
+    }
+    if (r.listed & IN_SERVING) {
+      r.listed &= ~IN_SERVING;
+      this.#serving.remove(threadKey(r.pid, r.tid), r);
+    }
   }
 }

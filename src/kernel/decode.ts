@@ -46,6 +46,8 @@ export interface KernelEvent {
    * batch[dataStart, dataEnd)): for a reader that needs no view of its own
    */
   readonly batch: Buffer;
+  /** a DataView over the whole batch (word reads: see src/agent/head-memo.ts) */
+  readonly view: DataView;
   readonly dataStart: number;
   readonly dataEnd: number;
   /**
@@ -131,6 +133,7 @@ class BatchEvent implements KernelEvent {
     xflags: 0,
   };
   batch: Buffer = EMPTY;
+  view: DataView = EMPTY_VIEW;
   off = 0;
   get laddr(): Buffer {
     return this.batch.subarray(this.off + L.laddr[0], this.off + L.laddr[0] + 16);
@@ -145,6 +148,7 @@ class BatchEvent implements KernelEvent {
 }
 
 const EMPTY = Buffer.alloc(0);
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0));
 
 /**
  * Calls `emit` for every event in a batch. `monoBase` is subtracted from the
@@ -163,6 +167,7 @@ export function decodeBatch(
   const baseLo = Number(monoBase & 0xffffffffn);
   const e = new BatchEvent();
   e.batch = buf;
+  e.view = dv;
   let off = 0;
   while (off + EVENT_HEADER_SIZE <= buf.length) {
     const size = dv.getUint16(off + L.size[0], true);

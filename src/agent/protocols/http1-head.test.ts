@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Http1Parser } from './http1.js';
-import { newRequestHeadFields, readRequestHead, type RequestHeadFields } from './http1-head.js';
+import { newRequestHeadFields, readRequestHead, sameBytes, type RequestHeadFields } from './http1-head.js';
 
 /** mulberry32, so a failing head can be made again from its seed */
 function rng(seed: number): () => number {
@@ -129,5 +129,24 @@ describe('readRequestHead', () => {
     }
     // both kinds of head were seen (the generator is not all good or all bad)
     assert.ok(taken > 10_000 && refused > 5_000, `taken ${taken}, refused ${refused}`);
+  });
+});
+
+describe('sameBytes', () => {
+  it('finds a difference at any position, at any offset and length (word and byte steps)', () => {
+    const view = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.length);
+    const r = rng(99);
+    for (let len = 0; len <= 40; len++) {
+      for (const off of [0, 1, 2, 3, 5, 8]) {
+        const prev = Buffer.from(Array.from({ length: len }, () => Math.floor(r() * 256)));
+        const batch = Buffer.concat([Buffer.alloc(off, 7), prev, Buffer.alloc(3, 9)]);
+        assert.equal(sameBytes(view(batch), off, view(prev), len), true, `len ${len} off ${off}`);
+        for (let at = 0; at < len; at++) {
+          const other = Buffer.from(batch);
+          other[off + at]! ^= 1 << Math.floor(r() * 8);
+          assert.equal(sameBytes(view(other), off, view(prev), len), false, `len ${len} off ${off} at ${at}`);
+        }
+      }
+    }
   });
 });
