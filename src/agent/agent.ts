@@ -2,7 +2,7 @@
 // One instance per process; spans go to a sink (the store, an exporter).
 import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
 import { Flag, Role } from '../kernel/index.js';
-import { Linker, mirror, type LinkRecord } from './linker.js';
+import { Linker, type LinkRecord } from './linker.js';
 import { ProcessTable, type ResourceEnricher } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import { exchangeFromRecord } from './protocols/http1-record.js';
@@ -413,7 +413,8 @@ export class Agent {
       id: e.connId,
       pid: e.pid,
       key,
-      peerKey: mirror(key),
+      // mirror(key), made from its parts (no search in the key)
+      peerKey: `${remote.ip}${ns}:${remote.port}>${local.ip}${ns}:${local.port}`,
       local,
       remote,
       parser: undefined,
