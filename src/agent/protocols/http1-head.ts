@@ -8,7 +8,7 @@
 // well-formed heads nearly every request has, and says "not plain" for anything else (a bad
 // start line or header, a folded line, a repeated kept header, an over-long value), where the
 // caller asks the full parser, which decides as it always did.
-import { indexOfCrlf, isMethodChar, keptName, MAX_HEADER_VALUE, MAX_TARGET, parseContentLength } from './http1.js';
+import { indexOfCrlf, isMethodChar, keptName, latin1String, MAX_HEADER_VALUE, MAX_TARGET, parseContentLength } from './http1.js';
 
 const SP = 32;
 const HT = 9;
@@ -29,14 +29,7 @@ export function newRequestHeadFields(): RequestHeadFields {
   return { method: '', target: '', version: '', host: undefined, traceparent: undefined, userAgent: undefined, forwardedFor: undefined };
 }
 
-type Latin1 = (buf: Buffer, start: number, end: number) => string;
-// Buffer's own latin1 slicer, without toString's encoding lookup (half the cost of a short
-// string in the agent's profile); toString where a runtime lacks it
-const latin1: Latin1 =
-  typeof (Buffer.prototype as unknown as { latin1Slice?: unknown }).latin1Slice === 'function'
-    ? (buf, start, end) => (buf as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end)
-    : (buf, start, end) => buf.toString('latin1', start, end);
-export { latin1 as latin1String };
+const latin1 = latin1String;
 
 /** the method buf[at, at + len) spells: the common ones as constants (no string made per request) */
 function methodAt(buf: Buffer, at: number, len: number): string {

@@ -187,6 +187,15 @@ export function indexOfCrlf(buf: Buffer, from: number, end: number): number {
   return -1;
 }
 
+/**
+ * buf[start, end) as a latin1 string: Buffer's own slicer, without toString's encoding lookup
+ * (as costly as the slicing for a short string); toString where a runtime lacks it
+ */
+export const latin1String: (buf: Buffer, start: number, end: number) => string =
+  typeof (Buffer.prototype as unknown as { latin1Slice?: unknown }).latin1Slice === 'function'
+    ? (buf, start, end) => (buf as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end)
+    : (buf, start, end) => buf.toString('latin1', start, end);
+
 export const MAX_TARGET = 2048;
 export const MAX_HEADER_VALUE = 1024;
 const MAX_CHUNK_LINE = 4096;
@@ -374,6 +383,28 @@ export function parseContentLength(v: string): number {
     } else if (c !== SP && c !== HT) {
       return -1;
     } else if (cur >= 0 && i + 1 < v.length && v.charCodeAt(i + 1) >= 48 && v.charCodeAt(i + 1) <= 57) {
+      return -1; // "12 34"
+    }
+  }
+  return n;
+}
+
+/** parseContentLength of the latin1 text buf[a, b), read from the bytes */
+export function parseContentLengthBytes(buf: Buffer, a: number, b: number): number {
+  let n = -1;
+  let cur = -1;
+  for (let i = a; i <= b; i++) {
+    const c = i < b ? buf[i]! : 44;
+    if (c >= 48 && c <= 57) {
+      cur = cur < 0 ? c - 48 : cur * 10 + (c - 48);
+      if (cur > Number.MAX_SAFE_INTEGER) return -1;
+    } else if (c === 44 /* , */) {
+      if (cur < 0 || (n >= 0 && n !== cur)) return -1;
+      n = cur;
+      cur = -1;
+    } else if (c !== SP && c !== HT) {
+      return -1;
+    } else if (cur >= 0 && i + 1 < b && buf[i + 1]! >= 48 && buf[i + 1]! <= 57) {
       return -1; // "12 34"
     }
   }
@@ -879,7 +910,7 @@ export class Http1Parser implements ProtocolParser {
     s.te = false;
     s.chunked = false;
     if (s.isReq) {
-      const line = buf.toString('latin1', start, lineEnd);
+      const line = latin1String(buf, start, lineEnd);
       const sp1 = line.indexOf(' ');
       if (sp1 <= 0 || sp1 > 20) return 'bad request line';
       for (let k = 0; k < sp1; k++) if (!isMethodChar(line.charCodeAt(k))) return 'bad request line';
@@ -956,7 +987,15 @@ export class Http1Parser implements ProtocolParser {
         let b = e;
         while (a < b && (buf[a] === SP || buf[a] === HT)) a++;
         while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--;
-        const value = buf.toString('latin1', a, b);
+        // a response's Content-Length is read from the bytes: no string for it
+        if (!s.isReq && name === 'content-length') {
+          const n = parseContentLengthBytes(buf, a, b);
+          if (n < 0 || (s.cl >= 0 && s.cl !== n)) return 'bad content-length';
+          s.cl = n;
+          pos = e + 2;
+          continue;
+        }
+        const value = latin1String(buf, a, b);
         if (name === 'content-length') {
           const n = parseContentLength(value);
           if (n < 0 || (s.cl >= 0 && s.cl !== n)) return 'bad content-length';
