@@ -2,9 +2,13 @@
 // Pipeline benchmark: record a real kernel event stream once (wrk -> nginx proxy -> Node,
 // keep-alive and short connections), then replay it through the agent with no kernel in
 // the loop: decoded events/s and spans/s per CPU-second, agent alone and agent + DuckStore.
-//   node bench/pipeline.mjs [--seconds 5] [--rate 3000] [--cpu 5] [--save FILE | --load FILE] [--only agent|store]
+//   node bench/pipeline.mjs [--seconds 5] [--rate 3000] [--cpu 5] [--save FILE | --load FILE] [--only agent|store] [--metrics]
 // --save keeps the recorded stream in FILE; --load replays a saved one (no root, no kernel),
 // so a change to the agent can be measured against the same events.
+// The kernel summarises HTTP/1 exchanges while recording, as under `osprey up` (its default);
+// OSPREY_SUMMARIZE=off records every socket call instead (the parser's path).
+// --metrics: the sink also feeds the metrics generator (span metrics and service graph), as
+// `osprey up`'s does (store, metrics, export when configured).
 // Needs root (it loads the capture programs while recording). Prints numbers; asserts nothing.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,8 +42,8 @@ export async function recordStream({ seconds = 5, rate = 3000, dir }) {
     let cap;
     for (let attempt = 1; ; attempt++) {
       try {
-        // OSPREY_SUMMARIZE=on records what the kernel sends when it summarises HTTP/1 exchanges
-        cap = Capture.open({ onBatch, summarize: process.env.OSPREY_SUMMARIZE === 'on' ? 'on' : 'off' });
+        // what the kernel sends when it summarises HTTP/1 exchanges, as live; OSPREY_SUMMARIZE=off: every call
+        cap = Capture.open({ onBatch, summarize: process.env.OSPREY_SUMMARIZE === 'off' ? 'off' : 'on' });
         break;
       } catch (err) {
         // a BPF load elsewhere on the machine can make ours fail transiently (EAGAIN)
@@ -70,8 +74,9 @@ export async function recordStream({ seconds = 5, rate = 3000, dir }) {
 }
 
 /** one pass over the recorded stream; returns counts and CPU seconds */
-async function replayOnce(rec, withStore) {
+async function replayOnce(rec, withStore, withMetrics) {
   const { Agent } = await dist('agent/agent.js');
+  const red = withMetrics ? new (await dist('metrics/generator.js')).MetricsGenerator() : undefined;
   let store;
   if (withStore) {
     const { DuckStore } = await dist('store/index.js');
@@ -84,6 +89,7 @@ async function replayOnce(rec, withStore) {
     sink: (s) => {
       spans += s.length;
       store?.append(s);
+      red?.consume(s);
     },
   });
   const cpu0 = process.cpuUsage();
@@ -107,11 +113,11 @@ async function replayOnce(rec, withStore) {
 }
 
 /** replays until cpuTarget CPU-seconds are spent (at least 2 passes); sums the passes */
-export async function replay(rec, { withStore, cpuTarget = 3 }) {
-  await replayOnce(rec, withStore); // warm-up pass (JIT), not counted
+export async function replay(rec, { withStore, withMetrics = false, cpuTarget = 3 }) {
+  await replayOnce(rec, withStore, withMetrics); // warm-up pass (JIT), not counted
   const tot = { passes: 0, events: 0, spans: 0, cpuSec: 0, wallSec: 0, rows: 0, dropped: 0, bestSpansPerCpuSec: 0 };
   while (tot.passes < 2 || (tot.cpuSec < cpuTarget && tot.passes < 200)) {
-    const r = await replayOnce(rec, withStore);
+    const r = await replayOnce(rec, withStore, withMetrics);
     tot.passes++;
     // the best pass: least disturbed by other work on the machine
     tot.bestSpansPerCpuSec = Math.max(tot.bestSpansPerCpuSec, r.spans / r.cpuSec);
@@ -151,7 +157,7 @@ export function loadStream(file) {
   return { batches, clock, requests: head.requests, kernel: head.kernel, servers: [] };
 }
 
-export async function runPipeline({ seconds = 5, rate = 3000, cpuTarget = 3, dir, save, load, only }) {
+export async function runPipeline({ seconds = 5, rate = 3000, cpuTarget = 3, dir, save, load, only, metrics = false }) {
   let rec;
   if (load) {
     rec = loadStream(load);
@@ -164,11 +170,11 @@ export async function runPipeline({ seconds = 5, rate = 3000, cpuTarget = 3, dir
     const perPass = { events: 0, spans: 0 };
     log(`pipeline: recorded ${rec.batches.length} batches, ${(rec.kernel.bytes / 1e6).toFixed(1)} MB, ${rec.requests} requests; replaying (agent only)`);
     const none = { passes: 0, events: 0, spans: 0, eventsPerCpuSec: NaN, spansPerCpuSec: NaN, spansPerWallSec: NaN };
-    const agentOnly = only === 'store' ? none : await replay(rec, { withStore: false, cpuTarget });
+    const agentOnly = only === 'store' ? none : await replay(rec, { withStore: false, withMetrics: metrics, cpuTarget });
     perPass.events = agentOnly.events / agentOnly.passes;
     perPass.spans = agentOnly.spans / agentOnly.passes;
     log(`pipeline: replaying (agent + in-memory DuckStore)`);
-    const withStore = only === 'agent' ? none : await replay(rec, { withStore: true, cpuTarget });
+    const withStore = only === 'agent' ? none : await replay(rec, { withStore: true, withMetrics: metrics, cpuTarget });
     return { recorded: { seconds, requests: rec.requests, batches: rec.batches.length, bytes: rec.kernel.bytes, ...perPass }, agentOnly, withStore };
   } finally {
     for (const s of rec.servers) await s.stop();
@@ -189,9 +195,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   };
   const dir = mkdtempSync(join(tmpdir(), 'osprey-pipeline-'));
   try {
-    const r = await runPipeline({ seconds: opt('seconds', 5), rate: opt('rate', 3000), cpuTarget: opt('cpu', 5), dir, save: str('save'), load: str('load'), only: str('only') });
+    const metrics = args.includes('--metrics');
+    const r = await runPipeline({ seconds: opt('seconds', 5), rate: opt('rate', 3000), cpuTarget: opt('cpu', 5), dir, save: str('save'), load: str('load'), only: str('only'), metrics });
     const f = (x) => Math.round(x).toLocaleString('en-US');
-    console.log(`recorded: ${r.recorded.requests} requests, ${f(r.recorded.events)} events, ${f(r.recorded.spans)} spans per pass`);
+    console.log(`recorded: ${r.recorded.requests} requests, ${f(r.recorded.events)} events, ${f(r.recorded.spans)} spans per pass${metrics ? ' (sink: + metrics generator)' : ''}`);
     console.log(`agent only:    ${f(r.agentOnly.eventsPerCpuSec)} events/s per core, ${f(r.agentOnly.spansPerCpuSec)} spans/s per core (${r.agentOnly.passes} passes, best ${f(r.agentOnly.bestSpansPerCpuSec)})`);
     console.log(`agent + store: ${f(r.withStore.eventsPerCpuSec)} events/s per core, ${f(r.withStore.spansPerCpuSec)} spans/s per core (${r.withStore.passes} passes, best ${f(r.withStore.bestSpansPerCpuSec)})`);
   } finally {

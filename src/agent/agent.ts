@@ -2,7 +2,7 @@
 // One instance per process; spans go to a sink (the store, an exporter).
 import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
 import { Flag, Role } from '../kernel/index.js';
-import { Linker, mirror, type LinkRecord } from './linker.js';
+import { Linker, type LinkRecord } from './linker.js';
 import { ProcessTable, type ResourceEnricher } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
 import { exchangeFromRecord } from './protocols/http1-record.js';
@@ -12,7 +12,8 @@ import { Span, type Attributes } from '../model/index.js';
 import { opensslFamily, UprobeWatcher, type UprobeWatcherOptions } from './tls/index.js';
 import { goRuntimeFamily, goTlsFamily, type GoRuntimeFamily } from './golang/index.js';
 import { nodeCtxFamily } from './nodectx/index.js';
-import { fillHttpRequest, fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
+import { HeadMemo } from './head-memo.js';
+import { fillHttpResponse, fillHttpSpan, fillIncomplete, fillRequestBody, type Endpoint } from './spans.js';
 
 /**
  * Whether the kernel summarises HTTP/1 exchanges (bpf/lib/http1x.h) unless the caller says:
@@ -23,18 +24,16 @@ function summarizeDefault(): 'off' | 'on' {
   return process.env.OSPREY_SUMMARIZE === 'off' ? 'off' : 'on';
 }
 
-/** a summarised request between its HEAD hint and its exchange record */
-interface KeptHead {
-  /** the span, filled from the head already (the exchange record adds the response) */
-  span: Span;
-  /** the head call's exit, size and head length: the request, should no record follow */
-  tsEnd: number;
-  bytes: number;
-  headLen: number;
-}
-
 /** closed connection ids remembered (a late event comes within a batch or two of its close) */
 const CLOSED_REMEMBERED = 16384;
+
+/**
+ * Connections and closed ids are found by the low bits of their id first (ids count up, so the
+ * live ones rarely share them): one array read per event instead of a hash lookup in a table
+ * of tens of thousands. The map and set behind stay the truth when two ids share a slot.
+ */
+const ID_SLOTS = 65536;
+const ID_MASK = ID_SLOTS - 1;
 
 /** 127.0.0.0/8 and ::1, as formatIp prints them */
 const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
@@ -101,8 +100,18 @@ interface Conn {
    */
   open1: LinkRecord | undefined;
   openMore: LinkRecord[] | undefined;
-  /** a request the kernel summarises (its HEAD hint came, its exchange record not yet) */
+  /**
+   * a request the kernel summarises (its HEAD hint came, its exchange record not yet): its
+   * record holds the span, filled from the head already (the exchange record adds the
+   * response); the head call's exit, size and head length are the request, should no
+   * record follow
+   */
   kept: LinkRecord | undefined;
+  keptTsEnd: number;
+  keptBytes: number;
+  keptHeadLen: number;
+  /** the last summarised request head and what it gave (made at the first) */
+  head: HeadMemo | undefined;
   last: number;
   /** read from /proc when the connection was first seen, while the process surely lived */
   resource: Attributes;
@@ -159,8 +168,15 @@ export class Agent {
   goRuntime: GoRuntimeFamily | undefined;
   readonly #opts: AgentOptions;
   readonly #conns = new Map<number, Conn>();
-  /** ids of the connections closed last (connection ids are never reused while the agent runs) */
-  readonly #closed = new Set<number>();
+  /** #conns by the low bits of the id (ID_SLOTS): a slot holds the last connection opened there */
+  readonly #connSlots = new Array<Conn | undefined>(ID_SLOTS).fill(undefined);
+  /**
+   * ids of the connections closed last (connection ids are never reused while the agent runs),
+   * by the low bits of the id, -1 for none; a remembered id pushed out of its slot by another
+   * goes to #closedMore
+   */
+  readonly #closedSlots = new Array<number>(ID_SLOTS).fill(-1);
+  readonly #closedMore = new Set<number>();
   readonly #closedRing: number[] = [];
   #closedAt = 0;
   readonly #maxConns: number;
@@ -334,14 +350,15 @@ export class Agent {
       this.#lossPending = false;
       this.linker.lossBarrier(this.#eventNow);
     }
-    let c = this.#conns.get(e.connId);
+    const slot = this.#connSlots[e.connId & ID_MASK];
+    let c = slot !== undefined && slot.id === e.connId ? slot : this.#conns.get(e.connId);
     if (e.op === 'close') {
       if (c) this.#close(c, e.tsEnd);
       return;
     }
     if (!c) {
       if (e.flags & Flag.ignored) return;
-      if (this.#closed.has(e.connId)) {
+      if (this.#wasClosed(e.connId)) {
         this.counters.events_after_close++;
         return;
       }
@@ -396,7 +413,8 @@ export class Agent {
       id: e.connId,
       pid: e.pid,
       key,
-      peerKey: mirror(key),
+      // mirror(key), made from its parts (no search in the key)
+      peerKey: `${remote.ip}${ns}:${remote.port}>${local.ip}${ns}:${local.port}`,
       local,
       remote,
       parser: undefined,
@@ -406,10 +424,15 @@ export class Agent {
       open1: undefined,
       openMore: undefined,
       kept: undefined,
+      keptTsEnd: 0,
+      keptBytes: 0,
+      keptHeadLen: 0,
+      head: undefined,
       last: e.tsEnd,
       resource: this.processes.get(e.pid, e.comm).resource,
     };
     this.#conns.set(e.connId, c);
+    this.#connSlots[e.connId & ID_MASK] = c;
     this.counters.connections++;
     return c;
   }
@@ -491,23 +514,24 @@ export class Agent {
    */
   #summarised(c: Conn, e: KernelEvent): void {
     if (e.op === 'head') {
-      const data = e.data;
-      const head = Http1Parser.requestHead(data, data.length);
-      if (!head) {
+      // until its exchange record comes, the record holds the span (made from the head now,
+      // or copied from the connection's last one when the head repeats it) and the head call
+      const span = new Span();
+      const server = e.role === Role.server;
+      const headLen = e.dataEnd - e.dataStart;
+      const memo = (c.head ??= new HeadMemo());
+      if (!memo.fill(span, e.batch, e.view, e.dataStart, headLen, server, c.local, c.remote, c.tls)) {
         this.counters.kernel_records_unparsed++;
         return;
       }
       if (c.kept) this.linker.abandon(c.kept);
-      const role = e.role === Role.server ? 'server' : 'client';
-      const line = `${head.method} ${head.target}`;
-      const rec = this.linker.start(role, c.pid, e.tid, c.key, line, e.ts, role === 'server' ? head.headers.traceparent : undefined, c.peerKey, true, line, e.rtx);
-      // until its exchange record comes, the record holds the span (made from the head now:
-      // the head's objects die young) and the head call
-      const span = new Span();
-      fillHttpRequest(span, role, head, c.local, c.remote, c.tls);
-      const kept: KeptHead = { span, tsEnd: e.tsEnd, bytes: e.bytes, headLen: data.length };
-      rec.data = kept;
+      const line = memo.line;
+      const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx);
+      rec.data = span;
       c.kept = rec;
+      c.keptTsEnd = e.tsEnd;
+      c.keptBytes = e.bytes;
+      c.keptHeadLen = headLen;
       return;
     }
     if (e.op === 'responded') {
@@ -520,7 +544,7 @@ export class Agent {
       this.counters.kernel_exchanges++;
       c.kept = undefined;
       const x = e.exchange;
-      const span = (kept.data as KeptHead).span;
+      const span = kept.data as Span;
       fillRequestBody(span, e.bytes - x.reqHeadLen);
       fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
       if (kept.kind === 'server') this.linker.responded(kept, x.respTid, x.respTs);
@@ -595,27 +619,40 @@ export class Agent {
     const kept = c.kept;
     if (kept !== undefined) {
       c.kept = undefined;
-      const k = kept.data as KeptHead;
-      fillRequestBody(k.span, k.bytes - k.headLen);
-      fillIncomplete(k.span, 'eof');
-      kept.data = this.#timed(c, k.span, kept.start, k.tsEnd);
-      this.linker.finish(kept, k.tsEnd, this.#linkNow());
+      const span = kept.data as Span;
+      fillRequestBody(span, c.keptBytes - c.keptHeadLen);
+      fillIncomplete(span, 'eof');
+      kept.data = this.#timed(c, span, kept.start, c.keptTsEnd);
+      this.linker.finish(kept, c.keptTsEnd, this.#linkNow());
     }
     this.#drop(c);
     // remembered for a while: a call reported after the close must not reopen it
     const ring = this.#closedRing;
     if (ring.length < CLOSED_REMEMBERED) ring.push(c.id);
     else {
-      this.#closed.delete(ring[this.#closedAt]!);
+      const old = ring[this.#closedAt]!;
+      const i = old & ID_MASK;
+      if (this.#closedSlots[i] === old) this.#closedSlots[i] = -1;
+      else this.#closedMore.delete(old);
       ring[this.#closedAt] = c.id;
       this.#closedAt = (this.#closedAt + 1) % CLOSED_REMEMBERED;
     }
-    this.#closed.add(c.id);
+    const i = c.id & ID_MASK;
+    const there = this.#closedSlots[i]!;
+    if (there !== -1) this.#closedMore.add(there);
+    this.#closedSlots[i] = c.id;
+  }
+
+  /** whether a connection of this id closed lately */
+  #wasClosed(id: number): boolean {
+    return this.#closedSlots[id & ID_MASK] === id || (this.#closedMore.size > 0 && this.#closedMore.has(id));
   }
 
   /** forget a connection; requests it never finished are dropped with it */
   #drop(c: Conn): void {
     this.#conns.delete(c.id);
+    const slot = c.id & ID_MASK;
+    if (this.#connSlots[slot] === c) this.#connSlots[slot] = undefined;
     if (c.open1) this.linker.abandon(c.open1);
     if (c.kept) this.linker.abandon(c.kept);
     c.kept = undefined;

@@ -152,6 +152,12 @@ export interface LinkRecord {
   emitAt: number;
   /** loss barriers raised before this record started (see the head of this file) */
   readonly epoch: number;
+  /** in the linker's live list (in flight or held), and its neighbours there (start order) */
+  live: boolean;
+  /** the linker's lists it is in (IN_* bits): leaving a list it is not in costs no lookup */
+  listed: number;
+  liveNext: LinkRecord | undefined;
+  livePrev: LinkRecord | undefined;
 }
 
 export interface LinkerCounters {
@@ -253,13 +259,61 @@ export const mirror = (key: string): string => {
   return `${key.slice(i + 1)}>${key.slice(0, i)}`;
 };
 
-/** removes r from the list under key, and the list once empty */
-function unlist(map: Map<string, LinkRecord[]>, key: string, r: LinkRecord): void {
-  const list = map.get(key);
-  if (!list) return;
-  const i = list.indexOf(r);
-  if (i >= 0) list.splice(i, 1);
-  if (!list.length) map.delete(key);
+/** removes the element at i, in place (splice would allocate the array of removed elements) */
+function removeAt(list: LinkRecord[], i: number): void {
+  for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j]!;
+  list.pop();
+}
+
+/** LinkRecord.listed: in #clients, #waiting, #serving, #servingRtx */
+const IN_CLIENTS = 1;
+const IN_WAITING = 2;
+const IN_SERVING = 4;
+const IN_SERVING_RTX = 8;
+
+/**
+ * Records listed by key (a connection, a thread, a unit of work). A list that empties stays
+ * under its key for the key's next record: a keep-alive connection or a serving thread makes
+ * no array and no map entry per request (their churn was a tenth of the linker's time). Empty
+ * lists are swept when the map has doubled since the last sweep, so its size stays within
+ * twice the keys in use (plus a constant). An empty list means what no list means.
+ */
+class Lists<K> {
+  readonly #map = new Map<K, LinkRecord[]>();
+  #sweepAt = 1024;
+
+  /** the list under key: undefined or empty when none */
+  get(key: K): LinkRecord[] | undefined {
+    return this.#map.get(key);
+  }
+
+  push(key: K, r: LinkRecord): void {
+    const list = this.#map.get(key);
+    if (list !== undefined) list.push(r);
+    else this.set(key, [r]);
+  }
+
+  set(key: K, list: LinkRecord[]): void {
+    if (this.#map.size >= this.#sweepAt && !this.#map.has(key)) this.#sweep();
+    this.#map.set(key, list);
+  }
+
+  delete(key: K): void {
+    this.#map.delete(key);
+  }
+
+  /** removes r from the list under key */
+  remove(key: K, r: LinkRecord): void {
+    const list = this.#map.get(key);
+    if (list === undefined) return;
+    const i = list.indexOf(r);
+    if (i >= 0) removeAt(list, i);
+  }
+
+  #sweep(): void {
+    for (const [k, list] of this.#map) if (list.length === 0) this.#map.delete(k);
+    this.#sweepAt = Math.max(1024, 2 * this.#map.size);
+  }
 }
 
 /** a unit of work of a process (rtx values are below 2^53 in practice: goroutine ids count up from 1) */
@@ -305,13 +359,13 @@ export class Linker {
   /** event time of the latest barrier */
   #lossAt = 0;
   /** client requests by their connection key, in flight or recently ended */
-  readonly #clients = new Map<string, LinkRecord[]>();
+  readonly #clients = new Lists<string>();
   /** server requests still looking for a tuple parent, by the client's connection key */
-  readonly #waiting = new Map<string, LinkRecord[]>();
+  readonly #waiting = new Lists<string>();
   /** server requests being worked on (read, not yet answered) per thread (threadKey) */
-  readonly #serving = new Map<number, LinkRecord[]>();
+  readonly #serving = new Lists<number>();
   /** HTTP/1 server requests being worked on (read, not yet answered) per unit of work (rtxKey) */
-  readonly #servingRtx = new Map<string, LinkRecord[]>();
+  readonly #servingRtx = new Lists<string>();
   readonly #rtxParent: LinkerOptions['rtxParent'];
   /** calls whose ancestry link waits for the answer of this server request */
   readonly #pendingAncestry = new Map<LinkRecord, PendingAncestry[]>();
@@ -320,9 +374,15 @@ export class Linker {
   readonly #learned = new Map<number, ThreadModel>();
   /** event-loop threads seen calling outside any request, per pid */
   readonly #background = new Map<number, Set<number>>();
-  /** every live record, in start order (Map keeps insertion order) */
-  /** in-flight and held records, oldest first */
-  readonly #live = new Set<LinkRecord>();
+  /**
+   * in-flight and held records, oldest first: a list through the records themselves
+   * (LinkRecord.live*), so adding and removing one needs no hash table
+   */
+  #liveHead: LinkRecord | undefined = undefined;
+  #liveTail: LinkRecord | undefined = undefined;
+  #liveCount = 0;
+  /** #resolve's walk up a chain (reused: one array, not one per record emitted) */
+  readonly #chain: LinkRecord[] = [];
   /** finished records in emission order; #held[0, #heldHead) are already emitted */
   #held: LinkRecord[] = [];
   #heldHead = 0;
@@ -370,7 +430,7 @@ export class Linker {
   }
 
   get size(): number {
-    return this.#live.size;
+    return this.#liveCount;
   }
 
   /** a request's first bytes were seen */
@@ -397,7 +457,7 @@ export class Linker {
     rtx = 0,
   ): LinkRecord {
     this.counters.requests++;
-    if (this.#live.size >= this.#max) this.#evictOldest();
+    if (this.#liveCount >= this.#max) this.#evictOldest();
     const r: LinkRecord = {
       kind,
       s0: 0,
@@ -423,9 +483,16 @@ export class Linker {
       answered: undefined,
       emitAt: 0,
       epoch: this.#lossEpoch,
+      live: true,
+      listed: 0,
+      liveNext: undefined,
+      livePrev: this.#liveTail,
     };
     newSpanWords(r);
-    this.#live.add(r);
+    if (this.#liveTail !== undefined) this.#liveTail.liveNext = r;
+    else this.#liveHead = r;
+    this.#liveTail = r;
+    this.#liveCount++;
     if (kind === 'server') this.#startServer(r, traceparent);
     else this.#startClient(r, threads);
     return r;
@@ -449,21 +516,19 @@ export class Linker {
         // request could take the place the stale one had in pipelining order)
         this.counters.withheld_loss++;
       } else {
-        const list = this.#waiting.get(key);
-        if (list) list.push(r);
-        else this.#waiting.set(key, [r]);
+        this.#waiting.push(key, r);
+        r.listed |= IN_WAITING;
       }
     }
     if (r.rtx) {
-      const rk = rtxKey(r.pid, r.rtx);
-      const same = this.#servingRtx.get(rk);
-      if (same) same.push(r);
-      else this.#servingRtx.set(rk, [r]);
+      this.#servingRtx.push(rtxKey(r.pid, r.rtx), r);
+      r.listed |= IN_SERVING_RTX;
     }
     const tk = threadKey(r.pid, r.tid);
     let list = this.#serving.get(tk);
     // a thread that works on one request at a time finished its stale ones before this read
     if (list && this.#lossEpoch > 0 && list.some((x) => x.epoch !== this.#lossEpoch) && this.modelOf(r.pid) === 'per-request') {
+      for (const x of list) if (x.epoch !== this.#lossEpoch) x.listed &= ~IN_SERVING;
       list = list.filter((x) => x.epoch === this.#lossEpoch);
       if (list.length) this.#serving.set(tk, list);
       else {
@@ -471,10 +536,16 @@ export class Linker {
         list = undefined;
       }
     }
+    r.listed |= IN_SERVING;
     if (list) {
       // a second connection's request read before the first is answered: an event loop
       // (not from a stale request: its response may be what was lost)
-      if (list.some((x) => x.connKey !== r.connKey && x.epoch === this.#lossEpoch)) this.#learn(r.pid, 'event-loop');
+      for (const x of list) {
+        if (x.connKey !== r.connKey && x.epoch === this.#lossEpoch) {
+          this.#learn(r.pid, 'event-loop');
+          break;
+        }
+      }
       list.push(r);
     } else this.#serving.set(tk, [r]);
   }
@@ -623,21 +694,24 @@ export class Linker {
     if (r.rtx) {
       if (this.#runtimeParent(r) === 'none') this.counters.runtime_no_request++;
     } else if (threads) this.#threadParent(r);
-    const list = this.#clients.get(r.connKey);
-    if (list) list.push(r);
-    else this.#clients.set(r.connKey, [r]);
+    this.#clients.push(r.connKey, r);
+    r.listed |= IN_CLIENTS;
     // a server request on the other end may have been reported first
     const waiting = this.#waiting.get(r.connKey);
-    if (waiting) {
+    if (waiting !== undefined && waiting.length) {
       for (const s of waiting) {
         if (r.claimed || s.parent || s.trace || s.start < r.start || s.sig !== r.sig) continue;
         if (r.end !== undefined && s.start > r.end) continue;
         this.#setParent(s, r, 'tuple');
         this.counters.linked_late++;
       }
-      const left = waiting.filter((s) => !s.parent && !s.trace);
-      if (left.length) this.#waiting.set(r.connKey, left);
-      else this.#waiting.delete(r.connKey);
+      // those still without a parent wait on (in place)
+      let n = 0;
+      for (const s of waiting) {
+        if (!s.parent && !s.trace) waiting[n++] = s;
+        else s.listed &= ~IN_WAITING;
+      }
+      while (waiting.length > n) waiting.pop();
     }
   }
 
@@ -816,7 +890,7 @@ export class Linker {
 
   #resolve(r: LinkRecord): void {
     // walk up to the first record with a fixed trace id (or the root), then down
-    const chain: LinkRecord[] = [];
+    const chain = this.#chain;
     let cur: LinkRecord | undefined = r;
     while (cur && !cur.trace && chain.length < 64) {
       chain.push(cur);
@@ -841,30 +915,47 @@ export class Linker {
         this.counters.roots++;
       }
     }
+    while (chain.length) chain.pop();
   }
 
   #unlistClient(r: LinkRecord): void {
-    unlist(this.#clients, r.connKey, r);
+    if ((r.listed & IN_CLIENTS) === 0) return;
+    r.listed &= ~IN_CLIENTS;
+    this.#clients.remove(r.connKey, r);
   }
 
   #forget(r: LinkRecord): void {
-    this.#live.delete(r);
-    if (r.kind === 'client') unlist(this.#clients, r.connKey, r);
-    else unlist(this.#waiting, r.peerKey, r);
+    if (r.live) {
+      r.live = false;
+      const prev = r.livePrev;
+      const next = r.liveNext;
+      if (prev !== undefined) prev.liveNext = next;
+      else this.#liveHead = next;
+      if (next !== undefined) next.livePrev = prev;
+      else this.#liveTail = prev;
+      r.livePrev = r.liveNext = undefined;
+      this.#liveCount--;
+    }
+    if (r.kind === 'client') this.#unlistClient(r);
+    else if (r.listed & IN_WAITING) {
+      r.listed &= ~IN_WAITING;
+      this.#waiting.remove(r.peerKey, r);
+    }
   }
 
   /** in-flight records older than maxAge never finish: drop them */
   #expire(now: number): void {
-    for (const r of this.#live.values()) {
+    for (let r = this.#liveHead; r !== undefined; ) {
       if (r.start > now - this.#maxAge) break;
-      if (r.end !== undefined) continue;
-      this.#drop(r);
+      const next = r.liveNext;
+      if (r.end === undefined) this.#drop(r);
+      r = next;
     }
   }
 
   /** the table is full: the oldest record goes, emitted early if finished, else dropped (O(1)) */
   #evictOldest(): void {
-    const oldest = this.#live.values().next().value;
+    const oldest = this.#liveHead;
     if (!oldest) return;
     if (oldest.end === undefined) {
       this.#drop(oldest);
@@ -887,7 +978,7 @@ export class Linker {
 
   /** a request that will never finish (its connection went away unparsed) */
   abandon(r: LinkRecord): void {
-    if (r.end !== undefined || !this.#live.has(r)) return;
+    if (r.end !== undefined || !r.live) return;
     this.counters.abandoned++;
     this.#forget(r);
     this.#unserve(r);
@@ -908,21 +999,13 @@ export class Linker {
 
   #unserve(r: LinkRecord): void {
     if (r.kind !== 'server') return;
-    if (r.rtx) {
-      const rk = rtxKey(r.pid, r.rtx);
-      const same = this.#servingRtx.get(rk);
-      const i = same ? same.indexOf(r) : -1;
-      if (i >= 0) {
-        if (same!.length === 1) this.#servingRtx.delete(rk);
-        else same!.splice(i, 1);
-      }
+    if (r.listed & IN_SERVING_RTX) {
+      r.listed &= ~IN_SERVING_RTX;
+      this.#servingRtx.remove(rtxKey(r.pid, r.rtx), r);
     }
-    const tk = threadKey(r.pid, r.tid);
-    const list = this.#serving.get(tk);
-    if (!list) return;
-    const i = list.indexOf(r);
-    if (i < 0) return;
-    if (list.length === 1) this.#serving.delete(tk);
-    else list.splice(i, 1);
+    if (r.listed & IN_SERVING) {
+      r.listed &= ~IN_SERVING;
+      this.#serving.remove(threadKey(r.pid, r.tid), r);
+    }
   }
 }

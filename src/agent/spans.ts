@@ -85,22 +85,44 @@ export interface HeadFields {
  * into its fields: no attribute object per span.
  */
 export function fillHttpRequest(span: Span, role: 'server' | 'client', head: HeadFields, local: Endpoint, remote: Endpoint, tls = false): void {
-  const { path, route, safeQuery } = targetParts(head.target);
-  span.name = `${head.method} ${route}`;
+  const h = head.headers;
+  fillRequest(span, role, head.method, head.target, head.version, h.host, h['x-forwarded-for'], h['user-agent'], local, remote, tls);
+}
+
+/**
+ * fillHttpRequest from the head's fields one by one (what a span takes of them: a summarised
+ * head is read into just these, src/agent/protocols/http1-head.ts). The request fields it
+ * sets are the ones copyRequestFields copies.
+ */
+export function fillRequest(
+  span: Span,
+  role: 'server' | 'client',
+  method: string,
+  target: string,
+  version: string,
+  hostValue: string | undefined,
+  forwardedFor: string | undefined,
+  ua: string | undefined,
+  local: Endpoint,
+  remote: Endpoint,
+  tls: boolean,
+): void {
+  const { path, route, safeQuery } = targetParts(target);
+  span.name = `${method} ${route}`;
   span.kind = role;
-  span.method = head.method;
+  span.method = method;
   span.path = path;
   span.route = route;
   span.protocolName = 'http';
-  span.protocolVersion = head.version;
+  span.protocolVersion = version;
   span.peerAddress = remote.ip;
   span.peerPort = remote.port;
   if (safeQuery) span.query = safeQuery;
-  const host = hostHeader(head.headers.host);
+  const host = hostHeader(hostValue);
   if (role === 'server') {
     span.serverAddress = host?.host ?? local.ip;
     span.serverPort = host?.port ?? local.port;
-    const xff = head.headers['x-forwarded-for']?.split(',')[0]?.trim();
+    const xff = forwardedFor?.split(',')[0]?.trim();
     span.clientAddress = xff || remote.ip;
     span.scheme = tls ? 'https' : 'http';
   } else {
@@ -108,12 +130,30 @@ export function fillHttpRequest(span: Span, role: 'server' | 'client', head: Hea
     if (tls) span.scheme = 'https';
     span.serverAddress = host?.host ?? remote.ip;
     span.serverPort = host?.port ?? remote.port;
-    const h = head.headers.host;
-    const authority = h !== undefined ? stripUserinfo(h) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
+    const authority = hostValue !== undefined ? stripUserinfo(hostValue) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
     span.urlFull = `${tls ? 'https' : 'http'}://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
   }
-  const ua = head.headers['user-agent'];
   if (ua) span.userAgent = safeUserAgent(ua);
+}
+
+/** the fields fillRequest sets, from a span it filled to a new one (same head, same connection) */
+export function copyRequestFields(from: Span, to: Span): void {
+  to.name = from.name;
+  to.kind = from.kind;
+  to.method = from.method;
+  to.path = from.path;
+  to.route = from.route;
+  to.protocolName = from.protocolName;
+  to.protocolVersion = from.protocolVersion;
+  to.peerAddress = from.peerAddress;
+  to.peerPort = from.peerPort;
+  to.query = from.query;
+  to.serverAddress = from.serverAddress;
+  to.serverPort = from.serverPort;
+  to.clientAddress = from.clientAddress;
+  to.scheme = from.scheme;
+  to.urlFull = from.urlFull;
+  to.userAgent = from.userAgent;
 }
 
 /** the request body's size, when it had one */

@@ -42,6 +42,15 @@ export interface KernelEvent {
    */
   readonly data: Buffer;
   /**
+   * the batch `data` is a view of, and the payload's bounds in it (data is
+   * batch[dataStart, dataEnd)): for a reader that needs no view of its own
+   */
+  readonly batch: Buffer;
+  /** a DataView over the whole batch (word reads: see src/agent/head-memo.ts) */
+  readonly view: DataView;
+  readonly dataStart: number;
+  readonly dataEnd: number;
+  /**
    * op 'exchange' only: the rest of a kernel-summarised HTTP/1 exchange (the header's ts is
    * the request's start, tsEnd the response's end, bytes the request's size, tid the
    * request's thread; `data` is the request head's first bytes). Reused like the event.
@@ -107,7 +116,7 @@ class BatchEvent implements KernelEvent {
   dataStart = 0;
   dataEnd = 0;
   get data(): Buffer {
-    return this.dataEnd > this.dataStart ? this.buf.subarray(this.dataStart, this.dataEnd) : EMPTY;
+    return this.dataEnd > this.dataStart ? this.batch.subarray(this.dataStart, this.dataEnd) : EMPTY;
   }
   readonly exchange: ExchangeFields = {
     reqEnd: 0,
@@ -123,21 +132,23 @@ class BatchEvent implements KernelEvent {
     respMinor: 0,
     xflags: 0,
   };
-  buf: Buffer = EMPTY;
+  batch: Buffer = EMPTY;
+  view: DataView = EMPTY_VIEW;
   off = 0;
   get laddr(): Buffer {
-    return this.buf.subarray(this.off + L.laddr[0], this.off + L.laddr[0] + 16);
+    return this.batch.subarray(this.off + L.laddr[0], this.off + L.laddr[0] + 16);
   }
   get raddr(): Buffer {
-    return this.buf.subarray(this.off + L.raddr[0], this.off + L.raddr[0] + 16);
+    return this.batch.subarray(this.off + L.raddr[0], this.off + L.raddr[0] + 16);
   }
   /** read on demand: most consumers need it once per connection, not per event */
   get comm(): string {
-    return readComm(this.buf, this.off + L.comm[0]);
+    return readComm(this.batch, this.off + L.comm[0]);
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0));
 
 /**
  * Calls `emit` for every event in a batch. `monoBase` is subtracted from the
@@ -155,7 +166,8 @@ export function decodeBatch(
   const baseHi = Number(monoBase >> 32n);
   const baseLo = Number(monoBase & 0xffffffffn);
   const e = new BatchEvent();
-  e.buf = buf;
+  e.batch = buf;
+  e.view = dv;
   let off = 0;
   while (off + EVENT_HEADER_SIZE <= buf.length) {
     const size = dv.getUint16(off + L.size[0], true);

@@ -182,13 +182,22 @@ const NO_HEADERS: Record<string, string> = Object.freeze({});
 const HDR_END = Buffer.from('\r\n\r\n', 'latin1');
 
 /** index of the first CR LF in buf[from, end), or -1 (a plain loop: no native call for a short scan) */
-function indexOfCrlf(buf: Buffer, from: number, end: number): number {
+export function indexOfCrlf(buf: Buffer, from: number, end: number): number {
   for (let i = from + 1; i < end; i++) if (buf[i] === LF && buf[i - 1] === CR) return i - 1;
   return -1;
 }
 
-const MAX_TARGET = 2048;
-const MAX_HEADER_VALUE = 1024;
+/**
+ * buf[start, end) as a latin1 string: Buffer's own slicer, without toString's encoding lookup
+ * (as costly as the slicing for a short string); toString where a runtime lacks it
+ */
+export const latin1String: (buf: Buffer, start: number, end: number) => string =
+  typeof (Buffer.prototype as unknown as { latin1Slice?: unknown }).latin1Slice === 'function'
+    ? (buf, start, end) => (buf as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end)
+    : (buf, start, end) => buf.toString('latin1', start, end);
+
+export const MAX_TARGET = 2048;
+export const MAX_HEADER_VALUE = 1024;
 const MAX_CHUNK_LINE = 4096;
 
 // stream states
@@ -210,7 +219,7 @@ const BY_LEN: (readonly string[] | undefined)[] = [];
 for (const n of KEPT_HEADERS) BY_LEN[n.length] = [...(BY_LEN[n.length] ?? []), n];
 
 /** the kept header name buf[pos, pos+len) spells (any case), or undefined */
-function keptName(buf: Buffer, pos: number, len: number): string | undefined {
+export function keptName(buf: Buffer, pos: number, len: number): string | undefined {
   const cands = BY_LEN[len];
   if (cands === undefined) return undefined;
   for (const cand of cands) {
@@ -231,7 +240,7 @@ const KNOWN_METHODS = new Set([
   'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'PURGE',
 ]);
 
-function isMethodChar(b: number | undefined): boolean {
+export function isMethodChar(b: number | undefined): boolean {
   // real-world methods are upper-case tokens; rejecting the rest catches noise early
   return b !== undefined && ((b >= 65 && b <= 90) || b === 45 || b === 95);
 }
@@ -359,7 +368,7 @@ function parseChunkSize(line: string): number {
 }
 
 /** Content-Length value: digits, or a list of identical values; -1 when invalid. */
-function parseContentLength(v: string): number {
+export function parseContentLength(v: string): number {
   let n = -1;
   let cur = -1;
   for (let i = 0; i <= v.length; i++) {
@@ -374,6 +383,28 @@ function parseContentLength(v: string): number {
     } else if (c !== SP && c !== HT) {
       return -1;
     } else if (cur >= 0 && i + 1 < v.length && v.charCodeAt(i + 1) >= 48 && v.charCodeAt(i + 1) <= 57) {
+      return -1; // "12 34"
+    }
+  }
+  return n;
+}
+
+/** parseContentLength of the latin1 text buf[a, b), read from the bytes */
+export function parseContentLengthBytes(buf: Buffer, a: number, b: number): number {
+  let n = -1;
+  let cur = -1;
+  for (let i = a; i <= b; i++) {
+    const c = i < b ? buf[i]! : 44;
+    if (c >= 48 && c <= 57) {
+      cur = cur < 0 ? c - 48 : cur * 10 + (c - 48);
+      if (cur > Number.MAX_SAFE_INTEGER) return -1;
+    } else if (c === 44 /* , */) {
+      if (cur < 0 || (n >= 0 && n !== cur)) return -1;
+      n = cur;
+      cur = -1;
+    } else if (c !== SP && c !== HT) {
+      return -1;
+    } else if (cur >= 0 && i + 1 < b && buf[i + 1]! >= 48 && buf[i + 1]! <= 57) {
       return -1; // "12 34"
     }
   }
@@ -879,7 +910,7 @@ export class Http1Parser implements ProtocolParser {
     s.te = false;
     s.chunked = false;
     if (s.isReq) {
-      const line = buf.toString('latin1', start, lineEnd);
+      const line = latin1String(buf, start, lineEnd);
       const sp1 = line.indexOf(' ');
       if (sp1 <= 0 || sp1 > 20) return 'bad request line';
       for (let k = 0; k < sp1; k++) if (!isMethodChar(line.charCodeAt(k))) return 'bad request line';
@@ -956,7 +987,15 @@ export class Http1Parser implements ProtocolParser {
         let b = e;
         while (a < b && (buf[a] === SP || buf[a] === HT)) a++;
         while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--;
-        const value = buf.toString('latin1', a, b);
+        // a response's Content-Length is read from the bytes: no string for it
+        if (!s.isReq && name === 'content-length') {
+          const n = parseContentLengthBytes(buf, a, b);
+          if (n < 0 || (s.cl >= 0 && s.cl !== n)) return 'bad content-length';
+          s.cl = n;
+          pos = e + 2;
+          continue;
+        }
+        const value = latin1String(buf, a, b);
         if (name === 'content-length') {
           const n = parseContentLength(value);
           if (n < 0 || (s.cl >= 0 && s.cl !== n)) return 'bad content-length';
