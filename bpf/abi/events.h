@@ -94,7 +94,7 @@ enum osp_counter {
 	OSP_C_CONN_TRACKED = 3,   /* connections that passed the gate */
 	OSP_C_CONN_OPENED = 4,    /* TCP connections seen (connect/accept/pre-existing) */
 	OSP_C_CONN_TABLE_FULL = 5, /* conns map update failed */
-	OSP_C_INFLIGHT_FULL = 6,  /* inflight map update failed: call not captured */
+	OSP_C_INFLIGHT_FULL = 6,  /* no inflight slot for the thread (task storage allocation failed): call not captured */
 	OSP_C_READ_FAULT = 7,     /* bpf_probe_read_user of a payload failed */
 	OSP_C_PREEXISTING = 8,    /* connections picked up at first read/write */
 	OSP_C_KERNEL_CLOSE = 9,   /* tracked connections closed without close() */

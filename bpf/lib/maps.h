@@ -62,7 +62,7 @@ struct conn {
 struct inflight {
 	__u64 ts;
 	__u64 buf;    /* user buffer, iovec array or msghdr */
-	__u32 op;     /* enum call_kind */
+	__u32 op;     /* enum call_kind; 0: no call in flight */
 	__s32 fd;
 	__u32 iovcnt;
 	__u32 _pad;
@@ -97,12 +97,26 @@ struct {
 	__type(value, __u8);
 } not_tcp SEC(".maps");
 
+/*
+ * The thread's call in flight, in the thread's own local storage: sys_enter writes it in
+ * place, sys_exit reads it and clears op (0 = none). Cheaper than a hash map keyed by thread
+ * (no bucket lock, no element taken from and given back to a free list on every call, which
+ * were most of the per-call cost), and it goes away with the thread: nothing to leak, no
+ * capacity to run out of. (Not countable from user space: a task storage has no keys to walk.)
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
+
+/* this thread's slot of `inflight`; create: make it on first use */
+static __always_inline struct inflight *inflight_slot(int create)
+{
+	return bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
