@@ -60,7 +60,7 @@ $(OUT)/vmlinux.h:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
 $(OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) $(OUT)/vmlinux.h
-	clang -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 $(EXP) -Wall -Werror -I$(OUT) -Ibpf -c $< -o $@
+	clang -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror -I$(OUT) -Ibpf -c $< -o $@
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	bpftool gen skeleton $< name $* > $@.tmp && mv $@.tmp $@

@@ -141,9 +141,7 @@ __noinline int event_fill(struct scratch *s, const struct conn *c, __u32 op, __s
 	e->netns = c->netns;
 	__builtin_memcpy(e->laddr, c->laddr, 16);
 	__builtin_memcpy(e->raddr, c->raddr, 16);
-#ifndef EXP_NOCOMM
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-#endif
 	e->rtx = runtime_ctx(pid_tgid, op, c);
 	return 0;
 }

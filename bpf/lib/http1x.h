@@ -192,9 +192,6 @@ static __always_inline int starts(const __u8 *p, const char *s, __u32 len)
 static __always_inline void rb_out(void *rec, __u64 size)
 {
 	((struct osp_event *)rec)->lost = *(volatile __u64 *)&lost_records;
-#ifdef EXP_NORB
-	return;
-#endif
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 										      : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&events, rec, size, flags)) {
@@ -364,9 +361,6 @@ __noinline int hx_emit(struct conn *c)
 static __always_inline int hx_keep(__u64 key, struct scratch *s)
 {
 	/* struct scratch starts like struct hx_pend: the event, then its payload */
-#ifdef EXP_NOKEEP
-	return 1;
-#endif
 	if (bpf_map_update_elem(&hx_pending, &key, s, BPF_ANY)) {
 		count(OSP_C_PENDING_FULL);
 		return 0;

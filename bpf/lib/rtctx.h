@@ -21,9 +21,6 @@
  * connection, Node's unit follows reads of server connections) */
 static __always_inline __u64 runtime_ctx(__u64 pid_tgid, __u8 op, const struct conn *c)
 {
-#ifdef EXP_NORTX
-	return 0;
-#endif
 	__u32 tgid = pid_tgid >> 32;
 	__u32 *rt = bpf_map_lookup_elem(&rt_procs, &tgid);
 	if (!rt)
