@@ -102,7 +102,7 @@ enum osp_counter {
 	OSP_C_EXCHANGES = 11,     /* exchanges summarised by the kernel */
 	OSP_C_ELIDED = 12,        /* calls folded into an exchange record (not sent) */
 	OSP_C_FALLBACK = 13,      /* connections the kernel stopped summarising (raw events from then on) */
-	OSP_C_PENDING_FULL = 14,  /* no room to keep a request head: raw events instead */
+	OSP_C_PENDING_FULL = 14,  /* no slot to keep a head in (another exchange holds it): raw events instead */
 	OSP_C_TLS_CONNS = 15,     /* connections whose first bytes were a TLS record */
 	OSP_C_TLS_CIPHER = 16,    /* calls of TLS connections at the socket (ciphertext): not reported */
 	OSP_C_TLS_PLAINTEXT = 17, /* plaintext calls (SSL_read/SSL_write...) reported for a socket */

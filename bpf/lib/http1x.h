@@ -211,21 +211,29 @@ static __always_inline int hx_fold(struct scratch *s)
 }
 
 /*
- * Take a kept head event out of hx_pending into this CPU's scratch slot 1. Two paths can race
+ * Take a kept head event out of its slot into this CPU's scratch slot 1. Two paths can race
  * for it (close() on one CPU, the socket's TCP_CLOSE in softirq on another): the one whose
- * delete succeeds owns the copy; the other gets NULL and sends nothing.
+ * compare-and-swap frees the slot owns the copy; the other gets NULL and sends nothing.
  */
 static __always_inline struct hx_pend *hx_take(__u64 key)
 {
 	__u32 one = 1;
-	struct hx_pend *p = bpf_map_lookup_elem(&hx_pending, &key);
+	struct hx_slot *sl = hx_slot_of(key);
 	struct hx_pend *copy = bpf_map_lookup_elem(&hx_scratch, &one);
-	if (!p || !copy)
+	if (!sl || !copy || sl->owner != key)
 		return NULL;
-	__builtin_memcpy(copy, p, sizeof(*copy));
-	if (bpf_map_delete_elem(&hx_pending, &key))
+	__builtin_memcpy(copy, &sl->p, sizeof(*copy));
+	if (__sync_val_compare_and_swap(&sl->owner, key, 0) != key)
 		return NULL;
 	return copy;
+}
+
+/* the slot of `key` is free again (its head is no longer needed) */
+static __always_inline void hx_release(__u64 key)
+{
+	struct hx_slot *sl = hx_slot_of(key);
+	if (sl && sl->owner == key)
+		__sync_val_compare_and_swap(&sl->owner, key, 0);
 }
 
 /*
@@ -352,19 +360,34 @@ __noinline int hx_emit(struct conn *c)
 		count(OSP_C_EXCHANGES);
 	}
 	if (c->resp.body_ts) /* the response head was kept while its body went */
-		bpf_map_delete_elem(&hx_pending, &rid);
+		hx_release(rid);
 	c->hx = HX_IDLE;
 	return 0;
 }
 
+/*
+ * A slot held this long is taken over: its owner is gone without a close that freed it (its
+ * connection state was evicted); a live exchange is not left pending that long in practice.
+ */
+#define HX_STALE_NS (120ULL * 1000000000ULL)
+
 /* keep the current call's event (a head) for a possible fallback */
 static __always_inline int hx_keep(__u64 key, struct scratch *s)
 {
-	/* struct scratch starts like struct hx_pend: the event, then its payload */
-	if (bpf_map_update_elem(&hx_pending, &key, s, BPF_ANY)) {
-		count(OSP_C_PENDING_FULL);
+	struct hx_slot *sl = hx_slot_of(key);
+	if (!sl)
 		return 0;
+	__u64 cur = sl->owner;
+	if (cur != key) {
+		/* another connection's exchange holds the slot: this one goes unsummarised */
+		if ((cur && s->ev.ts - sl->p.ev.ts < HX_STALE_NS) ||
+		    __sync_val_compare_and_swap(&sl->owner, cur, key) != cur) {
+			count(OSP_C_PENDING_FULL);
+			return 0;
+		}
 	}
+	/* struct scratch starts like struct hx_pend: the event, then its payload */
+	__builtin_memcpy(&sl->p, s, sizeof(sl->p));
 	return 1;
 }
 

@@ -161,12 +161,32 @@ struct hx_pend {
 	__u8 data[HX_HEAD];
 };
 
+/*
+ * Kept heads live in slots of an array indexed by the connection id (two per connection:
+ * request, response), not in a hash map: keeping one is a copy in place and taking it one
+ * compare-and-swap, where a hash map cost an element allocation, a bucket lock and a free per
+ * head (lib/http1x.h: hx_keep, hx_take). owner is the key that holds the slot (conn id, bit 63
+ * for a response), 0 when free. Two connections whose ids meet in one slot with exchanges
+ * under way at the same time: the later one is not summarised (OSP_C_PENDING_FULL).
+ */
+#define HX_SLOTS 32768
+struct hx_slot {
+	struct hx_pend p;
+	__u64 owner;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* conn id */
-	__type(value, struct hx_pend);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct hx_slot);
 } hx_pending SEC(".maps");
+
+static __always_inline struct hx_slot *hx_slot_of(__u64 key)
+{
+	__u32 i = (((__u32)key << 1) | (__u32)(key >> 63)) & (HX_SLOTS - 1);
+	return bpf_map_lookup_elem(&hx_pending, &i);
+}
 
 /* exchange records and re-sent events are built here (the event scratch holds the current call) */
 struct hx_out {
@@ -177,7 +197,7 @@ struct hx_out {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2); /* 0: records and bytes-only events, 1: a kept event taken out of hx_pending */
+	__uint(max_entries, 2); /* 0: records and bytes-only events, 1: a kept event taken out of its slot */
 	__type(key, __u32);
 	__type(value, struct hx_out);
 } hx_scratch SEC(".maps");
