@@ -107,11 +107,17 @@ try {
     await sleep(500);
     for (let round = 0; round < ROUNDS; round++) {
       for (const s of scenarios) {
+        const k0 = await osprey.sample();
         const before = progStats(osprey.pid);
         const w = await runWrk({ url: s.url, seconds: SECONDS, rate: RATE, connections: 20, threads: 1, dir, close: s.close });
         const after = progStats(osprey.pid);
+        const k1 = await osprey.sample();
         if (w.socketErrors || w.non2xx) log(`warning: ${s.name}: ${w.socketErrors} socket errors, ${w.non2xx} non-2xx`);
         console.log(table(`${s.name}${ROUNDS > 1 ? ` round ${round + 1}` : ''}`, w.requests, before, after));
+        // the summaries must not change with the programs' cost: kernel records per request
+        // (2: the server's and the client's exchange), hand-backs and refused keeps
+        const d = (c) => (k1[c] ?? 0) - (k0[c] ?? 0);
+        console.log(`kernel: exchanges/req ${(d('exchanges') / w.requests).toFixed(2)}, events/req ${(d('events') / w.requests).toFixed(2)}, summary_fallbacks ${d('summary_fallbacks')}, summary_pending_full ${d('summary_pending_full')}, ringbuf_dropped ${d('ringbuf_dropped')}`);
         console.log('');
       }
     }
