@@ -58,7 +58,6 @@ static __always_inline int hdr_is(const __u8 *p, __u32 h, const char *name, __u3
 
 struct scan_ctx {
 	__u32 n;
-	__u32 pos; /* where the search for the next CR goes on */
 	struct head_info hi;
 };
 
@@ -67,7 +66,7 @@ struct scan_ctx {
 #define HX_HIGH8 0x8080808080808080ULL
 
 /*
- * One step of the head scan, run by bpf_loop: from x->pos to the next CR, searched eight bytes
+ * One step of the head scan, run by bpf_loop: from s->scan_pos to the next CR, searched eight bytes
  * at a time (a word with no CR costs a few instructions instead of eight rounds of the loop),
  * then the checks at that CR: the end of the head, or a framing header on the next line. A
  * head is a few lines, so the loop runs about (lines + bytes / 32) times, not once per byte.
@@ -81,7 +80,7 @@ static long scan_one(__u32 idx, struct scan_ctx *x)
 	if (!s)
 		return 1;
 	const __u8 *p = s->data;
-	__u32 i = x->pos;
+	__u32 i = s->scan_pos;
 	if (i >= HX_HEAD || i + 3 >= x->n)
 		return 1;
 	__u32 cr = HX_HEAD;
@@ -111,13 +110,18 @@ static long scan_one(__u32 idx, struct scan_ctx *x)
 		}
 	}
 	if (cr >= HX_HEAD) {
-		x->pos = i + 32; /* no CR in these 32 bytes */
+		s->scan_pos = i + 32; /* no CR in these 32 bytes */
 		return 0;
 	}
-	i = cr;
-	if (i + 3 >= x->n)
+	/*
+	 * through memory: what follows is checked once for any CR position, not once for each
+	 * of the 32 ways (word, byte in it) the search above can end
+	 */
+	s->scan_pos = cr;
+	i = *(volatile __u32 *)&s->scan_pos;
+	if (i >= HX_HEAD || i + 3 >= x->n)
 		return 1;
-	x->pos = i + 1;
+	s->scan_pos = i + 1;
 	if (p[i + 1] != '\n')
 		return 0;
 	if (p[i + 2] == '\r' && p[i + 3] == '\n') {
@@ -137,7 +141,16 @@ static long scan_one(__u32 idx, struct scan_ctx *x)
 static __always_inline void scan_head(__u32 n, struct head_info *hi)
 {
 	struct scan_ctx x = { .n = n > HX_HEAD ? HX_HEAD : n };
-	/* every step moves pos on by at least one byte */
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s) {
+		hi->end = 0;
+		hi->cl_at = 0;
+		hi->te = 0;
+		return;
+	}
+	s->scan_pos = 0;
+	/* every step moves scan_pos on by at least one byte */
 	bpf_loop(HX_HEAD - 3, scan_one, &x, 0);
 	*hi = x.hi;
 }

@@ -206,6 +206,10 @@ struct {
 struct scratch {
 	struct osp_event ev;
 	__u8 data[OSP_MAX_CAPTURE * 2];
+	/* where the HTTP/1 head scan goes on (lib/http1x.h): kept here, not on the stack, so
+	 * that the verifier knows nothing of its value and checks the scan's step once instead
+	 * of once per position it could reach */
+	__u32 scan_pos;
 };
 
 struct {
