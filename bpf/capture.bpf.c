@@ -525,7 +525,9 @@ static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flag
 	struct fd_key k = { .tgid = tgid, .fd = fd };
 	struct conn *c = bpf_map_lookup_elem(&conns, &k);
 	if (!c) {
-		bpf_map_delete_elem(&not_tcp, &k);
+		/* most closed fds are in neither map (files): a look-up takes no bucket lock */
+		if (bpf_map_lookup_elem(&not_tcp, &k))
+			bpf_map_delete_elem(&not_tcp, &k);
 		return 0;
 	}
 	if (conn_id && c->id != conn_id)
