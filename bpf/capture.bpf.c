@@ -74,16 +74,16 @@ static __always_inline int traced(__u32 tgid)
 
 static __always_inline void stash(__u32 kind, int fd, __u64 buf, __u32 iovcnt)
 {
-	struct inflight in = {
-		.ts = bpf_ktime_get_ns(),
-		.buf = buf,
-		.op = kind,
-		.fd = fd,
-		.iovcnt = iovcnt,
-	};
-	__u64 id = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&inflight, &id, &in, BPF_ANY))
+	struct inflight *in = inflight_slot(1);
+	if (!in) {
 		count(OSP_C_INFLIGHT_FULL);
+		return;
+	}
+	in->ts = bpf_ktime_get_ns();
+	in->buf = buf;
+	in->op = kind;
+	in->fd = fd;
+	in->iovcnt = iovcnt;
 }
 
 /* create the state of a new TCP connection on fd; returns it, or NULL */
@@ -486,12 +486,12 @@ __noinline int conn_opened(__u32 tgid, __s32 fd, __u32 accepted, __u64 ts)
 
 static __always_inline int exit_call(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight *p = bpf_map_lookup_elem(&inflight, &id);
-	if (!p)
+	struct inflight *p = inflight_slot(0);
+	if (!p || !p->op)
 		return 0;
 	struct inflight in = *p;
-	bpf_map_delete_elem(&inflight, &id);
+	p->op = 0;
+	__u64 id = bpf_get_current_pid_tgid();
 
 	if (in.op == CALL_ACCEPT) {
 		if (ret < 0)
@@ -525,7 +525,9 @@ static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flag
 	struct fd_key k = { .tgid = tgid, .fd = fd };
 	struct conn *c = bpf_map_lookup_elem(&conns, &k);
 	if (!c) {
-		bpf_map_delete_elem(&not_tcp, &k);
+		/* most closed fds are in neither map (files): a look-up takes no bucket lock */
+		if (bpf_map_lookup_elem(&not_tcp, &k))
+			bpf_map_delete_elem(&not_tcp, &k);
 		return 0;
 	}
 	if (conn_id && c->id != conn_id)
@@ -669,8 +671,9 @@ struct {
 	int osp_exit_##name(struct trace_event_raw_sys_exit *ctx)    \
 	{                                                            \
 		bpf_tail_call(ctx, &exit_tail, 0);                   \
-		__u64 id = bpf_get_current_pid_tgid();               \
-		bpf_map_delete_elem(&inflight, &id);                 \
+		struct inflight *p = inflight_slot(0);               \
+		if (p)                                               \
+			p->op = 0;                                   \
 		return 0;                                            \
 	}
 

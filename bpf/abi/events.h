@@ -94,7 +94,7 @@ enum osp_counter {
 	OSP_C_CONN_TRACKED = 3,   /* connections that passed the gate */
 	OSP_C_CONN_OPENED = 4,    /* TCP connections seen (connect/accept/pre-existing) */
 	OSP_C_CONN_TABLE_FULL = 5, /* conns map update failed */
-	OSP_C_INFLIGHT_FULL = 6,  /* inflight map update failed: call not captured */
+	OSP_C_INFLIGHT_FULL = 6,  /* no inflight slot for the thread (task storage allocation failed): call not captured */
 	OSP_C_READ_FAULT = 7,     /* bpf_probe_read_user of a payload failed */
 	OSP_C_PREEXISTING = 8,    /* connections picked up at first read/write */
 	OSP_C_KERNEL_CLOSE = 9,   /* tracked connections closed without close() */
@@ -102,7 +102,7 @@ enum osp_counter {
 	OSP_C_EXCHANGES = 11,     /* exchanges summarised by the kernel */
 	OSP_C_ELIDED = 12,        /* calls folded into an exchange record (not sent) */
 	OSP_C_FALLBACK = 13,      /* connections the kernel stopped summarising (raw events from then on) */
-	OSP_C_PENDING_FULL = 14,  /* no room to keep a request head: raw events instead */
+	OSP_C_PENDING_FULL = 14,  /* no slot to keep a head in (another exchange holds it): raw events instead */
 	OSP_C_TLS_CONNS = 15,     /* connections whose first bytes were a TLS record */
 	OSP_C_TLS_CIPHER = 16,    /* calls of TLS connections at the socket (ciphertext): not reported */
 	OSP_C_TLS_PLAINTEXT = 17, /* plaintext calls (SSL_read/SSL_write...) reported for a socket */

@@ -61,22 +61,68 @@ struct scan_ctx {
 	struct head_info hi;
 };
 
+#define HX_CR8 0x0d0d0d0d0d0d0d0dULL
+#define HX_ONES8 0x0101010101010101ULL
+#define HX_HIGH8 0x8080808080808080ULL
+
 /*
- * One byte of the head scan, run by bpf_loop: the verifier checks the callback once instead
- * of every iteration of an open-coded loop (which made the programs too complex to load).
- * The bytes are the current call's payload in the per-CPU event scratch.
+ * One step of the head scan, run by bpf_loop: from s->scan_pos to the next CR, searched eight bytes
+ * at a time (a word with no CR costs a few instructions instead of eight rounds of the loop),
+ * then the checks at that CR: the end of the head, or a framing header on the next line. A
+ * head is a few lines, so the loop runs about (lines + bytes / 32) times, not once per byte.
+ * The bytes are the current call's payload in the per-CPU event scratch; bytes past n are an
+ * earlier call's, and a CR found there is past the end (as it would be byte by byte).
  */
-static long scan_one(__u32 i, struct scan_ctx *x)
+static long scan_one(__u32 idx, struct scan_ctx *x)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 1;
 	const __u8 *p = s->data;
-	i &= HX_HEAD - 1;
-	if (i + 3 >= x->n)
+	__u32 i = s->scan_pos;
+	if (i >= HX_HEAD || i + 3 >= x->n)
 		return 1;
-	if (p[i] != '\r' || p[i + 1] != '\n')
+	__u32 cr = HX_HEAD;
+#pragma unroll
+	for (__u32 w = 0; w < 4; w++) {
+		__u32 at = i + 8 * w;
+		if (at >= HX_HEAD)
+			break;
+		__u64 t = *(const __u64 *)&p[at] ^ HX_CR8;
+		/* the lowest byte of t that is zero (a CR) is exact; bits above it may be borrows */
+		__u64 m = (t - HX_ONES8) & ~t & HX_HIGH8;
+		if (m) {
+			__u64 b = m & -m;
+			__u32 k = 0;
+			if (b >> 32) {
+				k += 4;
+				b >>= 32;
+			}
+			if (b >> 16) {
+				k += 2;
+				b >>= 16;
+			}
+			if (b >> 8)
+				k += 1;
+			cr = at + k;
+			break;
+		}
+	}
+	if (cr >= HX_HEAD) {
+		s->scan_pos = i + 32; /* no CR in these 32 bytes */
+		return 0;
+	}
+	/*
+	 * through memory: what follows is checked once for any CR position, not once for each
+	 * of the 32 ways (word, byte in it) the search above can end
+	 */
+	s->scan_pos = cr;
+	i = *(volatile __u32 *)&s->scan_pos;
+	if (i >= HX_HEAD || i + 3 >= x->n)
+		return 1;
+	s->scan_pos = i + 1;
+	if (p[i + 1] != '\n')
 		return 0;
 	if (p[i + 2] == '\r' && p[i + 3] == '\n') {
 		x->hi.end = i + 4;
@@ -95,6 +141,16 @@ static long scan_one(__u32 i, struct scan_ctx *x)
 static __always_inline void scan_head(__u32 n, struct head_info *hi)
 {
 	struct scan_ctx x = { .n = n > HX_HEAD ? HX_HEAD : n };
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s) {
+		hi->end = 0;
+		hi->cl_at = 0;
+		hi->te = 0;
+		return;
+	}
+	s->scan_pos = 0;
+	/* every step moves scan_pos on by at least one byte */
 	bpf_loop(HX_HEAD - 3, scan_one, &x, 0);
 	*hi = x.hi;
 }
@@ -168,21 +224,29 @@ static __always_inline int hx_fold(struct scratch *s)
 }
 
 /*
- * Take a kept head event out of hx_pending into this CPU's scratch slot 1. Two paths can race
+ * Take a kept head event out of its slot into this CPU's scratch slot 1. Two paths can race
  * for it (close() on one CPU, the socket's TCP_CLOSE in softirq on another): the one whose
- * delete succeeds owns the copy; the other gets NULL and sends nothing.
+ * compare-and-swap frees the slot owns the copy; the other gets NULL and sends nothing.
  */
 static __always_inline struct hx_pend *hx_take(__u64 key)
 {
 	__u32 one = 1;
-	struct hx_pend *p = bpf_map_lookup_elem(&hx_pending, &key);
+	struct hx_slot *sl = hx_slot_of(key);
 	struct hx_pend *copy = bpf_map_lookup_elem(&hx_scratch, &one);
-	if (!p || !copy)
+	if (!sl || !copy || sl->owner != key)
 		return NULL;
-	__builtin_memcpy(copy, p, sizeof(*copy));
-	if (bpf_map_delete_elem(&hx_pending, &key))
+	__builtin_memcpy(copy, &sl->p, sizeof(*copy));
+	if (__sync_val_compare_and_swap(&sl->owner, key, 0) != key)
 		return NULL;
 	return copy;
+}
+
+/* the slot of `key` is free again (its head is no longer needed) */
+static __always_inline void hx_release(__u64 key)
+{
+	struct hx_slot *sl = hx_slot_of(key);
+	if (sl && sl->owner == key)
+		__sync_val_compare_and_swap(&sl->owner, key, 0);
 }
 
 /*
@@ -309,19 +373,34 @@ __noinline int hx_emit(struct conn *c)
 		count(OSP_C_EXCHANGES);
 	}
 	if (c->resp.body_ts) /* the response head was kept while its body went */
-		bpf_map_delete_elem(&hx_pending, &rid);
+		hx_release(rid);
 	c->hx = HX_IDLE;
 	return 0;
 }
 
+/*
+ * A slot held this long is taken over: its owner is gone without a close that freed it (its
+ * connection state was evicted); a live exchange is not left pending that long in practice.
+ */
+#define HX_STALE_NS (120ULL * 1000000000ULL)
+
 /* keep the current call's event (a head) for a possible fallback */
 static __always_inline int hx_keep(__u64 key, struct scratch *s)
 {
-	/* struct scratch starts like struct hx_pend: the event, then its payload */
-	if (bpf_map_update_elem(&hx_pending, &key, s, BPF_ANY)) {
-		count(OSP_C_PENDING_FULL);
+	struct hx_slot *sl = hx_slot_of(key);
+	if (!sl)
 		return 0;
+	__u64 cur = sl->owner;
+	if (cur != key) {
+		/* another connection's exchange holds the slot: this one goes unsummarised */
+		if ((cur && s->ev.ts - sl->p.ev.ts < HX_STALE_NS) ||
+		    __sync_val_compare_and_swap(&sl->owner, cur, key) != cur) {
+			count(OSP_C_PENDING_FULL);
+			return 0;
+		}
 	}
+	/* struct scratch starts like struct hx_pend: the event, then its payload */
+	__builtin_memcpy(&sl->p, s, sizeof(sl->p));
 	return 1;
 }
 

@@ -62,7 +62,7 @@ struct conn {
 struct inflight {
 	__u64 ts;
 	__u64 buf;    /* user buffer, iovec array or msghdr */
-	__u32 op;     /* enum call_kind */
+	__u32 op;     /* enum call_kind; 0: no call in flight */
 	__s32 fd;
 	__u32 iovcnt;
 	__u32 _pad;
@@ -97,12 +97,26 @@ struct {
 	__type(value, __u8);
 } not_tcp SEC(".maps");
 
+/*
+ * The thread's call in flight, in the thread's own local storage: sys_enter writes it in
+ * place, sys_exit reads it and clears op (0 = none). Cheaper than a hash map keyed by thread
+ * (no bucket lock, no element taken from and given back to a free list on every call, which
+ * were most of the per-call cost), and it goes away with the thread: nothing to leak, no
+ * capacity to run out of. (Not countable from user space: a task storage has no keys to walk.)
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
+
+/* this thread's slot of `inflight`; create: make it on first use */
+static __always_inline struct inflight *inflight_slot(int create)
+{
+	return bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -147,12 +161,32 @@ struct hx_pend {
 	__u8 data[HX_HEAD];
 };
 
+/*
+ * Kept heads live in slots of an array indexed by the connection id (two per connection:
+ * request, response), not in a hash map: keeping one is a copy in place and taking it one
+ * compare-and-swap, where a hash map cost an element allocation, a bucket lock and a free per
+ * head (lib/http1x.h: hx_keep, hx_take). owner is the key that holds the slot (conn id, bit 63
+ * for a response), 0 when free. Two connections whose ids meet in one slot with exchanges
+ * under way at the same time: the later one is not summarised (OSP_C_PENDING_FULL).
+ */
+#define HX_SLOTS 32768
+struct hx_slot {
+	struct hx_pend p;
+	__u64 owner;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* conn id */
-	__type(value, struct hx_pend);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct hx_slot);
 } hx_pending SEC(".maps");
+
+static __always_inline struct hx_slot *hx_slot_of(__u64 key)
+{
+	__u32 i = (((__u32)key << 1) | (__u32)(key >> 63)) & (HX_SLOTS - 1);
+	return bpf_map_lookup_elem(&hx_pending, &i);
+}
 
 /* exchange records and re-sent events are built here (the event scratch holds the current call) */
 struct hx_out {
@@ -163,7 +197,7 @@ struct hx_out {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2); /* 0: records and bytes-only events, 1: a kept event taken out of hx_pending */
+	__uint(max_entries, 2); /* 0: records and bytes-only events, 1: a kept event taken out of its slot */
 	__type(key, __u32);
 	__type(value, struct hx_out);
 } hx_scratch SEC(".maps");
@@ -172,6 +206,10 @@ struct {
 struct scratch {
 	struct osp_event ev;
 	__u8 data[OSP_MAX_CAPTURE * 2];
+	/* where the HTTP/1 head scan goes on (lib/http1x.h): kept here, not on the stack, so
+	 * that the verifier knows nothing of its value and checks the scan's step once instead
+	 * of once per position it could reach */
+	__u32 scan_pos;
 };
 
 struct {

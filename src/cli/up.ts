@@ -404,7 +404,6 @@ function statusReport(agent: Agent, store: DuckStore | undefined, exporter: Expo
       conns: cap.mapEntries('conns'),
       socks: cap.mapEntries('socks'),
       not_tcp: cap.mapEntries('not_tcp'),
-      inflight: cap.mapEntries('inflight'),
       agent_connections: agent.connections,
       linker_records: agent.linker.size,
       processes: agent.processes.size,

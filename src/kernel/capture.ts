@@ -242,8 +242,9 @@ export class Capture {
     return this.#native.mapDelete(this.#h, map, key);
   }
 
-  /** entries in a kernel map (conns, socks, not_tcp, inflight): for leak checks and status */
-  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'inflight' | 'tls_sessions' | 'tls_calls' | 'tls_threads' | 'go_reads'): number {
+  /** entries in a kernel map (conns, socks, not_tcp): for leak checks and status (the calls in
+   * flight are in task storage, which has no keys to count) */
+  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'tls_sessions' | 'tls_calls' | 'tls_threads' | 'go_reads'): number {
     if (!this.#h) throw new Error('capture is closed');
     return this.#native.mapCount(this.#h, map);
   }
