@@ -19,6 +19,7 @@ import {
   type CompileContext,
 } from './compile.js';
 import { HOT_KEYS } from './attrs.js';
+import { clusters, spansOf, traceRanges, type TraceRange } from './trace-ranges.js';
 import { SPAN_SELECT, normalizeTraceId, uuidHex, type Row, type StoreCore } from './core.js';
 import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 
@@ -39,8 +40,8 @@ interface Found {
   /** newest first */
   top: { id: string; matched: number }[];
   picks: { tid: string; sid: bigint; st: bigint }[];
-  /** the traces' start-time range (trace_index), when already read */
-  range?: { lo: bigint | undefined; hi: bigint | undefined };
+  /** each trace's start-time range (trace_index), when already read */
+  ranges?: Map<string, TraceRange>;
 }
 
 /** how much to widen the slice after finding `found` of `limit` traces in it */
@@ -105,16 +106,16 @@ export class Queries {
     if (found.top.length === 0) return [];
     const top = found.top;
     const ids = top.map((t) => t.id);
-    const idList = (P: Params): string => `(SELECT CAST(unnest(${P.add(listValue(ids), LIST(VARCHAR))}) AS UUID))`;
-    const { lo, hi } = found.range ?? (await this.traceRange(ids));
+    const ranges = found.ranges ?? (await traceRanges(this.core, ids));
 
     // 2. per trace and service: extent, span and error counts, plus the trace's root: a
     //    span without a stored parent, true roots (no parent at all) first, then the earliest
+    //    (each trace read on its own time range: trace-ranges.ts)
     const P2 = new Params();
-    const perService = await this.core.query(
+    const src = spansOf(P2, clusters(ranges));
+    const perService = src === undefined ? [] : await this.core.query(
       `WITH t AS MATERIALIZED (
-         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM spans
-         WHERE trace_id IN ${idList(P2)} AND ${windowSql(P2, lo, hi)}),
+         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM ${src} spans),
        roots AS (
          SELECT s.trace_id, first(s.service ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_service,
                 first(s.name ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_name
@@ -131,17 +132,23 @@ export class Queries {
     // 3. the picked spans' rows
     let matchedSpans: Row[] = [];
     if (spss > 0 && found.picks.length > 0) {
+      // each trace read where its picked spans start (trace-ranges.ts: the zone maps skip
+      // the rest; a single window from the first pick to the last decoded every row group
+      // in between when the traces lie far apart)
       const P4 = new Params();
-      const sts = found.picks.map((p) => p.st);
-      const min = sts.reduce((x, y) => (y < x ? y : x));
-      const max = sts.reduce((x, y) => (y > x ? y : x));
-      // find the rows on narrow columns, then read whole rows for those only: DuckDB
-      // materializes `rowid IN (subquery)` late (~5x faster at 10M spans than filtering
-      // the wide scan directly, which decodes every column of the window)
+      const at = new Map<string, TraceRange>();
+      for (const p of found.picks) {
+        const r = at.get(p.tid);
+        if (!r) at.set(p.tid, { lo: p.st, hi: p.st });
+        else {
+          if (p.st < r.lo) r.lo = p.st;
+          if (p.st > r.hi) r.hi = p.st;
+        }
+      }
+      const src4 = spansOf(P4, clusters(at)) as string;
       const rows = await this.core.query(
-        `SELECT ${SPAN_SELECT} FROM spans WHERE rowid IN (
-           SELECT rowid FROM spans WHERE ${windowSql(P4, min, max)} AND trace_id IN ${idList(P4)}
-             AND span_id IN (SELECT unnest(${P4.add(listValue(found.picks.map((p) => p.sid)), LIST(UBIGINT))})))
+        `SELECT ${SPAN_SELECT} FROM ${src4} spans
+         WHERE span_id IN (SELECT unnest(${P4.add(listValue(found.picks.map((p) => p.sid)), LIST(UBIGINT))}))
          ORDER BY start_ns, span_id`,
         P4,
       );
@@ -193,16 +200,6 @@ export class Queries {
     return [...out.values()];
   }
 
-
-  /** the start-time range (trace_index) of the given traces' spans */
-  private async traceRange(ids: string[]): Promise<{ lo: bigint | undefined; hi: bigint | undefined }> {
-    const P = new Params();
-    const r = (await this.core.query(
-      `SELECT min(min_ns), max(max_ns) FROM trace_index WHERE trace_id IN (SELECT CAST(unnest(${P.add(listValue(ids), LIST(VARCHAR))}) AS UUID))`,
-      P,
-    ))[0];
-    return { lo: typeof r?.[0] === 'bigint' ? r[0] : undefined, hi: typeof r?.[1] === 'bigint' ? r[1] : undefined };
-  }
 
   /**
    * The `limit` traces whose last matching span is newest (ties by trace id), each with
@@ -277,20 +274,18 @@ export class Queries {
     picks: number,
   ): Promise<Found> {
     if (ids.length === 0) return { top: [], picks: [] };
-    // read only where the traces lie in time
-    const range = await this.traceRange(ids);
-    const lo = opts.startNs !== undefined && (range.lo === undefined || opts.startNs > range.lo) ? opts.startNs : range.lo;
-    const hi = opts.endNs !== undefined && (range.hi === undefined || opts.endNs < range.hi) ? opts.endNs : range.hi;
+    // read only where each trace lies in time, within the window (trace-ranges.ts)
+    const ranges = await traceRanges(this.core, ids);
     const P = new Params();
-    const rows = await this.core.query(
-      `SELECT trace_id, span_id, start_ns, count(*) OVER (PARTITION BY trace_id) FROM spans
-       WHERE ${windowSql(P, lo, hi)} AND trace_id IN (SELECT CAST(unnest(${P.add(listValue(ids), LIST(VARCHAR))}) AS UUID))
-         AND ${compileFilter(filter, this.compileContext(P, opts, resIds))}
+    const src = spansOf(P, clusters(ranges, opts.startNs, opts.endNs));
+    const rows = src === undefined ? [] : await this.core.query(
+      `SELECT trace_id, span_id, start_ns, count(*) OVER (PARTITION BY trace_id) FROM ${src} spans
+       WHERE ${compileFilter(filter, this.compileContext(P, opts, resIds))}
        QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns, span_id) <= ${P.add(picks, UINTEGER)}`,
       P,
     );
     const matched = new Map<string, number>();
-    const out: Found = { top: [], picks: [], range };
+    const out: Found = { top: [], picks: [], ranges };
     for (const [tid, sid, st, n] of rows) {
       const id = uuidHex(tid);
       matched.set(id, Number(n));
