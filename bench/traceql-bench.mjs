@@ -16,7 +16,8 @@
 //               bench/traceql-before-{1m,10m}.json hold the numbers of the SQL before the rewrite
 //               (commit 7e88317), bench/traceql-after-{1m,10m}.json the ones after, same machine
 //               and data (a shared 2-core VM under load: compare them, not the absolute values)
-// Prints a table; asserts nothing.
+// Prints a table (p50/p99 wall ms, and CPU ms per run of the whole process, DuckDB's threads
+// included: the steadier number on a shared machine); asserts nothing.
 
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -109,14 +110,17 @@ async function time(label, text, run, runs = RUNS) {
   }
   let last = await run(query); // warm up
   const ms = [];
+  // CPU of the whole process (DuckDB's threads too) per run: steadier than wall time on a loaded machine
+  const c0 = cpuUs();
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
     last = await run(query);
     ms.push(performance.now() - t);
   }
+  const cpu = (cpuUs() - c0) / 1000 / runs;
   const rows = Array.isArray(last) ? last.length : Array.isArray(last?.series) ? last.series.length : '';
-  results.push({ label, text, p50: pct(ms, 50), p99: pct(ms, 99), rows });
-  process.stderr.write(`${label}: p50 ${fmt(pct(ms, 50), 0)} ms, p99 ${fmt(pct(ms, 99), 0)} ms, ${rows} rows\n`);
+  results.push({ label, text, p50: pct(ms, 50), p99: pct(ms, 99), cpu, rows });
+  process.stderr.write(`${label}: p50 ${fmt(pct(ms, 50), 0)} ms, p99 ${fmt(pct(ms, 99), 0)} ms, cpu ${fmt(cpu, 0)} ms, ${rows} rows\n`);
 }
 const search = (limit = 20) => (query) => store.searchTraces({ query, startNs: from, endNs: nowNs, limit, spansPerSpanSet: 3 });
 const spans = (query) => store.search({ query, startNs: from, endNs: nowNs, limit: 20 });
@@ -166,10 +170,10 @@ console.log('');
 const before = BEFORE && existsSync(BEFORE) ? JSON.parse(readFileSync(BEFORE, 'utf8')) : undefined;
 const old = new Map((before?.results ?? []).map((r) => [r.label, r]));
 const w = Math.max(...results.map((r) => r.label.length));
-const head = `${'query'.padEnd(w)}  ${'p50 ms'.padStart(8)}  ${'p99 ms'.padStart(8)}  ${'rows'.padStart(5)}`;
+const head = `${'query'.padEnd(w)}  ${'p50 ms'.padStart(8)}  ${'p99 ms'.padStart(8)}  ${'cpu ms'.padStart(8)}  ${'rows'.padStart(5)}`;
 console.log(before ? `${head}  ${'before p50'.padStart(10)}  ${'before p99'.padStart(10)}` : head);
 for (const r of results) {
-  const line = `${r.label.padEnd(w)}  ${fmt(r.p50, 1).padStart(8)}  ${fmt(r.p99, 1).padStart(8)}  ${String(r.rows).padStart(5)}`;
+  const line = `${r.label.padEnd(w)}  ${fmt(r.p50, 1).padStart(8)}  ${fmt(r.p99, 1).padStart(8)}  ${fmt(r.cpu, 1).padStart(8)}  ${String(r.rows).padStart(5)}`;
   const o = old.get(r.label);
   console.log(before ? `${line}  ${(o ? fmt(o.p50, 1) : '-').padStart(10)}  ${(o ? fmt(o.p99, 1) : '-').padStart(10)}` : line);
 }

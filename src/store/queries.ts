@@ -148,7 +148,7 @@ export class Queries {
       const src4 = spansOf(P4, clusters(at)) as string;
       const rows = await this.core.query(
         `SELECT ${SPAN_SELECT} FROM ${src4} spans
-         WHERE span_id IN (SELECT unnest(${P4.add(listValue(found.picks.map((p) => p.sid)), LIST(UBIGINT))}))
+         WHERE list_contains(CAST(${P4.add(listValue(found.picks.map((p) => p.sid)), LIST(UBIGINT))} AS UBIGINT[]), span_id)
          ORDER BY start_ns, span_id`,
         P4,
       );

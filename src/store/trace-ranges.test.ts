@@ -24,6 +24,7 @@ describe('trace ranges', () => {
       undefined,
       undefined,
       3,
+      0n,
     );
     // gaps: a+b | 30 | c | 40 | d | 3 | e | 380 | f → the two widest (380, 40) stay
     assert.deepEqual(
@@ -34,8 +35,11 @@ describe('trace ranges', () => {
         [['f'], 500n, 600n],
       ],
     );
-    const clipped = clusters([['a', r(0, 10)], ['b', r(20, 30)], ['c', r(40, 50)]], 25n, 45n);
+    const clipped = clusters([['a', r(0, 10)], ['b', r(20, 30)], ['c', r(40, 50)]], 25n, 45n, 3, 0n);
     assert.deepEqual(clipped.map((c) => [c.ids, c.lo, c.hi]), [[['b'], 25n, 30n], [['c'], 40n, 45n]]);
+    // close ranges merge by default (5 s)
+    const s = 1_000_000_000n;
+    assert.deepEqual(clusters([['a', { lo: 0n, hi: s }], ['b', { lo: 5n * s, hi: 6n * s }], ['c', { lo: 12n * s, hi: 13n * s }]]).map((c) => c.ids), [['a', 'b'], ['c']]);
     assert.deepEqual(clusters([]), []);
   });
 
