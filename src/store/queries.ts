@@ -21,6 +21,11 @@ import {
 import { HOT_KEYS } from './attrs.js';
 import { clusters, spansOf, traceRanges, type TraceRange } from './trace-ranges.js';
 import { SPAN_SELECT, normalizeTraceId, uuidHex, type Row, type StoreCore } from './core.js';
+
+/** positions in a SPAN_SELECT row */
+const SPAN_START = 0;
+const SPAN_TRACE_ID = 2;
+const SPAN_SPAN_ID = 3;
 import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 
 /** hot attribute columns, in HOT_KEYS order */
@@ -42,6 +47,8 @@ interface Found {
   picks: { tid: string; sid: bigint; st: bigint }[];
   /** each trace's start-time range (trace_index), when already read */
   ranges?: Map<string, TraceRange>;
+  /** the picked spans' rows (SPAN_SELECT), ordered by start, when already read */
+  rows?: Row[];
 }
 
 /** how much to widen the slice after finding `found` of `limit` traces in it */
@@ -131,7 +138,8 @@ export class Queries {
     );
     // 3. the picked spans' rows
     let matchedSpans: Row[] = [];
-    if (spss > 0 && found.picks.length > 0) {
+    if (spss > 0 && found.rows) matchedSpans = found.rows;
+    else if (spss > 0 && found.picks.length > 0) {
       // each trace read where its picked spans start (trace-ranges.ts: the zone maps skip
       // the rest; a single window from the first pick to the last decoded every row group
       // in between when the traces lie far apart)
@@ -277,19 +285,23 @@ export class Queries {
     // read only where each trace lies in time, within the window (trace-ranges.ts)
     const ranges = await traceRanges(this.core, ids);
     const P = new Params();
+    // the picked spans' whole rows come along (searchTraces needs them; a second pass over
+    // the same ranges cost as much again)
     const src = spansOf(P, clusters(ranges, opts.startNs, opts.endNs));
     const rows = src === undefined ? [] : await this.core.query(
-      `SELECT trace_id, span_id, start_ns, count(*) OVER (PARTITION BY trace_id) FROM ${src} spans
+      `SELECT ${SPAN_SELECT}, count(*) OVER (PARTITION BY trace_id) FROM ${src} spans
        WHERE ${compileFilter(filter, this.compileContext(P, opts, resIds))}
-       QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns, span_id) <= ${P.add(picks, UINTEGER)}`,
+       QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns, span_id) <= ${P.add(picks, UINTEGER)}
+       ORDER BY start_ns, span_id`,
       P,
     );
     const matched = new Map<string, number>();
-    const out: Found = { top: [], picks: [], ranges };
-    for (const [tid, sid, st, n] of rows) {
-      const id = uuidHex(tid);
-      matched.set(id, Number(n));
-      out.picks.push({ tid: id, sid: sid as bigint, st: st as bigint });
+    const out: Found = { top: [], picks: [], ranges, rows: [] };
+    for (const r of rows) {
+      const id = uuidHex(r[SPAN_TRACE_ID]);
+      matched.set(id, Number(r[r.length - 1]));
+      out.picks.push({ tid: id, sid: r[SPAN_SPAN_ID] as bigint, st: r[SPAN_START] as bigint });
+      out.rows?.push(r.slice(0, -1));
     }
     out.top = ids.map((id) => ({ id, matched: matched.get(id) ?? 0 }));
     return out;
