@@ -40,6 +40,10 @@ const MAX_INLINE_RESOURCES = 256;
 /** a trace search first reads the newest 1/FIRST_SLICE of its window (see findTraces) */
 const FIRST_SLICE = 64n;
 const MIN_SLICE_NS = 1_000_000_000n;
+/** see mergeGapNs: about half a DuckDB row group (122,880 rows) */
+const GAP_ROWS = 60_000;
+const MIN_GAP_NS = 5_000_000_000n;
+const EXTENT_TTL_MS = 10_000;
 
 interface Found {
   /** newest first */
@@ -59,6 +63,10 @@ function growth(found: number, limit: number): bigint {
 
 export class Queries {
   private readonly validRegex = new Set<string>();
+  /** the stored spans' start-time extent (trace_index), re-read at most every EXTENT_TTL_MS */
+  private extent?: { at: number; lo: bigint; hi: bigint };
+  /** spans a gap between traces must hold for them to be read by separate scans (mergeGapNs; tests lower it) */
+  gapRows = GAP_ROWS;
 
   constructor(private readonly core: StoreCore) {}
 
@@ -119,7 +127,8 @@ export class Queries {
     //    span without a stored parent, true roots (no parent at all) first, then the earliest
     //    (each trace read on its own time range: trace-ranges.ts)
     const P2 = new Params();
-    const src = spansOf(P2, clusters(ranges));
+    const gap = await this.mergeGapNs();
+    const src = spansOf(P2, clusters(ranges, undefined, undefined, undefined, gap));
     const perService = src === undefined ? [] : await this.core.query(
       `WITH t AS MATERIALIZED (
          SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM ${src} spans),
@@ -153,7 +162,7 @@ export class Queries {
           if (p.st > r.hi) r.hi = p.st;
         }
       }
-      const src4 = spansOf(P4, clusters(at)) as string;
+      const src4 = spansOf(P4, clusters(at, undefined, undefined, undefined, gap)) as string;
       const rows = await this.core.query(
         `SELECT ${SPAN_SELECT} FROM ${src4} spans
          WHERE list_contains(CAST(${P4.add(listValue(found.picks.map((p) => p.sid)), LIST(UBIGINT))} AS UBIGINT[]), span_id)
@@ -208,6 +217,26 @@ export class Queries {
     return [...out.values()];
   }
 
+
+  /**
+   * How far apart two traces' ranges must be to be read by separate scans (trace-ranges.ts):
+   * the time that holds GAP_ROWS spans at the store's average rate, at least 5 s. Scanning a
+   * gap that small costs less than another scan of the same row groups (at 140 spans/s, 20
+   * traces minutes apart lie in one row group: 20 scans of it cost 1.7x one window).
+   */
+  private async mergeGapNs(): Promise<bigint> {
+    const now = Date.now();
+    if (this.extent === undefined || now - this.extent.at > EXTENT_TTL_MS) {
+      const r = (await this.core.query('SELECT min(min_ns), max(max_ns) FROM trace_index', new Params()))[0];
+      if (typeof r?.[0] !== 'bigint' || typeof r[1] !== 'bigint') return MIN_GAP_NS;
+      this.extent = { at: now, lo: r[0], hi: r[1] };
+    }
+    const rows = this.core.rows;
+    const span = Number(this.extent.hi - this.extent.lo);
+    if (rows <= 0 || span <= 0) return MIN_GAP_NS;
+    const gap = BigInt(Math.min(Number.MAX_SAFE_INTEGER, Math.round((this.gapRows * span) / rows)));
+    return gap > MIN_GAP_NS ? gap : MIN_GAP_NS;
+  }
 
   /**
    * The `limit` traces whose last matching span is newest (ties by trace id), each with
@@ -287,7 +316,7 @@ export class Queries {
     const P = new Params();
     // the picked spans' whole rows come along (searchTraces needs them; a second pass over
     // the same ranges cost as much again)
-    const src = spansOf(P, clusters(ranges, opts.startNs, opts.endNs));
+    const src = spansOf(P, clusters(ranges, opts.startNs, opts.endNs, undefined, await this.mergeGapNs()));
     const rows = src === undefined ? [] : await this.core.query(
       `SELECT ${SPAN_SELECT}, count(*) OVER (PARTITION BY trace_id) FROM ${src} spans
        WHERE ${compileFilter(filter, this.compileContext(P, opts, resIds))}
