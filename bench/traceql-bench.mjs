@@ -16,6 +16,8 @@
 //               bench/traceql-before-{1m,10m}.json hold the numbers of the SQL before the rewrite
 //               (commit 7e88317), bench/traceql-after-{1m,10m}.json the ones after, same machine
 //               and data (a shared 2-core VM under load: compare them, not the absolute values)
+//               bench/traceql-s9-{before,after}-{1m,10m}.json: session 9 (found traces read per
+//               trace range, src/store/trace-ranges.ts), before = commit 623a3d5
 // Prints a table (p50/p99 wall ms, and CPU ms per run of the whole process, DuckDB's threads
 // included: the steadier number on a shared machine); asserts nothing.
 
