@@ -46,6 +46,11 @@ export class SpanWriter {
   /** span events, links and drop counts (extras.ts) */
   private readonly extras = new ExtrasAppenders();
   private spanTypes: DuckDBType[] = [];
+  /**
+   * emptied span chunks for the next batches: a SpanChunk's ~35 column buffers (~0.5 MB) are
+   * made once, not once per batch (the garbage collector had to sweep and zero them anew)
+   */
+  private spareChunks: SpanChunk[] = [];
   private traceTypes: DuckDBType[] = [];
   private readonly attrEncoder = new AttrEncoder();
   /** hot attributes already noted as stored keys (span_keys) */
@@ -134,6 +139,7 @@ export class SpanWriter {
     await this.rollups.openAppenders(this.writer);
     await this.extras.open(this.writer, this.core.catalog);
     this.spanTypes = [];
+    this.spareChunks = [];
     for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
     this.traceTypes = [];
     for (let i = 0; i < this.traceAppender.columnCount; i++) this.traceTypes.push(this.traceAppender.columnType(i));
@@ -227,7 +233,14 @@ export class SpanWriter {
       b.cur = undefined;
       this.buffered -= b.rows;
       try {
-        cur?.seal(b.chunks);
+        if (cur !== undefined) {
+          try {
+            cur.seal(b.chunks);
+          } finally {
+            // sealed or not, its buffers are empty now
+            if (cur.types === this.spanTypes) this.spareChunks.push(cur);
+          }
+        }
         if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.rollups.ready || !this.extras.ready) await this.openAppenders();
         await this.writeBatch(b);
       } catch (e) {
@@ -383,7 +396,7 @@ export class SpanWriter {
       if (!this.extras.types) throw new Error('event/link appenders are not open');
       (b.extras ??= new ExtrasBatch(this.extras.types)).add(s);
     }
-    const c = (b.cur ??= new SpanChunk(this.spanTypes));
+    const c = (b.cur ??= this.spareChunks.pop() ?? new SpanChunk(this.spanTypes));
     const i = c.n;
     c.start.setWords(i, s.startHi, s.startLo);
     c.duration.setCount(i, dur);
@@ -577,7 +590,7 @@ class SpanChunk {
     this.attributes,
   ];
 
-  constructor(private readonly types: readonly DuckDBType[]) {
+  constructor(readonly types: readonly DuckDBType[]) {
     checkColumns(types, this.columns);
   }
 
