@@ -23,6 +23,8 @@ const CHECKPOINT_ROWS = 122_880;
 /** size of a row beyond its attributes and name, for the checkpoint byte budget (approximate) */
 const ROW_OVERHEAD_BYTES = 96;
 const INT64_MAX = 9223372036854775807n;
+/** emptied span chunks kept for reuse (one batch fills one while the previous one is flushed) */
+const MAX_SPARE_CHUNKS = 2;
 /** 2^63 as a number: a duration (ns) this large does not fit BIGINT */
 const INT64_MAX_NUMBER = Number(INT64_MAX);
 
@@ -237,8 +239,9 @@ export class SpanWriter {
           try {
             cur.seal(b.chunks);
           } finally {
-            // sealed or not, its buffers are empty now
-            if (cur.types === this.spanTypes) this.spareChunks.push(cur);
+            // sealed or not, its buffers are empty now; a few kept (a backlog of batches
+            // must not leave megabytes of spare buffers behind)
+            if (cur.types === this.spanTypes && this.spareChunks.length < MAX_SPARE_CHUNKS) this.spareChunks.push(cur);
           }
         }
         if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.rollups.ready || !this.extras.ready) await this.openAppenders();
