@@ -126,11 +126,15 @@ describe('column buffers into DuckDB data chunks', () => {
     const i = new NumberColumn(DuckDBTypeId.UINTEGER);
     const v = new VarcharColumn();
     const longs = ['http://127.0.0.1:8080/orders/1234', 'GET /orders/{id} and more', 'ünïcode repeated value'];
+    // more values in turn than the column remembers as recent: repeats found by the map
+    const many = Array.from({ length: 7 }, (_, k) => `a value cycling with others ${k}`);
     const want: (string | null)[] = [];
     for (let r = 0; r < CHUNK_ROWS; r++) {
       i.set(r, r);
-      // repeats of three long values, a unique one now and then, inline ones and nulls between
-      const s = r % 11 === 0 ? `unique value number ${r}` : r % 5 === 0 ? 'short' : r % 13 === 0 ? null : longs[r % 3]!;
+      // repeats of three long values (equal strings, not the same objects), a unique one now
+      // and then, inline ones and nulls between; in the second half seven values in turn
+      const long = r < CHUNK_ROWS / 2 ? `${longs[r % 3]!} `.trimEnd() : many[r % 7]!;
+      const s = r % 11 === 0 ? `unique value number ${r}` : r % 5 === 0 ? 'short' : r % 13 === 0 ? null : long;
       if (s === null) v.setNull(r);
       else v.set(r, s);
       want.push(s);

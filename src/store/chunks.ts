@@ -31,6 +31,8 @@ const bindings = createRequire(require.resolve('@duckdb/node-api'))('@duckdb/nod
 export const CHUNK_ROWS = 2048;
 
 const TWO32 = 2 ** 32;
+/** long values of a VarcharColumn remembered for repeats without a map lookup */
+const RECENT = 4;
 
 type Vector = ReturnType<typeof bindings.data_chunk_get_vector>;
 
@@ -192,8 +194,16 @@ export class VarcharColumn extends Column {
   private readonly buf = new ArrayBuffer(CHUNK_ROWS * 16);
   private readonly u8 = new Uint8Array(this.buf);
   private readonly u32 = new Uint32Array(this.buf);
+  /** long values handed to DuckDB in copyData: their rows and values */
   private longRows: number[] = [];
   private longValues: string[] = [];
+  /** rows repeating a recent long row (dupFrom, one of longRows): copied from it in copyData */
+  private dupRows: number[] = [];
+  private dupFrom: number[] = [];
+  /** the last RECENT distinct long values set, and their rows (in longRows) */
+  private readonly recent: (string | undefined)[] = new Array<string | undefined>(RECENT).fill(undefined);
+  private readonly recentRow = new Int32Array(RECENT);
+  private nextRecent = 0;
   /** copyData's scratch: the first row of each long value, and per long row the row it repeats (-1: none) */
   private readonly firstRow = new Map<string, number>();
   private readonly copyFrom = new Int32Array(CHUNK_ROWS);
@@ -201,29 +211,53 @@ export class VarcharColumn extends Column {
   set(i: number, s: string | null): void {
     if (s === null) return this.setNull(i);
     const len = s.length;
-    const o = 16 * i;
     if (len <= 12) {
       const u8 = this.u8;
+      const u32 = this.u32;
+      const w = 4 * i;
+      // the padding: zero words rather than bytes (a row may be rewritten after a reset)
+      u32[w + 1] = 0;
+      u32[w + 2] = 0;
+      u32[w + 3] = 0;
+      const o = 16 * i + 4;
       let k = 0;
       for (; k < len; k++) {
         const c = s.charCodeAt(k);
         if (c > 0x7f) break;
-        u8[o + 4 + k] = c;
+        u8[o + k] = c;
       }
       if (k === len) {
-        this.u32[4 * i] = len;
-        for (k += 4; k < 16; k++) u8[o + k] = 0;
+        u32[w] = len;
         return;
       }
     }
-    // a zero-length placeholder that the assignment below overwrites
+    // a zero-length placeholder that the assignment or copy in copyData overwrites
     this.clear(i);
+    // the value of a recent long row again (one connection's url.full, user agent, peer):
+    // its row is copied, without the map lookup (which hashes every fresh string) in copyData
+    const recent = this.recent;
+    for (let k = 0; k < RECENT; k++) {
+      if (recent[k] === s) {
+        this.dupRows.push(i);
+        this.dupFrom.push(this.recentRow[k] as number);
+        return;
+      }
+    }
+    const slot = this.nextRecent;
+    recent[slot] = s;
+    this.recentRow[slot] = i;
+    this.nextRecent = slot === RECENT - 1 ? 0 : slot + 1;
     this.longRows.push(i);
     this.longValues.push(s);
   }
 
   protected clear(i: number): void {
-    this.u8.fill(0, 16 * i, 16 * i + 16);
+    const u32 = this.u32;
+    const w = 4 * i;
+    u32[w] = 0;
+    u32[w + 1] = 0;
+    u32[w + 2] = 0;
+    u32[w + 3] = 0;
   }
 
   /**
@@ -255,12 +289,21 @@ export class VarcharColumn extends Column {
       }
     }
     first.clear();
-    if (dups === 0) return;
-    // the vector's rows as DuckDB holds them now (a copy), the repeats filled in, written back
+    const dupRows = this.dupRows;
+    if (dups === 0 && dupRows.length === 0) return;
+    // the vector's rows as DuckDB holds them now (a copy), the repeats filled in, written back:
+    // first the long rows that repeat an earlier one, then the rows that repeat a long row
     const d = bindings.vector_get_data(v, n * 16);
-    for (let k = 0; k < rows.length; k++) {
-      const f = from[k] as number;
-      if (f >= 0) d.copyWithin(16 * (rows[k] as number), 16 * f, 16 * f + 16);
+    if (dups > 0) {
+      for (let k = 0; k < rows.length; k++) {
+        const f = from[k] as number;
+        if (f >= 0) d.copyWithin(16 * (rows[k] as number), 16 * f, 16 * f + 16);
+      }
+    }
+    const dupFrom = this.dupFrom;
+    for (let k = 0; k < dupRows.length; k++) {
+      const f = dupFrom[k] as number;
+      d.copyWithin(16 * (dupRows[k] as number), 16 * f, 16 * f + 16);
     }
     bindings.copy_data_to_vector(v, 0, d.buffer as ArrayBuffer, d.byteOffset, n * 16);
   }
@@ -270,6 +313,12 @@ export class VarcharColumn extends Column {
     if (this.longRows.length) {
       this.longRows = [];
       this.longValues = [];
+      // recent rows are rows of this chunk only
+      this.recent.fill(undefined);
+    }
+    if (this.dupRows.length) {
+      this.dupRows = [];
+      this.dupFrom = [];
     }
   }
 }

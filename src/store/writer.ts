@@ -23,6 +23,8 @@ const CHECKPOINT_ROWS = 122_880;
 /** size of a row beyond its attributes and name, for the checkpoint byte budget (approximate) */
 const ROW_OVERHEAD_BYTES = 96;
 const INT64_MAX = 9223372036854775807n;
+/** emptied span chunks kept for reuse (one batch fills one while the previous one is flushed) */
+const MAX_SPARE_CHUNKS = 2;
 /** 2^63 as a number: a duration (ns) this large does not fit BIGINT */
 const INT64_MAX_NUMBER = Number(INT64_MAX);
 
@@ -46,6 +48,11 @@ export class SpanWriter {
   /** span events, links and drop counts (extras.ts) */
   private readonly extras = new ExtrasAppenders();
   private spanTypes: DuckDBType[] = [];
+  /**
+   * emptied span chunks for the next batches: a SpanChunk's ~35 column buffers (~0.5 MB) are
+   * made once, not once per batch (the garbage collector had to sweep and zero them anew)
+   */
+  private spareChunks: SpanChunk[] = [];
   private traceTypes: DuckDBType[] = [];
   private readonly attrEncoder = new AttrEncoder();
   /** hot attributes already noted as stored keys (span_keys) */
@@ -134,6 +141,7 @@ export class SpanWriter {
     await this.rollups.openAppenders(this.writer);
     await this.extras.open(this.writer, this.core.catalog);
     this.spanTypes = [];
+    this.spareChunks = [];
     for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
     this.traceTypes = [];
     for (let i = 0; i < this.traceAppender.columnCount; i++) this.traceTypes.push(this.traceAppender.columnType(i));
@@ -227,7 +235,15 @@ export class SpanWriter {
       b.cur = undefined;
       this.buffered -= b.rows;
       try {
-        cur?.seal(b.chunks);
+        if (cur !== undefined) {
+          try {
+            cur.seal(b.chunks);
+          } finally {
+            // sealed or not, its buffers are empty now; a few kept (a backlog of batches
+            // must not leave megabytes of spare buffers behind)
+            if (cur.types === this.spanTypes && this.spareChunks.length < MAX_SPARE_CHUNKS) this.spareChunks.push(cur);
+          }
+        }
         if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.rollups.ready || !this.extras.ready) await this.openAppenders();
         await this.writeBatch(b);
       } catch (e) {
@@ -383,7 +399,7 @@ export class SpanWriter {
       if (!this.extras.types) throw new Error('event/link appenders are not open');
       (b.extras ??= new ExtrasBatch(this.extras.types)).add(s);
     }
-    const c = (b.cur ??= new SpanChunk(this.spanTypes));
+    const c = (b.cur ??= this.spareChunks.pop() ?? new SpanChunk(this.spanTypes));
     const i = c.n;
     c.start.setWords(i, s.startHi, s.startLo);
     c.duration.setCount(i, dur);
@@ -577,7 +593,7 @@ class SpanChunk {
     this.attributes,
   ];
 
-  constructor(private readonly types: readonly DuckDBType[]) {
+  constructor(readonly types: readonly DuckDBType[]) {
     checkColumns(types, this.columns);
   }
 
