@@ -6,18 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Http1Parser, parseContentLength, parseContentLengthBytes } from './http1.js';
 import { newRequestHeadFields, readRequestHead, sameBytes, type RequestHeadFields } from './http1-head.js';
-
-/** mulberry32, so a failing head can be made again from its seed */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// seeded, so a failing head can be made again from its seed
+import { rng } from '../../../test/fuzz-bytes.js';
 
 const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS', 'M-SEARCH', 'GE', 'get', 'G\u00e9T', 'ABCDEFGHIJKLMNOPQRST', 'ABCDEFGHIJKLMNOPQRSTU', ''];
 const TARGETS = ['/', '/orders/1234?x=1', '/a b/c', 'http://example.com/x?y', '*', 'example.com:443', '/\u00ff\u00e9', '', `/${'p'.repeat(2100)}`, '/x\ry', '/x\ny'];
