@@ -8,7 +8,7 @@
 // well-formed heads nearly every request has, and says "not plain" for anything else (a bad
 // start line or header, a folded line, a repeated kept header, an over-long value), where the
 // caller asks the full parser, which decides as it always did.
-import { indexOfCrlf, isMethodChar, keptName, latin1String, MAX_HEADER_VALUE, MAX_TARGET, parseContentLength } from './http1.js';
+import { indexOfCrlf, isMethodChar, keptName, latin1String, MAX_HEADER_VALUE, MAX_TARGET, parseContentLengthBytes } from './http1.js';
 
 const SP = 32;
 const HT = 9;
@@ -89,29 +89,29 @@ export function readRequestHead(buf: Buffer, start: number, headLen: number, lim
       while (a < b && (buf[a] === SP || buf[a] === HT)) a++;
       while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--;
       if (b - a > MAX_HEADER_VALUE) return false;
-      const value = latin1(buf, a, b);
-      switch (name) {
-        case 'host':
-          if (host !== undefined) return false;
-          host = value;
-          break;
-        case 'traceparent':
-          if (traceparent !== undefined) return false;
-          traceparent = value;
-          break;
-        case 'user-agent':
-          if (userAgent !== undefined) return false;
-          userAgent = value;
-          break;
-        case 'x-forwarded-for':
-          if (forwardedFor !== undefined) return false;
-          forwardedFor = value;
-          break;
-        default: {
-          // content-length: a bad one makes the head unparsed, which the full parser says
-          const n = parseContentLength(value);
-          if (n < 0 || (cl >= 0 && cl !== n)) return false;
-          cl = n;
+      if (name === 'content-length') {
+        // read from the bytes (no string); a bad one makes the head unparsed, which the full parser says
+        const n = parseContentLengthBytes(buf, a, b);
+        if (n < 0 || (cl >= 0 && cl !== n)) return false;
+        cl = n;
+      } else {
+        const value = latin1(buf, a, b);
+        switch (name) {
+          case 'host':
+            if (host !== undefined) return false;
+            host = value;
+            break;
+          case 'traceparent':
+            if (traceparent !== undefined) return false;
+            traceparent = value;
+            break;
+          case 'user-agent':
+            if (userAgent !== undefined) return false;
+            userAgent = value;
+            break;
+          default:
+            if (forwardedFor !== undefined) return false;
+            forwardedFor = value;
         }
       }
     }
