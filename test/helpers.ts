@@ -131,8 +131,8 @@ export function ospreyApi(up: () => OspreyUp, moreLog: () => string = () => '') 
 }
 
 /** starts `osprey up ARGS` and waits until it listens (the probes are attached by then) */
-export async function ospreyUp(args: string[]): Promise<OspreyUp> {
-  const child = await spawnChild(OSPREY, ['up', ...args], { stopSignal: 'SIGINT', stopGraceMs: 10_000 });
+export async function ospreyUp(args: string[], env?: Record<string, string | undefined>): Promise<OspreyUp> {
+  const child = await spawnChild(OSPREY, ['up', ...args], { stopSignal: 'SIGINT', stopGraceMs: 10_000, ...(env ? { env } : {}) });
   const stop = async () => {
     await child.stop();
     return (await child.exit).code;

@@ -3,6 +3,7 @@
 import { Capture, preflight } from '../kernel/index.js';
 import { flushStdout, type Command } from './cli.js';
 import { getJson, serverUrl } from './client.js';
+import type { SelfMemoryReport } from './self-memory.js';
 
 export const statusCommand: Command = {
   name: 'status',
@@ -86,6 +87,8 @@ export function formatStatus(s: StatusReport): string {
     const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
     lines.push(`cost:     ${self.cpuCoresAverage} cores on average (${self.cpuSeconds} s of CPU), RSS ${mb(self.rssBytes)} (JS heap ${mb(self.heapUsedBytes)})`);
   }
+  const mem = s.memory as SelfMemoryReport | undefined;
+  if (mem) lines.push(formatMemory(mem));
   const grpc = s.otlpGrpc as { listening: string | false } | undefined;
   if (grpc) lines.push(`otlp/grpc: ${grpc.listening === false ? 'off' : `listening on ${grpc.listening}`}`);
   const ok = s.programs.filter((p) => p.attached).length;
@@ -123,4 +126,12 @@ export function formatStatus(s: StatusReport): string {
     for (const [k, v] of Object.entries(s.maps)) lines.push(`  ${k.padEnd(28)} ${v}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** one line: where the resident memory is, and the limits in force */
+function formatMemory(m: SelfMemoryReport): string {
+  const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
+  const duck = m.store ? `; DuckDB ${mb(m.store.usedBytes)} of memory_limit ${m.store.limit}` : '';
+  const arenas = m.mallocArenaMax === undefined ? 'glibc default' : String(m.mallocArenaMax);
+  return `memory:   RSS ${mb(m.rssBytes)} (peak ${mb(m.peakRssBytes)}) = anonymous ${mb(m.anonymousBytes)} + file-backed ${mb(m.fileBytes)}; V8 heap ${mb(m.v8.usedBytes)} used of ${mb(m.v8.totalBytes)} (young ${mb(m.v8.newSpaceBytes)})${duck}; malloc arenas max ${arenas}`;
 }

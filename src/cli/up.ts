@@ -25,6 +25,7 @@ import { uiPage } from './ui-page.js';
 import { defaultUiDir } from '../server/ui.js';
 import type { OtlpGrpcReceiver } from '../server/otlp-grpc.js';
 import { OTLP_GRPC_HELP, parseOtlpGrpcFlag, startOtlpGrpcFor, withOtlpGrpc } from './up-otlp-grpc.js';
+import { SelfMemory } from './self-memory.js';
 
 export function defaultDataDir(): string {
   const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
@@ -292,7 +293,9 @@ export const upCommand: Command = {
 
     const started = Date.now();
     let grpc: OtlpGrpcReceiver | undefined;
-    const status = () => withOtlpGrpc({ ...statusReport(agent, store, exporter, started), ...(kube ? { kubernetes: kube.status() } : {}) }, grpc);
+    const selfMemory = new SelfMemory(store).start();
+    const status = () =>
+      withOtlpGrpc({ ...statusReport(agent, store, exporter, started), memory: selfMemory.report(), ...(kube ? { kubernetes: kube.status() } : {}) }, grpc);
     let server;
     try {
       server = await startServer(
@@ -343,6 +346,7 @@ export const upCommand: Command = {
 
     const sig = await untilSignal();
     live?.stop();
+    selfMemory.stop();
     say(`${sig}: stopping`);
     await demo?.stop().catch(() => undefined);
     await agent.shutdown();

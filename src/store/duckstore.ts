@@ -21,6 +21,7 @@ import { BIGINT, DuckDBConnection, DuckDBInstance, VARCHAR } from '@duckdb/node-
 import type { Span } from '../model/index.js';
 import { SPAN_SELECT, StoreCore, connectTo, nowNs } from './core.js';
 import { Queries } from './queries.js';
+import { Params } from './compile.js';
 import { Analysis } from './analysis.js';
 import { Retention } from './retention.js';
 import { EXTRAS_DDL } from './extras.js';
@@ -98,6 +99,19 @@ const CHECKPOINT_BYTES = 64 * 1024 * 1024;
  * out, so a second open of the same file here would corrupt it; it is refused instead.
  */
 const openFiles = new Set<string>();
+
+/** DuckStore.memory() */
+export interface StoreMemory {
+  /** DuckDB's memory_limit as it reports it, e.g. '122.0 MiB' */
+  limit: string;
+  limitBytes: number;
+  /** held by DuckDB's buffer manager now (sum of duckdb_memory()) */
+  usedBytes: number;
+  /** spilled to temporary files */
+  temporaryStorageBytes: number;
+  /** usedBytes by duckdb_memory() tag (lower case), tags holding nothing left out */
+  byTag: Record<string, number>;
+}
 
 /** catalog of the compressed in-memory database (ATTACH ':memory:' AS … (COMPRESS)) */
 const MEM_CATALOG = 'osprey_mem';
@@ -325,6 +339,30 @@ export class DuckStore implements SpanStore {
 
   tagValues(name: string, opts: TagOptions = {}): Promise<TagValue[]> {
     return this.queries.tagValues(name, opts);
+  }
+
+  /**
+   * DuckDB's own accounting: its memory_limit and what its buffer manager holds now, by tag
+   * (duckdb_memory(): the buffer pool's table blocks, metadata, hash tables...). Memory DuckDB
+   * allocates outside the buffer manager (its allocator's caches, query state) is not counted.
+   */
+  async memory(): Promise<StoreMemory> {
+    const rows = await this.core.query(
+      `SELECT tag, memory_usage_bytes, temporary_storage_bytes, current_setting('memory_limit') FROM duckdb_memory() ORDER BY tag`,
+      new Params(),
+      true,
+    );
+    const byTag: Record<string, number> = {};
+    let used = 0;
+    let temp = 0;
+    for (const r of rows) {
+      const b = Number(r[1]);
+      used += b;
+      temp += Number(r[2]);
+      if (b > 0) byTag[String(r[0]).toLowerCase()] = b;
+    }
+    const limit = rows[0] ? String(rows[0][3]) : '';
+    return { limit, limitBytes: parseMemoryLimit(limit) ?? 0, usedBytes: used, temporaryStorageBytes: temp, byTag };
   }
 
   stats(): StoreStats {

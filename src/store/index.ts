@@ -10,7 +10,7 @@ export type { Analysis, Comparison, Heatmap, TracePage } from './analysis.js';
 export type { TraceList, TraceRow } from './trace-page.js';
 export type { TypicalTrace } from './typical.js';
 export { HEAT_BASE_NS, HEAT_PER_OCTAVE } from './analysis.js';
-export type { DuckStoreOptions, RetentionOptions } from './duckstore.js';
+export type { DuckStoreOptions, RetentionOptions, StoreMemory } from './duckstore.js';
 export type {
   EdgeStats,
   RetentionResult,
