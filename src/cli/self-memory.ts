@@ -1,6 +1,6 @@
 // What the agent process's memory is made of, for `osprey status` (status API field `memory`):
 // resident memory as the kernel splits it (file-backed text of node and libduckdb vs anonymous),
-// the peak, V8's heap, the malloc arena limit in force, and DuckDB's own accounting of its buffer
+// the peak, V8's heap, the allocator settings in force (bin/osprey sets them), and DuckDB's own accounting of its buffer
 // pool. DuckDB's figure needs a query, so it is refreshed in the background and reported as of
 // its last refresh (`store.asOf`); the rest is read when asked.
 import { readFileSync } from 'node:fs';
@@ -23,6 +23,8 @@ export interface SelfMemoryReport {
   v8: { totalBytes: number; usedBytes: number; newSpaceBytes: number; oldSpaceBytes: number };
   /** glibc malloc arenas allowed (MALLOC_ARENA_MAX as this process got it); undefined = glibc's default, 8 per core */
   mallocArenaMax: number | undefined;
+  /** DUCKDB_JE_MALLOC_CONF as this process got it (DuckDB's jemalloc reads it); undefined = DuckDB's own settings */
+  duckdbAllocatorConf: string | undefined;
   /** DuckDB's memory_limit and buffer-manager use as of `asOf` (ms since the epoch); absent without a store */
   store?: StoreMemory & { asOf: number };
 }
@@ -105,6 +107,7 @@ export class SelfMemory {
       peakRssBytes: r.hwm,
       v8: { totalBytes: total, usedBytes: used, newSpaceBytes: newSpace, oldSpaceBytes: oldSpace },
       mallocArenaMax: mallocArenaMax(),
+      duckdbAllocatorConf: process.env['DUCKDB_JE_MALLOC_CONF'] || undefined,
       ...(this.duck ? { store: this.duck } : {}),
     };
   }

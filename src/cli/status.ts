@@ -133,5 +133,5 @@ function formatMemory(m: SelfMemoryReport): string {
   const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
   const duck = m.store ? `; DuckDB ${mb(m.store.usedBytes)} of memory_limit ${m.store.limit}` : '';
   const arenas = m.mallocArenaMax === undefined ? 'glibc default' : String(m.mallocArenaMax);
-  return `memory:   RSS ${mb(m.rssBytes)} (peak ${mb(m.peakRssBytes)}) = anonymous ${mb(m.anonymousBytes)} + file-backed ${mb(m.fileBytes)}; V8 heap ${mb(m.v8.usedBytes)} used of ${mb(m.v8.totalBytes)} (young ${mb(m.v8.newSpaceBytes)})${duck}; malloc arenas max ${arenas}`;
+  return `memory:   RSS ${mb(m.rssBytes)} (peak ${mb(m.peakRssBytes)}) = anonymous ${mb(m.anonymousBytes)} + file-backed ${mb(m.fileBytes)}; V8 heap ${mb(m.v8.usedBytes)} used of ${mb(m.v8.totalBytes)} (young ${mb(m.v8.newSpaceBytes)})${duck}; malloc arenas max ${arenas}${m.store && m.duckdbAllocatorConf ? `; DuckDB allocator ${m.duckdbAllocatorConf}` : ''}`;
 }
