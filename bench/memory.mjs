@@ -5,7 +5,9 @@
 // store's DuckDB memory; at the end the CPU of all its threads per request, the anonymous
 // mappings by kind (/proc/<pid>/smaps) and the peak (VmHWM).
 //   node bench/memory.mjs [--rate 4000] [--seconds 60] [--every 10] [--args '--flag ...']
-// Environment reaches the agent (MALLOC_ARENA_MAX=..., NODE_OPTIONS=..., OSPREY_...).
+// Environment reaches the agent (MALLOC_ARENA_MAX=..., DUCKDB_JE_MALLOC_CONF=..., NODE_OPTIONS=...).
+// bin/osprey's defaults are replaced by a value in the environment: the allocators as they were
+// before session 10 are MALLOC_ARENA_MAX=16 (glibc's own for 2 cores) DUCKDB_JE_MALLOC_CONF=abort_conf:false.
 // --rate 0: wrk unpaced (saturation, 50 connections, 2 threads), as bench/run.mjs measures the peak.
 // Needs root. Prints a table; asserts nothing.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
