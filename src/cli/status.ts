@@ -86,6 +86,8 @@ export function formatStatus(s: StatusReport): string {
     const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
     lines.push(`cost:     ${self.cpuCoresAverage} cores on average (${self.cpuSeconds} s of CPU), RSS ${mb(self.rssBytes)} (JS heap ${mb(self.heapUsedBytes)})`);
   }
+  const bg = s.backgroundPriority as { nice: number | 'off'; threads_lowered?: number } | undefined;
+  if (bg) lines.push(`priority: ${bg.nice === 'off' ? 'background threads at the process\'s own (--background-nice 0)' : `${bg.threads_lowered ?? 0} background threads at nice ${bg.nice} (the JS thread and the ring-buffer reader keep the process's)`}`);
   const grpc = s.otlpGrpc as { listening: string | false } | undefined;
   if (grpc) lines.push(`otlp/grpc: ${grpc.listening === false ? 'off' : `listening on ${grpc.listening}`}`);
   const ok = s.programs.filter((p) => p.attached).length;

@@ -21,6 +21,7 @@ import { setupKubernetes, type KubernetesSetup } from '../resource/setup.js';
 import type { DuckStore } from '../store/index.js';
 import { intOption, parseDuration, untilSignal, UsageError, type Command } from './cli.js';
 import { LiveSummary } from './live.js';
+import { BackgroundPriority } from '../proc/background-priority.js';
 import { uiPage } from './ui-page.js';
 import { defaultUiDir } from '../server/ui.js';
 import type { OtlpGrpcReceiver } from '../server/otlp-grpc.js';
@@ -133,6 +134,9 @@ export const upCommand: Command = {
     '                            cluster; also on with KUBECONFIG set or in-cluster credentials present',
     '      --node-name NAME      the Kubernetes node this is: only its pods are watched (default',
     '                            $NODE_NAME, else the host name)',
+    '      --background-nice N   nice value added to the agent\'s background threads (store compression,',
+    '                            queries, GC, export compression), so the traced applications win the',
+    '                            CPU under contention; 0 to leave them alone (default 10, 1-19)',
   ].join('\n'),
   options: {
     data: { type: 'string' },
@@ -155,6 +159,7 @@ export const upCommand: Command = {
     'no-store': { type: 'boolean' },
     kubeconfig: { type: 'string' },
     'node-name': { type: 'string' },
+    'background-nice': { type: 'string' },
   },
   async run({ values }) {
     // every flag is checked before anything is created, opened or attached
@@ -176,6 +181,7 @@ export const upCommand: Command = {
     if (runtimeContext !== undefined && runtimeContext !== 'on' && runtimeContext !== 'off') throw new UsageError(`--runtime-context must be on or off, got "${runtimeContext}"`);
     const nodeContext = values['node-context'] as string | undefined;
     if (nodeContext !== undefined && nodeContext !== 'on' && nodeContext !== 'off') throw new UsageError(`--node-context must be on or off, got "${nodeContext}"`);
+    const backgroundNice = intOption(values['background-nice'], 'background-nice', 0, 19) ?? 10;
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -292,7 +298,14 @@ export const upCommand: Command = {
 
     const started = Date.now();
     let grpc: OtlpGrpcReceiver | undefined;
-    const status = () => withOtlpGrpc({ ...statusReport(agent, store, exporter, started), ...(kube ? { kubernetes: kube.status() } : {}) }, grpc);
+    // after the capture (its ring-buffer thread keeps its priority) and the store (DuckDB's threads)
+    const background = backgroundNice > 0 ? new BackgroundPriority(backgroundNice) : undefined;
+    background?.start();
+    const status = () =>
+      withOtlpGrpc(
+        { ...statusReport(agent, store, exporter, started), ...(kube ? { kubernetes: kube.status() } : {}), backgroundPriority: background ? { nice: background.nice, ...background.counters } : { nice: 'off' } },
+        grpc,
+      );
     let server;
     try {
       server = await startServer(
@@ -343,6 +356,7 @@ export const upCommand: Command = {
 
     const sig = await untilSignal();
     live?.stop();
+    background?.stop();
     say(`${sig}: stopping`);
     await demo?.stop().catch(() => undefined);
     await agent.shutdown();
