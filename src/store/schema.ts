@@ -54,10 +54,12 @@ export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' 
  * are left to DuckDB (it analyses every method that fits the type at each checkpoint and
  * keeps the smallest). A fixed method skips the analysis of the others: the dictionary
  * analysis of a high-cardinality url_path (a hash of every string) and FSST's symbol table for
- * the low-cardinality columns were the bulk of a checkpoint's CPU. Measured on agent-shaped
- * spans (bench/store-ingest.mjs data, one row group per checkpoint): 4.1-4.4 -> 2.2-3.0 µs of
- * checkpoint CPU per span, the file the same size, because these are the methods DuckDB
- * picked anyway. What a fixed method does on data that does not fit it (checked on DuckDB 1.5):
+ * the low-cardinality columns were the bulk of a checkpoint's CPU. bench/store-checkpoint.mjs,
+ * medians: spans of a pipeline.mjs replay 3.05 -> 2.72 µs of checkpoint CPU per span,
+ * store-ingest.mjs spans (paths with ids) 3.50 -> 2.65. These are the methods DuckDB picked
+ * anyway, except url_path when it has only a few values (the replay's 3 paths: a dictionary,
+ * 2.2 bytes per span less than FSST). What a fixed method does on data that does not fit it
+ * (checked on DuckDB 1.5):
  * - dictionary on all-distinct strings keeps the dictionary: ~4x the size of FSST. Only columns
  *   whose values come from a small set (methods, routes, services, protocol fields, server
  *   addresses, user agents) get it; client and peer addresses can be as many as the clients
