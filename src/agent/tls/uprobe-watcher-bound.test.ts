@@ -62,7 +62,7 @@ describe('UprobeWatcher', () => {
       candidate: (f) => f.path === a || f.path === b,
       plan: () => [{ program: 'osp_test', offset: 0x1000, retprobe: false, label: 'entry' }],
     };
-    const w = new UprobeWatcher(cap, { families: [family], maxFiles: 1, scanMs: 3_600_000 });
+    const w = new UprobeWatcher(cap, { families: [family], maxFiles: 1, scanMs: 3_600_000, lingerMs: 0 });
     const status = (): Record<string, string> => Object.fromEntries(w.files().map((f) => [f.path, f.status]));
     // scans until the process's maps show its copy (its exec may still be under way)
     const seen = async (path: string): Promise<void> => {
