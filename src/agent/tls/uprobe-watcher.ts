@@ -416,7 +416,8 @@ export class UprobeWatcher {
     if (this.counters.attached_now >= this.#maxFiles) {
       st.familyRef.released?.(plan);
       if (this.#makeRoom(st, undefined)) return;
-      if (st.status !== 'over-limit') this.counters.files_over_limit++;
+      // counted once per file left out (a file that was waiting for room is left out now)
+      if (st.status !== 'over-limit' || st.reason?.startsWith('waiting')) this.counters.files_over_limit++;
       st.status = 'over-limit';
       st.reason = `${this.#maxFiles} files have probes already (the bound)`;
       return;
