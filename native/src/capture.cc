@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 
 #include <pthread.h>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -170,11 +171,19 @@ void Capture::Stop() {
   for (size_t i = 0; i < nslots_; i++) slots_[i].ref.Reset();
 }
 
-// destroys the links, each on its own thread (overlapping RCU grace periods), and waits
+// destroys the links on up to 16 threads (overlapping RCU grace periods), and waits. Measured
+// for a libssl's 11 uprobe links: 0.85-1.04 s this way, 1.0-1.23 s one by one (uprobe grace
+// periods overlap little); the bound keeps a stop with many files from starting hundreds of threads
 static void DestroyParallel(const std::vector<bpf_link *> &gone) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < gone.size();) bpf_link__destroy(gone[i]);
+  };
   std::vector<std::thread> t;
-  t.reserve(gone.size());
-  for (bpf_link *l : gone) t.emplace_back([l] { bpf_link__destroy(l); });
+  size_t n = std::min<size_t>(gone.size(), 16);
+  t.reserve(n);
+  for (size_t k = 1; k < n; k++) t.emplace_back(work);
+  work();
   for (auto &x : t) x.join();
 }
 
