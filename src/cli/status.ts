@@ -93,10 +93,14 @@ export function formatStatus(s: StatusReport): string {
   const ok = s.programs.filter((p) => p.attached).length;
   lines.push(`programs: ${ok}/${s.programs.length} attached`);
   for (const p of s.programs) lines.push(`  ${p.attached ? 'ok  ' : 'FAIL'} ${p.tracepoint}${p.error ? `  (${p.error})` : ''}`);
-  const up = Array.isArray(s.uprobes) ? (s.uprobes as { path: string; status: string; reason?: string; probes: number; processes: number }[]) : [];
+  const up = Array.isArray(s.uprobes) ? (s.uprobes as { path: string; status: string; reason?: string; probes: number; processes: number; idleMs?: number }[]) : [];
   if (up.length) {
     lines.push(`TLS uprobes: ${up.filter((f) => f.status === 'attached').length} file(s)`);
-    for (const f of up) lines.push(`  ${f.status === 'attached' ? 'ok  ' : f.status.padEnd(4)} ${f.path}  (${f.status === 'attached' ? `${f.probes} probes, ` : ''}${f.processes} processes${f.reason ? `; ${f.reason}` : ''})`);
+    for (const f of up) {
+      // a lingering file keeps its probes though no process maps it (--uprobe-linger)
+      const idle = f.idleMs !== undefined ? `; unused for ${Math.round(f.idleMs / 1000)}s, lingering` : '';
+      lines.push(`  ${f.status === 'attached' ? 'ok  ' : f.status.padEnd(4)} ${f.path}  (${f.status === 'attached' ? `${f.probes} probes, ` : ''}${f.processes} processes${idle}${f.reason ? `; ${f.reason}` : ''})`);
+    }
   }
   const gr = s.goRuntime as { files: { path: string; status: string; reason?: string; probes: number; processes: number }[]; counters: Record<string, number> } | undefined;
   if (gr) {

@@ -110,6 +110,9 @@ export const upCommand: Command = {
     '      --tls on|off          HTTPS plaintext through uprobes on OpenSSL (libssl, programs that carry',
     '                            it, e.g. node) and Go crypto/tls (default on; osprey status lists the',
     '                            files probed and why others are not)',
+    '      --uprobe-linger DUR   how long a file no process maps any more keeps its uprobes (default 5m),',
+    '                            so short-lived processes (curl in a loop, cron jobs) are covered from',
+    '                            their start; 0s takes them off as soon as the last process is gone',
     '      --runtime-context on|off  the goroutine of each call of Go programs, through uprobes on the Go',
     '                            runtime and net/http, so calls made for a request under concurrency link',
     '                            to it (default on; osprey status lists the executables probed)',
@@ -153,6 +156,7 @@ export const upCommand: Command = {
     tls: { type: 'string' },
     'runtime-context': { type: 'string' },
     'node-context': { type: 'string' },
+    'uprobe-linger': { type: 'string' },
     export: { type: 'string' },
     'export-protocol': { type: 'string' },
     'export-queue': { type: 'string' },
@@ -182,6 +186,7 @@ export const upCommand: Command = {
     const nodeContext = values['node-context'] as string | undefined;
     if (nodeContext !== undefined && nodeContext !== 'on' && nodeContext !== 'off') throw new UsageError(`--node-context must be on or off, got "${nodeContext}"`);
     const backgroundNice = intOption(values['background-nice'], 'background-nice', 0, 19) ?? 10;
+    const lingerMs = values['uprobe-linger'] === undefined ? undefined : Number(parseDuration(values['uprobe-linger'] as string) / 1_000_000n);
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -264,7 +269,7 @@ export const upCommand: Command = {
       ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
       sink,
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
-      ...(tls === 'off' ? { uprobes: false as const } : {}),
+      ...(tls === 'off' ? { uprobes: false as const } : lingerMs !== undefined ? { uprobes: { lingerMs } } : {}),
       ...(runtimeContext === 'off' ? { runtimeContext: false } : {}),
       ...(nodeContext === 'off' ? { nodeContext: false } : {}),
     });
@@ -458,6 +463,7 @@ function uprobeFamilies(u: UprobeWatcherCounters): MetricFamily[] {
     { name: 'osprey_uprobe_attach_errors_total', help: 'Uprobes that failed to attach.', type: 'counter', samples: [{ value: u.attach_errors }] },
     { name: 'osprey_uprobe_files', help: 'Files with TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.attached_now }] },
     { name: 'osprey_uprobe_probes', help: 'TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.probes_now }] },
+    { name: 'osprey_uprobe_files_lingering', help: 'Files keeping their TLS uprobes though no process maps them now (--uprobe-linger).', type: 'gauge', samples: [{ value: u.lingering_now }] },
   ];
 }
 
