@@ -3,10 +3,14 @@
 // keep-alive and short connections), then replay it through the agent with no kernel in
 // the loop: decoded events/s and spans/s per CPU-second, agent alone and agent + DuckStore.
 //   node bench/pipeline.mjs [--seconds 5] [--rate 3000] [--cpu 5] [--save FILE | --load FILE] [--only agent|store] [--metrics]
+//                           [--path FILE]
 // --save keeps the recorded stream in FILE; --load replays a saved one (no root, no kernel),
 // so a change to the agent can be measured against the same events.
 // The kernel summarises HTTP/1 exchanges while recording, as under `osprey up` (its default);
 // OSPREY_SUMMARIZE=off records every socket call instead (the parser's path).
+// --path FILE: the store is a file there (made anew each pass, left after the last one for
+// inspection) instead of in memory. Its checkpoints compress and write once per 122,880 spans:
+// record at least that many spans per pass (e.g. --seconds 20 --rate 4000) to include them.
 // --metrics: the sink also feeds the metrics generator (span metrics and service graph), as
 // `osprey up`'s does (store, metrics, export when configured).
 // Needs root (it loads the capture programs while recording). Prints numbers; asserts nothing.
@@ -74,13 +78,14 @@ export async function recordStream({ seconds = 5, rate = 3000, dir }) {
 }
 
 /** one pass over the recorded stream; returns counts and CPU seconds */
-async function replayOnce(rec, withStore, withMetrics) {
+async function replayOnce(rec, withStore, withMetrics, path) {
   const { Agent } = await dist('agent/agent.js');
   const red = withMetrics ? new (await dist('metrics/generator.js')).MetricsGenerator() : undefined;
   let store;
   if (withStore) {
     const { DuckStore } = await dist('store/index.js');
-    store = await DuckStore.open({ retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
+    if (path) for (const f of [path, `${path}.wal`]) rmSync(f, { force: true });
+    store = await DuckStore.open({ path, retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
   }
   let spans = 0;
   const agent = new Agent({
@@ -113,11 +118,11 @@ async function replayOnce(rec, withStore, withMetrics) {
 }
 
 /** replays until cpuTarget CPU-seconds are spent (at least 2 passes); sums the passes */
-export async function replay(rec, { withStore, withMetrics = false, cpuTarget = 3 }) {
-  await replayOnce(rec, withStore, withMetrics); // warm-up pass (JIT), not counted
+export async function replay(rec, { withStore, withMetrics = false, cpuTarget = 3, path }) {
+  await replayOnce(rec, withStore, withMetrics, path); // warm-up pass (JIT), not counted
   const tot = { passes: 0, events: 0, spans: 0, cpuSec: 0, wallSec: 0, rows: 0, dropped: 0, bestSpansPerCpuSec: 0 };
   while (tot.passes < 2 || (tot.cpuSec < cpuTarget && tot.passes < 200)) {
-    const r = await replayOnce(rec, withStore, withMetrics);
+    const r = await replayOnce(rec, withStore, withMetrics, path);
     tot.passes++;
     // the best pass: least disturbed by other work on the machine
     tot.bestSpansPerCpuSec = Math.max(tot.bestSpansPerCpuSec, r.spans / r.cpuSec);
@@ -157,7 +162,7 @@ export function loadStream(file) {
   return { batches, clock, requests: head.requests, kernel: head.kernel, servers: [] };
 }
 
-export async function runPipeline({ seconds = 5, rate = 3000, cpuTarget = 3, dir, save, load, only, metrics = false }) {
+export async function runPipeline({ seconds = 5, rate = 3000, cpuTarget = 3, dir, save, load, only, metrics = false, path }) {
   let rec;
   if (load) {
     rec = loadStream(load);
@@ -173,8 +178,8 @@ export async function runPipeline({ seconds = 5, rate = 3000, cpuTarget = 3, dir
     const agentOnly = only === 'store' ? none : await replay(rec, { withStore: false, withMetrics: metrics, cpuTarget });
     perPass.events = agentOnly.events / agentOnly.passes;
     perPass.spans = agentOnly.spans / agentOnly.passes;
-    log(`pipeline: replaying (agent + in-memory DuckStore)`);
-    const withStore = only === 'agent' ? none : await replay(rec, { withStore: true, withMetrics: metrics, cpuTarget });
+    log(`pipeline: replaying (agent + ${path ? `DuckStore in ${path}` : 'in-memory DuckStore'})`);
+    const withStore = only === 'agent' ? none : await replay(rec, { withStore: true, withMetrics: metrics, cpuTarget, path });
     return { recorded: { seconds, requests: rec.requests, batches: rec.batches.length, bytes: rec.kernel.bytes, ...perPass }, agentOnly, withStore };
   } finally {
     for (const s of rec.servers) await s.stop();
@@ -196,7 +201,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const dir = mkdtempSync(join(tmpdir(), 'osprey-pipeline-'));
   try {
     const metrics = args.includes('--metrics');
-    const r = await runPipeline({ seconds: opt('seconds', 5), rate: opt('rate', 3000), cpuTarget: opt('cpu', 5), dir, save: str('save'), load: str('load'), only: str('only'), metrics });
+    const r = await runPipeline({ seconds: opt('seconds', 5), rate: opt('rate', 3000), cpuTarget: opt('cpu', 5), dir, save: str('save'), load: str('load'), only: str('only'), metrics, path: str('path') });
     const f = (x) => Math.round(x).toLocaleString('en-US');
     console.log(`recorded: ${r.recorded.requests} requests, ${f(r.recorded.events)} events, ${f(r.recorded.spans)} spans per pass${metrics ? ' (sink: + metrics generator)' : ''}`);
     console.log(`agent only:    ${f(r.agentOnly.eventsPerCpuSec)} events/s per core, ${f(r.agentOnly.spansPerCpuSec)} spans/s per core (${r.agentOnly.passes} passes, best ${f(r.agentOnly.bestSpansPerCpuSec)})`);

@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--paced SEC] [--sat SEC] [--rate REQ_PER_S]
 //                      [--only load,pipeline,query] [--query-sizes 1000000,10000000]
-//                      [--wait-idle SEC] [--cpu-prof DIR] [--out FILE] | --report FILE.json
+//                      [--wait-idle SEC] [--cpu-prof DIR] [--osprey-args 'FLAGS'] [--osprey-nice N] [--out FILE] | --report FILE.json
 //
 // Progress goes to stderr, the result table to stdout and bench/out/latest.txt, everything to
 // bench/out/latest.json.
@@ -54,6 +54,10 @@ const cfg = {
   // before each mode session, wait up to this long for an idle machine (no other tracer, <10% busy)
   waitIdleSec: Number(opt('wait-idle', 0)),
   cpuProfDir: opt('cpu-prof', undefined),
+  // extra `osprey up` flags, for an A/B of one setting (e.g. --osprey-args '--background-nice 0')
+  ospreyArgs: String(opt('osprey-args', '')).split(' ').filter(Boolean),
+  // the whole agent under `nice -n N` (its background threads then at N + --background-nice)
+  ospreyNice: Number(opt('osprey-nice', 0)),
   out: opt('out', join(ROOT, 'bench/out/latest.json')),
 };
 for (const k of ['rounds', 'warmSec', 'pacedSec', 'satSec', 'rate']) {
@@ -334,7 +338,7 @@ async function machineWarmup(dir) {
 }
 
 async function loadRounds(dir) {
-  const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir, dir, memory: cfg.memoryStore })].filter((m) => cfg.modes.has(m.name));
+  const modes = [noneMode, probeMode(dir), ospreyMode({ profDir: cfg.cpuProfDir, dir, memory: cfg.memoryStore, extraArgs: cfg.ospreyArgs, niceness: cfg.ospreyNice })].filter((m) => cfg.modes.has(m.name));
   const all = [];
   const sessions = [];
   await machineWarmup(dir);

@@ -4,7 +4,9 @@
 // /proc/<pid>/task before and after. Threads are grouped by name (node's JS thread is
 // named after the process; V8's helpers "V8 DefaultWorke", libuv's "libuv-worker", DuckDB's
 // and the ring-buffer reader have their own names).
-//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--store memory|file|none] [--prof DIR]
+//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--warm 2] [--store memory|file|none] [--prof DIR]
+// --warm SEC: paced load before the measured run (V8 compiles the hot code in the first
+//   seconds; a longer warm-up measures the steady state)
 // --store none: export-only (--no-store), OTLP/HTTP to a sink in this process that answers 200.
 // --prof DIR: also a CPU profile of the agent's JS thread (node --cpu-prof) into DIR.
 // --attach 'CMD {pid}': runs CMD (a shell command, {pid} replaced by the agent's pid) during
@@ -24,6 +26,7 @@ const RATE = Number(option('rate', 4000));
 const SECONDS = Number(option('seconds', 8));
 const STORE = option('store', 'file');
 const PROF = option('prof', undefined);
+const WARM = Number(option('warm', 2));
 const ATTACH = option('attach', undefined);
 
 function threads(pid) {
@@ -56,7 +59,7 @@ try {
   const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF, exportTo }).start();
   try {
     const url = `http://127.0.0.1:${nginx.port}/`;
-    await runWrk({ url, seconds: 2, rate: RATE, connections: 20, threads: 1, dir }); // warm-up
+    await runWrk({ url, seconds: WARM, rate: RATE, connections: 20, threads: 1, dir }); // warm-up
     await sleep(1000);
     let attached;
     let attachOut = '';

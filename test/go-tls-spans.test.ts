@@ -12,7 +12,7 @@ import { freePort, startProcess, type StartedProcess } from '../src/demo/process
 import type { Span } from '../src/model/index.js';
 import { SpanCollector } from './agent-helpers.js';
 import { buildGo, goToolchains, type GoToolchain } from './go-build.js';
-import { run } from './helpers.js';
+import { run, waitFor } from './helpers.js';
 
 const SOURCE = resolve('test/fixtures/gotls');
 /** path prefix -> status and response body the fixture's handler gives */
@@ -35,7 +35,8 @@ describe('Go crypto/tls plaintext: spans from a real Go HTTPS server and client'
   before(async () => {
     for (const go of toolchains) bins.set(go.version, buildGo(SOURCE, go));
     // scans only when the test asks (scan()), so what is attached when is known
-    col = new SpanCollector(300, undefined, { uprobes: { scanMs: 3_600_000 } });
+    // no linger: a file is detached at the first scan that sees no process run it (a test below)
+    col = new SpanCollector(300, undefined, { uprobes: { scanMs: 3_600_000, lingerMs: 0 } });
     for (const go of toolchains) {
       const port = await freePort();
       ports.set(go.version, port);
@@ -135,7 +136,8 @@ describe('Go crypto/tls plaintext: spans from a real Go HTTPS server and client'
     await servers.get(a.version)!.stop();
     servers.delete(a.version);
     col.agent.uprobes!.scan();
-    assert.equal(watched(bins.get(a.version)!), undefined, 'detached and forgotten');
+    // the links are destroyed off the JS thread: forgotten once they are gone
+    await waitFor('detached and forgotten', () => watched(bins.get(a.version)!) === undefined, 10_000);
     const tag = `unprobed-${Math.random().toString(36).slice(2, 8)}`;
     const paths = await client(a, b, tag, 1);
     await col.waitSpans('server spans', () => paths.every((p) => col.byPath(p).length >= 1), 15_000);

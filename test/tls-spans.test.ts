@@ -140,7 +140,8 @@ describe('HTTPS spans through TLS uprobes (real peers)', { timeout: 300_000 }, (
     key = join(dir, 'key.pem');
     const r = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost']);
     assert.equal(r.code, 0, r.stderr);
-    col = new SpanCollector(300, undefined, { uprobes: { scanMs: SCAN_MS } });
+    // files linger 1 s after their last process (5 min by default): the last test sees one released
+    col = new SpanCollector(300, undefined, { uprobes: { scanMs: SCAN_MS, lingerMs: 1000 } });
   });
   after(async () => {
     for (const p of procs) await p.stop();
@@ -295,7 +296,8 @@ describe('HTTPS spans through TLS uprobes (real peers)', { timeout: 300_000 }, (
     await col.waitSpans('the late server span', () => col.byPath(path).some((s) => s.kind === 'server' && s.resource['process.pid'] === srv.pid));
     const detached = col.agent.uprobes!.counters.files_detached;
     await srv.stop();
-    await waitFor('the private libssl released', () => !col.agent.uprobes!.files().some((x) => mine(x.path)), 5000);
+    await waitFor('the private libssl released', () => !col.agent.uprobes!.files().some((x) => mine(x.path)), 10_000);
+    assert.ok(col.agent.uprobes!.counters.detached_after_linger > 0);
     assert.ok(col.agent.uprobes!.counters.files_detached > detached);
   });
 });

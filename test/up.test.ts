@@ -90,6 +90,7 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.equal(pyProc.threadModel, 'per-request');
     const text = await run(OSPREY, ['status', '--server', agent.url]);
     assert.match(text.stdout, /cost: +[\d.]+ cores on average \([\d.]+ s of CPU\), RSS \d+ MB/);
+    assert.match(text.stdout, /priority: \d+ background threads at nice 10 /);
     assert.match(text.stdout, new RegExp(`\\n  ${py.pid} +\\S+ +python +per-request `));
 
     // an exact count over a window (services() counts whole rollup minutes)
@@ -109,6 +110,27 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.match(metrics, /osprey_ringbuf_dropped_total 0/);
     assert.match(metrics, /^process_resident_memory_bytes \d+/m);
     assert.match(metrics, /^process_cpu_seconds_total [\d.]+/m);
+
+    // background threads (DuckDB's, V8's, libuv's) yield to the traced applications; the JS
+    // thread and the ring buffer's reader keep the process's priority
+    const bg = (status as unknown as { backgroundPriority: { nice: number; threads_lowered: number; errors: number } }).backgroundPriority;
+    assert.equal(bg.nice, 10);
+    assert.equal(bg.errors, 0);
+    const pid = agent.pid;
+    const nice = (tid: string) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1').split(') ')[1]!.split(' ')[16]);
+    const threads = () => readdirSync(`/proc/${pid}/task`).map((tid) => ({ tid, name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim(), nice: nice(tid) }));
+    // a thread started since the agent's last pass (every 5 s) is lowered by the next one
+    let ts = threads();
+    for (let i = 0; i < 12 && ts.filter((t) => t.nice === 0).length > 2; i++) {
+      await sleep(500);
+      ts = threads();
+    }
+    const ring = ts.find((t) => t.name === 'osprey-ringbuf');
+    assert.ok(ring, JSON.stringify(ts));
+    assert.equal(ring.nice, 0);
+    assert.equal(ts.find((t) => t.tid === String(pid))?.nice, 0);
+    assert.equal(ts.filter((t) => t.nice === 10).length + 2, ts.length, `every other thread is lowered: ${JSON.stringify(ts)}`);
+    assert.ok(ts.length >= 6, JSON.stringify(ts));
   });
 
   it('bad input: a wrong TraceQL query is a clear error, the agent keeps running', async () => {

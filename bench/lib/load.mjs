@@ -277,9 +277,10 @@ export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) 
  * mode 3: `osprey up --no-ui` on a private port (optionally under --cpu-prof), as a user runs
  * it: the store in a file (a fresh data directory under `dir` per session), or in memory with
  * `memory` (then every span stays in the process, and RSS grows with them), or none with
- * `exportTo` (export-only, --no-store). `extraArgs` go to `osprey up` as they are.
+ * `exportTo` (export-only, --no-store). `extraArgs` go to `osprey up` as they are; `niceness`
+ * runs the whole agent under `nice -n`.
  */
-export function ospreyMode({ profDir, dir, memory = false, exportTo, extraArgs = [] } = {}) {
+export function ospreyMode({ profDir, dir, memory = false, exportTo, extraArgs = [], niceness = 0 } = {}) {
   let sessions = 0;
   return {
     name: 'osprey',
@@ -297,7 +298,10 @@ export function ospreyMode({ profDir, dir, memory = false, exportTo, extraArgs =
               [join(ROOT, 'bench/lib/prof-wrap.mjs'), join(profDir, `osprey-${Date.now()}.cpuprofile`), 'listening on', main, ...upArgs],
               { name: 'osprey up', stopSignal: 'SIGINT', stopGraceMs: 30_000 },
             )
-          : spawnChild(join(ROOT, 'bin/osprey'), upArgs, { name: 'osprey up', stopSignal: 'SIGINT', stopGraceMs: 30_000 });
+          : niceness
+            ? // the whole agent at a lower priority (nice execs it: same pid)
+              spawnChild('nice', ['-n', String(niceness), join(ROOT, 'bin/osprey'), ...upArgs], { name: 'osprey up', stopSignal: 'SIGINT', stopGraceMs: 30_000 })
+            : spawnChild(join(ROOT, 'bin/osprey'), upArgs, { name: 'osprey up', stopSignal: 'SIGINT', stopGraceMs: 30_000 });
       let child = await launch();
       try {
         await child.waitForOutput('stderr', /listening on/, 60_000);

@@ -182,6 +182,24 @@ Napi::Value DetachUprobe(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// detachUprobesAsync(h, ids, done(ms)) -> how many of the ids were attached. Their links are
+// destroyed on a worker thread (capture.h DetachUprobesAsync); done is called on the JS thread
+// once every one is gone (ms: how long that took), until then the probes may still fire.
+Napi::Value DetachUprobesAsync(const Napi::CallbackInfo &info) {
+  Capture *c = Unwrap(info);
+  auto ids = info[1].As<Napi::Array>();
+  std::vector<bpf_link *> gone;
+  for (uint32_t i = 0; i < ids.Length(); i++) {
+    auto it = c->uprobe_links.find(ids.Get(i).As<Napi::Number>().Uint32Value());
+    if (it == c->uprobe_links.end()) continue;
+    gone.push_back(it->second);
+    c->uprobe_links.erase(it);
+  }
+  size_t n = gone.size();
+  c->DetachUprobesAsync(info.Env(), std::move(gone), info[2].As<Napi::Function>());
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
 // elfSymbols(path, names) -> {error?, elf, symtab, dynsym, symbols: {name: {offset, address, size}}}
 Napi::Value ElfSymbolsJs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -363,6 +381,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attach", Napi::Function::New(env, Attach));
   exports.Set("attachUprobe", Napi::Function::New(env, AttachUprobe));
   exports.Set("detachUprobe", Napi::Function::New(env, DetachUprobe));
+  exports.Set("detachUprobesAsync", Napi::Function::New(env, DetachUprobesAsync));
   exports.Set("elfSymbols", Napi::Function::New(env, ElfSymbolsJs));
   exports.Set("start", Napi::Function::New(env, Start));
   exports.Set("release", Napi::Function::New(env, Release));

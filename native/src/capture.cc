@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 
 #include <pthread.h>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -170,8 +171,61 @@ void Capture::Stop() {
   for (size_t i = 0; i < nslots_; i++) slots_[i].ref.Reset();
 }
 
+// destroys the links on up to 16 threads (overlapping RCU grace periods), and waits. Measured
+// for a libssl's 11 uprobe links: 0.85-1.04 s this way, 1.0-1.23 s one by one (uprobe grace
+// periods overlap little); the bound keeps a stop with many files from starting hundreds of threads
+static void DestroyParallel(const std::vector<bpf_link *> &gone) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < gone.size();) bpf_link__destroy(gone[i]);
+  };
+  std::vector<std::thread> t;
+  size_t n = std::min<size_t>(gone.size(), 16);
+  t.reserve(n);
+  for (size_t k = 1; k < n; k++) t.emplace_back(work);
+  work();
+  for (auto &x : t) x.join();
+}
+
+void Capture::JoinDetachers(bool all) {
+  for (auto it = detachers_.begin(); it != detachers_.end();) {
+    if (all || it->finished->load()) {
+      it->thread.join();
+      it = detachers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Capture::DetachUprobesAsync(Napi::Env env, std::vector<bpf_link *> gone, Napi::Function done) {
+  JoinDetachers(false);
+  // unlimited queue: the worker's one call never blocks, so Destroy() joining it from the
+  // JS thread cannot deadlock; the function keeps the event loop alive until the call
+  auto tsfn = Napi::ThreadSafeFunction::New(env, done, "osprey-uprobe-detach", 0, 1);
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  std::thread t([gone = std::move(gone), tsfn, finished]() mutable {
+    pthread_setname_np(pthread_self(), "osprey-detach");
+    auto t0 = std::chrono::steady_clock::now();
+    DestroyParallel(gone);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    auto *arg = new double(ms);
+    if (tsfn.NonBlockingCall(arg, [](Napi::Env e, Napi::Function fn, double *v) {
+          double d = *v;
+          delete v;
+          fn.Call({Napi::Number::New(e, d)});
+        }) != napi_ok)
+      delete arg;  // the environment is going away: nobody to tell
+    tsfn.Release();
+    finished->store(true);
+  });
+  detachers_.push_back(Detacher{std::move(t), finished});
+}
+
 void Capture::Destroy() {
   Stop();
+  // links being detached by workers go first (the skeleton's programs must outlive them)
+  JoinDetachers(true);
   // each tracepoint detach waits for an RCU grace period (~80 ms here); detaching
   // in parallel lets the grace periods overlap, so 26 links take ~0.1 s, not 2 s
   std::vector<std::thread> detach;

@@ -233,7 +233,7 @@ export class Agent {
     }
     if (this.#opts.runtimeContext !== false) {
       this.goRuntime = goRuntimeFamily(cap);
-      this.goRuntimeUprobes = new UprobeWatcher(cap, { families: [this.goRuntime], ...(up ? { scanMs: up.scanMs } : {}) });
+      this.goRuntimeUprobes = new UprobeWatcher(cap, { families: [this.goRuntime], ...(up ? { scanMs: up.scanMs, lingerMs: up.lingerMs } : {}) });
       this.goRuntimeUprobes.start();
     }
     this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });

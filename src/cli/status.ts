@@ -89,15 +89,21 @@ export function formatStatus(s: StatusReport): string {
   }
   const mem = s.memory as SelfMemoryReport | undefined;
   if (mem) lines.push(formatMemory(mem));
+  const bg = s.backgroundPriority as { nice: number | 'off'; threads_lowered?: number } | undefined;
+  if (bg) lines.push(`priority: ${bg.nice === 'off' ? 'background threads at the process\'s own (--background-nice 0)' : `${bg.threads_lowered ?? 0} background threads at nice ${bg.nice} (the JS thread and the ring-buffer reader keep the process's)`}`);
   const grpc = s.otlpGrpc as { listening: string | false } | undefined;
   if (grpc) lines.push(`otlp/grpc: ${grpc.listening === false ? 'off' : `listening on ${grpc.listening}`}`);
   const ok = s.programs.filter((p) => p.attached).length;
   lines.push(`programs: ${ok}/${s.programs.length} attached`);
   for (const p of s.programs) lines.push(`  ${p.attached ? 'ok  ' : 'FAIL'} ${p.tracepoint}${p.error ? `  (${p.error})` : ''}`);
-  const up = Array.isArray(s.uprobes) ? (s.uprobes as { path: string; status: string; reason?: string; probes: number; processes: number }[]) : [];
+  const up = Array.isArray(s.uprobes) ? (s.uprobes as { path: string; status: string; reason?: string; probes: number; processes: number; idleMs?: number }[]) : [];
   if (up.length) {
     lines.push(`TLS uprobes: ${up.filter((f) => f.status === 'attached').length} file(s)`);
-    for (const f of up) lines.push(`  ${f.status === 'attached' ? 'ok  ' : f.status.padEnd(4)} ${f.path}  (${f.status === 'attached' ? `${f.probes} probes, ` : ''}${f.processes} processes${f.reason ? `; ${f.reason}` : ''})`);
+    for (const f of up) {
+      // a lingering file keeps its probes though no process maps it (--uprobe-linger)
+      const idle = f.idleMs !== undefined ? `; unused for ${Math.round(f.idleMs / 1000)}s, lingering` : '';
+      lines.push(`  ${f.status === 'attached' ? 'ok  ' : f.status.padEnd(4)} ${f.path}  (${f.status === 'attached' ? `${f.probes} probes, ` : ''}${f.processes} processes${idle}${f.reason ? `; ${f.reason}` : ''})`);
+    }
   }
   const gr = s.goRuntime as { files: { path: string; status: string; reason?: string; probes: number; processes: number }[]; counters: Record<string, number> } | undefined;
   if (gr) {

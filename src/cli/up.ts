@@ -21,6 +21,7 @@ import { setupKubernetes, type KubernetesSetup } from '../resource/setup.js';
 import type { DuckStore } from '../store/index.js';
 import { intOption, parseDuration, untilSignal, UsageError, type Command } from './cli.js';
 import { LiveSummary } from './live.js';
+import { BackgroundPriority } from '../proc/background-priority.js';
 import { uiPage } from './ui-page.js';
 import { defaultUiDir } from '../server/ui.js';
 import type { OtlpGrpcReceiver } from '../server/otlp-grpc.js';
@@ -110,6 +111,9 @@ export const upCommand: Command = {
     '      --tls on|off          HTTPS plaintext through uprobes on OpenSSL (libssl, programs that carry',
     '                            it, e.g. node) and Go crypto/tls (default on; osprey status lists the',
     '                            files probed and why others are not)',
+    '      --uprobe-linger DUR   how long a file no process maps any more keeps its uprobes (default 5m),',
+    '                            so short-lived processes (curl in a loop, cron jobs) are covered from',
+    '                            their start; 0s takes them off as soon as the last process is gone',
     '      --runtime-context on|off  the goroutine of each call of Go programs, through uprobes on the Go',
     '                            runtime and net/http, so calls made for a request under concurrency link',
     '                            to it (default on; osprey status lists the executables probed)',
@@ -134,6 +138,9 @@ export const upCommand: Command = {
     '                            cluster; also on with KUBECONFIG set or in-cluster credentials present',
     '      --node-name NAME      the Kubernetes node this is: only its pods are watched (default',
     '                            $NODE_NAME, else the host name)',
+    '      --background-nice N   nice value added to the agent\'s background threads (store compression,',
+    '                            queries, GC, export compression), so the traced applications win the',
+    '                            CPU under contention; 0 to leave them alone (default 10, 1-19)',
   ].join('\n'),
   options: {
     data: { type: 'string' },
@@ -150,12 +157,14 @@ export const upCommand: Command = {
     tls: { type: 'string' },
     'runtime-context': { type: 'string' },
     'node-context': { type: 'string' },
+    'uprobe-linger': { type: 'string' },
     export: { type: 'string' },
     'export-protocol': { type: 'string' },
     'export-queue': { type: 'string' },
     'no-store': { type: 'boolean' },
     kubeconfig: { type: 'string' },
     'node-name': { type: 'string' },
+    'background-nice': { type: 'string' },
   },
   async run({ values }) {
     // every flag is checked before anything is created, opened or attached
@@ -177,6 +186,8 @@ export const upCommand: Command = {
     if (runtimeContext !== undefined && runtimeContext !== 'on' && runtimeContext !== 'off') throw new UsageError(`--runtime-context must be on or off, got "${runtimeContext}"`);
     const nodeContext = values['node-context'] as string | undefined;
     if (nodeContext !== undefined && nodeContext !== 'on' && nodeContext !== 'off') throw new UsageError(`--node-context must be on or off, got "${nodeContext}"`);
+    const backgroundNice = intOption(values['background-nice'], 'background-nice', 0, 19) ?? 10;
+    const lingerMs = values['uprobe-linger'] === undefined ? undefined : Number(parseDuration(values['uprobe-linger'] as string) / 1_000_000n);
     const memory = values.memory === true;
     if (memory && values.data !== undefined) throw new UsageError('use either --data DIR or --memory, not both');
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
@@ -259,7 +270,7 @@ export const upCommand: Command = {
       ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
       sink,
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
-      ...(tls === 'off' ? { uprobes: false as const } : {}),
+      ...(tls === 'off' ? { uprobes: false as const } : lingerMs !== undefined ? { uprobes: { lingerMs } } : {}),
       ...(runtimeContext === 'off' ? { runtimeContext: false } : {}),
       ...(nodeContext === 'off' ? { nodeContext: false } : {}),
     });
@@ -293,9 +304,20 @@ export const upCommand: Command = {
 
     const started = Date.now();
     let grpc: OtlpGrpcReceiver | undefined;
+    // after the capture (its ring-buffer thread keeps its priority) and the store (DuckDB's threads)
+    const background = backgroundNice > 0 ? new BackgroundPriority(backgroundNice) : undefined;
+    background?.start();
     const selfMemory = new SelfMemory(store).start();
     const status = () =>
-      withOtlpGrpc({ ...statusReport(agent, store, exporter, started), memory: selfMemory.report(), ...(kube ? { kubernetes: kube.status() } : {}) }, grpc);
+      withOtlpGrpc(
+        {
+          ...statusReport(agent, store, exporter, started),
+          memory: selfMemory.report(),
+          ...(kube ? { kubernetes: kube.status() } : {}),
+          backgroundPriority: background ? { nice: background.nice, ...background.counters } : { nice: 'off' },
+        },
+        grpc,
+      );
     let server;
     try {
       server = await startServer(
@@ -347,6 +369,7 @@ export const upCommand: Command = {
     const sig = await untilSignal();
     live?.stop();
     selfMemory.stop();
+    background?.stop();
     say(`${sig}: stopping`);
     await demo?.stop().catch(() => undefined);
     await agent.shutdown();
@@ -448,6 +471,7 @@ function uprobeFamilies(u: UprobeWatcherCounters): MetricFamily[] {
     { name: 'osprey_uprobe_attach_errors_total', help: 'Uprobes that failed to attach.', type: 'counter', samples: [{ value: u.attach_errors }] },
     { name: 'osprey_uprobe_files', help: 'Files with TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.attached_now }] },
     { name: 'osprey_uprobe_probes', help: 'TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.probes_now }] },
+    { name: 'osprey_uprobe_files_lingering', help: 'Files keeping their TLS uprobes though no process maps them now (--uprobe-linger).', type: 'gauge', samples: [{ value: u.lingering_now }] },
   ];
 }
 

@@ -182,7 +182,10 @@ export class SpanExporter {
     this.#queuedBytes += plain.length;
     this.#compressing++;
     this.#compressingSpans += n;
-    gzip(plain, { level: 6 }, (err, gz) => {
+    // level 1: half the CPU of level 6 (1.3 against 2.6 µs per span on recorded agent spans,
+    // docs/export.md) for 6% more bytes (50 against 47 B per span); the node budget of 1 MB/s
+    // at 5k req/s still holds
+    gzip(plain, { level: 1 }, (err, gz) => {
       this.#compressing--;
       this.#compressingSpans -= n;
       this.#queuedBytes -= plain.length;

@@ -205,6 +205,19 @@ export class Capture {
   }
 
   /**
+   * Detaches uprobes off the JS thread (each bpf_link__destroy waits for an RCU grace period:
+   * a file's links took 1-3 s here one by one). Resolves with how long that took, ms, once
+   * every link is gone; until then the probes may still fire. Unknown ids are skipped.
+   */
+  detachUprobes(links: readonly number[]): Promise<number> {
+    // closed: the capture's close detached them
+    if (!this.#h || links.length === 0) return Promise.resolve(0);
+    return new Promise((resolve) => {
+      this.#native.detachUprobesAsync(this.#h!, [...links], resolve);
+    });
+  }
+
+  /**
    * How far the reader has drained: `batches` handed to onBatch so far, and `idleAt`, the
    * capture-clock ns of its last round that found the ring buffer empty (-Infinity before
    * the first). Once onBatch has received that many batches, every record committed

@@ -27,6 +27,8 @@ export interface NativeAddon {
   attachUprobe(h: NativeHandle, program: string, path: string, target: number | string, retprobe: boolean, pid: number, cookie?: number): number;
   /** false when no such link */
   detachUprobe(h: NativeHandle, link: number): boolean;
+  /** destroys the links on a worker thread; done(ms) on the JS thread once all are gone. Returns how many were attached */
+  detachUprobesAsync(h: NativeHandle, links: number[], done: (ms: number) => void): number;
   /** [batches handed to JS, CLOCK_MONOTONIC ns of the reader's last round that found nothing] */
   drained(h: NativeHandle): [number, number];
   elfSymbols(path: string, names: string[]): NativeElfSymbols;

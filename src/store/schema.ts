@@ -49,8 +49,60 @@ const HOT_COLUMN: Readonly<Record<(typeof HOT_ATTRIBUTES)[number][0], string>> =
 export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' | 'number']>> = Object.fromEntries(
   HOT_ATTRIBUTES.map(([k, t]) => [k, [HOT_COLUMN[k], t] as const]),
 );
+/**
+ * The compression method of each `spans` column whose data has a stable shape; the others
+ * are left to DuckDB (it analyses every method that fits the type at each checkpoint and
+ * keeps the smallest). A fixed method skips the analysis of the others: the dictionary
+ * analysis of a high-cardinality url_path (a hash of every string) and FSST's symbol table for
+ * the low-cardinality columns were the bulk of a checkpoint's CPU. bench/store-checkpoint.mjs,
+ * medians: spans of a pipeline.mjs replay 3.05 -> 2.72 µs of checkpoint CPU per span,
+ * store-ingest.mjs spans (paths with ids) 3.50 -> 2.65. These are the methods DuckDB picked
+ * anyway, except url_path when it has only a few values (the replay's 3 paths: a dictionary,
+ * 2.2 bytes per span less than FSST). What a fixed method does on data that does not fit it
+ * (checked on DuckDB 1.5):
+ * - dictionary on all-distinct strings keeps the dictionary: ~4x the size of FSST. Only columns
+ *   whose values come from a small set (methods, routes, services, protocol fields, server
+ *   addresses, user agents) get it; client and peer addresses can be as many as the clients
+ *   (all distinct in bench/traceql-bench.mjs's data, where DuckDB picks FSST for some row groups).
+ * - FSST on a row group whose values are all NULL or all empty falls back to uncompressed
+ *   (~4 bytes a row). So url_path (set on every HTTP span) gets it, not url_full (client spans
+ *   only), url_query or the attribute JSON (NULL on the agent's spans), which stay automatic.
+ * - CONSTANT and RLE cannot be fixed (DuckDB refuses them), so columns that are often constant
+ *   or in runs (ports, body sizes, status codes, status, trace ids of adjacent spans) stay
+ *   automatic. A segment whose values are all equal is still stored as a constant whatever the
+ *   fixed method.
+ * The methods are part of the table definition: a store created before keeps its automatic
+ * columns (same columns and types, nothing to migrate), only new stores get these.
+ */
+export const SPAN_COMPRESSION: Readonly<Record<string, 'dictionary' | 'fsst' | 'bitpacking' | 'uncompressed'>> = {
+  // time-ordered and small integers: DuckDB's choice every time
+  start_ns: 'bitpacking',
+  duration_ns: 'bitpacking',
+  kind: 'bitpacking',
+  res_id: 'bitpacking',
+  // random 64-bit ids: nothing compresses them
+  span_id: 'uncompressed',
+  name: 'dictionary',
+  service: 'dictionary',
+  namespace: 'dictionary',
+  http_method: 'dictionary',
+  http_route: 'dictionary',
+  net_protocol: 'dictionary',
+  net_protocol_version: 'dictionary',
+  server_address: 'dictionary',
+  url_scheme: 'dictionary',
+  user_agent: 'dictionary',
+  error_type: 'dictionary',
+  osprey_link: 'dictionary',
+  // paths carry ids: many distinct values per row group
+  url_path: 'fsst',
+};
+const using = (col: string): string => {
+  const m = SPAN_COMPRESSION[col];
+  return m === undefined ? '' : ` USING COMPRESSION ${m}`;
+};
 const HOT_DDL = Object.values(HOT_SPAN_ATTRS)
-  .map(([col, t]) => `    ${col} ${t === 'string' ? 'VARCHAR' : 'DOUBLE'},`)
+  .map(([col, t]) => `    ${col} ${t === 'string' ? 'VARCHAR' : 'DOUBLE'}${using(col)},`)
   .join('\n');
 
 export const DDL: readonly string[] = [
@@ -62,20 +114,20 @@ export const DDL: readonly string[] = [
     attributes VARCHAR NOT NULL
   )`,
   `CREATE TABLE IF NOT EXISTS spans (
-    start_ns BIGINT NOT NULL,
-    duration_ns BIGINT NOT NULL,
-    trace_id UUID NOT NULL,
-    span_id UBIGINT NOT NULL,
-    parent_span_id UBIGINT,
-    name VARCHAR NOT NULL,
-    kind UTINYINT NOT NULL,
-    status UTINYINT NOT NULL,
-    status_message VARCHAR,
-    res_id UINTEGER NOT NULL,
-    service VARCHAR,
-    namespace VARCHAR,
+    start_ns BIGINT NOT NULL${using('start_ns')},
+    duration_ns BIGINT NOT NULL${using('duration_ns')},
+    trace_id UUID NOT NULL${using('trace_id')},
+    span_id UBIGINT NOT NULL${using('span_id')},
+    parent_span_id UBIGINT${using('parent_span_id')},
+    name VARCHAR NOT NULL${using('name')},
+    kind UTINYINT NOT NULL${using('kind')},
+    status UTINYINT NOT NULL${using('status')},
+    status_message VARCHAR${using('status_message')},
+    res_id UINTEGER NOT NULL${using('res_id')},
+    service VARCHAR${using('service')},
+    namespace VARCHAR${using('namespace')},
 ${HOT_DDL}
-    attributes VARCHAR
+    attributes VARCHAR${using('attributes')}
   )`,
   // where each trace's spans lie in time: one row per trace per flush (min/max start of
   // its spans in that flush). trace() reads the trace's time range here (a scan of ~1/6th

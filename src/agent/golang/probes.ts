@@ -65,7 +65,7 @@ export function goTlsFamily(kernel: GoTlsKernel, maxFiles = GO_TLS_BINS): GoTlsF
       const slot = free.pop();
       if (slot === undefined) {
         counters.slotsFull++;
-        return { reason: `${GO_TLS_BINS} Go executables have probes already (the bound of go_tls_bins)`, level: 'error' };
+        return { reason: `${GO_TLS_BINS} Go executables have probes already (the bound of go_tls_bins)`, level: 'error', full: true };
       }
       // the slot is written before any probe that reads it is attached
       kernel.mapUpdate(GO_TLS_MAP, u32(slot), encodeGoTls(info));

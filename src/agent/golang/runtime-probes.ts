@@ -146,7 +146,7 @@ export function goRuntimeFamily(kernel: GoRuntimeKernel, maxFiles = GO_CTX_BINS)
       const slot = free.pop();
       if (slot === undefined) {
         counters.slots_full++;
-        return { reason: `${GO_CTX_BINS} Go executables have runtime-context probes already (the bound of go_ctx_bins)`, level: 'error' };
+        return { reason: `${GO_CTX_BINS} Go executables have runtime-context probes already (the bound of go_ctx_bins)`, level: 'error', full: true };
       }
       // the slot is written before any probe that reads it is attached
       kernel.mapUpdate(GO_CTX_MAP, u32(slot), encodeGoCtx(info));

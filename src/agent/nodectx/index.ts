@@ -161,7 +161,7 @@ export function nodeCtxFamily(kernel: NodeCtxKernel, maxFiles = NODE_BINS): Node
       const slot = free.pop();
       if (slot === undefined) {
         counters.slotsFull++;
-        return { reason: `${NODE_BINS} node files have probes already (the bound of node_bins)`, level: 'error' };
+        return { reason: `${NODE_BINS} node files have probes already (the bound of node_bins)`, level: 'error', full: true };
       }
       // the slot is written before any probe that reads it is attached
       kernel.mapUpdate(NODE_BINS_MAP, u32(slot), encodeNodeBin(o));

@@ -35,6 +35,8 @@ export interface MappedFile {
 export interface NoProbes {
   reason: string;
   level: 'none' | 'stripped' | 'error';
+  /** it would have probes but the family is out of slots (its own bound): the watcher may make room */
+  full?: boolean;
 }
 
 export interface ProbeFamily {

@@ -8,7 +8,21 @@
 // a library loaded later by dlopen (Python imports ssl lazily): a scan would still be needed,
 // so the scan is the one mechanism. Once a file is attached, every process that maps it later
 // is covered at once, whatever its start; only the first process of a new file waits for the
-// next scan. A file no process maps any more is detached at the scan that no longer sees it.
+// next scan.
+//
+// Lifetime: a file no process maps any more keeps its probes for `lingerMs` (default 5 min)
+// before they come off. Short-lived processes (curl in a loop, cron jobs, a CLI that runs for
+// a second) mostly map a file for less than a scan period: they are covered only while the
+// file's probes are on, so detaching at the first scan that sees nobody left each of them
+// to luck, and every exit cost a detach. Probes on a file nobody runs cost nothing; the
+// bound (maxFiles) counts lingering files, and when it bites the longest-unused lingering
+// file makes room. Detaching is slow in wall time (bpf_link__destroy waits for an RCU grace
+// period per link: a file's ~11 links blocked the JS thread 1-3 s): it runs on a native
+// worker thread (Capture.detachUprobes) and the watcher hears when it is done. A file seen
+// again while its old links are still being destroyed waits for that before it is attached
+// again: two sets of probes on one file would report every call twice. The processes that
+// call into it during that window (typically well under a second) are not covered; such
+// re-attachments are counted (reattach_waited) with the time they waited.
 // A process's maps are read again only when its address space changed size or the pid is
 // another process's (/proc/<pid>/stat: its start time and size, a few hundred bytes): on a machine of 150 processes a scan took 20-25 ms of CPU reading every
 // maps file, ~5 ms with most of them unchanged (two watchers scan: TLS and Go runtime).
@@ -20,6 +34,8 @@ import type { MappedFile, ProbeFamily, ProbeSpec } from './probe-family.js';
 export interface UprobeAttacher {
   attachUprobe(t: UprobeTarget): number;
   detachUprobe(link: number): boolean;
+  /** detaches off the JS thread, resolves once every link is gone (src/kernel Capture); without it, detachUprobe one by one */
+  detachUprobes?(links: readonly number[]): Promise<number>;
 }
 
 export interface UprobeWatcherOptions {
@@ -28,13 +44,20 @@ export interface UprobeWatcherOptions {
   scanMs?: number;
   /** most files with probes attached at once (default 64); more are counted and left out */
   maxFiles?: number;
+  /**
+   * how long a file no process maps any more keeps its probes, ms (default 300000): a process
+   * that maps it within that time is covered from its start. 0: detached at the first scan
+   * that sees no process mapping it
+   */
+  lingerMs?: number;
   /** leave this process out (default: this one) */
   excludePid?: number;
   /** called with an error the scan itself hit (it carries on at the next period) */
   onError?: (err: unknown) => void;
 }
 
-export type FileStatus = 'attached' | 'none' | 'stripped' | 'error' | 'over-limit';
+/** 'detaching': its probes are coming off (they may still fire until that is done) */
+export type FileStatus = 'attached' | 'detaching' | 'none' | 'stripped' | 'error' | 'over-limit';
 
 export interface WatchedFile {
   family: string;
@@ -47,6 +70,8 @@ export interface WatchedFile {
   probes: number;
   /** processes mapping it at the last scan */
   processes: number;
+  /** attached, but no process has mapped it for this long, ms (it lingers; undefined: in use) */
+  idleMs?: number;
 }
 
 export interface UprobeWatcherCounters {
@@ -70,9 +95,24 @@ export interface UprobeWatcherCounters {
   files_over_limit: number;
   /** uprobes that failed to attach (the file is then left without any) */
   attach_errors: number;
-  /** files with probes attached now, and their probes */
+  /** files with probes attached now (lingering and detaching ones included: the bound counts them), and their probes */
   attached_now: number;
   probes_now: number;
+  /** attached files no process maps now (their probes stay for lingerMs) */
+  lingering_now: number;
+  /** times a file started to linger, and times a process mapped a lingering file again (covered at once) */
+  files_lingered: number;
+  linger_reused: number;
+  /** files detached because they lingered lingerMs, and because the bound needed room for another */
+  detached_after_linger: number;
+  detached_for_room: number;
+  /** files whose probes are being detached now (off the JS thread), and the last detach's duration, ms */
+  detaching_now: number;
+  detach_last_ms: number;
+  /** files seen again while their old probes were coming off: attached once that was done */
+  reattach_waited: number;
+  /** the longest such wait, ms: the window in which that file's new processes were not covered */
+  reattach_wait_max_ms: number;
 }
 
 /** what a process mapped at the last scan (see #scanProcess) */
@@ -116,6 +156,11 @@ interface FileState extends WatchedFile {
   pids: Set<number> | undefined;
   /** the processes seen mapping it at the current scan */
   pidsSeen: Set<number> | undefined;
+  /** performance.now() of the first scan that saw no process mapping it (undefined: mapped) */
+  idleSince: number | undefined;
+  /** while detaching: it was detached to make room for another file; performance.now() of the detach's start */
+  forRoom: boolean;
+  detachAt: number;
 }
 
 export class UprobeWatcher {
@@ -134,11 +179,21 @@ export class UprobeWatcher {
     attach_errors: 0,
     attached_now: 0,
     probes_now: 0,
+    lingering_now: 0,
+    files_lingered: 0,
+    linger_reused: 0,
+    detached_after_linger: 0,
+    detached_for_room: 0,
+    detaching_now: 0,
+    detach_last_ms: 0,
+    reattach_waited: 0,
+    reattach_wait_max_ms: 0,
   };
   readonly #cap: UprobeAttacher;
   readonly #families: readonly ProbeFamily[];
   readonly #scanMs: number;
   readonly #maxFiles: number;
+  readonly #lingerMs: number;
   readonly #self: number;
   readonly #onError: (err: unknown) => void;
   /** by family + dev:inode: one entry per distinct file, attached or not */
@@ -154,6 +209,8 @@ export class UprobeWatcher {
     this.#families = opts.families;
     this.#scanMs = opts.scanMs ?? 2000;
     this.#maxFiles = opts.maxFiles ?? 64;
+    this.#lingerMs = opts.lingerMs ?? 300_000;
+    if (!(this.#lingerMs >= 0)) throw new RangeError(`lingerMs must be >= 0, got ${this.#lingerMs}`);
     this.#self = opts.excludePid ?? process.pid;
     this.#onError = opts.onError ?? (() => {});
     if (!Number.isInteger(this.#maxFiles) || this.#maxFiles < 0) throw new RangeError(`maxFiles must be an integer >= 0, got ${this.#maxFiles}`);
@@ -192,19 +249,36 @@ export class UprobeWatcher {
       this.#scanProcess(d, no, procs);
     }
     this.#procs = procs;
+    const now = performance.now();
     for (const [key, st] of this.#files) {
       st.processes = st.pidsNow;
       st.pidsNow = 0;
       this.#goneProcesses(st);
-      if (st.seenScan !== no) {
-        this.#release(st);
-        this.#files.delete(key);
+      if (st.seenScan === no) {
+        if (st.idleSince !== undefined) {
+          // mapped again while lingering: its probes are on already
+          st.idleSince = undefined;
+          this.counters.lingering_now--;
+          this.counters.linger_reused++;
+        }
+        continue;
       }
+      if (st.status === 'attached') {
+        if (st.idleSince === undefined) {
+          st.idleSince = now;
+          this.counters.lingering_now++;
+          this.counters.files_lingered++;
+        }
+        if (now - st.idleSince >= this.#lingerMs) {
+          this.counters.detached_after_linger++;
+          this.#release(st, false);
+        }
+        continue;
+      }
+      // a detaching file stays known until its detach is done (#detached)
+      if (st.status !== 'detaching') this.#files.delete(key);
     }
-    // files left out at the bound get their turn once others are gone
-    for (const st of this.#files.values()) {
-      if (st.status === 'over-limit' && this.counters.attached_now < this.#maxFiles) this.#attach(st);
-    }
+    this.#retryOverLimit();
     this.counters.scans++;
     this.counters.scan_last_ms = Math.round((performance.now() - t0) * 1000) / 1000;
   }
@@ -282,6 +356,8 @@ export class UprobeWatcher {
       }
       st.seenScan = no;
       st.pidsNow++;
+      // a later attach (after a detach, or at the bound) opens the file through a process alive now
+      st.openPath = mapped.openPath;
       if (st.status === 'attached' && fam.processMapped) {
         const n = Number(pid);
         (st.pidsSeen ??= new Set()).add(n);
@@ -312,6 +388,9 @@ export class UprobeWatcher {
       pidsNow: 0,
       pids: undefined,
       pidsSeen: undefined,
+      idleSince: undefined,
+      forRoom: false,
+      detachAt: 0,
     };
     this.counters.files_checked++;
     this.#attach(st);
@@ -326,6 +405,8 @@ export class UprobeWatcher {
       plan = { reason: (err as Error).message, level: 'error' as const };
     }
     if (!Array.isArray(plan)) {
+      // a family out of slots (its own bound) makes room like the watcher's bound does
+      if (plan.full && this.#makeRoom(st, st.familyRef)) return;
       st.status = plan.level;
       st.reason = plan.reason;
       if (plan.level === 'error') this.counters.files_error++;
@@ -334,7 +415,9 @@ export class UprobeWatcher {
     }
     if (this.counters.attached_now >= this.#maxFiles) {
       st.familyRef.released?.(plan);
-      if (st.status !== 'over-limit') this.counters.files_over_limit++;
+      if (this.#makeRoom(st, undefined)) return;
+      // counted once per file left out (a file that was waiting for room is left out now)
+      if (st.status !== 'over-limit' || st.reason?.startsWith('waiting')) this.counters.files_over_limit++;
       st.status = 'over-limit';
       st.reason = `${this.#maxFiles} files have probes already (the bound)`;
       return;
@@ -372,18 +455,104 @@ export class UprobeWatcher {
     st.pidsSeen = undefined;
   }
 
-  #release(st: FileState): void {
+  /**
+   * A file waits for room (the bound, or its family's slots): the longest-unused lingering file
+   * (of `family` when given) is detached for it, unless detaches already under way will make
+   * room for every file waiting. True when the file waits ('over-limit', retried once a detach
+   * is done), false when nothing lingers that could go.
+   */
+  #makeRoom(st: FileState, family: ProbeFamily | undefined): boolean {
+    let victim: FileState | undefined;
+    let inFlight = 0;
+    let waiting = 1;
+    for (const o of this.#files.values()) {
+      if (o === st) continue;
+      if (family && o.familyRef !== family) continue;
+      if (o.status === 'detaching' && o.forRoom) inFlight++;
+      else if (o.status === 'over-limit' && o.reason?.startsWith('waiting')) waiting++;
+      else if (o.status === 'attached' && o.idleSince !== undefined && (victim === undefined || o.idleSince < victim.idleSince!)) victim = o;
+    }
+    if (inFlight >= waiting) return this.#wait(st);
+    if (victim === undefined) return inFlight > 0 && this.#wait(st);
+    // marked first: a detach done at once (no worker) gives this file its turn right away
+    this.#wait(st);
+    this.counters.detached_for_room++;
+    this.#release(victim, true);
+    return true;
+  }
+
+  #wait(st: FileState): true {
+    st.status = 'over-limit';
+    st.reason = 'waiting for a lingering file to make room';
+    return true;
+  }
+
+  /** files left out at the bound get their turn once others are gone */
+  #retryOverLimit(): void {
+    if (this.#stopped) return;
+    for (const st of this.#files.values()) {
+      if (st.status !== 'over-limit') continue;
+      // a file waiting for room tries again whatever the count (its family may have been full)
+      if (this.counters.attached_now < this.#maxFiles || (st.reason?.startsWith('waiting') && this.counters.detaching_now === 0)) this.#attach(st);
+    }
+  }
+
+  /**
+   * Takes the file's probes off: on a worker thread when the capture can (the call returns at
+   * once; #detached finishes the job), else here, one by one.
+   */
+  #release(st: FileState, forRoom: boolean): void {
     if (st.status !== 'attached') return;
     this.#goneProcesses(st, true);
-    for (const l of st.links) this.#cap.detachUprobe(l);
+    if (st.idleSince !== undefined) {
+      st.idleSince = undefined;
+      this.counters.lingering_now--;
+    }
+    st.status = 'detaching';
+    st.forRoom = forRoom;
+    st.detachAt = performance.now();
+    this.counters.detaching_now++;
+    const links = st.links;
+    if (!this.#cap.detachUprobes) {
+      for (const l of links) this.#cap.detachUprobe(l);
+      this.#detached(st, performance.now() - st.detachAt);
+      return;
+    }
+    this.#cap.detachUprobes(links).then(
+      (ms) => this.#detached(st, ms),
+      (err: unknown) => {
+        // the links are out of the capture's table either way (its close destroys what is left)
+        this.#onError(err);
+        this.#detached(st, performance.now() - st.detachAt);
+      },
+    );
+  }
+
+  /** the file's old probes are gone: it is attached again if a process maps it now, else forgotten */
+  #detached(st: FileState, ms: number): void {
     if (st.plan) st.familyRef.released?.(st.plan);
     st.plan = undefined;
     this.counters.probes_now -= st.links.length;
     this.counters.attached_now--;
     this.counters.files_detached++;
+    this.counters.detaching_now--;
+    this.counters.detach_last_ms = Math.round(ms * 1000) / 1000;
     st.links = [];
     st.probes = 0;
     st.status = 'none';
+    st.forRoom = false;
+    const key = `${st.family}|${st.file}`;
+    if (this.#stopped) return;
+    if (st.seenScan === this.#scanNo && this.#files.get(key) === st) {
+      // seen again meanwhile: its processes were not covered from then until now
+      const waited = performance.now() - st.detachAt;
+      this.counters.reattach_waited++;
+      this.counters.reattach_wait_max_ms = Math.max(this.counters.reattach_wait_max_ms, Math.round(waited));
+      this.#attach(st);
+    } else if (this.#files.get(key) === st) {
+      this.#files.delete(key);
+    }
+    this.#retryOverLimit();
   }
 
   /** the files worth a line in `osprey status`: attached, stripped, in error, over the bound */
@@ -391,17 +560,22 @@ export class UprobeWatcher {
     const out: WatchedFile[] = [];
     for (const st of this.#files.values()) {
       if (st.status === 'none') continue;
-      out.push({ family: st.family, file: st.file, path: st.path, status: st.status, reason: st.reason, probes: st.probes, processes: st.processes });
+      const w: WatchedFile = { family: st.family, file: st.file, path: st.path, status: st.status, reason: st.reason, probes: st.probes, processes: st.processes };
+      if (st.idleSince !== undefined) w.idleMs = Math.round(performance.now() - st.idleSince);
+      out.push(w);
     }
     return out;
   }
 
-  /** detaches everything; idempotent (the capture's close detaches too) */
+  /**
+   * Detaches everything; idempotent. Off the JS thread, all files at once, when the capture
+   * can (its close waits for those detaches; closing it right away is fine).
+   */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
-    for (const st of this.#files.values()) this.#release(st);
+    for (const st of this.#files.values()) this.#release(st, false);
     this.#files.clear();
   }
 }
