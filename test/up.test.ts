@@ -118,10 +118,18 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.equal(bg.errors, 0);
     const pid = agent.pid;
     const nice = (tid: string) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1').split(') ')[1]!.split(' ')[16]);
-    const threads = () => readdirSync(`/proc/${pid}/task`).map((tid) => ({ tid, name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim(), nice: nice(tid) }));
-    // a thread started since the agent's last pass (every 5 s) is lowered by the next one
+    const threads = () =>
+      readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
+        try {
+          return [{ tid, name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim(), nice: nice(tid) }];
+        } catch {
+          return []; // the thread ended meanwhile
+        }
+      });
+    // a thread started since the agent's last pass (every 5 s) is lowered by the next one (the
+    // bound is for a hang only: a loaded machine may delay a pass)
     let ts = threads();
-    for (let i = 0; i < 12 && ts.filter((t) => t.nice === 0).length > 2; i++) {
+    for (let i = 0; i < 60 && ts.filter((t) => t.nice === 0).length > 2; i++) {
       await sleep(500);
       ts = threads();
     }

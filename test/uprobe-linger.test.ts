@@ -217,11 +217,15 @@ describe('uprobe lifetime: linger and off-thread detach (real kernel, real proce
     let ticks = 0;
     let last = performance.now();
     let maxGap = 0;
+    // a tick that ran after the native detach started and before it ended: impossible when the
+    // detach holds the JS thread (timers run only once it returns), whatever the machine's load
+    let midDetach = false;
     const timer = setInterval(() => {
       const now = performance.now();
       maxGap = Math.max(maxGap, now - last);
       last = now;
       ticks++;
+      midDetach ||= detachStartedAt > 0 && w.counters.detaching_now === 1;
     }, 2);
     last = performance.now();
     open();
@@ -230,7 +234,7 @@ describe('uprobe lifetime: linger and off-thread detach (real kernel, real proce
     clearInterval(timer);
     const ticksDuring = ticks;
     console.log(`# detach of ${w.counters.probes_now} probes: ${w.counters.detach_last_ms} ms on the worker, ${detachMs.toFixed(1)} ms until JS heard; event loop: ${ticksDuring} timer ticks, largest gap ${maxGap.toFixed(1)} ms`);
-    assert.ok(ticksDuring > 0, 'timers ran while the kernel destroyed the links');
+    assert.ok(midDetach, 'timers ran while the kernel destroyed the links');
     assert.equal(status(col), 'attached', `attached again once the old links were gone: ${JSON.stringify(w.files())}`);
     assert.ok(attaches > 0);
     assert.equal(w.counters.reattach_waited, 1);

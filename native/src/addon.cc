@@ -14,6 +14,7 @@
 #include "abi/events.h"
 #include "abi/goctx.h" /* the skeleton names enum osp_go_counter (kept in BTF for the layout test) */
 #include "abi/rtctx.h" /* and enum osp_rt */
+#include <algorithm>
 #include "capture.h"
 #include "capture.skel.h"
 #include "elf_symbols.h"
@@ -187,16 +188,22 @@ Napi::Value DetachUprobe(const Napi::CallbackInfo &info) {
 // once every one is gone (ms: how long that took), until then the probes may still fire.
 Napi::Value DetachUprobesAsync(const Napi::CallbackInfo &info) {
   Capture *c = Unwrap(info);
+  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsFunction())
+    throw Napi::TypeError::New(info.Env(), "detachUprobesAsync(handle, ids: number[], done: (ms) => void)");
   auto ids = info[1].As<Napi::Array>();
   std::vector<bpf_link *> gone;
+  std::vector<uint32_t> found;
   for (uint32_t i = 0; i < ids.Length(); i++) {
-    auto it = c->uprobe_links.find(ids.Get(i).As<Napi::Number>().Uint32Value());
-    if (it == c->uprobe_links.end()) continue;
+    uint32_t id = ids.Get(i).As<Napi::Number>().Uint32Value();
+    auto it = c->uprobe_links.find(id);
+    if (it == c->uprobe_links.end() || std::find(found.begin(), found.end(), id) != found.end()) continue;
     gone.push_back(it->second);
-    c->uprobe_links.erase(it);
+    found.push_back(id);
   }
   size_t n = gone.size();
+  // queued first (it may throw): the links leave the table only once the detach owns them
   c->DetachUprobesAsync(info.Env(), std::move(gone), info[2].As<Napi::Function>());
+  for (uint32_t id : found) c->uprobe_links.erase(id);
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 

@@ -71,6 +71,9 @@ void Capture::Start(Napi::Env env, Napi::Function on_batch, int poll_ms, size_t 
     pthread_setname_np(pthread_self(), "osprey-ringbuf");
     Run();
   });
+  // and named from here too, before this returns: src/proc/background-priority.ts keeps this
+  // thread's priority by its name and must never see it unnamed
+  pthread_setname_np(thread_.native_handle(), "osprey-ringbuf");
 }
 
 void Capture::Release(uint32_t slot) {
@@ -173,7 +176,9 @@ void Capture::Stop() {
 
 // destroys the links on up to 16 threads (overlapping RCU grace periods), and waits. Measured
 // for a libssl's 11 uprobe links: 0.85-1.04 s this way, 1.0-1.23 s one by one (uprobe grace
-// periods overlap little); the bound keeps a stop with many files from starting hundreds of threads
+// periods overlap little); the bound keeps a stop with many files from starting hundreds of
+// threads. A thread that cannot be created (pids.max, RLIMIT_NPROC) is not needed: the calling
+// thread takes whatever the others do not.
 static void DestroyParallel(const std::vector<bpf_link *> &gone) {
   std::atomic<size_t> next{0};
   auto work = [&] {
@@ -182,57 +187,93 @@ static void DestroyParallel(const std::vector<bpf_link *> &gone) {
   std::vector<std::thread> t;
   size_t n = std::min<size_t>(gone.size(), 16);
   t.reserve(n);
-  for (size_t k = 1; k < n; k++) t.emplace_back(work);
+  for (size_t k = 1; k < n; k++) {
+    try {
+      t.emplace_back(work);
+    } catch (...) {
+      break;
+    }
+  }
   work();
   for (auto &x : t) x.join();
 }
 
-void Capture::JoinDetachers(bool all) {
-  for (auto it = detachers_.begin(); it != detachers_.end();) {
-    if (all || it->finished->load()) {
-      it->thread.join();
-      it = detachers_.erase(it);
-    } else {
-      ++it;
+void Capture::DetachLoop() {
+  pthread_setname_np(pthread_self(), "osprey-detach");
+  for (;;) {
+    DetachJob job;
+    {
+      std::unique_lock<std::mutex> lk(detach_mu_);
+      detach_cv_.wait(lk, [this] { return detach_stop_ || !detach_q_.empty(); });
+      if (detach_q_.empty()) return;  // stopping, and nothing left to do
+      job = std::move(detach_q_.front());
+      detach_q_.pop_front();
     }
-  }
-}
-
-void Capture::DetachUprobesAsync(Napi::Env env, std::vector<bpf_link *> gone, Napi::Function done) {
-  JoinDetachers(false);
-  // unlimited queue: the worker's one call never blocks, so Destroy() joining it from the
-  // JS thread cannot deadlock; the function keeps the event loop alive until the call
-  auto tsfn = Napi::ThreadSafeFunction::New(env, done, "osprey-uprobe-detach", 0, 1);
-  auto finished = std::make_shared<std::atomic<bool>>(false);
-  std::thread t([gone = std::move(gone), tsfn, finished]() mutable {
-    pthread_setname_np(pthread_self(), "osprey-detach");
     auto t0 = std::chrono::steady_clock::now();
-    DestroyParallel(gone);
+    DestroyParallel(job.links);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     auto *arg = new double(ms);
-    if (tsfn.NonBlockingCall(arg, [](Napi::Env e, Napi::Function fn, double *v) {
+    // unlimited queue: this never blocks, so Destroy() joining this thread from the JS thread
+    // cannot deadlock
+    if (job.done.NonBlockingCall(arg, [](Napi::Env e, Napi::Function fn, double *v) {
           double d = *v;
           delete v;
           fn.Call({Napi::Number::New(e, d)});
         }) != napi_ok)
       delete arg;  // the environment is going away: nobody to tell
-    tsfn.Release();
-    finished->store(true);
-  });
-  detachers_.push_back(Detacher{std::move(t), finished});
+    job.done.Release();
+  }
+}
+
+void Capture::DetachUprobesAsync(Napi::Env env, std::vector<bpf_link *> gone, Napi::Function done) {
+  // the function keeps the event loop alive until it is called
+  auto tsfn = Napi::ThreadSafeFunction::New(env, done, "osprey-uprobe-detach", 0, 1);
+  std::unique_lock<std::mutex> lk(detach_mu_);
+  if (!detach_thread_.joinable()) {
+    try {
+      detach_thread_ = std::thread([this] { DetachLoop(); });
+    } catch (...) {
+      // no thread to be had: detach here, on the JS thread, as before
+      lk.unlock();
+      auto t0 = std::chrono::steady_clock::now();
+      DestroyParallel(gone);
+      auto *arg = new double(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      if (tsfn.NonBlockingCall(arg, [](Napi::Env e, Napi::Function fn, double *v) {
+            double d = *v;
+            delete v;
+            fn.Call({Napi::Number::New(e, d)});
+          }) != napi_ok)
+        delete arg;
+      tsfn.Release();
+      return;
+    }
+  }
+  detach_q_.push_back(DetachJob{std::move(gone), tsfn});
+  lk.unlock();
+  detach_cv_.notify_one();
+}
+
+void Capture::StopDetacher() {
+  {
+    std::lock_guard<std::mutex> lk(detach_mu_);
+    detach_stop_ = true;
+  }
+  detach_cv_.notify_one();
+  // it finishes the queue first
+  if (detach_thread_.joinable()) detach_thread_.join();
 }
 
 void Capture::Destroy() {
   Stop();
-  // links being detached by workers go first (the skeleton's programs must outlive them)
-  JoinDetachers(true);
+  // links being detached by the detach thread go first (the skeleton's programs must outlive them)
+  StopDetacher();
   // each tracepoint detach waits for an RCU grace period (~80 ms here); detaching
-  // in parallel lets the grace periods overlap, so 26 links take ~0.1 s, not 2 s
-  std::vector<std::thread> detach;
-  detach.reserve(links.size());
-  for (auto &l : links) detach.emplace_back([link = l.second] { bpf_link__destroy(link); });
-  for (auto &l : uprobe_links) detach.emplace_back([link = l.second] { bpf_link__destroy(link); });
-  for (auto &t : detach) t.join();
+  // in parallel lets the grace periods overlap, so 26 links take ~0.2 s, not 2 s
+  std::vector<bpf_link *> all;
+  all.reserve(links.size() + uprobe_links.size());
+  for (auto &l : links) all.push_back(l.second);
+  for (auto &l : uprobe_links) all.push_back(l.second);
+  DestroyParallel(all);
   links.clear();
   uprobe_links.clear();
   if (skel) capture__destroy(skel);

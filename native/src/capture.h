@@ -2,8 +2,11 @@
 // One loaded copy of bpf/capture.bpf.c: skeleton, attach links, ring-buffer reader thread.
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,11 +28,14 @@ class Capture {
   // uprobes attached on demand (src/kernel attachUprobe), by an id JS holds to detach them
   std::map<uint32_t, bpf_link *> uprobe_links;
   uint32_t next_uprobe_id = 1;
-  // Destroys `gone` (taken out of uprobe_links already) on a worker thread, then calls
-  // `done` on the JS thread. bpf_link__destroy of a uprobe waits for an RCU grace period
-  // (wall time, little CPU): ~11 links of a file took 1-3 s on the JS thread one by one.
-  // Here every link gets its own thread so the grace periods overlap. Destroy() joins the
-  // workers before the object goes (a link must not outlive its program).
+  // Queues `gone` (the caller takes them out of uprobe_links once this returned) for the
+  // detach thread, which destroys them and then calls `done` on the JS thread.
+  // bpf_link__destroy of a uprobe waits for an RCU grace period (wall time, little CPU):
+  // ~11 links of a file took 1-3 s on the JS thread one by one. One detach thread per
+  // Capture takes the jobs in order, each on at most 16 threads (DestroyParallel), so a stop
+  // with many files never starts more than 17 threads. Destroy() lets it finish the queue and
+  // joins it before the programs go (a link must not outlive its program). Throws (nothing
+  // queued) when the JS callback cannot be set up.
   void DetachUprobesAsync(Napi::Env env, std::vector<bpf_link *> gone, Napi::Function done);
 
   // reader thread: polls the ring buffer, hands JS one Buffer of many records.
@@ -80,11 +86,16 @@ class Capture {
   std::unique_ptr<std::vector<uint8_t>> batch_;
   int poll_ms_ = 50;
   size_t batch_bytes_ = 1 << 20;
-  // uprobe detach workers (DetachUprobesAsync), reaped once finished
-  struct Detacher {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> finished;
+  // the uprobe detach queue (DetachUprobesAsync) and its thread, started on first use
+  struct DetachJob {
+    std::vector<bpf_link *> links;
+    Napi::ThreadSafeFunction done;
   };
-  std::vector<Detacher> detachers_;
-  void JoinDetachers(bool all);
+  std::mutex detach_mu_;
+  std::condition_variable detach_cv_;
+  std::deque<DetachJob> detach_q_;
+  bool detach_stop_ = false;
+  std::thread detach_thread_;
+  void DetachLoop();
+  void StopDetacher();
 };

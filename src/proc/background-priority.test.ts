@@ -19,9 +19,11 @@ describe('BackgroundPriority', () => {
     await new Promise((r) => w.once('online', r));
     const before = new Set(tids());
     assert.ok(bp.apply() >= 1, 'the worker thread is lowered');
-    assert.equal(bp.apply(), 0, 'nothing new');
-    for (const tid of tids()) assert.equal(threadNice(process.pid, tid), tid === process.pid ? base : bp.nice, `thread ${tid}`);
-    assert.equal(bp.counters.threads_lowered, before.size - 1);
+    bp.apply();
+    const now = tids();
+    for (const tid of now) assert.equal(threadNice(process.pid, tid), tid === process.pid ? base : bp.nice, `thread ${tid}`);
+    assert.ok(before.size >= 2);
+    assert.equal(bp.counters.threads_lowered, now.length - 1);
     assert.equal(bp.counters.errors, 0);
     await w.terminate();
     // the JS thread kept its priority throughout

@@ -1,14 +1,20 @@
-// The agent's background threads run at a lower CPU priority than the applications it traces.
+// The agent's background threads run at a lower CPU priority than the two that must keep up
+// with the traffic: the JS thread (it drains the ring buffer's events into spans) and the ring
+// buffer's reader thread.
 //
-// On a busy node the agent competes with the workload for the same cores, and what it does in
-// bursts hurts the applications' tail latency most: DuckDB compressing a row group at a
-// checkpoint (a few hundred ms of CPU on one of its threads every ~15 s at 4k req/s), V8's
-// concurrent GC and compiler threads, zlib compressing an export batch on libuv's pool. None of
-// it is urgent: a checkpoint or a query that waits behind the application loses nothing. So
-// every thread of this process gets the nice value `nice` except two that must keep up with the
-// traffic: the JS thread (it drains the ring buffer's events into spans) and the ring buffer's
-// reader thread. Under contention a nice-10 thread gets about a tenth of a nice-0 thread's share
-// (CFS weights 110 against 1024); on an idle core it runs at full speed.
+// What the agent does in bursts is background work that loses nothing by waiting: DuckDB
+// compressing a row group at a checkpoint (a few hundred ms of CPU on one of its threads every
+// ~15 s at 4k req/s), V8's concurrent GC and compiler threads, zlib compressing an export batch
+// on libuv's pool, a query. When the agent is short of CPU (a container CPU limit, a busy
+// node), the event drain should not queue behind them: the ring buffer would fill and drop.
+// Under contention a nice-10 thread gets about a tenth of a nice-0 thread's share (CFS weights
+// 110 against 1024); on an idle core it runs at full speed.
+//
+// Nice only ranks threads of one scheduling group. With autogroup (Debian's default: one group
+// per session) or cgroups (a pod, a systemd service with the cpu controller), applications in
+// other groups are ranked against the agent by the groups' weights (Kubernetes CPU requests),
+// not by this: it does not make the agent yield to them (measured in the review of session 10:
+// busy loops at nice 19 and 0 in two sessions on one CPU got 50% each).
 //
 // Threads appear over time (libuv starts its pool on first use, DuckDB its workers when the
 // store opens), so the task list is read again periodically; a thread keeps its nice value once

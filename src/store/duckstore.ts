@@ -199,7 +199,16 @@ export class DuckStore implements SpanStore {
       }
       writer = await connectTo(instance, catalog);
       maint = await connectTo(instance, catalog);
-      for (const stmt of [...DDL, ...ROLLUP_DDL, ...EXTRAS_DDL]) await writer.run(stmt);
+      for (const stmt of [...DDL, ...ROLLUP_DDL, ...EXTRAS_DDL]) {
+        try {
+          await writer.run(stmt);
+        } catch (err) {
+          // newer storage formats (storage_compatibility_version v1.3+) refuse a fixed dictionary
+          // or FSST method as deprecated: such a table is made with DuckDB's own choice instead
+          if (!/USING COMPRESSION/.test(stmt) || !/deprecated/i.test(String((err as Error).message))) throw err;
+          await writer.run(stmt.replace(/ USING COMPRESSION (dictionary|fsst)\b/g, ''));
+        }
+      }
       const v = (await writer.runAndReadAll(`SELECT value FROM osprey_meta WHERE key = 'schema_version'`)).getRows();
       const found = v[0]?.[0];
       if (found === undefined) {

@@ -172,3 +172,85 @@ describe('UprobeWatcher', () => {
     assert.equal(detached.length, 3, 'stop detaches every file');
   });
 });
+
+describe('UprobeWatcher linger', () => {
+  it('a file deleted while mapped does not linger: its probes come off at the first scan that sees nobody', async () => {
+    const { unlinkSync } = await import('node:fs');
+    // a directory of its own: the suite above removes `dir` when it ends
+    const own = realpathSync(mkdtempSync(join(tmpdir(), 'osprey-watcher-del-')));
+    const p = join(own, 'deleted-bin');
+    copyFileSync('/bin/sleep', p);
+    const detached: number[] = [];
+    const cap = {
+      attachUprobe: (): number => 7,
+      detachUprobe(link: number): boolean {
+        detached.push(link);
+        return true;
+      },
+    };
+    const family: ProbeFamily = { name: 'test', candidate: (f) => f.path === p, plan: () => [{ program: 'osp_test', offset: 0x1000, retprobe: false, label: 'entry' }] };
+    const w = new UprobeWatcher(cap, { families: [family], scanMs: 3_600_000, lingerMs: 3_600_000 });
+    const pr = await running(p);
+    for (let i = 0; i < 100 && w.counters.attached_now === 0; i++) {
+      w.scan();
+      if (w.counters.attached_now === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(w.counters.attached_now, 1);
+    unlinkSync(p);
+    await exited(pr);
+    w.scan();
+    assert.deepEqual(detached, [7], 'detached at once, not lingering');
+    assert.equal(w.counters.detached_not_on_host, 1);
+    assert.equal(w.counters.lingering_now, 0);
+    w.stop();
+    rmSync(own, { recursive: true, force: true });
+  });
+});
+
+describe('which files may linger', () => {
+  it('onOwnRoot: the path still names the mapped inode, not a deleted file or another inode', async () => {
+    const { onOwnRoot: onHostRoot } = await import('./uprobe-watcher.js');
+    const { statSync, unlinkSync, writeFileSync } = await import('node:fs');
+    const p = join(realpathSync(tmpdir()), `osprey-onhost-${process.pid}`);
+    writeFileSync(p, 'x');
+    const st = statSync(p, { bigint: true });
+    const dev = st.dev;
+    const major = (((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)).toString(16).padStart(2, '0');
+    const minor = ((dev & 0xffn) | ((dev >> 12n) & ~0xffn)).toString(16).padStart(2, '0');
+    // the same triple /proc/<pid>/maps prints for a mapping of it
+    const file = `${major}:${minor}:${st.ino}`;
+    assert.equal(onHostRoot(p, file), true);
+    assert.equal(onHostRoot(p, `${major}:${minor}:${st.ino + 1n}`), false, 'another inode at that path (a replaced file)');
+    unlinkSync(p);
+    assert.equal(onHostRoot(p, file), false, 'deleted');
+    assert.equal(onHostRoot('/no/such/file', file), false);
+  });
+
+  it('onOwnRoot: a mapped file as /proc/<pid>/maps names it; sameMountNs: a process of this namespace, not another', async () => {
+    const { onOwnRoot: onHostRoot, sameMountNs } = await import('./uprobe-watcher.js');
+    const { readFileSync } = await import('node:fs');
+    // this process's own node executable, from its maps line
+    const line = readFileSync('/proc/self/maps', 'utf8').split('\n').find((l) => / r-xp /.test(l) && l.includes('/'))!;
+    const f = line.split(/\s+/);
+    assert.equal(onHostRoot(line.slice(line.indexOf('/')), `${f[3]}:${f[4]}`), true, line);
+    assert.equal(sameMountNs(`/proc/${process.pid}/root/usr/bin/node`), true);
+    assert.equal(sameMountNs('/usr/bin/node'), false, 'not opened through a process root');
+    assert.equal(sameMountNs('/proc/999999999/root/x'), false, 'gone');
+    // a process in a mount namespace of its own (unshare -m, as a container's)
+    const c = spawn('unshare', ['-m', 'sleep', '30'], { stdio: 'ignore' });
+    children.push(c);
+    let pid = 0;
+    for (let i = 0; i < 100 && !pid; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      try {
+        // unshare execs sleep in the same process once the namespace is made
+        if (readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim() === 'sleep') pid = c.pid!;
+      } catch {
+        break;
+      }
+    }
+    assert.ok(pid, 'unshare -m started sleep');
+    assert.equal(sameMountNs(`/proc/${pid}/root/usr/bin/sleep`), false, 'another mount namespace');
+    await exited(c);
+  });
+});

@@ -14,8 +14,10 @@
 // before they come off. Short-lived processes (curl in a loop, cron jobs, a CLI that runs for
 // a second) mostly map a file for less than a scan period: they are covered only while the
 // file's probes are on, so detaching at the first scan that sees nobody left each of them
-// to luck, and every exit cost a detach. Probes on a file nobody runs cost nothing; the
-// bound (maxFiles) counts lingering files, and when it bites the longest-unused lingering
+// to luck, and every exit cost a detach. Probes on a file nobody runs cost nothing, but they
+// hold the path they were opened through: only a file opened in the agent's own mount
+// namespace that its path still names lingers (sameMountNs, onOwnRoot); a container's file or
+// a deleted one is detached at once, so the mount can go and the space is freed. The bound (maxFiles) counts lingering files, and when it bites the longest-unused lingering
 // file makes room. Detaching is slow in wall time (bpf_link__destroy waits for an RCU grace
 // period per link: a file's ~11 links blocked the JS thread 1-3 s): it runs on a native
 // worker thread (Capture.detachUprobes) and the watcher hears when it is done. A file seen
@@ -26,7 +28,7 @@
 // A process's maps are read again only when its address space changed size or the pid is
 // another process's (/proc/<pid>/stat: its start time and size, a few hundred bytes): on a machine of 150 processes a scan took 20-25 ms of CPU reading every
 // maps file, ~5 ms with most of them unchanged (two watchers scan: TLS and Go runtime).
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import type { UprobeTarget } from '../../kernel/index.js';
 import type { MappedFile, ProbeFamily, ProbeSpec } from './probe-family.js';
 
@@ -105,6 +107,9 @@ export interface UprobeWatcherCounters {
   linger_reused: number;
   /** files detached because they lingered lingerMs, and because the bound needed room for another */
   detached_after_linger: number;
+  /** files detached as soon as no process mapped them, not lingering: opened through another
+   *  mount namespace (a container's) or deleted since; lingering probes would pin the mount */
+  detached_not_on_host: number;
   detached_for_room: number;
   /** files whose probes are being detached now (off the JS thread), and the last detach's duration, ms */
   detaching_now: number;
@@ -158,6 +163,8 @@ interface FileState extends WatchedFile {
   pidsSeen: Set<number> | undefined;
   /** performance.now() of the first scan that saw no process mapping it (undefined: mapped) */
   idleSince: number | undefined;
+  /** its probes were opened through a process of this agent's own mount namespace (see onOwnRoot) */
+  ownMounts: boolean;
   /** while detaching: it was detached to make room for another file; performance.now() of the detach's start */
   forRoom: boolean;
   detachAt: number;
@@ -183,6 +190,7 @@ export class UprobeWatcher {
     files_lingered: 0,
     linger_reused: 0,
     detached_after_linger: 0,
+    detached_not_on_host: 0,
     detached_for_room: 0,
     detaching_now: 0,
     detach_last_ms: 0,
@@ -265,6 +273,15 @@ export class UprobeWatcher {
       }
       if (st.status === 'attached') {
         if (st.idleSince === undefined) {
+          // a uprobe holds the path it was opened through (mount and dentry): probes opened
+          // through another mount namespace's root (a container's) would keep its mounts busy
+          // (its teardown fails with EBUSY), a deleted file's space stays taken. Only a file
+          // opened in the agent's own mount namespace that its path still names lingers.
+          if (this.#lingerMs > 0 && !(st.ownMounts && onOwnRoot(st.path, st.file))) {
+            this.counters.detached_not_on_host++;
+            this.#release(st, false);
+            continue;
+          }
           st.idleSince = now;
           this.counters.lingering_now++;
           this.counters.files_lingered++;
@@ -389,6 +406,7 @@ export class UprobeWatcher {
       pids: undefined,
       pidsSeen: undefined,
       idleSince: undefined,
+      ownMounts: false,
       forRoom: false,
       detachAt: 0,
     };
@@ -436,6 +454,7 @@ export class UprobeWatcher {
     }
     st.status = 'attached';
     st.reason = undefined;
+    st.ownMounts = sameMountNs(st.openPath);
     st.plan = plan;
     st.probes = st.links.length;
     this.counters.files_attached++;
@@ -577,5 +596,44 @@ export class UprobeWatcher {
     if (this.#timer) clearInterval(this.#timer);
     for (const st of this.#files.values()) this.#release(st, false);
     this.#files.clear();
+  }
+}
+
+/** this process's mount namespace (readlink of /proc/self/ns/mnt), read once */
+let ownMntNs: string | undefined;
+
+/**
+ * Whether the process whose root `openPath` goes through (/proc/<pid>/root/...) is in this
+ * agent's mount namespace: then the probes hold mounts the agent sees anyway, which outlive
+ * that process. False when it cannot be told (the process is gone, no permission).
+ */
+export function sameMountNs(openPath: string): boolean {
+  const m = /^\/proc\/(\d+)\/root\//.exec(openPath);
+  if (!m) return false;
+  try {
+    ownMntNs ??= readlinkSync('/proc/self/ns/mnt');
+    return readlinkSync(`/proc/${m[1]}/ns/mnt`) === ownMntNs;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `path` in this process's root names the file a process mapped: `file` is
+ * "major:minor:inode" as /proc/<pid>/maps gives them (device numbers in hex). False for a
+ * deleted or replaced file.
+ */
+export function onOwnRoot(path: string, file: string): boolean {
+  const [maj, min, ino] = file.split(':');
+  if (maj === undefined || min === undefined || ino === undefined) return false;
+  try {
+    const st = statSync(path, { bigint: true });
+    // the kernel's new_encode_dev: minor's low 8 bits, major's 12, minor's upper bits
+    const dev = st.dev;
+    const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+    const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+    return major === BigInt(`0x${maj}`) && minor === BigInt(`0x${min}`) && st.ino === BigInt(ino);
+  } catch {
+    return false;
   }
 }
