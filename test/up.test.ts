@@ -110,6 +110,8 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.match(metrics, /osprey_ringbuf_dropped_total 0/);
     assert.match(metrics, /^process_resident_memory_bytes \d+/m);
     assert.match(metrics, /^process_cpu_seconds_total [\d.]+/m);
+    assert.match(metrics, /^osprey_uprobe_detached_total\{reason="linger_expired"\} \d+$/m);
+    assert.match(metrics, /^osprey_uprobe_files_detaching \d+$/m);
 
     // background threads (DuckDB's, V8's, libuv's) yield to the traced applications; the JS
     // thread and the ring buffer's reader keep the process's priority

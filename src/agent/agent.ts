@@ -70,6 +70,11 @@ export interface AgentOptions {
    */
   runtimeContext?: boolean;
   /**
+   * How long a file no process maps keeps its uprobes, ms, for every uprobe watcher (TLS and
+   * the runtime context); `uprobes.lingerMs` wins for the TLS one. Default: the watcher's (5 min).
+   */
+  uprobeLingerMs?: number;
+  /**
    * Node's runtime context through uprobes on node (src/agent/nodectx): which incoming request
    * an event loop's call works for (the linker's runtime rule). On by default (needs uprobes)
    */
@@ -228,12 +233,14 @@ export class Agent {
     const up = this.#opts.uprobes;
     if (up !== false) {
       const node = this.#opts.nodeContext === false ? [] : [nodeCtxFamily(cap)];
-      this.uprobes = new UprobeWatcher(cap, { ...up, families: [opensslFamily, goTlsFamily(cap), ...node, ...(up?.families ?? [])] });
+      const lingerMs = up?.lingerMs ?? this.#opts.uprobeLingerMs;
+      this.uprobes = new UprobeWatcher(cap, { ...up, ...(lingerMs !== undefined ? { lingerMs } : {}), families: [opensslFamily, goTlsFamily(cap), ...node, ...(up?.families ?? [])] });
       this.uprobes.start();
     }
     if (this.#opts.runtimeContext !== false) {
       this.goRuntime = goRuntimeFamily(cap);
-      this.goRuntimeUprobes = new UprobeWatcher(cap, { families: [this.goRuntime], ...(up ? { scanMs: up.scanMs, lingerMs: up.lingerMs } : {}) });
+      const lingerMs = (up ? up.lingerMs : undefined) ?? this.#opts.uprobeLingerMs;
+      this.goRuntimeUprobes = new UprobeWatcher(cap, { families: [this.goRuntime], ...(up ? { scanMs: up.scanMs } : {}), ...(lingerMs !== undefined ? { lingerMs } : {}) });
       this.goRuntimeUprobes.start();
     }
     this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });

@@ -273,7 +273,9 @@ export const upCommand: Command = {
       ...(kube ? { enricher: kube.resources, peerAttributes: kube.peerAttributes } : {}),
       sink,
       capture: { captureSize, ...(summarize ? { summarize: summarize } : {}) },
-      ...(tls === 'off' ? { uprobes: false as const } : lingerMs !== undefined ? { uprobes: { lingerMs } } : {}),
+      ...(tls === 'off' ? { uprobes: false as const } : {}),
+      // both uprobe watchers (TLS, and the Go runtime's, which runs with --tls off too)
+      ...(lingerMs !== undefined ? { uprobeLingerMs: lingerMs } : {}),
       ...(runtimeContext === 'off' ? { runtimeContext: false } : {}),
       ...(nodeContext === 'off' ? { nodeContext: false } : {}),
     });
@@ -475,6 +477,23 @@ function uprobeFamilies(u: UprobeWatcherCounters): MetricFamily[] {
     { name: 'osprey_uprobe_files', help: 'Files with TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.attached_now }] },
     { name: 'osprey_uprobe_probes', help: 'TLS uprobes attached now.', type: 'gauge', samples: [{ value: u.probes_now }] },
     { name: 'osprey_uprobe_files_lingering', help: 'Files keeping their TLS uprobes though no process maps them now (--uprobe-linger).', type: 'gauge', samples: [{ value: u.lingering_now }] },
+    { name: 'osprey_uprobe_files_detaching', help: 'Files whose TLS uprobes are being detached (off the JS thread) now.', type: 'gauge', samples: [{ value: u.detaching_now }] },
+    {
+      name: 'osprey_uprobe_detached_total',
+      help: 'Files whose TLS uprobes came off, by why: after lingering, to make room under the bound, or at once because another mount namespace or a deleted path held them.',
+      type: 'counter',
+      samples: [
+        { labels: { reason: 'linger_expired' }, value: u.detached_after_linger },
+        { labels: { reason: 'room' }, value: u.detached_for_room },
+        { labels: { reason: 'not_on_own_root' }, value: u.detached_not_on_host },
+      ],
+    },
+    {
+      name: 'osprey_uprobe_reattach_waited_total',
+      help: 'Files mapped again while their old uprobes were being detached: their new processes were not covered until the detach ended.',
+      type: 'counter',
+      samples: [{ value: u.reattach_waited }],
+    },
   ];
 }
 
