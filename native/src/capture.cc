@@ -198,6 +198,22 @@ static void DestroyParallel(const std::vector<bpf_link *> &gone) {
   for (auto &x : t) x.join();
 }
 
+// destroys the links, then tells JS how long that took (ms) through `done` and releases it.
+// The call's queue is unlimited: it never blocks, so Destroy() joining the detach thread from
+// the JS thread cannot deadlock.
+static void DestroyAndTell(const std::vector<bpf_link *> &links, Napi::ThreadSafeFunction &done) {
+  auto t0 = std::chrono::steady_clock::now();
+  DestroyParallel(links);
+  auto *ms = new double(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  if (done.NonBlockingCall(ms, [](Napi::Env e, Napi::Function fn, double *v) {
+        double d = *v;
+        delete v;
+        fn.Call({Napi::Number::New(e, d)});
+      }) != napi_ok)
+    delete ms;  // the environment is going away: nobody to tell
+  done.Release();
+}
+
 void Capture::DetachLoop() {
   pthread_setname_np(pthread_self(), "osprey-detach");
   for (;;) {
@@ -209,19 +225,7 @@ void Capture::DetachLoop() {
       job = std::move(detach_q_.front());
       detach_q_.pop_front();
     }
-    auto t0 = std::chrono::steady_clock::now();
-    DestroyParallel(job.links);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    auto *arg = new double(ms);
-    // unlimited queue: this never blocks, so Destroy() joining this thread from the JS thread
-    // cannot deadlock
-    if (job.done.NonBlockingCall(arg, [](Napi::Env e, Napi::Function fn, double *v) {
-          double d = *v;
-          delete v;
-          fn.Call({Napi::Number::New(e, d)});
-        }) != napi_ok)
-      delete arg;  // the environment is going away: nobody to tell
-    job.done.Release();
+    DestroyAndTell(job.links, job.done);
   }
 }
 
@@ -235,16 +239,7 @@ void Capture::DetachUprobesAsync(Napi::Env env, std::vector<bpf_link *> gone, Na
     } catch (...) {
       // no thread to be had: detach here, on the JS thread, as before
       lk.unlock();
-      auto t0 = std::chrono::steady_clock::now();
-      DestroyParallel(gone);
-      auto *arg = new double(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      if (tsfn.NonBlockingCall(arg, [](Napi::Env e, Napi::Function fn, double *v) {
-            double d = *v;
-            delete v;
-            fn.Call({Napi::Number::New(e, d)});
-          }) != napi_ok)
-        delete arg;
-      tsfn.Release();
+      DestroyAndTell(gone, tsfn);
       return;
     }
   }

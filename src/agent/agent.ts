@@ -231,16 +231,15 @@ export class Agent {
     const cap = Capture.open({ summarize: summarizeDefault(), ...this.#opts.capture, onBatch: (b) => this.#enqueue(b) });
     this.capture = cap;
     const up = this.#opts.uprobes;
+    const linger = this.#opts.uprobeLingerMs !== undefined ? { lingerMs: this.#opts.uprobeLingerMs } : {};
     if (up !== false) {
       const node = this.#opts.nodeContext === false ? [] : [nodeCtxFamily(cap)];
-      const lingerMs = up?.lingerMs ?? this.#opts.uprobeLingerMs;
-      this.uprobes = new UprobeWatcher(cap, { ...up, ...(lingerMs !== undefined ? { lingerMs } : {}), families: [opensslFamily, goTlsFamily(cap), ...node, ...(up?.families ?? [])] });
+      this.uprobes = new UprobeWatcher(cap, { ...linger, ...up, families: [opensslFamily, goTlsFamily(cap), ...node, ...(up?.families ?? [])] });
       this.uprobes.start();
     }
     if (this.#opts.runtimeContext !== false) {
       this.goRuntime = goRuntimeFamily(cap);
-      const lingerMs = (up ? up.lingerMs : undefined) ?? this.#opts.uprobeLingerMs;
-      this.goRuntimeUprobes = new UprobeWatcher(cap, { families: [this.goRuntime], ...(up ? { scanMs: up.scanMs } : {}), ...(lingerMs !== undefined ? { lingerMs } : {}) });
+      this.goRuntimeUprobes = new UprobeWatcher(cap, { families: [this.goRuntime], ...linger, ...(up ? { scanMs: up.scanMs, ...(up.lingerMs !== undefined ? { lingerMs: up.lingerMs } : {}) } : {}) });
       this.goRuntimeUprobes.start();
     }
     this.#setClock({ monoBase: cap.monoBase, clockOffset: cap.clockOffset });

@@ -80,11 +80,12 @@ function selfCheck(): StatusReport {
   }
 }
 
+const mb = (b: number | undefined): string => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
+
 export function formatStatus(s: StatusReport): string {
   const lines = [`agent:    ${s.agent}`, `kernel:   ${s.kernel}`, `tracefs:  ${s.tracefs}`];
   const self = s.self as Record<string, number> | undefined;
   if (self) {
-    const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
     lines.push(`cost:     ${self.cpuCoresAverage} cores on average (${self.cpuSeconds} s of CPU), RSS ${mb(self.rssBytes)} (JS heap ${mb(self.heapUsedBytes)})`);
   }
   const mem = s.memory as SelfMemoryReport | undefined;
@@ -136,7 +137,6 @@ export function formatStatus(s: StatusReport): string {
 
 /** one line: where the resident memory is, and the limits in force */
 function formatMemory(m: SelfMemoryReport): string {
-  const mb = (b: number | undefined) => `${Math.round((b ?? 0) / 2 ** 20)} MB`;
   const duck = m.store ? `; DuckDB ${mb(m.store.usedBytes)} of memory_limit ${m.store.limit}` : '';
   const arenas = m.mallocArenaMax === undefined ? 'glibc default' : String(m.mallocArenaMax);
   return `memory:   RSS ${mb(m.rssBytes)} (peak ${mb(m.peakRssBytes)}) = anonymous ${mb(m.anonymousBytes)} + file-backed ${mb(m.fileBytes)}; V8 heap ${mb(m.v8.usedBytes)} used of ${mb(m.v8.totalBytes)} (young ${mb(m.v8.newSpaceBytes)})${duck}; malloc arenas max ${arenas}${m.store && m.duckdbAllocatorConf ? `; DuckDB allocator ${m.duckdbAllocatorConf}` : ''}`;

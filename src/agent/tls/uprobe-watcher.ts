@@ -17,8 +17,9 @@
 // to luck, and every exit cost a detach. Probes on a file nobody runs cost nothing, but they
 // hold the path they were opened through: only a file opened in the agent's own mount
 // namespace that its path still names lingers (sameMountNs, onOwnRoot); a container's file or
-// a deleted one is detached at once, so the mount can go and the space is freed. The bound (maxFiles) counts lingering files, and when it bites the longest-unused lingering
-// file makes room. Detaching is slow in wall time (bpf_link__destroy waits for an RCU grace
+// a deleted one is detached at once, so the mount can go and the space is freed. The bound
+// (maxFiles) counts lingering files, and when it bites the longest-unused lingering file makes
+// room. Detaching is slow in wall time (bpf_link__destroy waits for an RCU grace
 // period per link: a file's ~11 links blocked the JS thread 1-3 s): it runs on a native
 // worker thread (Capture.detachUprobes) and the watcher hears when it is done. A file seen
 // again while its old links are still being destroyed waits for that before it is attached
