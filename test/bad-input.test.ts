@@ -259,6 +259,10 @@ describe('bad input on every public surface', { timeout: 300_000 }, () => {
       { args: ['up', '--memory', '--listen', `127.0.0.1:${port}`, '--capture-size', '99999'], code: 2, error: '--capture-size must be an integer from 0 to 4096' },
       { args: ['up', '--memory', '--listen', `127.0.0.1:${port}`, '--summarize', 'maybe'], code: 2, error: '--summarize must be on or off' },
       { args: ['up', '--memory', '--listen', `127.0.0.1:${port}`, '--tls', 'maybe'], code: 2, error: '--tls must be on or off' },
+      { args: ['up', '--data', data, '--listen', `127.0.0.1:${port}`, '--store-wal', 'maybe'], code: 2, error: '--store-wal must be on or off' },
+      { args: ['up', '--memory', '--store-wal', 'on'], code: 2, error: '--store-wal is for a store file' },
+      { args: ['up', '--data', data, '--listen', `127.0.0.1:${port}`, '--store-sync', '10ms'], code: 2, error: '--store-sync must be at least 1s' },
+      { args: ['up', '--data', data, '--listen', `127.0.0.1:${port}`, '--store-wal', 'on', '--store-sync', '5s'], code: 2, error: '--store-sync is for a store file without --store-wal on' },
       // --data that cannot be written
       { args: ['up', '--data', join(aFile, 'sub'), '--listen', listen], code: 1, error: 'a part of the path is a file', fix: true },
       { args: ['up', '--data', aFile, '--listen', listen], code: 1, error: 'cannot use --data', fix: true },

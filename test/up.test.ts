@@ -78,7 +78,7 @@ describe('osprey up', { timeout: 180_000 }, () => {
     const status = JSON.parse(st.stdout) as { agent: string; programs: { attached: boolean }[]; counters: Record<string, number> };
     assert.equal(status.agent, 'running');
     assert.ok(status.programs.length >= 20 && status.programs.every((p) => p.attached));
-    for (const k of ['ringbuf_dropped', 'payload_truncated', 'http1_malformed', 'linker_evicted', 'store_spansDropped']) assert.ok(k in status.counters, k);
+    for (const k of ['ringbuf_dropped', 'payload_truncated', 'http1_malformed', 'linker_evicted', 'store_spansDropped', 'store_spansUnsynced', 'store_checkpoints']) assert.ok(k in status.counters, k);
     // what the agent itself costs
     const self = (status as unknown as { self: { cpuSeconds: number; rssBytes: number; heapUsedBytes: number } }).self;
     assert.ok(self.cpuSeconds > 0 && self.rssBytes > 20 * 2 ** 20 && self.heapUsedBytes > 0, JSON.stringify(self));
@@ -112,6 +112,9 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.match(metrics, /^process_cpu_seconds_total [\d.]+/m);
     assert.match(metrics, /^osprey_uprobe_detached_total\{reason="linger_expired"\} \d+$/m);
     assert.match(metrics, /^osprey_uprobe_files_detaching \d+$/m);
+    // the store file syncs at checkpoints (no write-ahead log by default): what a crash would lose is shown
+    assert.match(metrics, /^osprey_store_spans_unsynced \d+$/m);
+    assert.match(metrics, /^osprey_store_checkpoints_total \d+$/m);
 
     // background threads (DuckDB's, V8's, libuv's) yield to the traced applications; the JS
     // thread and the ring buffer's reader keep the process's priority
@@ -217,8 +220,8 @@ describe('osprey up killed with SIGKILL', { timeout: 180_000 }, () => {
     if (agent && !agent.child.exited) await agent.stop();
   });
 
-  it('leaves no BPF program, link or map behind; a restart on the same data has every span stored before', async () => {
-    agent = await up(['--data', data, '--listen', `127.0.0.1:${await freePort()}`, '--no-ui']);
+  it('leaves no BPF program, link or map behind; a restart on the same data has every span synced before', async () => {
+    agent = await up(['--data', data, '--listen', `127.0.0.1:${await freePort()}`, '--no-ui', '--store-sync', '2s']);
     const pyPort = await freePort();
     py = await startServer('python3', ['-m', 'http.server', String(pyPort), '--bind', '127.0.0.1'], pyPort);
 
@@ -248,6 +251,13 @@ describe('osprey up killed with SIGKILL', { timeout: 180_000 }, () => {
       return spans.length >= 6 ? spans : undefined;
     }, 15_000, 200);
     assert.equal(before.length, 6, JSON.stringify(before));
+    // the store file has no write-ahead log (the default): spans reach it at a checkpoint, at
+    // most --store-sync after their commit. The host's other traffic keeps the unsynced count
+    // above 0, so wait for two more checkpoints: the second began after these spans were stored
+    const checkpoints = async () => Number(/^osprey_store_checkpoints_total (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? NaN);
+    const c0 = await checkpoints();
+    assert.ok(Number.isInteger(c0), 'osprey_store_checkpoints_total in /metrics');
+    await waitFor('two checkpoints after the spans were stored', async () => (await checkpoints()) >= c0 + 2, 20_000, 200);
 
     process.kill(agent.pid, 'SIGKILL');
     const st = await agent.child.exit;

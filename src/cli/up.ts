@@ -99,6 +99,14 @@ export const upCommand: Command = {
     '      --store-memory SIZE   memory the store may use, e.g. 256MB or 1GB (default 128MB with a',
     '                            data dir, where the rest stays on disk; with --memory, DuckDB\'s',
     '                            default of 80% of RAM, and the spans themselves must fit)',
+    '      --store-wal on|off    the store file\'s write-ahead log (default off: spans reach the file at',
+    '                            checkpoints, at least every --store-sync, so a crash of osprey (kill -9,',
+    '                            OOM) loses at most that much; a normal stop loses nothing. on: every',
+    '                            batch flushed (each second) survives a crash, for ~4 µs more CPU per',
+    '                            request. osprey status shows store_spansUnsynced)',
+    '      --store-sync DUR      without the write-ahead log, the longest a stored span waits to be',
+    '                            written into the store file (default 30s; shorter costs more CPU',
+    '                            below ~4k spans/s, where a row group is compressed more than once)',
     '      --listen HOST:PORT    HTTP API, Tempo API, OTLP/HTTP receiver (/v1/traces) and UI (default 127.0.0.1:7070)',
     ...OTLP_GRPC_HELP,
     '      --demo                also start demo services (Node, Python, nginx) with traffic',
@@ -149,6 +157,8 @@ export const upCommand: Command = {
     data: { type: 'string' },
     memory: { type: 'boolean' },
     'store-memory': { type: 'string' },
+    'store-wal': { type: 'string' },
+    'store-sync': { type: 'string' },
     listen: { type: 'string' },
     'otlp-grpc': { type: 'string' },
     demo: { type: 'boolean' },
@@ -197,9 +207,16 @@ export const upCommand: Command = {
     if (dataDir === '') throw new UsageError('--data needs a directory');
     const storeMemory = values['store-memory'] as string | undefined;
     const noStore = values['no-store'] === true;
-    if (noStore && (values.data !== undefined || memory || storeMemory !== undefined)) {
-      throw new UsageError('--no-store keeps no spans: leave out --data, --memory and --store-memory');
+    if (noStore && (values.data !== undefined || memory || storeMemory !== undefined || values['store-wal'] !== undefined)) {
+      throw new UsageError('--no-store keeps no spans: leave out --data, --memory, --store-memory and --store-wal');
     }
+    const storeWal = values['store-wal'] as string | undefined;
+    if (storeWal !== undefined && storeWal !== 'on' && storeWal !== 'off') throw new UsageError(`--store-wal must be on or off, got "${storeWal}"`);
+    if (storeWal !== undefined && memory) throw new UsageError('--store-wal is for a store file: --memory keeps nothing across a restart');
+    const syncArg = values['store-sync'] as string | undefined;
+    if (syncArg !== undefined && (memory || noStore || storeWal === 'on')) throw new UsageError('--store-sync is for a store file without --store-wal on');
+    const syncMs = syncArg === undefined ? undefined : Number(parseDuration(syncArg) / 1_000_000n);
+    if (syncMs !== undefined && syncMs < 1000) throw new UsageError(`--store-sync must be at least 1s, got "${syncArg}"`);
     let exportConfig: ExportConfig | undefined;
     try {
       exportConfig = resolveExportConfig({
@@ -231,7 +248,7 @@ export const upCommand: Command = {
         prepareDataDir(dataDir);
         path = join(dataDir, 'spans.duckdb');
       }
-      store = await storeModule.DuckStore.open({ path, memoryLimit: storeMemory, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
+      store = await storeModule.DuckStore.open({ path, memoryLimit: storeMemory, wal: storeWal === 'on', checkpointIntervalMs: syncMs, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
         throw Object.assign(new Error(`cannot open the span store at ${path}: ${err.message}`), {
           hint: /lock/i.test(err.message)
             ? 'another osprey is using this data dir: stop it or pass --data DIR'
@@ -240,7 +257,8 @@ export const upCommand: Command = {
               : 'check the path and permissions, or use --memory',
         });
       });
-      say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'})`);
+      const sync = path === undefined ? '' : storeWal === 'on' ? ', write-ahead log on' : `, synced to the file every ${syncArg ?? '30s'} (--store-wal on: every second)`;
+      say(`store: ${path ?? 'in memory'} (${store.stats().rows} spans kept, retention ${(values.retention as string | undefined) ?? '24h'}${sync})`);
     } else {
       say('store: none (--no-store: export only)');
     }
@@ -548,6 +566,9 @@ function metricFamilies(agent: Agent, store: DuckStore | undefined, red: Metrics
           fam('osprey_store_spans_dropped_total', 'Spans the store could not keep.', st.spansDropped),
           fam('osprey_store_retention_deleted_total', 'Spans deleted by retention.', st.retentionDeletedSpans),
           fam('osprey_store_rows', 'Spans stored.', st.rows, 'gauge'),
+          fam('osprey_store_spans_unsynced', 'Spans stored but not yet in the store file (no write-ahead log): what a crash of osprey would lose.', st.spansUnsynced, 'gauge'),
+          fam('osprey_store_checkpoints_total', 'Checkpoints of the store (committed spans written into its file).', st.checkpoints),
+          fam('osprey_store_checkpoint_errors_total', 'Checkpoints of the store that failed (retried).', st.checkpointErrors),
         ]
       : []),
     // the usual names of Prometheus client libraries' process collectors

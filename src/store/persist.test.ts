@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -118,12 +118,12 @@ describe('DuckStore on disk', () => {
     }
   });
 
-  it('kill -9 loses at most the unflushed batch', async () => {
+  it('with a WAL, kill -9 loses at most the unflushed batch', async () => {
     const db = join(dir, 'crash1.duckdb');
     const { proc } = await child(
       db,
       `
-      const st = await DuckStore.open({ path: DB, flushSpans: 100000, flushIntervalMs: 3600000, retention: { intervalMs: 0 } });
+      const st = await DuckStore.open({ path: DB, wal: true, flushSpans: 100000, flushIntervalMs: 3600000, retention: { intervalMs: 0 } });
       st.append(Array.from({ length: 1000 }, (_, i) => mk(i)));
       await st.flush();
       st.append(Array.from({ length: 500 }, (_, i) => mk(1000 + i)));   // buffered, never flushed
@@ -148,13 +148,13 @@ describe('DuckStore on disk', () => {
     }
   });
 
-  it('kill -9 during continuous writing: acknowledged batches survive, batches are atomic', async () => {
+  it('with a WAL, kill -9 during continuous writing: acknowledged batches survive, batches are atomic', async () => {
     const db = join(dir, 'crash2.duckdb');
     const BATCH = 250;
     const { proc, out } = await child(
       db,
       `
-      const st = await DuckStore.open({ path: DB, flushSpans: 100000, flushIntervalMs: 3600000, retention: { intervalMs: 0 } });
+      const st = await DuckStore.open({ path: DB, wal: true, flushSpans: 100000, flushIntervalMs: 3600000, retention: { intervalMs: 0 } });
       for (let k = 0; ; k++) {
         st.append(Array.from({ length: ${BATCH} }, (_, i) => mk(k * ${BATCH} + i)));
         await st.flush();
@@ -178,6 +178,55 @@ describe('DuckStore on disk', () => {
       for (let i = 0; i < rows; i++) assert.ok(ns.has(i), `span ${i} present`);
     } finally {
       await st.shutdown();
+    }
+  });
+
+  it('without a WAL (the default), kill -9 loses the spans since the last checkpoint, which runs within the interval', async () => {
+    const db = join(dir, 'crash-nowal.duckdb');
+    const { proc, out } = await child(
+      db,
+      `
+      const st = await DuckStore.open({ path: DB, checkpointIntervalMs: 300, flushSpans: 100000, flushIntervalMs: 3600000, retention: { intervalMs: 0 } });
+      st.append(Array.from({ length: 1000 }, (_, i) => mk(i)));
+      await st.flush();
+      process.stdout.write('after flush unsynced ' + st.stats().spansUnsynced + '\\n');
+      // no further flush: the time bound alone must write them into the file
+      while (st.stats().spansUnsynced > 0) await new Promise((r) => setTimeout(r, 20));
+      process.stdout.write('checkpoints ' + st.stats().checkpoints + '\\n');
+      st.append(Array.from({ length: 500 }, (_, i) => mk(1000 + i)));
+      await st.flush();
+      process.stdout.write('unsynced ' + st.stats().spansUnsynced + '\\n');
+      // the event loop never turns again: no timer can checkpoint these 500 before the kill
+      for (;;) {}
+      `,
+      /unsynced 500\n/,
+    );
+    assert.match(out(), /after flush unsynced 1000\n/);
+    assert.match(out(), /checkpoints [1-9]/);
+    await kill9(proc);
+    assert.equal(existsSync(`${db}.wal`), false, 'no write-ahead log is written');
+    const st = await DuckStore.open({ path: db });
+    try {
+      assert.equal(st.stats().rows, 1000);
+      assert.equal((await st.search({ query: parseTraceQL('{}'), limit: 10_000 })).length, 1000);
+      assert.deepStrictEqual(await st.trace(mk(999).traceId), [mk(999)]);
+      assert.deepStrictEqual(await st.trace(mk(1000).traceId), []);
+      // the services rollup was rebuilt from the spans the file kept, not left with the lost ones
+      const svc = await st.services(NOW - 3600n * SEC);
+      assert.equal(svc.reduce((n, x) => n + x.spanCount, 0), 1000);
+      st.append([mk(5000)]);
+      await st.flush();
+      assert.equal(st.stats().rows, 1001);
+    } finally {
+      await st.shutdown();
+    }
+    // a normal shutdown syncs everything
+    const again = await DuckStore.open({ path: db });
+    try {
+      assert.equal(again.stats().rows, 1001);
+      assert.equal(again.stats().spansUnsynced, 0);
+    } finally {
+      await again.shutdown();
     }
   });
 

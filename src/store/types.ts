@@ -139,6 +139,16 @@ export interface StoreStats {
   flushErrors: number;
   /** duration of the last flush, milliseconds */
   lastFlushMs: number;
+  /** checkpoints the writer ran (a file store writes committed spans into the file at each) */
+  checkpoints: number;
+  /** checkpoints that failed (retried after the next flush) */
+  checkpointErrors: number;
+  /**
+   * committed spans not yet in the database file, which a crash of the process (kill -9, OOM)
+   * would lose: a file store without a write-ahead log syncs at checkpoints. 0 with a WAL and
+   * in memory (where nothing survives the process anyway)
+   */
+  spansUnsynced: number;
   /** spans stored (committed) */
   rows: number;
   /** distinct resources stored */
