@@ -86,6 +86,8 @@ async function replayOnce(rec, withStore, withMetrics, path) {
     const { DuckStore } = await dist('store/index.js');
     if (path) for (const f of [path, `${path}.wal`]) rmSync(f, { force: true });
     store = await DuckStore.open({ path, retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
+    // as osprey up: the store's edge rollup takes the generator's pairing
+    if (red) store.shareServiceGraph(red.serviceGraph);
   }
   let spans = 0;
   const agent = new Agent({

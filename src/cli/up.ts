@@ -277,6 +277,8 @@ export const upCommand: Command = {
     }
 
     const red = new MetricsGenerator().start();
+    // the sink below gives both every span: the store's edge rollup takes /metrics' pairing
+    store?.shareServiceGraph(red.serviceGraph);
     const exporter = exportConfig
       ? new (await import('../export/exporter.js')).Exporter({ config: exportConfig, metricFamilies: () => red.families(), log: say })
       : undefined;

@@ -26,7 +26,7 @@ export interface MetricsGeneratorOptions {
   maxNamesPerService?: number;
   /** service graph: how long an edge waits for its other half, ms (default 10000) */
   waitMs?: number;
-  /** service graph: most pending edges (default 10000) */
+  /** service graph: most pending edges (default 10000; a store sharing the graph raises it to its own, DuckStore.shareServiceGraph) */
   maxItems?: number;
   spanBuckets?: readonly number[];
   graphBuckets?: ServiceGraphOptions['buckets'];

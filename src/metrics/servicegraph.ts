@@ -79,6 +79,7 @@ export interface ServiceGraphOptions {
   /**
    * Receives every completed edge instead of the built-in cumulative series (the store
    * rolls them up per time bucket). The pairing, expiry and naming are the same either way.
+   * share() adds further consumers, next to the series (or to onEdge).
    */
   onEdge?: (e: CompletedEdge) => void;
 }
@@ -117,9 +118,12 @@ export class ServiceGraph {
   readonly counters: ServiceGraphCounters = { edges: 0, completed: 0, expired: 0, virtualNodes: 0, droppedSpans: 0, seriesDropped: 0 };
   readonly #boundsNs: Float64Array;
   readonly #waitMs: number;
-  readonly #maxItems: number;
+  #maxItems: number;
   readonly #maxSeries: number;
-  readonly #onEdge: ((e: CompletedEdge) => void) | undefined;
+  /** whether completed edges are counted in the built-in series (no onEdge) */
+  readonly #counts: boolean;
+  /** onEdge, then the consumers added by share() */
+  readonly #sinks: ((e: CompletedEdge) => void)[] = [];
   /** pending edges by Edge.key (chained by `same`) */
   readonly #byKey = new Map<number, Edge>();
   #head: Edge | undefined;
@@ -136,7 +140,27 @@ export class ServiceGraph {
     this.#waitMs = opts.waitMs ?? 10_000;
     this.#maxItems = opts.maxItems ?? 10_000;
     this.#maxSeries = opts.maxSeries ?? 10_000;
-    this.#onEdge = opts.onEdge;
+    this.#counts = opts.onEdge === undefined;
+    if (opts.onEdge) this.#sinks.push(opts.onEdge);
+  }
+
+  /**
+   * Hands every completed edge to `onEdge` too, so that a second consumer of the same spans
+   * does not pair them again: `osprey up` feeds its spans to both the metrics generator and
+   * the store, whose edge rollup takes this graph's edges (Rollups.shareGraph). Keeps at
+   * least `maxItems` edges pending from now on: the larger of the two consumers' limits.
+   */
+  share(onEdge: (e: CompletedEdge) => void, maxItems = 0): void {
+    this.#sinks.push(onEdge);
+    if (maxItems > this.#maxItems) this.#maxItems = maxItems;
+  }
+
+  get waitMs(): number {
+    return this.#waitMs;
+  }
+
+  get maxItems(): number {
+    return this.#maxItems;
   }
 
   get pending(): number {
@@ -278,9 +302,11 @@ export class ServiceGraph {
     this.counters.completed++;
     const client = labelValue(e.clientService);
     const server = labelValue(e.serverService);
-    if (this.#onEdge) {
-      this.#onEdge({ client, server, conn: e.conn, failed: e.failed, clientNs: e.clientNs, serverNs: e.serverNs, startNs: e.startNs });
-      return;
+    const sinks = this.#sinks;
+    if (sinks.length > 0) {
+      const done: CompletedEdge = { client, server, conn: e.conn, failed: e.failed, clientNs: e.clientNs, serverNs: e.serverNs, startNs: e.startNs };
+      for (let i = 0; i < sinks.length; i++) sinks[i]!(done);
+      if (!this.#counts) return;
     }
     // containers are made only for a series that will exist: past maxSeries nothing new is allocated
     let byServer = this.#series.get(client);

@@ -19,6 +19,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BIGINT, DuckDBConnection, DuckDBInstance, VARCHAR } from '@duckdb/node-api';
 import type { Span } from '../model/index.js';
+import type { ServiceGraph } from '../metrics/servicegraph.js';
 import { SPAN_SELECT, StoreCore, connectTo, nowNs } from './core.js';
 import { Queries } from './queries.js';
 import { Params } from './compile.js';
@@ -316,7 +317,7 @@ export class DuckStore implements SpanStore {
         const take = whole.length > 0 ? whole : rows;
         for (const s of await this.core.toSpans(take)) {
           const svc = s.resource['service.name'];
-          this.rollups.observe(typeof svc === 'string' ? svc : UNKNOWN_SERVICE, s, s.durationNano);
+          this.rollups.restore(typeof svc === 'string' ? svc : UNKNOWN_SERVICE, s, s.durationNano);
         }
         read += take.length;
         if (rows.length < REBUILD_SLICE) break;
@@ -331,6 +332,15 @@ export class DuckStore implements SpanStore {
 
   append(spans: readonly Span[]): void {
     this.writer.append(spans);
+  }
+
+  /**
+   * Takes the service-graph edges from `graph` (the metrics generator's), which the caller
+   * feeds every span it appends here, instead of pairing the same spans a second time
+   * (Rollups.shareGraph).
+   */
+  shareServiceGraph(graph: ServiceGraph): void {
+    this.rollups.shareGraph(graph);
   }
 
   flush(): Promise<void> {

@@ -1,13 +1,14 @@
 // RED and service-graph rollups against brute force over the same spans: exact counts and
-// sums, bucket boundaries, retention pruning, restart and rebuild; and the same numbers as
-// /metrics (MetricsGenerator) for the same spans.
+// sums, bucket boundaries, retention pruning, restart and rebuild; the same numbers as
+// /metrics (MetricsGenerator) for the same spans; and the same edges and /metrics when the
+// store takes the metrics generator's pairing (shareServiceGraph) as when both pair.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Span, type Attributes, type SpanKind, type SpanStatus } from '../model/index.js';
-import { MetricsGenerator } from '../metrics/index.js';
+import { MetricsGenerator, ServiceGraph, exposition } from '../metrics/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { DuckStore, type EdgeStats, type ServiceStats } from './index.js';
 import { ROLLUP_BUCKET_NS, bucketStart } from './rollups.js';
@@ -286,6 +287,133 @@ describe('rollups', () => {
         assert.equal(e.errorCount, failed.find((x) => key(x.labels) === k)?.value, `${k} failed`);
         assert.ok(Math.abs(e.serverSumNs / 1e9 - (server.find((x) => key(x.labels) === k)?.sum ?? NaN)) < 1e-6, `${k} server sum`);
       }
+    } finally {
+      await store.shutdown();
+    }
+  });
+
+  it('one pairing for the store and /metrics (shareServiceGraph): the same edges, RED and /metrics as pairing twice', async () => {
+    // one stream, replayed on one clock into both set-ups: the rollups.test traces (pairs over
+    // three services, failures), plus true roots (`user` edges), calls named only by their
+    // peer (peer virtual nodes), database calls, messaging, pairs whose halves arrive further
+    // apart than the wait, spans without service.name, and two traces with the same span ids
+    const { spans } = generate(600, 4n * MIN);
+    const at = (s: Span): bigint => s.startTimeUnixNano;
+    const base = spans[0] as Span;
+    const mk = (o: Partial<Parameters<typeof Span.from>[0]> & { kind: SpanKind }): Span =>
+      Span.from({ ...base.toInit(), spanId: id(16), parentSpanId: '', attributes: {}, status: 'unset', ...o });
+    const extra: Span[] = [];
+    const late: Span[] = [];
+    for (let i = 0; i < 40; i++) {
+      const src = spans[i * 6] as Span;
+      const traceId = id(32);
+      const start = at(src) + 7000n;
+      const failed = (p: number): SpanStatus => (rand() < p ? 'error' : 'unset');
+      const root = mk({ traceId, kind: 'server', resource: RES[0], startTimeUnixNano: start, status: failed(0.2) });
+      extra.push(root);
+      extra.push(mk({ traceId, kind: 'client', parentSpanId: root.spanId, resource: RES[0], startTimeUnixNano: start + 10n, attributes: { 'peer.service': 'payments' }, status: failed(0.3) }));
+      extra.push(mk({ traceId, kind: 'client', parentSpanId: root.spanId, resource: RES[1], startTimeUnixNano: start + 20n, attributes: { 'db.system': 'postgresql', 'server.address': 'pg' } }));
+      extra.push(mk({ traceId, kind: 'client', parentSpanId: root.spanId, resource: RES[1], startTimeUnixNano: start + 25n, attributes: { 'db.system.name': 'redis', 'network.peer.address': '10.0.0.9', 'network.peer.port': 6379 } }));
+      const prod = mk({ traceId, kind: 'producer', parentSpanId: root.spanId, resource: RES[1], startTimeUnixNano: start + 30n });
+      extra.push(prod, mk({ traceId, kind: 'consumer', parentSpanId: prod.spanId, resource: RES[3], startTimeUnixNano: start + 40n, status: failed(0.5) }));
+      // a pair whose server half comes after the client's wait is over: both expire unpaired
+      const c = mk({ traceId, kind: 'client', parentSpanId: root.spanId, resource: RES[0], startTimeUnixNano: start + 50n });
+      extra.push(c);
+      late.push(mk({ traceId, kind: 'server', parentSpanId: c.spanId, resource: RES[1], startTimeUnixNano: start + 60n }));
+      // no service.name: counted by RED as unknown_service, left out of the graph
+      const anon = mk({ traceId, kind: 'client', parentSpanId: root.spanId, resource: { 'process.pid': 7 }, startTimeUnixNano: start + 70n });
+      extra.push(anon, mk({ traceId, kind: 'server', parentSpanId: anon.spanId, resource: { 'process.pid': 8 }, startTimeUnixNano: start + 80n }));
+      // another trace reusing this client's span id (one pending-map key, two edges)
+      const twin = id(32);
+      const c2 = mk({ traceId: twin, spanId: c.spanId, kind: 'client', resource: RES[2], startTimeUnixNano: start + 90n });
+      extra.push(c2, mk({ traceId: twin, kind: 'server', parentSpanId: c2.spanId, resource: RES[3], startTimeUnixNano: start + 95n }));
+    }
+    const stream = [...spans, ...extra].sort(() => rand() - 0.5);
+    const ticks: Span[][] = [];
+    for (let i = 0; i < stream.length; i += 100) ticks.push(stream.slice(i, i + 100));
+    // 1 s per tick: the late servers come 13 s after the last client, past the 10 s wait
+    for (let i = 0; i < 12; i++) ticks.push([]);
+    ticks.push(late);
+    const until = BASE + 100n * MIN;
+
+    const run = async (shared: boolean) => {
+      let now = 1_700_000_000_000;
+      const clock = (): number => now;
+      const gen = new MetricsGenerator({ now: clock });
+      const store = await DuckStore.open({ ...OPTS, flushSpans: 1000, rollups: { intervalMs: 0, now: clock } });
+      const rollups = (store as unknown as { rollups: { tick(): void; graph: ServiceGraph } }).rollups;
+      try {
+        if (shared) store.shareServiceGraph(gen.serviceGraph);
+        for (let i = 0; i < ticks.length; i++) {
+          const tick = ticks[i] as Span[];
+          // as osprey up's sink: the store first, then the metrics generator
+          store.append(tick);
+          gen.consume(tick);
+          now += 1000;
+          gen.tick();
+          rollups.tick();
+          if (i % 4 === 0) await store.flush();
+        }
+        now += 60_000; // past every wait
+        gen.tick();
+        rollups.tick();
+        await store.flush();
+        const out = {
+          metrics: exposition(gen.families()),
+          edges: await store.edges(0n, until),
+          services: await store.services(0n, until),
+          graph: { ...gen.serviceGraph.counters },
+          storeGraph: { ...rollups.graph.counters },
+          maxItems: gen.serviceGraph.maxItems,
+        };
+        if (shared) {
+          // a rebuild reads the stored spans back and the store's own graph pairs them (the
+          // shared one sees only new spans): all at once, so every api -> db call pairs, where
+          // live only the halves that arrived within the wait of each other did (the stream is
+          // shuffled over ~40 s). Buckets still open are written first: rebuilding them while
+          // they are in memory too would count them twice.
+          await (store as unknown as { writer: { commitRollups(all: boolean): Promise<void> } }).writer.commitRollups(true);
+          await store.rebuildRollups(true);
+          const apiDb = (edges: EdgeStats[]) => edges.find((e) => e.caller === 'api' && e.callee === 'db' && e.connectionType === '')?.count;
+          assert.ok((apiDb(out.edges) ?? 0) < 600);
+          assert.equal(apiDb(await store.edges(0n, until)), 600, 'api -> db after a rebuild');
+        }
+        return out;
+      } finally {
+        await store.shutdown();
+      }
+    };
+    const twice = await run(false);
+    const once = await run(true);
+
+    // the stream has every case in it
+    const kinds = new Set(twice.edges.map((e) => `${e.caller}->${e.callee}/${e.connectionType}`));
+    for (const k of ['user->front/virtual_node', 'front->payments/virtual_node', 'api->pg/database', 'api->10.0.0.9:6379/database', 'api->worker/messaging_system', 'db->worker/', 'front->api/']) assert.ok(kinds.has(k), `${k} in ${[...kinds].join(' ')}`);
+    assert.ok(twice.edges.some((e) => e.errorCount > 0 && e.connectionType === 'messaging_system'), 'a failed consumer');
+    assert.ok(twice.graph.expired >= 2 * late.length, `expired ${twice.graph.expired}`);
+    assert.ok(twice.services.some((s) => s.service === 'unknown_service'));
+    // paired twice, the two graphs agreed (nothing was dropped: the stream stays below both limits)
+    assert.deepEqual(twice.storeGraph, twice.graph);
+    assert.equal(twice.graph.droppedSpans, 0);
+
+    // paired once: the store's own graph saw no span, and every consumer got the same numbers
+    assert.equal(once.storeGraph.edges, 0);
+    assert.equal(once.storeGraph.completed, 0);
+    assert.deepEqual(once.graph, twice.graph);
+    assert.deepEqual(once.edges, twice.edges);
+    assert.deepEqual(once.services, twice.services);
+    assert.equal(once.metrics, twice.metrics);
+    // the shared graph keeps the store's larger pending limit
+    assert.equal(twice.maxItems, 10_000);
+    assert.equal(once.maxItems, 100_000);
+  });
+
+  it('a shared graph must wait as long as the rollups, and is shared once', async () => {
+    const store = await DuckStore.open({ ...OPTS, rollups: { intervalMs: 0, waitMs: 5000 } });
+    try {
+      assert.throws(() => store.shareServiceGraph(new MetricsGenerator().serviceGraph), /waits 10000 ms for a pair, the rollups 5000 ms/);
+      store.shareServiceGraph(new MetricsGenerator({ waitMs: 5000 }).serviceGraph);
+      assert.throws(() => store.shareServiceGraph(new MetricsGenerator({ waitMs: 5000 }).serviceGraph), /already share/);
     } finally {
       await store.shutdown();
     }

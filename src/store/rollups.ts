@@ -7,7 +7,10 @@
 // with an onEdge sink instead of its cumulative series), and the latency histogram (NsHistogram
 // on Tempo's span-metrics buckets, 2 ms … 16.384 s, the buckets /metrics exposes for
 // traces_spanmetrics_latency). What differs is only where the counts go: /metrics keeps
-// cumulative series, the store keeps them per ROLLUP_BUCKET_NS of span start time.
+// cumulative series, the store keeps them per ROLLUP_BUCKET_NS of span start time. When both
+// run in one process (`osprey up`) the pairing runs once: shareGraph() makes the edge rollup
+// a second consumer of the metrics generator's graph, which sees every span the store is
+// given; the store's own graph then only pairs the spans a rebuild reads back.
 //
 // Percentiles in services() and edges() are ESTIMATED from those buckets (histogramQuantile,
 // like Prometheus' histogram_quantile: linear inside the bucket, so within a factor of 2,
@@ -112,6 +115,8 @@ export interface RollupOptions {
 export class Rollups {
   /** pairs client and server spans exactly as /metrics does (src/metrics/servicegraph.ts) */
   readonly graph: ServiceGraph;
+  /** the graph that pairs the stored spans instead of `graph` (shareGraph) */
+  private shared: ServiceGraph | undefined;
   /** open buckets by index (start / ROLLUP_BUCKET_NS) */
   private readonly open = new Map<number, Bucket>();
   private newest = -Infinity;
@@ -153,9 +158,33 @@ export class Rollups {
     return b;
   }
 
+  /**
+   * Takes the completed edges from `graph` instead of pairing the stored spans again. Its
+   * owner must give it every span this store is given (osprey up's sink feeds both the store
+   * and the metrics generator), with the same wait; the graph keeps at least this store's
+   * pending-edge limit from now on. The edge rollup then also counts the edges of spans the
+   * store drops when it falls behind, as /metrics does.
+   */
+  shareGraph(graph: ServiceGraph): void {
+    if (this.shared) throw new Error('the rollups already share a service graph');
+    if (graph.waitMs !== this.graph.waitMs) throw new Error(`the shared service graph waits ${graph.waitMs} ms for a pair, the rollups ${this.graph.waitMs} ms`);
+    graph.share((e) => this.addEdge(e), this.graph.maxItems);
+    this.shared = graph;
+  }
+
   /** a span being stored: `service` is its stored service (resource service.name or unknown_service) */
   observe(service: string, s: Span, durNs: number): void {
     this.addSpan(service, Math.floor(s.startMs / BUCKET_MS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs, 1);
+    if (this.shared === undefined) this.pair(s);
+  }
+
+  /** a stored span read back to rebuild the rollups: paired here, the shared graph sees only new spans */
+  restore(service: string, s: Span, durNs: number): void {
+    this.addSpan(service, Math.floor(s.startMs / BUCKET_MS), KIND_CODE[s.kind] ?? 0, s.status === 'error', durNs, 1);
+    this.pair(s);
+  }
+
+  private pair(s: Span): void {
     // the graph names services as /metrics does and skips spans without service.name
     const label = spanService(s.resource);
     if (label !== '') this.graph.observe(label, s, this.now());
