@@ -26,9 +26,9 @@ export class NsHistogram {
    * [sum of the observations in ns, their number], in a typed array rather than two number
    * fields: a field that starts as a small integer and later holds more than 2^30 (a sum of ns
    * does within a second) changes the class's object layout in V8, and histograms made before
-   * then keep the old, deprecated one for as long as they live (/metrics series: the agent's
-   * life). TurboFan throws away code built against a deprecated layout, so it retried
-   * ServiceGraph's #complete about twice a second, forever (docs/benchmarks.md, session 11).
+   * then can keep the old, deprecated one for as long as they live (/metrics series: the agent's
+   * life). TurboFan throws away code built against a deprecated layout, so it compiled
+   * ServiceGraph's #complete again every ~0.6 s while they lived (docs/benchmarks.md, session 11).
    * Typed-array elements have one representation: the layout never changes.
    */
   readonly #totals = new Float64Array(2);
