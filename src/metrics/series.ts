@@ -22,11 +22,27 @@ export const MAX_LABEL_VALUE_LENGTH = 2048;
 export class NsHistogram {
   /** per bucket, not cumulative; the last slot is +Inf */
   readonly counts: Float64Array;
-  sumNs = 0;
-  count = 0;
+  /**
+   * [sum of the observations in ns, their number], in a typed array rather than two number
+   * fields: a field that starts as a small integer and later holds more than 2^30 (a sum of ns
+   * does within a second) changes the class's object layout in V8, and histograms made before
+   * then can keep the old, deprecated one for as long as they live (/metrics series: the agent's
+   * life). TurboFan throws away code built against a deprecated layout, so it compiled
+   * ServiceGraph's #complete again every ~0.6 s while they lived (docs/benchmarks.md, session 11).
+   * Typed-array elements have one representation: the layout never changes.
+   */
+  readonly #totals = new Float64Array(2);
 
   constructor(boundsNs: Float64Array) {
     this.counts = new Float64Array(boundsNs.length + 1);
+  }
+
+  get sumNs(): number {
+    return this.#totals[0]!;
+  }
+
+  get count(): number {
+    return this.#totals[1]!;
   }
 
   /**
@@ -39,15 +55,15 @@ export class NsHistogram {
     const n = boundsNs.length;
     while (i < n && ns > boundsNs[i]!) i++;
     this.counts[i]! += weight;
-    this.sumNs += ns * weight;
-    this.count += weight;
+    this.#totals[0]! += ns * weight;
+    this.#totals[1]! += weight;
   }
 
   /** adds another histogram's observations (same bounds) */
   merge(counts: ArrayLike<number>, sumNs: number, count: number): void {
     for (let i = 0; i < this.counts.length; i++) this.counts[i]! += counts[i] ?? 0;
-    this.sumNs += sumNs;
-    this.count += count;
+    this.#totals[0]! += sumNs;
+    this.#totals[1]! += count;
   }
 }
 

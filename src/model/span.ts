@@ -149,6 +149,17 @@ export class Span {
   droppedEvents = 0;
   droppedLinks = 0;
 
+  // V8 keeps a number field as a small integer until a value needs more (an id word past 2^30, a
+  // duration past 1.07 s), then changes the layout of the spans made from then on and leaves
+  // those alive at that moment on the old one, now deprecated: every function that handles
+  // spans deoptimises and compiles again (seen 38 s into a run: ~20 deoptimised, 56 compiles
+  // within 10 s). One span holding such values when the class is defined settles the layout
+  // before any real span exists (docs/benchmarks.md, session 11).
+  static {
+    const s = new Span();
+    s.t0 = s.t1 = s.t2 = s.t3 = s.s0 = s.s1 = s.p0 = s.p1 = s.startLo = s.durationNano = TWO32 - 1;
+  }
+
   /** a span from the plain shape; throws RangeError on ids that are not hex of their length */
   static from(init: SpanInit): Span {
     const s = new Span();
