@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Store benchmark: append N synthetic spans, then time typical queries.
 //   node --expose-gc bench/store-bench.mjs [--spans 1000000] [--path /tmp/osprey-bench.duckdb] [--runs 50] [--rebuild]
+//                                          [--threads N]
 // Without --path the database is in memory. Prints a table; asserts nothing. --rebuild also
 // times rebuilding the RED/service-graph rollups of every span (what open() does, for the
 // buckets still in memory, after a crash).
@@ -17,6 +18,8 @@ const { parseTraceQL } = await loadDist('traceql/index.js');
 const N = Number(option('spans', 1_000_000));
 const RUNS = Number(option('runs', 50));
 const PATH = option('path', undefined);
+// DuckDB's threads (default: one per core)
+const THREADS = option('threads', undefined);
 const nowNs = BigInt(Date.now()) * 1_000_000n;
 const { generate, traceIds, SERVICES, ROUTES } = synthetic({ Span, nowNs });
 
@@ -31,7 +34,7 @@ if (PATH && existsSync(PATH)) rmSync(PATH);
 if (PATH && existsSync(`${PATH}.wal`)) rmSync(`${PATH}.wal`);
 
 const rssBefore = process.memoryUsage().rss / 1e6;
-const store = await DuckStore.open({ path: PATH, retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
+const store = await DuckStore.open({ path: PATH, threads: THREADS === undefined ? undefined : Number(THREADS), retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
 let genMs = 0;
 let appendMs = 0;
 let appendCpuUs = 0; // process CPU (all threads) spent in append() and flush()

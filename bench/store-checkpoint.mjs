@@ -4,11 +4,14 @@
 // into a fresh file store with each configuration, 5120 rows per transaction as the store
 // appends, and times CHECKPOINT once per row group (122,880 rows) as the store does. CPU of
 // the whole process (DuckDB's threads do the work).
-//   node bench/store-checkpoint.mjs FILE [--rounds 5] [--configs auto,fixed[,CONFIG.json...]]
+//   node bench/store-checkpoint.mjs FILE [--rounds 5] [--configs auto,fixed[,CONFIG.json...]] [--threads N]
 // auto: DuckDB picks every column's method (stores made before session 10); fixed: the
 // schema's SPAN_COMPRESSION; a JSON file: { column: method } to try others.
 // Prints, per configuration, checkpoint CPU µs per span (min and median of the rounds), the
 // file's bytes per span and the methods DuckDB used. Asserts nothing.
+// --threads 1: DuckDB's threads; one thread does all the work on the calling thread, without
+// the CPU idle workers spend looking for tasks (steadier on a busy machine).
+// The configurations run in a different order each round (the first one of a round ran slower).
 
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -19,6 +22,7 @@ const { SPAN_COMPRESSION } = await loadDist('store/schema.js');
 const SRC = process.argv[2];
 if (!SRC || SRC.startsWith('--')) throw new Error('usage: node bench/store-checkpoint.mjs FILE [--rounds 5] [--configs auto,fixed]');
 const ROUNDS = Number(option('rounds', 5));
+const THREADS = option('threads', undefined);
 const ROW_GROUP = 122_880;
 const BATCH = 5120;
 const configs = option('configs', 'auto,fixed')
@@ -36,10 +40,11 @@ if (total < ROW_GROUP) throw new Error(`${SRC}: ${total} spans, fewer than a row
 const cpu = Object.fromEntries(configs.map(([n]) => [n, []]));
 const info = {};
 for (let r = 0; r < ROUNDS; r++) {
-  for (const [name, force] of configs) {
+  // rotated each round: no configuration always runs first
+  for (const [name, force] of configs.slice(r % configs.length).concat(configs.slice(0, r % configs.length))) {
     const f = `/tmp/osprey-checkpoint-${process.pid}.duckdb`;
     for (const x of [f, `${f}.wal`]) rmSync(x, { force: true });
-    const inst = await DuckDBInstance.create(f, { checkpoint_threshold: '10GB' });
+    const inst = await DuckDBInstance.create(f, { checkpoint_threshold: '10GB', ...(THREADS !== undefined ? { threads: THREADS } : {}) });
     const c = await inst.connect();
     try {
       await c.run(`ATTACH '${SRC}' AS src (READ_ONLY)`);

@@ -2,7 +2,7 @@
 // Store ingest benchmark: what storing a span costs, and how much memory the process needs
 // while it stores millions of them.
 //   node bench/store-ingest.mjs [--spans 2000000] [--path /tmp/osprey-ingest.duckdb] [--memory-limit 128MB]
-//                               [--tick 200] [--flush-every 5000] [--uncompressed] [--events 0]
+//                               [--tick 200] [--flush-every 5000] [--uncompressed] [--events 0] [--threads N]
 // Without --path the store is in memory. Spans look like the agent's HTTP spans
 // (src/agent/spans.ts fillHttpSpan + osprey.link: 15-17 attributes, mostly repeated
 // strings, a client and a server span per request). Prints one JSON line; asserts nothing.
@@ -25,6 +25,7 @@ const PATH = option('path', undefined);
 const MEMORY_LIMIT = option('memory-limit', undefined);
 const UNCOMPRESSED = args.includes('--uncompressed');
 const EVENTS = Number(option('events', 0));
+const THREADS = option('threads', undefined);
 
 const status = () => procMem(process.pid);
 
@@ -165,6 +166,7 @@ const store = await DuckStore.open({
   memoryLimit: MEMORY_LIMIT,
   compressInMemory: !UNCOMPRESSED,
   flushSpans: FLUSH_EVERY,
+  threads: THREADS === undefined ? undefined : Number(THREADS),
   retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 },
 });
 const opened = status();

@@ -12,6 +12,7 @@
 // --attach 'CMD {pid}': runs CMD (a shell command, {pid} replaced by the agent's pid) during
 //   the measured run and prints its output after the table: `strace -c -f -p {pid}`,
 //   `perf record -g -p {pid} -o FILE`... It ends with SIGINT when the run ends.
+// --up-args 'ARGS': more arguments for `osprey up`, split on spaces (e.g. '--store-threads 2').
 // Needs root. Prints a table; asserts nothing.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -28,6 +29,7 @@ const STORE = option('store', 'file');
 const PROF = option('prof', undefined);
 const WARM = Number(option('warm', 2));
 const ATTACH = option('attach', undefined);
+const UP_ARGS = option('up-args', '').split(' ').filter((a) => a !== '');
 
 function threads(pid) {
   const out = new Map();
@@ -56,7 +58,7 @@ try {
     await new Promise((r) => sink.listen(0, '127.0.0.1', r));
     exportTo = `http://127.0.0.1:${sink.address().port}`;
   }
-  const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF, exportTo }).start();
+  const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF, exportTo, extraArgs: UP_ARGS }).start();
   try {
     const url = `http://127.0.0.1:${nginx.port}/`;
     await runWrk({ url, seconds: WARM, rate: RATE, connections: 20, threads: 1, dir }); // warm-up

@@ -3,7 +3,7 @@
 // spans (bench/lib/synthetic.mjs, the same data as store-bench.mjs).
 //
 //   node --expose-gc bench/traceql-bench.mjs [--spans 1000000] [--path FILE | --memory] [--keep]
-//        [--runs 10] [--only TEXT] [--explain TEXT] [--save FILE] [--before FILE]
+//        [--runs 10] [--only TEXT] [--explain TEXT] [--save FILE] [--before FILE] [--threads N]
 //
 // --path FILE   database file (default /tmp/osprey-traceql-<N>.duckdb; the store's defaults for a
 //               file, as `osprey up` runs it: 128MB DuckDB memory limit)
@@ -39,6 +39,9 @@ const ONLY = option('only', undefined);
 const EXPLAIN = option('explain', undefined);
 const SAVE = option('save', undefined);
 const BEFORE = option('before', undefined);
+// DuckDB's threads (default: one per core), e.g. to see what a single-threaded store costs queries
+const THREADS_OPT = option('threads', undefined);
+const THREADS = THREADS_OPT === undefined ? undefined : Number(THREADS_OPT);
 
 const fmt = (x, d = 1) => (typeof x === 'number' ? x.toFixed(d) : String(x));
 const pct = (xs, p) => {
@@ -49,7 +52,7 @@ const pct = (xs, p) => {
 const reuse = PATH !== undefined && KEEP && existsSync(PATH);
 if (PATH && !reuse) for (const f of [PATH, `${PATH}.wal`]) if (existsSync(f)) rmSync(f);
 const retention = { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 };
-let store = await DuckStore.open({ path: PATH, retention });
+let store = await DuckStore.open({ path: PATH, retention, threads: THREADS });
 let loadLine = `reused ${PATH}`;
 let nowNs;
 if (!reuse) {
@@ -73,7 +76,7 @@ if (!reuse) {
   if (PATH) {
     // what a reader sees after a restart: the data on disk, nothing cached
     await store.shutdown();
-    store = await DuckStore.open({ path: PATH, retention });
+    store = await DuckStore.open({ path: PATH, retention, threads: THREADS });
   }
 }
 if (nowNs === undefined) {

@@ -271,6 +271,7 @@ describe('bad input on every public surface', { timeout: 300_000 }, () => {
       { args: ['up', '--memory', '--data', data], code: 2, error: 'either --data DIR or --memory' },
       { args: ['up', '--memory', '--retention', '0s'], code: 2, error: '--retention must be at least 1s' },
       { args: ['up', '--memory', '--max-spans', '-3'], code: 2, error: '--max-spans must be an integer >= 1, got "-3"' },
+      { args: ['up', '--memory', '--store-threads', '0'], code: 2, error: '--store-threads must be an integer from 1 to 1024, got "0"' },
       // the listener of the running agent: in use
       { args: ['up', '--memory', '--listen', `127.0.0.1:${port}`], code: 1, error: 'already in use', fix: true },
       // --server

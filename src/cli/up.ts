@@ -107,6 +107,9 @@ export const upCommand: Command = {
     '      --store-sync DUR      without the write-ahead log, the longest a stored span waits to be',
     '                            written into the store file (default 30s; shorter costs more CPU',
     '                            below ~4k spans/s, where a row group is compressed more than once)',
+    '      --store-threads N     threads DuckDB may use for the store (default 1: storing a span then',
+    '                            costs ~15-20% less CPU; more make the heaviest queries faster on',
+    '                            idle cores)',
     '      --listen HOST:PORT    HTTP API, Tempo API, OTLP/HTTP receiver (/v1/traces) and UI (default 127.0.0.1:7070)',
     ...OTLP_GRPC_HELP,
     '      --demo                also start demo services (Node, Python, nginx) with traffic',
@@ -159,6 +162,7 @@ export const upCommand: Command = {
     'store-memory': { type: 'string' },
     'store-wal': { type: 'string' },
     'store-sync': { type: 'string' },
+    'store-threads': { type: 'string' },
     listen: { type: 'string' },
     'otlp-grpc': { type: 'string' },
     demo: { type: 'boolean' },
@@ -206,9 +210,16 @@ export const upCommand: Command = {
     const dataDir = (values.data as string | undefined) ?? defaultDataDir();
     if (dataDir === '') throw new UsageError('--data needs a directory');
     const storeMemory = values['store-memory'] as string | undefined;
+    // One thread: DuckDB then runs the appends, checkpoints and queries on the threads that ask
+    // for them (the JS thread for appends, libuv's pool otherwise) and starts no workers of its
+    // own. With more, an append or a checkpoint of one row group (one task) kept a second thread
+    // busy handing work over: bench/store-ingest.mjs 17.3 -> 14.0 µs of CPU per span (medians,
+    // 5 alternated pairs; docs/benchmarks.md, session 11 `ckpt`), while searches over 1M spans
+    // on this 2-core machine were no slower (heavy metrics queries were, up to ~1.5x).
+    const storeThreads = intOption(values['store-threads'], 'store-threads', 1, 1024) ?? 1;
     const noStore = values['no-store'] === true;
-    if (noStore && (values.data !== undefined || memory || storeMemory !== undefined || values['store-wal'] !== undefined)) {
-      throw new UsageError('--no-store keeps no spans: leave out --data, --memory, --store-memory and --store-wal');
+    if (noStore && (values.data !== undefined || memory || storeMemory !== undefined || values['store-wal'] !== undefined || values['store-threads'] !== undefined)) {
+      throw new UsageError('--no-store keeps no spans: leave out --data, --memory, --store-memory, --store-wal and --store-threads');
     }
     const storeWal = values['store-wal'] as string | undefined;
     if (storeWal !== undefined && storeWal !== 'on' && storeWal !== 'off') throw new UsageError(`--store-wal must be on or off, got "${storeWal}"`);
@@ -248,7 +259,7 @@ export const upCommand: Command = {
         prepareDataDir(dataDir);
         path = join(dataDir, 'spans.duckdb');
       }
-      store = await storeModule.DuckStore.open({ path, memoryLimit: storeMemory, wal: storeWal === 'on', checkpointIntervalMs: syncMs, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
+      store = await storeModule.DuckStore.open({ path, memoryLimit: storeMemory, threads: storeThreads, wal: storeWal === 'on', checkpointIntervalMs: syncMs, retention: { maxAgeMs: retentionMs, maxSpans } }).catch((err: Error) => {
         throw Object.assign(new Error(`cannot open the span store at ${path}: ${err.message}`), {
           hint: /lock/i.test(err.message)
             ? 'another osprey is using this data dir: stop it or pass --data DIR'
