@@ -106,6 +106,8 @@ try {
     // ~4.6 mean other traffic (another engineer's tests) was traced too, and paid for here
     const d = (k) => (c1[k] ?? 0) - (c0[k] ?? 0);
     console.log(`agent spans/req ${(d('agent_spans') / reqs).toFixed(2)}, events/req ${(d('agent_events') / reqs).toFixed(2)}, batches/req ${(d('batches') / reqs).toFixed(3)}; µs per span ${(((tu + ts) * 1e6) / Math.max(1, d('agent_spans'))).toFixed(1)}`);
+    // spans the store could not keep (buffer full while it fell behind): counted, never silent
+    console.log(`store: spans dropped ${d('store_spansDropped')}, checkpoints ${d('store_checkpoints')}`);
     if (attached) console.log(attachOut);
   } finally {
     await osprey.stop();
