@@ -6,7 +6,7 @@
 
 import { BIGINT, DOUBLE, UINTEGER, VARCHAR } from '@duckdb/node-api';
 import type { Query } from '../traceql/index.js';
-import { Params } from './compile.js';
+import { Params, jsonPointer } from './compile.js';
 import type { StoreCore } from './core.js';
 import { TracePages, type TraceList, type TraceListOptions, type TraceRow, type Where } from './trace-page.js';
 import type { Queries } from './queries.js';
@@ -69,10 +69,15 @@ const DIMENSIONS: readonly [name: string, sql: string][] = [
   ['status', `CASE status WHEN ${STATUS_CODE.error} THEN 'error' WHEN ${STATUS_CODE.ok} THEN 'ok' ELSE 'unset' END`],
   ['http.route', 'http_route'],
   ['http.response.status_code', 'CAST(CAST(http_status_code AS BIGINT) AS VARCHAR)'],
-  ['http.request.method', 'http_method'],
+  ['http.request.method', orJson('http_method', 'http.request.method')],
   ['server.address', 'server_address'],
-  ['osprey.link', 'osprey_link'],
+  ['osprey.link', orJson('osprey_link', 'osprey.link')],
 ];
+
+/** an ENUM column's value, or the JSON's for a value outside its set (schema.ts SPAN_ENUMS) */
+function orJson(col: string, key: string): string {
+  return `coalesce(CAST(${col} AS VARCHAR), json_extract_string(attributes, '${jsonPointer(key)}'))`;
+}
 /** values kept per dimension (the most frequent in the selection, then in the rest) */
 const VALUES_PER_DIMENSION = 15;
 

@@ -111,6 +111,29 @@ export class NumberColumn extends FixedColumn {
   }
 }
 
+/**
+ * ENUM of at most 256 values (stored as UTINYINT codes): a value's code is its position in
+ * the type's list, which `codes` maps from the value (built from the table's own type, so the
+ * codes are the table's whatever order a build lists the values in).
+ */
+export class EnumColumn extends FixedColumn {
+  readonly typeId = DuckDBTypeId.ENUM;
+  private readonly a = new Uint8Array(this.buf);
+  readonly codes: ReadonlyMap<string, number>;
+  constructor(values: readonly string[]) {
+    if (values.length > 256) throw new RangeError(`an ENUM column buffer holds at most 256 values, not ${values.length}`);
+    super(1);
+    this.codes = new Map(values.map((v, i) => [v, i]));
+  }
+  /** code: from `codes` */
+  set(i: number, code: number): void {
+    this.a[i] = code;
+  }
+  protected clear(i: number): void {
+    this.a[i] = 0;
+  }
+}
+
 /** BIGINT from a bigint, or from a non-negative integer number */
 export class I64Column extends FixedColumn {
   readonly typeId = DuckDBTypeId.BIGINT;

@@ -21,7 +21,7 @@ import {
 } from '@duckdb/node-api';
 import { isEventOrLinkField, type AttributeField, type CompareExpr, type ComparisonOp, type Expr, type IntrinsicName, type Literal, type ValueCompareExpr, type ValueExpr } from '../traceql/index.js';
 import { FieldValues } from './values.js';
-import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_CODE, STATUS_CODE } from './schema.js';
+import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_CODE, SPAN_ENUMS, STATUS_CODE } from './schema.js';
 
 const INT64_MAX = 9223372036854775807n;
 const INT64_MIN = -9223372036854775808n;
@@ -366,14 +366,25 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
   // the value parameter too is added only if some branch below uses it
   let vParam: string | undefined;
   const v = (): string => (vParam ??= P.add(a.value, a.type));
-  const onSpan = (): string => {
-    const hot = HOT_SPAN_ATTRS[key];
-    if (hot && hot[1] === a.t) return cmp(hot[0], op, v());
+  const inJson = (): string => {
     if (!spanMayHave) return 'FALSE';
     const exact = cmp(typedJson('attributes', ptr(), a.t), op, v());
     // a substring the JSON text must contain is much cheaper to test than parsing it
     const needle = lit.type === 'string' ? jsonNeedle(op, lit.value) : undefined;
     return needle ? `(contains(attributes, ${P.add(needle, VARCHAR)}) AND ${exact})` : exact;
+  };
+  const onSpan = (): string => {
+    const hot = HOT_SPAN_ATTRS[key];
+    if (!hot || hot[1] !== a.t) return inJson();
+    const set = SPAN_ENUMS[hot[0]];
+    if (set === undefined) return cmp(hot[0], op, v());
+    // an ENUM column holds only its set's values, the others are in the JSON (writer.ts); a
+    // store made before has a VARCHAR column and nothing in the JSON, where this holds too
+    if (op === '=' && lit.type === 'string' && set.includes(lit.value)) return cmp(hot[0], op, v());
+    const inJ = inJson();
+    // as text: an ENUM orders by its list, TraceQL's < and > by the string
+    const inCol = cmp(`${hot[0]}::VARCHAR`, op, v());
+    return inJ === 'FALSE' ? inCol : `(${inCol} OR ${inJ})`;
   };
   const onResource = (): string => {
     const hot = HOT_RESOURCE_ATTRS[key];

@@ -16,7 +16,7 @@ import {
 import { Span, type Attributes } from '../model/index.js';
 import { Params } from './compile.js';
 import { HOT_KEYS } from './attrs.js';
-import { HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
+import { HOT_SPAN_ATTRS, KIND_BY_CODE, SPAN_ENUMS, STATUS_BY_CODE } from './schema.js';
 
 export type Row = DuckDBValue[];
 
@@ -32,8 +32,23 @@ function setRowAttributes(span: Span, r: Row): void {
     if (v !== null && v !== undefined) span.setHot(h, v as string | number);
   }
   const json = r[ATTRS_AT];
-  if (json !== null && json !== undefined) span.extra = JSON.parse(String(json)) as Attributes;
+  if (json === null || json === undefined) return;
+  const extra = JSON.parse(String(json)) as Attributes;
+  // a string an ENUM column has no code for was stored in the JSON (writer.ts): back to its field
+  let moved = false;
+  for (const h of ENUM_HOT) {
+    const key = HOT_KEYS[h] as string;
+    const v = extra[key];
+    if (typeof v !== 'string') continue;
+    span.setHot(h, v);
+    delete extra[key];
+    moved = true;
+  }
+  if (!moved || Object.keys(extra).length > 0) span.extra = extra;
 }
+
+/** hot attributes (HOT_KEYS indexes) with an ENUM column in new stores */
+const ENUM_HOT = HOT_KEYS.flatMap((k, h) => (SPAN_ENUMS[(HOT_SPAN_ATTRS[k] as readonly [string, string])[0]] ? [h] : []));
 
 export interface ResourceEntry {
   id: number;

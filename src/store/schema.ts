@@ -87,13 +87,8 @@ export const SPAN_COMPRESSION: Readonly<Record<string, 'dictionary' | 'fsst' | '
   span_id: 'uncompressed',
   service: 'dictionary',
   namespace: 'dictionary',
-  http_method: 'dictionary',
   http_route: 'dictionary',
-  net_protocol: 'dictionary',
-  net_protocol_version: 'dictionary',
-  url_scheme: 'dictionary',
   error_type: 'dictionary',
-  osprey_link: 'dictionary',
   // paths carry ids: many distinct values per row group
   url_path: 'fsst',
   // left to DuckDB: values a client or an SDK chooses (the Host header or the peer's address in
@@ -101,12 +96,39 @@ export const SPAN_COMPRESSION: Readonly<Record<string, 'dictionary' | 'fsst' | '
   // where a fixed dictionary takes ~4x FSST's space (the review of session 10 measured 30.6
   // against 7.0 bytes per row for distinct host names)
 };
+/**
+ * Hot string columns whose values come from a small set the protocols define, stored as a
+ * DuckDB ENUM: a one-byte code per span instead of a string. A string costs DuckDB per value,
+ * at every step of an append (statistics, a hash for the distinct count, a copy into the
+ * local storage and another at commit) and again at each checkpoint; a code costs what a
+ * number does. bench, session 12 (store-flush's method on 245,760 spans of a store file,
+ * threads 1, no WAL, 6 alternated rounds, medians, µs of CPU per span): these five columns as
+ * VARCHAR 2.2 append + 3.6 checkpoint, as ENUM 1.8 + 2.9.
+ * A value outside the set (a custom method, another protocol) is stored in the attribute
+ * JSON instead (writer.ts), so the column holds only the set's values and a filter on a
+ * value of the set reads only the column (compile.ts). Stores made before keep VARCHAR columns
+ * (the writer and the queries follow the table's types): the sets are part of the table.
+ */
+export const SPAN_ENUMS: Readonly<Record<string, readonly string[]>> = {
+  // the methods of RFC 9110 and RFC 5789, and semconv's _OTHER
+  http_method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', '_OTHER'],
+  net_protocol: ['http', 'grpc', 'spdy', 'quic', 'amqp', 'mqtt', 'kafka'],
+  net_protocol_version: ['1.0', '1.1', '2', '3', '2.0', '0.9'],
+  url_scheme: ['http', 'https', 'ws', 'wss'],
+  // LinkSource (src/model)
+  osprey_link: ['traceparent', 'tuple', 'thread', 'runtime', 'none'],
+};
+const sqlEnum = (vals: readonly string[]): string => `ENUM(${vals.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ')})`;
+
 const using = (col: string): string => {
   const m = SPAN_COMPRESSION[col];
   return m === undefined ? '' : ` USING COMPRESSION ${m}`;
 };
 const HOT_DDL = Object.values(HOT_SPAN_ATTRS)
-  .map(([col, t]) => `    ${col} ${t === 'string' ? 'VARCHAR' : 'DOUBLE'}${using(col)},`)
+  .map(([col, t]) => {
+    const e = SPAN_ENUMS[col];
+    return `    ${col} ${e ? sqlEnum(e) : t === 'string' ? 'VARCHAR' : 'DOUBLE'}${e ? '' : using(col)},`;
+  })
   .join('\n');
 
 export const DDL: readonly string[] = [
@@ -147,8 +169,8 @@ ${HOT_DDL}
   )`,
 ];
 
-/** Column order of `spans` (the appender writes in this order). */
-export const SPAN_COLUMNS: readonly string[] = [
+/** Column order of `spans` (the appender writes in this order): these, the hot columns, `attributes`. */
+const SPAN_FIXED_COLUMNS: readonly string[] = [
   'start_ns',
   'duration_ns',
   'trace_id',
@@ -161,9 +183,10 @@ export const SPAN_COLUMNS: readonly string[] = [
   'res_id',
   'service',
   'namespace',
-  ...Object.values(HOT_SPAN_ATTRS).map(([col]) => col),
-  'attributes',
 ];
+/** position of the first hot column in SPAN_COLUMNS */
+export const SPAN_HOT_AT = SPAN_FIXED_COLUMNS.length;
+export const SPAN_COLUMNS: readonly string[] = [...SPAN_FIXED_COLUMNS, ...Object.values(HOT_SPAN_ATTRS).map(([col]) => col), 'attributes'];
 
 /** OTLP SpanKind numbering. */
 export const KIND_CODE: Readonly<Record<SpanKind, number>> = {

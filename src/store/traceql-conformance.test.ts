@@ -31,6 +31,8 @@ function dataset(): Span[] {
   const r = rng(42);
   // events and links from a generator of their own, so the spans stay what they were
   const r2 = rng(7);
+  // and the methods from a third: standard ones (ENUM codes in the store) and others (stored in the JSON)
+  const r3 = rng(11);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const spans: Span[] = [];
   let sid = 1;
@@ -43,6 +45,8 @@ function dataset(): Span[] {
       if (r() < 0.4) attributes['db.system'] = pick(['postgres', 'redis']);
       if (r() < 0.3) attributes.retries = Math.floor(r() * 4);
       if (r() < 0.2) attributes.cached = r() < 0.5;
+      const m = r3();
+      if (m < 0.8) attributes['http.request.method'] = METHODS[Math.floor((m / 0.8) * METHODS.length)] as string;
       const status = pick(STATUSES);
       spans.push(Span.from({
         traceId,
@@ -404,7 +408,21 @@ function quantile(xs: number[], p: number): number {
 }
 
 // ---- the corpus ------------------------------------------------------------------------------
+/** request methods of the dataset: DuckStore keeps the first four as ENUM codes, the others in the JSON (schema.ts SPAN_ENUMS) */
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PROPFIND', 'get', 'PURGE'];
+
 export const SEARCH_CORPUS: readonly string[] = [
+  '{ span.http.request.method = "GET" }',
+  '{ .http.request.method = "PROPFIND" }',
+  '{ span.http.request.method != "GET" }',
+  '{ span.http.request.method != "PURGE" }',
+  '{ span.http.request.method =~ "P.*" }',
+  '{ span.http.request.method !~ "P.*" }',
+  '{ span.http.request.method > "Pa" }',
+  '{ span.http.request.method <= "PUT" }',
+  '{ span.http.request.method = nil }',
+  '{ span.http.request.method != nil && status = error }',
+  '{ span.http.request.method = "get" || span.http.request.method = "DELETE" }',
   '{ }',
   '{ true }',
   '{ false }',
@@ -607,6 +625,7 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
     ['{ } | count_over_time()', (xs) => xs.length],
     ['{ status = error } | rate()', (xs) => xs.length / 10],
     ['{ } | count_over_time() by (resource.service.name)', (xs) => xs.length],
+    ['{ } | count_over_time() by (span.http.request.method)', (xs) => xs.length],
     ['{ kind = client } | count_over_time() by (name, status)', (xs) => xs.length],
     ['{ } | sum_over_time(duration) by (resource.service.name)', (xs) => xs.reduce((a, s) => a + s.durationNano / 1e9, 0)],
     ['{ } | min_over_time(duration)', (xs) => Math.min(...xs.map((s) => s.durationNano / 1e9))],

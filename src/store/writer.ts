@@ -6,16 +6,17 @@ import {
   DuckDBAppender,
   DuckDBConnection,
   DuckDBDataChunk,
+  DuckDBEnumType,
   DuckDBTypeId,
   type DuckDBType,
 } from '@duckdb/node-api';
 import { HOT_ATTRIBUTES, Span, type Attributes, type HotValue, type SpanKind, type SpanStatus } from '../model/index.js';
 import { AttrEncoder, HOT_TYPES, attrsJson } from './attrs.js';
-import { CHUNK_ROWS, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
+import { CHUNK_ROWS, EnumColumn, I64Column, NumberColumn, U64HexColumn, UuidHexColumn, VarcharColumn, checkColumns, toDataChunk, type Column } from './chunks.js';
 import { discardAppenders, makeResource, type ResourceEntry, type StoreCore } from './core.js';
 import { ExtrasAppenders, ExtrasBatch, hasExtras } from './extras.js';
 import type { Rollups } from './rollups.js';
-import { KIND_CODE, MAX_SPAN_KEYS, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import { KIND_CODE, MAX_SPAN_KEYS, SPAN_HOT_AT, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { StoreStats } from './types.js';
 
 /** rows per DuckDB row group (its default): the store checkpoints about this often, see maybeCheckpoint() */
@@ -442,7 +443,7 @@ export class SpanWriter {
     this.keyBatch = b;
     // hot attributes are fields of the span; only the others (`extra`) become JSON
     const enc = this.attrEncoder;
-    const json = s.extra === undefined ? null : enc.encode(s.extra, this.noteKey);
+    let json = s.extra === undefined ? null : enc.encode(s.extra, this.noteKey);
     const res = this.resourceOf(s.resource, b.fresh);
     const msg = typeof s.statusMessage === 'string' && s.statusMessage !== '' ? s.statusMessage : null;
     // events and links (OTLP spans only): one check for a span without them
@@ -466,12 +467,15 @@ export class SpanWriter {
     c.service.set(i, res.service);
     c.namespace.set(i, res.namespace);
     let hotBytes = 0;
+    /** string values an ENUM column has no code for: they go to the JSON (schema.ts SPAN_ENUMS) */
+    let outside: Attributes | undefined;
     const seen = this.hotSeen;
+    const enums = c.enumCodes;
     for (let h = 0; h < HOT_TYPES.length; h++) {
       // a hot key put straight into `extra` (not through setAttr) still gets its column
       let v = s.hot(h);
       if (v === undefined && s.extra !== undefined) v = enc.hot[h] as HotValue;
-      const col = c.hot[h] as VarcharColumn | NumberColumn;
+      const col = c.hot[h] as VarcharColumn | NumberColumn | EnumColumn;
       if (v === undefined) {
         col.setNull(i);
         continue;
@@ -481,9 +485,26 @@ export class SpanWriter {
         this.noteKey(HOT_ATTRIBUTES[h]![0]);
       }
       if (typeof v === 'string') {
-        (col as VarcharColumn).set(i, v);
-        hotBytes += v.length;
+        const codes = enums[h];
+        if (codes === undefined) {
+          (col as VarcharColumn).set(i, v);
+          hotBytes += v.length;
+          continue;
+        }
+        const code = codes.get(v);
+        if (code !== undefined) {
+          (col as EnumColumn).set(i, code);
+          hotBytes++;
+        } else {
+          col.setNull(i);
+          (outside ??= {})[HOT_ATTRIBUTES[h]![0]] = v;
+        }
       } else (col as NumberColumn).set(i, v);
+    }
+    if (outside !== undefined) {
+      // appended to the JSON text as JSON.stringify writes it (the text compile.ts searches)
+      const more = JSON.stringify(outside);
+      json = json === null ? more : `${json.slice(0, -1)},${more.slice(1)}`;
     }
     c.attributes.set(i, json);
     if (++c.n === CHUNK_ROWS) {
@@ -624,27 +645,36 @@ class SpanChunk {
   readonly resId = new NumberColumn(DuckDBTypeId.UINTEGER);
   readonly service = new VarcharColumn();
   readonly namespace = new VarcharColumn();
-  /** hot attribute columns, in HOT_KEYS order */
-  readonly hot: readonly Column[] = HOT_TYPES.map((t) => (t === 'string' ? new VarcharColumn() : new NumberColumn(DuckDBTypeId.DOUBLE)));
+  /** hot attribute columns, in HOT_KEYS order: VARCHAR, DOUBLE, or ENUM for the columns a store made since session 12 has as such */
+  readonly hot: readonly Column[];
+  /** per hot column, its ENUM's codes (undefined: not an ENUM) */
+  readonly enumCodes: readonly (ReadonlyMap<string, number> | undefined)[];
   readonly attributes = new VarcharColumn();
-  private readonly columns: readonly Column[] = [
-    this.start,
-    this.duration,
-    this.traceId,
-    this.spanId,
-    this.parentSpanId,
-    this.name,
-    this.kind,
-    this.status,
-    this.statusMessage,
-    this.resId,
-    this.service,
-    this.namespace,
-    ...this.hot,
-    this.attributes,
-  ];
+  private readonly columns: readonly Column[];
 
   constructor(readonly types: readonly DuckDBType[]) {
+    this.hot = HOT_TYPES.map((t, h) => {
+      const type = types[SPAN_HOT_AT + h];
+      if (type instanceof DuckDBEnumType) return new EnumColumn(type.values);
+      return t === 'string' ? new VarcharColumn() : new NumberColumn(DuckDBTypeId.DOUBLE);
+    });
+    this.enumCodes = this.hot.map((c) => (c instanceof EnumColumn ? c.codes : undefined));
+    this.columns = [
+      this.start,
+      this.duration,
+      this.traceId,
+      this.spanId,
+      this.parentSpanId,
+      this.name,
+      this.kind,
+      this.status,
+      this.statusMessage,
+      this.resId,
+      this.service,
+      this.namespace,
+      ...this.hot,
+      this.attributes,
+    ];
     checkColumns(types, this.columns);
   }
 
