@@ -45,7 +45,8 @@ function mk(method: string, version: string, scheme: string, link: string): Span
   return s;
 }
 
-const SPANS = (): Span[] => [
+/** the spans both tests store (in different files) */
+const SPANS: readonly Span[] = [
   mk('GET', '1.1', 'http', 'tuple'),
   mk('POST', '2', 'https', 'thread'),
   mk('PROPFIND', '1.1', 'http', 'none'),
@@ -70,8 +71,8 @@ const names = async (store: DuckStore, q: string): Promise<string[]> =>
   (await store.search({ query: parseTraceQL(q), limit: 100 })).map((s) => s.name).sort();
 
 /** what both kinds of store must answer the same */
-async function reads(store: DuckStore, spans: Span[]): Promise<void> {
-  for (const s of spans) assert.deepEqual(await store.trace(s.traceId), [s]);
+async function reads(store: DuckStore): Promise<void> {
+  for (const s of SPANS) assert.deepEqual(await store.trace(s.traceId), [s]);
   assert.deepEqual(await names(store, '{ span.http.request.method = "GET" }'), ['GET /x']);
   assert.deepEqual(await names(store, '{ span.http.request.method = "PROPFIND" }'), ['PROPFIND /x']);
   assert.deepEqual(await names(store, '{ span.http.request.method != "GET" }'), ['POST /x', 'PROPFIND /x', 'get /x']);
@@ -104,6 +105,18 @@ async function reads(store: DuckStore, spans: Span[]): Promise<void> {
   assert.deepEqual(methods, ['GET', 'POST', 'PROPFIND', 'get']);
 }
 
+/** opens the store file, appends `spans`, checks what it reads of SPANS, closes it */
+async function storeAndRead(db: string, spans: readonly Span[]): Promise<void> {
+  const store = await DuckStore.open({ path: db });
+  try {
+    store.append(spans);
+    await store.flush();
+    await reads(store);
+  } finally {
+    await store.shutdown();
+  }
+}
+
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'osprey-enums-'));
@@ -115,15 +128,7 @@ after(() => {
 describe('closed-set columns as ENUM', () => {
   it('a new store keeps the set as codes and other values in the JSON, and reads both back', async () => {
     const db = join(dir, 'new.duckdb');
-    const spans = SPANS();
-    const store = await DuckStore.open({ path: db });
-    try {
-      store.append(spans);
-      await store.flush();
-      await reads(store, spans);
-    } finally {
-      await store.shutdown();
-    }
+    await storeAndRead(db, SPANS);
     const types = await rows(db, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans'`);
     for (const col of Object.keys(SPAN_ENUMS)) assert.match(String(types.find((r) => r[0] === col)?.[1]), /^ENUM\(/, col);
     const stored = await rows(db, `SELECT http_method, net_protocol_version, url_scheme, osprey_link, attributes FROM spans ORDER BY start_ns`);
@@ -134,12 +139,7 @@ describe('closed-set columns as ENUM', () => {
       [null, null, null, null, '{"http.request.method":"get","network.protocol.version":"1.2","url.scheme":"gopher","osprey.link":"elsewhere"}'],
     ]);
     // and after a restart
-    const again = await DuckStore.open({ path: db });
-    try {
-      await reads(again, spans);
-    } finally {
-      await again.shutdown();
-    }
+    await storeAndRead(db, []);
   });
 
   it('a store made with VARCHAR columns keeps every value in its column', async () => {
@@ -150,15 +150,7 @@ describe('closed-set columns as ENUM', () => {
     await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
     c.closeSync();
     inst.closeSync();
-    const spans = SPANS();
-    const store = await DuckStore.open({ path: db });
-    try {
-      store.append(spans);
-      await store.flush();
-      await reads(store, spans);
-    } finally {
-      await store.shutdown();
-    }
+    await storeAndRead(db, SPANS);
     const stored = await rows(db, `SELECT http_method, url_scheme, attributes FROM spans ORDER BY start_ns`);
     assert.deepEqual(stored, [
       ['GET', 'http', null],
