@@ -90,7 +90,7 @@ describe('osprey up', { timeout: 180_000 }, () => {
     assert.equal(pyProc.threadModel, 'per-request');
     const text = await run(OSPREY, ['status', '--server', agent.url]);
     assert.match(text.stdout, /cost: +[\d.]+ cores on average \([\d.]+ s of CPU\), RSS \d+ MB/);
-    assert.match(text.stdout, /priority: \d+ background threads at nice 10 /);
+    assert.match(text.stdout, /priority: \d+ background threads at nice 10 \(the agent's own 0 \+ 10; after the JS thread/);
     assert.match(text.stdout, new RegExp(`\\n  ${py.pid} +\\S+ +python +per-request `));
 
     // an exact count over a window (services() counts whole rollup minutes)

@@ -90,8 +90,15 @@ export function formatStatus(s: StatusReport): string {
   }
   const mem = s.memory as SelfMemoryReport | undefined;
   if (mem) lines.push(formatMemory(mem));
-  const bg = s.backgroundPriority as { nice: number | 'off'; threads_lowered?: number } | undefined;
-  if (bg) lines.push(`priority: ${bg.nice === 'off' ? 'background threads at the process\'s own (--background-nice 0)' : `${bg.threads_lowered ?? 0} background threads at nice ${bg.nice} (after the JS thread and the ring-buffer reader)`}`);
+  const bg = s.backgroundPriority as { nice: number | 'off'; base?: number; threads_lowered?: number } | undefined;
+  if (bg) {
+    if (bg.nice === 'off') lines.push("priority: background threads at the process's own (--background-nice 0)");
+    else {
+      // --background-nice is added to the agent's own nice value (capped at 19): both shown
+      const own = bg.base === undefined ? '' : `the agent's own ${bg.base} + ${bg.nice - bg.base}; `;
+      lines.push(`priority: ${bg.threads_lowered ?? 0} background threads at nice ${bg.nice} (${own}after the JS thread and the ring-buffer reader)`);
+    }
+  }
   const grpc = s.otlpGrpc as { listening: string | false } | undefined;
   if (grpc) lines.push(`otlp/grpc: ${grpc.listening === false ? 'off' : `listening on ${grpc.listening}`}`);
   const ok = s.programs.filter((p) => p.attached).length;

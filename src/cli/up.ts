@@ -350,7 +350,7 @@ export const upCommand: Command = {
           ...statusReport(agent, store, exporter, started),
           memory: selfMemory.report(),
           ...(kube ? { kubernetes: kube.status() } : {}),
-          backgroundPriority: background ? { nice: background.nice, ...background.counters } : { nice: 'off' },
+          backgroundPriority: background ? { nice: background.nice, base: background.base, ...background.counters } : { nice: 'off' },
         },
         grpc,
       );

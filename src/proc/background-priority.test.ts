@@ -10,6 +10,7 @@ describe('BackgroundPriority', () => {
     const base = getPriority(process.pid);
     const bp = new BackgroundPriority(3);
     assert.equal(bp.nice, Math.min(19, base + 3));
+    assert.equal(bp.base, base);
     const first = bp.apply();
     assert.ok(first > 0, 'node has helper threads (V8 platform workers) from the start');
     const tids = () => readdirSync(`/proc/${process.pid}/task`).map(Number);

@@ -55,6 +55,11 @@ export class BackgroundPriority {
     return this.#nice;
   }
 
+  /** the process's own nice value, which `nice` adds to */
+  get base(): number {
+    return this.#base;
+  }
+
   /**
    * Lowers the threads started since the last pass (returns how many); reads the names of the
    * lowered ones again (one /proc read each) in case one has since named itself urgent.
