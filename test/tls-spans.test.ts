@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SpanCollector } from './agent-helpers.js';
 import { checkPairs, despiteDrops, type Expect, waitPairs } from './peer-matrix.js';
 import { freePort, run, sleep, startServer, waitFor, type Proc } from './helpers.js';
@@ -14,20 +14,8 @@ import type { Span } from '../src/model/index.js';
 
 const SCAN_MS = 300;
 
-const PY_SERVER = `
-import http.server, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-    def do_GET(self):
-        code = 404 if self.path.startswith('/missing') else 200
-        b = ('py ' + self.path).encode()
-        self.send_response(code); self.send_header('content-length', str(len(b))); self.end_headers(); self.wfile.write(b)
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-s.socket = ctx.wrap_socket(s.socket, server_side=True)
-s.serve_forever()
-`;
+/** Python's ssl module serving HTTPS (test/fixtures/tls_server.py: argv port, cert, key) */
+const PY_SERVER = resolve('test/fixtures/tls_server.py');
 
 /** GETs each path on one keep-alive connection; argv: port, traceparent ('' for none), paths... */
 const PY_CLIENT = `
@@ -199,7 +187,7 @@ describe('HTTPS spans through TLS uprobes (real peers)', { timeout: 300_000 }, (
 
   it('Python ssl server and client: SSL_read_ex/SSL_write_ex, traceparent sent inside TLS', async () => {
     const port = await freePort();
-    const srv = await startServer('python3', ['-c', PY_SERVER, String(port), cert, key], port);
+    const srv = await startServer('python3', [PY_SERVER, String(port), cert, key], port);
     procs.push(srv);
     await sleep(SCAN_MS * 2);
     const tag = Math.random().toString(36).slice(2, 8);
@@ -225,7 +213,7 @@ describe('HTTPS spans through TLS uprobes (real peers)', { timeout: 300_000 }, (
 
   it('Python ssl server and client at concurrency 32 (a connection per call): each exchange one linked pair, 0 wrong parents', async () => {
     const port = await freePort();
-    const srv = await startServer('python3', ['-c', PY_SERVER, String(port), cert, key], port);
+    const srv = await startServer('python3', [PY_SERVER, String(port), cert, key], port);
     procs.push(srv);
     await waitFor('libssl attached', () => attached((p) => /\/libssl\.so/.test(p)), 5000);
     await despiteDrops(col, async () => {
@@ -286,7 +274,7 @@ describe('HTTPS spans through TLS uprobes (real peers)', { timeout: 300_000 }, (
     const mine = (p: string) => p === join(lib, 'libssl.so.3');
     assert.ok(!attached(mine));
     const port = await freePort();
-    const srv = await startServer('python3', ['-c', PY_SERVER, String(port), cert, key], port, '127.0.0.1', { LD_LIBRARY_PATH: lib });
+    const srv = await startServer('python3', [PY_SERVER, String(port), cert, key], port, '127.0.0.1', { LD_LIBRARY_PATH: lib });
     await waitFor('the private libssl attached', () => attached(mine), 5000);
     const f = col.agent.uprobes!.files().find((x) => mine(x.path))!;
     assert.ok(f.probes >= 8, `${f.probes} probes`);

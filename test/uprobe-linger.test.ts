@@ -15,23 +15,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SpanCollector } from './agent-helpers.js';
 import { freePort, run, sleep, startServer, waitFor, type Proc } from './helpers.js';
 
-const PY_SERVER = `
-import http.server, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-    def do_GET(self):
-        b = ('py ' + self.path).encode()
-        self.send_response(200); self.send_header('content-length', str(len(b))); self.end_headers(); self.wfile.write(b)
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-s.socket = ctx.wrap_socket(s.socket, server_side=True)
-s.serve_forever()
-`;
+/** Python's ssl module serving HTTPS (argv port, cert, key) */
+const PY_SERVER = resolve('test/fixtures/tls_server.py');
 
 /**
  * argv: port, tag, phases, gated (1/0). Imports ssl (maps libssl), says "ready" with the libssl
@@ -98,7 +87,6 @@ describe('uprobe lifetime: linger and off-thread detach (real kernel, real proce
     key = join(dir, 'key.pem');
     const r = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost']);
     assert.equal(r.code, 0, r.stderr);
-    writeFileSync(join(dir, 'server.py'), PY_SERVER);
     script = join(dir, 'client.py');
     writeFileSync(script, PY_CLIENT);
     // the system's libssl, as python's _ssl maps it, copied: a file only these clients map
@@ -110,7 +98,7 @@ describe('uprobe lifetime: linger and off-thread detach (real kernel, real proce
     copyFileSync(sys.stdout.trim(), lib);
     env = { ...process.env, LD_LIBRARY_PATH: libDir };
     port = await freePort();
-    procs.push(await startServer('python3', [join(dir, 'server.py'), String(port), cert, key], port));
+    procs.push(await startServer('python3', [PY_SERVER, String(port), cert, key], port));
   });
   after(async () => {
     for (const c of clients) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
