@@ -67,6 +67,11 @@ export interface DuckStoreOptions {
   /** buffer limit; spans beyond it are dropped and counted (default 100,000) */
   maxBuffered?: number;
   /**
+   * buffer limit while a checkpoint holds up the commits and until the backlog it left is
+   * back under maxBuffered (default 3 x maxBuffered; see SpanWriter.whileCheckpointing)
+   */
+  maxBufferedCheckpoint?: number;
+  /**
    * DuckDB memory_limit, e.g. '512MB'. Default: '128MB' for a file (the rest stays on disk;
    * bench/store-ingest.mjs measures ingest under it); DuckDB's own (80% of RAM) in memory,
    * where the data itself must fit.
@@ -98,6 +103,9 @@ export interface DuckStoreOptions {
 
 
 const DEFAULT_MAX_AGE_MS = 24 * 3600 * 1000;
+const DEFAULT_MAX_BUFFERED = 100_000;
+/** maxBufferedCheckpoint over maxBuffered: a ~2.3 s checkpoint at ~75k spans/s, measured (SpanWriter.whileCheckpointing), fits */
+const DEFAULT_CHECKPOINT_BUFFER_FACTOR = 3;
 const DEFAULT_MAX_SPANS_MEMORY = 2_000_000;
 const DEFAULT_MAX_SPANS_FILE = 10_000_000;
 const DEFAULT_FILE_MEMORY_LIMIT = '128MB';
@@ -154,6 +162,7 @@ export class DuckStore implements SpanStore {
     lastFlushMs: 0,
     checkpoints: 0,
     checkpointErrors: 0,
+    lastCheckpointMs: 0,
   };
 
   private constructor(
@@ -170,7 +179,8 @@ export class DuckStore implements SpanStore {
     this.writer = new SpanWriter(this.core, writeCon, this.rollups, this.c, {
       flushSpans: o.flushSpans ?? 5000,
       flushIntervalMs: o.flushIntervalMs ?? 1000,
-      maxBuffered: o.maxBuffered ?? 100_000,
+      maxBuffered: o.maxBuffered ?? DEFAULT_MAX_BUFFERED,
+      maxBufferedCheckpoint: o.maxBufferedCheckpoint ?? DEFAULT_CHECKPOINT_BUFFER_FACTOR * (o.maxBuffered ?? DEFAULT_MAX_BUFFERED),
       checkpointBytes: checkpointBytes(o.memoryLimit ?? (file !== undefined ? DEFAULT_FILE_MEMORY_LIMIT : undefined)),
       checkpointIntervalMs: file !== undefined && o.wal !== true ? (o.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS) : undefined,
     });
@@ -475,6 +485,7 @@ function checkOptions(o: DuckStoreOptions): void {
   posInt(o.flushSpans, 'flushSpans');
   posInt(o.flushIntervalMs, 'flushIntervalMs');
   posInt(o.maxBuffered, 'maxBuffered');
+  posInt(o.maxBufferedCheckpoint, 'maxBufferedCheckpoint');
   posInt(o.threads, 'threads');
   posInt(o.readers, 'readers');
   posInt(o.checkpointIntervalMs, 'checkpointIntervalMs');

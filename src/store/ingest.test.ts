@@ -176,6 +176,55 @@ describe('DuckStore writing', () => {
     await store.shutdown();
   });
 
+  it('while a checkpoint holds up the commits the buffer takes up to maxBufferedCheckpoint, until the backlog is back under maxBuffered', async () => {
+    const path = join(dir, 'checkpoint-backlog.duckdb');
+    const store = await DuckStore.open({ path, flushSpans: 3, maxBuffered: 10, maxBufferedCheckpoint: 25, flushIntervalMs: 60_000, checkpointIntervalMs: 10, retention: { intervalMs: 0 } });
+    // the writer's connection: its CHECKPOINTs wait until the test releases them
+    const con = internal<{ run(sql: string): Promise<unknown> }>(internal<DuckStore>(store, 'writer'), 'writer');
+    const run = con.run.bind(con);
+    let entered!: () => void;
+    const inCheckpoint = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    con.run = async (sql) => {
+      if (sql === 'CHECKPOINT') {
+        entered();
+        await released;
+      }
+      return run(sql);
+    };
+    try {
+      store.append([mkSpan()]);
+      await store.flush(); // a commit: the time bound's checkpoint follows
+      // its timer is unref'd: this one keeps the process alive meanwhile
+      const alive = setInterval(() => undefined, 1000);
+      await inCheckpoint.finally(() => clearInterval(alive));
+      store.append(Array.from({ length: 30 }, () => mkSpan()));
+      let st = store.stats();
+      assert.equal(st.buffered, 25, 'the larger bound while the checkpoint runs');
+      assert.equal(st.spansDropped, 5, 'what is beyond it is dropped and counted');
+      const drained = store.flush(); // queued behind the checkpoint
+      release();
+      await drained;
+      st = store.stats();
+      assert.equal(st.rows, 26);
+      assert.equal(st.buffered, 0);
+      assert.ok(st.checkpoints >= 1);
+      assert.ok(st.lastCheckpointMs > 0);
+      // drained: the bound is maxBuffered again
+      store.append(Array.from({ length: 15 }, () => mkSpan()));
+      st = store.stats();
+      assert.equal(st.buffered, 10);
+      assert.equal(st.spansDropped, 10);
+      await store.flush();
+      assert.equal(store.stats().rows, 36);
+      assert.equal(await count(store, 'SELECT count(*) FROM spans'), 36);
+    } finally {
+      release();
+      await store.shutdown();
+    }
+  });
+
   it('parseMemoryLimit', () => {
     assert.equal(parseMemoryLimit('128MB'), 128e6);
     assert.equal(parseMemoryLimit('1.5GiB'), 1.5 * 2 ** 30);

@@ -96,7 +96,7 @@ export class Retention {
         await this.writer.exclusive(() => this.collectResources());
         // reclaims deleted row groups (file and memory alike); between writes, so that a
         // commit never waits for it on the JS thread; a failure is retried next run
-        await this.writer.exclusive(() => this.maint.run('CHECKPOINT')).catch(() => undefined);
+        await this.writer.exclusive(() => this.writer.whileCheckpointing(() => this.maint.run('CHECKPOINT'))).catch(() => undefined);
       }
       return result;
     } catch (e) {

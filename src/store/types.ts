@@ -143,6 +143,8 @@ export interface StoreStats {
   checkpoints: number;
   /** checkpoints that failed (retried after the next flush) */
   checkpointErrors: number;
+  /** duration of the last checkpoint in the writer's queue (commits wait for it), milliseconds */
+  lastCheckpointMs: number;
   /**
    * committed spans not yet in the database file, which a crash of the process (kill -9, OOM)
    * would lose: a file store without a write-ahead log syncs at checkpoints. 0 with a WAL and
