@@ -54,6 +54,12 @@ export interface CompileContext {
    * pick the top rows before reading wide columns
    */
   resourceIds?: Map<CompareExpr, number[]>;
+  /**
+   * the values of a hot string column that is an ENUM in this store (schema.ts SPAN_ENUMS),
+   * null when the column is a VARCHAR (a store made before: every string value is in it);
+   * undefined = unknown, always read the JSON too
+   */
+  enumValues?: (column: string) => ReadonlySet<string> | null | undefined;
 }
 
 /** `col >= $a AND col <= $b` for the window (TRUE when unbounded). */
@@ -376,11 +382,11 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
   const onSpan = (): string => {
     const hot = HOT_SPAN_ATTRS[key];
     if (!hot || hot[1] !== a.t) return inJson();
-    const set = SPAN_ENUMS[hot[0]];
-    if (set === undefined) return cmp(hot[0], op, v());
-    // an ENUM column holds only its set's values, the others are in the JSON (writer.ts); a
-    // store made before has a VARCHAR column and nothing in the JSON, where this holds too
-    if (op === '=' && lit.type === 'string' && set.includes(lit.value)) return cmp(hot[0], op, v());
+    if (SPAN_ENUMS[hot[0]] === undefined) return cmp(hot[0], op, v());
+    // an ENUM column holds only the values of its set (the table's own, which an older store
+    // may have fewer of), the others are in the JSON (writer.ts); a VARCHAR column holds them all
+    const set = ctx.enumValues ? ctx.enumValues(hot[0]) : undefined;
+    if (set === null || (set !== undefined && op === '=' && lit.type === 'string' && set.has(lit.value))) return cmp(hot[0], op, v());
     const inJ = inJson();
     // as text: an ENUM orders by its list, TraceQL's < and > by the string
     const inCol = cmp(`${hot[0]}::VARCHAR`, op, v());

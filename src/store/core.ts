@@ -67,6 +67,14 @@ export class StoreCore {
   /** every span attribute key stored so far, unless there were too many */
   readonly spanKeys = new Set<string>();
   spanKeysOverflow = false;
+  /**
+   * per hot string column of SPAN_ENUMS, the values of its ENUM in this store's table, or null
+   * when the column is a VARCHAR (a store made before them); read when the store opens
+   * (SpanWriter.openAppenders). Undefined before that: queries then read the JSON too.
+   */
+  enumColumns: ReadonlyMap<string, ReadonlySet<string> | null> | undefined;
+  /** CompileContext.enumValues for this store */
+  readonly enumValues = (column: string): ReadonlySet<string> | null | undefined => this.enumColumns?.get(column);
   closed = false;
   /** spans stored (committed) */
   rows = 0;

@@ -27,7 +27,7 @@ import { Analysis } from './analysis.js';
 import { Retention } from './retention.js';
 import { EXTRAS_DDL } from './extras.js';
 import { ROLLUP_BUCKET_NS, ROLLUP_DDL, Rollups, type RollupOptions } from './rollups.js';
-import { DDL, SCHEMA_VERSION, SPAN_COLUMNS, UNKNOWN_SERVICE } from './schema.js';
+import { DDL, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, SPAN_COLUMNS, UNKNOWN_SERVICE } from './schema.js';
 import type {
   EdgeStats,
   RetentionResult,
@@ -64,7 +64,11 @@ export interface DuckStoreOptions {
   flushSpans?: number;
   /** flush buffered spans at least this often (default 1000 ms) */
   flushIntervalMs?: number;
-  /** buffer limit; spans beyond it are dropped and counted (default 100,000) */
+  /**
+   * buffer limit; spans beyond it are dropped and counted (default 100,000). While a checkpoint
+   * holds up the commits, and until the backlog is back under this, maxBufferedCheckpoint
+   * applies instead: under sustained overload that is the bound that holds.
+   */
   maxBuffered?: number;
   /**
    * buffer limit while a checkpoint holds up the commits and until the backlog it left is
@@ -248,8 +252,8 @@ export class DuckStore implements SpanStore {
       const found = v[0]?.[0];
       if (found === undefined) {
         await writer.run(`INSERT INTO osprey_meta VALUES ('schema_version', $1)`, [SCHEMA_VERSION], [VARCHAR]);
-      } else if (found !== SCHEMA_VERSION) {
-        throw new Error(`store ${path}: schema version ${String(found)}, this build reads version ${SCHEMA_VERSION}`);
+      } else if (typeof found !== 'string' || !READABLE_SCHEMA_VERSIONS.includes(found)) {
+        throw new Error(`store ${path}: schema version ${String(found)}, this build reads versions ${READABLE_SCHEMA_VERSIONS.join(' and ')}`);
       }
       const store = new DuckStore(instance, writer, maint, file, catalog, opts);
       await store.init();

@@ -129,6 +129,8 @@ describe('closed-set columns as ENUM', () => {
   it('a new store keeps the set as codes and other values in the JSON, and reads both back', async () => {
     const db = join(dir, 'new.duckdb');
     await storeAndRead(db, SPANS);
+    assert.deepEqual(await rows(db, `SELECT value FROM osprey_meta WHERE key = 'schema_version'`), [[SCHEMA_VERSION]]);
+    assert.equal(SCHEMA_VERSION, '3');
     const types = await rows(db, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans'`);
     for (const col of Object.keys(SPAN_ENUMS)) assert.match(String(types.find((r) => r[0] === col)?.[1]), /^ENUM\(/, col);
     const stored = await rows(db, `SELECT http_method, net_protocol_version, url_scheme, osprey_link, attributes FROM spans ORDER BY start_ns`);
@@ -147,7 +149,7 @@ describe('closed-set columns as ENUM', () => {
     const inst = await DuckDBInstance.create(db);
     const c = await inst.connect();
     for (const stmt of DDL) await c.run(stmt.replace(/ENUM\([^)]*\)/g, 'VARCHAR'));
-    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
+    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '2')`);
     c.closeSync();
     inst.closeSync();
     await storeAndRead(db, SPANS);
@@ -158,5 +160,38 @@ describe('closed-set columns as ENUM', () => {
       ['PROPFIND', 'http', null],
       ['get', 'gopher', null],
     ]);
+  });
+
+  it('a store whose ENUM has fewer values keeps the others in the JSON, and `=` finds them there', async () => {
+    // as a store made by a build whose set had fewer methods would be
+    const db = join(dir, 'fewer.duckdb');
+    const inst = await DuckDBInstance.create(db);
+    const c = await inst.connect();
+    for (const stmt of DDL) await c.run(stmt.replace(/http_method ENUM\([^)]*\)/, "http_method ENUM('GET', 'HEAD')"));
+    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
+    c.closeSync();
+    inst.closeSync();
+    await storeAndRead(db, SPANS);
+    const stored = await rows(db, `SELECT http_method, attributes FROM spans ORDER BY start_ns`);
+    assert.deepEqual(stored.map((r) => r[0]), ['GET', null, null, null]);
+    assert.match(String(stored[1]?.[1]), /"http.request.method":"POST"/);
+    // `=` on a value this build's set has and the table's lacks reads the JSON
+    const store = await DuckStore.open({ path: db });
+    try {
+      assert.deepEqual(await names(store, '{ span.http.request.method = "POST" }'), ['POST /x']);
+    } finally {
+      await store.shutdown();
+    }
+  });
+
+  it('refuses a store of a schema version it does not read, saying which it reads', async () => {
+    const db = join(dir, 'future.duckdb');
+    const inst = await DuckDBInstance.create(db);
+    const c = await inst.connect();
+    for (const stmt of DDL) await c.run(stmt);
+    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '9')`);
+    c.closeSync();
+    inst.closeSync();
+    await assert.rejects(DuckStore.open({ path: db }), /schema version 9, this build reads versions 2 and 3/);
   });
 });

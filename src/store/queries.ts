@@ -582,6 +582,7 @@ export class Queries {
       endNs: w.endNs,
       spanKeyMayExist: this.core.spanKeysOverflow ? undefined : (k) => keys.has(k),
       resourceIds,
+      enumValues: this.core.enumValues,
     };
   }
 

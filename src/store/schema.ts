@@ -13,7 +13,11 @@ import { HOT_ATTRIBUTES, type SpanKind, type SpanStatus } from '../model/index.j
 
 // Version 2: hot attributes are no longer repeated in the JSON (it holds only the rest, NULL
 // when there is none), 19 hot columns instead of 4, RED/service-graph rollup tables.
-export const SCHEMA_VERSION = '2';
+// Version 3: the SPAN_ENUMS columns are ENUMs. A build before it would open such a store and
+// refuse every span it appends (its buffers are VARCHAR): it refuses the version instead.
+export const SCHEMA_VERSION = '3';
+/** versions this build opens: a version 2 store keeps its VARCHAR columns (writer.ts and compile.ts follow the table) */
+export const READABLE_SCHEMA_VERSIONS: readonly string[] = ['2', SCHEMA_VERSION];
 
 /** the column of each hot attribute (src/model's HOT_ATTRIBUTES, which fixes their order and types) */
 const HOT_COLUMN: Readonly<Record<(typeof HOT_ATTRIBUTES)[number][0], string>> = {

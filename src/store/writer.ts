@@ -16,7 +16,7 @@ import { CHUNK_ROWS, EnumColumn, I64Column, NumberColumn, U64HexColumn, UuidHexC
 import { discardAppenders, makeResource, type ResourceEntry, type StoreCore } from './core.js';
 import { ExtrasAppenders, ExtrasBatch, hasExtras } from './extras.js';
 import type { Rollups } from './rollups.js';
-import { KIND_CODE, MAX_SPAN_KEYS, SPAN_HOT_AT, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import { KIND_CODE, MAX_SPAN_KEYS, SPAN_COLUMNS, SPAN_ENUMS, SPAN_HOT_AT, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { StoreStats } from './types.js';
 
 /** rows per DuckDB row group (its default): the store checkpoints about this often, see maybeCheckpoint() */
@@ -174,6 +174,14 @@ export class SpanWriter {
     this.spanTypes = [];
     this.spareChunks = [];
     for (let i = 0; i < this.spanAppender.columnCount; i++) this.spanTypes.push(this.spanAppender.columnType(i));
+    // which hot columns are ENUMs in this table, with its values (the queries' `=` needs them)
+    const types = this.spanTypes;
+    this.core.enumColumns = new Map(
+      Object.keys(SPAN_ENUMS).map((col) => {
+        const t = types[SPAN_COLUMNS.indexOf(col)];
+        return [col, t instanceof DuckDBEnumType ? new Set(t.values) : null];
+      }),
+    );
     this.traceTypes = [];
     for (let i = 0; i < this.traceAppender.columnCount; i++) this.traceTypes.push(this.traceAppender.columnType(i));
   }
