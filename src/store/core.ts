@@ -48,7 +48,7 @@ function setRowAttributes(span: Span, r: Row): void {
 }
 
 /** hot attributes (HOT_KEYS indexes) with an ENUM column in new stores */
-const ENUM_HOT = HOT_KEYS.flatMap((k, h) => (SPAN_ENUMS[(HOT_SPAN_ATTRS[k] as readonly [string, string])[0]] ? [h] : []));
+const ENUM_HOT = HOT_COLUMNS.flatMap((col, h) => (SPAN_ENUMS[col] ? [h] : []));
 
 export interface ResourceEntry {
   id: number;

@@ -117,6 +117,16 @@ async function storeAndRead(db: string, spans: readonly Span[]): Promise<void> {
   }
 }
 
+/** the store's tables in a new file as `ddl` rewrites them, marked with schema `version` (as another build would leave them) */
+async function makeTables(db: string, ddl: (stmt: string) => string, version: string): Promise<void> {
+  const inst = await DuckDBInstance.create(db);
+  const c = await inst.connect();
+  for (const stmt of DDL) await c.run(ddl(stmt));
+  await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '${version}')`);
+  c.closeSync();
+  inst.closeSync();
+}
+
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'osprey-enums-'));
@@ -146,12 +156,7 @@ describe('closed-set columns as ENUM', () => {
 
   it('a store made with VARCHAR columns keeps every value in its column', async () => {
     const db = join(dir, 'old.duckdb');
-    const inst = await DuckDBInstance.create(db);
-    const c = await inst.connect();
-    for (const stmt of DDL) await c.run(stmt.replace(/ENUM\([^)]*\)/g, 'VARCHAR'));
-    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '2')`);
-    c.closeSync();
-    inst.closeSync();
+    await makeTables(db, (stmt) => stmt.replace(/ENUM\([^)]*\)/g, 'VARCHAR'), '2');
     await storeAndRead(db, SPANS);
     const stored = await rows(db, `SELECT http_method, url_scheme, attributes FROM spans ORDER BY start_ns`);
     assert.deepEqual(stored, [
@@ -165,12 +170,7 @@ describe('closed-set columns as ENUM', () => {
   it('a store whose ENUM has fewer values keeps the others in the JSON, and `=` finds them there', async () => {
     // as a store made by a build whose set had fewer methods would be
     const db = join(dir, 'fewer.duckdb');
-    const inst = await DuckDBInstance.create(db);
-    const c = await inst.connect();
-    for (const stmt of DDL) await c.run(stmt.replace(/http_method ENUM\([^)]*\)/, "http_method ENUM('GET', 'HEAD')"));
-    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
-    c.closeSync();
-    inst.closeSync();
+    await makeTables(db, (stmt) => stmt.replace(/http_method ENUM\([^)]*\)/, "http_method ENUM('GET', 'HEAD')"), SCHEMA_VERSION);
     await storeAndRead(db, SPANS);
     const stored = await rows(db, `SELECT http_method, attributes FROM spans ORDER BY start_ns`);
     assert.deepEqual(stored.map((r) => r[0]), ['GET', null, null, null]);
@@ -186,12 +186,7 @@ describe('closed-set columns as ENUM', () => {
 
   it('refuses a store of a schema version it does not read, saying which it reads', async () => {
     const db = join(dir, 'future.duckdb');
-    const inst = await DuckDBInstance.create(db);
-    const c = await inst.connect();
-    for (const stmt of DDL) await c.run(stmt);
-    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '9')`);
-    c.closeSync();
-    inst.closeSync();
+    await makeTables(db, (stmt) => stmt, '9');
     await assert.rejects(DuckStore.open({ path: db }), /schema version 9, this build reads versions 2 and 3/);
   });
 });
