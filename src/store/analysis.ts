@@ -11,7 +11,7 @@ import type { StoreCore } from './core.js';
 import { TracePages, type TraceList, type TraceListOptions, type TraceRow, type Where } from './trace-page.js';
 import type { Queries } from './queries.js';
 import { TypicalTraces, type TypicalTrace } from './typical.js';
-import { KIND_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import { KIND_CODE, STATUS_CODE, UNKNOWN_SERVICE, decodeSql } from './schema.js';
 import type { TimeWindow } from './types.js';
 
 export interface TracePageOptions extends TraceListOptions {
@@ -70,6 +70,7 @@ const DIMENSIONS: readonly [name: string, sql: string][] = [
   ['http.route', 'http_route'],
   ['http.response.status_code', 'CAST(CAST(http_status_code AS BIGINT) AS VARCHAR)'],
   ['http.request.method', orJson('http_method', 'http.request.method')],
+  // a coded column in new stores: decoded in compare()
   ['server.address', 'server_address'],
   ['osprey.link', orJson('osprey_link', 'osprey.link')],
 ];
@@ -166,7 +167,7 @@ export class Analysis {
     const where = await this.queries.where(P, opts);
     const sel = `(start_ns BETWEEN ${P.add(opts.selStartNs, BIGINT)} AND ${P.add(opts.selEndNs, BIGINT)}
                   AND duration_ns BETWEEN ${P.add(opts.minNs, DOUBLE)} AND ${P.add(opts.maxNs, DOUBLE)})`;
-    const dimCols = DIMENSIONS.map(([, sql], i) => `${sql} AS d${i}`).join(', ');
+    const dimCols = DIMENSIONS.map(([, sql], i) => `${this.core.coded(sql) ? decodeSql(sql) : sql} AS d${i}`).join(', ');
     const per = DIMENSIONS.map(
       ([name], i) =>
         `SELECT ${P.add(name, VARCHAR)} AS dim, CAST(d${i} AS VARCHAR) AS v, count(*) FILTER (WHERE sel) AS s, count(*) FILTER (WHERE NOT sel) AS r

@@ -60,6 +60,8 @@ export interface CompileContext {
    * undefined = unknown, always read the JSON too
    */
   enumValues?: (column: string) => ReadonlySet<string> | null | undefined;
+  /** whether a hot string column holds codes of the `strings` table in this store (schema.ts SPAN_CODED); undefined = none does */
+  coded?: (column: string) => boolean;
 }
 
 /** `col >= $a AND col <= $b` for the window (TRUE when unbounded). */
@@ -382,6 +384,8 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
   const onSpan = (): string => {
     const hot = HOT_SPAN_ATTRS[key];
     if (!hot || hot[1] !== a.t) return inJson();
+    // a coded column holds every string of the attribute, as the codes of the strings that match
+    if (ctx.coded?.(hot[0])) return `(${hot[0]} IN (SELECT d.id FROM strings d WHERE ${cmp('d.s', op, v())}))`;
     if (SPAN_ENUMS[hot[0]] === undefined) return cmp(hot[0], op, v());
     // an ENUM column holds only the values of its set (the table's own, which an older store
     // may have fewer of), the others are in the JSON (writer.ts); a VARCHAR column holds them all

@@ -16,7 +16,8 @@ import {
 import { Span, type Attributes } from '../model/index.js';
 import { Params } from './compile.js';
 import { HOT_KEYS } from './attrs.js';
-import { HOT_SPAN_ATTRS, KIND_BY_CODE, SPAN_ENUMS, STATUS_BY_CODE } from './schema.js';
+import { HOT_SPAN_ATTRS, KIND_BY_CODE, SPAN_CODED, SPAN_ENUMS, STATUS_BY_CODE } from './schema.js';
+import { STRINGS_CACHED, StringCodes } from './strings.js';
 
 export type Row = DuckDBValue[];
 
@@ -49,6 +50,8 @@ function setRowAttributes(span: Span, r: Row): void {
 
 /** hot attributes (HOT_KEYS indexes) with an ENUM column in new stores */
 const ENUM_HOT = HOT_COLUMNS.flatMap((col, h) => (SPAN_ENUMS[col] ? [h] : []));
+/** hot attributes (HOT_KEYS indexes) with a coded column in new stores (schema.ts SPAN_CODED) */
+const CODED_HOT = HOT_COLUMNS.flatMap((col, h) => (SPAN_CODED.has(col) ? [h] : []));
 
 export interface ResourceEntry {
   id: number;
@@ -75,6 +78,15 @@ export class StoreCore {
   enumColumns: ReadonlyMap<string, ReadonlySet<string> | null> | undefined;
   /** CompileContext.enumValues for this store */
   readonly enumValues = (column: string): ReadonlySet<string> | null | undefined => this.enumColumns?.get(column);
+  /**
+   * the SPAN_CODED columns that hold codes in this store's table (a store made before has them
+   * as VARCHAR); read when the store opens (SpanWriter.openAppenders)
+   */
+  codedColumns: ReadonlySet<string> = new Set();
+  /** CompileContext.coded for this store */
+  readonly coded = (column: string): boolean => this.codedColumns.has(column);
+  /** the codes of the coded columns' strings */
+  readonly strings = new StringCodes();
   closed = false;
   /** spans stored (committed) */
   rows = 0;
@@ -105,6 +117,12 @@ export class StoreCore {
       else this.spanKeys.add(String(k));
     }
     if (this.spanKeysOverflow) this.spanKeys.clear();
+    const max = (await con.runAndReadAll('SELECT max(id) FROM strings')).getRows()[0]?.[0];
+    const latest = (await con.runAndReadAll(`SELECT id, s FROM strings ORDER BY id DESC LIMIT ${STRINGS_CACHED}`)).getRows();
+    this.strings.load(
+      latest.map(([id, s]) => [Number(id), String(s)] as const),
+      max === null || max === undefined ? 0 : Number(max),
+    );
   }
 
   async query(sql: string, P: Params, js = false): Promise<Row[]> {
@@ -154,6 +172,25 @@ export class StoreCore {
       if (!this.resById.has(id)) missing.add(id);
     }
     const extra = new Map<number, ResourceEntry>();
+    // coded columns' strings in place of their codes
+    const coded = this.codedColumns.size === 0 ? [] : CODED_HOT.filter((h) => this.codedColumns.has(HOT_COLUMNS[h] as string));
+    if (coded.length > 0) {
+      const ids = new Set<number>();
+      for (const r of rows) {
+        for (const h of coded) {
+          const v = r[10 + h];
+          if (v !== null && v !== undefined) ids.add(Number(v));
+        }
+      }
+      const texts = await this.strings.texts(ids, (sql, P) => this.query(sql, P));
+      for (const r of rows) {
+        for (const h of coded) {
+          const v = r[10 + h];
+          // a code the table lacks (never written by this build) reads as an absent attribute
+          if (v !== null && v !== undefined) r[10 + h] = texts.get(Number(v)) ?? null;
+        }
+      }
+    }
     if (missing.size > 0) {
       const P = new Params();
       const got = await this.query(

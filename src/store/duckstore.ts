@@ -253,7 +253,7 @@ export class DuckStore implements SpanStore {
       if (found === undefined) {
         await writer.run(`INSERT INTO osprey_meta VALUES ('schema_version', $1)`, [SCHEMA_VERSION], [VARCHAR]);
       } else if (typeof found !== 'string' || !READABLE_SCHEMA_VERSIONS.includes(found)) {
-        throw new Error(`store ${path}: schema version ${String(found)}, this build reads versions ${READABLE_SCHEMA_VERSIONS.join(' and ')}`);
+        throw new Error(`store ${path}: schema version ${String(found)}, this build reads versions ${READABLE_SCHEMA_VERSIONS.slice(0, -1).join(', ')} and ${READABLE_SCHEMA_VERSIONS.at(-1)}`);
       }
       const store = new DuckStore(instance, writer, maint, file, catalog, opts);
       await store.init();

@@ -140,7 +140,7 @@ describe('closed-set columns as ENUM', () => {
     const db = join(dir, 'new.duckdb');
     await storeAndRead(db, SPANS);
     assert.deepEqual(await rows(db, `SELECT value FROM osprey_meta WHERE key = 'schema_version'`), [[SCHEMA_VERSION]]);
-    assert.equal(SCHEMA_VERSION, '3');
+    assert.equal(SCHEMA_VERSION, '4');
     const types = await rows(db, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans'`);
     for (const col of Object.keys(SPAN_ENUMS)) assert.match(String(types.find((r) => r[0] === col)?.[1]), /^ENUM\(/, col);
     const stored = await rows(db, `SELECT http_method, net_protocol_version, url_scheme, osprey_link, attributes FROM spans ORDER BY start_ns`);
@@ -187,6 +187,6 @@ describe('closed-set columns as ENUM', () => {
   it('refuses a store of a schema version it does not read, saying which it reads', async () => {
     const db = join(dir, 'future.duckdb');
     await makeTables(db, (stmt) => stmt, '9');
-    await assert.rejects(DuckStore.open({ path: db }), /schema version 9, this build reads versions 2 and 3/);
+    await assert.rejects(DuckStore.open({ path: db }), /schema version 9, this build reads versions 2, 3 and 4/);
   });
 });

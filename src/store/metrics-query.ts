@@ -26,7 +26,7 @@ import { BIGINT, DOUBLE, UINTEGER } from '@duckdb/node-api';
 import { TraceQLError, fieldToString, meetsThreshold, spansetFilters, type FieldRef, type MetricsOp, type Query } from '../traceql/index.js';
 import { Params, compileFilter, windowSql, type CompileContext } from './compile.js';
 import { FieldValues, SpansetCompiler } from './spanset.js';
-import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
+import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE, decodeSql } from './schema.js';
 
 export interface MetricsRange {
   startNs: bigint;
@@ -303,7 +303,10 @@ async function compare(
     fromGroups(`'name'`, (x) => `to_json(${x})::VARCHAR`, 'name'),
     fromGroups(`'status'`, (x) => kw(x, STATUS_BY_CODE), 'status'),
     fromGroups(`'kind'`, (x) => kw(x, KIND_BY_CODE), 'kind'),
-    ...hotSpan.map(([k, [col, t]]) => fromGroups(`'span.${k}'`, (x) => (t === 'string' ? `to_json(${x})::VARCHAR` : `${x}::VARCHAR`), col)),
+    // a coded column is grouped by code and decoded after; `counts` adds up a string's codes
+    ...hotSpan.map(([k, [col, t]]) =>
+      fromGroups(`'span.${k}'`, (x) => (t !== 'string' ? `${x}::VARCHAR` : `to_json(${ctx.coded?.(col) ? decodeSql(x) : x})::VARCHAR`), col),
+    ),
     ...Object.entries(HOT_RESOURCE_ATTRS).map(([k, [col]]) =>
       `SELECT 'resource.${k}', to_json(r.${col})::VARCHAR, g.sel, g.b, g.n FROM per_res g JOIN resources r ON r.id = g.res_id WHERE r.${col} IS NOT NULL`),
     `SELECT 'resource.' || r.key, json_extract(r.attributes, ${pointer('r.key')})::VARCHAR, g.sel, g.b, g.n

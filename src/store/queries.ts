@@ -26,7 +26,7 @@ import { SPAN_SELECT, normalizeTraceId, uuidHex, type Row, type StoreCore } from
 const SPAN_START = 0;
 const SPAN_TRACE_ID = 2;
 const SPAN_SPAN_ID = 3;
-import { HOT_SPAN_ATTRS, KIND_BY_CODE, SPAN_ENUMS, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import { HOT_SPAN_ATTRS, KIND_BY_CODE, SPAN_ENUMS, STATUS_BY_CODE, STATUS_CODE, UNKNOWN_SERVICE, decodeSql } from './schema.js';
 
 /** hot attribute columns, in HOT_KEYS order */
 const HOT_COLUMNS = HOT_KEYS.map((k) => (HOT_SPAN_ATTRS[k] as readonly [string, string])[0]);
@@ -506,8 +506,11 @@ export class Queries {
     const hotCol = HOT_SPAN_ATTRS[tag.name]?.[0];
     if (tag.scope !== 'resource' && hotCol !== undefined) {
       const P3 = new Params();
+      const sample = `SELECT ${SPAN_ENUMS[hotCol] ? `${hotCol}::VARCHAR` : hotCol} AS v FROM spans WHERE ${windowSql(P3, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P3.add(TAG_SAMPLE_SPANS, UINTEGER)}`;
+      // a coded column's codes decoded, then made distinct (a string may have several codes)
+      const values = this.core.coded(hotCol) ? `SELECT ${decodeSql('c.v')} AS v FROM (${sample}) c` : sample;
       const rows = await this.core.query(
-        `SELECT DISTINCT v FROM (SELECT ${SPAN_ENUMS[hotCol] ? `${hotCol}::VARCHAR` : hotCol} AS v FROM spans WHERE ${windowSql(P3, opts.startNs, opts.endNs)} ORDER BY start_ns DESC LIMIT ${P3.add(TAG_SAMPLE_SPANS, UINTEGER)})
+        `SELECT DISTINCT v FROM (${values})
          WHERE v IS NOT NULL ORDER BY v LIMIT ${P3.add(limit, UINTEGER)}`,
         P3,
       );
@@ -583,6 +586,7 @@ export class Queries {
       spanKeyMayExist: this.core.spanKeysOverflow ? undefined : (k) => keys.has(k),
       resourceIds,
       enumValues: this.core.enumValues,
+      coded: this.core.coded,
     };
   }
 

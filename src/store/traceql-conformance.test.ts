@@ -33,6 +33,8 @@ function dataset(): Span[] {
   const r2 = rng(7);
   // and the methods from a third: standard ones (ENUM codes in the store) and others (stored in the JSON)
   const r3 = rng(11);
+  // and the per-connection attributes from a fourth (codes of the `strings` table in the store, schema.ts SPAN_CODED)
+  const r4 = rng(23);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const spans: Span[] = [];
   let sid = 1;
@@ -47,6 +49,10 @@ function dataset(): Span[] {
       if (r() < 0.2) attributes.cached = r() < 0.5;
       const m = r3();
       if (m < 0.8) attributes['http.request.method'] = METHODS[Math.floor((m / 0.8) * METHODS.length)] as string;
+      const c = r4();
+      if (c < 0.7) attributes['client.address'] = CLIENTS[Math.floor((c / 0.7) * CLIENTS.length)] as string | number;
+      if (r4() < 0.6) attributes['server.address'] = CLIENTS[Math.floor(r4() * 3)] as string;
+      if (r4() < 0.5) attributes['user_agent.original'] = AGENTS[Math.floor(r4() * AGENTS.length)] as string;
       const status = pick(STATUSES);
       spans.push(Span.from({
         traceId,
@@ -410,6 +416,9 @@ function quantile(xs: number[], p: number): number {
 // ---- the corpus ------------------------------------------------------------------------------
 /** request methods of the dataset: DuckStore keeps the first four as ENUM codes, the others in the JSON (schema.ts SPAN_ENUMS) */
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PROPFIND', 'get', 'PURGE'];
+/** client (and server) addresses: strings are codes in the store, a number stays in the JSON */
+const CLIENTS: readonly (string | number)[] = ['10.0.0.1', '10.0.0.2', 'db.local', '', 7];
+const AGENTS = ['curl/8.5.0', 'Go-http-client/1.1', 'say "hi"\\ é'];
 
 export const SEARCH_CORPUS: readonly string[] = [
   '{ span.http.request.method = "GET" }',
@@ -423,6 +432,21 @@ export const SEARCH_CORPUS: readonly string[] = [
   '{ span.http.request.method = nil }',
   '{ span.http.request.method != nil && status = error }',
   '{ span.http.request.method = "get" || span.http.request.method = "DELETE" }',
+  '{ span.client.address = "10.0.0.1" }',
+  '{ .client.address = "db.local" && kind = server }',
+  '{ span.client.address != "10.0.0.1" }',
+  '{ span.client.address = "" }',
+  '{ span.client.address = 7 }',
+  '{ span.client.address =~ `10\\..*` }',
+  '{ span.client.address !~ "10.*" }',
+  '{ span.client.address > "10.0.0.1" }',
+  '{ span.client.address = nil }',
+  '{ span.client.address != nil }',
+  '{ span.client.address = span.server.address }',
+  '{ span.client.address != span.server.address }',
+  '{ span.user_agent.original = "say \\"hi\\"\\\\ é" }',
+  '{ span.user_agent.original =~ ".*client.*" || span.server.address = "10.0.0.2" }',
+  '{ span.server.address = "db.local" } >> { span.client.address = "10.0.0.2" }',
   '{ }',
   '{ true }',
   '{ false }',
@@ -626,6 +650,8 @@ describe('TraceQL conformance (SQL vs the reference evaluator)', () => {
     ['{ status = error } | rate()', (xs) => xs.length / 10],
     ['{ } | count_over_time() by (resource.service.name)', (xs) => xs.length],
     ['{ } | count_over_time() by (span.http.request.method)', (xs) => xs.length],
+    ['{ } | count_over_time() by (span.client.address)', (xs) => xs.length],
+    ['{ span.user_agent.original != nil } | count_over_time() by (span.user_agent.original, span.server.address)', (xs) => xs.length],
     ['{ kind = client } | count_over_time() by (name, status)', (xs) => xs.length],
     ['{ } | sum_over_time(duration) by (resource.service.name)', (xs) => xs.reduce((a, s) => a + s.durationNano / 1e9, 0)],
     ['{ } | min_over_time(duration)', (xs) => Math.min(...xs.map((s) => s.durationNano / 1e9))],

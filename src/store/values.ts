@@ -5,7 +5,7 @@
 import { VARCHAR } from '@duckdb/node-api';
 import { TraceQLError, fieldToString, isEventOrLinkField, type FieldRef } from '../traceql/index.js';
 import { jsonPointer, windowSql, type CompileContext } from './compile.js';
-import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE } from './schema.js';
+import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_BY_CODE, STATUS_BY_CODE, decodeSql } from './schema.js';
 
 /**
  * SQL for a field's value on a span row `s` (spans) with its resource `r` (joined only
@@ -64,7 +64,7 @@ export class FieldValues {
       const hot = HOT_SPAN_ATTRS[f.name];
       const json = `json_extract(${s}.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
       if (!hot) return json;
-      const col = `${s}.${hot[0]}`;
+      const col = this.ctx.coded?.(hot[0]) ? decodeSql(`${s}.${hot[0]}`) : `${s}.${hot[0]}`;
       const typed = hot[1] === 'string' ? `to_json(${col})::VARCHAR` : `(CASE WHEN ${col} = trunc(${col}) AND abs(${col}) < 1e15 THEN CAST(${col} AS BIGINT)::VARCHAR ELSE ${col}::VARCHAR END)`;
       return `COALESCE(${typed}, ${json})`;
     };

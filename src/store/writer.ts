@@ -16,7 +16,7 @@ import { CHUNK_ROWS, EnumColumn, I64Column, NumberColumn, U64HexColumn, UuidHexC
 import { discardAppenders, makeResource, type ResourceEntry, type StoreCore } from './core.js';
 import { ExtrasAppenders, ExtrasBatch, hasExtras } from './extras.js';
 import type { Rollups } from './rollups.js';
-import { KIND_CODE, MAX_SPAN_KEYS, SPAN_COLUMNS, SPAN_ENUMS, SPAN_HOT_AT, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
+import { KIND_CODE, MAX_SPAN_KEYS, SPAN_CODED, SPAN_COLUMNS, SPAN_ENUMS, SPAN_HOT_AT, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { StoreStats } from './types.js';
 
 /** rows per DuckDB row group (its default): the store checkpoints about this often, see maybeCheckpoint() */
@@ -58,6 +58,7 @@ export class SpanWriter {
   private resAppender: DuckDBAppender | undefined;
   private traceAppender: DuckDBAppender | undefined;
   private keyAppender: DuckDBAppender | undefined;
+  private stringAppender: DuckDBAppender | undefined;
   /** span events, links and drop counts (extras.ts) */
   private readonly extras = new ExtrasAppenders();
   private spanTypes: DuckDBType[] = [];
@@ -75,6 +76,7 @@ export class SpanWriter {
   /** keys and resources of batches that failed to commit: the next batch stores them */
   private unstoredKeys: (string | null)[] = [];
   private unstoredResources: ResourceEntry[] = [];
+  private unstoredStrings: [number, string][] = [];
   private readonly sinceCheckpoint = { rows: 0, bytes: 0 };
   private readonly checkpointBytes: number;
   private readonly checkpointIntervalMs: number | undefined;
@@ -153,6 +155,7 @@ export class SpanWriter {
       this.resAppender?.closeSync();
       this.traceAppender?.closeSync();
       this.keyAppender?.closeSync();
+      this.stringAppender?.closeSync();
       this.extras.close();
     } catch {
       this.c.flushErrors++;
@@ -161,6 +164,7 @@ export class SpanWriter {
     this.resAppender = undefined;
     this.traceAppender = undefined;
     this.keyAppender = undefined;
+    this.stringAppender = undefined;
     this.rollups.dropAppenders();
   }
 
@@ -169,6 +173,7 @@ export class SpanWriter {
     this.resAppender = await this.writer.createAppender('resources', 'main', this.core.catalog ?? null);
     this.traceAppender = await this.writer.createAppender('trace_index', 'main', this.core.catalog ?? null);
     this.keyAppender = await this.writer.createAppender('span_keys', 'main', this.core.catalog ?? null);
+    this.stringAppender = await this.writer.createAppender('strings', 'main', this.core.catalog ?? null);
     await this.rollups.openAppenders(this.writer);
     await this.extras.open(this.writer, this.core.catalog);
     this.spanTypes = [];
@@ -182,6 +187,8 @@ export class SpanWriter {
         return [col, t instanceof DuckDBEnumType ? new Set(t.values) : null];
       }),
     );
+    // and which hold codes (SPAN_CODED): the queries decode those
+    this.core.codedColumns = new Set([...SPAN_CODED].filter((col) => types[SPAN_COLUMNS.indexOf(col)]?.typeId === DuckDBTypeId.UINTEGER));
     this.traceTypes = [];
     for (let i = 0; i < this.traceAppender.columnCount; i++) this.traceTypes.push(this.traceAppender.columnType(i));
   }
@@ -189,11 +196,12 @@ export class SpanWriter {
   dropAppenders(): void {
     this.rollups.dropAppenders();
     this.extras.drop();
-    discardAppenders([this.spanAppender, this.resAppender, this.traceAppender, this.keyAppender]);
+    discardAppenders([this.spanAppender, this.resAppender, this.traceAppender, this.keyAppender, this.stringAppender]);
     this.spanAppender = undefined;
     this.resAppender = undefined;
     this.traceAppender = undefined;
     this.keyAppender = undefined;
+    this.stringAppender = undefined;
   }
 
   // ---- writing ------------------------------------------------------------------------
@@ -274,6 +282,7 @@ export class SpanWriter {
       b.cur = undefined;
       this.buffered -= b.rows;
       this.lowerLimitWhenDrained();
+      let committing = false;
       try {
         if (cur !== undefined) {
           try {
@@ -284,9 +293,19 @@ export class SpanWriter {
             if (cur.types === this.spanTypes && this.spareChunks.length < MAX_SPARE_CHUNKS) this.spareChunks.push(cur);
           }
         }
-        if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.rollups.ready || !this.extras.ready) await this.openAppenders();
+        if (!this.spanAppender || !this.resAppender || !this.traceAppender || !this.keyAppender || !this.stringAppender || !this.rollups.ready || !this.extras.ready) {
+          await this.openAppenders();
+        }
+        committing = true;
         await this.writeBatch(b);
       } catch (e) {
+        // what the batch met first and later batches may use: stored with the next one
+        // (writeBatch keeps what it did not store itself)
+        if (!committing) {
+          this.unstoredKeys.push(...b.keys);
+          this.unstoredResources.push(...b.fresh);
+          this.unstoredStrings.push(...b.strs);
+        }
         this.c.flushErrors++;
         this.c.spansDropped += b.rows - b.lost;
         this.dropAppenders();
@@ -299,10 +318,10 @@ export class SpanWriter {
   }
 
   /**
-   * Commits one batch synchronously: new span attribute keys first, then new resources,
-   * then the trace index, then all the spans in one transaction. (If the process dies in
-   * between, the earlier parts only describe spans that never arrived, which is
-   * harmless.) Keys and resources of a batch that failed are written with the next one:
+   * Commits one batch synchronously: new span attribute keys first, then new resources and
+   * string codes, then the trace index, then all the spans in one transaction. (If the process
+   * dies in between, the earlier parts only describe spans that never arrived, which is
+   * harmless.) Keys, resources and codes of a batch that failed are written with the next one:
    * later batches may already refer to them.
    *
    * How spans get into DuckDB, measured (CPU of all threads per span stored, agent-shaped
@@ -346,11 +365,14 @@ export class SpanWriter {
     const resApp = this.resAppender;
     const traceApp = this.traceAppender;
     const keyApp = this.keyAppender;
-    if (!spanApp || !resApp || !traceApp || !keyApp) throw new Error('appenders are not open');
+    const strApp = this.stringAppender;
+    if (!spanApp || !resApp || !traceApp || !keyApp || !strApp) throw new Error('appenders are not open');
     const keys = this.unstoredKeys.length > 0 ? [...this.unstoredKeys, ...b.keys] : b.keys;
     const fresh = this.unstoredResources.length > 0 ? [...this.unstoredResources, ...b.fresh] : b.fresh;
+    const strs = this.unstoredStrings.length > 0 ? [...this.unstoredStrings, ...b.strs] : b.strs;
     let keysStored = false;
     let resourcesStored = false;
+    let stringsStored = false;
     try {
       if (keys.length > 0) {
         for (const k of keys) {
@@ -373,6 +395,16 @@ export class SpanWriter {
       }
       resourcesStored = true;
       this.unstoredResources = [];
+      if (strs.length > 0) {
+        for (const [id, str] of strs) {
+          strApp.appendUInteger(id);
+          strApp.appendVarchar(str);
+          strApp.endRow();
+        }
+        strApp.flushSync();
+      }
+      stringsStored = true;
+      this.unstoredStrings = [];
       if (b.traces.size > 0) {
         for (const c of b.traces.toChunks(this.traceTypes)) traceApp.appendDataChunk(c);
         traceApp.flushSync();
@@ -390,6 +422,7 @@ export class SpanWriter {
     } catch (e) {
       if (!keysStored) this.unstoredKeys = keys;
       if (!resourcesStored) this.unstoredResources = fresh;
+      if (!stringsStored) this.unstoredStrings = strs;
       throw e;
     }
     this.core.rows += b.rows - b.lost;
@@ -522,6 +555,7 @@ export class SpanWriter {
     let outside: Attributes | undefined;
     const seen = this.hotSeen;
     const enums = c.enumCodes;
+    const coded = c.coded;
     for (let h = 0; h < HOT_TYPES.length; h++) {
       // a hot key put straight into `extra` (not through setAttr) still gets its column
       let v = s.hot(h);
@@ -538,8 +572,13 @@ export class SpanWriter {
       if (typeof v === 'string') {
         const codes = enums[h];
         if (codes === undefined) {
-          (col as VarcharColumn).set(i, v);
-          hotBytes += v.length;
+          if (coded[h]) {
+            (col as NumberColumn).set(i, this.core.strings.code(v, b.strs));
+            hotBytes += 2;
+          } else {
+            (col as VarcharColumn).set(i, v);
+            hotBytes += v.length;
+          }
           continue;
         }
         const code = codes.get(v);
@@ -674,10 +713,12 @@ interface Batch {
   lastResId: number;
   /** the events, links and drop counts of its spans, when any has some */
   extras: ExtrasBatch | undefined;
+  /** string codes first given in this batch (id, string) */
+  readonly strs: [number, string][];
 }
 
 function newBatch(): Batch {
-  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined };
+  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined, strs: [] };
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
@@ -700,6 +741,8 @@ class SpanChunk {
   readonly hot: readonly Column[];
   /** per hot column, its ENUM's codes (undefined: not an ENUM) */
   readonly enumCodes: readonly (ReadonlyMap<string, number> | undefined)[];
+  /** per hot column, whether it holds string codes (schema.ts SPAN_CODED; a UINTEGER column for a string attribute) */
+  readonly coded: readonly boolean[];
   readonly attributes = new VarcharColumn();
   private readonly columns: readonly Column[];
 
@@ -707,9 +750,11 @@ class SpanChunk {
     this.hot = HOT_TYPES.map((t, h) => {
       const type = types[SPAN_HOT_AT + h];
       if (type instanceof DuckDBEnumType) return new EnumColumn(type.values);
+      if (t === 'string' && type?.typeId === DuckDBTypeId.UINTEGER) return new NumberColumn(DuckDBTypeId.UINTEGER);
       return t === 'string' ? new VarcharColumn() : new NumberColumn(DuckDBTypeId.DOUBLE);
     });
     this.enumCodes = this.hot.map((c) => (c instanceof EnumColumn ? c.codes : undefined));
+    this.coded = this.hot.map((c, h) => HOT_TYPES[h] === 'string' && c instanceof NumberColumn);
     this.columns = [
       this.start,
       this.duration,

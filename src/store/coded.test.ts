@@ -1,0 +1,205 @@
+// Per-connection hot string columns as codes of the `strings` table (schema.ts SPAN_CODED): a
+// new store keeps each distinct string once and a number per span, reads the strings back on
+// every path (spans, filters, tag values, metrics by(), the compare view), also when a string
+// has several codes (the writer's cache forgot it); a store made before (VARCHAR columns)
+// opens, writes and reads as before. The TraceQL conformance test runs its corpus over such
+// attributes against the reference evaluator; this one checks where the values are.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { Span } from '../model/index.js';
+import { parseTraceQL } from '../traceql/index.js';
+import { DuckStore } from './index.js';
+import { DDL, SCHEMA_VERSION, SPAN_CODED } from './schema.js';
+import { StringCodes } from './strings.js';
+
+const NOW = BigInt(Date.now()) * 1_000_000n;
+const MS = 1_000_000n;
+
+let seq = 0;
+/** a server span as the agent makes it, from this client */
+function mk(client: string, agent: string | undefined, host: string | number): Span {
+  seq++;
+  const attributes: Record<string, string | number> = {
+    'http.request.method': 'GET',
+    'url.path': `/r/${seq}`,
+    'network.peer.address': client,
+    'network.peer.port': 40000 + seq,
+    'client.address': client,
+    'server.address': host,
+    'http.response.status_code': 200,
+  };
+  if (agent !== undefined) attributes['user_agent.original'] = agent;
+  return Span.from({
+    traceId: seq.toString(16).padStart(32, '0'),
+    spanId: seq.toString(16).padStart(16, '0'),
+    parentSpanId: '',
+    name: 'GET',
+    kind: 'server',
+    startTimeUnixNano: NOW - BigInt(1000 - seq) * MS,
+    durationNano: 1000 + seq,
+    status: 'unset',
+    resource: { 'service.name': 'svc' },
+    attributes,
+  });
+}
+
+const UA = 'Mozilla/5.0 (X11; Linux x86_64) "quoted" é';
+/** the spans each test stores: two clients, repeated strings, a numeric server.address (JSON), a missing user agent */
+const SPANS: readonly Span[] = [
+  mk('10.0.0.1', 'curl/8.5.0', 'api.local'),
+  mk('10.0.0.1', 'curl/8.5.0', 'api.local'),
+  mk('10.0.0.2', UA, 'api.local'),
+  mk('10.0.0.2', undefined, 7),
+];
+
+async function rows(file: string, sql: string): Promise<unknown[][]> {
+  const inst = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
+  try {
+    const c = await inst.connect();
+    try {
+      return (await c.runAndReadAll(sql)).getRows();
+    } finally {
+      c.closeSync();
+    }
+  } finally {
+    inst.closeSync();
+  }
+}
+
+const ids = async (store: DuckStore, q: string): Promise<number[]> =>
+  (await store.search({ query: parseTraceQL(q), limit: 100 })).map((s) => parseInt(s.spanId, 16)).sort((a, b) => a - b);
+
+/** what every kind of store must answer the same about SPANS (span ids 1-4 after `base`) */
+async function reads(store: DuckStore, base: number): Promise<void> {
+  const at = (...n: number[]): number[] => n.map((x) => x + base);
+  for (const s of SPANS) assert.deepEqual(await store.trace(s.traceId), [s]);
+  assert.deepEqual(await ids(store, '{ span.client.address = "10.0.0.1" }'), at(1, 2));
+  assert.deepEqual(await ids(store, '{ span.network.peer.address != "10.0.0.1" }'), at(3, 4));
+  assert.deepEqual(await ids(store, '{ span.user_agent.original =~ "Mozilla.*é" }'), at(3));
+  assert.deepEqual(await ids(store, '{ span.user_agent.original = nil }'), at(4));
+  assert.deepEqual(await ids(store, '{ span.server.address = 7 }'), at(4));
+  assert.deepEqual(await ids(store, '{ span.server.address < "b" && span.client.address > "10.0.0.1" }'), at(3));
+  assert.deepEqual(await ids(store, '{ span.client.address = span.network.peer.address && span.user_agent.original != nil }'), at(1, 2, 3));
+  assert.deepEqual((await store.tagValues('span.client.address')).map((v) => v.value), ['10.0.0.1', '10.0.0.2']);
+  assert.deepEqual((await store.tagValues('span.user_agent.original')).map((v) => v.value), [UA, 'curl/8.5.0']);
+  const window = { startNs: NOW - 2000n * MS, endNs: NOW };
+  const byClient = await store.metricsQuery(parseTraceQL('{ } | count_over_time() by (span.client.address)'), { ...window, stepNs: 2000n * MS });
+  const counts = byClient.series.map((s) => [(s.labels[0]?.value as { stringValue: string }).stringValue, s.samples.reduce((a, x) => a + x.value, 0)]).sort();
+  assert.deepEqual(counts, [['10.0.0.1', 2], ['10.0.0.2', 2]]);
+  // the compare() metrics function groups the columns itself
+  const cmpQ = await store.metricsQuery(parseTraceQL('{ } | compare({ span.client.address = "10.0.0.1" })'), { ...window, stepNs: 2000n * MS });
+  const sides = cmpQ.series
+    .filter((s) => s.labels[1]?.key === 'span.client.address' && !String((s.labels[0]?.value as { stringValue: string }).stringValue).endsWith('_total'))
+    .map((s) => [(s.labels[0]?.value as { stringValue: string }).stringValue, (s.labels[1]?.value as { stringValue: string }).stringValue, s.samples.reduce((a, x) => a + x.value, 0)])
+    .sort();
+  assert.deepEqual(sides, [['baseline', '10.0.0.2', 2], ['selection', '10.0.0.1', 2]]);
+  const cmp = await store.analysis.compare({ query: parseTraceQL('{ }'), ...window, selStartNs: window.startNs, selEndNs: window.endNs, minNs: 0, maxNs: 1e12 });
+  const hosts = cmp.dimensions.find((d) => d.name === 'server.address')?.values.map((v) => [v.value, v.selected]);
+  assert.deepEqual(hosts, [['api.local', 3]]);
+}
+
+/** opens the store file, appends `spans`, checks what it reads of SPANS, closes it */
+async function storeAndRead(db: string, spans: readonly Span[], base = 0): Promise<void> {
+  const store = await DuckStore.open({ path: db });
+  try {
+    store.append(spans);
+    await store.flush();
+    await reads(store, base);
+  } finally {
+    await store.shutdown();
+  }
+}
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'osprey-coded-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('per-connection columns as string codes', () => {
+  it('a new store keeps each string once and codes on the spans, and reads them back', async () => {
+    const db = join(dir, 'new.duckdb');
+    await storeAndRead(db, SPANS);
+    assert.equal(SCHEMA_VERSION, '4');
+    const types = new Map((await rows(db, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans'`)).map((r) => [r[0], r[1]]));
+    for (const col of SPAN_CODED) assert.equal(types.get(col), 'UINTEGER', col);
+    const strings = (await rows(db, 'SELECT s FROM strings ORDER BY id')).map((r) => r[0]);
+    assert.deepEqual(strings, ['10.0.0.1', 'api.local', 'curl/8.5.0', '10.0.0.2', UA]);
+    const stored = await rows(db, 'SELECT net_peer_address, client_address, server_address, user_agent, attributes FROM spans ORDER BY start_ns');
+    assert.deepEqual(stored, [
+      [1, 1, 2, 3, null],
+      [1, 1, 2, 3, null],
+      [4, 4, 2, 5, null],
+      [4, 4, null, null, '{"server.address":7}'],
+    ]);
+    // after a restart: the strings are known, the same ones get no new rows
+    await storeAndRead(db, []);
+    const again = SPANS.map((s) => mk(s.attr('client.address') as string, s.attr('user_agent.original') as string | undefined, s.attr('server.address') as string | number));
+    const store = await DuckStore.open({ path: db });
+    try {
+      store.append(again);
+      await store.flush();
+      assert.deepEqual(await ids(store, '{ span.client.address = "10.0.0.2" }'), [3, 4, 7, 8]);
+    } finally {
+      await store.shutdown();
+    }
+    assert.deepEqual((await rows(db, 'SELECT count(*) FROM strings')).map((r) => Number(r[0])), [5]);
+  });
+
+  it('reads a string that has several codes as one value everywhere', async () => {
+    // what the writer leaves after its cache forgot a string (strings.ts): the same text under a
+    // new code, used by later spans
+    const db = join(dir, 'dup.duckdb');
+    await storeAndRead(db, SPANS);
+    const inst = await DuckDBInstance.create(db);
+    const c = await inst.connect();
+    await c.run(`INSERT INTO strings SELECT id + 100, s FROM strings`);
+    await c.run(`UPDATE spans SET client_address = client_address + 100, net_peer_address = net_peer_address + 100, server_address = server_address + 100,
+                  user_agent = user_agent + 100 WHERE span_id IN (2, 3)`);
+    c.closeSync();
+    inst.closeSync();
+    await storeAndRead(db, []);
+  });
+
+  it('a store made with VARCHAR columns keeps every value in its column', async () => {
+    const db = join(dir, 'old.duckdb');
+    const inst = await DuckDBInstance.create(db);
+    const c = await inst.connect();
+    for (const stmt of DDL) await c.run(stmt.replace(/(net_peer_address|server_address|client_address|user_agent) UINTEGER/g, '$1 VARCHAR'));
+    await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '3')`);
+    c.closeSync();
+    inst.closeSync();
+    await storeAndRead(db, SPANS);
+    const stored = await rows(db, 'SELECT client_address, server_address, user_agent FROM spans ORDER BY start_ns');
+    assert.deepEqual(stored, [
+      ['10.0.0.1', 'api.local', 'curl/8.5.0'],
+      ['10.0.0.1', 'api.local', 'curl/8.5.0'],
+      ['10.0.0.2', 'api.local', UA],
+      ['10.0.0.2', null, null],
+    ]);
+    assert.deepEqual(await rows(db, 'SELECT count(*) FROM strings'), [[0n]]);
+  });
+
+  it('gives a string met again after the bound a new code, never an old code to another string', () => {
+    const codes = new StringCodes(2);
+    const fresh: [number, string][] = [];
+    assert.equal(codes.code('a', fresh), 1);
+    assert.equal(codes.code('b', fresh), 2);
+    assert.equal(codes.code('a', fresh), 1);
+    assert.equal(codes.code('c', fresh), 3);
+    // 'a' was forgotten with the others when 'c' came
+    assert.equal(codes.code('a', fresh), 4);
+    assert.deepEqual(fresh, [[1, 'a'], [2, 'b'], [3, 'c'], [4, 'a']]);
+    const loaded = new StringCodes();
+    loaded.load([[9, 'x'], [4, 'x']], 12);
+    assert.equal(loaded.code('x', fresh), 9);
+    assert.equal(loaded.code('y', fresh), 13);
+  });
+});
