@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Where the live agent's CPU goes, by thread: runs `osprey up`, drives wrk paced against
 // nginx (keep-alive), and reads utime/stime of every thread of the agent from
-// /proc/<pid>/task before and after. Threads are grouped by name (node's JS thread is
-// named after the process; V8's helpers "V8 DefaultWorke", libuv's "libuv-worker", DuckDB's
-// and the ring-buffer reader have their own names).
+// /proc/<pid>/task before and after. Threads are grouped by name: the ring-buffer reader names
+// itself "osprey-ringbuf"; Node 20 names none of its threads, so V8's GC and compiler helpers
+// and libuv's pool (zlib, fs, and DuckDB's statements, which run there with --store-threads 1;
+// DuckDB's own workers with more) keep the process's name ("node") and are one group here,
+// "node (unnamed)", apart from the JS thread (the thread whose id is the pid). (A libuv that
+// names its pool "libuv-worker" would make that a group of its own.)
 //   node bench/threads.mjs [--rate 4000] [--seconds 8] [--warm 2] [--store memory|file|none] [--prof DIR]
 // --warm SEC: paced load before the measured run (V8 compiles the hot code in the first
 //   seconds; a longer warm-up measures the steady state)
@@ -33,12 +36,15 @@ const UP_ARGS = option('up-args', '').split(' ').filter((a) => a !== '');
 
 function threads(pid) {
   const out = new Map();
+  const processName = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
       const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, { name: tid === String(pid) ? `${name} (JS thread)` : name, user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK });
+      // a thread that never named itself has its creator's name: under Node 20 all but ours
+      const label = tid === String(pid) ? `${name} (JS thread)` : name === processName ? `${name} (unnamed)` : name;
+      out.set(tid, { name: label, user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK });
     } catch {
       // the thread ended
     }

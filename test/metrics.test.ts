@@ -270,6 +270,36 @@ describe('metrics generator (Tempo span metrics + service graph)', () => {
     assert.equal(samples(exposition(gen.families())).get('traces_service_graph_request_total{client="p",server="c",connection_type="messaging_system"}'), 1);
   });
 
+  it('root spans of trace ids alike in a word (64-bit ids padded, X-Ray) wait, pair and expire each on its own', () => {
+    // such roots all share the trace id's first word (the pending-edge key once, which made
+    // one list of them all: the store's ingest test with sequential ids took minutes)
+    let now = T0;
+    const gen = new MetricsGenerator({ now: () => now });
+    const traces = [
+      ...['00000000000000000123456789abcdef', '0000000000000000fedcba9876543210', '00000000000000000000000000000001'],
+      ...['5f84c7a1c8a2e3b4d5f6a7b8c9d0e1f2', '5f84c7a1000000000000000000000007'],
+      // different ids whose first and last words XOR alike
+      ...['00000001000000000000000000000002', '00000002000000000000000000000001'],
+    ];
+    const roots = traces.map((traceId) => span({ service: 'api', kind: 'server', traceId, durationNano: 1 }));
+    gen.consume(roots);
+    // a root seen twice (a duplicate) is the same pending edge
+    gen.consume([span({ service: 'api', kind: 'server', traceId: traces[1], durationNano: 1 })]);
+    assert.equal(gen.serviceGraph.pending, traces.length);
+    // a call under each root pairs by its span id, among the pending roots
+    for (const [i, r] of roots.entries()) {
+      const c = span({ service: 'api', kind: 'client', traceId: traces[i], parentSpanId: r.spanId, durationNano: 1 });
+      gen.consume([c, span({ service: 'db', kind: 'server', traceId: traces[i], parentSpanId: c.spanId, durationNano: 1 })]);
+    }
+    assert.equal(gen.serviceGraph.pending, traces.length);
+    now = T0 + 10_000;
+    gen.tick();
+    assert.equal(gen.serviceGraph.pending, 0);
+    const m = samples(exposition(gen.families()));
+    assert.equal(m.get('traces_service_graph_request_total{client="user",server="api",connection_type="virtual_node"}'), traces.length);
+    assert.equal(m.get('traces_service_graph_request_total{client="api",server="db"}'), traces.length);
+  });
+
   it('bounds: series caps and the pending-edge limit are counted; label values are escaped', () => {
     const gen = new MetricsGenerator({ now: () => T0, maxSeries: 2, maxItems: 2 });
     gen.consume([

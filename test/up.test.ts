@@ -115,6 +115,7 @@ describe('osprey up', { timeout: 180_000 }, () => {
     // the store file syncs at checkpoints (no write-ahead log by default): what a crash would lose is shown
     assert.match(metrics, /^osprey_store_spans_unsynced \d+$/m);
     assert.match(metrics, /^osprey_store_checkpoints_total \d+$/m);
+    assert.match(metrics, /^osprey_store_last_checkpoint_seconds [\d.e-]+$/m);
 
     // background threads (DuckDB's, V8's, libuv's) yield to the traced applications; the JS
     // thread and the ring buffer's reader keep the process's priority
@@ -258,6 +259,16 @@ describe('osprey up killed with SIGKILL', { timeout: 180_000 }, () => {
     const c0 = await checkpoints();
     assert.ok(Number.isInteger(c0), 'osprey_store_checkpoints_total in /metrics');
     await waitFor('two checkpoints after the spans were stored', async () => (await checkpoints()) >= c0 + 2, 20_000, 200);
+    // how long the last checkpoint held up the commits, in seconds: status' store_lastCheckpointMs
+    // (read on both sides of /metrics, so that a checkpoint in between shows and is read again)
+    const lastCheckpointMs = async () => ((await (await fetch(`${url}/api/osprey/status`)).json()) as { counters: Record<string, number> }).counters['store_lastCheckpointMs'];
+    const seen = await waitFor('the same last checkpoint in status and /metrics', async () => {
+      const ms = await lastCheckpointMs();
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return ms === (await lastCheckpointMs()) ? { ms, seconds: Number(/^osprey_store_last_checkpoint_seconds (\S+)$/m.exec(text)?.[1]) } : undefined;
+    }, 10_000, 100);
+    assert.ok(seen.ms! > 0, JSON.stringify(seen));
+    assert.equal(seen.seconds, seen.ms! / 1e3);
 
     process.kill(agent.pid, 'SIGKILL');
     const st = await agent.child.exit;

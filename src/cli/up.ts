@@ -582,6 +582,8 @@ function metricFamilies(agent: Agent, store: DuckStore | undefined, red: Metrics
           fam('osprey_store_spans_unsynced', 'Spans stored but not yet in the store file (no write-ahead log): what a crash of osprey would lose.', st.spansUnsynced, 'gauge'),
           fam('osprey_store_checkpoints_total', 'Checkpoints of the store (committed spans written into its file).', st.checkpoints),
           fam('osprey_store_checkpoint_errors_total', 'Checkpoints of the store that failed (retried).', st.checkpointErrors),
+          // commits wait for a checkpoint: its duration is how long new spans queue in the buffer
+          fam('osprey_store_last_checkpoint_seconds', 'Duration of the last checkpoint of the store (commits wait for it), seconds.', st.lastCheckpointMs / 1e3, 'gauge'),
         ]
       : []),
     // the usual names of Prometheus client libraries' process collectors

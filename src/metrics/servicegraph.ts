@@ -2,8 +2,11 @@
 // (traceId, spanId), with the SERVER (or CONSUMER) span keyed by (traceId, parentSpanId), and
 // counts requests, failures and both latencies per (client, server, connection_type).
 //
-// Pending edges live in a Map keyed by a word of the span id (of the trace id for root server
-// spans, whose parent id is empty) whose entries chain the (rare) edges with the same word.
+// Pending edges live in a Map keyed by a word of the span id (for root server spans, whose
+// parent id is empty, the first and last words of the trace id XORed: the first alone is the
+// same for every 64-bit trace id padded to 128 bits, and one for every second in X-Ray's ids,
+// and would chain all their pending roots into one list, searched for every span) whose
+// entries chain the (rare) edges with the same word.
 // Ids stay 32-bit words (src/model): no key string is built per span. An intrusive FIFO list orders edges by expiry,
 // so expiring and completing are O(1) and the pending set is bounded by maxItems.
 import type { Attributes, Span } from '../model/index.js';
@@ -50,7 +53,7 @@ class Edge {
     this.expireAt = expireAt;
   }
   get key(): number {
-    return edgeKey(this.t0, this.i0, this.i1);
+    return edgeKey(this.t0, this.t3, this.i0, this.i1);
   }
   is(s: Span, i0: number, i1: number): boolean {
     return this.i1 === i1 && this.i0 === i0 && this.t0 === s.t0 && this.t1 === s.t1 && this.t2 === s.t2 && this.t3 === s.t3;
@@ -236,7 +239,7 @@ export class ServiceGraph {
   }
 
   #find(s: Span, i0: number, i1: number): Edge | undefined {
-    for (let e = this.#byKey.get(edgeKey(s.t0, i0, i1)); e !== undefined; e = e.same) if (e.is(s, i0, i1)) return e;
+    for (let e = this.#byKey.get(edgeKey(s.t0, s.t3, i0, i1)); e !== undefined; e = e.same) if (e.is(s, i0, i1)) return e;
     return undefined;
   }
 
@@ -433,9 +436,9 @@ function databaseRequest(e: Edge, resource: Attributes, span: Span, durationNano
   e.serverService = dbName;
 }
 
-/** the pending-edge map key: a word of the id, or of the trace id for a root (id 0, 0) */
-function edgeKey(t0: number, i0: number, i1: number): number {
-  return (i0 | i1) === 0 ? t0 : i1;
+/** the pending-edge map key: a word of the id, or for a root (id 0, 0) the trace id's first and last words XORed (see the top) */
+function edgeKey(t0: number, t3: number, i0: number, i1: number): number {
+  return (i0 | i1) === 0 ? t0 ^ t3 : i1;
 }
 
 /** a span's start in Unix ns as a float (µs precision: edges are bucketed by minute) */

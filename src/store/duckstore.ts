@@ -186,7 +186,7 @@ export class DuckStore implements SpanStore {
       maxBuffered: o.maxBuffered ?? DEFAULT_MAX_BUFFERED,
       maxBufferedCheckpoint: o.maxBufferedCheckpoint ?? DEFAULT_CHECKPOINT_BUFFER_FACTOR * (o.maxBuffered ?? DEFAULT_MAX_BUFFERED),
       checkpointBytes: checkpointBytes(o.memoryLimit ?? (file !== undefined ? DEFAULT_FILE_MEMORY_LIMIT : undefined)),
-      checkpointIntervalMs: file !== undefined && o.wal !== true ? (o.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS) : undefined,
+      checkpointIntervalMs: fileWithoutWal(file, o) ? (o.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS) : undefined,
     });
     this.queries = new Queries(this.core);
     this.analysis = new Analysis(this.core, this.queries);
@@ -213,7 +213,7 @@ export class DuckStore implements SpanStore {
     if (opts.threads !== undefined) config['threads'] = String(opts.threads);
     // A file store without a WAL is attached to an in-memory instance: RECOVERY_MODE is an
     // option of ATTACH only. Spilled data goes where DuckDB puts it for a database file.
-    const noWal = file !== undefined && opts.wal !== true;
+    const noWal = fileWithoutWal(file, opts);
     if (noWal) config['temp_directory'] = `${file}.tmp`;
     let instance: DuckDBInstance;
     try {
@@ -525,6 +525,14 @@ export function parseMemoryLimit(s: string): number | undefined {
 }
 
 /** span data committed between two checkpoints (see maybeCheckpoint): at most half the memory limit */
+/**
+ * A file store without a write-ahead log (the default: see DuckStoreOptions.wal), whose spans
+ * reach the file at checkpoints. A type guard, so that a `file` it answers true for is a string.
+ */
+function fileWithoutWal(file: string | undefined, o: DuckStoreOptions): file is string {
+  return file !== undefined && o.wal !== true;
+}
+
 function checkpointBytes(memoryLimit: string | undefined): number {
   const limit = memoryLimit === undefined ? undefined : parseMemoryLimit(memoryLimit);
   return Math.max(1 << 20, Math.min(CHECKPOINT_BYTES, limit === undefined ? Infinity : limit / 2));

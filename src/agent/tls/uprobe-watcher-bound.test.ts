@@ -173,6 +173,86 @@ describe('UprobeWatcher', () => {
   });
 });
 
+describe('UprobeWatcher processes', () => {
+  const pdir = realpathSync(mkdtempSync(join(tmpdir(), 'osprey-watcher-')));
+  after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) await exited(c);
+    rmSync(pdir, { recursive: true, force: true });
+  });
+
+  it('a file attached between scans (again after its detach, or after waiting for room) tells its family of the processes running it at once', async () => {
+    const paths = ['a', 'b'].map((n) => join(pdir, `procs-${n}`));
+    for (const p of paths) copyFileSync('/bin/sleep', p);
+    const [a, b] = paths as [string, string];
+    const done: (() => void)[] = [];
+    let next = 1;
+    const cap = {
+      attachUprobe: (): number => next++,
+      detachUprobe(): boolean {
+        throw new Error('the watcher detaches through detachUprobes when the capture has it');
+      },
+      // resolves when the test says so, like the capture's worker thread
+      detachUprobes: (): Promise<number> => new Promise((resolve) => done.push(() => resolve(1))),
+    };
+    // what the family was told, like the runtime-context family's go_procs/rt_procs entries
+    const told: string[] = [];
+    const family: ProbeFamily = {
+      name: 'test',
+      candidate: (f) => paths.includes(f.path),
+      plan: () => [{ program: 'osp_test', offset: 0x1000, retprobe: false, label: 'entry' }],
+      processMapped: (pid) => told.push(`+${pid}`),
+      processGone: (pid) => told.push(`-${pid}`),
+    };
+    const w = new UprobeWatcher(cap, { families: [family], maxFiles: 1, scanMs: 3_600_000, lingerMs: 0 });
+    const file = (path: string) => w.files().find((f) => f.path === path);
+    // scans until the process's maps show its copy (its exec may still be under way)
+    const mapped = async (path: string): Promise<void> => {
+      for (let i = 0; i < 100 && !(file(path)?.processes === 1); i++) {
+        w.scan();
+        if (!(file(path)?.processes === 1)) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(file(path)?.processes, 1, path);
+    };
+    const p1 = await running(a);
+    await mapped(a);
+    assert.deepEqual(told, [`+${p1.pid}`]);
+    await exited(p1);
+    w.scan();
+    assert.equal(file(a)?.status, 'detaching');
+    assert.deepEqual(told, [`+${p1.pid}`, `-${p1.pid}`]);
+
+    // a runs again while its old probes come off; b waits for room meanwhile
+    const p2 = await running(a);
+    await mapped(a);
+    const p3 = await running(b);
+    await mapped(b);
+    assert.equal(file(a)?.status, 'detaching');
+    assert.equal(file(b)?.status, 'over-limit');
+    assert.equal(told.length, 2, 'nothing attached: nobody told');
+    done.shift()!();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(file(a)?.status, 'attached');
+    assert.equal(w.counters.reattach_waited, 1);
+    assert.deepEqual(told.slice(2), [`+${p2.pid}`], 'the process running a heard of it with its new probes, not a scan later');
+
+    // a goes; b, attached once a's probes are off, tells of its process at once too
+    await exited(p2);
+    w.scan();
+    done.shift()!();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(file(b)?.status, 'attached');
+    assert.deepEqual(told.slice(3), [`-${p2.pid}`, `+${p3.pid}`]);
+    // the next scan tells nothing twice
+    w.scan();
+    assert.equal(told.length, 5);
+    await exited(p3);
+    w.scan();
+    assert.deepEqual(told.slice(5), [`-${p3.pid}`]);
+    w.stop();
+    for (const d of done) d();
+  });
+});
+
 describe('UprobeWatcher linger', () => {
   it('a file deleted while mapped does not linger: its probes come off at the first scan that sees nobody', async () => {
     const { unlinkSync } = await import('node:fs');

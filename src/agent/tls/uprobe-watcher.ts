@@ -160,8 +160,10 @@ interface FileState extends WatchedFile {
   pidsNow: number;
   /** processes told to the family (processMapped), for families with per-process state */
   pids: Set<number> | undefined;
-  /** the processes seen mapping it at the current scan */
+  /** the processes seen mapping it at the current scan (attached, detaching or waiting for room) */
   pidsSeen: Set<number> | undefined;
+  /** pidsSeen of the last scan: a file attached between scans tells its family of them (see #attach) */
+  pidsLast: Set<number> | undefined;
   /** performance.now() of the first scan that saw no process mapping it (undefined: mapped) */
   idleSince: number | undefined;
   /** its probes were opened through a process of this agent's own mount namespace (see onOwnRoot) */
@@ -376,10 +378,12 @@ export class UprobeWatcher {
       st.pidsNow++;
       // a later attach (after a detach, or at the bound) opens the file through a process alive now
       st.openPath = mapped.openPath;
-      if (st.status === 'attached' && fam.processMapped) {
+      // a detaching file, or one waiting for room, notes its processes too: it may be
+      // attached before the next scan (#attach)
+      if (fam.processMapped && (st.status === 'attached' || st.status === 'detaching' || st.status === 'over-limit')) {
         const n = Number(pid);
         (st.pidsSeen ??= new Set()).add(n);
-        if (!(st.pids ??= new Set()).has(n)) {
+        if (st.status === 'attached' && !(st.pids ??= new Set()).has(n)) {
           st.pids.add(n);
           fam.processMapped(n, st.plan!);
         }
@@ -406,6 +410,7 @@ export class UprobeWatcher {
       pidsNow: 0,
       pids: undefined,
       pidsSeen: undefined,
+      pidsLast: undefined,
       idleSince: undefined,
       ownMounts: false,
       forRoom: false,
@@ -461,9 +466,27 @@ export class UprobeWatcher {
     this.counters.files_attached++;
     this.counters.attached_now++;
     this.counters.probes_now += st.links.length;
+    // attached again once its old probes were off, or after waiting for room: that happens
+    // after the scan's visits or between scans, and the processes running it would hear of
+    // it (the runtime-context family registers them) only at the next scan. Those of the last
+    // scan and of this one so far are told now; one gone since is forgotten at the next scan.
+    const fam = st.familyRef;
+    if (fam.processMapped) {
+      for (const seen of [st.pidsLast, st.pidsSeen]) {
+        if (seen === undefined) continue;
+        for (const pid of seen) {
+          if ((st.pids ??= new Set()).has(pid)) continue;
+          st.pids.add(pid);
+          fam.processMapped(pid, plan);
+        }
+      }
+    }
   }
 
-  /** the family forgets the processes that no longer map the file (all of them once detached) */
+  /**
+   * The family forgets the processes that no longer map the file: at the end of a scan those
+   * it did not see (the scan's then become the last scan's), all of them once detached.
+   */
   #goneProcesses(st: FileState, all = false): void {
     if (st.pids && st.plan) {
       for (const pid of st.pids) {
@@ -472,6 +495,8 @@ export class UprobeWatcher {
         st.familyRef.processGone?.(pid, st.plan);
       }
     }
+    if (all) return;
+    st.pidsLast = st.pidsSeen;
     st.pidsSeen = undefined;
   }
 
