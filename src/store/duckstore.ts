@@ -524,7 +524,6 @@ export function parseMemoryLimit(s: string): number | undefined {
   return Number.isFinite(bytes) && bytes > 0 ? bytes : undefined;
 }
 
-/** span data committed between two checkpoints (see maybeCheckpoint): at most half the memory limit */
 /**
  * A file store without a write-ahead log (the default: see DuckStoreOptions.wal), whose spans
  * reach the file at checkpoints. A type guard, so that a `file` it answers true for is a string.
@@ -533,6 +532,7 @@ function fileWithoutWal(file: string | undefined, o: DuckStoreOptions): file is 
   return file !== undefined && o.wal !== true;
 }
 
+/** span data committed between two checkpoints (see maybeCheckpoint): at most half the memory limit */
 function checkpointBytes(memoryLimit: string | undefined): number {
   const limit = memoryLimit === undefined ? undefined : parseMemoryLimit(memoryLimit);
   return Math.max(1 << 20, Math.min(CHECKPOINT_BYTES, limit === undefined ? Infinity : limit / 2));
