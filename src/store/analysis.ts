@@ -11,7 +11,7 @@ import type { StoreCore } from './core.js';
 import { TracePages, type TraceList, type TraceListOptions, type TraceRow, type Where } from './trace-page.js';
 import type { Queries } from './queries.js';
 import { TypicalTraces, type TypicalTrace } from './typical.js';
-import { KIND_CODE, STATUS_CODE, UNKNOWN_SERVICE, decodeSql } from './schema.js';
+import { KIND_CODE, STATUS_CODE, UNKNOWN_SERVICE, codedCmp, decodeSql } from './schema.js';
 import type { TimeWindow } from './types.js';
 
 export interface TracePageOptions extends TraceListOptions {
@@ -83,10 +83,11 @@ function orJson(col: string, key: string): string {
 const VALUES_PER_DIMENSION = 15;
 
 /** the span is a server span of callee whose parent is a client span of caller in the same trace */
-function edgeCondition(P: Params, caller: string, callee: string): string {
-  return ` AND service = ${P.add(callee, VARCHAR)} AND kind = ${KIND_CODE.server} AND parent_span_id IS NOT NULL AND EXISTS (
+function edgeCondition(P: Params, caller: string, callee: string, coded: boolean): string {
+  const is = (col: string, v: string): string => codedCmp(coded, col, (x) => `${x} = ${P.add(v, VARCHAR)}`);
+  return ` AND ${is('service', callee)} AND kind = ${KIND_CODE.server} AND parent_span_id IS NOT NULL AND EXISTS (
     SELECT 1 FROM spans c WHERE c.trace_id = spans.trace_id AND c.span_id = spans.parent_span_id
-      AND c.service = ${P.add(caller, VARCHAR)} AND c.kind = ${KIND_CODE.client})`;
+      AND ${is('c.service', caller)} AND c.kind = ${KIND_CODE.client})`;
 }
 
 export class Analysis {
@@ -110,7 +111,7 @@ export class Analysis {
   private async listWhere(opts: Omit<TracePageOptions, 'order' | 'limit' | 'offset'>): Promise<Where> {
     const where = await this.queries.whereFor(opts);
     const edge = opts.edge;
-    return edge ? (P) => where(P) + edgeCondition(P, edge.caller, edge.callee) : where;
+    return edge ? (P) => where(P) + edgeCondition(P, edge.caller, edge.callee, this.core.coded('service')) : where;
   }
 
   /** a page of traces and, concurrently, how many match in all */

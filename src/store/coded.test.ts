@@ -1,6 +1,7 @@
-// Per-connection hot string columns as codes of the `strings` table (schema.ts SPAN_CODED): a
-// new store keeps each distinct string once and a number per span, reads the strings back on
-// every path (spans, filters, tag values, metrics by(), the compare view), also when a string
+// Repeated string columns (span name, service, per-connection attributes...) as codes of the
+// `strings` table (schema.ts SPAN_CODED): a new store keeps each distinct string once and a
+// number per span, reads the strings back on every path (spans, filters, tag values, trace
+// summaries, metrics by(), the compare views), also when a string
 // has several codes (the writer's cache forgot it); a store made before (VARCHAR columns)
 // opens, writes and reads as before. The TraceQL conformance test runs its corpus over such
 // attributes against the reference evaluator; this one checks where the values are.
@@ -87,6 +88,13 @@ async function reads(store: DuckStore, base: number): Promise<void> {
   assert.deepEqual(await ids(store, '{ span.client.address = span.network.peer.address && span.user_agent.original != nil }'), at(1, 2, 3));
   assert.deepEqual((await store.tagValues('span.client.address')).map((v) => v.value), ['10.0.0.1', '10.0.0.2']);
   assert.deepEqual((await store.tagValues('span.user_agent.original')).map((v) => v.value), [UA, 'curl/8.5.0']);
+  assert.deepEqual(await ids(store, '{ name = "GET" && resource.service.name = "svc" && span.client.address = "10.0.0.2" }'), at(3, 4));
+  assert.deepEqual(await ids(store, '{ rootName =~ "G.*" && rootServiceName = "svc" && name != "POST" }'), at(1, 2, 3, 4));
+  assert.deepEqual(await ids(store, '{ resource.service.name != "svc" }'), []);
+  assert.deepEqual((await store.tagValues('name')).map((v) => v.value), ['GET']);
+  assert.deepEqual((await store.tagValues('rootServiceName')).map((v) => v.value), ['svc']);
+  const traces = await store.searchTraces({ query: parseTraceQL('{ span.client.address = "10.0.0.2" }'), limit: 10 });
+  assert.deepEqual(traces.map((t) => [t.rootServiceName, t.rootTraceName, Object.keys(t.serviceStats ?? {})]), [['svc', 'GET', ['svc']], ['svc', 'GET', ['svc']]]);
   const window = { startNs: NOW - 2000n * MS, endNs: NOW };
   const byClient = await store.metricsQuery(parseTraceQL('{ } | count_over_time() by (span.client.address)'), { ...window, stepNs: 2000n * MS });
   const counts = byClient.series.map((s) => [(s.labels[0]?.value as { stringValue: string }).stringValue, s.samples.reduce((a, x) => a + x.value, 0)]).sort();
@@ -123,7 +131,7 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('per-connection columns as string codes', () => {
+describe('repeated string columns as codes', () => {
   it('a new store keeps each string once and codes on the spans, and reads them back', async () => {
     const db = join(dir, 'new.duckdb');
     await storeAndRead(db, SPANS);
@@ -131,13 +139,13 @@ describe('per-connection columns as string codes', () => {
     const types = new Map((await rows(db, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'spans'`)).map((r) => [r[0], r[1]]));
     for (const col of SPAN_CODED) assert.equal(types.get(col), 'UINTEGER', col);
     const strings = (await rows(db, 'SELECT s FROM strings ORDER BY id')).map((r) => r[0]);
-    assert.deepEqual(strings, ['10.0.0.1', 'api.local', 'curl/8.5.0', '10.0.0.2', UA]);
-    const stored = await rows(db, 'SELECT net_peer_address, client_address, server_address, user_agent, attributes FROM spans ORDER BY start_ns');
+    assert.deepEqual(strings, ['GET', 'svc', '10.0.0.1', 'api.local', 'curl/8.5.0', '10.0.0.2', UA]);
+    const stored = await rows(db, 'SELECT name, service, namespace, net_peer_address, client_address, server_address, user_agent, attributes FROM spans ORDER BY start_ns');
     assert.deepEqual(stored, [
-      [1, 1, 2, 3, null],
-      [1, 1, 2, 3, null],
-      [4, 4, 2, 5, null],
-      [4, 4, null, null, '{"server.address":7}'],
+      [1, 2, null, 3, 3, 4, 5, null],
+      [1, 2, null, 3, 3, 4, 5, null],
+      [1, 2, null, 6, 6, 4, 7, null],
+      [1, 2, null, 6, 6, null, null, '{"server.address":7}'],
     ]);
     // after a restart: the strings are known, the same ones get no new rows
     await storeAndRead(db, []);
@@ -150,7 +158,7 @@ describe('per-connection columns as string codes', () => {
     } finally {
       await store.shutdown();
     }
-    assert.deepEqual((await rows(db, 'SELECT count(*) FROM strings')).map((r) => Number(r[0])), [5]);
+    assert.deepEqual((await rows(db, 'SELECT count(*) FROM strings')).map((r) => Number(r[0])), [7]);
   });
 
   it('reads a string that has several codes as one value everywhere', async () => {
@@ -161,8 +169,8 @@ describe('per-connection columns as string codes', () => {
     const inst = await DuckDBInstance.create(db);
     const c = await inst.connect();
     await c.run(`INSERT INTO strings SELECT id + 100, s FROM strings`);
-    await c.run(`UPDATE spans SET client_address = client_address + 100, net_peer_address = net_peer_address + 100, server_address = server_address + 100,
-                  user_agent = user_agent + 100 WHERE span_id IN (2, 3)`);
+    await c.run(`UPDATE spans SET name = name + 100, service = service + 100, client_address = client_address + 100, net_peer_address = net_peer_address + 100,
+                  server_address = server_address + 100, user_agent = user_agent + 100 WHERE span_id IN (2, 3)`);
     c.closeSync();
     inst.closeSync();
     await storeAndRead(db, []);
@@ -172,17 +180,17 @@ describe('per-connection columns as string codes', () => {
     const db = join(dir, 'old.duckdb');
     const inst = await DuckDBInstance.create(db);
     const c = await inst.connect();
-    for (const stmt of DDL) await c.run(stmt.replace(/(net_peer_address|server_address|client_address|user_agent) UINTEGER/g, '$1 VARCHAR'));
+    for (const stmt of DDL) await c.run(stmt.replace(new RegExp(`(${[...SPAN_CODED].join('|')}) UINTEGER`, 'g'), '$1 VARCHAR'));
     await c.run(`INSERT INTO osprey_meta VALUES ('schema_version', '3')`);
     c.closeSync();
     inst.closeSync();
     await storeAndRead(db, SPANS);
-    const stored = await rows(db, 'SELECT client_address, server_address, user_agent FROM spans ORDER BY start_ns');
+    const stored = await rows(db, 'SELECT name, service, client_address, server_address, user_agent FROM spans ORDER BY start_ns');
     assert.deepEqual(stored, [
-      ['10.0.0.1', 'api.local', 'curl/8.5.0'],
-      ['10.0.0.1', 'api.local', 'curl/8.5.0'],
-      ['10.0.0.2', 'api.local', UA],
-      ['10.0.0.2', null, null],
+      ['GET', 'svc', '10.0.0.1', 'api.local', 'curl/8.5.0'],
+      ['GET', 'svc', '10.0.0.1', 'api.local', 'curl/8.5.0'],
+      ['GET', 'svc', '10.0.0.2', 'api.local', UA],
+      ['GET', 'svc', '10.0.0.2', null, null],
     ]);
     assert.deepEqual(await rows(db, 'SELECT count(*) FROM strings'), [[0n]]);
   });

@@ -21,7 +21,7 @@ import {
 } from '@duckdb/node-api';
 import { isEventOrLinkField, type AttributeField, type CompareExpr, type ComparisonOp, type Expr, type IntrinsicName, type Literal, type ValueCompareExpr, type ValueExpr } from '../traceql/index.js';
 import { FieldValues } from './values.js';
-import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_CODE, SPAN_ENUMS, STATUS_CODE } from './schema.js';
+import { HOT_RESOURCE_ATTRS, HOT_SPAN_ATTRS, KIND_CODE, SPAN_ENUMS, STATUS_CODE, codedCmp } from './schema.js';
 
 const INT64_MAX = 9223372036854775807n;
 const INT64_MIN = -9223372036854775808n;
@@ -60,7 +60,7 @@ export interface CompileContext {
    * undefined = unknown, always read the JSON too
    */
   enumValues?: (column: string) => ReadonlySet<string> | null | undefined;
-  /** whether a hot string column holds codes of the `strings` table in this store (schema.ts SPAN_CODED); undefined = none does */
+  /** whether a string column holds codes of the `strings` table in this store (schema.ts SPAN_CODED); undefined = none does */
   coded?: (column: string) => boolean;
 }
 
@@ -175,8 +175,10 @@ function cmp(x: string, op: ComparisonOp, p: string): string {
 function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: CompileContext): string {
   const P = ctx.params;
   switch (name) {
-    case 'name':
-      return cmp('name', op, P.add(str(lit), VARCHAR));
+    case 'name': {
+      const v = P.add(str(lit), VARCHAR);
+      return codedCmp(ctx.coded?.('name') === true, 'name', (x) => cmp(x, op, v));
+    }
     case 'statusMessage':
       return cmp(`COALESCE(status_message, '')`, op, P.add(str(lit), VARCHAR));
     case 'status':
@@ -194,8 +196,9 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
     }
     case 'rootName':
     case 'rootServiceName': {
-      const col = name === 'rootName' ? 'r.name' : 'r.service';
-      const c = cmp(col, op, P.add(str(lit), VARCHAR));
+      const col = name === 'rootName' ? 'name' : 'service';
+      const v = P.add(str(lit), VARCHAR);
+      const c = codedCmp(ctx.coded?.(col) === true, `r.${col}`, (x) => cmp(x, op, v));
       const win = windowSql(P, ctx.startNs, ctx.endNs, 'r.start_ns');
       const pwin = windowSql(P, ctx.startNs, ctx.endNs, 'p.start_ns');
       return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${rootPredicate('r', pwin)}))`;
@@ -384,8 +387,8 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
   const onSpan = (): string => {
     const hot = HOT_SPAN_ATTRS[key];
     if (!hot || hot[1] !== a.t) return inJson();
-    // a coded column holds every string of the attribute, as the codes of the strings that match
-    if (ctx.coded?.(hot[0])) return `(${hot[0]} IN (SELECT d.id FROM strings d WHERE ${cmp('d.s', op, v())}))`;
+    // a coded column holds every string of the attribute, as codes
+    if (ctx.coded?.(hot[0])) return codedCmp(true, hot[0], (x) => cmp(x, op, v()));
     if (SPAN_ENUMS[hot[0]] === undefined) return cmp(hot[0], op, v());
     // an ENUM column holds only the values of its set (the table's own, which an older store
     // may have fewer of), the others are in the JSON (writer.ts); a VARCHAR column holds them all
@@ -398,7 +401,7 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
   };
   const onResource = (): string => {
     const hot = HOT_RESOURCE_ATTRS[key];
-    if (hot && hot[1] === a.t) return cmp(hot[0], op, v());
+    if (hot && hot[1] === a.t) return codedCmp(ctx.coded?.(hot[0]) === true, hot[0], (x) => cmp(x, op, v()));
     return resourceMatch();
   };
   if (scope === 'span') return onSpan();

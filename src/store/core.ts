@@ -16,7 +16,7 @@ import {
 import { Span, type Attributes } from '../model/index.js';
 import { Params } from './compile.js';
 import { HOT_KEYS } from './attrs.js';
-import { HOT_SPAN_ATTRS, KIND_BY_CODE, SPAN_CODED, SPAN_ENUMS, STATUS_BY_CODE } from './schema.js';
+import { HOT_SPAN_ATTRS, KIND_BY_CODE, SPAN_CODED, SPAN_ENUMS, STATUS_BY_CODE, decodeSql } from './schema.js';
 import { STRINGS_CACHED, StringCodes } from './strings.js';
 
 export type Row = DuckDBValue[];
@@ -50,8 +50,11 @@ function setRowAttributes(span: Span, r: Row): void {
 
 /** hot attributes (HOT_KEYS indexes) with an ENUM column in new stores */
 const ENUM_HOT = HOT_COLUMNS.flatMap((col, h) => (SPAN_ENUMS[col] ? [h] : []));
-/** hot attributes (HOT_KEYS indexes) with a coded column in new stores (schema.ts SPAN_CODED) */
-const CODED_HOT = HOT_COLUMNS.flatMap((col, h) => (SPAN_CODED.has(col) ? [h] : []));
+/** positions in a SPAN_SELECT row of the columns that hold codes in new stores (schema.ts SPAN_CODED), with their columns */
+const CODED_AT: readonly (readonly [number, string])[] = [
+  [5, 'name'],
+  ...HOT_COLUMNS.flatMap((col, h) => (SPAN_CODED.has(col) ? [[10 + h, col] as const] : [])),
+];
 
 export interface ResourceEntry {
   id: number;
@@ -87,6 +90,10 @@ export class StoreCore {
   readonly coded = (column: string): boolean => this.codedColumns.has(column);
   /** the codes of the coded columns' strings */
   readonly strings = new StringCodes();
+  /** SQL: the value of `expr`, a string column `col` of spans: decoded when this store has codes in it */
+  text(expr: string, col: string): string {
+    return this.codedColumns.has(col) ? decodeSql(expr) : expr;
+  }
   closed = false;
   /** spans stored (committed) */
   rows = 0;
@@ -173,21 +180,21 @@ export class StoreCore {
     }
     const extra = new Map<number, ResourceEntry>();
     // coded columns' strings in place of their codes
-    const coded = this.codedColumns.size === 0 ? [] : CODED_HOT.filter((h) => this.codedColumns.has(HOT_COLUMNS[h] as string));
+    const coded = this.codedColumns.size === 0 ? [] : CODED_AT.filter(([, col]) => this.codedColumns.has(col)).map(([at]) => at);
     if (coded.length > 0) {
       const ids = new Set<number>();
       for (const r of rows) {
-        for (const h of coded) {
-          const v = r[10 + h];
+        for (const at of coded) {
+          const v = r[at];
           if (v !== null && v !== undefined) ids.add(Number(v));
         }
       }
       const texts = await this.strings.texts(ids, (sql, P) => this.query(sql, P));
       for (const r of rows) {
-        for (const h of coded) {
-          const v = r[10 + h];
-          // a code the table lacks (never written by this build) reads as an absent attribute
-          if (v !== null && v !== undefined) r[10 + h] = texts.get(Number(v)) ?? null;
+        for (const at of coded) {
+          const v = r[at];
+          // a code the table lacks (never written by this build) reads as an absent value
+          if (v !== null && v !== undefined) r[at] = texts.get(Number(v)) ?? (at === 5 ? '' : null);
         }
       }
     }

@@ -300,7 +300,7 @@ async function compare(
   const fromGroups = (k: string, value: (x: string) => string, col: string): string =>
     `SELECT ${k} AS k, ${value('x')} AS v, sel, b, n FROM (SELECT ${col} AS x, sel, b, count(*) AS n FROM kept WHERE ${col} IS NOT NULL GROUP BY ALL)`;
   const branches = [
-    fromGroups(`'name'`, (x) => `to_json(${x})::VARCHAR`, 'name'),
+    fromGroups(`'name'`, (x) => `to_json(${ctx.coded?.('name') ? decodeSql(x) : x})::VARCHAR`, 'name'),
     fromGroups(`'status'`, (x) => kw(x, STATUS_BY_CODE), 'status'),
     fromGroups(`'kind'`, (x) => kw(x, KIND_BY_CODE), 'kind'),
     // a coded column is grouped by code and decoded after; `counts` adds up a string's codes

@@ -131,7 +131,8 @@ export class Queries {
     const src = spansOf(P2, clusters(ranges, undefined, undefined, undefined, gap));
     const perService = src === undefined ? [] : await this.core.query(
       `WITH t AS MATERIALIZED (
-         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status FROM ${src} spans),
+         SELECT trace_id, span_id, parent_span_id, ${this.core.text('service', 'service')} AS service, ${this.core.text('name', 'name')} AS name,
+                start_ns, duration_ns, status FROM ${src} spans),
        roots AS (
          SELECT s.trace_id, first(s.service ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_service,
                 first(s.name ORDER BY s.parent_span_id IS NOT NULL, s.start_ns) AS root_name
@@ -447,8 +448,10 @@ export class Queries {
         case 'rootServiceName': {
           const col = tag.name === 'name' ? 'name' : tag.name === 'statusMessage' ? 'status_message' : tag.name === 'rootName' ? 'name' : 'service';
           const root = tag.name.startsWith('root') ? ' AND parent_span_id IS NULL' : '';
+          // codes made distinct first, then decoded and made distinct again (a string may have several)
           const rows = await this.core.query(
-            `SELECT DISTINCT ${col} AS v FROM spans WHERE ${win}${root} AND ${col} IS NOT NULL ORDER BY v LIMIT ${lim}`,
+            `SELECT DISTINCT ${this.core.text('c.v', col)} AS v FROM (SELECT DISTINCT ${col} AS v FROM spans WHERE ${win}${root} AND ${col} IS NOT NULL) c
+             ORDER BY v LIMIT ${lim}`,
             P,
           );
           return rows.map(([v]) => ({ type: 'string' as const, value: String(v) }));

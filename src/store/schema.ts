@@ -67,7 +67,7 @@ export const HOT_SPAN_ATTRS: Readonly<Record<string, readonly [string, 'string' 
  * (checked on DuckDB 1.5):
  * - dictionary on all-distinct strings keeps the dictionary: ~4x the size of FSST. Only columns
  *   whose values come from a small set the services define (methods, routes, services,
- *   protocol fields) get it; client and peer addresses can be as many as the clients (all
+ *   protocol fields: ENUMs or codes since, see SPAN_ENUMS and SPAN_CODED) got it; client and peer addresses can be as many as the clients (all
  *   distinct in bench/traceql-bench.mjs's data, where DuckDB picks FSST for some row groups),
  *   and what clients choose (Host headers, user agents) or SDKs (span names) can be too.
  * - FSST on a row group whose values are all NULL or all empty falls back to uncompressed
@@ -90,10 +90,6 @@ export const SPAN_COMPRESSION: Readonly<Record<string, 'dictionary' | 'fsst' | '
   res_id: 'bitpacking',
   // random 64-bit ids: nothing compresses them
   span_id: 'uncompressed',
-  service: 'dictionary',
-  namespace: 'dictionary',
-  http_route: 'dictionary',
-  error_type: 'dictionary',
   // paths carry ids: many distinct values per row group
   url_path: 'fsst',
   // left to DuckDB: values a client or an SDK chooses (the Host header or the peer's address in
@@ -124,8 +120,9 @@ export const SPAN_ENUMS: Readonly<Record<string, readonly string[]>> = {
   osprey_link: ['traceparent', 'tuple', 'thread', 'runtime', 'none'],
 };
 /**
- * Hot string columns whose values repeat per connection (the peer, the Host header, the client,
- * its user agent), stored as a UINTEGER code of the string in the `strings` table: the writer
+ * Hot string columns whose values repeat: per connection (the peer, the Host header, the client,
+ * its user agent) or from a set a service defines (routes, error types). Stored as a UINTEGER
+ * code of the string in the `strings` table: the writer
  * hands DuckDB each distinct string once (strings.ts), the span row only a small number. A string
  * value costs DuckDB per row at every step of an append and again at each checkpoint (see
  * SPAN_ENUMS); an integer that bit-packs costs next to nothing at both. bench, session 13
@@ -137,9 +134,23 @@ export const SPAN_ENUMS: Readonly<Record<string, readonly string[]>> = {
  * look the codes up by string (`col IN (SELECT id FROM strings WHERE s ...)`, compile.ts) and
  * groupings decode before they group. Stores made before keep VARCHAR columns.
  */
-export const SPAN_CODED: ReadonlySet<string> = new Set(['net_peer_address', 'server_address', 'client_address', 'user_agent']);
+export const SPAN_CODED: ReadonlySet<string> = new Set([
+  'name',
+  'service',
+  'namespace',
+  'net_peer_address',
+  'server_address',
+  'client_address',
+  'user_agent',
+  'http_route',
+  'error_type',
+]);
 /** SQL: the string of a SPAN_CODED column's code `expr` (NULL for NULL) */
-export const decodeSql = (expr: string): string => `(SELECT d.s FROM strings d WHERE d.id = ${expr})`;
+export const decodeSql = (expr: string): string => `(SELECT dict.s FROM strings dict WHERE dict.id = ${expr})`;
+/** SQL: `expr op p` for a column that holds codes when `coded` (the codes of the strings that satisfy it), else as it is */
+export function codedCmp(coded: boolean, expr: string, cmp: (x: string) => string): string {
+  return coded ? `(${expr} IN (SELECT dict.id FROM strings dict WHERE ${cmp('dict.s')}))` : cmp(expr);
+}
 
 const sqlEnum = (vals: readonly string[]): string => `ENUM(${vals.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ')})`;
 
@@ -151,7 +162,7 @@ const HOT_DDL = Object.values(HOT_SPAN_ATTRS)
   .map(([col, t]) => {
     const e = SPAN_ENUMS[col];
     const type = e ? sqlEnum(e) : SPAN_CODED.has(col) ? 'UINTEGER' : t === 'string' ? 'VARCHAR' : 'DOUBLE';
-    return `    ${col} ${type}${e ? '' : using(col)},`;
+    return `    ${col} ${type}${e || SPAN_CODED.has(col) ? '' : using(col)},`;
   })
   .join('\n');
 
@@ -169,13 +180,13 @@ export const DDL: readonly string[] = [
     trace_id UUID NOT NULL${using('trace_id')},
     span_id UBIGINT NOT NULL${using('span_id')},
     parent_span_id UBIGINT${using('parent_span_id')},
-    name VARCHAR NOT NULL${using('name')},
+    name UINTEGER NOT NULL,
     kind UTINYINT NOT NULL${using('kind')},
     status UTINYINT NOT NULL${using('status')},
     status_message VARCHAR${using('status_message')},
     res_id UINTEGER NOT NULL${using('res_id')},
-    service VARCHAR${using('service')},
-    namespace VARCHAR${using('namespace')},
+    service UINTEGER,
+    namespace UINTEGER,
 ${HOT_DDL}
     attributes VARCHAR${using('attributes')}
   )`,

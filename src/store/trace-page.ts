@@ -139,8 +139,10 @@ export class TracePages {
     const m = 't.m';
     const rows = await this.core.query(
       `WITH t AS MATERIALIZED (
-         SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status, coalesce(${where(P)}, FALSE) AS m FROM spans
-         WHERE trace_id IN ${idList(P, ids)} AND ${windowSql(P, lo, hi)})
+         SELECT trace_id, span_id, parent_span_id, ${this.core.text('x.service', 'service')} AS service, ${this.core.text('x.name', 'name')} AS name,
+                start_ns, duration_ns, status, m
+         FROM (SELECT trace_id, span_id, parent_span_id, service, name, start_ns, duration_ns, status, coalesce(${where(P)}, FALSE) AS m FROM spans
+               WHERE trace_id IN ${idList(P, ids)} AND ${windowSql(P, lo, hi)}) x)
        SELECT t.trace_id, count(*), count(*) FILTER (WHERE t.status = ${P.add(STATUS_CODE.error, UINTEGER)}),
               min(t.start_ns), max(t.start_ns + t.duration_ns), list(DISTINCT coalesce(t.service, ${P.add(UNKNOWN_SERVICE, VARCHAR)})),
               first(t.service ORDER BY ${ROOT_FIRST}), first(t.name ORDER BY ${ROOT_FIRST}),

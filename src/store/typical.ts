@@ -8,7 +8,7 @@
 import { BIGINT, UINTEGER, VARCHAR } from '@duckdb/node-api';
 import { Params, windowSql } from './compile.js';
 import { normalizeTraceId, uuidHex, type StoreCore } from './core.js';
-import { UNKNOWN_SERVICE } from './schema.js';
+import { UNKNOWN_SERVICE, codedCmp } from './schema.js';
 import { ROOT_FIRST, type TracePages } from './trace-page.js';
 
 export interface TypicalTrace {
@@ -41,7 +41,7 @@ export class TypicalTraces {
     const root = (
       await this.core.query(
         `WITH t AS MATERIALIZED (
-           SELECT span_id, parent_span_id, service, name, start_ns, duration_ns FROM spans
+           SELECT span_id, parent_span_id, ${this.core.text('service', 'service')} AS service, ${this.core.text('name', 'name')} AS name, start_ns, duration_ns FROM spans
            WHERE trace_id = CAST(${P.add(id, VARCHAR)} AS UUID) AND ${windowSql(P, lo, hi)})
          SELECT first(t.service ORDER BY ${ROOT_FIRST}), first(t.name ORDER BY ${ROOT_FIRST}),
                 first(t.duration_ns ORDER BY ${ROOT_FIRST}), first(t.start_ns ORDER BY ${ROOT_FIRST}), count(*)
@@ -63,13 +63,14 @@ export class TypicalTraces {
     const Q = new Params();
     const win = windowSql(Q, startNs - aroundNs, startNs + aroundNs);
     const t0 = Q.add(startNs, BIGINT);
-    const svc = service === null ? 'service IS NULL' : `service = ${Q.add(service, VARCHAR)}`;
+    const eq = (col: string, v: string): string => codedCmp(this.core.coded(col), col, (x) => `${x} = ${Q.add(v, VARCHAR)}`);
+    const svc = service === null ? 'service IS NULL' : eq('service', service);
     // candidates: spans named like the root, nearest in time; kept if their parent is not
     // stored (parents are looked up only in the candidates' traces)
     const rows = await this.core.query(
       `WITH c AS MATERIALIZED (
          SELECT trace_id, span_id, parent_span_id, start_ns, duration_ns FROM spans
-         WHERE ${win} AND name = ${Q.add(name, VARCHAR)} AND ${svc} AND trace_id <> CAST(${Q.add(id, VARCHAR)} AS UUID)
+         WHERE ${win} AND ${eq('name', name)} AND ${svc} AND trace_id <> CAST(${Q.add(id, VARCHAR)} AS UUID)
          ORDER BY abs(start_ns - ${t0}) LIMIT ${Q.add(MAX_PEERS * 2, UINTEGER)}),
        par AS (SELECT trace_id, span_id FROM spans WHERE ${win} AND trace_id IN (SELECT DISTINCT trace_id FROM c)),
        r AS (SELECT c.* FROM c ANTI JOIN par ON par.trace_id = c.trace_id AND par.span_id = c.parent_span_id

@@ -33,6 +33,11 @@ export class FieldValues {
     return `json_extract(r.attributes, ${ptr})::VARCHAR`;
   }
 
+  /** a string column's value: decoded when the store has codes in it (schema.ts SPAN_CODED) */
+  private string(expr: string, col: string): string {
+    return this.ctx.coded?.(col) ? decodeSql(expr) : expr;
+  }
+
   /** the value as JSON text; NULL when absent */
   text(f: FieldRef): string {
     oneValuePerSpan(f);
@@ -41,7 +46,7 @@ export class FieldValues {
     if (f.type === 'intrinsic') {
       switch (f.name) {
         case 'name':
-          return `to_json(${s}.name)::VARCHAR`;
+          return `to_json(${this.string(`${s}.name`, 'name')})::VARCHAR`;
         case 'statusMessage':
           return `to_json(COALESCE(${s}.status_message, ''))::VARCHAR`;
         case 'status':
@@ -64,13 +69,13 @@ export class FieldValues {
       const hot = HOT_SPAN_ATTRS[f.name];
       const json = `json_extract(${s}.attributes, ${P.add(jsonPointer(f.name), VARCHAR)})::VARCHAR`;
       if (!hot) return json;
-      const col = this.ctx.coded?.(hot[0]) ? decodeSql(`${s}.${hot[0]}`) : `${s}.${hot[0]}`;
+      const col = this.string(`${s}.${hot[0]}`, hot[0]);
       const typed = hot[1] === 'string' ? `to_json(${col})::VARCHAR` : `(CASE WHEN ${col} = trunc(${col}) AND abs(${col}) < 1e15 THEN CAST(${col} AS BIGINT)::VARCHAR ELSE ${col}::VARCHAR END)`;
       return `COALESCE(${typed}, ${json})`;
     };
     const resource = (): string => {
       const hot = HOT_RESOURCE_ATTRS[f.name];
-      if (hot) return `to_json(${s}.${hot[0]})::VARCHAR`;
+      if (hot) return `to_json(${this.string(`${s}.${hot[0]}`, hot[0])})::VARCHAR`;
       return this.resourceJson(P.add(jsonPointer(f.name), VARCHAR));
     };
     if (f.scope === 'span') return span();

@@ -543,13 +543,17 @@ export class SpanWriter {
     c.spanId.setWords(i, s.s0, s.s1);
     if ((s.p0 | s.p1) === 0) c.parentSpanId.setNull(i);
     else c.parentSpanId.setWords(i, s.p0, s.p1);
-    c.name.set(i, s.name);
+    const codes = this.core.strings;
+    if (c.name instanceof NumberColumn) c.name.set(i, codes.code(s.name, b.strs));
+    else c.name.set(i, s.name);
     c.kind.set(i, KIND_CODE[s.kind] ?? 0);
     c.status.set(i, STATUS_CODE[s.status] ?? 0);
     c.statusMessage.set(i, msg);
     c.resId.set(i, res.id);
-    c.service.set(i, res.service);
-    c.namespace.set(i, res.namespace);
+    if (c.service instanceof NumberColumn) c.service.set(i, res.service === null ? null : codes.code(res.service, b.strs));
+    else c.service.set(i, res.service);
+    if (c.namespace instanceof NumberColumn) c.namespace.set(i, res.namespace === null ? null : codes.code(res.namespace, b.strs));
+    else c.namespace.set(i, res.namespace);
     let hotBytes = 0;
     /** string values an ENUM column has no code for: they go to the JSON (schema.ts SPAN_ENUMS) */
     let outside: Attributes | undefined;
@@ -570,10 +574,10 @@ export class SpanWriter {
         this.noteKey(HOT_ATTRIBUTES[h]![0]);
       }
       if (typeof v === 'string') {
-        const codes = enums[h];
-        if (codes === undefined) {
+        const enumCodes = enums[h];
+        if (enumCodes === undefined) {
           if (coded[h]) {
-            (col as NumberColumn).set(i, this.core.strings.code(v, b.strs));
+            (col as NumberColumn).set(i, codes.code(v, b.strs));
             hotBytes += 2;
           } else {
             (col as VarcharColumn).set(i, v);
@@ -581,7 +585,7 @@ export class SpanWriter {
           }
           continue;
         }
-        const code = codes.get(v);
+        const code = enumCodes.get(v);
         if (code !== undefined) {
           (col as EnumColumn).set(i, code);
           hotBytes++;
@@ -730,13 +734,14 @@ class SpanChunk {
   readonly traceId = new UuidHexColumn();
   readonly spanId = new U64HexColumn();
   readonly parentSpanId = new U64HexColumn();
-  readonly name = new VarcharColumn();
+  /** name, service and namespace: codes (NumberColumn) in a table that has them as such (schema.ts SPAN_CODED) */
+  readonly name: VarcharColumn | NumberColumn;
   readonly kind = new NumberColumn(DuckDBTypeId.UTINYINT);
   readonly status = new NumberColumn(DuckDBTypeId.UTINYINT);
   readonly statusMessage = new VarcharColumn();
   readonly resId = new NumberColumn(DuckDBTypeId.UINTEGER);
-  readonly service = new VarcharColumn();
-  readonly namespace = new VarcharColumn();
+  readonly service: VarcharColumn | NumberColumn;
+  readonly namespace: VarcharColumn | NumberColumn;
   /** hot attribute columns, in HOT_KEYS order: VARCHAR, DOUBLE, or ENUM for the columns a store made since session 12 has as such */
   readonly hot: readonly Column[];
   /** per hot column, its ENUM's codes (undefined: not an ENUM) */
@@ -747,6 +752,11 @@ class SpanChunk {
   private readonly columns: readonly Column[];
 
   constructor(readonly types: readonly DuckDBType[]) {
+    const text = (col: string): VarcharColumn | NumberColumn =>
+      types[SPAN_COLUMNS.indexOf(col)]?.typeId === DuckDBTypeId.UINTEGER ? new NumberColumn(DuckDBTypeId.UINTEGER) : new VarcharColumn();
+    this.name = text('name');
+    this.service = text('service');
+    this.namespace = text('namespace');
     this.hot = HOT_TYPES.map((t, h) => {
       const type = types[SPAN_HOT_AT + h];
       if (type instanceof DuckDBEnumType) return new EnumColumn(type.values);
