@@ -16,7 +16,9 @@ import { Span } from '../model/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { DuckStore } from './index.js';
 import { DDL, SCHEMA_VERSION, SPAN_CODED } from './schema.js';
-import { StringCodes } from './strings.js';
+import { STRINGS_CACHED, StringCodes } from './strings.js';
+import { Params } from './compile.js';
+import type { StoreCore } from './core.js';
 
 const NOW = BigInt(Date.now()) * 1_000_000n;
 const MS = 1_000_000n;
@@ -193,6 +195,45 @@ describe('repeated string columns as codes', () => {
       ['GET', 'svc', '10.0.0.2', null, null],
     ]);
     assert.deepEqual(await rows(db, 'SELECT count(*) FROM strings'), [[0n]]);
+  });
+
+  it('retention deletes the strings no span uses, once a cache of new ones came, and keeps the cached ones', async () => {
+    // span names with ids in them: every span a new string
+    const store = await DuckStore.open({ retention: { maxSpans: 100, maxAgeMs: Infinity, intervalMs: 0 } });
+    try {
+      const n = STRINGS_CACHED + 5000;
+      const named = (i: number, name: string): Span => {
+        const s = mk('10.0.0.9', undefined, 'api.local');
+        s.name = name;
+        s.setStartNs(NOW - BigInt(n - i) * 1000n);
+        return s;
+      };
+      // rows of `strings`, read past the store's API
+      const core = (store as unknown as { core: StoreCore }).core;
+      const count = async (): Promise<number> => Number((await core.query('SELECT count(*) FROM strings', new Params()))[0]?.[0]);
+      for (let i = 0; i < n; i += 10_000) {
+        store.append(Array.from({ length: Math.min(10_000, n - i) }, (_, k) => named(i + k, `op ${i + k}`)));
+        await store.flush();
+      }
+      // every name, and the service, the address and the host twice (again after the cache started over)
+      assert.equal(await count(), n + 6);
+      await store.enforceRetention();
+      // the names of the 100 spans kept and the ones cached since the cache started over
+      const left = await count();
+      assert.ok(left < 5200 && left > 100, `strings left: ${left}`);
+      const kept = await store.search({ query: parseTraceQL('{ span.client.address = "10.0.0.9" }'), limit: 200 });
+      assert.equal(kept.length, 100);
+      for (const s of kept) assert.match(s.name, /^op \d+$/);
+      // a name forgotten and deleted comes back with a new code; one still cached (since the
+      // cache started over at the 65,537th string) keeps its code, also when no span used it
+      store.append([named(n, 'op 3'), named(n + 1, `op ${n - 1}`), named(n + 2, 'op 66000')]);
+      await store.flush();
+      assert.equal(await count(), left + 1);
+      const names = (await store.search({ query: parseTraceQL(`{ name = "op 3" || name = "op ${n - 1}" || name = "op 66000" }`), limit: 10 })).map((s) => s.name);
+      assert.deepEqual(names.sort(), ['op 3', 'op 66000', `op ${n - 1}`, `op ${n - 1}`]);
+    } finally {
+      await store.shutdown();
+    }
   });
 
   it('gives a string met again after the bound a new code, never an old code to another string', () => {

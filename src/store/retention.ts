@@ -6,6 +6,7 @@ import { nowNs, type StoreCore } from './core.js';
 import { pruneExtras } from './extras.js';
 import { PRUNE_SQL, ROLLUP_BUCKET_NS, bucketStart, isErrorStatus, type Rollups } from './rollups.js';
 import { UNKNOWN_SERVICE } from './schema.js';
+import { STRINGS_CACHED } from './strings.js';
 import type { Counters, SpanWriter } from './writer.js';
 import type { RetentionResult } from './types.js';
 
@@ -94,6 +95,7 @@ export class Retention {
       }
       if (result.deletedByAge + result.deletedByCount > 0) {
         await this.writer.exclusive(() => this.collectResources());
+        await this.writer.exclusive(() => this.collectStrings());
         // reclaims deleted row groups (file and memory alike); between writes, so that a
         // commit never waits for it on the JS thread; a failure is retried next run
         await this.writer.exclusive(() => this.writer.whileCheckpointing(() => this.maint.run('CHECKPOINT'))).catch(() => undefined);
@@ -112,6 +114,29 @@ export class Retention {
   private async pruneRollups(ns: bigint): Promise<void> {
     this.rollups.forgetBefore(ns);
     for (const sql of PRUNE_SQL) await this.maint.run(sql, [ns], [BIGINT]);
+  }
+
+  /**
+   * Deletes the strings no span uses any more (schema.ts SPAN_CODED), once a cache's worth of
+   * codes was given since the last time: only stores whose strings keep changing (span names
+   * or user agents with ids in them) collect any, and the scan of every coded column runs that
+   * rarely. Kept: the codes the writer hands out again without a lookup (cached), which include
+   * those of spans waiting for a flush unless the cache started over since their batch began
+   * (then this waits for a later run), and codes given from now on (id >= next).
+   */
+  private async collectStrings(): Promise<void> {
+    const codes = this.core.strings;
+    const cols = [...this.core.codedColumns];
+    if (cols.length === 0 || codes.next - codes.collectedAt < STRINGS_CACHED) return;
+    if (this.writer.batches.some((b) => b.codesEpoch !== codes.clears)) return;
+    const next = codes.next;
+    const used = cols.map((c) => `SELECT ${c} FROM spans WHERE ${c} IS NOT NULL`).join(' UNION ');
+    await this.maint.run(
+      `DELETE FROM strings WHERE id < $1 AND id NOT IN (SELECT unnest($2::UINTEGER[])) AND id NOT IN (${used})`,
+      [next, listValue(codes.cached())],
+      [UINTEGER, LIST(UINTEGER)],
+    );
+    codes.collectedAt = next;
   }
 
   /** Deletes resources no span refers to any more (see retiredResources for the in-memory side). */

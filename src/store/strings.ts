@@ -19,6 +19,10 @@ export class StringCodes {
   private readonly textOf = new Map<number, string>();
   /** the next code to give */
   next = 1;
+  /** times the maps started over: a batch begun before the last time may use codes no longer cached */
+  clears = 0;
+  /** `next` when retention last deleted the strings no span uses (Retention.collectStrings) */
+  collectedAt = 1;
 
   constructor(private readonly bound = STRINGS_CACHED) {}
 
@@ -27,11 +31,19 @@ export class StringCodes {
     const got = this.codeOf.get(s);
     if (got !== undefined) return got;
     const id = this.next++;
-    if (this.codeOf.size >= this.bound) this.codeOf.clear();
+    if (this.codeOf.size >= this.bound) {
+      this.codeOf.clear();
+      this.clears++;
+    }
     this.codeOf.set(s, id);
     this.remember(id, s);
     fresh.push([id, s]);
     return id;
+  }
+
+  /** the codes the writer hands out again without looking them up */
+  cached(): number[] {
+    return [...this.codeOf.values()];
   }
 
   /** notes a stored code (read from the table, or just given) */
@@ -48,6 +60,7 @@ export class StringCodes {
       this.textOf.set(id, s);
     }
     this.next = Math.max(this.next, maxId + 1);
+    this.collectedAt = this.next;
   }
 
   /** the strings of `ids`, reading the ones not cached from the table with `query` */

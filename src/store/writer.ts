@@ -124,7 +124,7 @@ export class SpanWriter {
   private currentBatch(): Batch {
     let b = this.batches[this.batches.length - 1];
     if (!b || b.rows >= this.flushSpans) {
-      b = newBatch();
+      b = newBatch(this.core.strings.clears);
       this.batches.push(b);
     }
     return b;
@@ -719,10 +719,13 @@ interface Batch {
   extras: ExtrasBatch | undefined;
   /** string codes first given in this batch (id, string) */
   readonly strs: [number, string][];
+  /** StringCodes.clears when the batch began: the codes its rows use are cached unless the maps started over since */
+  readonly codesEpoch: number;
 }
 
-function newBatch(): Batch {
-  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined, strs: [] };
+function newBatch(codesEpoch: number): Batch {
+  return {
+    codesEpoch, chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined, strs: [] };
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
