@@ -168,12 +168,15 @@ export class Analysis {
     const where = await this.queries.where(P, opts);
     const sel = `(start_ns BETWEEN ${P.add(opts.selStartNs, BIGINT)} AND ${P.add(opts.selEndNs, BIGINT)}
                   AND duration_ns BETWEEN ${P.add(opts.minNs, DOUBLE)} AND ${P.add(opts.maxNs, DOUBLE)})`;
-    const dimCols = DIMENSIONS.map(([, sql], i) => `${this.core.coded(sql) ? decodeSql(sql) : sql} AS d${i}`).join(', ');
-    const per = DIMENSIONS.map(
-      ([name], i) =>
-        `SELECT ${P.add(name, VARCHAR)} AS dim, CAST(d${i} AS VARCHAR) AS v, count(*) FILTER (WHERE sel) AS s, count(*) FILTER (WHERE NOT sel) AS r
-         FROM m WHERE d${i} IS NOT NULL GROUP BY v`,
-    );
+    const dimCols = DIMENSIONS.map(([, sql], i) => `${sql} AS d${i}`).join(', ');
+    // a coded column is counted per code and decoded after (adding up a string's codes): a
+    // lookup per span row doubled the CPU of a comparison over 1M spans
+    const per = DIMENSIONS.map(([name, sql], i) => {
+      const counts = `count(*) FILTER (WHERE sel) AS s, count(*) FILTER (WHERE NOT sel) AS r FROM m WHERE d${i} IS NOT NULL`;
+      if (!this.core.coded(sql)) return `SELECT ${P.add(name, VARCHAR)} AS dim, CAST(d${i} AS VARCHAR) AS v, ${counts} GROUP BY v`;
+      return `SELECT ${P.add(name, VARCHAR)} AS dim, v, sum(s)::BIGINT AS s, sum(r)::BIGINT AS r FROM
+         (SELECT ${decodeSql('c')} AS v, s, r FROM (SELECT d${i} AS c, ${counts} GROUP BY c)) WHERE v IS NOT NULL GROUP BY v`;
+    });
     const rows = await this.core.query(
       `WITH m AS MATERIALIZED (SELECT ${sel} AS sel, ${dimCols} FROM spans WHERE ${where}),
        totals AS (SELECT '' AS dim, '' AS v, count(*) FILTER (WHERE sel) AS s, count(*) FILTER (WHERE NOT sel) AS r FROM m)
