@@ -62,6 +62,30 @@ export interface CompileContext {
   enumValues?: (column: string) => ReadonlySet<string> | null | undefined;
   /** whether a string column holds codes of the `strings` table in this store (schema.ts SPAN_CODED); undefined = none does */
   coded?: (column: string) => boolean;
+  /**
+   * the codes of the strings that satisfy a comparison (codeListKey), looked up before the
+   * query (Queries.lookupCodes); a comparison without one looks its codes up in the query
+   */
+  codeLists?: ReadonlyMap<string, readonly number[]>;
+}
+
+/** the key of CompileContext.codeLists: the codes of the strings s with `s op value` (the same for every coded column) */
+export function codeListKey(op: ComparisonOp, value: string): string {
+  return `${op}\0${value}`;
+}
+
+/** `s op p` for a string s (the condition on strings.s that codedCmp's lookup uses) */
+export function codedStringCmp(s: string, op: ComparisonOp, p: string): string {
+  return cmp(s, op, p);
+}
+
+/** `col op value` on a column that holds codes when `coded`: by the codes looked up beforehand when there are, else by a lookup in the query */
+function codedColumnCmp(ctx: CompileContext, coded: boolean, col: string, op: ComparisonOp, value: string, p: () => string): string {
+  if (!coded) return cmp(col, op, p());
+  const codes = ctx.codeLists?.get(codeListKey(op, value));
+  if (codes === undefined) return codedCmp(true, col, (x) => cmp(x, op, p()));
+  if (codes.length === 0) return 'FALSE';
+  return `list_contains(${ctx.params.add(listValue([...codes]), LIST(UINTEGER))}, ${col})`;
 }
 
 /** `col >= $a AND col <= $b` for the window (TRUE when unbounded). */
@@ -175,10 +199,8 @@ function cmp(x: string, op: ComparisonOp, p: string): string {
 function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: CompileContext): string {
   const P = ctx.params;
   switch (name) {
-    case 'name': {
-      const v = P.add(str(lit), VARCHAR);
-      return codedCmp(ctx.coded?.('name') === true, 'name', (x) => cmp(x, op, v));
-    }
+    case 'name':
+      return codedColumnCmp(ctx, ctx.coded?.('name') === true, 'name', op, str(lit), () => P.add(str(lit), VARCHAR));
     case 'statusMessage':
       return cmp(`COALESCE(status_message, '')`, op, P.add(str(lit), VARCHAR));
     case 'status':
@@ -197,8 +219,7 @@ function intrinsic(name: IntrinsicName, op: ComparisonOp, lit: Literal, ctx: Com
     case 'rootName':
     case 'rootServiceName': {
       const col = name === 'rootName' ? 'name' : 'service';
-      const v = P.add(str(lit), VARCHAR);
-      const c = codedCmp(ctx.coded?.(col) === true, `r.${col}`, (x) => cmp(x, op, v));
+      const c = codedColumnCmp(ctx, ctx.coded?.(col) === true, `r.${col}`, op, str(lit), () => P.add(str(lit), VARCHAR));
       const win = windowSql(P, ctx.startNs, ctx.endNs, 'r.start_ns');
       const pwin = windowSql(P, ctx.startNs, ctx.endNs, 'p.start_ns');
       return `(trace_id IN (SELECT r.trace_id FROM spans r WHERE ${win} AND ${c} AND ${rootPredicate('r', pwin)}))`;
@@ -388,7 +409,7 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
     const hot = HOT_SPAN_ATTRS[key];
     if (!hot || hot[1] !== a.t) return inJson();
     // a coded column holds every string of the attribute, as codes
-    if (ctx.coded?.(hot[0])) return codedCmp(true, hot[0], (x) => cmp(x, op, v()));
+    if (ctx.coded?.(hot[0])) return codedColumnCmp(ctx, true, hot[0], op, String(a.value), v);
     if (SPAN_ENUMS[hot[0]] === undefined) return cmp(hot[0], op, v());
     // an ENUM column holds only the values of its set (the table's own, which an older store
     // may have fewer of), the others are in the JSON (writer.ts); a VARCHAR column holds them all
@@ -401,7 +422,7 @@ function attribute(c: CompareExpr & { field: AttributeField }, ctx: CompileConte
   };
   const onResource = (): string => {
     const hot = HOT_RESOURCE_ATTRS[key];
-    if (hot && hot[1] === a.t) return codedCmp(ctx.coded?.(hot[0]) === true, hot[0], (x) => cmp(x, op, v()));
+    if (hot && hot[1] === a.t) return codedColumnCmp(ctx, ctx.coded?.(hot[0]) === true, hot[0], op, String(a.value), v);
     return resourceMatch();
   };
   if (scope === 'span') return onSpan();
