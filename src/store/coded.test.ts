@@ -236,6 +236,50 @@ describe('repeated string columns as codes', () => {
     }
   });
 
+  it('stores each code once when a failed flush had committed part of the strings (the appender commits every 204,800 rows)', async () => {
+    // strings of failed flushes pile up (unstoredStrings) until one stores them; DuckDB's appender
+    // commits what it holds every 204,800 rows by itself, so a failure later in that append must
+    // not make the next flush append the committed ones again: a code twice in `strings` makes
+    // every lookup of it fail ("more than one row returned by a subquery")
+    const store = await DuckStore.open({ maxBuffered: 1_000_000, retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
+    type Writer = { openAppenders(): Promise<void>; dropAppenders(): void; stringAppender?: { flushSync(): void } };
+    const writer = (store as unknown as { writer: Writer }).writer;
+    const core = (store as unknown as { core: StoreCore }).core;
+    const open = writer.openAppenders.bind(writer);
+    try {
+      const named = (i: number): Span => {
+        const s = mk('10.0.0.9', undefined, 'api.local');
+        s.name = `op ${i}`;
+        return s;
+      };
+      // flushes that fail before the strings: their codes wait for the next one
+      writer.dropAppenders();
+      writer.openAppenders = () => Promise.reject(new Error('injected: open failed'));
+      const n = 210_000;
+      for (let i = 0; i < n; i += 10_000) {
+        store.append(Array.from({ length: 10_000 }, (_, k) => named(i + k)));
+        await store.flush().catch(() => undefined);
+      }
+      // then one that fails at the end of the strings' append, after the appender committed 204,800 of them
+      writer.openAppenders = async () => {
+        await open();
+        const app = writer.stringAppender;
+        if (app) app.flushSync = () => { throw new Error('injected: strings flush failed'); };
+      };
+      store.append([named(n)]);
+      await store.flush().catch(() => undefined);
+      writer.openAppenders = open;
+      store.append([named(n + 1)]);
+      await store.flush();
+      const [dups] = (await core.query('SELECT count(*) - count(DISTINCT id) FROM strings', new Params()))[0] ?? [];
+      assert.equal(Number(dups), 0);
+      assert.deepEqual((await store.tagValues('name')).map((v) => v.value), [`op ${n + 1}`]);
+    } finally {
+      writer.openAppenders = open;
+      await store.shutdown();
+    }
+  });
+
   it('gives a string met again after the bound a new code, never an old code to another string', () => {
     const codes = new StringCodes(2);
     const fresh: [number, string][] = [];
