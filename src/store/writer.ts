@@ -19,6 +19,8 @@ import type { Rollups } from './rollups.js';
 import { KIND_CODE, MAX_SPAN_KEYS, SPAN_CODED, SPAN_COLUMNS, SPAN_ENUMS, SPAN_HOT_AT, STATUS_CODE, UNKNOWN_SERVICE } from './schema.js';
 import type { StoreStats } from './types.js';
 
+/** strings appended between two flushes of their appender: fewer than the 204,800 rows at which DuckDB's appender commits by itself */
+const STRINGS_PER_FLUSH = 100_000;
 /** rows per DuckDB row group (its default): the store checkpoints about this often, see maybeCheckpoint() */
 const CHECKPOINT_ROWS = 122_880;
 /** size of a row beyond its attributes and name, for the checkpoint byte budget (approximate) */
@@ -373,6 +375,8 @@ export class SpanWriter {
     let keysStored = false;
     let resourcesStored = false;
     let stringsStored = false;
+    /** the strings not stored yet */
+    let strsLeft = strs;
     try {
       if (keys.length > 0) {
         for (const k of keys) {
@@ -395,13 +399,19 @@ export class SpanWriter {
       }
       resourcesStored = true;
       this.unstoredResources = [];
-      if (strs.length > 0) {
-        for (const [id, str] of strs) {
+      // in slices, each forgotten once stored: DuckDB's appender commits by itself every 204,800
+      // rows, and a failure after that must not leave those to be appended again (a code twice
+      // in `strings` fails every lookup of it), which happens only after many failed flushes
+      while (strsLeft.length > 0) {
+        const n = Math.min(strsLeft.length, STRINGS_PER_FLUSH);
+        for (let i = 0; i < n; i++) {
+          const [id, str] = strsLeft[i] as [number, string];
           strApp.appendUInteger(id);
           strApp.appendVarchar(str);
           strApp.endRow();
         }
         strApp.flushSync();
+        strsLeft = strsLeft.slice(n);
       }
       stringsStored = true;
       this.unstoredStrings = [];
@@ -422,7 +432,7 @@ export class SpanWriter {
     } catch (e) {
       if (!keysStored) this.unstoredKeys = keys;
       if (!resourcesStored) this.unstoredResources = fresh;
-      if (!stringsStored) this.unstoredStrings = strs;
+      if (!stringsStored) this.unstoredStrings = strsLeft;
       throw e;
     }
     this.core.rows += b.rows - b.lost;
