@@ -280,6 +280,32 @@ describe('repeated string columns as codes', () => {
     }
   });
 
+  it('filters by codes looked up before the query, and by a lookup in the query when they are too many to inline', async () => {
+    const store = await DuckStore.open({ retention: { maxSpans: Infinity, maxAgeMs: Infinity, intervalMs: 0 } });
+    try {
+      const n = 10_005;
+      store.append(Array.from({ length: n }, (_, i) => {
+        const s = mk(`10.1.${i >> 8}.${i & 255}`, undefined, 'api.local');
+        s.name = `op ${i}`;
+        s.setStartNs(NOW - BigInt(i + 1) * 1000n);
+        return s;
+      }));
+      await store.flush();
+      const window = { startNs: NOW - 2000n * MS, endNs: NOW, stepNs: 2000n * MS };
+      const count = async (q: string): Promise<number> =>
+        (await store.metricsQuery(parseTraceQL(`${q} | count_over_time()`), window)).series.reduce((a, s) => a + s.samples.reduce((b, x) => b + x.value, 0), 0);
+      // Queries.lookupCodes inlines at most 10,000 codes
+      assert.equal(await count('{ name =~ "op .*" }'), n);
+      assert.equal(await count('{ name !~ "op 1.*" && span.client.address =~ "10[.]1[.].*" }'), n - 1 - 10 - 100 - 1000 - 5);
+      assert.equal(await count('{ name = "op 7" || span.client.address = "10.1.0.8" }'), 2);
+      assert.equal(await count('{ !(name = "op 7") }'), n - 1);
+      assert.equal(await count('{ name = "nothing" }'), 0);
+      assert.equal(await count('{ span.user_agent.original != "x" && !(name = "nothing") }'), 0);
+    } finally {
+      await store.shutdown();
+    }
+  });
+
   it('gives a string met again after the bound a new code, never an old code to another string', () => {
     const codes = new StringCodes(2);
     const fresh: [number, string][] = [];
