@@ -173,6 +173,9 @@ describe('parseTraceQL: selectors', () => {
       expr: { type: 'and', left: c('a'), right: { type: 'not', expr: c('b') } },
     });
     assert.deepEqual(strip(filter('{ ((.a = 1)) }')), c('a'));
+    // ! binds tighter than && and || (Tempo's grammar: `{ .a = !.b && .c }` is `{ (.a = (!.b)) && .c }`)
+    assert.deepEqual(strip(filter('{ !(.a = 1) && .b = 1 }')), { type: 'and', left: { type: 'not', expr: c('a') }, right: c('b') });
+    assert.deepEqual(strip(filter('{ !(.a = 1) || .b = 1 }')), { type: 'or', left: { type: 'not', expr: c('a') }, right: c('b') });
   });
 
   it('a literal on the left is flipped', () => {
