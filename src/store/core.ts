@@ -125,7 +125,8 @@ export class StoreCore {
     }
     if (this.spanKeysOverflow) this.spanKeys.clear();
     const max = (await con.runAndReadAll('SELECT max(id) FROM strings')).getRows()[0]?.[0];
-    const latest = (await con.runAndReadAll(`SELECT id, s FROM strings ORDER BY id DESC LIMIT ${STRINGS_CACHED}`)).getRows();
+    // half the cache: a full one would start over at the first new string
+    const latest = (await con.runAndReadAll(`SELECT id, s FROM strings ORDER BY id DESC LIMIT ${STRINGS_CACHED / 2}`)).getRows();
     this.strings.load(
       latest.map(([id, s]) => [Number(id), String(s)] as const),
       max === null || max === undefined ? 0 : Number(max),

@@ -604,14 +604,9 @@ class Parser {
           throw this.unsupported('unsupported: parent scope', k.from);
         case 'FieldExpression': {
           const lead = this.q[pos];
+          if (lead === '!') return this.negated(node, k, pos);
           const inner = this.operand(k);
           if (lead === '(') return inner;
-          if (lead === '!') {
-            if (inner.kind === 'static' && inner.lit.type === 'boolean') {
-              return { kind: 'static', lit: { type: 'boolean', value: !inner.lit.value }, pos, text: this.text(node) };
-            }
-            return { kind: 'expr', expr: { type: 'not', expr: this.asExpr(inner) }, pos };
-          }
           if (lead === '-') {
             if (inner.kind === 'static') {
               const lit = inner.lit;
@@ -637,6 +632,26 @@ class Parser {
       }
     }
     throw this.unsupported(`unsupported: ${this.describe(node)}`, pos);
+  }
+
+  /**
+   * `!` over k. lezer-traceql 1.0.0 lets it take a whole `&&` / `||` chain: `!(a) && b` comes as
+   * `!((a) && b)`. In Tempo's grammar it binds tighter than both, so it goes down to the chain's
+   * first operand (a parenthesised chain is one operand: `!(a && b)` keeps its meaning).
+   */
+  private negated(node: Node, k: Node, pos: number): Operand {
+    const kids = this.children(k);
+    const op = kids.length === 3 ? kids[1]?.name : undefined;
+    if (k.name === 'FieldExpression' && (op === 'And' || op === 'Or')) {
+      const left = this.asExpr(this.negated(node, kids[0] as Node, pos));
+      const right = this.asExpr(this.operand(kids[2] as Node));
+      return { kind: 'expr', expr: { type: op === 'And' ? 'and' : 'or', left, right }, pos };
+    }
+    const inner = this.operand(k);
+    if (inner.kind === 'static' && inner.lit.type === 'boolean') {
+      return { kind: 'static', lit: { type: 'boolean', value: !inner.lit.value }, pos, text: this.text(node) };
+    }
+    return { kind: 'expr', expr: { type: 'not', expr: this.asExpr(inner) }, pos };
   }
 
   // lezer-traceql 1.0.0 gives every FieldOp (comparisons and arithmetic alike) one
