@@ -120,19 +120,23 @@ export const SPAN_ENUMS: Readonly<Record<string, readonly string[]>> = {
   osprey_link: ['traceparent', 'tuple', 'thread', 'runtime', 'none'],
 };
 /**
- * Hot string columns whose values repeat: per connection (the peer, the Host header, the client,
- * its user agent) or from a set a service defines (routes, error types). Stored as a UINTEGER
- * code of the string in the `strings` table: the writer
- * hands DuckDB each distinct string once (strings.ts), the span row only a small number. A string
- * value costs DuckDB per row at every step of an append and again at each checkpoint (see
- * SPAN_ENUMS); an integer that bit-packs costs next to nothing at both. bench, session 13
- * (store-flush's method on 245,760 spans of a store file, threads 1, no WAL, 4 alternated
- * rounds, medians, µs of CPU per span): these four as VARCHAR 2.7 append + 4.2 checkpoint,
- * as codes 2.3 + 2.9.
+ * String columns whose values repeat: the span name, its resource's service and namespace, what
+ * repeats per connection (the peer, the Host header, the client, its user agent) and what a
+ * service defines (routes, error types). Stored as a UINTEGER code of the string in the
+ * `strings` table: the writer hands DuckDB each distinct string once (strings.ts), the span row
+ * only a small number. A string value costs DuckDB per row at every step of an append and again
+ * at each checkpoint (see SPAN_ENUMS); an integer that bit-packs costs next to nothing at both.
+ * bench, session 13 (store-flush's method on 245,760 spans of a store file, threads 1, no WAL,
+ * 4 alternated rounds, medians, µs of CPU per span, append + checkpoint): the four
+ * per-connection columns 2.7 + 4.2 as VARCHAR, 2.3 + 2.9 as codes; then name, service,
+ * namespace and route 1.7 + 2.1 -> 1.3 + 1.4. store-ingest 10.25 -> 7.65 µs per span
+ * (docs/benchmarks.md). The URL columns stay strings: a path with ids is new nearly every time.
  * Unlike an ENUM's, the set is open: any string gets a code. A code always means one string; a
  * string may have more than one code (strings.ts forgets old ones beyond a bound), so filters
- * look the codes up by string (`col IN (SELECT id FROM strings WHERE s ...)`, compile.ts) and
- * groupings decode before they group. Stores made before keep VARCHAR columns.
+ * look the codes up by string (Queries.lookupCodes, or `col IN (SELECT id FROM strings WHERE s
+ * ...)`, compile.ts) and groupings group by code and decode after, or decode before they group.
+ * Stores made before keep VARCHAR columns. Adding a column here changes the table: bump
+ * SCHEMA_VERSION.
  */
 export const SPAN_CODED: ReadonlySet<string> = new Set([
   'name',
