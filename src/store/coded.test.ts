@@ -15,6 +15,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { Span } from '../model/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { DuckStore } from './index.js';
+import { fileRows } from './test-rows.js';
 import { DDL, SCHEMA_VERSION, SPAN_CODED } from './schema.js';
 import { STRINGS_CACHED, StringCodes } from './strings.js';
 import { Params } from './compile.js';
@@ -60,19 +61,7 @@ const SPANS: readonly Span[] = [
   mk('10.0.0.2', undefined, 7),
 ];
 
-async function rows(file: string, sql: string): Promise<unknown[][]> {
-  const inst = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
-  try {
-    const c = await inst.connect();
-    try {
-      return (await c.runAndReadAll(sql)).getRows();
-    } finally {
-      c.closeSync();
-    }
-  } finally {
-    inst.closeSync();
-  }
-}
+const rows = fileRows;
 
 const ids = async (store: DuckStore, q: string): Promise<number[]> =>
   (await store.search({ query: parseTraceQL(q), limit: 100 })).map((s) => parseInt(s.spanId, 16)).sort((a, b) => a - b);

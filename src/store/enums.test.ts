@@ -13,6 +13,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { Span } from '../model/index.js';
 import { parseTraceQL } from '../traceql/index.js';
 import { DuckStore } from './index.js';
+import { fileRows } from './test-rows.js';
 import { DDL, SCHEMA_VERSION, SPAN_ENUMS } from './schema.js';
 
 const NOW = BigInt(Date.now()) * 1_000_000n;
@@ -53,19 +54,7 @@ const SPANS: readonly Span[] = [
   mk('get', '1.2', 'gopher', 'elsewhere'),
 ];
 
-async function rows(file: string, sql: string): Promise<unknown[][]> {
-  const inst = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
-  try {
-    const c = await inst.connect();
-    try {
-      return (await c.runAndReadAll(sql)).getRows();
-    } finally {
-      c.closeSync();
-    }
-  } finally {
-    inst.closeSync();
-  }
-}
+const rows = fileRows;
 
 const names = async (store: DuckStore, q: string): Promise<string[]> =>
   (await store.search({ query: parseTraceQL(q), limit: 100 })).map((s) => s.name).sort();
