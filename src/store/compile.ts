@@ -74,11 +74,6 @@ export function codeListKey(op: ComparisonOp, value: string): string {
   return `${op}\0${value}`;
 }
 
-/** `s op p` for a string s (the condition on strings.s that codedCmp's lookup uses) */
-export function codedStringCmp(s: string, op: ComparisonOp, p: string): string {
-  return cmp(s, op, p);
-}
-
 /** `col op value` on a column that holds codes when `coded`: by the codes looked up beforehand when there are, else by a lookup in the query */
 function codedColumnCmp(ctx: CompileContext, coded: boolean, col: string, op: ComparisonOp, value: string, p: () => string): string {
   if (!coded) return cmp(col, op, p());
@@ -188,7 +183,8 @@ export function regexLiterals(e: Expr): { pattern: string; pos: number }[] {
 
 // ---- comparisons ----------------------------------------------------------------------
 
-function cmp(x: string, op: ComparisonOp, p: string): string {
+/** `x op p` as SQL (TraceQL's operators) */
+export function cmp(x: string, op: ComparisonOp, p: string): string {
   switch (op) {
     case '=':
       return `(${x} = ${p})`;

@@ -10,8 +10,8 @@ import { runMetricsQuery, type MetricsRange, type QueryRangeResponse } from './m
 import type { Query } from '../traceql/index.js';
 import {
   Params,
+  cmp,
   codeListKey,
-  codedStringCmp,
   compileFilter,
   jsonPointer,
   regexLiterals,
@@ -619,7 +619,7 @@ export class Queries {
     const entries = [...keys];
     const cols = entries.map(([, c]) => {
       const v = P.add((c.value as { value: string }).value, VARCHAR);
-      return `list(id ORDER BY id) FILTER (WHERE ${codedStringCmp('s', c.op, v)})`;
+      return `list(id ORDER BY id) FILTER (WHERE ${cmp('s', c.op, v)})`;
     });
     const row = (await this.core.query(`SELECT ${cols.join(', ')} FROM strings`, P, true))[0];
     const out = new Map<string, number[]>();

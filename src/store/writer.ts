@@ -734,8 +734,7 @@ interface Batch {
 }
 
 function newBatch(codesEpoch: number): Batch {
-  return {
-    codesEpoch, chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined, strs: [] };
+  return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined, strs: [], codesEpoch };
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
