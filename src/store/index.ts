@@ -1,6 +1,6 @@
 // The embedded span store. Only this directory imports DuckDB.
 
-export { DuckStore, MAX_LIMIT, normalizeTraceId, parseMemoryLimit } from './duckstore.js';
+export { DuckStore, MAX_LIMIT, normalizeTraceId, parseMemoryLimit, ROW_GROUP_ROWS } from './duckstore.js';
 export { UNKNOWN_SERVICE } from './schema.js';
 /** where services()/edges() windows really start: the rollup bucket of their start */
 export { bucketStart as rollupWindowStart } from './rollups.js';
