@@ -111,23 +111,29 @@ describe('file store: whole row groups under load', () => {
     }
   });
 
-  it('under load a batch that would fill its row group within rowGroupWaitMs waits for it, then is committed whatever it holds', async () => {
-    const store = await DuckStore.open({ path: join(dir, 'wait.duckdb'), flushIntervalMs: 50, rowGroupWaitMs: 6000 });
+  it('under load a batch that would fill its row group within rowGroupWaitMs waits for it, and is committed whatever it holds once it would not', async () => {
+    // the rate is measured from the batch's first span: a long wait, so that it holds however
+    // long the append itself takes (30,000 spans fill 32,768 within 60 s while the batch is
+    // younger than 55 s)
+    let store = await DuckStore.open({ path: join(dir, 'wait.duckdb'), flushIntervalMs: 50, rowGroupWaitMs: 60_000 });
     try {
-      const batch = spans(30_000);
-      // all at once: at that rate the row group would be full long before the bound (the
-      // projection holds while the batch is younger than 30,000 / 32,768 x 6 s = 5.5 s)
-      store.append(batch);
-      const appended = Date.now();
+      store.append(spans(30_000));
       await sleep(300);
       // without row groups it would have been committed 50 ms after its first span
       assert.equal(store.stats().flushes, 0);
       assert.equal(store.stats().buffered, 30_000);
-      // no more spans: once its rate no longer fills it by the bound, it goes (by 6 s at the latest)
+    } finally {
+      await store.shutdown();
+    }
+    // a short wait: the batch goes once its rate no longer fills it in time (by 1.5 s at the latest)
+    store = await DuckStore.open({ path: join(dir, 'wait.duckdb'), flushIntervalMs: 50, rowGroupWaitMs: 1500 });
+    try {
+      store.append(spans(30_000));
+      const appended = Date.now();
       await until('the commit', () => store.stats().buffered === 0, 15_000);
       assert.ok(Date.now() - appended < 8000, `committed ${Date.now() - appended} ms after the append`);
       assert.equal(store.stats().flushes, 1);
-      assert.equal(Number((await rows(store, 'SELECT count(*) FROM spans'))[0]![0]), 30_000);
+      assert.equal(Number((await rows(store, 'SELECT count(*) FROM spans'))[0]![0]), 60_000);
     } finally {
       await store.shutdown();
     }
