@@ -139,6 +139,51 @@ describe('file store: whole row groups under load', () => {
     }
   });
 
+  it('a single append of more than a row group: the full one goes at once, the rest by the timer', async () => {
+    // e.g. one OTLP request of 40k spans into an idle store: nothing else arrives after it
+    const store = await DuckStore.open({ path: join(dir, 'rest.duckdb'), flushIntervalMs: 50, rowGroupWaitMs: 300, checkpointIntervalMs: 600_000 });
+    try {
+      store.append(spans(ROW_GROUP_ROWS + 100));
+      await until('the rest committed', () => store.stats().buffered === 0, 5000);
+      assert.equal(store.stats().flushes, 2);
+      assert.equal(Number((await rows(store, 'SELECT count(*) FROM spans'))[0]![0]), ROW_GROUP_ROWS + 100);
+    } finally {
+      await store.shutdown();
+    }
+  });
+
+  it('with maxBuffered below a row group, spans are not dropped waiting for a row group that cannot fill', async () => {
+    const store = await DuckStore.open({ path: join(dir, 'small-buffer.duckdb'), maxBuffered: 10_000, flushIntervalMs: 100, rowGroupWaitMs: 5000 });
+    try {
+      store.append(spans(8000));
+      await sleep(300);
+      store.append(spans(8000));
+      await store.flush();
+      assert.equal(store.stats().spansDropped, 0);
+      assert.equal(Number((await rows(store, 'SELECT count(*) FROM spans'))[0]![0]), 16_000);
+    } finally {
+      await store.shutdown();
+    }
+  });
+
+  it('a full row group held up by a checkpoint does not make the batch being filled go early', async () => {
+    const store = await DuckStore.open({ path: join(dir, 'held.duckdb'), flushIntervalMs: 100, rowGroupWaitMs: 10_000, checkpointIntervalMs: 600_000 });
+    try {
+      // the writer's queue busy for 600 ms, as while a checkpoint runs
+      const writer = (store as unknown as { writer: { exclusive(fn: () => Promise<void>): Promise<void> } }).writer;
+      const held = writer.exclusive(() => sleep(600));
+      // a full row group and 20,000 spans more: at that rate the next one fills well within 10 s
+      store.append(spans(ROW_GROUP_ROWS + 20_000));
+      await held;
+      await until('the full row group', () => store.stats().flushes >= 1);
+      await sleep(500);
+      assert.equal(store.stats().flushes, 1);
+      assert.equal(store.stats().buffered, 20_000);
+    } finally {
+      await store.shutdown();
+    }
+  });
+
   it('an in-memory store and a file store with a WAL keep batches of flushSpans', async () => {
     for (const o of [{}, { path: join(dir, 'wal.duckdb'), wal: true }]) {
       const store = await DuckStore.open({ ...o, flushSpans: 1000, flushIntervalMs: 600_000 });

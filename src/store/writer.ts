@@ -56,7 +56,7 @@ export interface WriterOptions {
   /**
    * A file store attached with ROW_GROUP_SIZE rowGroupRows: under load the writer commits
    * whole row groups, which DuckDB compresses and writes at the commit (see scheduleFlush).
-   * Undefined: batches of flushSpans, compressed by the next checkpoint.
+   * Undefined (or more than maxBuffered): batches of flushSpans, compressed by the next checkpoint.
    */
   rowGroupRows?: number;
   /** with rowGroupRows: the longest a span waits for its row group to fill (ms) */
@@ -122,9 +122,11 @@ export class SpanWriter {
   ) {
     this.flushSpans = o.flushSpans;
     this.flushIntervalMs = o.flushIntervalMs;
-    this.rowGroupRows = o.rowGroupRows;
+    // a buffer smaller than a row group never holds a full one: spans past maxBuffered would be
+    // dropped while the batch waits for it, so such a store commits batches of flushSpans
+    this.rowGroupRows = o.rowGroupRows !== undefined && o.rowGroupRows <= o.maxBuffered ? o.rowGroupRows : undefined;
     this.rowGroupWaitMs = o.rowGroupWaitMs ?? o.flushIntervalMs;
-    this.batchRows = o.rowGroupRows ?? o.flushSpans;
+    this.batchRows = this.rowGroupRows ?? o.flushSpans;
     this.maxBuffered = o.maxBuffered;
     this.maxBufferedCheckpoint = Math.max(o.maxBuffered, o.maxBufferedCheckpoint);
     this.bufferLimit = o.maxBuffered;
@@ -276,14 +278,17 @@ export class SpanWriter {
    */
   private scheduleFlush(): void {
     if (this.buffered === 0 || this.core.closed) return;
-    if (this.rowGroupRows !== undefined ? this.batches.length > 1 || this.batches[0]!.rows >= this.batchRows : this.buffered >= this.flushSpans) {
+    const rowGroups = this.rowGroupRows !== undefined;
+    const now = rowGroups ? this.batches.length > 1 || this.batches[0]!.rows >= this.batchRows : this.buffered >= this.flushSpans;
+    if (now) {
       this.flushImmediate ??= setImmediate(() => {
         this.flushImmediate = undefined;
-        (this.rowGroupRows !== undefined ? this.exclusive(() => this.drain(false)) : this.flush()).catch(() => undefined);
+        (rowGroups ? this.exclusive(() => this.drain(false)) : this.flush()).catch(() => undefined);
       });
-    } else if (!this.flushTimer) {
-      this.armFlushTimer(this.flushIntervalMs);
     }
+    // with row groups the immediate commits the full batches only: the one being filled needs
+    // the timer all the same (one append of more than a row group leaves a partial one)
+    if ((!now || rowGroups) && !this.flushTimer) this.armFlushTimer(this.flushIntervalMs);
   }
 
   private armFlushTimer(ms: number): void {
@@ -296,10 +301,14 @@ export class SpanWriter {
     this.flushTimer.unref();
   }
 
-  /** ms the batch being filled should wait for its row group (0: commit it now) */
+  /**
+   * ms the batch being filled should wait for its row group (0: commit it now). The full
+   * batches before it are not a reason to commit it early: scheduleFlush queued their commit,
+   * and they are still there only while something (a checkpoint) holds up the writer's queue.
+   */
   private rowGroupWait(): number {
     const b = this.batches[this.batches.length - 1];
-    if (this.rowGroupRows === undefined || b === undefined || this.batches.length > 1) return 0;
+    if (this.rowGroupRows === undefined || b === undefined) return 0;
     const age = performance.now() - b.startedAt;
     const left = this.rowGroupWaitMs - age;
     // full by the bound at the rate it has filled at so far: wait (re-checked every flushIntervalMs)
