@@ -153,11 +153,13 @@ describe('file store: whole row groups under load', () => {
   });
 
   it('with maxBuffered below a row group, spans are not dropped waiting for a row group that cannot fill', async () => {
-    const store = await DuckStore.open({ path: join(dir, 'small-buffer.duckdb'), maxBuffered: 10_000, flushIntervalMs: 100, rowGroupWaitMs: 5000 });
+    // a long wait: the 8000 spans would fill a row group in time (if the buffer could hold one)
+    const store = await DuckStore.open({ path: join(dir, 'small-buffer.duckdb'), maxBuffered: 10_000, flushIntervalMs: 100, rowGroupWaitMs: 60_000 });
     try {
-      store.append(spans(8000));
+      const [first, second] = [spans(8000), spans(8000)];
+      store.append(first);
       await sleep(300);
-      store.append(spans(8000));
+      store.append(second);
       await store.flush();
       assert.equal(store.stats().spansDropped, 0);
       assert.equal(Number((await rows(store, 'SELECT count(*) FROM spans'))[0]![0]), 16_000);
@@ -169,11 +171,16 @@ describe('file store: whole row groups under load', () => {
   it('a full row group held up by a checkpoint does not make the batch being filled go early', async () => {
     const store = await DuckStore.open({ path: join(dir, 'held.duckdb'), flushIntervalMs: 100, rowGroupWaitMs: 10_000, checkpointIntervalMs: 600_000 });
     try {
-      // the writer's queue busy for 600 ms, as while a checkpoint runs
+      // the writer's queue busy, as while a checkpoint runs
       const writer = (store as unknown as { writer: { exclusive(fn: () => Promise<void>): Promise<void> } }).writer;
-      const held = writer.exclusive(() => sleep(600));
+      const batch = spans(ROW_GROUP_ROWS + 20_000);
+      let release!: () => void;
+      const held = writer.exclusive(() => new Promise<void>((r) => (release = r)));
       // a full row group and 20,000 spans more: at that rate the next one fills well within 10 s
-      store.append(spans(ROW_GROUP_ROWS + 20_000));
+      store.append(batch);
+      // the timer (100 ms) fires while the full row group waits for the queue
+      await sleep(400);
+      release();
       await held;
       await until('the full row group', () => store.stats().flushes >= 1);
       await sleep(500);
