@@ -106,7 +106,8 @@ export interface DuckStoreOptions {
   /**
    * Without a WAL, under load (more than ROW_GROUP_ROWS spans per rowGroupWaitMs): the longest
    * a span waits for a whole row group, which is then compressed once, at its commit (default
-   * 5000 ms; see SpanWriter.scheduleFlush). At lower rates spans wait flushIntervalMs as always.
+   * 5000 ms; see SpanWriter.scheduleFlush). At lower rates spans wait flushIntervalMs as always,
+   * and with a maxBuffered below ROW_GROUP_ROWS batches are of flushSpans as without row groups.
    */
   rowGroupWaitMs?: number;
 }
