@@ -98,6 +98,11 @@ describe('Go runtime context: the goroutine of each call', { timeout: 300_000 },
       // request. Not asserted: the child readies the handler before it ends, and another thread
       // may run the handler first (about 1% of fan-out children under load, whose calls then go
       // unlinked; test/linking-runtimes.test.ts holds the share)
+      // curl has the answer, but its send event may still be on its way from the ring buffer
+      await waitFor("the /fan request's answer", () => {
+        const read = first(srv.pid, since2, 'recv', 'GET /fan');
+        return read !== undefined && onConn(read, 'send').length > 0;
+      });
       const fanRead = first(srv.pid, since2, 'recv', 'GET /fan')!;
       const fanAnswer = onConn(fanRead, 'send')[0]!;
       console.log(`${go.version}: the child goroutine ended ${fanAnswer.ts - ended.exitNs} ns before the handler's answer`);
