@@ -134,12 +134,23 @@ end
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     let wrong = 0;
     let withParent = 0;
+    // a child outside its parent's time (ends timed on two CPUs, Linker.finish), by link
+    const outside: Record<string, number> = {};
+    const examples: string[] = [];
+    const endOf = (x: Span) => x.startTimeUnixNano + BigInt(x.durationNano);
     for (const s of spans) {
       if (!s.parentSpanId) continue;
       const p = byId.get(s.parentSpanId);
       if (!p) continue;
       withParent++;
       if (p.attributes['url.path'] !== s.attributes['url.path'] || p.traceId !== s.traceId) wrong++;
+      // (a request wrk left in flight when it stopped ended where its last bytes went: not nested)
+      const whole = p.attributes['error.type'] === undefined && s.attributes['error.type'] === undefined;
+      if (whole && (s.startTimeUnixNano < p.startTimeUnixNano || endOf(s) > endOf(p))) {
+        const how = String(s.attributes['osprey.link']);
+        outside[how] = (outside[how] ?? 0) + 1;
+        if (examples.length < 3) examples.push(`${p.resource['service.name']} ${p.kind} -> ${s.resource['service.name']} ${s.kind}: starts ${s.startTimeUnixNano - p.startTimeUnixNano} ns after, ends ${endOf(p) - endOf(s)} ns before`);
+      }
     }
     const byPath = new Map<string, Span[]>();
     for (const s of spans) {
@@ -163,9 +174,10 @@ end
     console.log(
       `${label}: ${completed} requests completed (${(completed / 6).toFixed(0)}/s), ${complete} paths with all six spans ` +
         `(completeness ${(completeness * 100).toFixed(2)}%), linked end to end ${endToEnd} (${((endToEnd / completed) * 100).toFixed(1)}%), ` +
-        `${withParent} parent links checked, ${wrong} wrong, ${mixed} traces mixing requests`,
+        `${withParent} parent links checked, ${wrong} wrong, ${mixed} traces mixing requests, outside their parent: ${JSON.stringify(outside)}`,
     );
     assert.equal(wrong, 0, 'no wrong parent');
+    assert.deepEqual(outside, {}, `every child lies within its parent: ${examples.join('; ')}`);
     assert.equal(mixed, 0, 'no trace mixes two requests');
     assert.ok(completeness >= 0.999, `completeness ${completeness}`);
     // a linker that links nothing has no wrong parent either: the chain forwards the request

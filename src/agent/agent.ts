@@ -555,7 +555,7 @@ export class Agent {
       fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
       if (kept.kind === 'server') this.linker.responded(kept, x.respTid, x.respTs);
       kept.data = this.#timed(c, span, e.ts, e.tsEnd);
-      this.linker.finish(kept, e.tsEnd, this.#linkNow());
+      this.linker.finish(kept, e.tsEnd, this.#linkNow(), true);
       return;
     }
     const ex = exchangeFromRecord(e);
@@ -568,7 +568,7 @@ export class Agent {
     if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid, ex.response!.tsStart);
     const end = ex.response!.tsEnd;
     rec.data = this.#span(c, ex, end);
-    this.linker.finish(rec, end, this.#linkNow());
+    this.linker.finish(rec, end, this.#linkNow(), true);
   }
 
   /**
@@ -591,7 +591,7 @@ export class Agent {
       // the span is built now and held instead of the exchange: the parser's objects die
       // young, and only the span lives through the hold (GC cost grows with what survives)
       rec.data = this.#span(c, ex, end);
-      this.linker.finish(rec, end, now);
+      this.linker.finish(rec, end, now, ex.response !== undefined && ex.incomplete === undefined);
     }
   }
 
@@ -738,6 +738,8 @@ export class Agent {
       span.p0 = r.p0;
       span.p1 = r.p1;
       span.link = r.link;
+      // the linker moved the end to nest a tuple pair timed out of order (Linker.finish)
+      if (r.endShift !== 0) span.durationNano = Math.max(0, span.durationNano + Math.round(r.endShift));
       spans.push(span);
     }
     this.counters.spans += spans.length;

@@ -67,6 +67,60 @@ describe('Linker', () => {
     assert.equal(l.counters.linked_late, 1);
   });
 
+  it('a tuple pair whose ends two CPUs timed out of order is nested, whichever end is reported first', () => {
+    // the server's last write returned after the client's last read (the reader woke first):
+    // the server request ends where its parent does
+    const l = new Linker({ holdNs: 0 });
+    const c = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+    const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
+    l.finish(c, 300, 0, true);
+    l.finish(s, 304, 0, true);
+    assert.deepEqual([s.end, s.endShift, c.end, c.endShift], [300, -4, 300, 0]);
+    // the same, the server's end reported first: the parent ends where its child does
+    const c2 = l.start('client', 1, 1, A, 'GET /b', 400, undefined);
+    const s2 = l.start('server', 2, 7, B, 'GET /b', 410, undefined);
+    l.finish(s2, 604, 0, true);
+    l.finish(c2, 600, 0, true);
+    assert.deepEqual([s2.end, s2.endShift, c2.end, c2.endShift], [604, 0, 604, 4]);
+    // a server request linked late (reported before its client request) counts as well
+    const s3 = l.start('server', 2, 7, B, 'GET /c', 710, undefined);
+    l.finish(s3, 905, 0, true);
+    const c3 = l.start('client', 1, 1, A, 'GET /c', 700, undefined);
+    l.finish(c3, 900, 0, true);
+    assert.equal(s3.parent, c3);
+    assert.deepEqual([c3.end, c3.endShift], [905, 5]);
+    assert.equal(l.counters.ends_nested, 3);
+  });
+
+  it('ends in order, or a client that gave up before the answer, stay as timed', () => {
+    const l = new Linker({ holdNs: 0 });
+    const c = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+    const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
+    l.finish(s, 290, 0, true);
+    l.finish(c, 300, 0, true);
+    assert.deepEqual([s.end, c.end, s.endShift, c.endShift], [290, 300, 0, 0]);
+    // the client closed without a whole response; the server answered after it left
+    const c2 = l.start('client', 1, 1, A, 'GET /b', 400, undefined);
+    const s2 = l.start('server', 2, 7, B, 'GET /b', 410, undefined);
+    l.finish(c2, 500, 0, false);
+    l.finish(s2, 900, 0, true);
+    assert.deepEqual([s2.end, s2.endShift], [900, 0]);
+    // nor is a parent stretched to a child that did not answer whole
+    const c3 = l.start('client', 1, 1, A, 'GET /c', 1000, undefined);
+    const s3 = l.start('server', 2, 7, B, 'GET /c', 1010, undefined);
+    l.finish(s3, 1500, 0, false);
+    l.finish(c3, 1200, 0, true);
+    assert.deepEqual([c3.end, c3.endShift], [1200, 0]);
+    // thread links are not tuple pairs: nothing moves
+    const up = l.start('server', 3, 9, 'p:1>q:2', 'GET /up', 2000, undefined);
+    const call = l.start('client', 3, 9, 'r:1>s:2', 'GET /down', 2010, undefined);
+    assert.equal(call.link, 'thread');
+    l.finish(up, 2100, 0, true);
+    l.finish(call, 2200, 0, true);
+    assert.equal(call.endShift, 0);
+    assert.equal(l.counters.ends_nested, 0);
+  });
+
   it('only records whose trace may still change wait for the hold', () => {
     const l = new Linker({ holdNs: 1000 });
     // a client request without a parent never gets one: its chain is final at once

@@ -133,6 +133,15 @@ export interface LinkRecord {
   /** a client request already taken as parent by a server request (tuple links pair 1:1) */
   claimed: boolean;
   end: number | undefined;
+  /** its exchange ended with a whole response (finish's `whole`) */
+  whole: boolean;
+  /**
+   * the end was moved by this much (ns) after the owner timed its span, to nest a tuple pair
+   * (see #nestEnds): the owner applies it at emission
+   */
+  endShift: number;
+  /** a client request taken as a tuple parent: its child's end, when that ended first with a whole response */
+  childEnd: number | undefined;
   link: LinkSource;
   parent: LinkRecord | undefined;
   /** from traceparent, or fixed at resolution */
@@ -203,6 +212,8 @@ export interface LinkerCounters {
   loss_barriers: number;
   /** links left out because events were lost around them (see the head of this file) */
   withheld_loss: number;
+  /** tuple pairs whose ends two CPUs timed out of order (the server's after the client's): nested (#nestEnds) */
+  ends_nested: number;
 }
 
 export interface LinkerOptions {
@@ -348,6 +359,7 @@ export class Linker {
     learned_event_loop: 0,
     loss_barriers: 0,
     withheld_loss: 0,
+    ends_nested: 0,
   };
   readonly #holdNs: number;
   readonly #max: number;
@@ -472,6 +484,9 @@ export class Linker {
       claimed: false,
       start: ts,
       end: undefined,
+      whole: false,
+      endShift: 0,
+      childEnd: undefined,
       link: 'none',
       parent: undefined,
       trace: undefined,
@@ -790,6 +805,8 @@ export class Linker {
       // a client request answers one server request: no longer a candidate
       parent.claimed = true;
       this.#unlistClient(parent);
+      // linked late: the server request may have ended already
+      if (r.end !== undefined && r.whole) parent.childEnd = r.end;
     }
     r.link = how;
     if (how === 'tuple') this.counters.linked_tuple++;
@@ -797,9 +814,14 @@ export class Linker {
     else this.counters.linked_thread++;
   }
 
-  /** the request's exchange finished at ts; the record is emitted after the hold */
-  finish(r: LinkRecord, ts: number, now: number): void {
+  /**
+   * the request's exchange finished at ts, with a whole response or not (`whole`); the record
+   * is emitted after the hold. Its end may move by r.endShift to nest a tuple pair (#nestEnds).
+   */
+  finish(r: LinkRecord, ts: number, now: number, whole = false): void {
     r.end = Math.max(ts, r.start);
+    r.whole = whole;
+    if (whole) this.#nestEnds(r);
     this.#unserve(r);
     if (r.kind === 'server') this.#decideAncestry(r, r.answered ?? r.end);
     // the server side reads a request before the client can read its response,
@@ -813,6 +835,31 @@ export class Linker {
     }
     r.emitAt = now + this.#holdNs;
     this.#held.push(r);
+  }
+
+  /**
+   * The two ends of one exchange are timed on different CPUs. The server's last write and the
+   * client's last read both return after the response's last bytes reached the client's socket,
+   * in either order: on loopback the reader, woken on the other CPU, may return before the
+   * writer does. Both ends are upper bounds of that moment, so the lower one is as true as the
+   * other, and the pair is made to nest: a server request that ends after its tuple parent ends
+   * where its parent does; a parent that ended first (and went out, or is held) ends where its
+   * child does. Only for whole responses: a client that gave up before the answer ended first
+   * for real. The moves are a few microseconds (the wake-up of the reader); ends_nested counts them.
+   */
+  #nestEnds(r: LinkRecord): void {
+    if (r.kind === 'server') {
+      const p = r.link === 'tuple' ? r.parent : undefined;
+      if (p === undefined) return;
+      if (p.end === undefined) p.childEnd = r.end;
+      else if (p.whole && p.end < r.end!) this.#moveEnd(r, Math.max(p.end, r.start));
+    } else if (r.childEnd !== undefined && r.childEnd > r.end!) this.#moveEnd(r, r.childEnd);
+  }
+
+  #moveEnd(r: LinkRecord, end: number): void {
+    r.endShift += end - r.end!;
+    r.end = end;
+    this.counters.ends_nested++;
   }
 
   /**
