@@ -88,6 +88,17 @@ const CASES: [string, Span[]][] = [
     span({ resource: other }),
   ]],
   ['no attributes, empty resource', [span({ resource: {} })]],
+  // the hot attributes' fast paths (lengths computed up front) at the edges of their one-byte
+  // lengths, ASCII and not, short (copied by a loop) and long (a native write)
+  ['hot attributes at every length edge, ASCII and not, and every kind of number', [
+    ...[0, 1, 23, 24, 25, 100, 101, 102, 103, 125, 126, 127, 128, 129, 300, 20_000].flatMap((n) => [
+      span({ resource: proc, attributes: { 'url.path': `/${'p'.repeat(Math.max(0, n - 1))}`.slice(0, n), 'http.request.method': 'x'.repeat(n) } }),
+      span({ resource: proc, attributes: { 'url.full': 'é'.repeat(n), 'user_agent.original': `${'a'.repeat(Math.max(0, n - 1))}☃`, 'osprey.link': '🦅'.repeat(n >> 1) } }),
+    ]),
+    ...[0, 1, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -(2 ** 40), 0.5, Number.NaN].map((v) =>
+      span({ resource: proc, attributes: { 'http.response.status_code': v, 'server.port': v, 'http.request.body.size': v } }),
+    ),
+  ]],
   ['span events and links (OTLP spans re-exported), with dropped counts, beside a span without', [
     span({
       resource: proc,

@@ -128,6 +128,11 @@ const SPAN_FLAGS_IS_REMOTE = 0x200;
 const MAX_CACHED_KEYS = 4096;
 const TWO_32 = 4294967296;
 
+/** bytes of a varint below 2^32 */
+function varintSize(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
+}
+
 /** a growing output buffer with protobuf primitives */
 class Writer {
   buf = Buffer.allocUnsafe(256 * 1024);
@@ -203,23 +208,107 @@ class Writer {
   /** length-prefixed string */
   string(s: string): void {
     const n = s.length;
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      if (s.charCodeAt(i) > 127) {
-        ascii = false;
-        break;
+    // optimistic: ASCII, so its length in bytes is n; copied char by char while checked
+    if (n < 128) {
+      this.ensure(n + 1);
+      const buf = this.buf;
+      const at = this.pos;
+      buf[at] = n;
+      let p = at + 1;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 127) {
+          p = -1;
+          break;
+        }
+        buf[p++] = c;
+      }
+      if (p >= 0) {
+        this.pos = p;
+        return;
       }
     }
-    const len = ascii ? n : Buffer.byteLength(s, 'utf8');
+    const len = Buffer.byteLength(s, 'utf8');
     this.varint(len);
     this.ensure(len);
-    if (ascii && n < 64) {
-      const buf = this.buf;
-      for (let i = 0; i < n; i++) buf[this.pos++] = s.charCodeAt(i);
-    } else {
-      this.pos += this.buf.write(s, this.pos, len, ascii ? 'latin1' : 'utf8');
-    }
+    this.pos += this.buf.write(s, this.pos, len, 'utf8');
   }
+
+  /**
+   * A KeyValue attribute with a string value as field `tag`: tag, KeyValue length, the key's
+   * pre-encoded bytes, AnyValue length, string_value. Lengths are computed, not back-patched.
+   */
+  stringAttr(tag: number, key: Buffer, v: string): void {
+    const n = v.length;
+    const keyLen = key.length;
+    // up to 125 bytes: every length below fits one byte when the key is short
+    if (n <= 125 && keyLen + n + 3 < 128) {
+      this.ensure(keyLen + 3 * n + 5);
+      const buf = this.buf;
+      const at = this.pos;
+      buf[at] = tag;
+      let p = at + 2;
+      for (let i = 0; i < keyLen; i++) buf[p++] = key[i]!;
+      p += 3; // AnyValue length, string_value's tag and length
+      let len = n;
+      if (n < 24) {
+        // short: a loop beats the native call; ASCII only (its length in bytes is n)
+        for (let i = 0; i < n; i++) {
+          const c = v.charCodeAt(i);
+          if (c > 127) {
+            len = -1;
+            break;
+          }
+          buf[p++] = c;
+        }
+      } else {
+        // as many bytes as chars only when every char is ASCII
+        len = buf.write(v, p, 'utf8');
+        p += len;
+      }
+      if (len >= 0 && len <= 125 && keyLen + len + 3 < 128) {
+        buf[at + 1] = keyLen + len + 3;
+        const lens = at + 2 + keyLen;
+        buf[lens] = len + 2; // AnyValue
+        buf[lens + 1] = 0x0a; // string_value
+        buf[lens + 2] = len;
+        this.pos = p;
+        return;
+      }
+    }
+    const len = Buffer.byteLength(v, 'utf8');
+    const anyLen = 1 + varintSize(len) + len;
+    this.ensure(len + 32 + keyLen);
+    this.byte(tag);
+    this.varint(keyLen + varintSize(anyLen) + anyLen);
+    this.raw(key);
+    this.varint(anyLen);
+    this.byte(0x0a);
+    this.varint(len);
+    this.pos += this.buf.write(v, this.pos, len, 'utf8');
+  }
+
+  /** a KeyValue attribute with a value below 2^32 as int_value (see stringAttr) */
+  smallIntAttr(tag: number, key: Buffer, v: number): void {
+    const keyLen = key.length;
+    this.ensure(keyLen + 8);
+    const buf = this.buf;
+    let p = this.pos;
+    const vLen = varintSize(v);
+    buf[p++] = tag;
+    buf[p++] = keyLen + 2 + vLen; // short keys only (HOT_KEYS): one byte
+    for (let i = 0; i < keyLen; i++) buf[p++] = key[i]!;
+    buf[p++] = 1 + vLen; // AnyValue
+    buf[p++] = 0x18; // int_value
+    let x = v;
+    while (x > 127) {
+      buf[p++] = (x & 127) | 128;
+      x >>>= 7;
+    }
+    buf[p++] = x;
+    this.pos = p;
+  }
+
 
   /** length-prefixed 16 bytes of a trace id given as 32-bit words, most significant first */
   traceId(w0: number, w1: number, w2: number, w3: number): void {
@@ -262,6 +351,34 @@ class Writer {
   begin(): number {
     this.ensure(1);
     return this.pos++;
+  }
+
+  /**
+   * reserves two bytes for the length of a message of 128 to 16,383 bytes (a span, usually);
+   * finish2() fills them in, and moves the message only when its length is another size
+   */
+  begin2(): number {
+    this.ensure(2);
+    const at = this.pos;
+    this.pos += 2;
+    return at;
+  }
+
+  finish2(at: number): void {
+    const len = this.pos - at - 2;
+    const size = varintSize(len);
+    if (size !== 2) {
+      if (size > 2) this.ensure(size - 2);
+      this.buf.copyWithin(at + size, at + 2, this.pos);
+      this.pos += size - 2;
+    }
+    let v = len;
+    let p = at;
+    while (v > 127) {
+      this.buf[p++] = (v & 127) | 128;
+      v >>>= 7;
+    }
+    this.buf[p] = v;
   }
 
   finish(at: number): void {
@@ -341,13 +458,17 @@ function spanAttributes(w: Writer, s: Span): void {
   for (let i = 0; i < HOT_KEYS.length; i++) {
     const v = s.hot(i);
     if (v === undefined) continue;
-    w.byte(0x4a); // Span.attributes (9)
-    const kv = w.begin();
-    w.raw(HOT_KEYS[i]!);
-    const val = w.begin();
-    anyValue(w, v);
-    w.finish(val);
-    w.finish(kv);
+    if (typeof v === 'string') w.stringAttr(0x4a, HOT_KEYS[i]!, v); // Span.attributes (9)
+    else if (Number.isInteger(v) && v >= 0 && v < TWO_32) w.smallIntAttr(0x4a, HOT_KEYS[i]!, v);
+    else {
+      w.byte(0x4a);
+      const kv = w.begin();
+      w.raw(HOT_KEYS[i]!);
+      const val = w.begin();
+      anyValue(w, v);
+      w.finish(val);
+      w.finish(kv);
+    }
   }
   if (s.extra) attributes(w, s.extra, 9);
 }
@@ -388,7 +509,7 @@ function spanLink(w: Writer, l: SpanLink): void {
 
 function span(w: Writer, s: Span): void {
   w.byte(0x12); // ScopeSpans.spans
-  const at = w.begin();
+  const at = w.begin2();
   // ids straight from their words (big-endian: the hex reads most significant first)
   w.byte(0x0a);
   w.traceId(s.t0, s.t1, s.t2, s.t3);
@@ -439,10 +560,10 @@ function span(w: Writer, s: Span): void {
   w.varint(OTLP_STATUS_CODE[s.status]);
   w.finish(st);
   // flags: sampled, "has is_remote", and is_remote unless the thread rule linked it in-process
-  const remote = parent && !LOCAL_LINKS.has(String(s.attr('osprey.link')));
+  const remote = parent && !LOCAL_LINKS.has(String(s.link ?? s.extra?.['osprey.link']));
   w.varint((16 << 3) | 5);
   w.fixed32(SPAN_FLAGS_SAMPLED_HAS_IS_REMOTE | (remote ? SPAN_FLAGS_IS_REMOTE : 0));
-  w.finish(at);
+  w.finish2(at);
 }
 
 // InstrumentationScope{1 name, 2 version} as ScopeSpans field 1: the same for every batch
