@@ -185,8 +185,10 @@ export class SpanExporter {
     // level 1: half the CPU of level 6 (1.3 against 2.6 µs per span on recorded agent spans,
     // docs/export.md) for 6% more bytes (50 against 47 B per span); the node budget of 1 MB/s
     // at 5k req/s still holds. memLevel 9 (a 256 KiB hash table instead of 128): 1.19 -> 1.08 µs
-    // per span, the same bytes
-    gzip(plain, { level: 1, memLevel: 9 }, (err, gz) => {
+    // per span, the same bytes. chunkSize 64 KiB: a batch's output (~50 KiB for 1,024 agent spans)
+    // comes back in one piece, not in 16 KiB pieces that each go back to the thread pool:
+    // 2.2 -> 1.9 µs per span in all threads, 0.5 -> 0.25 on the JS thread (session 15)
+    gzip(plain, { level: 1, memLevel: 9, chunkSize: 64 * 1024 }, (err, gz) => {
       this.#compressing--;
       this.#compressingSpans -= n;
       this.#queuedBytes -= plain.length;
