@@ -365,30 +365,21 @@ class Writer {
   }
 
   finish2(at: number): void {
-    const len = this.pos - at - 2;
-    const size = varintSize(len);
-    if (size !== 2) {
-      if (size > 2) this.ensure(size - 2);
-      this.buf.copyWithin(at + size, at + 2, this.pos);
-      this.pos += size - 2;
-    }
-    let v = len;
-    let p = at;
-    while (v > 127) {
-      this.buf[p++] = (v & 127) | 128;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
+    this.#fill(at, 2);
   }
 
   finish(at: number): void {
-    const len = this.pos - at - 1;
-    let size = 1;
-    for (let v = len; v > 127; v >>>= 7) size++;
-    if (size > 1) {
-      this.ensure(size - 1);
-      this.buf.copyWithin(at + size, at + 1, this.pos);
-      this.pos += size - 1;
+    this.#fill(at, 1);
+  }
+
+  /** writes the length of the message after the `reserved` bytes at `at`, moving the message when its varint takes another number of bytes */
+  #fill(at: number, reserved: number): void {
+    const len = this.pos - at - reserved;
+    const size = varintSize(len);
+    if (size !== reserved) {
+      if (size > reserved) this.ensure(size - reserved);
+      this.buf.copyWithin(at + size, at + reserved, this.pos);
+      this.pos += size - reserved;
     }
     let v = len;
     let p = at;
