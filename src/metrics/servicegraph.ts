@@ -438,7 +438,9 @@ function databaseRequest(e: Edge, resource: Attributes, span: Span, durationNano
 
 /** the pending-edge map key: a word of the id, or for a root (id 0, 0) the trace id's first and last words XORed (see the top) */
 function edgeKey(t0: number, t3: number, i0: number, i1: number): number {
-  return (i0 | i1) === 0 ? t0 ^ t3 : i1;
+  // 30 bits: a small integer ("Smi") to V8, which a Map hashes and compares without boxing it
+  // (a 32-bit word is a heap number half the time: 1.5-1.8x the cost of a lookup)
+  return ((i0 | i1) === 0 ? t0 ^ t3 : i1) & 0x3fffffff;
 }
 
 /** a span's start in Unix ns as a float (µs precision: edges are bucketed by minute) */

@@ -197,14 +197,15 @@ export class DuckStore implements SpanStore {
   ) {
     this.core = new StoreCore(instance, catalog, o.readers ?? 4);
     this.rollups = new Rollups(catalog, o.rollups);
+    const noWal = fileWithoutWal(file, o);
     this.writer = new SpanWriter(this.core, writeCon, this.rollups, this.c, {
       flushSpans: o.flushSpans ?? 5000,
       flushIntervalMs: o.flushIntervalMs ?? 1000,
       maxBuffered: o.maxBuffered ?? DEFAULT_MAX_BUFFERED,
       maxBufferedCheckpoint: o.maxBufferedCheckpoint ?? DEFAULT_CHECKPOINT_BUFFER_FACTOR * (o.maxBuffered ?? DEFAULT_MAX_BUFFERED),
       checkpointBytes: checkpointBytes(o.memoryLimit ?? (file !== undefined ? DEFAULT_FILE_MEMORY_LIMIT : undefined)),
-      checkpointIntervalMs: fileWithoutWal(file, o) ? (o.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS) : undefined,
-      rowGroupRows: fileWithoutWal(file, o) ? ROW_GROUP_ROWS : undefined,
+      checkpointIntervalMs: noWal ? (o.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS) : undefined,
+      rowGroupRows: noWal ? ROW_GROUP_ROWS : undefined,
       rowGroupWaitMs: o.rowGroupWaitMs ?? DEFAULT_ROW_GROUP_WAIT_MS,
     });
     this.queries = new Queries(this.core);
