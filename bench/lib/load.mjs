@@ -206,7 +206,8 @@ export function probeMode(dir) {
         script,
         `${tps.map((t) => `tracepoint:${t}`).join(',\n')}\n{ @events = count(); }\ninterval:ms:100 { print(@events); }\nEND { print(@events); clear(@events); }\n`,
       );
-      const child = await spawnChild('bpftrace', [script], { stopSignal: 'SIGINT', stopGraceMs: 10_000 });
+      let prints = 0; // counts printed so far (its kept stdout is trimmed, so not counted there)
+      const child = await spawnChild('bpftrace', [script], { stopSignal: 'SIGINT', stopGraceMs: 10_000, log: (line) => void (line.includes('@events:') && prints++) });
       await child.waitForOutput('stdout', /Attaching \d+ probes/, 60_000);
       await sleep(1000);
       /** the latest count the probe printed (at most 100 ms old) */
@@ -222,7 +223,11 @@ export function probeMode(dir) {
         pid: child.pid,
         tracepoints: tps.length,
         async sample() {
-          await sleep(150); // let the probe print a count that covers everything before this call
+          // a count that covers everything before this call: the second one printed after it
+          // (the first may have been taken just before). Waiting a fixed 150 ms was not enough
+          // on a loaded machine, where bpftrace's prints lag (CI: 1,070,995 of 1,200,000 hits)
+          const from = prints;
+          for (const end = Date.now() + 10_000; prints < from + 2 && Date.now() < end; ) await sleep(20);
           const h = hits();
           return h === undefined ? {} : { probe_hits: h };
         },
@@ -258,7 +263,9 @@ export async function calibrateProbe(dir, { count = 1_000_000, runs = 5 } = {}) 
     for (let i = 0; i < runs; i++) {
       const h0 = (await ctl.sample()).probe_hits;
       on.push(await dd());
-      const h1 = (await ctl.sample()).probe_hits;
+      let h1 = (await ctl.sample()).probe_hits;
+      // the count only grows: one that does not cover dd's hits yet may be a print that lagged
+      for (let k = 0; k < 20 && h1 !== undefined && h0 !== undefined && h1 - h0 < 4 * count; k++) h1 = (await ctl.sample()).probe_hits;
       hits.push(h1 !== undefined && h0 !== undefined ? h1 - h0 : NaN);
     }
   } finally {
