@@ -133,6 +133,26 @@ function varintSize(v: number): number {
   return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
 }
 
+/** writes v (below 2^32) as a varint at p; the position after it */
+function putVarint32(buf: Buffer, p: number, v: number): number {
+  while (v > 127) {
+    buf[p++] = (v & 127) | 128;
+    v >>>= 7;
+  }
+  buf[p++] = v;
+  return p;
+}
+
+/** copies the n chars of s to p when every one is ASCII (one byte each); the position after them, or -1 */
+function copyAscii(buf: Buffer, p: number, s: string, n: number): number {
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) return -1;
+    buf[p++] = c;
+  }
+  return p;
+}
+
 /** a growing output buffer with protobuf primitives */
 class Writer {
   buf = Buffer.allocUnsafe(256 * 1024);
@@ -157,12 +177,7 @@ class Writer {
     this.ensure(10);
     const buf = this.buf;
     if (value >= 0 && value <= 0xffffffff) {
-      let v = value >>> 0;
-      while (v > 127) {
-        buf[this.pos++] = (v & 127) | 128;
-        v >>>= 7;
-      }
-      buf[this.pos++] = v;
+      this.pos = putVarint32(buf, this.pos, value >>> 0);
       return;
     }
     let low: number;
@@ -211,18 +226,8 @@ class Writer {
     // optimistic: ASCII, so its length in bytes is n; copied char by char while checked
     if (n < 128) {
       this.ensure(n + 1);
-      const buf = this.buf;
-      const at = this.pos;
-      buf[at] = n;
-      let p = at + 1;
-      for (let i = 0; i < n; i++) {
-        const c = s.charCodeAt(i);
-        if (c > 127) {
-          p = -1;
-          break;
-        }
-        buf[p++] = c;
-      }
+      this.buf[this.pos] = n;
+      const p = copyAscii(this.buf, this.pos + 1, s, n);
       if (p >= 0) {
         this.pos = p;
         return;
@@ -250,17 +255,11 @@ class Writer {
       let p = at + 2;
       for (let i = 0; i < keyLen; i++) buf[p++] = key[i]!;
       p += 3; // AnyValue length, string_value's tag and length
-      let len = n;
+      let len: number;
       if (n < 24) {
         // short: a loop beats the native call; ASCII only (its length in bytes is n)
-        for (let i = 0; i < n; i++) {
-          const c = v.charCodeAt(i);
-          if (c > 127) {
-            len = -1;
-            break;
-          }
-          buf[p++] = c;
-        }
+        p = copyAscii(buf, p, v, n);
+        len = p < 0 ? -1 : n;
       } else {
         // as many bytes as chars only when every char is ASCII
         len = buf.write(v, p, 'utf8');
@@ -300,15 +299,8 @@ class Writer {
     for (let i = 0; i < keyLen; i++) buf[p++] = key[i]!;
     buf[p++] = 1 + vLen; // AnyValue
     buf[p++] = 0x18; // int_value
-    let x = v;
-    while (x > 127) {
-      buf[p++] = (x & 127) | 128;
-      x >>>= 7;
-    }
-    buf[p++] = x;
-    this.pos = p;
+    this.pos = putVarint32(buf, p, v);
   }
-
 
   /** length-prefixed 16 bytes of a trace id given as 32-bit words, most significant first */
   traceId(w0: number, w1: number, w2: number, w3: number): void {
@@ -381,13 +373,7 @@ class Writer {
       this.buf.copyWithin(at + size, at + reserved, this.pos);
       this.pos += size - reserved;
     }
-    let v = len;
-    let p = at;
-    while (v > 127) {
-      this.buf[p++] = (v & 127) | 128;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
+    putVarint32(this.buf, at, len);
   }
 }
 
