@@ -7,7 +7,8 @@
 // DuckDB's own workers with more) keep the process's name ("node") and are one group here,
 // "node (unnamed)", apart from the JS thread (the thread whose id is the pid). (A libuv that
 // names its pool "libuv-worker" would make that a group of its own.)
-//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--warm 2] [--store memory|file|none] [--prof DIR]
+//   node bench/threads.mjs [--rate 4000] [--seconds 8] [--warm 2] [--store memory|file|none] [--prof DIR] [--close]
+// --close: wrk sends "Connection: close" (a new connection per request), as bench/run.mjs's *-close scenarios.
 // --warm SEC: paced load before the measured run (V8 compiles the hot code in the first
 //   seconds; a longer warm-up measures the steady state)
 // --store none: export-only (--no-store), OTLP/HTTP to a sink in this process that answers 200.
@@ -33,6 +34,7 @@ const PROF = option('prof', undefined);
 const WARM = Number(option('warm', 2));
 const ATTACH = option('attach', undefined);
 const UP_ARGS = option('up-args', '').split(' ').filter((a) => a !== '');
+const CLOSE = process.argv.includes('--close');
 
 function threads(pid) {
   const out = new Map();
@@ -67,7 +69,7 @@ try {
   const osprey = await ospreyMode({ dir, memory: STORE === 'memory', profDir: PROF, exportTo, extraArgs: UP_ARGS }).start();
   try {
     const url = `http://127.0.0.1:${nginx.port}/`;
-    await runWrk({ url, seconds: WARM, rate: RATE, connections: 20, threads: 1, dir }); // warm-up
+    await runWrk({ url, seconds: WARM, rate: RATE, connections: 20, threads: 1, dir, close: CLOSE }); // warm-up
     await sleep(1000);
     let attached;
     let attachOut = '';
@@ -79,7 +81,7 @@ try {
     }
     const c0 = await osprey.sample();
     const t0 = threads(osprey.pid);
-    const w = await runWrk({ url, seconds: SECONDS, rate: RATE, connections: 20, threads: 1, dir });
+    const w = await runWrk({ url, seconds: SECONDS, rate: RATE, connections: 20, threads: 1, dir, close: CLOSE });
     const t1 = threads(osprey.pid);
     const c1 = await osprey.sample();
     if (attached) {

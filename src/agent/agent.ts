@@ -1,6 +1,6 @@
 // The agent: kernel events -> connections -> protocol parsers -> linked spans.
 // One instance per process; spans go to a sink (the store, an exporter).
-import { Capture, decodeBatch, formatIp, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
+import { Capture, decodeBatch, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
 import { Flag, Role } from '../kernel/index.js';
 import { Linker, type LinkRecord } from './linker.js';
 import { ProcessTable, type ResourceEnricher } from './process/resource.js';
@@ -408,8 +408,8 @@ export class Agent {
         this.counters.connections_evicted++;
       }
     }
-    const local = { ip: formatIp(e.family, e.laddr), port: e.lport };
-    const remote = { ip: formatIp(e.family, e.raddr), port: e.rport };
+    const local = { ip: e.localIp, port: e.lport };
+    const remote = { ip: e.remoteIp, port: e.rport };
     // a loopback connection never leaves its network namespace, and every namespace (pod) has
     // its own 127.0.0.1 and port space: the same 4-tuple can be two connections at once, so
     // the namespace is part of their key (the tuple rule must not pair them)
@@ -435,7 +435,8 @@ export class Agent {
       keptHeadLen: 0,
       head: undefined,
       last: e.tsEnd,
-      resource: this.processes.get(e.pid, e.comm).resource,
+      // the comm (a string read from the event) only for a process not seen yet
+      resource: (this.processes.known(e.pid) ?? this.processes.get(e.pid, e.comm)).resource,
     };
     this.#conns.set(e.connId, c);
     this.#connSlots[e.connId & ID_MASK] = c;

@@ -29,12 +29,12 @@ function fields(s: Span): Record<string, unknown> {
 }
 
 /** what a fresh parse gives (the way the agent filled spans before the memo) */
-function fresh(head: string, server: boolean, tls: boolean): Record<string, unknown> | undefined {
+function fresh(head: string, server: boolean, tls: boolean, ends = { local, remote }): Record<string, unknown> | undefined {
   const b = Buffer.from(head, 'latin1');
   const h = Http1Parser.requestHead(b, b.length);
   if (!h) return undefined;
   const s = new Span();
-  fillHttpRequest(s, server ? 'server' : 'client', h, local, remote, tls);
+  fillHttpRequest(s, server ? 'server' : 'client', h, ends.local, ends.remote, tls);
   return { ...fields(s), line: `${h.method} ${h.target}`, traceparent: h.headers.traceparent };
 }
 
@@ -72,5 +72,37 @@ describe('HeadMemo', () => {
     const again = new Span();
     assert.equal(memo.fill(again, good, view(good), 0, good.length, true, local, remote, false), true);
     assert.deepEqual({ ...fields(again), line: memo.line, traceparent: memo.traceparent }, fresh(HEADS[0]!, true, false));
+  });
+
+  it('connections that send the same heads each get their own ends (the parsed heads are shared)', () => {
+    // a connection per request, as a client that closes after each answer: every head is a
+    // connection's first, found in the shared table after its first parse
+    const ends = [
+      { local: { ip: '10.0.0.2', port: 8080 }, remote: { ip: '10.0.0.1', port: 51234 } },
+      { local: { ip: '10.0.0.3', port: 9090 }, remote: { ip: '10.0.0.9', port: 40000 } },
+      { local: { ip: '::1', port: 80 }, remote: { ip: '::1', port: 33333 } },
+    ];
+    let seed = 11;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    // some connections live on for a few heads (their template), most send one
+    const memos = ends.map(() => new HeadMemo());
+    for (let i = 0; i < 3000; i++) {
+      const which = next(ends.length);
+      if (next(3) !== 0) memos[which] = new HeadMemo();
+      const memo = memos[which]!;
+      const head = HEADS[next(HEADS.length)]!;
+      const server = next(4) !== 0;
+      const tls = next(10) === 0;
+      const pad = next(8);
+      const buf = Buffer.concat([Buffer.alloc(pad, 0x41), Buffer.from(head, 'latin1'), Buffer.alloc(3, 0x42)]);
+      const span = new Span();
+      const ok = memo.fill(span, buf, view(buf), pad, Buffer.byteLength(head, 'latin1'), server, ends[which]!.local, ends[which]!.remote, tls);
+      const want = fresh(head, server, tls, ends[which]);
+      assert.equal(ok, want !== undefined);
+      if (want) assert.deepEqual({ ...fields(span), line: memo.line, traceparent: memo.traceparent }, want, `step ${i}: ${JSON.stringify(head)} on connection ${which}`);
+    }
   });
 });

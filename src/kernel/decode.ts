@@ -25,6 +25,9 @@ export interface KernelEvent {
   /** raw 16-byte address fields (views into the batch); format with formatAddr() */
   readonly laddr: Buffer;
   readonly raddr: Buffer;
+  /** formatIp of laddr / raddr: the strings of IPv4 addresses are made once and kept (ipv4String) */
+  readonly localIp: string;
+  readonly remoteIp: string;
   readonly comm: string;
   /**
    * runtime context of the call (bpf/lib/rtctx.h), 0 when unknown: which unit of work of a
@@ -141,6 +144,12 @@ class BatchEvent implements KernelEvent {
   get raddr(): Buffer {
     return this.batch.subarray(this.off + L.raddr[0], this.off + L.raddr[0] + 16);
   }
+  get localIp(): string {
+    return ipAt(this.family, this.batch, this.view, this.off + L.laddr[0]);
+  }
+  get remoteIp(): string {
+    return ipAt(this.family, this.batch, this.view, this.off + L.raddr[0]);
+  }
   /** read on demand: most consumers need it once per connection, not per event */
   get comm(): string {
     return readComm(this.batch, this.off + L.comm[0]);
@@ -239,6 +248,29 @@ function rel(dv: DataView, at: number, baseHi: number, baseLo: number): number {
 }
 
 const V4_MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
+/**
+ * Dotted strings of IPv4 addresses by address: a node's connections come from and go to few
+ * addresses (loopback, its pods, a few services), and a connection per request would otherwise
+ * make two address strings each. Emptied when full.
+ */
+const V4_STRINGS = new Map<number, string>();
+const V4_STRINGS_MAX = 4096;
+
+/** formatIp of the 16-byte address at buf[at], IPv4 strings from V4_STRINGS */
+function ipAt(family: number, buf: Buffer, view: DataView, at: number): string {
+  let v4 = -1;
+  if (family === AF_INET) v4 = view.getUint32(at, false);
+  else if (view.getUint32(at, true) === 0 && view.getUint32(at + 4, true) === 0 && view.getUint32(at + 8, false) === 0xffff) v4 = view.getUint32(at + 12, false);
+  if (v4 < 0) return formatIp(family, buf.subarray(at, at + 16));
+  let s = V4_STRINGS.get(v4);
+  if (s === undefined) {
+    s = `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+    if (V4_STRINGS.size >= V4_STRINGS_MAX) V4_STRINGS.clear();
+    V4_STRINGS.set(v4, s);
+  }
+  return s;
+}
 
 /** "ip:port"; IPv6 in brackets, v4-mapped IPv6 as plain IPv4 */
 export function formatAddr(family: number, addr: Buffer, port: number): string {

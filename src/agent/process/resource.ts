@@ -123,6 +123,11 @@ export class ProcessTable {
     return this.#cache.size;
   }
 
+  /** the process if it is in the table (nothing read) */
+  known(pid: number): ProcessInfo | undefined {
+    return this.#cache.get(pid);
+  }
+
   /** resource of a pid; comm is the kernel's name for when /proc is gone already */
   get(pid: number, comm: string): ProcessInfo {
     let p = this.#cache.get(pid);
