@@ -5,7 +5,8 @@
 // and what a span takes from it a function of those and of the connection's ends. So:
 // - a head any connection sent before is found by a hash of its bytes in a table shared by
 //   all connections (heads with a traceparent are not: each request has its own), and is not
-//   parsed again;
+//   parsed again: its strings (name, path, route, redacted query...) are made once
+//   (spans.ts RequestParts), only the connection's part of a span is filled per connection;
 // - a connection remembers its last head, and once that head repeats, the request fields it
 //   gave a span (a template): a keep-alive connection repeating its head costs one comparison
 //   of the bytes and a copy of the fields, no parse, no hash and no strings.
@@ -13,7 +14,7 @@
 // is not plain.
 import { Http1Parser } from './protocols/http1.js';
 import { fieldsFromHeaders, newRequestHeadFields, readRequestHead, sameBytes, type RequestHeadFields } from './protocols/http1-head.js';
-import { copyRequestFields, fillRequest, type Endpoint } from './spans.js';
+import { copyRequestFields, fillRequest, fillRequestParts, requestParts, type Endpoint, type RequestParts } from './spans.js';
 import { Span } from '../model/index.js';
 
 /** heads longer than this are not remembered (the kernel sends at most its capture size) */
@@ -31,7 +32,8 @@ class ParsedHead {
     readonly view: DataView,
     readonly len: number,
     readonly hash: number,
-    readonly fields: Readonly<RequestHeadFields>,
+    /** what a span takes from the head, whatever the connection */
+    readonly parts: RequestParts,
     /** the linker's request line ("GET /x") */
     readonly line: string,
   ) {}
@@ -74,14 +76,13 @@ function parsedHead(buf: Buffer, view: DataView, start: number, len: number): Pa
   if (!remember || fields.traceparent !== undefined) return fields;
   const bytes = Buffer.allocUnsafe(len);
   buf.copy(bytes, 0, start, start + len);
-  const p = new ParsedHead(new DataView(bytes.buffer, bytes.byteOffset, len), len, hash, { ...fields }, `${fields.method} ${fields.target}`);
+  const f = fields;
+  const parts = requestParts(f.method, f.target, f.version, f.host, f.forwardedFor, f.userAgent);
+  const p = new ParsedHead(new DataView(bytes.buffer, bytes.byteOffset, len), len, hash, parts, `${f.method} ${f.target}`);
   shared[slot] = p;
   return p;
 }
 
-function fillFrom(span: Span, f: Readonly<RequestHeadFields>, server: boolean, local: Endpoint, remote: Endpoint, tls: boolean): void {
-  fillRequest(span, server ? 'server' : 'client', f.method, f.target, f.version, f.host, f.forwardedFor, f.userAgent, local, remote, tls);
-}
 
 /** A connection's last summarised request head and what it gave. */
 export class HeadMemo {
@@ -107,7 +108,7 @@ export class HeadMemo {
       // the connection's head again
       let t = this.#template;
       if (t === undefined) {
-        fillFrom(span, last.fields, server, local, remote, tls);
+        fillRequestParts(span, server ? 'server' : 'client', last.parts, local, remote, tls);
         t = this.#template = new Span();
         copyRequestFields(span, t);
       } else {
@@ -121,14 +122,14 @@ export class HeadMemo {
     if (p === undefined) return false;
     this.#template = undefined;
     if (p instanceof ParsedHead) {
-      fillFrom(span, p.fields, server, local, remote, tls);
+      fillRequestParts(span, server ? 'server' : 'client', p.parts, local, remote, tls);
       this.#last = p;
       this.#server = server;
       this.#tls = tls;
       this.line = p.line;
       this.traceparent = undefined;
     } else {
-      fillFrom(span, p, server, local, remote, tls);
+      fillRequest(span, server ? 'server' : 'client', p.method, p.target, p.version, p.host, p.forwardedFor, p.userAgent, local, remote, tls);
       this.#last = undefined;
       this.line = `${p.method} ${p.target}`;
       this.traceparent = p.traceparent;

@@ -43,7 +43,7 @@ function memo<T>(fn: (key: string) => T): (key: string) => T {
   };
 }
 
-interface HostPort {
+export interface HostPort {
   host: string;
   port?: number;
 }
@@ -107,33 +107,87 @@ export function fillRequest(
   remote: Endpoint,
   tls: boolean,
 ): void {
+  fillRequestParts(span, role, requestParts(method, target, version, hostValue, forwardedFor, ua), local, remote, tls);
+}
+
+/**
+ * What a request head gives a span whatever the connection it came on: its strings made (and
+ * redacted) once, for every span of every connection that sends the same head
+ * (src/agent/head-memo.ts). fillRequestParts adds what the connection gives.
+ */
+export interface RequestParts {
+  readonly name: string;
+  readonly method: string;
+  readonly path: string;
+  readonly route: string;
+  /** the query as stored (redacted), '' for none */
+  readonly query: string;
+  readonly version: string;
+  /** the Host header's host and port, undefined without a usable one */
+  readonly host: HostPort | undefined;
+  /** the Host header without userinfo (url.full's authority), undefined without a Host header */
+  readonly authority: string | undefined;
+  /** the first X-Forwarded-For address, '' for none */
+  readonly forwardedFor: string;
+  /** the User-Agent as stored, undefined for none */
+  readonly userAgent: string | undefined;
+  /** url.full of a client request with a Host header, by scheme, made at first use */
+  urlHttp: string | undefined;
+  urlHttps: string | undefined;
+}
+
+export function requestParts(method: string, target: string, version: string, hostValue: string | undefined, forwardedFor: string | undefined, ua: string | undefined): RequestParts {
   const { path, route, safeQuery } = targetParts(target);
-  span.name = `${method} ${route}`;
+  return {
+    name: `${method} ${route}`,
+    method,
+    path,
+    route,
+    query: safeQuery,
+    version,
+    host: hostHeader(hostValue),
+    authority: hostValue !== undefined ? stripUserinfo(hostValue) : undefined,
+    forwardedFor: forwardedFor?.split(',')[0]?.trim() ?? '',
+    userAgent: ua ? safeUserAgent(ua) : undefined,
+    urlHttp: undefined,
+    urlHttps: undefined,
+  };
+}
+
+const urlFull = (tls: boolean, authority: string, p: RequestParts): string => `${tls ? 'https' : 'http'}://${authority}${p.path}${p.query ? `?${p.query}` : ''}`;
+
+/** a span's request fields from a head's parts and the connection it came on */
+export function fillRequestParts(span: Span, role: 'server' | 'client', p: RequestParts, local: Endpoint, remote: Endpoint, tls: boolean): void {
+  span.name = p.name;
   span.kind = role;
-  span.method = method;
-  span.path = path;
-  span.route = route;
+  span.method = p.method;
+  span.path = p.path;
+  span.route = p.route;
   span.protocolName = 'http';
-  span.protocolVersion = version;
+  span.protocolVersion = p.version;
   span.peerAddress = remote.ip;
   span.peerPort = remote.port;
-  if (safeQuery) span.query = safeQuery;
-  const host = hostHeader(hostValue);
+  if (p.query) span.query = p.query;
+  const host = p.host;
   if (role === 'server') {
     span.serverAddress = host?.host ?? local.ip;
     span.serverPort = host?.port ?? local.port;
-    const xff = forwardedFor?.split(',')[0]?.trim();
-    span.clientAddress = xff || remote.ip;
+    span.clientAddress = p.forwardedFor || remote.ip;
     span.scheme = tls ? 'https' : 'http';
   } else {
     // HTTPS seen through TLS uprobes: the scheme is the only difference (semconv url.scheme)
     if (tls) span.scheme = 'https';
     span.serverAddress = host?.host ?? remote.ip;
     span.serverPort = host?.port ?? remote.port;
-    const authority = hostValue !== undefined ? stripUserinfo(hostValue) : remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`;
-    span.urlFull = `${tls ? 'https' : 'http'}://${authority}${path}${safeQuery ? `?${safeQuery}` : ''}`;
+    const a = p.authority;
+    span.urlFull =
+      a === undefined
+        ? urlFull(tls, remote.ip.includes(':') ? `[${remote.ip}]:${remote.port}` : `${remote.ip}:${remote.port}`, p)
+        : tls
+          ? (p.urlHttps ??= urlFull(true, a, p))
+          : (p.urlHttp ??= urlFull(false, a, p));
   }
-  if (ua) span.userAgent = safeUserAgent(ua);
+  if (p.userAgent !== undefined) span.userAgent = p.userAgent;
 }
 
 /** the fields fillRequest sets, from a span it filled to a new one (same head, same connection) */
