@@ -35,9 +35,6 @@ const CLOSED_REMEMBERED = 16384;
 const ID_SLOTS = 65536;
 const ID_MASK = ID_SLOTS - 1;
 
-/** 127.0.0.0/8 and ::1, as formatIp prints them */
-const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
-
 export interface AgentOptions {
   /** receives finished spans in batches */
   sink: (spans: Span[]) => void;
@@ -410,17 +407,14 @@ export class Agent {
     }
     const local = { ip: e.localIp, port: e.lport };
     const remote = { ip: e.remoteIp, port: e.rport };
-    // a loopback connection never leaves its network namespace, and every namespace (pod) has
-    // its own 127.0.0.1 and port space: the same 4-tuple can be two connections at once, so
-    // the namespace is part of their key (the tuple rule must not pair them)
-    const ns = isLoopback(local.ip) ? `%${e.netns}` : '';
-    const key = `${local.ip}${ns}:${local.port}>${remote.ip}${ns}:${remote.port}`;
     const c: Conn = {
       id: e.connId,
       pid: e.pid,
-      key,
-      // mirror(key), made from its parts (no search in the key)
-      peerKey: `${remote.ip}${ns}:${remote.port}>${local.ip}${ns}:${local.port}`,
+      // a loopback connection never leaves its network namespace, and every namespace (pod) has
+      // its own 127.0.0.1 and port space: the same 4-tuple can be two connections at once, so
+      // the namespace is part of their keys (the tuple rule must not pair them)
+      key: e.connKey,
+      peerKey: e.peerKey,
       local,
       remote,
       parser: undefined,

@@ -28,6 +28,16 @@ export interface KernelEvent {
   /** formatIp of laddr / raddr: the strings of IPv4 addresses are made once and kept (ipv4String) */
   readonly localIp: string;
   readonly remoteIp: string;
+  /**
+   * The socket's connection as a key: its local then its remote end (connKey), or the other way
+   * round (peerKey: the key the other end's socket has, when both ends are on this node). A
+   * short opaque string of 16-bit units, v4-mapped IPv6 addresses as IPv4 (so a dual-stack
+   * server's socket pairs with its IPv4 client's); the network namespace is part of it when the
+   * local address is loopback (every namespace has its own 127.0.0.1 and ports). Equal keys are
+   * the same ends: the linker pairs client and server requests by them.
+   */
+  readonly connKey: string;
+  readonly peerKey: string;
   readonly comm: string;
   /**
    * runtime context of the call (bpf/lib/rtctx.h), 0 when unknown: which unit of work of a
@@ -150,6 +160,12 @@ class BatchEvent implements KernelEvent {
   get remoteIp(): string {
     return ipAt(this.family, this.batch, this.view, this.off + L.raddr[0]);
   }
+  get connKey(): string {
+    return tupleKey(this.family, this.view, this.off + L.laddr[0], this.lport, this.off + L.raddr[0], this.rport, this.netns, this.off + L.laddr[0]);
+  }
+  get peerKey(): string {
+    return tupleKey(this.family, this.view, this.off + L.raddr[0], this.rport, this.off + L.laddr[0], this.lport, this.netns, this.off + L.laddr[0]);
+  }
   /** read on demand: most consumers need it once per connection, not per event */
   get comm(): string {
     return readComm(this.batch, this.off + L.comm[0]);
@@ -257,11 +273,47 @@ const V4_MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
 const V4_STRINGS = new Map<number, string>();
 const V4_STRINGS_MAX = 4096;
 
+/** the IPv4 address (a u32) of the 16-byte address at view[at] (plain or v4-mapped IPv6), -1 for an IPv6 one */
+function v4At(family: number, view: DataView, at: number): number {
+  if (family === AF_INET) return view.getUint32(at, false);
+  if (view.getUint32(at, true) === 0 && view.getUint32(at + 4, true) === 0 && view.getUint32(at + 8, false) === 0xffff) return view.getUint32(at + 12, false);
+  return -1;
+}
+
+/** 127.0.0.0/8 or ::1 at view[at] */
+function loopbackAt(family: number, view: DataView, at: number): boolean {
+  const v4 = v4At(family, view, at);
+  if (v4 >= 0) return v4 >>> 24 === 127;
+  return view.getUint32(at, true) === 0 && view.getUint32(at + 4, true) === 0 && view.getUint32(at + 8, true) === 0 && view.getUint32(at + 12, false) === 1;
+}
+
+const u16 = String.fromCharCode;
+
+/**
+ * KernelEvent.connKey: end a (address at view[a], port pa) then end b, then the namespace when
+ * the socket's local address (at view[local]) is loopback. IPv4 ends take 3 units each, IPv6
+ * ones 9: keys of the two forms differ in length, so they never collide.
+ */
+function tupleKey(family: number, view: DataView, a: number, pa: number, b: number, pb: number, netns: number, local: number): string {
+  const a4 = v4At(family, view, a);
+  const b4 = v4At(family, view, b);
+  const loop = loopbackAt(family, view, local);
+  if (a4 >= 0 && b4 >= 0) {
+    const k = u16(a4 >>> 16, a4 & 0xffff, pa, b4 >>> 16, b4 & 0xffff, pb);
+    return loop ? k + u16(netns >>> 16, netns & 0xffff) : k;
+  }
+  const k = v6End(view, a, pa) + v6End(view, b, pb);
+  return loop ? k + u16(netns >>> 16, netns & 0xffff) : k;
+}
+
+function v6End(view: DataView, at: number, port: number): string {
+  const w = (i: number): number => view.getUint16(at + i, false);
+  return u16(w(0), w(2), w(4), w(6), w(8), w(10), w(12), w(14), port);
+}
+
 /** formatIp of the 16-byte address at buf[at], IPv4 strings from V4_STRINGS */
 function ipAt(family: number, buf: Buffer, view: DataView, at: number): string {
-  let v4 = -1;
-  if (family === AF_INET) v4 = view.getUint32(at, false);
-  else if (view.getUint32(at, true) === 0 && view.getUint32(at + 4, true) === 0 && view.getUint32(at + 8, false) === 0xffff) v4 = view.getUint32(at + 12, false);
+  const v4 = v4At(family, view, at);
   if (v4 < 0) return formatIp(family, buf.subarray(at, at + 16));
   let s = V4_STRINGS.get(v4);
   if (s === undefined) {
