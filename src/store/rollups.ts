@@ -89,10 +89,13 @@ interface EdgeCell {
   failed: number;
 }
 
-/** one open bucket: per service a slot per kind; per client\0server a slot per connection type */
+/**
+ * one open bucket: per service a slot per kind; per client, per server a slot per connection
+ * type (maps of the services' own strings: no key string made per edge)
+ */
 interface Bucket {
   readonly red: Map<string, (RedCell | undefined)[]>;
-  readonly edges: Map<string, (EdgeCell | undefined)[]>;
+  readonly edges: Map<string, Map<string, (EdgeCell | undefined)[]>>;
 }
 
 export interface RollupOptions {
@@ -205,11 +208,12 @@ export class Rollups {
 
   private addEdge(e: CompletedEdge): void {
     const b = this.bucket(Number.isFinite(e.startNs) ? Math.floor(e.startNs / BUCKET) : 0);
-    const key = `${e.client}\u0000${e.server}`;
-    let slots = b.edges.get(key);
+    let servers = b.edges.get(e.client);
+    if (servers === undefined) b.edges.set(e.client, (servers = new Map<string, (EdgeCell | undefined)[]>()));
+    let slots = servers.get(e.server);
     if (slots === undefined) {
       slots = new Array<EdgeCell | undefined>(CONNS).fill(undefined);
-      b.edges.set(key, slots);
+      servers.set(e.server, slots);
     }
     const cell = (slots[e.conn] ??= { client: new NsHistogram(BOUNDS_NS), server: new NsHistogram(BOUNDS_NS), failed: 0 });
     cell.client.observe(e.clientNs, BOUNDS_NS);
@@ -266,25 +270,24 @@ export class Rollups {
           redRows++;
         }
       }
-      for (const [pair, slots] of b.edges) {
-        const cut = pair.indexOf('\u0000');
-        const client = pair.slice(0, cut);
-        const server = pair.slice(cut + 1);
-        for (let k = 0; k < slots.length; k++) {
-          const e = slots[k];
-          if (e === undefined) continue;
-          edge.appendBigInt(bucketNs);
-          edge.appendVarchar(client);
-          edge.appendVarchar(server);
-          edge.appendUTinyInt(k);
-          edge.appendDouble(e.client.count);
-          edge.appendDouble(e.failed);
-          edge.appendDouble(e.client.sumNs);
-          edge.appendDouble(e.server.sumNs);
-          for (let i = 0; i < H; i++) edge.appendDouble(e.client.counts[i] ?? 0);
-          for (let i = 0; i < H; i++) edge.appendDouble(e.server.counts[i] ?? 0);
-          edge.endRow();
-          edgeRows++;
+      for (const [client, servers] of b.edges) {
+        for (const [server, slots] of servers) {
+          for (let k = 0; k < slots.length; k++) {
+            const e = slots[k];
+            if (e === undefined) continue;
+            edge.appendBigInt(bucketNs);
+            edge.appendVarchar(client);
+            edge.appendVarchar(server);
+            edge.appendUTinyInt(k);
+            edge.appendDouble(e.client.count);
+            edge.appendDouble(e.failed);
+            edge.appendDouble(e.client.sumNs);
+            edge.appendDouble(e.server.sumNs);
+            for (let i = 0; i < H; i++) edge.appendDouble(e.client.counts[i] ?? 0);
+            for (let i = 0; i < H; i++) edge.appendDouble(e.server.counts[i] ?? 0);
+            edge.endRow();
+            edgeRows++;
+          }
         }
       }
     }
@@ -412,11 +415,12 @@ export class Rollups {
       add(String(r[0]), String(r[1]), Number(r[2]), Number(r[3]), v.slice(7, 7 + H), v.slice(7 + H), Number(r[4]), Number(r[5]), Number(r[6]));
     }
     for (const b of this.openIn(lo, untilNs)) {
-      for (const [pair, slots] of b.edges) {
-        const cut = pair.indexOf('\u0000');
-        slots.forEach((cell, k) => {
-          if (cell) add(pair.slice(0, cut), pair.slice(cut + 1), k, cell.failed, cell.client.counts, cell.server.counts, cell.client.count, cell.client.sumNs, cell.server.sumNs);
-        });
+      for (const [client, servers] of b.edges) {
+        for (const [server, slots] of servers) {
+          slots.forEach((cell, k) => {
+            if (cell) add(client, server, k, cell.failed, cell.client.counts, cell.server.counts, cell.client.count, cell.client.sumNs, cell.server.sumNs);
+          });
+        }
       }
     }
     const cmp = (a: E, b: E): number => (a.caller < b.caller ? -1 : a.caller > b.caller ? 1 : a.callee < b.callee ? -1 : a.callee > b.callee ? 1 : a.conn - b.conn);
