@@ -143,6 +143,27 @@ describe('closed-set columns as ENUM', () => {
     await storeAndRead(db, []);
   });
 
+  it('hot attributes put straight into `extra` get their columns, of every kind; a value of another type stays in the JSON', async () => {
+    const db = join(dir, 'extra.duckdb');
+    const s = mk('GET', '1.1', 'http', 'tuple');
+    s.method = undefined;
+    s.path = undefined;
+    s.statusCode = undefined;
+    s.scheme = undefined;
+    // not through setAttr: the writer finds them in `extra` (an ENUM, a string, a number, a code, an ENUM outside its set)
+    s.extra = { 'http.request.method': 'PUT', 'url.path': '/direct', 'http.response.status_code': 201, 'http.route': '/r/:id', 'url.scheme': 'gopher', 'server.port': 'eighty' };
+    const store = await DuckStore.open({ path: db });
+    try {
+      store.append([s]);
+      await store.flush();
+      assert.deepEqual(await names(store, '{ span.http.response.status_code = 201 && span.url.path = "/direct" && span.http.route = "/r/:id" }'), ['GET /x']);
+    } finally {
+      await store.shutdown();
+    }
+    const stored = await rows(db, `SELECT http_method, url_path, http_status_code, http_route IS NOT NULL, url_scheme, server_port, attributes FROM spans`);
+    assert.deepEqual(stored, [['PUT', '/direct', 201, true, null, null, '{"server.port":"eighty","url.scheme":"gopher"}']]);
+  });
+
   it('a store made with VARCHAR columns keeps every value in its column', async () => {
     const db = join(dir, 'old.duckdb');
     await makeTables(db, (stmt) => stmt.replace(/ENUM\([^)]*\)/g, 'VARCHAR'), '2');

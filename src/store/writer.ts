@@ -633,42 +633,74 @@ export class SpanWriter {
     /** string values an ENUM column has no code for: they go to the JSON (schema.ts SPAN_ENUMS) */
     let outside: Attributes | undefined;
     const seen = this.hotSeen;
-    const enums = c.enumCodes;
-    const coded = c.coded;
-    for (let h = 0; h < HOT_TYPES.length; h++) {
-      // a hot key put straight into `extra` (not through setAttr) still gets its column
-      let v = s.hot(h);
-      if (v === undefined && s.extra !== undefined) v = enc.hot[h] as HotValue;
-      const col = c.hot[h] as VarcharColumn | NumberColumn | EnumColumn;
-      if (v === undefined) {
-        col.setNull(i);
-        continue;
-      }
-      if (!seen[h]) {
-        seen[h] = true;
-        this.noteKey(HOT_ATTRIBUTES[h]![0]);
-      }
-      if (typeof v === 'string') {
-        const enumCodes = enums[h];
-        if (enumCodes === undefined) {
-          if (coded[h]) {
-            (col as NumberColumn).set(i, codes.code(v, b.strs));
-            hotBytes += 2;
-          } else {
-            (col as VarcharColumn).set(i, v);
-            hotBytes += v.length;
-          }
+    const extra = s.extra !== undefined;
+    // a hot key put straight into `extra` (not through setAttr) still gets its column (enc.hot);
+    // a value whose type is not the column's is in `extra` only
+    {
+      const { at, cols } = c.numbers;
+      for (let k = 0; k < at.length; k++) {
+        const h = at[k]!;
+        let v = s.hot(h);
+        if (v === undefined && extra) v = enc.hot[h] as HotValue;
+        if (typeof v !== 'number') {
+          cols[k]!.setNull(i);
           continue;
         }
-        const code = enumCodes.get(v);
+        if (!seen[h]) this.sawHot(h);
+        cols[k]!.set(i, v);
+      }
+    }
+    {
+      const { at, cols } = c.codes;
+      for (let k = 0; k < at.length; k++) {
+        const h = at[k]!;
+        let v = s.hot(h);
+        if (v === undefined && extra) v = enc.hot[h] as HotValue;
+        if (typeof v !== 'string') {
+          cols[k]!.setNull(i);
+          continue;
+        }
+        if (!seen[h]) this.sawHot(h);
+        cols[k]!.set(i, codes.code(v, b.strs));
+        hotBytes += 2;
+      }
+    }
+    {
+      const { at, cols } = c.enums;
+      for (let k = 0; k < at.length; k++) {
+        const h = at[k]!;
+        let v = s.hot(h);
+        if (v === undefined && extra) v = enc.hot[h] as HotValue;
+        const col = cols[k]!;
+        if (typeof v !== 'string') {
+          col.setNull(i);
+          continue;
+        }
+        if (!seen[h]) this.sawHot(h);
+        const code = col.codes.get(v);
         if (code !== undefined) {
-          (col as EnumColumn).set(i, code);
+          col.set(i, code);
           hotBytes++;
         } else {
           col.setNull(i);
           (outside ??= {})[HOT_ATTRIBUTES[h]![0]] = v;
         }
-      } else (col as NumberColumn).set(i, v);
+      }
+    }
+    {
+      const { at, cols } = c.strings;
+      for (let k = 0; k < at.length; k++) {
+        const h = at[k]!;
+        let v = s.hot(h);
+        if (v === undefined && extra) v = enc.hot[h] as HotValue;
+        if (typeof v !== 'string') {
+          cols[k]!.setNull(i);
+          continue;
+        }
+        if (!seen[h]) this.sawHot(h);
+        cols[k]!.set(i, v);
+        hotBytes += v.length;
+      }
     }
     if (outside !== undefined) {
       // appended to the JSON text as JSON.stringify writes it (the text compile.ts searches)
@@ -698,6 +730,12 @@ export class SpanWriter {
     }
     b.traces.add(s);
     this.rollups.observe(res.service ?? UNKNOWN_SERVICE, s, dur);
+  }
+
+  /** a hot attribute written for the first time since the writer started: its key is noted */
+  private sawHot(h: number): void {
+    this.hotSeen[h] = true;
+    this.noteKey(HOT_ATTRIBUTES[h]![0]);
   }
 
   /** records a span attribute key met for the first time (see spanKeys); AttrEncoder calls it */
@@ -805,6 +843,12 @@ function newBatch(codesEpoch: number, startedAt: number): Batch {
 }
 
 /** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
+/** some of a SpanChunk's hot columns: their indices in HOT_ATTRIBUTES, and the columns */
+interface HotGroup<C extends Column> {
+  readonly at: readonly number[];
+  readonly cols: readonly C[];
+}
+
 class SpanChunk {
   /** rows written so far */
   n = 0;
@@ -823,10 +867,16 @@ class SpanChunk {
   readonly namespace: VarcharColumn | NumberColumn;
   /** hot attribute columns, in HOT_KEYS order: VARCHAR, DOUBLE, or ENUM for the columns a store made since session 12 has as such */
   readonly hot: readonly Column[];
-  /** per hot column, its ENUM's codes (undefined: not an ENUM) */
-  readonly enumCodes: readonly (ReadonlyMap<string, number> | undefined)[];
-  /** per hot column, whether it holds string codes (schema.ts SPAN_CODED; a UINTEGER column for a string attribute) */
-  readonly coded: readonly boolean[];
+  /**
+   * The hot columns by how a value goes in (their indices, and the columns in the same order):
+   * numbers, string codes, ENUM codes, strings. writeRow fills each group in a loop of its own,
+   * so that each call of a column's setter sees one class of column (one loop over all of them
+   * made every such call megamorphic).
+   */
+  readonly numbers: HotGroup<NumberColumn>;
+  readonly codes: HotGroup<NumberColumn>;
+  readonly enums: HotGroup<EnumColumn>;
+  readonly strings: HotGroup<VarcharColumn>;
   readonly attributes = new VarcharColumn();
   private readonly columns: readonly Column[];
 
@@ -842,8 +892,16 @@ class SpanChunk {
       if (t === 'string' && type?.typeId === DuckDBTypeId.UINTEGER) return new NumberColumn(DuckDBTypeId.UINTEGER);
       return t === 'string' ? new VarcharColumn() : new NumberColumn(DuckDBTypeId.DOUBLE);
     });
-    this.enumCodes = this.hot.map((c) => (c instanceof EnumColumn ? c.codes : undefined));
-    this.coded = this.hot.map((c, h) => HOT_TYPES[h] === 'string' && c instanceof NumberColumn);
+    // a UINTEGER column for a string attribute holds string codes (schema.ts SPAN_CODED)
+    const coded = this.hot.map((c, h) => HOT_TYPES[h] === 'string' && c instanceof NumberColumn);
+    const group = <C extends Column>(pick: (c: Column, h: number) => boolean): HotGroup<C> => {
+      const at = this.hot.flatMap((c, h) => (pick(c, h) ? [h] : []));
+      return { at, cols: at.map((h) => this.hot[h] as C) };
+    };
+    this.numbers = group((c, h) => c instanceof NumberColumn && !coded[h]);
+    this.codes = group((c, h) => c instanceof NumberColumn && coded[h]!);
+    this.enums = group((c) => c instanceof EnumColumn);
+    this.strings = group((c) => c instanceof VarcharColumn);
     this.columns = [
       this.start,
       this.duration,
