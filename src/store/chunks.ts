@@ -359,13 +359,23 @@ export function checkColumns(types: readonly DuckDBType[], columns: readonly Col
 }
 
 /**
+ * DuckDB's handles of a table's column types, made once per list of types: DuckDBDataChunk.create
+ * makes them anew for every chunk (for an ENUM, its whole dictionary), ~2% of the agent's JS
+ * thread with a file store. A chunk copies the types it is made with, so the handles are shared.
+ */
+const LOGICAL_TYPES = new WeakMap<readonly DuckDBType[], ReturnType<DuckDBType['toLogicalType']>['logical_type'][]>();
+
+/**
  * Hands filled column buffers (checked with checkColumns) to a new DuckDB data chunk of n
  * rows. The buffers are empty afterwards, also when this throws (the rows are then lost).
  */
 export function toDataChunk(types: readonly DuckDBType[], columns: readonly Column[], n: number): DuckDBDataChunk {
   if (n < 0 || n > CHUNK_ROWS) throw new RangeError(`a chunk holds 0..${CHUNK_ROWS} rows, not ${n}`);
   try {
-    const chunk = DuckDBDataChunk.create(types, n);
+    let logical = LOGICAL_TYPES.get(types);
+    if (logical === undefined) LOGICAL_TYPES.set(types, (logical = types.map((t) => t.toLogicalType().logical_type)));
+    const chunk = new DuckDBDataChunk(bindings.create_data_chunk(logical));
+    chunk.rowCount = n;
     for (let c = 0; c < columns.length; c++) (columns[c] as Column).copyTo(bindings.data_chunk_get_vector(chunk.chunk, c), n);
     return chunk;
   } finally {
