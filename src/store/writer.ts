@@ -632,74 +632,51 @@ export class SpanWriter {
     let hotBytes = 0;
     /** string values an ENUM column has no code for: they go to the JSON (schema.ts SPAN_ENUMS) */
     let outside: Attributes | undefined;
-    const seen = this.hotSeen;
     const extra = s.extra !== undefined;
-    // a hot key put straight into `extra` (not through setAttr) still gets its column (enc.hot);
-    // a value whose type is not the column's is in `extra` only
+    // one loop per kind of column: each setter call below sees one class of column (one loop
+    // over all of them made these calls megamorphic)
     {
       const { at, cols } = c.numbers;
       for (let k = 0; k < at.length; k++) {
-        const h = at[k]!;
-        let v = s.hot(h);
-        if (v === undefined && extra) v = enc.hot[h] as HotValue;
-        if (typeof v !== 'number') {
-          cols[k]!.setNull(i);
-          continue;
-        }
-        if (!seen[h]) this.sawHot(h);
-        cols[k]!.set(i, v);
+        const v = this.hotValue(s, at[k]!, extra);
+        if (typeof v === 'number') cols[k]!.set(i, v);
+        else cols[k]!.setNull(i);
       }
     }
     {
       const { at, cols } = c.codes;
       for (let k = 0; k < at.length; k++) {
-        const h = at[k]!;
-        let v = s.hot(h);
-        if (v === undefined && extra) v = enc.hot[h] as HotValue;
-        if (typeof v !== 'string') {
-          cols[k]!.setNull(i);
-          continue;
+        const v = this.hotValue(s, at[k]!, extra);
+        if (typeof v !== 'string') cols[k]!.setNull(i);
+        else {
+          cols[k]!.set(i, codes.code(v, b.strs));
+          hotBytes += 2;
         }
-        if (!seen[h]) this.sawHot(h);
-        cols[k]!.set(i, codes.code(v, b.strs));
-        hotBytes += 2;
       }
     }
     {
       const { at, cols } = c.enums;
       for (let k = 0; k < at.length; k++) {
-        const h = at[k]!;
-        let v = s.hot(h);
-        if (v === undefined && extra) v = enc.hot[h] as HotValue;
-        const col = cols[k]!;
-        if (typeof v !== 'string') {
-          col.setNull(i);
-          continue;
-        }
-        if (!seen[h]) this.sawHot(h);
-        const code = col.codes.get(v);
+        const v = this.hotValue(s, at[k]!, extra);
+        const code = typeof v === 'string' ? cols[k]!.codes.get(v) : undefined;
         if (code !== undefined) {
-          col.set(i, code);
+          cols[k]!.set(i, code);
           hotBytes++;
         } else {
-          col.setNull(i);
-          (outside ??= {})[HOT_ATTRIBUTES[h]![0]] = v;
+          cols[k]!.setNull(i);
+          if (typeof v === 'string') (outside ??= {})[HOT_ATTRIBUTES[at[k]!]![0]] = v;
         }
       }
     }
     {
       const { at, cols } = c.strings;
       for (let k = 0; k < at.length; k++) {
-        const h = at[k]!;
-        let v = s.hot(h);
-        if (v === undefined && extra) v = enc.hot[h] as HotValue;
-        if (typeof v !== 'string') {
-          cols[k]!.setNull(i);
-          continue;
+        const v = this.hotValue(s, at[k]!, extra);
+        if (typeof v !== 'string') cols[k]!.setNull(i);
+        else {
+          cols[k]!.set(i, v);
+          hotBytes += v.length;
         }
-        if (!seen[h]) this.sawHot(h);
-        cols[k]!.set(i, v);
-        hotBytes += v.length;
       }
     }
     if (outside !== undefined) {
@@ -732,10 +709,19 @@ export class SpanWriter {
     this.rollups.observe(res.service ?? UNKNOWN_SERVICE, s, dur);
   }
 
-  /** a hot attribute written for the first time since the writer started: its key is noted */
-  private sawHot(h: number): void {
-    this.hotSeen[h] = true;
-    this.noteKey(HOT_ATTRIBUTES[h]![0]);
+  /**
+   * Hot attribute h of s: its field, or, for a hot key put straight into `extra` (not through
+   * setAttr), the encoder's copy of it (a value whose type is not the column's is in `extra`
+   * only). The first one written since the writer started notes its key (spanKeys).
+   */
+  private hotValue(s: Span, h: number, extra: boolean): HotValue {
+    let v = s.hot(h);
+    if (v === undefined && extra) v = this.attrEncoder.hot[h] as HotValue;
+    if (v !== undefined && !this.hotSeen[h]) {
+      this.hotSeen[h] = true;
+      this.noteKey(HOT_ATTRIBUTES[h]![0]);
+    }
+    return v;
   }
 
   /** records a span attribute key met for the first time (see spanKeys); AttrEncoder calls it */
