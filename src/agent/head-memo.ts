@@ -76,13 +76,11 @@ function parsedHead(buf: Buffer, view: DataView, start: number, len: number): Pa
   if (!remember || fields.traceparent !== undefined) return fields;
   const bytes = Buffer.allocUnsafe(len);
   buf.copy(bytes, 0, start, start + len);
-  const f = fields;
-  const parts = requestParts(f.method, f.target, f.version, f.host, f.forwardedFor, f.userAgent);
-  const p = new ParsedHead(new DataView(bytes.buffer, bytes.byteOffset, len), len, hash, parts, `${f.method} ${f.target}`);
+  const parts = requestParts(fields.method, fields.target, fields.version, fields.host, fields.forwardedFor, fields.userAgent);
+  const p = new ParsedHead(new DataView(bytes.buffer, bytes.byteOffset, len), len, hash, parts, `${fields.method} ${fields.target}`);
   shared[slot] = p;
   return p;
 }
-
 
 /** A connection's last summarised request head and what it gave. */
 export class HeadMemo {

@@ -25,7 +25,7 @@ export interface KernelEvent {
   /** raw 16-byte address fields (views into the batch); format with formatAddr() */
   readonly laddr: Buffer;
   readonly raddr: Buffer;
-  /** formatIp of laddr / raddr: the strings of IPv4 addresses are made once and kept (ipv4String) */
+  /** formatIp of laddr / raddr: the strings of IPv4 addresses are made once and kept (V4_STRINGS) */
   readonly localIp: string;
   readonly remoteIp: string;
   /**
@@ -161,10 +161,10 @@ class BatchEvent implements KernelEvent {
     return ipAt(this.family, this.batch, this.view, this.off + L.raddr[0]);
   }
   get connKey(): string {
-    return tupleKey(this.family, this.view, this.off + L.laddr[0], this.lport, this.off + L.raddr[0], this.rport, this.netns, this.off + L.laddr[0]);
+    return tupleKey(this.family, this.view, this.off + L.laddr[0], this.lport, this.off + L.raddr[0], this.rport, this.netns, true);
   }
   get peerKey(): string {
-    return tupleKey(this.family, this.view, this.off + L.raddr[0], this.rport, this.off + L.laddr[0], this.lport, this.netns, this.off + L.laddr[0]);
+    return tupleKey(this.family, this.view, this.off + L.raddr[0], this.rport, this.off + L.laddr[0], this.lport, this.netns, false);
   }
   /** read on demand: most consumers need it once per connection, not per event */
   get comm(): string {
@@ -280,29 +280,22 @@ function v4At(family: number, view: DataView, at: number): number {
   return -1;
 }
 
-/** 127.0.0.0/8 or ::1 at view[at] */
-function loopbackAt(family: number, view: DataView, at: number): boolean {
-  const v4 = v4At(family, view, at);
-  if (v4 >= 0) return v4 >>> 24 === 127;
-  return view.getUint32(at, true) === 0 && view.getUint32(at + 4, true) === 0 && view.getUint32(at + 8, true) === 0 && view.getUint32(at + 12, false) === 1;
-}
-
 const u16 = String.fromCharCode;
 
 /**
  * KernelEvent.connKey: end a (address at view[a], port pa) then end b, then the namespace when
- * the socket's local address (at view[local]) is loopback. IPv4 ends take 3 units each, IPv6
- * ones 9: keys of the two forms differ in length, so they never collide.
+ * the socket's local address (a when localIsA, else b) is loopback (127.0.0.0/8 or ::1). IPv4
+ * ends take 3 units each, IPv6 ones 9: keys of the two forms differ in length, so they never
+ * collide.
  */
-function tupleKey(family: number, view: DataView, a: number, pa: number, b: number, pb: number, netns: number, local: number): string {
+function tupleKey(family: number, view: DataView, a: number, pa: number, b: number, pb: number, netns: number, localIsA: boolean): string {
   const a4 = v4At(family, view, a);
   const b4 = v4At(family, view, b);
-  const loop = loopbackAt(family, view, local);
-  if (a4 >= 0 && b4 >= 0) {
-    const k = u16(a4 >>> 16, a4 & 0xffff, pa, b4 >>> 16, b4 & 0xffff, pb);
-    return loop ? k + u16(netns >>> 16, netns & 0xffff) : k;
-  }
-  const k = v6End(view, a, pa) + v6End(view, b, pb);
+  const l4 = localIsA ? a4 : b4;
+  const l = localIsA ? a : b;
+  const loop =
+    l4 >= 0 ? l4 >>> 24 === 127 : view.getUint32(l, true) === 0 && view.getUint32(l + 4, true) === 0 && view.getUint32(l + 8, true) === 0 && view.getUint32(l + 12, false) === 1;
+  const k = a4 >= 0 && b4 >= 0 ? u16(a4 >>> 16, a4 & 0xffff, pa, b4 >>> 16, b4 & 0xffff, pb) : v6End(view, a, pa) + v6End(view, b, pb);
   return loop ? k + u16(netns >>> 16, netns & 0xffff) : k;
 }
 

@@ -828,13 +828,13 @@ function newBatch(codesEpoch: number, startedAt: number): Batch {
   return { chunks: [], cur: undefined, rows: 0, lost: 0, bytes: 0, traces: new TraceExtents(), fresh: [], keys: [], resIds: new Set(), lastResId: -1, extras: undefined, strs: [], codesEpoch, startedAt };
 }
 
-/** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
 /** some of a SpanChunk's hot columns: their indices in HOT_ATTRIBUTES, and the columns */
 interface HotGroup<C extends Column> {
   readonly at: readonly number[];
   readonly cols: readonly C[];
 }
 
+/** Rows of `spans` being written into column buffers (SPAN_COLUMNS order), sealed into a data chunk every CHUNK_ROWS rows. */
 class SpanChunk {
   /** rows written so far */
   n = 0;
