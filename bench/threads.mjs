@@ -17,6 +17,7 @@
 //   the measured run and prints its output after the table: `strace -c -f -p {pid}`,
 //   `perf record -g -p {pid} -o FILE`... It ends with SIGINT when the run ends.
 // --up-args 'ARGS': more arguments for `osprey up`, split on spaces (e.g. '--store-threads 2').
+// --counters: also every status counter that moved during the measured run, per request.
 // Needs root. Prints a table; asserts nothing.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -35,6 +36,7 @@ const WARM = Number(option('warm', 2));
 const ATTACH = option('attach', undefined);
 const UP_ARGS = option('up-args', '').split(' ').filter((a) => a !== '');
 const CLOSE = process.argv.includes('--close');
+const COUNTERS = process.argv.includes('--counters');
 
 function threads(pid) {
   const out = new Map();
@@ -116,6 +118,11 @@ try {
     console.log(`agent spans/req ${(d('agent_spans') / reqs).toFixed(2)}, events/req ${(d('agent_events') / reqs).toFixed(2)}, batches/req ${(d('batches') / reqs).toFixed(3)}; µs per span ${(((tu + ts) * 1e6) / Math.max(1, d('agent_spans'))).toFixed(1)}`);
     // spans the store could not keep (buffer full while it fell behind): counted, never silent
     console.log(`store: spans dropped ${d('store_spansDropped')}, checkpoints ${d('store_checkpoints')}`);
+    if (COUNTERS) {
+      for (const k of Object.keys(c1).sort()) {
+        if (typeof c1[k] === 'number' && d(k) !== 0) console.log(`  ${k.padEnd(40)} ${(d(k) / reqs).toFixed(3)}/req`);
+      }
+    }
     if (attached) console.log(attachOut);
   } finally {
     await osprey.stop();

@@ -115,10 +115,15 @@ static __always_inline struct conn *conn_new(struct fd_key *k, struct sock *sk, 
  * plain memory to the verifier): checked once per program on its own, not again at every
  * site that makes an event with whatever the verifier knows there. 0 when filled.
  */
-__noinline int event_fill(struct scratch *s, const struct conn *c, __u32 op, __s32 fd, __u64 ts)
+__noinline int event_fill(struct scratch *s, struct conn *c, __u32 op, __s32 fd, __u64 ts)
 {
 	if (!s || !c)
 		return -1;
+	/* every event of a connection is filled here first (a kept head too, before it is
+	 * re-sent): a connection never filled for another op than its opening one in summarize
+	 * mode (conn_opened) has never been heard of in user space */
+	if ((op != OSP_OP_CONNECT && op != OSP_OP_ACCEPT) || summarize != HX_MODE_ON)
+		c->told = 1;
 	struct osp_event *e = &s->ev;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	e->op = op;
@@ -479,7 +484,14 @@ __noinline int conn_opened(__u32 tgid, __s32 fd, __u32 accepted, __u64 ts)
 	if (!c)
 		return 0;
 	struct scratch *s = event_start(accepted ? OSP_OP_ACCEPT : OSP_OP_CONNECT, c, fd, ts);
-	if (s)
+	/*
+	 * In summarize mode the opening is not sent: every event carries the connection (tuple,
+	 * role, namespace, process), so user space opens it at its first event, and a connection
+	 * that never gets one (a TCP health check, a non-HTTP peer) costs it nothing at all. With
+	 * a new connection per request that is 2 of 9 records (and its close, below, for those that
+	 * never carry HTTP). The event is still filled: its runtime context is noted (lib/rtctx.h).
+	 */
+	if (s && summarize != HX_MODE_ON)
 		event_submit(s);
 	return 0;
 }
@@ -532,8 +544,11 @@ static __always_inline int close_fd(__u32 tgid, int fd, __u64 conn_id, __u8 flag
 	}
 	if (conn_id && c->id != conn_id)
 		return 0;
-	/* a TLS connection whose plaintext was never seen has nothing to close in user space */
-	if (c->state != CONN_IGNORED && !(c->tls && c->state == CONN_UNKNOWN)) {
+	/*
+	 * nothing to close in user space for a TLS connection whose plaintext was never seen, nor
+	 * for one it never heard of (see conn_opened); hx_close sends nothing for one either
+	 */
+	if (c->state != CONN_IGNORED && !(c->tls && c->state == CONN_UNKNOWN) && c->told) {
 		hx_close(c);
 		struct scratch *s = event_start(OSP_OP_CLOSE, c, fd, bpf_ktime_get_ns());
 		if (s) {

@@ -333,6 +333,75 @@ describe('capture filters', { timeout: 60_000 }, () => {
   });
 });
 
+// In summarize mode (the agent's default) a connection's opening is not sent: every event carries
+// the connection, so user space opens it at its first one, and a connection that never carries
+// HTTP (a TCP health check) reaches user space not at all, not even its close.
+describe('capture in summarize mode: connections', { timeout: 60_000 }, () => {
+  it('HTTP over a connection per request: no connect or accept records, one close per side, all exchanges', async () => {
+    const port = await freePort();
+    const srv = await startServer('node', ['-e', NODE_SERVER, String(port), '127.0.0.1'], port);
+    const rec = Recorder.open({ summarize: 'on' });
+    try {
+      const n = 20;
+      // one curl, several URLs, `Connection: close`: one process, a new connection per request
+      const urls = Array.from({ length: n }, (_, i) => `http://127.0.0.1:${port}/close-${i}`);
+      const c = await run('curl', ['-sS', '-H', 'Connection: close', ...urls.flatMap((u) => ['-o', '/dev/null', u])]);
+      assert.equal(c.code, 0, c.stderr);
+      await waitFor('every server close', () => rec.of(srv.pid).filter((e) => e.op === 'close').length >= n);
+      await waitFor('every client close', () => rec.of(c.pid).filter((e) => e.op === 'close').length >= n);
+      const mine = [...rec.of(srv.pid), ...rec.of(c.pid)];
+      assert.deepEqual(mine.filter((e) => e.op === 'connect' || e.op === 'accept'), [], 'no opening records');
+      for (const [pid, side] of [[srv.pid, 'server'], [c.pid, 'client']] as const) {
+        const byConn = conns(rec.of(pid));
+        assert.equal(byConn.size, n, `${side}: ${n} connections`);
+        for (const [id, evs] of byConn) {
+          assert.equal(evs.filter((e) => e.op === 'close').length, 1, `${side} connection ${id}: one close`);
+          assert.equal(evs.filter((e) => e.op === 'exchange').length, 1, `${side} connection ${id}: one exchange record`);
+          assert.equal(evs.at(-1)!.op, 'close', `${side} connection ${id}: the close comes last`);
+        }
+      }
+    } finally {
+      await rec.close();
+      await srv.stop();
+    }
+  });
+
+  it('connections that never carry a byte (TCP health checks) reach user space not at all; with summaries off they do', async () => {
+    const port = await freePort();
+    // accepts and closes, as a TCP readiness probe's peer sees it
+    const srv = await startServer('node', ['-e', `require('net').createServer((s) => s.destroy()).listen(${port}, '127.0.0.1')`], port);
+    const probe = `
+const net = require('net');
+(async () => {
+  for (let i = 0; i < 50; i++) await new Promise((r) => { const s = net.connect(${port}, '127.0.0.1', () => { s.end(); }); s.on('close', r); s.on('error', r); });
+})();`;
+    try {
+      for (const summarize of ['on', 'off'] as const) {
+        const rec = Recorder.open({ summarize });
+        try {
+          const p = await run('node', ['-e', probe]);
+          assert.equal(p.code, 0, p.stderr);
+          if (summarize === 'on') {
+            // give any record time to arrive, then check none did
+            await waitFor('the kernel saw the connections', () => rec.cap.counters().conn_opened >= 100);
+            await new Promise((r) => setTimeout(r, 300));
+            assert.deepEqual([...rec.of(srv.pid), ...rec.of(p.pid)].map((e) => e.op), []);
+          } else {
+            await waitFor('50 connects, accepts and closes each side', () => {
+              const ops = [...rec.of(srv.pid), ...rec.of(p.pid)].map((e) => e.op);
+              return ops.filter((o) => o === 'connect').length >= 50 && ops.filter((o) => o === 'accept').length >= 50 && ops.filter((o) => o === 'close').length >= 100;
+            });
+          }
+        } finally {
+          await rec.close();
+        }
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
 // a guard, not a target: each attach runs the verifier over every program (seconds each; far
 // more when parallel suites load the machine)
 describe('capture limits', { timeout: 420_000 }, () => {

@@ -45,7 +45,8 @@ struct conn {
 	__u16 status;
 	__u8 resp_minor;
 	__u8 tls;      /* the first bytes were a TLS record: the socket's payload is ciphertext */
-	__u8 _pad1[2];
+	__u8 told;     /* an event of it may have reached user space (its close then goes too) */
+	__u8 _pad1;
 	struct hx_msg req;
 	struct hx_msg resp;
 	__s64 left;      /* body bytes still to come of the current message */
