@@ -150,7 +150,7 @@ export const upCommand: Command = {
     '      --node-name NAME      the Kubernetes node this is: only its pods are watched (default',
     '                            $NODE_NAME, else the host name)',
     '      --background-nice N   nice value added to the agent\'s background threads (store compression,',
-    '                            queries, GC, export compression): under contention, e.g. a CPU limit,',
+    '                            queries, GC): under contention, e.g. a CPU limit,',
     '                            the JS thread and the ring-buffer reader come first, so events are',
     '                            drained before compression runs (default 10; 0-19, 0 leaves them alone).',
     '                            Applications in other sessions or cgroups (autogroup, pods) are not',
