@@ -88,6 +88,32 @@ const CASES: [string, Span[]][] = [
     span({ resource: other }),
   ]],
   ['no attributes, empty resource', [span({ resource: {} })]],
+  // every hot attribute at once (the encoder writes them field by field, in HOT_ATTRIBUTES order),
+  // over two resources, values repeated and not
+  ['every hot attribute, in two resources, repeated and distinct values', (() => {
+    const every = (i: number) => ({
+      'http.request.method': 'POST',
+      'url.path': `/orders/${i}`,
+      'http.route': '/orders/{id}',
+      'network.protocol.name': 'http',
+      'network.protocol.version': '1.1',
+      'network.peer.address': `10.1.${i >> 8}.${i & 255}`,
+      'network.peer.port': 40_000 + i,
+      'url.query': `q=${i}`,
+      'server.address': 'orders.shop.svc',
+      'server.port': 8080,
+      'client.address': '10.0.0.7',
+      'url.scheme': 'http',
+      'url.full': `http://orders.shop.svc:8080/orders/${i}?q=${i}`,
+      'user_agent.original': 'curl/7.88.1',
+      'http.request.body.size': 17,
+      'http.response.status_code': 503,
+      'http.response.body.size': 0,
+      'error.type': '503',
+      'osprey.link': 'thread',
+    });
+    return Array.from({ length: 700 }, (_, i) => span({ resource: i % 3 ? proc : other, attributes: every(i % 350) }));
+  })()],
   // the hot attributes' fast paths (lengths computed up front) at the edges of their one-byte
   // lengths, ASCII and not, short (copied by a loop) and long (a native write)
   ['hot attributes at every length edge, ASCII and not, and every kind of number', [
