@@ -120,10 +120,8 @@ __noinline int event_fill(struct scratch *s, struct conn *c, __u32 op, __s32 fd,
 	if (!s || !c)
 		return -1;
 	/* every event of a connection is filled here first (a kept head too, before it is
-	 * re-sent): a connection never filled for another op than its opening one in summarize
-	 * mode (conn_opened) has never been heard of in user space */
-	if ((op != OSP_OP_CONNECT && op != OSP_OP_ACCEPT) || summarize != HX_MODE_ON)
-		c->told = 1;
+	 * re-sent): a connection never filled has never been heard of in user space (conn_opened) */
+	c->told = 1;
 	struct osp_event *e = &s->ev;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	e->op = op;
@@ -483,15 +481,21 @@ __noinline int conn_opened(__u32 tgid, __s32 fd, __u32 accepted, __u64 ts)
 	struct conn *c = conn_new(&k, sk, accepted ? OSP_ROLE_SERVER : OSP_ROLE_CLIENT, 0);
 	if (!c)
 		return 0;
-	struct scratch *s = event_start(accepted ? OSP_OP_ACCEPT : OSP_OP_CONNECT, c, fd, ts);
+	__u32 op = accepted ? OSP_OP_ACCEPT : OSP_OP_CONNECT;
 	/*
 	 * In summarize mode the opening is not sent: every event carries the connection (tuple,
 	 * role, namespace, process), so user space opens it at its first event, and a connection
-	 * that never gets one (a TCP health check, a non-HTTP peer) costs it nothing at all. With
-	 * a new connection per request that is 2 of 9 records (and its close, below, for those that
-	 * never carry HTTP). The event is still filled: its runtime context is noted (lib/rtctx.h).
+	 * that never gets one (a TCP health check, a non-HTTP peer) costs it nothing at all, not
+	 * even its close (close_fd). With a new connection per request that is 2 of 9 records. The
+	 * runtime context is still asked: Node's notes the unit that opened a client connection
+	 * (lib/nodectx.h).
 	 */
-	if (s && summarize != HX_MODE_ON)
+	if (summarize == HX_MODE_ON) {
+		runtime_ctx(bpf_get_current_pid_tgid(), op, c);
+		return 0;
+	}
+	struct scratch *s = event_start(op, c, fd, ts);
+	if (s)
 		event_submit(s);
 	return 0;
 }
