@@ -179,11 +179,13 @@ export class SpanExporter {
     // level 1: half the CPU of level 6 (1.3 against 2.6 µs per span on recorded agent spans,
     // docs/export.md) for 6% more bytes (50 against 47 B per span); the node budget of 1 MB/s
     // at 5k req/s still holds. memLevel 9 (a 256 KiB hash table instead of 128): 1.19 -> 1.08 µs
-    // per span, the same bytes. On the JS thread, not zlib's thread pool: the pool's hand-offs
-    // (a stream object, a task, its callback) cost more CPU than they move off the thread,
-    // 2.0-2.2 against 1.5-1.6 µs per span in all threads for the same 538 KB batches (session 17,
-    // 4 alternated rounds; live export-only mode ~1 µs per request less). A batch of 1,024 spans
-    // holds the thread ~1.5 ms, which the ring buffer's batches ride out; the work is the same.
+    // per span, the same bytes. chunkSize 64 KiB: a batch's output (~50 KiB for 1,024 agent
+    // spans) in one piece, not 16 KiB pieces to join. On the JS thread, not zlib's thread pool:
+    // the pool's hand-offs (the task queued, its completion and the output handed back to the
+    // JS thread) cost more CPU than they move off the thread, 2.0-2.2 against 1.5-1.6 µs per span
+    // in all threads for the same 538 KB batches (session 17, 4 alternated rounds; live
+    // export-only mode ~1 µs per request less). A batch of 1,024 spans holds the thread ~1.5 ms,
+    // which the ring buffer's batches ride out.
     let gz: Buffer;
     try {
       gz = gzipSync(plain, { level: 1, memLevel: 9, chunkSize: 64 * 1024 });
