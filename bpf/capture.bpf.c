@@ -95,6 +95,7 @@ static __always_inline struct conn *conn_new(struct fd_key *k, struct sock *sk, 
 	c.sk = (__u64)sk;
 	c.role = role;
 	c.preexisting = preexisting;
+	c.tgid = k->tgid;
 	c.state = CONN_UNKNOWN;
 	read_tuple(sk, &c);
 	if (bpf_map_update_elem(&conns, k, &c, BPF_ANY)) {
@@ -140,7 +141,7 @@ __noinline int event_fill(struct scratch *s, struct conn *c, __u32 op, __s32 fd,
 	e->lport = c->lport;
 	e->rport = c->rport;
 	e->tls = c->tls;
-	e->_pad0 = 0;
+	e->link = 0;
 	e->netns = c->netns;
 	__builtin_memcpy(e->laddr, c->laddr, 16);
 	__builtin_memcpy(e->raddr, c->raddr, 16);
@@ -424,6 +425,9 @@ __noinline int data_out(struct conn *c, const struct data_call *d)
 	if (c->state == CONN_TRACKED) {
 		if (!hx_step(c, s, send, ret, got))
 			return 0;
+		/* a call the kernel does not summarise: the parser finds its request's start */
+		if (summarize != HX_MODE_OFF && send && c->role == OSP_ROLE_CLIENT && c->hx == HX_RAW)
+			hx_raw_call(s);
 	} else if (c->hx == HX_NEW) {
 		/* raw bytes went out before the gate decided: summarising would start mid-stream */
 		c->hx = HX_RAW;

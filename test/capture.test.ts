@@ -402,6 +402,79 @@ const net = require('net');
   });
 });
 
+// A middle tier: answers each request after a call of its own to a backend (a fresh process
+// that has called nobody before its first request)
+const NODE_MIDDLE = `
+const http = require('http');
+const backend = Number(process.argv[2]);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+http.createServer((req, res) => {
+  http.get({ host: '127.0.0.1', port: backend, path: '/from-middle' + req.url, agent }, (r) => {
+    r.resume();
+    r.on('end', () => res.end('via middle ' + r.statusCode));
+  });
+}).listen(Number(process.argv[1]), '127.0.0.1');
+`;
+
+describe('capture in summarize mode: linking hints', { timeout: 60_000 }, () => {
+  it('a server that calls nobody and a client that serves nothing: one record per exchange, no hint', async () => {
+    const port = await freePort();
+    const srv = await startServer('node', ['-e', NODE_SERVER, String(port), '127.0.0.1'], port);
+    const rec = Recorder.open({ summarize: 'on' });
+    try {
+      const n = 10;
+      const c = await run('node', ['-e', NODE_CLIENT, `http://127.0.0.1:${port}/pure`, String(n)]);
+      assert.equal(c.code, 0, c.stderr);
+      await waitFor('every exchange record', () => rec.of(srv.pid).filter((e) => e.op === 'exchange').length >= n && rec.of(c.pid).filter((e) => e.op === 'exchange').length >= n);
+      await waitFor('the close of each side', () => rec.of(srv.pid).some((e) => e.op === 'close') && rec.of(c.pid).some((e) => e.op === 'close'));
+      for (const [pid, side] of [[srv.pid, 'server'], [c.pid, 'client']] as const) {
+        const ops = rec.of(pid).filter((e) => e.op !== 'close').map((e) => e.op);
+        assert.deepEqual(ops, Array(n).fill('exchange'), `${side}: only exchange records`);
+      }
+    } finally {
+      await rec.close();
+      await srv.stop();
+    }
+  });
+
+  it('a server that calls out: the starts of its requests and calls are told, the first request at its first call', async () => {
+    const backendPort = await freePort();
+    const backend = await startServer('node', ['-e', NODE_SERVER, String(backendPort), '127.0.0.1'], backendPort);
+    const rec = Recorder.open({ summarize: 'on' });
+    const port = await freePort();
+    // started under the capture: its requests are untold until it first calls out
+    const middle = await startServer('node', ['-e', NODE_MIDDLE, String(port), String(backendPort)], port);
+    try {
+      const n = 5;
+      const c = await run('node', ['-e', NODE_CLIENT, `http://127.0.0.1:${port}/hop`, String(n)]);
+      assert.equal(c.code, 0, c.stderr);
+      await waitFor('every exchange of the middle', () => rec.of(middle.pid).filter((e) => e.op === 'exchange').length >= 2 * n);
+      const evs = rec.of(middle.pid).filter((e) => e.op !== 'close');
+      const servers = evs.filter((e) => e.role === Role.server);
+      const calls = evs.filter((e) => e.role === Role.client);
+      const heads = (xs: SeenEvent[]) => xs.filter((e) => e.op === 'head');
+      assert.equal(heads(servers).length, n, `each request's start told: ${servers.map((e) => e.op)}`);
+      assert.equal(heads(calls).length, n, `each call's start told: ${calls.map((e) => e.op)}`);
+      assert.ok(
+        evs.every((e) => e.op !== 'head' || e.link === 0),
+        'no start is unsure (the first request was told at the first call)',
+      );
+      // the first request: its start was held back, and told at the first call, before the call's own
+      const first = evs.findIndex((e) => e.op === 'head' && e.role === Role.server);
+      const firstCall = evs.findIndex((e) => e.op === 'head' && e.role === Role.client);
+      assert.ok(first >= 0 && first < firstCall, `the first request's start comes before the first call's: ${evs.map((e) => e.op)}`);
+      assert.ok(evs[first]!.ts < evs[firstCall]!.ts, 'with its own time');
+      assert.ok(evs[first]!.data.startsWith('GET /hop?i=0 HTTP/1.1'), evs[first]!.data);
+      // the backend and the client: no hint at all
+      for (const pid of [backend.pid, c.pid]) assert.deepEqual(rec.of(pid).filter((e) => e.op === 'head' || e.op === 'responded'), []);
+    } finally {
+      await rec.close();
+      await middle.stop();
+      await backend.stop();
+    }
+  });
+});
+
 // a guard, not a target: each attach runs the verifier over every program (seconds each; far
 // more when parallel suites load the machine)
 describe('capture limits', { timeout: 420_000 }, () => {

@@ -21,6 +21,8 @@ export interface SeenEvent {
   ts: number;
   /** runtime context (KernelEvent.rtx) */
   rtx: number;
+  /** the kernel's linking note (KernelEvent.link, LinkNote bits) */
+  link: number;
 }
 
 export class Recorder {
@@ -53,6 +55,7 @@ export class Recorder {
               data: e.data.toString('latin1'),
               ts: e.ts,
               rtx: e.rtx,
+              link: e.link,
             }),
           r.stats,
         ),

@@ -35,6 +35,9 @@ enum osp_op {
 	 * or wrote it) and, for a server, the response started (RESPONDED: ts = response start,
 	 * tid = the writing thread; sent only when the response does not end in the same call).
 	 * The linker needs them in time order; the exchange record comes when the response ended.
+	 * Sent only when linking needs them (lib/http1x.h, "Linking hints"): a server request's
+	 * when its process calls out, a call's when its process serves. A HEAD may come late (the
+	 * process's first call tells the requests it has in flight), with its own ts.
 	 */
 	OSP_OP_HEAD = 7,
 	OSP_OP_RESPONDED = 8,
@@ -57,6 +60,20 @@ enum hx_mode {
 	HX_MODE_OFF = 0,    /* every call as a raw event */
 	HX_MODE_ON = 1,     /* one record per simple exchange, raw events for the rest */
 	HX_MODE_SHADOW = 2, /* both, flagged: the equivalence test */
+};
+
+/*
+ * osp_event.link (summarize mode, lib/http1x.h "Linking hints"): what user space must know
+ * of a request start to link it soundly
+ */
+enum osp_link {
+	/*
+	 * A request of this process may be in flight whose start user space has not been told:
+	 * on a client request, its thread and unit of work may be working on a request user space
+	 * does not know of (no thread or runtime parent for it); on a server request, others of
+	 * its thread may be (it is no proof for the thread rule)
+	 */
+	OSP_L_UNSURE = 1 << 0,
 };
 
 /* osp_exchange.xflags */
@@ -130,7 +147,7 @@ struct osp_event {
 	unsigned short lport;       /* host order */
 	unsigned short rport;       /* host order */
 	unsigned char tls;          /* 1: a TLS connection; payloads are its plaintext, from uprobes */
-	unsigned char _pad0;
+	unsigned char link;         /* enum osp_link bits */
 	unsigned int netns;         /* network namespace inode number of the socket */
 	unsigned char laddr[16];    /* IPv4 in the first 4 bytes */
 	unsigned char raddr[16];
@@ -158,6 +175,7 @@ struct osp_abi_enums {
 	enum osp_role role;
 	enum osp_counter counter;
 	enum osp_xflag xflag;
+	enum osp_link link;
 	struct osp_exchange exchange;
 };
 

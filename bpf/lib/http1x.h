@@ -282,6 +282,167 @@ static __always_inline void hx_resend(struct hx_pend *p, struct hx_msg *m)
 }
 
 /*
+ * Linking hints, only when linking needs them. User space links a client call to the server
+ * request its thread (or unit of work) is working on, so it must know of that request when the
+ * call starts: a server request's start (HEAD) and its answer's (RESPONDED) go out as they
+ * happen, and a call's start too, so that it is linked against what is in flight then. That
+ * is three records per exchange more than the exchange record itself, and most processes
+ * never need them: a server that calls nobody (nginx serving files, a leaf service) has no call
+ * to link, and a client that serves nothing (wrk, curl, a job) has no request to link a call
+ * to. Per process, the kernel knows which it has seen:
+ * - `calls`: the process made an HTTP/1 call. Only then are its server requests' starts told
+ *   as they happen; before, each is counted in `untold` while it is in flight (its record
+ *   comes when the exchange ends, as every exchange's does);
+ * - `serves`: the process served an HTTP/1 request. Only then is a call's start told as it
+ *   happens; before, no request of the process can be in flight, and the call's exchange
+ *   record is linked when it comes with the same result (nothing to link to). The tuple rule
+ *   pairs it with its server on this host when either record comes (src/agent/linker.ts).
+ * The first call of a process flips `calls`, and the starts of its requests in flight go out
+ * then (hx_flip walks the connection table once, for this process). What a race leaves untold
+ * (a request whose start read `calls` just before the flip) keeps `untold` above 0 until it is
+ * answered, and every start told meanwhile carries OSP_L_UNSURE: user space links no call by
+ * thread or unit of work then, and takes no server request as proof. (An untold request whose
+ * connection entry the conns table evicts is never discounted: that process's calls stay
+ * unsure, unlinked by thread, which costs links, never a wrong one.)
+ */
+__noinline int hx_hint(struct scratch *s, __u32 op, __u64 ts, __u32 head_len, __u32 link);
+
+enum hx_told {
+	HD_NONE = 0,   /* no server request in progress, or answered */
+	HD_UNTOLD = 1, /* a server request in progress whose start user space was not told */
+	HD_TOLD = 2,   /* ... whose start it was told (HEAD): its answer's start goes too */
+};
+
+struct hx_proc {
+	__u32 calls;
+	__u32 serves;
+	__s32 untold;
+	__u32 _pad;
+};
+
+/*
+ * Not an LRU: an entry lost while the process lives would forget that it serves (its calls'
+ * starts would then go untold while requests told before are in flight). User space deletes
+ * the entries of processes that exited (src/agent/agent.ts, the process sweep); when the table
+ * is full, every start is told, as before the first call.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct hx_proc);
+} hx_procs SEC(".maps");
+
+/* the process's entry, made if missing; NULL when the table is full (then every start is told) */
+static __always_inline struct hx_proc *hx_proc_of(__u32 tgid)
+{
+	struct hx_proc *pr = bpf_map_lookup_elem(&hx_procs, &tgid);
+	if (pr)
+		return pr;
+	struct hx_proc zero = {};
+	bpf_map_update_elem(&hx_procs, &tgid, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&hx_procs, &tgid);
+}
+
+/* a server request's start is no longer untold (it was answered, or handed to the parser) */
+static __always_inline void hx_settle(struct conn *c)
+{
+	if (c->hd == HD_UNTOLD && __sync_val_compare_and_swap(&c->hd, HD_UNTOLD, HD_NONE) == HD_UNTOLD) {
+		struct hx_proc *pr = bpf_map_lookup_elem(&hx_procs, &c->tgid);
+		if (pr)
+			__sync_fetch_and_add(&pr->untold, -1);
+	}
+}
+
+struct flip_ctx {
+	__u32 tgid;
+	__s32 told;
+};
+
+/* one connection of the flipping process: its request in progress, if untold, is told now */
+static long hx_flip_one(struct bpf_map *map, struct fd_key *k, struct conn *c, struct flip_ctx *x)
+{
+	if (k->tgid != x->tgid || c->hd != HD_UNTOLD || c->hx != HX_REQ)
+		return 0;
+	if (__sync_val_compare_and_swap(&c->hd, HD_UNTOLD, HD_TOLD) != HD_UNTOLD)
+		return 0;
+	x->told++;
+	__u32 zero = 0;
+	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
+	struct hx_slot *sl = hx_slot_of(c->id);
+	if (!o || !sl || sl->owner != c->id)
+		return 0;
+	/* the head call's event as it was kept (hx_keep), sent as its HEAD hint would have been */
+	__u32 cap = c->req.head_len;
+	if (cap > HX_HEAD)
+		cap = HX_HEAD;
+	if (cap > sl->p.ev.cap)
+		cap = sl->p.ev.cap;
+	o->ev = sl->p.ev;
+	o->ev.op = OSP_OP_HEAD;
+	o->ev.flags = 0;
+	o->ev.link = 0;
+	o->ev.ts = c->req.ts;
+	o->ev.cap = cap;
+	o->ev.size = sizeof(struct osp_event) + cap;
+	bpf_probe_read_kernel(&o->x, cap, sl->p.data);
+	rb_out(o, sizeof(struct osp_event) + cap);
+	return 0;
+}
+
+/* the process's first call: from now on its server requests' starts are told, and those in
+ * progress are told now (once per process: a walk of the connection table) */
+__noinline int hx_flip(__u32 tgid)
+{
+	struct hx_proc *pr = bpf_map_lookup_elem(&hx_procs, &tgid);
+	if (!pr || pr->calls || __sync_val_compare_and_swap(&pr->calls, 0, 1) != 0)
+		return 0;
+	struct flip_ctx x = { .tgid = tgid };
+	bpf_for_each_map_elem(&conns, hx_flip_one, &x, 0);
+	if (x.told)
+		__sync_fetch_and_add(&pr->untold, -x.told);
+	return 0;
+}
+
+/* the link note of a start told now */
+static __always_inline __u32 hx_link_note(struct hx_proc *pr)
+{
+	return pr && pr->untold > 0 ? OSP_L_UNSURE : 0;
+}
+
+/* a request began (its head is kept, c->hx is HX_REQ): its start goes out if linking needs it */
+static __always_inline void hx_began(struct conn *c, struct scratch *s, __u64 ts_first, __u32 head_len)
+{
+	struct hx_proc *pr = hx_proc_of(s->ev.pid);
+	if (c->role == OSP_ROLE_SERVER) {
+		if (pr && !pr->serves)
+			pr->serves = 1;
+		if (pr && !pr->calls) {
+			/* marked before it is counted: a flip that sees the mark tells it and discounts it */
+			c->hd = HD_UNTOLD;
+			__sync_fetch_and_add(&pr->untold, 1);
+			return;
+		}
+		c->hd = HD_TOLD;
+	} else {
+		if (pr && !pr->calls)
+			hx_flip(s->ev.pid);
+		if (pr && !pr->serves)
+			return;
+	}
+	hx_hint(s, OSP_OP_HEAD, ts_first, head_len, hx_link_note(pr));
+}
+
+/* a raw (unsummarised) call of a client connection: the process calls out; the note of its start */
+static __always_inline void hx_raw_call(struct scratch *s)
+{
+	struct hx_proc *pr = hx_proc_of(s->ev.pid);
+	if (pr && !pr->calls)
+		hx_flip(s->ev.pid);
+	s->ev.link = hx_link_note(pr);
+}
+
+/*
  * Stop summarising: what was held back goes out first, as it would have been (the request
  * head and its folded body; the response head and its folded body), then raw events.
  * hx_fallback, hx_hint and hx_emit are global functions: the verifier checks each once per
@@ -295,6 +456,8 @@ __noinline int hx_fallback(struct conn *c)
 	__u8 st = c->hx;
 	c->hx = HX_RAW;
 	count(OSP_C_FALLBACK);
+	/* the parser gets the request's calls now: user space knows of it from here */
+	hx_settle(c);
 	if (st != HX_REQ && st != HX_RESP)
 		return 0;
 	struct hx_pend *p = hx_take(id);
@@ -309,7 +472,7 @@ __noinline int hx_fallback(struct conn *c)
 
 /* a linking hint (OSP_OP_HEAD for any request, OSP_OP_RESPONDED for a server's response): the
  * call's own event, re-labelled, with the head's bytes for HEAD and none for RESPONDED */
-__noinline int hx_hint(struct scratch *s, __u32 op, __u64 ts, __u32 head_len)
+__noinline int hx_hint(struct scratch *s, __u32 op, __u64 ts, __u32 head_len, __u32 link)
 {
 	__u32 zero = 0;
 	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
@@ -323,6 +486,7 @@ __noinline int hx_hint(struct scratch *s, __u32 op, __u64 ts, __u32 head_len)
 	o->ev = s->ev;
 	o->ev.op = op;
 	o->ev.flags = 0;
+	o->ev.link = link;
 	o->ev.ts = ts;
 	o->ev.cap = cap;
 	o->ev.size = sizeof(struct osp_event) + cap;
@@ -460,12 +624,8 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		msg_begin(&c->req, s, ts_first, ret, hi.end);
 		c->left = cl - body;
 		c->hx = HX_REQ;
-		/*
-		 * Every request start goes out in time, both roles: the linker pairs a call with the
-		 * requests its thread is working on when it starts, and a server request whose
-		 * client is seen first is linked at once instead of waiting for a late parent.
-		 */
-		hx_hint(s, OSP_OP_HEAD, ts_first, hi.end);
+		/* its start goes out now if linking needs it (see "Linking hints") */
+		hx_began(c, s, ts_first, hi.end);
 		return HX_FOLD;
 	}
 
@@ -509,10 +669,13 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		msg_begin(&c->resp, s, ts_first, ret, hi.end);
 		c->left = left - body;
 		c->hx = HX_RESP;
+		/* the answer starts: an untold request is done with for linking (its record says when) */
+		if (c->role == OSP_ROLE_SERVER && c->hd == HD_UNTOLD)
+			hx_settle(c);
 		if (c->left == 0)
 			return HX_EMIT;
-		if (c->role == OSP_ROLE_SERVER)
-			hx_hint(s, OSP_OP_RESPONDED, ts_first, 0);
+		if (c->role == OSP_ROLE_SERVER && c->hd == HD_TOLD)
+			hx_hint(s, OSP_OP_RESPONDED, ts_first, 0, 0);
 		return HX_FOLD;
 	}
 

@@ -57,6 +57,10 @@ struct conn {
 	__u8 _pad2[3];
 	__u32 h2_left[2];  /* payload bytes of that frame still to come */
 	__u8 h2_hdr[2][16]; /* the split header's bytes (9 used) */
+	/* the current server request's start, told to user space or not (enum hx_told, lib/http1x.h);
+	 * a word: a process's first call and the request's answer race for it (compare-and-swap) */
+	__u32 hd;
+	__u32 tgid; /* its process (a close in softirq runs in another's context) */
 };
 
 /* one in-flight syscall per thread, from sys_enter to sys_exit */

@@ -1,11 +1,10 @@
 // The agent: kernel events -> connections -> protocol parsers -> linked spans.
 // One instance per process; spans go to a sink (the store, an exporter).
 import { Capture, decodeBatch, type CaptureOptions, type DecodeStats, type KernelEvent } from '../kernel/index.js';
-import { Flag, Role } from '../kernel/index.js';
+import { Flag, LinkNote, Role } from '../kernel/index.js';
 import { Linker, type LinkRecord } from './linker.js';
 import { ProcessTable, type ResourceEnricher } from './process/resource.js';
 import { Http1Parser, newHttp1Counters, type Http1Counters } from './protocols/http1.js';
-import { exchangeFromRecord } from './protocols/http1-record.js';
 import { Http2Parser, looksLikeHttp2, newHttp2Counters, type Http2Counters } from './protocols/http2.js';
 import type { Chunk, Exchange, HttpRequest } from './protocols/protocol.js';
 import { Span, type Attributes } from '../model/index.js';
@@ -385,6 +384,7 @@ export class Agent {
     chunk.data = e.data;
     chunk.tid = e.tid;
     chunk.rtx = e.rtx;
+    chunk.link = e.link;
     const parser = (c.parser ??= this.#parser(c, chunk));
     const done = parser.push(chunk);
     if (parser.error === 'upgrade' && this.#upgrade(c, done, chunk)) return;
@@ -527,7 +527,8 @@ export class Agent {
       }
       if (c.kept) this.linker.abandon(c.kept);
       const line = memo.line;
-      const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx);
+      const unsure = (e.link & LinkNote.unsure) !== 0;
+      const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx, unsure);
       rec.data = span;
       c.kept = rec;
       c.keptTsEnd = e.tsEnd;
@@ -553,17 +554,24 @@ export class Agent {
       this.linker.finish(kept, e.tsEnd, this.#linkNow(), true);
       return;
     }
-    const ex = exchangeFromRecord(e);
-    if (!ex) {
+    // no start was told for it (linking did not need it then: bpf/lib/http1x.h, "Linking
+    // hints"): the record is the whole exchange, linked now with its end known
+    const x = e.exchange;
+    const server = e.role === Role.server;
+    const span = new Span();
+    const memo = (c.head ??= new HeadMemo());
+    if (!memo.fill(span, e.batch, e.view, e.dataStart, Math.min(x.reqHeadLen, e.dataEnd - e.dataStart), server, c.local, c.remote, c.tls)) {
       this.counters.kernel_records_unparsed++;
       return;
     }
     this.counters.kernel_exchanges++;
-    const rec = this.#link(c, ex.role, ex.request, undefined, e.rtx);
-    if (ex.role === 'server') this.linker.responded(rec, ex.response!.tid, ex.response!.tsStart);
-    const end = ex.response!.tsEnd;
-    rec.data = this.#span(c, ex, end);
-    this.linker.finish(rec, end, this.#linkNow(), true);
+    const line = memo.line;
+    const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx, false, e.tsEnd);
+    fillRequestBody(span, e.bytes - x.reqHeadLen);
+    fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
+    if (server) this.linker.responded(rec, x.respTid, x.respTs);
+    rec.data = this.#timed(c, span, e.ts, e.tsEnd);
+    this.linker.finish(rec, e.tsEnd, this.#linkNow(), true);
   }
 
   /**
@@ -575,7 +583,8 @@ export class Agent {
     const traceparent = role === 'server' ? req.headers.traceparent : undefined;
     const line = `${req.method} ${req.target}`;
     if (streamId !== undefined) return this.linker.start(role, c.pid, req.tid, c.key, `${line} #${streamId}`, req.tsStart, traceparent, c.peerKey, false, line);
-    return this.linker.start(role, c.pid, req.tid, c.key, line, req.tsStart, traceparent, c.peerKey, true, line, rtx || (req.rtx ?? 0));
+    const unsure = ((req.link ?? 0) & LinkNote.unsure) !== 0;
+    return this.linker.start(role, c.pid, req.tid, c.key, line, req.tsStart, traceparent, c.peerKey, true, line, rtx || (req.rtx ?? 0), unsure);
   }
 
   #finishAll(c: Conn, done: Exchange[]): void {
@@ -691,7 +700,10 @@ export class Agent {
     this.#emit(this.linker.drain(safe));
     if (now >= this.#sweepAt) {
       this.#sweepAt = now + 5e9;
-      this.processes.sweep((pid) => this.linker.forgetProcess(pid));
+      this.processes.sweep((pid) => {
+        this.linker.forgetProcess(pid);
+        this.capture?.forgetProcess(pid);
+      });
       for (const c of this.#conns.values()) {
         if (now - c.last > this.#idleNs) {
           this.#drop(c);

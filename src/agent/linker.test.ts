@@ -13,7 +13,7 @@ const B = '10.0.0.2:80>10.0.0.1:5000'; // the same connection seen by the server
 
 describe('Linker', () => {
   it('tuple then thread: server <- client on the mirrored connection, client <- the one request its thread serves', () => {
-    const l = new Linker({ holdNs: 0 });
+    const l = new Linker({ holdNs: 0, clientGraceNs: 0 });
     const c0 = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
     const s1 = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
     const c1 = l.start('client', 2, 7, 'x:1>y:2', 'GET /b', 120, undefined);
@@ -122,7 +122,7 @@ describe('Linker', () => {
   });
 
   it('only records whose trace may still change wait for the hold', () => {
-    const l = new Linker({ holdNs: 1000 });
+    const l = new Linker({ holdNs: 1000, clientGraceNs: 0 });
     // a client request without a parent never gets one: its chain is final at once
     const c = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
     const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined); // tuple child of c
@@ -597,6 +597,113 @@ describe('Linker', () => {
       const l = new Linker({ holdNs: 0, threadModel: multiplexed });
       l.start('server', 6, 1, 'a:1>b:1', 'GET /x', 100, undefined, undefined, true, undefined, 7);
       assert.equal(cli(l, 1, 'b:9>c:1', 110, 7).link, 'none');
+    });
+  });
+
+  describe('requests reported whole (the kernel told no start: bpf/lib/http1x.h, "Linking hints")', () => {
+    /** a request whose start came with its end, as agent.ts gives one from an exchange record */
+    const whole = (l: Linker, kind: 'server' | 'client', pid: number, key: string, line: string, start: number, end: number, now: number) => {
+      const r = l.start(kind, pid, pid, key, line, start, undefined, undefined, true, line, 0, false, end);
+      l.finish(r, end, now, true);
+      return r;
+    };
+
+    it("the server's record first: its client's record links it late, and it goes out then, not after the hold", () => {
+      const l = new Linker({ holdNs: 1e9 });
+      const s = whole(l, 'server', 2, B, 'GET /a', 110, 190, 190);
+      assert.deepEqual(l.drain(190), [], 'no parent yet: held');
+      const c = whole(l, 'client', 1, A, 'GET /a', 100, 200, 200);
+      assert.equal(s.parent, c);
+      assert.equal(s.link, 'tuple');
+      assert.equal(l.counters.linked_late, 1);
+      assert.deepEqual(new Set(l.drain(200)), new Set([s, c]), 'settled by the late link: out at once, with its client (claimed)');
+      assert.equal(hx(s).traceId, hx(c).traceId);
+      assert.equal(hx(s).parentSpanId, hx(c).spanId);
+    });
+
+    it("the client's record first (its read returned before the server's write did): still a candidate for its grace", () => {
+      const l = new Linker({ holdNs: 1e9 });
+      const c = whole(l, 'client', 1, A, 'GET /a', 100, 200, 200);
+      assert.deepEqual(l.drain(200 + 1e6), [], 'within its grace');
+      const s = whole(l, 'server', 2, B, 'GET /a', 110, 201, 201 + 1e6);
+      assert.equal(s.parent, c);
+      assert.deepEqual(new Set(l.drain(200 + 5e6)), new Set([c, s]));
+      assert.equal(hx(s).traceId, hx(c).traceId);
+      // after its grace it is gone (emitted): a server request reported later is on its own
+      const c3 = whole(l, 'client', 1, 'k:1>m:2', 'GET /z', 1000, 2000, 2000);
+      assert.deepEqual(l.drain(2000 + 5e6), [c3]);
+      const late = whole(l, 'server', 2, 'm:2>k:1', 'GET /z', 1100, 1900, 2000 + 5e6);
+      assert.equal(late.parent, undefined);
+    });
+
+    it('a client record pairs only with a server request inside its own time (keep-alive: the next request is not it)', () => {
+      const l = new Linker({ holdNs: 1e9 });
+      // the server's record of the first exchange was lost: the next one's must not take its client
+      const c1 = whole(l, 'client', 1, A, 'GET /a', 100, 200, 200);
+      const s2 = whole(l, 'server', 2, B, 'GET /a', 310, 390, 390);
+      assert.equal(s2.parent, undefined);
+      const c2 = whole(l, 'client', 1, A, 'GET /a', 300, 400, 400);
+      assert.equal(s2.parent, c2);
+      assert.notEqual(s2.parent, c1);
+    });
+
+    it('a finished client request no server claimed stays a candidate for its grace, then goes out', () => {
+      const l = new Linker({ holdNs: 1e9 });
+      // the client's start was told; its server, a process that calls nobody, is reported whole after it
+      const c = l.start('client', 1, 1, A, 'GET /a', 100, undefined);
+      l.finish(c, 200, 200, true);
+      assert.deepEqual(l.drain(200 + 4e6), []);
+      const s = whole(l, 'server', 2, B, 'GET /a', 110, 201, 200 + 4e6);
+      assert.equal(s.parent, c);
+      assert.deepEqual(l.drain(200 + 4e6), [s], 'the server: out at once');
+      assert.deepEqual(l.drain(200 + 5e6), [c], 'the client at the end of its grace');
+      assert.equal(hx(s).traceId, hx(c).traceId);
+      assert.equal(hx(s).parentSpanId, hx(c).spanId);
+      const lone = l.start('client', 1, 1, 'z:1>w:2', 'GET /b', 300, undefined);
+      l.finish(lone, 400, 400, true);
+      assert.deepEqual(l.drain(400 + 5e6 - 1), []);
+      assert.deepEqual(l.drain(400 + 5e6), [lone]);
+    });
+
+    it("a server request reported whole is no thread parent of a later call, and stays none of an earlier one's", () => {
+      const l = new Linker({ holdNs: 0 });
+      // a call reported whole that started before the request began: nothing to link to
+      const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
+      const c = l.start('client', 2, 7, 'x:1>y:2', 'GET /b', 100, undefined, undefined, true, 'GET /b', 0, false, 150);
+      assert.equal(c.parent, undefined, 'the request began after the call');
+      assert.equal(s.parent, undefined);
+    });
+  });
+
+  describe('the kernel unsure of what is in flight (LinkNote.unsure)', () => {
+    it('an unsure call takes no thread or runtime parent, though its thread serves one request', () => {
+      const l = new Linker({ holdNs: 0 });
+      const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
+      const c = l.start('client', 2, 7, 'x:1>y:2', 'GET /b', 120, undefined, undefined, true, 'GET /b', 0, true);
+      assert.equal(c.parent, undefined);
+      assert.equal(l.counters.withheld_unsure, 1);
+      // the next call, sure again, links
+      const c2 = l.start('client', 2, 7, 'x:1>y:3', 'GET /c', 130, undefined);
+      assert.equal(c2.parent, s);
+      // an unsure call under a runtime context: no runtime link either
+      const r = l.start('server', 3, 8, 'p:1>q:1', 'GET /r', 110, undefined, undefined, true, 'GET /r', 41);
+      const rc = l.start('client', 3, 8, 'q:2>z:1', 'GET /rc', 120, undefined, undefined, true, 'GET /rc', 41, true);
+      assert.equal(rc.parent, undefined);
+      assert.equal(l.counters.withheld_unsure, 2);
+      l.responded(r, 8);
+    });
+
+    it('an unsure server request is no proof: not the only request of its thread, nor by its request line', () => {
+      const l = new Linker({ holdNs: 0, threadModel: () => 'event-loop' });
+      const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined, undefined, true, 'GET /a', 0, true);
+      const byLine = l.start('client', 2, 7, 'x:1>y:2', 'GET /a', 120, undefined);
+      assert.equal(byLine.parent, undefined);
+      const perRequest = new Linker({ holdNs: 0 });
+      perRequest.start('server', 2, 7, B, 'GET /a', 110, undefined, undefined, true, 'GET /a', 0, true);
+      const only = perRequest.start('client', 2, 7, 'x:1>y:2', 'GET /b', 120, undefined);
+      assert.equal(only.parent, undefined);
+      assert.equal(l.counters.withheld_unsure + perRequest.counters.withheld_unsure, 2);
+      l.responded(s, 7);
     });
   });
 

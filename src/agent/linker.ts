@@ -37,8 +37,10 @@
 //
 // The tuple rule, audited the same way:
 // - connection reuse (keep-alive, client pools shared by threads): a client record leaves the
-//   connection's list when it is claimed or finished, so a later request on the same
-//   connection can only pair with a later server request;
+//   connection's list when it is claimed or emitted, and a server request pairs only with one
+//   whose time holds its start, so a later request on the same connection can only pair with a
+//   later server request. A finished client stays listed a little (CLIENT_GRACE_NS) for a server
+//   request the kernel reports whole, when its exchange has ended;
 // - pipelining: requests pair in order (HTTP/1 answers in order), oldest unclaimed first;
 // - the same 4-tuple twice at once: only on loopback in two network namespaces (two pods),
 //   so loopback keys carry the namespace (agent.ts), test/linking-netns.test.ts.
@@ -159,7 +161,10 @@ export interface LinkRecord {
   /** a server request: when its answer began (kernel ns), once known (responded) */
   answered: number | undefined;
   emitAt: number;
-  /** loss barriers raised before this record started (see the head of this file) */
+  /**
+   * loss barriers raised before this record started (see the head of this file); UNSURE_EPOCH
+   * for a server request the kernel could not vouch for (it counts as stale)
+   */
   readonly epoch: number;
   /** in the linker's live list (in flight or held), and its neighbours there (start order) */
   live: boolean;
@@ -212,6 +217,11 @@ export interface LinkerCounters {
   loss_barriers: number;
   /** links left out because events were lost around them (see the head of this file) */
   withheld_loss: number;
+  /**
+   * links left out because the kernel could not say which requests were in flight (a process's
+   * first calls, racing with requests whose start it did not tell: LinkNote.unsure)
+   */
+  withheld_unsure: number;
   /** tuple pairs whose ends two CPUs timed out of order (the server's after the client's): nested (#nestEnds) */
   ends_nested: number;
 }
@@ -241,6 +251,8 @@ export interface LinkerOptions {
    * rule's ancestry (Go: the goroutine that started a goroutine)
    */
   rtxParent?: (pid: number, rtx: number) => RtxParent | undefined;
+  /** how long a finished, unclaimed client request stays a tuple candidate (event ns, default CLIENT_GRACE_NS) */
+  clientGraceNs?: number;
 }
 
 /** what the runtime knows of a unit of work started by another (Go: a goroutine) */
@@ -281,6 +293,16 @@ const IN_CLIENTS = 1;
 const IN_WAITING = 2;
 const IN_SERVING = 4;
 const IN_SERVING_RTX = 8;
+/** LinkRecord.epoch of a server request the kernel could not vouch for: stale for every rule */
+const UNSURE_EPOCH = -1;
+
+/**
+ * how long a finished client request no server request has claimed stays a tuple candidate
+ * (event time, ns): a server whose start the kernel did not tell is reported when its exchange
+ * ends, by the CPU of its last write, which may return just after the client's last read
+ * returned on another (both wait on the same bytes)
+ */
+const CLIENT_GRACE_NS = 5e6;
 
 /**
  * Records listed by key (a connection, a thread, a unit of work). A list that empties stays
@@ -359,6 +381,7 @@ export class Linker {
     learned_event_loop: 0,
     loss_barriers: 0,
     withheld_loss: 0,
+    withheld_unsure: 0,
     ends_nested: 0,
   };
   readonly #holdNs: number;
@@ -366,6 +389,7 @@ export class Linker {
   readonly #maxAge: number;
   readonly #quarantineNs: number;
   readonly #awaitMaxNs: number;
+  readonly #clientGraceNs: number;
   /** loss barriers so far; a record with a smaller epoch is stale */
   #lossEpoch = 0;
   /** event time of the latest barrier */
@@ -400,6 +424,8 @@ export class Linker {
   #heldHead = 0;
   /** finished records emitted with the next drain without (more of) a hold: their trace is settled, or the table limit pushed them out */
   #ready: LinkRecord[] = [];
+  /** settled client requests no server request claimed, emitted after CLIENT_GRACE_NS (in emitAt order) */
+  #grace: LinkRecord[] = [];
 
   constructor(opts: LinkerOptions = {}) {
     this.#holdNs = opts.holdNs ?? 500e6;
@@ -409,6 +435,7 @@ export class Linker {
     this.#rtxParent = opts.rtxParent;
     this.#quarantineNs = opts.lossQuarantineNs ?? 10e9;
     this.#awaitMaxNs = opts.awaitMaxNs ?? 3e9;
+    this.#clientGraceNs = opts.clientGraceNs ?? CLIENT_GRACE_NS;
   }
 
   /**
@@ -467,6 +494,13 @@ export class Linker {
     line: string = sig,
     /** runtime context of its first bytes (0: unknown) */
     rtx = 0,
+    /** LinkNote.unsure: the kernel could not say which requests of the process were in flight */
+    unsure = false,
+    /**
+     * a request reported when it had ended (the kernel told no start for it): its end, known
+     * before it is linked; finish() follows
+     */
+    end?: number,
   ): LinkRecord {
     this.counters.requests++;
     if (this.#liveCount >= this.#max) this.#evictOldest();
@@ -483,7 +517,7 @@ export class Linker {
       lineOnly: !threads,
       claimed: false,
       start: ts,
-      end: undefined,
+      end,
       whole: false,
       endShift: 0,
       childEnd: undefined,
@@ -497,7 +531,7 @@ export class Linker {
       awaiting: undefined,
       answered: undefined,
       emitAt: 0,
-      epoch: this.#lossEpoch,
+      epoch: unsure && kind === 'server' ? UNSURE_EPOCH : this.#lossEpoch,
       live: true,
       listed: 0,
       liveNext: undefined,
@@ -509,7 +543,7 @@ export class Linker {
     this.#liveTail = r;
     this.#liveCount++;
     if (kind === 'server') this.#startServer(r, traceparent);
-    else this.#startClient(r, threads);
+    else this.#startClient(r, threads, unsure);
     return r;
   }
 
@@ -605,6 +639,7 @@ export class Linker {
     let full = 0;
     let total = 0;
     let stale = 0;
+    let unsure = 0;
     for (const s of set ?? []) {
       // a client request reported late (kernel exchange records come when the exchange has
       // ended): only requests its thread had begun before it started can have made it
@@ -612,6 +647,7 @@ export class Linker {
       one = s;
       total++;
       if (s.epoch !== epoch) stale++;
+      if (s.epoch === UNSURE_EPOCH) unsure++;
       if (!s.lineOnly) full++;
       if (s.line === r.line) {
         match = s;
@@ -631,9 +667,10 @@ export class Linker {
       this.counters.linked_thread_by_request_line++;
       return;
     }
-    // a link the rules would have made without the loss
+    // a link the rules would have made without the loss (or with the kernel sure)
     if (single || n === 1) {
-      this.counters.withheld_loss++;
+      if (unsure) this.counters.withheld_unsure++;
+      else this.counters.withheld_loss++;
       return;
     }
     if (n === 0 && full === 0) {
@@ -679,7 +716,8 @@ export class Linker {
         // a request started before a loss barrier may have ended unseen (its goroutine now
         // serving another request whose head was lost): withheld, and no thread guess either
         if (match.epoch !== this.#lossEpoch) {
-          this.counters.withheld_loss++;
+          if (match.epoch === UNSURE_EPOCH) this.counters.withheld_unsure++;
+          else this.counters.withheld_loss++;
           return 'ambiguous';
         }
         if (depth === 0) {
@@ -703,10 +741,12 @@ export class Linker {
     }
   }
 
-  #startClient(r: LinkRecord, threads: boolean): void {
+  #startClient(r: LinkRecord, threads: boolean, unsure: boolean): void {
     // a call whose runtime context is known never falls back to its thread: the context says
     // which request it works for, or that it works for none in flight
-    if (r.rtx) {
+    if (unsure) {
+      if (r.rtx || threads) this.counters.withheld_unsure++;
+    } else if (r.rtx) {
       if (this.#runtimeParent(r) === 'none') this.counters.runtime_no_request++;
     } else if (threads) this.#threadParent(r);
     this.#clients.push(r.connKey, r);
@@ -719,6 +759,8 @@ export class Linker {
         if (r.end !== undefined && s.start > r.end) continue;
         this.#setParent(s, r, 'tuple');
         this.counters.linked_late++;
+        // it finished while it waited (its record came first): held for a parent it now has
+        if (s.end !== undefined && this.#settled(s)) this.#release(s);
       }
       // those still without a parent wait on (in place)
       let n = 0;
@@ -799,6 +841,15 @@ export class Linker {
     }
   }
 
+  /** a held record whose trace is settled now: out with the next drain */
+  #release(r: LinkRecord): void {
+    const i = this.#held.lastIndexOf(r);
+    if (i < this.#heldHead) return;
+    this.#held.splice(i, 1);
+    r.emitAt = 0;
+    this.#ready.push(r);
+  }
+
   #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread' | 'runtime'): void {
     r.parent = parent;
     if (how === 'tuple') {
@@ -824,11 +875,16 @@ export class Linker {
     if (whole) this.#nestEnds(r);
     this.#unserve(r);
     if (r.kind === 'server') this.#decideAncestry(r, r.answered ?? r.end);
-    // the server side reads a request before the client can read its response,
-    // so a finished client request has met (or missed) its server already
-    if (r.kind === 'client') this.#unlistClient(r);
+    // a finished client request no server request has claimed may still be claimed by one
+    // reported whole a little later (CLIENT_GRACE_NS): it stays listed until it goes out
+    const unclaimed = r.kind === 'client' && !r.claimed;
     // no later parent can change its trace: out with the next drain, no hold
     if (this.#settled(r)) {
+      if (unclaimed) {
+        r.emitAt = now + this.#clientGraceNs;
+        this.#grace.push(r);
+        return;
+      }
       r.emitAt = now;
       this.#ready.push(r);
       return;
@@ -879,6 +935,12 @@ export class Linker {
     const held = this.#held;
     let n = this.#heldHead;
     while (n < held.length && held[n]!.emitAt <= now) n++;
+    const grace = this.#grace;
+    if (grace.length && grace[0]!.emitAt <= now) {
+      let g = 1;
+      while (g < grace.length && grace[g]!.emitAt <= now) g++;
+      for (const r of grace.splice(0, g)) this.#ready.push(r);
+    }
     let out = this.#ready;
     if (out.length) this.#ready = [];
     if (n > this.#heldHead) {
@@ -924,10 +986,11 @@ export class Linker {
 
   /** everything held, now (shutdown) */
   flush(): LinkRecord[] {
-    const out = this.#ready.concat(this.#held.slice(this.#heldHead));
+    const out = this.#ready.concat(this.#grace, this.#held.slice(this.#heldHead));
     this.#held = [];
     this.#heldHead = 0;
     this.#ready = [];
+    this.#grace = [];
     for (const r of out) {
       this.#resolve(r);
       this.#forget(r);

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { GO_CTX_BINS, GO_CTX_COUNTERS, GO_CTX_LAYOUT, GO_CTX_MAP, GO_CTX_SIZE, GO_GKEY_SIZE, GO_PARENT_SIZE, GO_PROC_LAYOUT, GO_PROC_SIZE } from './abi-goctx.js';
 import { GO_TLS_BINS, GO_TLS_LAYOUT, GO_TLS_MAP, GO_TLS_SIZE } from './abi-gotls.js';
 import { RT_PROCS, RT_PROCS_MAP, RtBit } from './abi-rtctx.js';
-import { EVENT_HEADER_SIZE, EVENT_LAYOUT, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, Op, Flag, Role, SummarizeMode } from './abi.js';
+import { EVENT_HEADER_SIZE, EVENT_LAYOUT, EXCHANGE_LAYOUT, EXCHANGE_SIZE, KERNEL_COUNTERS, LinkNote, Op, Flag, Role, SummarizeMode } from './abi.js';
 
 interface BtfType {
   id: number;
@@ -82,6 +82,7 @@ describe('ABI layout (bpf/abi/events.h vs src/kernel/abi.ts)', () => {
     assert.equal(flags.get('OSP_F_ELIDED'), Flag.elided);
     assert.equal(flags.get('OSP_F_SHADOW'), Flag.shadow);
     assert.equal(flags.get('OSP_F_REPLAY'), Flag.replay);
+    assert.equal(enumValues('osp_link').get('OSP_L_UNSURE'), LinkNote.unsure);
     const modes = enumValues('hx_mode');
     assert.deepEqual([modes.get('HX_MODE_OFF'), modes.get('HX_MODE_ON'), modes.get('HX_MODE_SHADOW')], [SummarizeMode.off, SummarizeMode.on, SummarizeMode.shadow]);
     const roles = enumValues('osp_role');

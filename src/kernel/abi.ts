@@ -41,6 +41,15 @@ export const Flag = {
   replay: 1 << 7,
 } as const;
 
+/** osp_event.link bits (bpf/abi/events.h enum osp_link) */
+export const LinkNote = {
+  /**
+   * a request of the process may be in flight that user space was not told of: a client
+   * request gets no thread or runtime parent, a server request is no proof for the thread rule
+   */
+  unsure: 1 << 0,
+} as const;
+
 /** struct osp_exchange, the start of an exchange record's payload: field -> [offset, size] */
 export const EXCHANGE_LAYOUT = {
   req_end: [0, 8],
@@ -107,7 +116,7 @@ export const EVENT_LAYOUT = {
   lport: [54, 2],
   rport: [56, 2],
   tls: [58, 1],
-  _pad0: [59, 1],
+  link: [59, 1],
   netns: [60, 4],
   laddr: [64, 16],
   raddr: [80, 16],

@@ -255,9 +255,20 @@ export class Capture {
     return this.#native.mapDelete(this.#h, map, key);
   }
 
+  /**
+   * A process exited: the kernel's linking state of it goes (bpf/lib/http1x.h, hx_procs, which
+   * nothing in the kernel ever empties). Never throws: a closed capture has nothing to forget.
+   */
+  forgetProcess(pid: number): void {
+    if (!this.#h) return;
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid);
+    this.#native.mapDelete(this.#h, 'hx_procs', key);
+  }
+
   /** entries in a kernel map (conns, socks, not_tcp): for leak checks and status (the calls in
    * flight are in task storage, which has no keys to count) */
-  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'tls_sessions' | 'tls_calls' | 'tls_threads' | 'go_reads'): number {
+  mapEntries(map: 'conns' | 'socks' | 'not_tcp' | 'tls_sessions' | 'tls_calls' | 'tls_threads' | 'go_reads' | 'hx_procs'): number {
     if (!this.#h) throw new Error('capture is closed');
     return this.#native.mapCount(this.#h, map);
   }

@@ -22,6 +22,8 @@ export interface KernelEvent {
   netns: number;
   /** 1: a TLS connection, whose payloads are its plaintext (from uprobes) */
   tls: number;
+  /** LinkNote bits: what linking must know of a request started by this call */
+  link: number;
   /** raw 16-byte address fields (views into the batch); format with formatAddr() */
   readonly laddr: Buffer;
   readonly raddr: Buffer;
@@ -122,6 +124,7 @@ class BatchEvent implements KernelEvent {
   rport = 0;
   netns = 0;
   tls = 0;
+  link = 0;
   rtx = 0;
   lost = 0;
   /** payload bounds in buf: a view is made only when `data` is read (a record whose
@@ -222,6 +225,7 @@ export function decodeBatch(
       e.rport = dv.getUint16(off + L.rport[0], true);
       e.netns = dv.getUint32(off + L.netns[0], true);
       e.tls = buf[off + L.tls[0]]!;
+      e.link = buf[off + L.link[0]]!;
       // u64, exact below 2^53 (a goroutine id or an integer async id never gets near that)
       e.rtx = dv.getUint32(off + L.rtx[0], true) + dv.getUint32(off + L.rtx[0] + 4, true) * 4294967296;
       e.lost = dv.getUint32(off + L.lost[0], true) + dv.getUint32(off + L.lost[0] + 4, true) * 4294967296;

@@ -29,7 +29,8 @@ function summarisedRequest(head: RequestHead, tsStart: number, tsEnd: number, si
 
 /**
  * The Exchange of an exchange record, or undefined when its request head does not parse.
- * (The agent fills the span of a record whose HEAD hint it saw without this; see agent.ts.)
+ * (The agent builds its span straight from the record, see agent.ts; this is the equivalence
+ * oracle's view of it, test/summary-oracle.test.ts.)
  */
 export function exchangeFromRecord(e: KernelEvent): Exchange | undefined {
   const x = e.exchange;

@@ -329,7 +329,7 @@ function knownMethod(d: Buffer): boolean {
 }
 
 function copyChunk(c: Chunk, data: Buffer): Chunk {
-  return { dir: c.dir, tsStart: c.tsStart, tsEnd: c.tsEnd, bytes: c.bytes, data: Buffer.from(data), tid: c.tid, rtx: c.rtx ?? 0 };
+  return { dir: c.dir, tsStart: c.tsStart, tsEnd: c.tsEnd, bytes: c.bytes, data: Buffer.from(data), tid: c.tid, rtx: c.rtx ?? 0, link: c.link ?? 0 };
 }
 
 /** Bytes end with a last-chunk line and an empty trailer section: "\n0\r\n\r\n" (or are exactly "0\r\n\r\n"). */
@@ -440,6 +440,7 @@ class Stream {
   t0 = 0;
   tid = 0;
   rtx = 0;
+  link = 0;
   lastEnd = 0;
   size = 0;
   body = 0;
@@ -481,6 +482,7 @@ class Stream {
     this.t0 = this.dirOut ? c.tsStart : c.tsEnd;
     this.tid = c.tid;
     this.rtx = c.rtx ?? 0;
+    this.link = c.link ?? 0;
     this.size = 0;
     this.body = 0;
   }
@@ -1043,6 +1045,7 @@ export class Http1Parser implements ProtocolParser {
         size: 0,
         tid: s.tid,
         rtx: s.rtx,
+        link: s.link,
         bodySize: 0,
       };
       const p: Pending = { req, res: undefined, reqDone: false, resDone: false, incomplete: undefined };

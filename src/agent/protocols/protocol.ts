@@ -19,6 +19,8 @@ export interface Chunk {
   tid: number;
   /** runtime context of the call (KernelEvent.rtx), 0 or absent when unknown */
   rtx?: number;
+  /** the kernel's note for linking a request this call starts (KernelEvent.link, LinkNote bits) */
+  link?: number;
 }
 
 export interface Message {
@@ -31,6 +33,8 @@ export interface Message {
   tid: number;
   /** the runtime context of its first bytes (Chunk.rtx), when known */
   rtx?: number;
+  /** the kernel's note for linking it (Chunk.link) */
+  link?: number;
 }
 
 export interface HttpRequest extends Message {
