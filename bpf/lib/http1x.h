@@ -297,6 +297,9 @@ static __always_inline void hx_resend(struct hx_pend *p, struct hx_msg *m)
  *   happens; before, no request of the process can be in flight, and the call's exchange
  *   record is linked when it comes with the same result (nothing to link to). The tuple rule
  *   pairs it with its server on this host when either record comes (src/agent/linker.ts).
+ * The first request of a process is told whatever its role: user space learns of the process
+ * while it surely lives (it reads the process's command line and resource then; a curl or a
+ * job that exits right after its last response would otherwise be gone by its first record).
  * The first call of a process flips `calls`, and the starts of its requests in flight go out
  * then (hx_flip walks the connection table once, for this process). What a race leaves untold
  * (a request whose start read `calls` just before the flip) keeps `untold` above 0 until it is
@@ -333,12 +336,14 @@ struct {
 	__type(value, struct hx_proc);
 } hx_procs SEC(".maps");
 
-/* the process's entry, made if missing; NULL when the table is full (then every start is told) */
-static __always_inline struct hx_proc *hx_proc_of(__u32 tgid)
+/* the process's entry, made if missing (*made = 1); NULL when the table is full (then every
+ * start is told) */
+static __always_inline struct hx_proc *hx_proc_of(__u32 tgid, int *made)
 {
 	struct hx_proc *pr = bpf_map_lookup_elem(&hx_procs, &tgid);
 	if (pr)
 		return pr;
+	*made = 1;
 	struct hx_proc zero = {};
 	bpf_map_update_elem(&hx_procs, &tgid, &zero, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&hx_procs, &tgid);
@@ -413,11 +418,12 @@ static __always_inline __u32 hx_link_note(struct hx_proc *pr)
 /* a request began (its head is kept, c->hx is HX_REQ): its start goes out if linking needs it */
 static __always_inline void hx_began(struct conn *c, struct scratch *s, __u64 ts_first, __u32 head_len)
 {
-	struct hx_proc *pr = hx_proc_of(s->ev.pid);
+	int made = 0;
+	struct hx_proc *pr = hx_proc_of(s->ev.pid, &made);
 	if (c->role == OSP_ROLE_SERVER) {
 		if (pr && !pr->serves)
 			pr->serves = 1;
-		if (pr && !pr->calls) {
+		if (pr && !pr->calls && !made) {
 			/* marked before it is counted: a flip that sees the mark tells it and discounts it */
 			c->hd = HD_UNTOLD;
 			__sync_fetch_and_add(&pr->untold, 1);
@@ -427,7 +433,7 @@ static __always_inline void hx_began(struct conn *c, struct scratch *s, __u64 ts
 	} else {
 		if (pr && !pr->calls)
 			hx_flip(s->ev.pid);
-		if (pr && !pr->serves)
+		if (pr && !pr->serves && !made)
 			return;
 	}
 	hx_hint(s, OSP_OP_HEAD, ts_first, head_len, hx_link_note(pr));
@@ -436,7 +442,8 @@ static __always_inline void hx_began(struct conn *c, struct scratch *s, __u64 ts
 /* a raw (unsummarised) call of a client connection: the process calls out; the note of its start */
 static __always_inline void hx_raw_call(struct scratch *s)
 {
-	struct hx_proc *pr = hx_proc_of(s->ev.pid);
+	int made = 0;
+	struct hx_proc *pr = hx_proc_of(s->ev.pid, &made);
 	if (pr && !pr->calls)
 		hx_flip(s->ev.pid);
 	s->ev.link = hx_link_note(pr);
