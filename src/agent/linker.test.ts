@@ -621,6 +621,21 @@ describe('Linker', () => {
       assert.equal(hx(s).parentSpanId, hx(c).spanId);
     });
 
+    it('a late parent releases what was held under the request too: its call and the call\'s server', () => {
+      const l = new Linker({ holdNs: 1e9 });
+      // a proxy's request (its start told: the proxy calls out), its call, the backend reported whole
+      const s = l.start('server', 2, 7, B, 'GET /a', 110, undefined);
+      const call = l.start('client', 2, 7, 'm:1>n:2', 'GET /a', 120, undefined);
+      const back = whole(l, 'server', 3, 'n:2>m:1', 'GET /a', 130, 170, 170);
+      l.finish(call, 180, 180, true);
+      l.finish(s, 190, 190, true);
+      assert.deepEqual(l.drain(190), [], 'no parent at the top yet: all held');
+      const c = whole(l, 'client', 1, A, 'GET /a', 100, 200, 200);
+      assert.equal(s.parent, c);
+      assert.deepEqual(new Set(l.drain(200)), new Set([s, call, back, c]), 'all out at once, not after the hold');
+      assert.equal(new Set([s, call, back, c].map((r) => hx(r).traceId)).size, 1);
+    });
+
     it("the client's record first (its read returned before the server's write did): still a candidate for its grace", () => {
       const l = new Linker({ holdNs: 1e9 });
       const c = whole(l, 'client', 1, A, 'GET /a', 100, 200, 200);

@@ -759,8 +759,9 @@ export class Linker {
         if (r.end !== undefined && s.start > r.end) continue;
         this.#setParent(s, r, 'tuple');
         this.counters.linked_late++;
-        // it finished while it waited (its record came first): held for a parent it now has
-        if (s.end !== undefined && this.#settled(s)) this.#release(s);
+        // it (and what it led to: its calls, their servers) may have finished while it waited
+        // (its record came first): held for a parent it now has
+        if (this.#settled(s)) this.#releaseUnder(s);
       }
       // those still without a parent wait on (in place)
       let n = 0;
@@ -841,13 +842,23 @@ export class Linker {
     }
   }
 
-  /** a held record whose trace is settled now: out with the next drain */
-  #release(r: LinkRecord): void {
-    const i = this.#held.lastIndexOf(r);
-    if (i < this.#heldHead) return;
-    this.#held.splice(i, 1);
-    r.emitAt = 0;
-    this.#ready.push(r);
+  /**
+   * `s` got a late parent that settles its trace: it and the held records under it go out with
+   * the next drain instead of after their hold (spans that wait survive collections: the
+   * garbage collector's cost grows with them). Those are among the records finished since `s`
+   * started, at the end of the held list; the walk back stops at the first that finished before.
+   */
+  #releaseUnder(s: LinkRecord): void {
+    const held = this.#held;
+    for (let i = held.length - 1; i >= this.#heldHead; i--) {
+      const x = held[i]!;
+      if (x.end! < s.start) break;
+      if (x !== s && this.#chainTop(x) === x) continue;
+      if (!this.#settled(x)) continue;
+      held.splice(i, 1);
+      x.emitAt = 0;
+      this.#ready.push(x);
+    }
   }
 
   #setParent(r: LinkRecord, parent: LinkRecord, how: 'tuple' | 'thread' | 'runtime'): void {
