@@ -509,9 +509,10 @@ export class Agent {
 
   /**
    * What the kernel summarised (bpf/lib/http1x.h): a request's head (linking needs it when it
-   * happens; its span is made from it at once), a server response's start, and the whole
-   * exchange once it has ended, which completes that span - the same span the parser's
-   * Exchange would have given (test/summary-oracle.test.ts).
+   * happens; its span is made from it at once), a server response's start - both only where
+   * linking needs them ("Linking hints") - and the whole exchange once it has ended, which
+   * completes that span or is the whole request when no head came: the same span the
+   * parser's Exchange would have given (test/summary-oracle.test.ts).
    */
   #summarised(c: Conn, e: KernelEvent): void {
     if (e.op === 'head') {
