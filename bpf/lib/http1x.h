@@ -308,7 +308,7 @@ static __always_inline void hx_resend(struct hx_pend *p, struct hx_msg *m)
  * connection entry the conns table evicts is never discounted: that process's calls stay
  * unsure, unlinked by thread, which costs links, never a wrong one.)
  */
-__noinline int hx_hint(struct scratch *s, __u32 op, __u64 ts, __u32 head_len, __u32 link);
+__noinline int hx_hint(struct hx_pend *s, __u32 op, __u64 ts, __u32 head_len, __u32 link);
 
 enum hx_told {
 	HD_NONE = 0,   /* no server request in progress, or answered */
@@ -372,26 +372,10 @@ static long hx_flip_one(struct bpf_map *map, struct fd_key *k, struct conn *c, s
 	if (__sync_val_compare_and_swap(&c->hd, HD_UNTOLD, HD_TOLD) != HD_UNTOLD)
 		return 0;
 	x->told++;
-	__u32 zero = 0;
-	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
-	struct hx_slot *sl = hx_slot_of(c->id);
-	if (!o || !sl || sl->owner != c->id)
-		return 0;
 	/* the head call's event as it was kept (hx_keep), sent as its HEAD hint would have been */
-	__u32 cap = c->req.head_len;
-	if (cap > HX_HEAD)
-		cap = HX_HEAD;
-	if (cap > sl->p.ev.cap)
-		cap = sl->p.ev.cap;
-	o->ev = sl->p.ev;
-	o->ev.op = OSP_OP_HEAD;
-	o->ev.flags = 0;
-	o->ev.link = 0;
-	o->ev.ts = c->req.ts;
-	o->ev.cap = cap;
-	o->ev.size = sizeof(struct osp_event) + cap;
-	bpf_probe_read_kernel(&o->x, cap, sl->p.data);
-	rb_out(o, sizeof(struct osp_event) + cap);
+	struct hx_slot *sl = hx_slot_of(c->id);
+	if (sl && sl->owner == c->id)
+		hx_hint(&sl->p, OSP_OP_HEAD, c->req.ts, c->req.head_len, 0);
 	return 0;
 }
 
@@ -436,7 +420,7 @@ static __always_inline void hx_began(struct conn *c, struct scratch *s, __u64 ts
 		if (pr && !pr->serves && !made)
 			return;
 	}
-	hx_hint(s, OSP_OP_HEAD, ts_first, head_len, hx_link_note(pr));
+	hx_hint((struct hx_pend *)s, OSP_OP_HEAD, ts_first, head_len, hx_link_note(pr));
 }
 
 /* a raw (unsummarised) call of a client connection: the process calls out; the note of its start */
@@ -477,9 +461,10 @@ __noinline int hx_fallback(struct conn *c)
 	return 0;
 }
 
-/* a linking hint (OSP_OP_HEAD for any request, OSP_OP_RESPONDED for a server's response): the
- * call's own event, re-labelled, with the head's bytes for HEAD and none for RESPONDED */
-__noinline int hx_hint(struct scratch *s, __u32 op, __u64 ts, __u32 head_len, __u32 link)
+/* a linking hint (OSP_OP_HEAD for any request, OSP_OP_RESPONDED for a server's response): a
+ * call's event (the current one in the scratch, or a kept head: struct scratch starts like
+ * struct hx_pend), re-labelled, with the head's bytes for HEAD and none for RESPONDED */
+__noinline int hx_hint(struct hx_pend *s, __u32 op, __u64 ts, __u32 head_len, __u32 link)
 {
 	__u32 zero = 0;
 	struct hx_out *o = bpf_map_lookup_elem(&hx_scratch, &zero);
@@ -677,12 +662,11 @@ static __always_inline int hx_next(struct conn *c, struct scratch *s, int send, 
 		c->left = left - body;
 		c->hx = HX_RESP;
 		/* the answer starts: an untold request is done with for linking (its record says when) */
-		if (c->role == OSP_ROLE_SERVER && c->hd == HD_UNTOLD)
-			hx_settle(c);
+		hx_settle(c);
 		if (c->left == 0)
 			return HX_EMIT;
 		if (c->role == OSP_ROLE_SERVER && c->hd == HD_TOLD)
-			hx_hint(s, OSP_OP_RESPONDED, ts_first, 0, 0);
+			hx_hint((struct hx_pend *)s, OSP_OP_RESPONDED, ts_first, 0, 0);
 		return HX_FOLD;
 	}
 

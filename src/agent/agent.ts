@@ -518,18 +518,11 @@ export class Agent {
     if (e.op === 'head') {
       // until its exchange record comes, the record holds the span (made from the head now,
       // or copied from the connection's last one when the head repeats it) and the head call
-      const span = new Span();
-      const server = e.role === Role.server;
       const headLen = e.dataEnd - e.dataStart;
-      const memo = (c.head ??= new HeadMemo());
-      if (!memo.fill(span, e.batch, e.view, e.dataStart, headLen, server, c.local, c.remote, c.tls)) {
-        this.counters.kernel_records_unparsed++;
-        return;
-      }
+      const span = this.#headSpan(c, e, headLen);
+      if (!span) return;
       if (c.kept) this.linker.abandon(c.kept);
-      const line = memo.line;
-      const unsure = (e.link & LinkNote.unsure) !== 0;
-      const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx, unsure);
+      const rec = this.#startSummarised(c, e, (e.link & LinkNote.unsure) !== 0);
       rec.data = span;
       c.kept = rec;
       c.keptTsEnd = e.tsEnd;
@@ -543,34 +536,45 @@ export class Agent {
     }
     const kept = c.kept;
     if (kept !== undefined && kept.start === e.ts) {
-      // the usual case: the record of the request whose head came as a hint
-      this.counters.kernel_exchanges++;
+      // the usual case where a start was told: the record of the request whose head came as a hint
       c.kept = undefined;
-      const x = e.exchange;
-      const span = kept.data as Span;
-      fillRequestBody(span, e.bytes - x.reqHeadLen);
-      fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
-      if (kept.kind === 'server') this.linker.responded(kept, x.respTid, x.respTs);
-      kept.data = this.#timed(c, span, e.ts, e.tsEnd);
-      this.linker.finish(kept, e.tsEnd, this.#linkNow(), true);
+      this.#completeSummarised(c, kept, e);
       return;
     }
     // no start was told for it (linking did not need it then: bpf/lib/http1x.h, "Linking
     // hints"): the record is the whole exchange, linked now with its end known
-    const x = e.exchange;
-    const server = e.role === Role.server;
+    const span = this.#headSpan(c, e, Math.min(e.exchange.reqHeadLen, e.dataEnd - e.dataStart));
+    if (!span) return;
+    const rec = this.#startSummarised(c, e, false, e.tsEnd);
+    rec.data = span;
+    this.#completeSummarised(c, rec, e);
+  }
+
+  /** the span of a summarised request, from its head's bytes (c.head keeps what they gave); undefined (counted) when they do not parse */
+  #headSpan(c: Conn, e: KernelEvent, headLen: number): Span | undefined {
     const span = new Span();
     const memo = (c.head ??= new HeadMemo());
-    if (!memo.fill(span, e.batch, e.view, e.dataStart, Math.min(x.reqHeadLen, e.dataEnd - e.dataStart), server, c.local, c.remote, c.tls)) {
-      this.counters.kernel_records_unparsed++;
-      return;
-    }
-    this.counters.kernel_exchanges++;
+    if (memo.fill(span, e.batch, e.view, e.dataStart, headLen, e.role === Role.server, c.local, c.remote, c.tls)) return span;
+    this.counters.kernel_records_unparsed++;
+    return undefined;
+  }
+
+  /** the linker record of the summarised request whose head #headSpan just read (end: reported whole) */
+  #startSummarised(c: Conn, e: KernelEvent, unsure: boolean, end?: number): LinkRecord {
+    const memo = c.head!;
+    const server = e.role === Role.server;
     const line = memo.line;
-    const rec = this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx, false, e.tsEnd);
+    return this.linker.start(server ? 'server' : 'client', c.pid, e.tid, c.key, line, e.ts, server ? memo.traceparent : undefined, c.peerKey, true, line, e.rtx, unsure, end);
+  }
+
+  /** an exchange record completes its request's span (the response, the times) and record */
+  #completeSummarised(c: Conn, rec: LinkRecord, e: KernelEvent): void {
+    this.counters.kernel_exchanges++;
+    const x = e.exchange;
+    const span = rec.data as Span;
     fillRequestBody(span, e.bytes - x.reqHeadLen);
     fillHttpResponse(span, x.status, x.respBytes - x.respHeadLen);
-    if (server) this.linker.responded(rec, x.respTid, x.respTs);
+    if (rec.kind === 'server') this.linker.responded(rec, x.respTid, x.respTs);
     rec.data = this.#timed(c, span, e.ts, e.tsEnd);
     this.linker.finish(rec, e.tsEnd, this.#linkNow(), true);
   }
